@@ -1,0 +1,103 @@
+// The one configuration schema: validation, defaults, the TypeScript type and the environment variable names.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Int = (def: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: def, minimum, maximum, description })
+
+export const ConfigSchema = Type.Object({
+  port: Int(8765, 0, 65535, 'TCP port to listen on'),
+  host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
+  useMsgpack: Type.Boolean({ default: true, description: 'default codec is MessagePack (false: JSON)' }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
+    default: 'info',
+    description: 'pino log level'
+  }),
+  logPretty: Type.Boolean({ default: false, description: 'human-readable logs (always on when stdout is a terminal)' }),
+  maxPayload: Int(65536, 128, 16 * 1024 * 1024, 'largest inbound frame in bytes; larger frames close with 1009'),
+  maxPublishBytes: Int(65536, 16, 16 * 1024 * 1024, 'largest publish data (encoded) in bytes'),
+  historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
+  historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
+  maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
+  slowConsumer: Type.Union([Type.Literal('close'), Type.Literal('conflate')], {
+    default: 'close',
+    description: 'what happens past MAX_QUEUED_BYTES: close with 4008, or conflate to the latest event per topic'
+  }),
+  heartbeatInterval: Int(30_000, 0, 3_600_000, 'milliseconds between WebSocket pings; 0 turns them off'),
+  maxSubscriptions: Int(1000, 1, 1_000_000, 'subscription patterns per connection'),
+  maxTopicLength: Int(256, 8, 4096, 'characters in a topic'),
+  maxTopicTokens: Int(16, 1, 256, 'dot-separated tokens in a topic'),
+  publishOpen: Type.Boolean({ default: false, description: 'anyone may publish (false: only loopback clients)' }),
+  shutdownGrace: Int(3000, 100, 60_000, 'milliseconds a graceful shutdown may take before the process exits anyway')
+})
+
+export type Config = Static<typeof ConfigSchema>
+export type ConfigKey = keyof Config
+
+/** portNumber -> PORT_NUMBER: the environment name of each key. */
+export const envName = (key: string): string => key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
+
+/** What a value must look like, said for a person reading an error line. */
+function accepts(schema: TSchema): string {
+  if (schema.anyOf) return 'one of ' + schema.anyOf.map((s: TSchema) => s.const).join(', ')
+  if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
+  if (schema.type === 'boolean') return 'true or false (also 1/0, yes/no)'
+  return 'a non-empty string'
+}
+
+function fromEnv(schema: TSchema, raw: string): unknown {
+  const text = raw.trim()
+  if (schema.type === 'integer') return /^-?\d+$/.test(text) ? Number(text) : raw
+  if (schema.type === 'boolean') {
+    const lower = text.toLowerCase()
+    if (['true', '1', 'yes', 'on'].includes(lower)) return true
+    if (['false', '0', 'no', 'off'].includes(lower)) return false
+    return raw
+  }
+  return text
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, value: unknown, readonly accepted: string) {
+    super(`Invalid configuration: ${variable}=${JSON.stringify(value)} is not valid; expected ${accepted}`)
+  }
+}
+
+/** Values from the environment, then overrides, then defaults; throws ConfigError naming the first bad value. */
+export function loadConfig(env: Record<string, string | undefined> = {}, overrides: Partial<Config> = {}): Config {
+  const config: Record<string, unknown> = {}
+  for (const [key, schema] of Object.entries(ConfigSchema.properties) as [string, TSchema][]) {
+    const name = envName(key)
+    let value: unknown = schema.default
+    let source = name
+    if (env[name] !== undefined && env[name] !== '') value = fromEnv(schema, env[name]!)
+    if ((overrides as Record<string, unknown>)[key] !== undefined) {
+      value = (overrides as Record<string, unknown>)[key]
+      source = `option ${key}`
+    }
+    if (!Value.Check(schema, value)) throw new ConfigError(source, value, accepts(schema))
+    config[key] = value
+  }
+  for (const key of Object.keys(overrides)) {
+    if (!(key in ConfigSchema.properties)) throw new ConfigError(`option ${key}`, (overrides as any)[key], 'a known option')
+  }
+  return config as Config
+}
+
+/** Options marked `secret: true` in the schema never leave the process. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const properties = ConfigSchema.properties as Record<string, TSchema>
+  for (const [key, value] of Object.entries(config)) out[key] = properties[key]?.secret ? '[redacted]' : value
+  return out
+}
+
+/** The README's configuration table rows, generated so docs and schema cannot drift. */
+export function describeConfig(): { variable: string; default: unknown; accepts: string; description: string }[] {
+  return Object.entries(ConfigSchema.properties).map(([key, schema]) => ({
+    variable: envName(key),
+    default: (schema as TSchema).default,
+    accepts: accepts(schema as TSchema),
+    description: (schema as TSchema).description ?? ''
+  }))
+}

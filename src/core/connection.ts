@@ -1,0 +1,346 @@
+// One client connection: decodes and dispatches its frames, and owns its send path (corking, slow-consumer policy).
+import type { Socket } from 'node:net'
+import { encodeFrame, type CodecName } from './codec.ts'
+import {
+  CloseCode, ErrorCode, FrameError, LiveError, errorFrame, eventFrame, validateFrame,
+  type BusEvent, type FrameId, type Position, type PublishFrame, type RequestFrame,
+  type SubscribeFrame, type UnsubscribeFrame
+} from './protocol.ts'
+import { isPattern, matches } from './topics.ts'
+import type { MaybePromise } from './bus.ts'
+import { isThenable, type Hub } from './hub.ts'
+
+/** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
+export interface LiveSocket {
+  readonly readyState: number
+  readonly bufferedAmount: number
+  /** ws's underlying TCP socket, used for corking and drain; absent on fakes. */
+  readonly _socket?: Socket | null
+  send(data: Uint8Array, options: { binary: boolean }): void
+  close(code?: number, reason?: string): void
+  terminate(): void
+  ping(): void
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): unknown
+  on(event: 'close', listener: (code: number) => void): unknown
+  on(event: 'pong', listener: () => void): unknown
+  on(event: 'error', listener: (err: Error) => void): unknown
+}
+
+const OPEN = 1
+const BINARY = Object.freeze({ binary: true })
+const TEXT = Object.freeze({ binary: false })
+// Corking holds a socket's frames until the end of the event-loop turn so they leave in one write;
+// these caps bound what one socket holds meanwhile.
+const MAX_CORKED_FRAMES = 64
+const MAX_CORKED_BYTES = 64 * 1024
+// Replies are never conflated; a client that sends requests and never reads is cut off here.
+const REPLY_QUEUE_FACTOR = 4
+
+export class LiveConnection {
+  readonly patterns = new Set<string>()
+  readonly binary: boolean
+  private readonly sendOptions: { binary: boolean }
+  private readonly raw: Socket | null
+  private alive = true
+  private corked = false
+  private corkedFrames = 0
+  private corkedBytes = 0
+  /** Latest frame per topic while congested under the conflate policy. */
+  private conflated: Map<string, Uint8Array> | null = null
+  /** Live events held while a subscribe waits for the bus: [event, frame, event, frame, ...]. */
+  private held: (BusEvent | Uint8Array)[] | null = null
+  private holds = 0
+  /** Highest seq sent per topic by replays and snapshots while holding, to drop held duplicates. */
+  private replayed: Map<string, number> | null = null
+
+  constructor(
+    private readonly hub: Hub,
+    readonly socket: LiveSocket,
+    readonly id: number,
+    readonly codec: CodecName,
+    private readonly mayPublish: boolean
+  ) {
+    this.binary = codec === 'msgpack'
+    this.sendOptions = this.binary ? BINARY : TEXT
+    this.raw = socket._socket ?? null
+    this.onMessage = this.onMessage.bind(this)
+    this.onDrain = this.onDrain.bind(this)
+    socket.on('message', this.onMessage)
+    socket.on('close', (code) => hub.remove(this, code))
+    socket.on('pong', () => { this.alive = true })
+    socket.on('error', () => {}) // ws closes the socket after an error; 'close' cleans up
+  }
+
+  // ---- inbound ----
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.alive = true
+    if (data.length > this.hub.options.maxPayload) {
+      // Reached only when a host app registered @fastify/websocket with a larger maxPayload.
+      this.close(CloseCode.tooLarge, 'frame too large')
+      return
+    }
+    let id: FrameId | undefined
+    try {
+      const frame = validateFrame(this.hub.decoder.decode(data, isBinary))
+      id = frame.id
+      switch (frame.type) {
+        case 'request': return this.onRequest(frame)
+        case 'ping': return this.send({ type: 'pong', ...(id === undefined ? null : { id }), serverTime: Date.now() })
+        case 'subscribe': return this.onSubscribe(frame)
+        case 'unsubscribe': return this.onUnsubscribe(frame)
+        case 'publish': return this.onPublish(frame, data.length)
+      }
+    } catch (err) {
+      this.fail(err instanceof FrameError ? err.id : id, err)
+    }
+  }
+
+  private onRequest(frame: RequestFrame): void {
+    if (frame.method === undefined) {
+      const reply: Record<string, unknown> = { type: 'response' }
+      if (frame.id !== undefined) reply.id = frame.id
+      if ('timestamp' in frame) reply.timestamp = frame.timestamp
+      reply.serverTime = Date.now()
+      return this.send(reply)
+    }
+    const method = this.hub.methods.get(frame.method)
+    if (method === undefined) throw new LiveError(ErrorCode.notFound, `unknown method "${frame.method.slice(0, 64)}"`)
+    this.settle(frame.id, method(frame.params, this), (result) => this.send({ type: 'response', id: frame.id, result }))
+  }
+
+  private onPublish(frame: PublishFrame, frameBytes: number): void {
+    if (!this.mayPublish) throw new LiveError(ErrorCode.forbidden, 'publishing is not allowed from this address')
+    if (frameBytes > this.hub.options.maxPublishBytes) {
+      throw new LiveError(ErrorCode.tooLarge, `publish larger than ${this.hub.options.maxPublishBytes} bytes`)
+    }
+    this.settle(frame.id, this.hub.publish(frame.topic, frame.data), (event) =>
+      this.send({ type: 'ack', id: frame.id, seq: event.seq, epoch: event.epoch }))
+  }
+
+  private onUnsubscribe(frame: UnsubscribeFrame): void {
+    const patterns = this.patternsOf(frame)
+    for (const pattern of patterns) this.hub.unsubscribe(this, pattern)
+    this.send({ type: 'ack', id: frame.id, topics: patterns })
+  }
+
+  private onSubscribe(frame: SubscribeFrame): void {
+    const patterns = this.patternsOf(frame)
+    const since = this.sinceOf(frame, patterns)
+    const fresh = patterns.filter((p) => !this.patterns.has(p))
+    if (this.patterns.size + fresh.length > this.hub.options.maxSubscriptions) {
+      throw new LiveError(ErrorCode.tooLarge, `more than ${this.hub.options.maxSubscriptions} subscriptions`)
+    }
+    // Subscribe first, then read history: an event published meanwhile is live (held, then deduplicated by seq).
+    for (const pattern of patterns) this.hub.subscribe(this, pattern)
+
+    const bus = this.hub.bus
+    const snapshot = frame.snapshot !== false
+    const recoveries: MaybePromise<BusEvent[] | null>[] = since === null ? [] : [...since].map(([t, p]) => bus.since(t, p))
+    const lasts: MaybePromise<BusEvent | BusEvent[] | undefined>[] = snapshot
+      ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p) : bus.last(p)))
+      : []
+    const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
+      this.sendSubscribed(frame.id, patterns, since, recovered, last)
+
+    if (!recoveries.some(isThenable) && !lasts.some(isThenable)) {
+      finish(recoveries as (BusEvent[] | null)[], lasts as (BusEvent | BusEvent[] | undefined)[])
+      return
+    }
+    this.hold()
+    Promise.all([Promise.all(recoveries), Promise.all(lasts)])
+      .then(([recovered, last]) => finish(recovered, last))
+      .catch((err) => {
+        for (const pattern of fresh) this.hub.unsubscribe(this, pattern)
+        this.fail(frame.id, err)
+      })
+      .finally(() => this.release())
+  }
+
+  /** ack, then per topic the replayed events or a snapshot (PROTOCOL.md "Delivery"). */
+  private sendSubscribed(
+    id: FrameId | undefined,
+    patterns: string[],
+    since: Map<string, Position> | null,
+    recovered: (BusEvent[] | null)[],
+    last: (BusEvent | BusEvent[] | undefined)[]
+  ): void {
+    const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
+    if (since !== null) ack.recovered = recovered.every((events) => events !== null)
+    this.send(ack)
+    const snapshots = new Map<string, BusEvent>()
+    for (const entry of last) {
+      if (Array.isArray(entry)) for (const e of entry) snapshots.set(e.topic, e)
+      else if (entry !== undefined) snapshots.set(entry.topic, entry)
+    }
+    if (since !== null) {
+      let i = 0
+      for (const topic of since.keys()) {
+        const events = recovered[i++]
+        if (events === null) continue // not recovered: its snapshot (if any) follows
+        snapshots.delete(topic)
+        for (const e of events) this.sendReplayed('event', e)
+      }
+    }
+    for (const e of snapshots.values()) this.sendReplayed('snapshot', e)
+  }
+
+  private sendReplayed(type: 'event' | 'snapshot', e: BusEvent): void {
+    if (this.replayed !== null && (this.replayed.get(e.topic) ?? 0) < e.seq) this.replayed.set(e.topic, e.seq)
+    this.send(eventFrame(type, e))
+  }
+
+  /** The patterns a (un)subscribe names, validated and without repeats. */
+  private patternsOf(frame: SubscribeFrame | UnsubscribeFrame): string[] {
+    if ((frame.topic === undefined) === (frame.topics === undefined)) {
+      throw new LiveError(ErrorCode.badRequest, `${frame.type}: give exactly one of "topic" or "topics"`)
+    }
+    const patterns = frame.topic !== undefined ? [frame.topic] : [...new Set(frame.topics)]
+    if (patterns.length > this.hub.options.maxSubscriptions) {
+      throw new LiveError(ErrorCode.tooLarge, `more than ${this.hub.options.maxSubscriptions} subscriptions`)
+    }
+    for (const pattern of patterns) this.hub.checkTopic(pattern, true)
+    return patterns
+  }
+
+  /** `since` as a map of concrete topic to position; null when the subscribe asks for no recovery. */
+  private sinceOf(frame: SubscribeFrame, patterns: string[]): Map<string, Position> | null {
+    const since = frame.since
+    if (since === undefined) return null
+    if (typeof since.epoch === 'string') {
+      if (frame.topic === undefined || isPattern(frame.topic)) {
+        throw new LiveError(ErrorCode.badRequest, 'since {epoch, seq} needs one concrete "topic"; use a map of topics for lists and wildcards')
+      }
+      return new Map([[frame.topic, since as Position]])
+    }
+    const map = new Map<string, Position>()
+    for (const [topic, position] of Object.entries(since as Record<string, Position>)) {
+      this.hub.checkTopic(topic, false)
+      if (!patterns.some((p) => p === topic || (isPattern(p) && matches(p, topic)))) {
+        throw new LiveError(ErrorCode.badRequest, `since names "${topic}", which no subscribed topic matches`)
+      }
+      map.set(topic, position)
+    }
+    return map
+  }
+
+  // ---- outbound ----
+
+  /** A live event from the hub; `frame` is the shared encoding, sent as is. */
+  deliver(event: BusEvent, frame: Uint8Array): void {
+    if (this.socket.readyState !== OPEN) return
+    if (this.held !== null) this.held.push(event, frame)
+    else this.enqueue(event.topic, frame)
+  }
+
+  /** Writes an event frame, or applies the slow-consumer policy when too much is queued. */
+  private enqueue(topic: string, frame: Uint8Array): void {
+    if (this.conflated !== null) this.conflated.set(topic, frame)
+    else if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes) this.congested(topic, frame)
+    else this.write(frame)
+  }
+
+  /** A reply or per-connection frame, encoded in this connection's codec. */
+  send(frame: object): void {
+    if (this.socket.readyState !== OPEN) return
+    this.write(encodeFrame(this.codec, frame))
+    if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) {
+      this.close(CloseCode.slowConsumer, 'slow consumer')
+    }
+  }
+
+  private write(frame: Uint8Array): void {
+    const raw = this.raw
+    if (raw === null) {
+      this.socket.send(frame, this.sendOptions)
+      return
+    }
+    if (!this.corked) {
+      this.corked = true
+      this.hub.cork(this, raw)
+    }
+    this.socket.send(frame, this.sendOptions)
+    this.corkedBytes += frame.length
+    if (++this.corkedFrames >= MAX_CORKED_FRAMES || this.corkedBytes >= MAX_CORKED_BYTES) {
+      this.corkedFrames = 0
+      this.corkedBytes = 0
+      raw.uncork()
+      raw.cork()
+    }
+  }
+
+  /** Called by the hub at the end of the event-loop turn. */
+  uncork(): void {
+    this.corked = false
+    this.corkedFrames = 0
+    this.corkedBytes = 0
+    this.raw?.uncork()
+  }
+
+  private congested(topic: string, frame: Uint8Array): void {
+    if (this.hub.options.slowConsumer === 'close' || this.raw === null) {
+      this.close(CloseCode.slowConsumer, 'slow consumer')
+      return
+    }
+    this.conflated = new Map([[topic, frame]])
+    this.raw.once('drain', this.onDrain)
+  }
+
+  /** The socket caught up: send the latest event of each topic that changed meanwhile. */
+  onDrain(): void {
+    const pending = this.conflated
+    this.conflated = null
+    if (pending === null || this.socket.readyState !== OPEN) return
+    for (const [topic, frame] of pending) this.enqueue(topic, frame)
+  }
+
+  private hold(): void {
+    this.holds++
+    this.held ??= []
+    this.replayed ??= new Map()
+  }
+
+  private release(): void {
+    if (--this.holds > 0) return
+    const held = this.held!
+    const replayed = this.replayed!
+    this.held = null
+    this.replayed = null
+    for (let i = 0; i < held.length; i += 2) {
+      const event = held[i] as BusEvent
+      if ((replayed.get(event.topic) ?? 0) < event.seq) this.deliver(event, held[i + 1] as Uint8Array)
+    }
+  }
+
+  // ---- lifecycle ----
+
+  /** Sends an error frame for a failed frame; unexpected errors become `internal` and are logged. */
+  private fail(id: FrameId | undefined, err: unknown): void {
+    if (err instanceof LiveError) {
+      this.hub.warnProtocol(this, err)
+      this.send(errorFrame(id, err.code, err.message))
+    } else {
+      this.hub.log.warn({ connection: this.id, err }, 'frame handler failed')
+      this.send(errorFrame(id, ErrorCode.internal, 'internal error'))
+    }
+  }
+
+  /** Sends the result of a synchronous or asynchronous step, or its error. */
+  private settle<T>(id: FrameId | undefined, result: MaybePromise<T>, reply: (value: T) => void): void {
+    if (isThenable(result)) result.then(reply, (err) => this.fail(id, err))
+    else reply(result)
+  }
+
+  heartbeat(): void {
+    if (!this.alive) {
+      this.socket.terminate()
+      return
+    }
+    this.alive = false
+    this.socket.ping()
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+}

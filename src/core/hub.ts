@@ -1,0 +1,180 @@
+// The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
+import type { Socket } from 'node:net'
+import { encodeJson, encodeMsgpack, FrameDecoder, type CodecName } from './codec.ts'
+import { LiveConnection, type LiveSocket } from './connection.ts'
+import { ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
+import { checkTopic, SubscriptionIndex } from './topics.ts'
+import type { Bus, MaybePromise } from './bus.ts'
+
+export interface HubOptions {
+  maxPayload: number
+  maxPublishBytes: number
+  maxQueuedBytes: number
+  slowConsumer: 'close' | 'conflate'
+  heartbeatInterval: number
+  maxSubscriptions: number
+  maxTopicLength: number
+  maxTopicTokens: number
+  publishOpen: boolean
+}
+
+export interface HubLogger {
+  debug(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+/** A request method: `request` frames with `method` call it; its result becomes the response's `result`. */
+export type RequestMethod = (params: unknown, connection: LiveConnection) => unknown
+
+// Protocol warnings: at most this many per window, then one line counting the rest.
+const WARN_WINDOW_MS = 10_000
+const WARNS_PER_WINDOW = 20
+
+const isLoopback = (address: string | undefined): boolean =>
+  address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
+
+export class Hub {
+  readonly connections = new Set<LiveConnection>()
+  readonly index = new SubscriptionIndex<LiveConnection>()
+  readonly decoder: FrameDecoder
+  readonly methods = new Map<string, RequestMethod>()
+  draining = false
+  private nextId = 1
+  private corked: LiveConnection[] = []
+  private flushScheduled = false
+  private readonly heartbeat: NodeJS.Timeout | null
+  private warnWindowStart = 0
+  private warnsInWindow = 0
+
+  constructor(readonly bus: Bus, readonly options: HubOptions, readonly log: HubLogger) {
+    this.decoder = new FrameDecoder(options.maxPayload)
+    this.flush = this.flush.bind(this)
+    bus.onEvent = this.deliver.bind(this)
+    this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
+    this.methods.set('time', () => ({ serverTime: Date.now() }))
+    this.methods.set('topics', () => then(bus.topics(), (topics) =>
+      topics.map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))))
+    this.methods.set('snapshot', (params) => {
+      const topic = (params as { topic?: unknown } | null)?.topic
+      if (typeof topic !== 'string') throw new LiveError(ErrorCode.badRequest, 'snapshot: params.topic must be a string')
+      this.checkTopic(topic, false)
+      return then(bus.last(topic), (e) => {
+        if (e === undefined) throw new LiveError(ErrorCode.notFound, `topic "${topic}" has no value`)
+        return { topic: e.topic, seq: e.seq, epoch: e.epoch, ts: e.ts, data: e.data }
+      })
+    })
+  }
+
+  /** Starts serving a socket that just opened. Attaches its listeners synchronously: no frame is missed. */
+  accept(socket: LiveSocket, codec: CodecName, remoteAddress: string | undefined): LiveConnection {
+    const connection = new LiveConnection(this, socket, this.nextId++, codec, this.mayPublish(remoteAddress))
+    this.connections.add(connection)
+    this.log.debug({ connection: connection.id, codec, remoteAddress }, 'connection open')
+    return connection
+  }
+
+  /** Forgets a closed connection and its subscriptions. */
+  remove(connection: LiveConnection, code: number): void {
+    if (!this.connections.delete(connection)) return
+    for (const pattern of connection.patterns) this.unsubscribe(connection, pattern)
+    this.log.debug({ connection: connection.id, code }, 'connection closed')
+  }
+
+  mayPublish(remoteAddress: string | undefined): boolean {
+    return this.options.publishOpen || isLoopback(remoteAddress)
+  }
+
+  checkTopic(topic: string, wildcards: boolean): void {
+    checkTopic(topic, this.options, wildcards)
+  }
+
+  /** The one publish path behind the frame, POST /publish and the in-process API. */
+  publish(topic: string, data: unknown): MaybePromise<BusEvent> {
+    this.checkTopic(topic, false)
+    if (!this.bus.ready) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
+    return this.bus.publish(topic, data)
+  }
+
+  subscribe(connection: LiveConnection, pattern: string): void {
+    if (connection.patterns.has(pattern)) return
+    connection.patterns.add(pattern)
+    this.index.add(pattern, connection)
+    this.bus.watch(pattern)
+  }
+
+  unsubscribe(connection: LiveConnection, pattern: string): void {
+    if (!connection.patterns.delete(pattern)) return
+    this.index.remove(pattern, connection)
+    this.bus.unwatch(pattern)
+  }
+
+  /** Fan-out: encode the event once per codec in use and send those same bytes to every subscriber. */
+  deliver(event: BusEvent): void {
+    const subscribers = this.index.match(event.topic)
+    if (subscribers.length === 0) return
+    let msgpack: Uint8Array | undefined
+    let json: Buffer | undefined
+    for (let i = 0; i < subscribers.length; i++) {
+      const connection = subscribers[i]
+      const frame = connection.binary
+        ? (msgpack ??= encodeMsgpack(eventFrame('event', event)))
+        : (json ??= encodeJson(eventFrame('event', event)))
+      connection.deliver(event, frame)
+    }
+  }
+
+  /** Holds a socket's writes until the end of this event-loop turn (or until the caps are reached). */
+  cork(connection: LiveConnection, raw: Socket): void {
+    raw.cork()
+    this.corked.push(connection)
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.flush)
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    const corked = this.corked
+    this.corked = []
+    for (let i = 0; i < corked.length; i++) corked[i].uncork()
+  }
+
+  private beat(): void {
+    for (const connection of this.connections) connection.heartbeat()
+  }
+
+  /** Protocol errors are logged at warn, rate-limited so a misbehaving client cannot flood the log. */
+  warnProtocol(connection: LiveConnection, err: LiveError): void {
+    const now = Date.now()
+    if (now - this.warnWindowStart > WARN_WINDOW_MS) {
+      if (this.warnsInWindow > WARNS_PER_WINDOW) {
+        this.log.warn({ suppressed: this.warnsInWindow - WARNS_PER_WINDOW }, 'protocol warnings suppressed')
+      }
+      this.warnWindowStart = now
+      this.warnsInWindow = 0
+    }
+    if (++this.warnsInWindow <= WARNS_PER_WINDOW) {
+      this.log.warn({ connection: connection.id, code: err.code }, err.message)
+    }
+  }
+
+  /** Stops taking connections and closes every open one with 1001. */
+  drain(): void {
+    this.draining = true
+    for (const connection of this.connections) connection.close(1001, 'server shutting down')
+  }
+
+  close(): void {
+    if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    this.drain()
+  }
+}
+
+/** Applies `fn` to a value or a promise of one, staying synchronous for plain values. */
+export function then<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePromise<Awaited<R>> | R {
+  return isThenable(value) ? value.then(fn) as Promise<Awaited<R>> : fn(value)
+}
+
+export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> =>
+  typeof (value as Promise<T> | null)?.then === 'function'

@@ -1,0 +1,43 @@
+// POST /publish/:topic: the HTTP entry to the one publish path, with JSON or MessagePack bodies.
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { decode } from '@msgpack/msgpack'
+import type { Hub } from '../core/hub.ts'
+import { ErrorCode, LiveError } from '../core/protocol.ts'
+import { liveErrorHandler } from './errors.ts'
+
+const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']
+
+const Params = Type.Object({ topic: Type.String() })
+const Published = Type.Object({ seq: Type.Integer(), epoch: Type.String() })
+
+export interface PublishRouteOptions {
+  hub: Hub
+  maxPublishBytes: number
+}
+
+// Registered without fastify-plugin: the MessagePack parser and error handler stay inside this scope.
+const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub, maxPublishBytes }) => {
+  app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, (_request, body, done) => {
+    try {
+      done(null, decode(body as Buffer))
+    } catch (err) {
+      done(new LiveError(ErrorCode.badRequest, `undecodable MessagePack body: ${(err as Error).message}`), undefined)
+    }
+  })
+  app.setErrorHandler(liveErrorHandler)
+
+  app.post<{ Params: Static<typeof Params> }>('/publish/:topic', {
+    bodyLimit: maxPublishBytes,
+    schema: { params: Params, response: { 200: Published } }
+  }, async (request) => {
+    if (!hub.mayPublish(request.socket.remoteAddress)) {
+      throw new LiveError(ErrorCode.forbidden, 'publishing is not allowed from this address')
+    }
+    if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
+    const event = await hub.publish(request.params.topic, request.body)
+    return { seq: event.seq, epoch: event.epoch }
+  })
+}
+
+export default publishRoute

@@ -1,0 +1,37 @@
+// The process: environment -> config, logger, listen, and a graceful shutdown on SIGINT/SIGTERM.
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.ts'
+import { ConfigError, loadConfig, type Config } from './config.ts'
+
+let config: Config
+try {
+  config = loadConfig(process.env)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(err.message + '\n')
+  process.exit(1)
+}
+
+const pretty = config.logPretty || process.stdout.isTTY
+const app = await buildApp(config, {
+  logger: {
+    level: config.logLevel,
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
+  }
+})
+
+// PM2 sends SIGINT and kills after kill_timeout: the grace delay stays below it (pm2.config.json).
+closeWithGrace({ delay: config.shutdownGrace, logger: app.log }, async ({ signal, err }) => {
+  if (err) app.log.error({ err }, 'shutting down after an error')
+  else app.log.info({ signal }, 'shutting down')
+  app.live.drain()
+  await app.close()
+  app.log.info('closed')
+})
+
+try {
+  await app.listen({ port: config.port, host: config.host })
+} catch (err) {
+  app.log.fatal({ err }, 'could not listen')
+  process.exit(1)
+}

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { encode } from '@msgpack/msgpack'
+import { FrameDecoder, negotiateCodec, pickSubprotocol, encodeFrame } from '../src/core/codec.ts'
+import { validateFrame, FrameError } from '../src/core/protocol.ts'
+
+t.test('subprotocol, then ?codec=, then the default', async (t) => {
+  t.equal(negotiateCodec('live.v1.json', 'msgpack', true), 'json')
+  t.equal(negotiateCodec('live.v1.msgpack', 'json', false), 'msgpack')
+  t.equal(negotiateCodec(undefined, 'json', true), 'json')
+  t.equal(negotiateCodec('', 'msgpack', false), 'msgpack')
+  t.equal(negotiateCodec('chat', undefined, true), 'msgpack')
+  t.equal(negotiateCodec(undefined, undefined, false), 'json')
+})
+
+t.test('the first offered subprotocol we speak wins', async (t) => {
+  t.equal(pickSubprotocol(['chat', 'live.v1.json', 'live.v1.msgpack']), 'live.v1.json')
+  t.equal(pickSubprotocol(new Set(['live.v1.msgpack'])), 'live.v1.msgpack')
+  t.equal(pickSubprotocol(['chat']), false)
+})
+
+t.test('decoding by frame type', async (t) => {
+  const d = new FrameDecoder(1024)
+  t.same(d.decode(Buffer.from(encode({ type: 'ping', id: 1 })), true), { type: 'ping', id: 1 })
+  t.same(d.decode(Buffer.from('{"type":"ping"}'), false), { type: 'ping' })
+  t.throws(() => d.decode(Buffer.from('{"type":'), false), { code: 'bad_request', message: /^undecodable JSON frame/ })
+  t.throws(() => d.decode(Buffer.from([0xc1]), true), { code: 'bad_request', message: /^undecodable MessagePack frame/ })
+  t.throws(() => d.decode(Buffer.from([0x92, 0x01]), true), { code: 'bad_request' }, 'truncated array')
+  t.throws(() => d.decode(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), true), { code: 'bad_request' }, 'declared length beyond the limit')
+})
+
+t.test('frames are encoded in the connection codec', async (t) => {
+  t.same([...encodeFrame('msgpack', { type: 'pong' })], [...encode({ type: 'pong' })])
+  t.equal(Buffer.from(encodeFrame('json', { type: 'pong', id: undefined })).toString(), '{"type":"pong"}')
+})
+
+t.test('validation answers exact codes and messages', async (t) => {
+  const fails = (value: unknown, code: string, message: string, id?: unknown) => {
+    try {
+      validateFrame(value)
+      t.fail('expected an error for ' + JSON.stringify(value))
+    } catch (err) {
+      t.ok(err instanceof FrameError)
+      t.same({ code: (err as FrameError).code, message: (err as FrameError).message, id: (err as FrameError).id }, { code, message, id })
+    }
+  }
+  fails([1, 2], 'bad_request', 'a frame must be a map with a string "type"')
+  fails('ping', 'bad_request', 'a frame must be a map with a string "type"')
+  fails({ id: 3 }, 'bad_request', 'a frame must have a string "type"', 3)
+  fails({ type: 'hello', id: 'a' }, 'unknown_type', 'unknown frame type "hello"', 'a')
+  fails({ type: 'toString' }, 'unknown_type', 'unknown frame type "toString"')
+  fails({ type: 'publish', id: 7, topic: 'a' }, 'bad_request', 'publish: data: Expected required property', 7)
+  fails({ type: 'subscribe', topic: 5 }, 'bad_request', 'subscribe: topic: Expected string')
+  fails({ type: 'request', id: 1.5 }, 'bad_request', 'request: id: Expected union value')
+  fails({ type: 'subscribe', topic: 'a', since: { epoch: 'e', seq: -1 } }, 'bad_request', 'subscribe: since: Expected union value')
+  t.same(validateFrame({ type: 'request', timestamp: 1.5, extra: true }), { type: 'request', timestamp: 1.5, extra: true }, 'unknown fields are ignored')
+})

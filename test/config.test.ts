@@ -1,0 +1,55 @@
+import t from 'tap'
+import { ConfigError, envName, loadConfig, redactConfig, describeConfig } from '../src/config.ts'
+
+t.test('defaults match the contract', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.port, 8765)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.useMsgpack, true)
+  t.equal(c.logLevel, 'info')
+  t.equal(c.maxPayload, 65536)
+  t.equal(c.historySize, 1000)
+  t.equal(c.historyTtl, 300000)
+  t.equal(c.maxQueuedBytes, 1048576)
+  t.equal(c.slowConsumer, 'close')
+  t.equal(c.publishOpen, false)
+})
+
+t.test('environment names are UPPER_SNAKE of the keys', async (t) => {
+  t.equal(envName('port'), 'PORT')
+  t.equal(envName('useMsgpack'), 'USE_MSGPACK')
+  t.equal(envName('maxQueuedBytes'), 'MAX_QUEUED_BYTES')
+})
+
+t.test('environment values are parsed by type', async (t) => {
+  const c = loadConfig({ PORT: '9000', USE_MSGPACK: 'false', LOG_LEVEL: 'debug', SLOW_CONSUMER: 'conflate', PUBLISH_OPEN: '1' })
+  t.same([c.port, c.useMsgpack, c.logLevel, c.slowConsumer, c.publishOpen], [9000, false, 'debug', 'conflate', true])
+  t.equal(loadConfig({ PORT: '' }).port, 8765, 'an empty variable means the default')
+})
+
+t.test('builder options override the environment', async (t) => {
+  t.equal(loadConfig({ PORT: '9000' }, { port: 0 }).port, 0)
+})
+
+t.test('a bad value names the variable, the value and what is accepted', async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [{ PORT: 'abc' }, 'Invalid configuration: PORT="abc" is not valid; expected an integer from 0 to 65535'],
+    [{ PORT: '70000' }, 'Invalid configuration: PORT=70000 is not valid; expected an integer from 0 to 65535'],
+    [{ USE_MSGPACK: 'maybe' }, 'Invalid configuration: USE_MSGPACK="maybe" is not valid; expected true or false (also 1/0, yes/no)'],
+    [{ SLOW_CONSUMER: 'drop' }, 'Invalid configuration: SLOW_CONSUMER="drop" is not valid; expected one of close, conflate'],
+    [{ LOG_LEVEL: 'loud' }, 'Invalid configuration: LOG_LEVEL="loud" is not valid; expected one of fatal, error, warn, info, debug, trace, silent']
+  ]
+  for (const [env, message] of cases) {
+    const err = t.throws(() => loadConfig(env), { message })
+    t.ok(err instanceof ConfigError, 'a ConfigError, which server.ts prints as one line')
+  }
+  t.throws(() => loadConfig({}, { maxPayload: 1 }), { message: 'Invalid configuration: option maxPayload=1 is not valid; expected an integer from 128 to 16777216' })
+  t.throws(() => loadConfig({}, { nope: 1 } as any), { message: /option nope=1 is not valid; expected a known option/ })
+})
+
+t.test('redaction and the documented table', async (t) => {
+  const c = loadConfig({})
+  t.same(redactConfig(c), c, 'no option is secret yet, so nothing changes')
+  const rows = describeConfig()
+  t.ok(rows.find((r) => r.variable === 'HISTORY_TTL' && r.default === 300000))
+})

@@ -1,0 +1,101 @@
+// Test helpers: a live server on an ephemeral port and a `ws` client that decodes frames in its codec.
+import type { AddressInfo } from 'node:net'
+import { WebSocket } from 'ws'
+import { decode, encode } from '@msgpack/msgpack'
+import { buildApp } from '../src/app.ts'
+import type { Config } from '../src/config.ts'
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export async function startServer(t: Teardown, overrides: Partial<Config> = {}) {
+  const app = await buildApp({ heartbeatInterval: 0, ...overrides })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as AddressInfo).port
+  return { app, port, url: `ws://127.0.0.1:${port}`, http: `http://127.0.0.1:${port}` }
+}
+
+export type Frame = Record<string, any>
+
+export interface ClientOptions {
+  path?: string
+  protocols?: string[]
+  /** How this client encodes what it sends; replies are decoded by their frame type. */
+  codec?: 'msgpack' | 'json'
+  headers?: Record<string, string>
+}
+
+/** A real ws client that queues decoded frames for `next()`. */
+export class TestClient {
+  readonly frames: Frame[] = []
+  private waiters: ((frame: Frame) => void)[] = []
+  readonly closed: Promise<{ code: number; reason: string }>
+  binaryFrames = 0
+  textFrames = 0
+
+  constructor(readonly ws: WebSocket, readonly codec: 'msgpack' | 'json') {
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) this.binaryFrames++
+      else this.textFrames++
+      const frame = (isBinary ? decode(data) : JSON.parse(data.toString())) as Frame
+      const waiter = this.waiters.shift()
+      if (waiter) waiter(frame)
+      else this.frames.push(frame)
+    })
+    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  }
+
+  static async open(url: string, options: ClientOptions = {}): Promise<TestClient> {
+    const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers: options.headers })
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+    })
+    return new TestClient(ws, options.codec ?? 'msgpack')
+  }
+
+  send(frame: unknown): void {
+    if (this.codec === 'msgpack') this.ws.send(encode(frame))
+    else this.ws.send(JSON.stringify(frame))
+  }
+
+  next(timeoutMs = 5000): Promise<Frame> {
+    const queued = this.frames.shift()
+    if (queued) return Promise.resolve(queued)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no frame within ${timeoutMs} ms`)), timeoutMs)
+      this.waiters.push((frame) => {
+        clearTimeout(timer)
+        resolve(frame)
+      })
+    })
+  }
+
+  /** Sends a frame and returns the next frame received. */
+  async request(frame: unknown): Promise<Frame> {
+    this.send(frame)
+    return this.next()
+  }
+
+  /** Collects `count` frames. */
+  async take(count: number, timeoutMs = 10_000): Promise<Frame[]> {
+    const out: Frame[] = []
+    const deadline = Date.now() + timeoutMs
+    while (out.length < count) out.push(await this.next(Math.max(1, deadline - Date.now())))
+    return out
+  }
+
+  /** Resolves with no frame arriving for `ms`; fails if one does. */
+  async quiet(ms = 100): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    if (this.frames.length > 0) throw new Error(`unexpected frame ${JSON.stringify(this.frames[0])}`)
+  }
+
+  close(): void {
+    this.ws.close()
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

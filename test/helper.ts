@@ -4,13 +4,14 @@ import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
 import { buildApp } from '../src/app.ts'
 import type { Config } from '../src/config.ts'
+import type { Bus } from '../src/core/bus.ts'
 
 interface Teardown {
   teardown(fn: () => unknown): void
 }
 
-export async function startServer(t: Teardown, overrides: Partial<Config> = {}) {
-  const app = await buildApp({ heartbeatInterval: 0, ...overrides })
+export async function startServer(t: Teardown, overrides: Partial<Config> = {}, bus?: Bus) {
+  const app = await buildApp({ heartbeatInterval: 0, ...overrides }, { bus })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as AddressInfo).port

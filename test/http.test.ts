@@ -1,0 +1,83 @@
+// HTTP beside the socket: health, ready, config, and POST /publish/:topic.
+import t from 'tap'
+import { encode } from '@msgpack/msgpack'
+import { buildApp } from '../src/app.ts'
+import { startServer, TestClient } from './helper.ts'
+
+t.test('health, ready and config', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  t.teardown(() => app.close())
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 200)
+  t.match(health.json(), { status: 'ok', uptime: Number, connections: 0, version: '0.1.0' })
+  const ready = await app.inject('/ready')
+  t.same([ready.statusCode, ready.json()], [200, { ready: true }])
+  const config = await app.inject('/config')
+  t.match(config.json(), { port: 8765, useMsgpack: true, maxPayload: 65536, slowConsumer: 'close' })
+  app.live.drain()
+  const draining = await app.inject('/ready')
+  t.same([draining.statusCode, draining.json()], [503, { ready: false, reason: 'draining' }])
+  t.equal((await app.inject('/health')).statusCode, 200, 'health stays 200 while the process lives')
+})
+
+t.test('health counts open connections', async (t) => {
+  const { app, url } = await startServer(t)
+  const c = await TestClient.open(url)
+  t.equal((await app.inject('/health')).json().connections, 1)
+  c.close()
+  await c.closed
+  await new Promise((r) => setTimeout(r, 20))
+  t.equal((await app.inject('/health')).json().connections, 0)
+})
+
+t.test('POST /publish/:topic with JSON and MessagePack bodies', async (t) => {
+  const { url, http } = await startServer(t)
+  const c = await TestClient.open(url)
+  t.match(await c.request({ type: 'subscribe', id: 1, topic: 'orders.>' }), { type: 'ack', id: 1, topics: ['orders.>'] })
+
+  const json = await fetch(`${http}/publish/orders.a`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ qty: 1 })
+  })
+  t.equal(json.status, 200)
+  const first = await json.json()
+  t.match(first, { seq: 1, epoch: String })
+  t.match(await c.next(), { type: 'event', topic: 'orders.a', seq: 1, epoch: first.epoch, ts: Number, data: { qty: 1 } })
+
+  for (const type of ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']) {
+    const res = await fetch(`${http}/publish/orders.a`, { method: 'POST', headers: { 'content-type': type }, body: encode({ qty: 2 }) })
+    t.equal(res.status, 200, type)
+    const { seq } = await res.json()
+    t.match(await c.next(), { type: 'event', topic: 'orders.a', seq, data: { qty: 2 } })
+  }
+  c.close()
+})
+
+t.test('POST /publish/:topic refuses bad input with a status and a protocol code', async (t) => {
+  const { http } = await startServer(t, { maxPublishBytes: 100 })
+  const post = async (topic: string, type: string | null, body?: string | Uint8Array) => {
+    const res = await fetch(`${http}/publish/${topic}`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body })
+    return [res.status, (await res.json()).code]
+  }
+  t.same(await post('a.*', 'application/json', '1'), [400, 'bad_request'], 'wildcards cannot be published to')
+  t.same(await post('a..b', 'application/json', '1'), [400, 'bad_request'])
+  t.same(await post('a', 'application/json', '{"x":'), [400, 'bad_request'], 'invalid JSON')
+  t.same(await post('a', 'application/msgpack', Buffer.from([0xc1])), [400, 'bad_request'], 'invalid MessagePack')
+  t.same(await post('a', 'application/json', JSON.stringify('x'.repeat(200))), [413, 'too_large'])
+  t.same(await post('a', 'text/csv', 'a,b'), [415, 'bad_request'])
+  t.same(await post('a', null), [400, 'bad_request'], 'no body')
+})
+
+t.test('only loopback clients may publish unless PUBLISH_OPEN', async (t) => {
+  const closed = await buildApp({ heartbeatInterval: 0 })
+  t.teardown(() => closed.close())
+  const remote = { method: 'POST' as const, url: '/publish/a', payload: { x: 1 }, remoteAddress: '203.0.113.9' }
+  const refused = await closed.inject(remote)
+  t.same([refused.statusCode, refused.json().code], [403, 'forbidden'])
+  t.equal((await closed.inject({ ...remote, remoteAddress: '127.0.0.1' })).statusCode, 200)
+  t.equal((await closed.inject({ ...remote, remoteAddress: '::1' })).statusCode, 200)
+  t.equal((await closed.inject({ ...remote, remoteAddress: '::ffff:127.0.0.1' })).statusCode, 200)
+
+  const open = await buildApp({ heartbeatInterval: 0, publishOpen: true })
+  t.teardown(() => open.close())
+  t.equal((await open.inject(remote)).statusCode, 200)
+})

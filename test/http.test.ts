@@ -44,7 +44,7 @@ t.test('POST /publish/:topic with JSON and MessagePack bodies', async (t) => {
   t.match(await c.next(), { type: 'event', topic: 'orders.a', seq: 1, epoch: first.epoch, ts: Number, data: { qty: 1 } })
 
   for (const type of ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']) {
-    const res = await fetch(`${http}/publish/orders.a`, { method: 'POST', headers: { 'content-type': type }, body: encode({ qty: 2 }) })
+    const res = await fetch(`${http}/publish/orders.a`, { method: 'POST', headers: { 'content-type': type }, body: encode({ qty: 2 }) as Uint8Array<ArrayBuffer> })
     t.equal(res.status, 200, type)
     const { seq } = await res.json()
     t.match(await c.next(), { type: 'event', topic: 'orders.a', seq, data: { qty: 2 } })
@@ -54,14 +54,14 @@ t.test('POST /publish/:topic with JSON and MessagePack bodies', async (t) => {
 
 t.test('POST /publish/:topic refuses bad input with a status and a protocol code', async (t) => {
   const { http } = await startServer(t, { maxPublishBytes: 100 })
-  const post = async (topic: string, type: string | null, body?: string | Uint8Array) => {
+  const post = async (topic: string, type: string | null, body?: string | Uint8Array<ArrayBuffer>) => {
     const res = await fetch(`${http}/publish/${topic}`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body })
     return [res.status, (await res.json()).code]
   }
   t.same(await post('a.*', 'application/json', '1'), [400, 'bad_request'], 'wildcards cannot be published to')
   t.same(await post('a..b', 'application/json', '1'), [400, 'bad_request'])
   t.same(await post('a', 'application/json', '{"x":'), [400, 'bad_request'], 'invalid JSON')
-  t.same(await post('a', 'application/msgpack', Buffer.from([0xc1])), [400, 'bad_request'], 'invalid MessagePack')
+  t.same(await post('a', 'application/msgpack', new Uint8Array([0xc1])), [400, 'bad_request'], 'invalid MessagePack')
   t.same(await post('a', 'application/json', JSON.stringify('x'.repeat(200))), [413, 'too_large'])
   t.same(await post('a', 'text/csv', 'a,b'), [415, 'bad_request'])
   t.same(await post('a', null), [400, 'bad_request'], 'no body')

@@ -35,3 +35,5 @@ try {
   app.log.fatal({ err }, 'could not listen')
   process.exit(1)
 }
+// PM2's wait_ready: the process counts as online only once it listens.
+process.send?.('ready')

@@ -1,0 +1,79 @@
+// The server process as PM2 runs it: configuration errors, graceful shutdown, and the original Python client.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { TestClient } from './helper.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const serverArgs = ['--import=tsx', 'src/server.ts']
+
+function startProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, serverArgs, { cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env } })
+  let output = ''
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk) => {
+      output += chunk
+      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)))
+  })
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })))
+  return { child, port, exited, output: () => output }
+}
+
+t.test('a bad environment value stops start-up with one line naming it', async (t) => {
+  const result = spawnSync(process.execPath, serverArgs, { cwd: root, env: { ...process.env, PORT: 'eighty' }, encoding: 'utf8' })
+  t.equal(result.status, 1)
+  t.equal(result.stderr.trim().split('\n').length, 1, 'one line')
+  t.equal(result.stderr.trim(), 'Invalid configuration: PORT="eighty" is not valid; expected an integer from 0 to 65535')
+  const other = spawnSync(process.execPath, serverArgs, { cwd: root, env: { ...process.env, SLOW_CONSUMER: 'drop' }, encoding: 'utf8' })
+  t.equal(other.status, 1)
+  t.equal(other.stderr.trim(), 'Invalid configuration: SLOW_CONSUMER="drop" is not valid; expected one of close, conflate')
+})
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal}: clients are closed with 1001, logs flushed, exit code 0`, async (t) => {
+    const server = startProcess({ SHUTDOWN_GRACE: '1000' })
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    const port = await server.port
+    const clients = await Promise.all([1, 2, 3].map(() => TestClient.open(`ws://127.0.0.1:${port}`)))
+    for (const c of clients) t.match(await c.request({ type: 'ping' }), { type: 'pong' })
+    const started = Date.now()
+    server.child.kill(signal)
+    const closes = await Promise.all(clients.map((c) => c.closed))
+    t.same(closes.map((c) => c.code), [1001, 1001, 1001])
+    t.same(await server.exited, { code: 0, signal: null })
+    const took = Date.now() - started
+    t.ok(took < 5000, `shut down in ${took} ms, inside PM2's kill_timeout`)
+    t.match(server.output(), /"msg":"closed"/, 'the last log line made it out')
+  })
+}
+
+const python = '/usr/bin/python3'
+const hasPython = existsSync(python) && spawnSync(python, ['-c', 'import websockets, msgpack']).status === 0
+const requirePython = process.env.REQUIRE_PYTHON_CLIENT === '1'
+
+t.test('the original Python client gets its reply', {
+  skip: hasPython || requirePython ? false : 'needs /usr/bin/python3 with websockets and msgpack (Debian python3-websockets, python3-msgpack)'
+}, async (t) => {
+  const server = startProcess({})
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const port = await server.port
+  // The snippet as the old clients run it, with only the port changed (8765 may be taken on a test machine).
+  const snippet = `
+import asyncio, time, msgpack, websockets
+async def main():
+    async with websockets.connect("ws://localhost:${port}") as ws:
+        await ws.send(msgpack.packb({"type": "request", "timestamp": time.time()}))
+        reply = msgpack.unpackb(await ws.recv(), raw=False)
+        print(reply)
+        assert reply["type"] == "response" and "serverTime" in reply
+asyncio.run(main())
+`
+  const result = spawnSync(python, ['-c', snippet], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(result.status, 0, result.stderr)
+  t.match(result.stdout, /'type': 'response', 'timestamp': \d+\.\d+, 'serverTime': \d+/)
+})

@@ -1,6 +1,6 @@
 // The server process as PM2 runs it: configuration errors, graceful shutdown, and the original Python client.
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { TestClient } from './helper.ts'

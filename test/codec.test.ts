@@ -1,6 +1,6 @@
 import t from 'tap'
 import { encode } from '@msgpack/msgpack'
-import { FrameDecoder, negotiateCodec, pickSubprotocol, encodeFrame } from '../src/core/codec.ts'
+import { FrameDecoder, negotiateCodec, pickSubprotocol, encodeFrame, framePayload } from '../src/core/codec.ts'
 import { validateFrame, FrameError } from '../src/core/protocol.ts'
 
 t.test('subprotocol, then ?codec=, then the default', async (t) => {
@@ -28,9 +28,22 @@ t.test('decoding by frame type', async (t) => {
   t.throws(() => d.decode(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), true), { code: 'bad_request' }, 'declared length beyond the limit')
 })
 
-t.test('frames are encoded in the connection codec', async (t) => {
-  t.same([...encodeFrame('msgpack', { type: 'pong' })], [...encode({ type: 'pong' })])
-  t.equal(Buffer.from(encodeFrame('json', { type: 'pong', id: undefined })).toString(), '{"type":"pong"}')
+t.test('frames are complete WebSocket frames in the connection codec', async (t) => {
+  const msgpack = encodeFrame('msgpack', { type: 'pong' })
+  t.same([...msgpack], [0x82, 11, ...encode({ type: 'pong' })], 'FIN + binary, 7-bit length, payload')
+  t.same([...framePayload(msgpack)], [...encode({ type: 'pong' })])
+  const json = encodeFrame('json', { type: 'pong', id: undefined })
+  t.same([...json.subarray(0, 2)], [0x81, 15], 'FIN + text')
+  t.equal(framePayload(json).toString(), '{"type":"pong"}')
+  const medium = encodeFrame('json', 'x'.repeat(300))
+  t.same([...medium.subarray(0, 4)], [0x81, 126, 0x01, 0x2e], '16-bit length 302')
+  t.equal(framePayload(medium).length, 302)
+  const large = encodeFrame('msgpack', new Uint8Array(70000))
+  t.same([...large.subarray(0, 10)], [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x75], '64-bit length 70005')
+  t.equal(framePayload(large).length, 70005)
+  const again = encodeFrame('msgpack', { type: 'ping' })
+  t.same([...framePayload(msgpack)], [...encode({ type: 'pong' })], 'a frame is its own copy, not the encoder buffer')
+  t.not(again, msgpack)
 })
 
 t.test('validation answers exact codes and messages', async (t) => {

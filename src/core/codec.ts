@@ -22,15 +22,50 @@ export function negotiateCodec(subprotocol: string | undefined, queryCodec: stri
   return useMsgpack ? 'msgpack' : 'json'
 }
 
-// One encoder for the process: encode() returns a fresh copy, safe to hand to ws, which may hold it until flushed.
+// One encoder for the process. encodeSharedRef() returns a view of its reused buffer, so it is
+// copied into the frame at once and never handed to a socket.
 const encoder = new Encoder({ ignoreUndefined: true })
 
-export const encodeMsgpack = (value: unknown): Uint8Array => encoder.encode(value)
-export const encodeJson = (value: unknown): Buffer => Buffer.from(JSON.stringify(value))
+/**
+ * A complete WebSocket frame (header + payload, FIN set, unmasked as server frames are), built once
+ * and written as is to every subscriber's socket: one buffer and one write per delivery, no
+ * per-subscriber header or copy.
+ */
+export function encodeFrame(codec: CodecName, value: unknown): Buffer {
+  if (codec === 'msgpack') {
+    const payload = encoder.encodeSharedRef(value)
+    const frame = frameWithHeader(0x82, payload.length)
+    frame.set(payload, frame.length - payload.length)
+    return frame
+  }
+  const text = JSON.stringify(value)
+  const length = Buffer.byteLength(text)
+  const frame = frameWithHeader(0x81, length)
+  frame.write(text, frame.length - length)
+  return frame
+}
 
-/** Encodes a frame in a connection's codec. */
-export const encodeFrame = (codec: CodecName, frame: unknown): Uint8Array =>
-  codec === 'msgpack' ? encodeMsgpack(frame) : encodeJson(frame)
+function frameWithHeader(firstByte: number, length: number): Buffer {
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = firstByte
+  if (header === 2) frame[1] = length
+  else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  return frame
+}
+
+/** The payload of a frame built by encodeFrame (a view, no copy), for sockets we cannot write frames to. */
+export function framePayload(frame: Buffer): Buffer {
+  const len7 = frame[1] & 0x7f
+  return frame.subarray(len7 < 126 ? 2 : len7 === 126 ? 4 : 10)
+}
 
 /** Decodes inbound frames by frame type, with MessagePack container limits derived from the largest frame. */
 export class FrameDecoder {

@@ -1,6 +1,6 @@
 // One client connection: decodes and dispatches its frames, and owns its send path (corking, slow-consumer policy).
 import type { Socket } from 'node:net'
-import { encodeFrame, type CodecName } from './codec.ts'
+import { encodeFrame, framePayload, type CodecName } from './codec.ts'
 import {
   CloseCode, ErrorCode, FrameError, LiveError, errorFrame, eventFrame, validateFrame,
   type BusEvent, type FrameId, type Position, type PublishFrame, type RequestFrame,
@@ -14,8 +14,10 @@ import { isThenable, type Hub } from './hub.ts'
 export interface LiveSocket {
   readonly readyState: number
   readonly bufferedAmount: number
-  /** ws's underlying TCP socket, used for corking and drain; absent on fakes. */
+  /** ws's underlying TCP socket: frames are written to it directly; absent on fakes. */
   readonly _socket?: Socket | null
+  /** Negotiated extensions; with permessage-deflate frames must go through ws. */
+  readonly extensions?: string
   send(data: Uint8Array, options: { binary: boolean }): void
   close(code?: number, reason?: string): void
   terminate(): void
@@ -35,6 +37,8 @@ const MAX_CORKED_FRAMES = 64
 const MAX_CORKED_BYTES = 64 * 1024
 // Replies are never conflated; a client that sends requests and never reads is cut off here.
 const REPLY_QUEUE_FACTOR = 4
+// A consumer closed for being slow is not reading its close frame either: its queue is freed after this.
+const SLOW_CLOSE_GRACE_MS = 2000
 
 export class LiveConnection {
   readonly patterns = new Set<string>()
@@ -46,9 +50,9 @@ export class LiveConnection {
   private corkedFrames = 0
   private corkedBytes = 0
   /** Latest frame per topic while congested under the conflate policy. */
-  private conflated: Map<string, Uint8Array> | null = null
+  private conflated: Map<string, Buffer> | null = null
   /** Live events held while a subscribe waits for the bus: [event, frame, event, frame, ...]. */
-  private held: (BusEvent | Uint8Array)[] | null = null
+  private held: (BusEvent | Buffer)[] | null = null
   private holds = 0
   /** Highest seq sent per topic by replays and snapshots while holding, to drop held duplicates. */
   private replayed: Map<string, number> | null = null
@@ -62,13 +66,14 @@ export class LiveConnection {
   ) {
     this.binary = codec === 'msgpack'
     this.sendOptions = this.binary ? BINARY : TEXT
-    this.raw = socket._socket ?? null
+    this.raw = socket._socket && !socket.extensions ? socket._socket : null
     this.onMessage = this.onMessage.bind(this)
     this.onDrain = this.onDrain.bind(this)
     socket.on('message', this.onMessage)
     socket.on('close', (code) => hub.remove(this, code))
     socket.on('pong', () => { this.alive = true })
-    socket.on('error', () => {}) // ws closes the socket after an error; 'close' cleans up
+    // ws emits 'error' for protocol violations (bad UTF-8, oversized frames) and then closes the socket itself.
+    socket.on('error', (err) => hub.log.debug({ connection: id, err: err.message }, 'socket error'))
   }
 
   // ---- inbound ----
@@ -227,14 +232,14 @@ export class LiveConnection {
   // ---- outbound ----
 
   /** A live event from the hub; `frame` is the shared encoding, sent as is. */
-  deliver(event: BusEvent, frame: Uint8Array): void {
+  deliver(event: BusEvent, frame: Buffer): void {
     if (this.socket.readyState !== OPEN) return
     if (this.held !== null) this.held.push(event, frame)
     else this.enqueue(event.topic, frame)
   }
 
   /** Writes an event frame, or applies the slow-consumer policy when too much is queued. */
-  private enqueue(topic: string, frame: Uint8Array): void {
+  private enqueue(topic: string, frame: Buffer): void {
     if (this.conflated !== null) this.conflated.set(topic, frame)
     else if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes) this.congested(topic, frame)
     else this.write(frame)
@@ -244,22 +249,21 @@ export class LiveConnection {
   send(frame: object): void {
     if (this.socket.readyState !== OPEN) return
     this.write(encodeFrame(this.codec, frame))
-    if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) {
-      this.close(CloseCode.slowConsumer, 'slow consumer')
-    }
+    if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) this.closeSlow()
   }
 
-  private write(frame: Uint8Array): void {
+  /** Writes a complete frame to the TCP socket (ws's sender is idle: no compression, no queue). */
+  private write(frame: Buffer): void {
     const raw = this.raw
     if (raw === null) {
-      this.socket.send(frame, this.sendOptions)
+      this.socket.send(framePayload(frame), this.sendOptions)
       return
     }
     if (!this.corked) {
       this.corked = true
       this.hub.cork(this, raw)
     }
-    this.socket.send(frame, this.sendOptions)
+    raw.write(frame)
     this.corkedBytes += frame.length
     if (++this.corkedFrames >= MAX_CORKED_FRAMES || this.corkedBytes >= MAX_CORKED_BYTES) {
       this.corkedFrames = 0
@@ -277,9 +281,9 @@ export class LiveConnection {
     this.raw?.uncork()
   }
 
-  private congested(topic: string, frame: Uint8Array): void {
+  private congested(topic: string, frame: Buffer): void {
     if (this.hub.options.slowConsumer === 'close' || this.raw === null) {
-      this.close(CloseCode.slowConsumer, 'slow consumer')
+      this.closeSlow()
       return
     }
     this.conflated = new Map([[topic, frame]])
@@ -308,7 +312,7 @@ export class LiveConnection {
     this.replayed = null
     for (let i = 0; i < held.length; i += 2) {
       const event = held[i] as BusEvent
-      if ((replayed.get(event.topic) ?? 0) < event.seq) this.deliver(event, held[i + 1] as Uint8Array)
+      if ((replayed.get(event.topic) ?? 0) < event.seq) this.deliver(event, held[i + 1] as Buffer)
     }
   }
 
@@ -342,5 +346,12 @@ export class LiveConnection {
 
   close(code: number, reason: string): void {
     if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+
+  private closeSlow(): void {
+    if (this.socket.readyState !== OPEN) return
+    this.hub.log.debug({ connection: this.id, queued: this.socket.bufferedAmount }, 'slow consumer closed')
+    this.close(CloseCode.slowConsumer, 'slow consumer')
+    setTimeout(() => this.socket.terminate(), SLOW_CLOSE_GRACE_MS).unref()
   }
 }

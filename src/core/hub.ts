@@ -1,6 +1,6 @@
 // The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
 import type { Socket } from 'node:net'
-import { encodeJson, encodeMsgpack, FrameDecoder, type CodecName } from './codec.ts'
+import { encodeFrame, FrameDecoder, type CodecName } from './codec.ts'
 import { LiveConnection, type LiveSocket } from './connection.ts'
 import { ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
 import { checkTopic, SubscriptionIndex } from './topics.ts'
@@ -112,13 +112,13 @@ export class Hub {
   deliver(event: BusEvent): void {
     const subscribers = this.index.match(event.topic)
     if (subscribers.length === 0) return
-    let msgpack: Uint8Array | undefined
+    let msgpack: Buffer | undefined
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
       const connection = subscribers[i]
       const frame = connection.binary
-        ? (msgpack ??= encodeMsgpack(eventFrame('event', event)))
-        : (json ??= encodeJson(eventFrame('event', event)))
+        ? (msgpack ??= encodeFrame('msgpack', eventFrame('event', event)))
+        : (json ??= encodeFrame('json', eventFrame('event', event)))
       connection.deliver(event, frame)
     }
   }

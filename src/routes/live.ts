@@ -4,6 +4,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import { negotiateCodec } from '../core/codec.ts'
 import type { Hub } from '../core/hub.ts'
 import type { LiveSocket } from '../core/connection.ts'
+import type { Socket } from 'node:net'
+import type { WebSocket } from 'ws'
+import type { ServerResponse } from 'node:http'
 
 const Query = Type.Object({
   codec: Type.Optional(Type.Union([Type.Literal('msgpack'), Type.Literal('json')]))
@@ -28,10 +31,23 @@ const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths
       },
       handler: (socket, request) => {
         const codec = negotiateCodec(socket.protocol, request.query.codec, useMsgpack)
-        hub.accept(socket as unknown as LiveSocket, codec, request.socket.remoteAddress)
+        const remoteAddress = request.socket.remoteAddress
+        releaseUpgrade(socket)
+        hub.accept(socket as unknown as LiveSocket, codec, remoteAddress)
       }
     })
   }
+}
+
+/**
+ * @fastify/websocket keeps the upgrade's request and reply reachable for the socket's whole life:
+ * its error listener closes over them, and the ServerResponse stays attached to the TCP socket.
+ * That is kilobytes per idle connection; the connection installs its own error listener instead.
+ */
+function releaseUpgrade(socket: WebSocket): void {
+  const raw = (socket as unknown as LiveSocket)._socket as (Socket & { _httpMessage?: ServerResponse | null }) | null | undefined
+  raw?._httpMessage?.detachSocket(raw)
+  socket.removeAllListeners('error')
 }
 
 export default liveRoute

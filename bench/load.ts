@@ -1,0 +1,209 @@
+// The load generator, run in its own process by bench/run.ts: real ws clients against one server,
+// one workload per run, the result sent back over IPC. Loopback only; every loop is bounded in count and time.
+import { WebSocket } from 'ws'
+import { encode } from '@msgpack/msgpack'
+import { Histogram } from './stats.ts'
+
+type Args = Record<string, number | string>
+const [workload, portText, argsText] = process.argv.slice(2)
+const url = `ws://127.0.0.1:${portText}/ws/live`
+const args = JSON.parse(argsText ?? '{}') as Args
+const now = () => performance.now()
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function connect(): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false })
+    ws.once('open', () => resolve(ws))
+    ws.once('error', reject)
+  })
+}
+
+async function connectMany(count: number, batch = 200): Promise<WebSocket[]> {
+  const out: WebSocket[] = []
+  for (let i = 0; i < count; i += batch) out.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, connect))))
+  return out
+}
+
+/** Reads `type` and `seq` from an event frame without decoding it: fixmap, then type, topic, seq in that order. */
+function readHead(buf: Buffer): { type: string; seq: number } {
+  let o = 1
+  let type = ''
+  let seq = -1
+  for (let pair = 0; pair < 3 && o < buf.length; pair++) {
+    const [key, afterKey] = readStr(buf, o)
+    o = afterKey
+    if (key === 'seq') {
+      seq = readUint(buf, o)
+      break
+    }
+    const [value, afterValue] = readStr(buf, o)
+    o = afterValue
+    if (key === 'type') {
+      type = value
+      if (type !== 'event') break
+    }
+  }
+  return { type, seq }
+}
+
+function readStr(buf: Buffer, o: number): [string, number] {
+  const b = buf[o]
+  if (b >= 0xa0 && b <= 0xbf) return [buf.toString('latin1', o + 1, o + 1 + (b & 0x1f)), o + 1 + (b & 0x1f)]
+  if (b === 0xd9) return [buf.toString('latin1', o + 2, o + 2 + buf[o + 1]), o + 2 + buf[o + 1]]
+  if (b === 0xda) { const n = buf.readUInt16BE(o + 1); return [buf.toString('latin1', o + 3, o + 3 + n), o + 3 + n] }
+  return ['', buf.length]
+}
+
+function readUint(buf: Buffer, o: number): number {
+  const b = buf[o]
+  if (b <= 0x7f) return b
+  if (b === 0xcc) return buf[o + 1]
+  if (b === 0xcd) return buf.readUInt16BE(o + 1)
+  if (b === 0xce) return buf.readUInt32BE(o + 1)
+  return -1
+}
+
+function cpu(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start)
+  return (d.user + d.system) / 1e6
+}
+
+/** Request/response round trips: one connection in sequence, or many at a fixed rate each. */
+async function probe() {
+  const connections = Number(args.connections)
+  const hist = new Histogram()
+  const started = process.cpuUsage()
+  const clients = await connectMany(connections)
+  if (connections === 1) {
+    const ws = clients[0]
+    const count = Number(args.count ?? 5000)
+    let resolve: () => void = () => {}
+    ws.on('message', () => resolve())
+    for (let i = 0; i < count + 500; i++) {
+      const t0 = now()
+      await new Promise<void>((r) => { resolve = r; ws.send(encode({ type: 'request', id: i, timestamp: t0 })) })
+      if (i >= 500) hist.record(now() - t0) // the first 500 warm the JIT
+    }
+  } else {
+    const perSecond = Number(args.rate)
+    const durationMs = Number(args.durationMs)
+    let late = 0
+    const recordFrom = now() + 1000 // the first second warms the JIT on both sides
+    const stopAt = recordFrom + durationMs
+    await Promise.all(clients.map(async (ws, i) => {
+      let sentAt = 0
+      ws.on('message', () => {
+        if (sentAt >= recordFrom) hist.record(now() - sentAt)
+        sentAt = 0
+      })
+      await sleep((i / connections) * (1000 / perSecond)) // spread the clients over one period
+      while (now() < stopAt) {
+        if (sentAt !== 0) late++
+        else {
+          sentAt = now()
+          ws.send(encode({ type: 'request', id: i, timestamp: sentAt }))
+        }
+        await sleep(1000 / perSecond)
+      }
+    }))
+    await sleep(200) // the last replies
+    for (const ws of clients) ws.terminate()
+    return { ...hist.summary(), late, generatorCpu: cpu(started) }
+  }
+  for (const ws of clients) ws.terminate()
+  return { ...hist.summary(), generatorCpu: cpu(started) }
+}
+
+/** One publisher at a fixed rate, N subscribers: deliveries, loss, order and publish-to-receive latency. */
+async function fanout() {
+  const subscribers = Number(args.subscribers)
+  const rate = Number(args.rate)
+  const durationMs = Number(args.durationMs)
+  const paused = Number(args.paused ?? 0)
+  const topic = String(args.topic)
+  const total = Math.floor((rate * durationMs) / 1000)
+  const sentAt = new Float64Array(total + 1)
+  const payload = { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
+  const hist = new Histogram()
+  const clients = await connectMany(subscribers)
+  const expected = new Int32Array(subscribers).fill(1)
+  let delivered = 0
+  let lost = 0
+  let reordered = 0
+  let lastDeliveryAt = 0
+  const closes: Record<string, number> = {}
+  await Promise.all(clients.map((ws, i) => new Promise<void>((resolve) => {
+    ws.once('message', () => {
+      ws.on('message', (data: Buffer) => {
+        const { type, seq } = readHead(data)
+        if (type !== 'event') return
+        if (seq === expected[i]) expected[i]++
+        else if (seq > expected[i]) { lost += seq - expected[i]; expected[i] = seq + 1 }
+        else reordered++
+        delivered++
+        lastDeliveryAt = now()
+        hist.record(lastDeliveryAt - sentAt[seq])
+      })
+      resolve()
+    })
+    ws.on('close', (code) => { closes[code] = (closes[code] ?? 0) + 1 })
+    ws.send(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
+  })))
+  for (let i = 0; i < paused; i++) clients[i].pause() // these never read again
+  const publisher = await connect()
+  const started = process.cpuUsage()
+  const t0 = now()
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
+    while (sent < due) {
+      sent++
+      sentAt[sent] = now()
+      payload.ts = sent
+      publisher.send(encode({ type: 'publish', topic, data: payload }))
+    }
+    await sleep(1)
+  }
+  const publishedAt = now()
+  const expectedDeliveries = total * (subscribers - paused)
+  const graceEnd = publishedAt + Number(args.graceMs ?? 2000)
+  while (delivered < expectedDeliveries && now() < graceEnd) await sleep(5)
+  const generatorCpu = cpu(started)
+  const elapsed = (Math.max(lastDeliveryAt, publishedAt) - t0) / 1000
+  for (let i = paused; i < subscribers; i++) if (expected[i] <= total && clients[i].readyState === WebSocket.OPEN) lost += total + 1 - expected[i]
+  const lagMs = delivered >= expectedDeliveries ? Math.max(0, lastDeliveryAt - publishedAt) : Infinity
+  for (const ws of [...clients, publisher]) ws.terminate()
+  return {
+    rate, subscribers, paused, published: total, expectedDeliveries, delivered, lost, reordered, closes,
+    lagMs: Number.isFinite(lagMs) ? Math.round(lagMs) : null,
+    deliveredPerSecond: Math.round(delivered / elapsed),
+    latency: hist.summary(),
+    generatorCpu
+  }
+}
+
+/** Many connected, subscribed, silent clients; holds them until told to let go. */
+async function idle() {
+  const connections = Number(args.connections)
+  const clients = await connectMany(connections, 250)
+  await Promise.all(clients.map((ws, i) => new Promise<void>((resolve) => {
+    ws.once('message', () => resolve())
+    ws.send(encode({ type: 'subscribe', topic: `idle.${i % 100}`, snapshot: false }))
+  })))
+  process.send!({ held: clients.length })
+  await new Promise((resolve) => process.once('message', resolve))
+  for (const ws of clients) ws.terminate()
+  return { connections: clients.length }
+}
+
+const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle }
+const run = workloads[workload]
+if (!run) throw new Error(`unknown workload ${workload}`)
+const timer = setTimeout(() => { process.send!({ error: 'generator timed out' }); process.exit(2) }, Number(args.timeoutMs ?? 300_000))
+run().then((result) => {
+  clearTimeout(timer)
+  process.send!({ result }, () => process.exit(0))
+}, (err) => {
+  process.send!({ error: String(err?.stack ?? err) }, () => process.exit(1))
+})

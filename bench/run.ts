@@ -1,0 +1,155 @@
+// npm run bench: each workload against our server and the raw ws baseline in the same invocation,
+// servers and load generator in separate processes, with both processes' CPU and the server's RSS.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { cpuSeconds, rssMiB } from './stats.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const quick = process.argv.includes('--quick')
+const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory').split(',')
+const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
+type Target = keyof typeof targets
+
+interface Server { child: ChildProcess; port: number; pid: number }
+
+async function startServer(target: Target, env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, [targets[target]], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (c) => {
+      out += c
+      const m = /listening (\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)))
+  })
+  await new Promise((r) => setTimeout(r, 300)) // let start-up settle before measuring
+  return { child, port, pid: child.pid! }
+}
+
+async function stopServer(server: Server) {
+  server.child.kill('SIGKILL')
+  await new Promise((r) => server.child.once('exit', r))
+}
+
+/** Runs one workload in a fresh generator process; `during` sees the generator's intermediate messages. */
+function generate(workload: string, port: number, args: object, during?: (msg: any, child: ChildProcess) => void): Promise<any> {
+  const child = spawn(process.execPath, ['--import=tsx', 'bench/load.ts', workload, String(port), JSON.stringify(args)], {
+    cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  return new Promise((resolve, reject) => {
+    child.on('message', (msg: any) => {
+      if (msg.result) resolve(msg.result)
+      else if (msg.error) reject(new Error(msg.error))
+      else during?.(msg, child)
+    })
+    child.once('exit', (code) => { if (code !== 0) reject(new Error(`generator exited with ${code}`)) })
+  })
+}
+
+async function measured<T>(server: Server, fn: () => Promise<T>) {
+  const cpu0 = cpuSeconds(server.pid)
+  const t0 = performance.now()
+  const result = await fn()
+  const seconds = (performance.now() - t0) / 1000
+  return { ...result, serverCpuPct: Math.round(((cpuSeconds(server.pid) - cpu0) / seconds) * 100), serverRssMiB: Math.round(rssMiB(server.pid)) }
+}
+
+const results: Record<string, any> = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`, quick }
+const lines: string[] = []
+const log = (line: string) => { lines.push(line); console.log(line) }
+const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a')
+
+async function probeBench() {
+  log('\n### Probe round trip (ms)\n\n| connections | server | p50 | p99 | p99.9 | max | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|')
+  const runs = [{ connections: 1, count: quick ? 2000 : 10000 }, { connections: 1000, rate: 10, durationMs: quick ? 4000 : 10000 }]
+  for (const args of runs) {
+    const row: Record<string, any> = {}
+    for (const target of ['raw', 'ours'] as Target[]) {
+      const server = await startServer(target)
+      row[target] = await measured(server, () => generate('probe', server.port, args))
+      await stopServer(server)
+      const r = row[target]
+      log(`| ${args.connections}${args.rate ? ` × ${args.rate}/s` : ''} | ${target} | ${r.p50} | ${r.p99} | ${r.p999} | ${r.max} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`)
+    }
+    results[`probe-${args.connections}`] = row
+  }
+}
+
+async function fanoutBench() {
+  log('\n### Fan-out: highest publish rate sustained without loss (a ladder of rates, 4 s each; a step fails on any loss, reordering or close, on p99 latency over 100 ms, or on the last delivery lagging over 250 ms behind the last publish)\n')
+  log('| subscribers | server | rate/s | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | lost | reordered | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|')
+  const ladders: Record<number, number[]> = {
+    100: [1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000],
+    1000: [100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000]
+  }
+  for (const subscribers of [100, 1000]) {
+    const best: Record<string, any> = {}
+    for (const target of ['raw', 'ours'] as Target[]) {
+      const server = await startServer(target)
+      for (const rate of ladders[subscribers]) {
+        const r = await measured(server, () => generate('fanout', server.port, { subscribers, rate, durationMs: quick ? 2000 : 4000, topic: `bench.${subscribers}.${rate}` }))
+        const sustained = r.lost === 0 && r.reordered === 0 && Object.keys(r.closes).length === 0 &&
+          r.lagMs !== null && r.lagMs <= 250 && r.latency.p99 <= 100
+        console.log(`  ${target} ${subscribers} subs @ ${rate}/s: ${sustained ? 'sustained' : 'NOT sustained'} ${JSON.stringify(r)}`)
+        if (!sustained) break
+        best[target] = r
+      }
+      await stopServer(server)
+      const r = best[target]
+      if (r) log(`| ${subscribers} | ${target} | ${r.rate} | ${r.deliveredPerSecond} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.lost} | ${r.reordered} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`)
+      else log(`| ${subscribers} | ${target} | none sustained | | | | | | | | |`)
+    }
+    results[`fanout-${subscribers}`] = best
+    if (best.raw && best.ours) log(`| ${subscribers} | **ours/raw** | | **${ratio(best.ours.deliveredPerSecond, best.raw.deliveredPerSecond)}** | | | | | | | |`)
+  }
+}
+
+async function idleBench() {
+  // This machine's hard limit is 20,000 open files per process, so the server can hold 19,900 sockets at most.
+  const connections = quick ? 5000 : 19_900
+  log(`\n### Idle connections (${connections}, each subscribed to one of 100 topics)\n\n| server | RSS before MiB | RSS after MiB | KiB per connection | projected RSS at 20,000 MiB |\n|---|---|---|---|---|`)
+  const row: Record<string, any> = {}
+  for (const target of ['raw', 'ours'] as Target[]) {
+    const server = await startServer(target)
+    const before = rssMiB(server.pid)
+    let after = 0
+    await generate('idle', server.port, { connections }, (msg, child) => {
+      if (msg.held) setTimeout(() => { after = rssMiB(server.pid); child.send('done') }, 1000)
+    })
+    await stopServer(server)
+    const perConnKiB = ((after - before) * 1024) / connections
+    row[target] = { connections, before: Math.round(before), after: Math.round(after), perConnKiB: Math.round(perConnKiB * 10) / 10 }
+    log(`| ${target} | ${Math.round(before)} | ${Math.round(after)} | ${perConnKiB.toFixed(1)} | ${Math.round(before + (perConnKiB * 20000) / 1024)} |`)
+  }
+  results.idle = row
+}
+
+async function memoryBench() {
+  const durationMs = quick ? 10_000 : 60_000
+  log(`\n### Memory with slow consumers: 1,000 subscribers of which 100 never read, ${durationMs / 1000} s\n\n| server | policy | rate/s | max RSS MiB | delivered to readers | lost by readers | closes |\n|---|---|---|---|---|---|---|`)
+  // The highest rate our server sustained to 1,000 readers in this run's fan-out ladder, if it ran.
+  const rate: number = results['fanout-1000']?.ours?.rate ?? 250
+  for (const [target, policy] of [['raw', '-'], ['ours', 'close'], ['ours', 'conflate']] as [Target, string][]) {
+    const server = await startServer(target, policy === '-' ? {} : { SLOW_CONSUMER: policy })
+    let maxRss = rssMiB(server.pid)
+    const sampler = setInterval(() => { try { maxRss = Math.max(maxRss, rssMiB(server.pid)) } catch {} }, 250)
+    const r = await generate('fanout', server.port, { subscribers: 1000, paused: 100, rate, durationMs, graceMs: 3000, topic: 'memory', timeoutMs: durationMs + 120_000 })
+    clearInterval(sampler)
+    await stopServer(server)
+    results[`memory-${target}-${policy}`] = { ...r, maxRssMiB: Math.round(maxRss) }
+    log(`| ${target} | ${policy} | ${rate} | ${Math.round(maxRss)} | ${r.delivered} of ${r.expectedDeliveries} | ${r.lost} | ${JSON.stringify(r.closes)} |`)
+  }
+}
+
+log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick run)' : ''}`)
+if (only.includes('probe')) await probeBench()
+if (only.includes('fanout')) await fanoutBench()
+if (only.includes('idle')) await idleBench()
+if (only.includes('memory')) await memoryBench()
+mkdirSync(`${root}/bench/out`, { recursive: true })
+writeFileSync(`${root}/bench/out/latest.json`, JSON.stringify(results, null, 2))
+writeFileSync(`${root}/bench/out/latest.md`, lines.join('\n') + '\n')
+console.log('\nwritten: bench/out/latest.json, bench/out/latest.md')

@@ -3,6 +3,7 @@
 import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
 import { Histogram } from './stats.ts'
+import { LightSocket } from './light-client.ts'
 
 type Args = Record<string, number | string>
 const [workload, portText, argsText] = process.argv.slice(2)
@@ -25,7 +26,7 @@ async function connectMany(count: number, batch = 200): Promise<WebSocket[]> {
   return out
 }
 
-/** Reads `type` and `seq` from an event frame without decoding it: fixmap, then type, topic, seq in that order. */
+/** Reads `type` and `seq` from an event frame's payload without decoding it: fixmap, then type, topic, seq in that order. */
 function readHead(buf: Buffer): { type: string; seq: number } {
   let o = 1
   let type = ''
@@ -69,53 +70,66 @@ function cpu(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1e6
 }
 
-/** Request/response round trips: one connection in sequence, or many at a fixed rate each. */
+/**
+ * Request/response round trips: one connection in sequence, or many at a fixed rate each. Light
+ * clients, and each client's sends on its own 1 ms slot, so the generator adds little of its own.
+ */
 async function probe() {
   const connections = Number(args.connections)
   const hist = new Histogram()
   const started = process.cpuUsage()
-  const clients = await connectMany(connections)
+  const clients: LightSocket[] = []
+  for (let i = 0; i < connections; i += 200) {
+    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, connections - i) }, () => LightSocket.open(Number(portText))))))
+  }
+  const request = encode({ type: 'request', id: 1, timestamp: 1 })
+  let late = 0
   if (connections === 1) {
     const ws = clients[0]
     const count = Number(args.count ?? 5000)
     let resolve: () => void = () => {}
-    ws.on('message', () => resolve())
+    ws.onFrame = () => resolve()
     for (let i = 0; i < count + 500; i++) {
       const t0 = now()
-      await new Promise<void>((r) => { resolve = r; ws.send(encode({ type: 'request', id: i, timestamp: t0 })) })
+      await new Promise<void>((r) => { resolve = r; ws.sendBinary(request) })
       if (i >= 500) hist.record(now() - t0) // the first 500 warm the JIT
     }
   } else {
     const perSecond = Number(args.rate)
-    const durationMs = Number(args.durationMs)
-    let late = 0
+    const periodMs = 1000 / perSecond
+    const sentAt = new Float64Array(connections)
     const recordFrom = now() + 1000 // the first second warms the JIT on both sides
-    const stopAt = recordFrom + durationMs
-    await Promise.all(clients.map(async (ws, i) => {
-      let sentAt = 0
-      ws.on('message', () => {
-        if (sentAt >= recordFrom) hist.record(now() - sentAt)
-        sentAt = 0
-      })
-      await sleep((i / connections) * (1000 / perSecond)) // spread the clients over one period
-      while (now() < stopAt) {
-        if (sentAt !== 0) late++
-        else {
-          sentAt = now()
-          ws.send(encode({ type: 'request', id: i, timestamp: sentAt }))
-        }
-        await sleep(1000 / perSecond)
+    const stopAt = recordFrom + Number(args.durationMs)
+    clients.forEach((ws, i) => {
+      ws.onFrame = () => {
+        if (sentAt[i] >= recordFrom) hist.record(now() - sentAt[i])
+        sentAt[i] = 0
       }
-    }))
+    })
+    // Client i sends when (elapsed mod period) passes its offset: the load is spread evenly over each period.
+    const t0 = now()
+    const nextAt = Float64Array.from({ length: connections }, (_, i) => t0 + (i / connections) * periodMs)
+    while (now() < stopAt) {
+      const t = now()
+      for (let i = 0; i < connections; i++) {
+        if (nextAt[i] > t) continue
+        nextAt[i] += periodMs
+        if (sentAt[i] !== 0) { late++; continue }
+        sentAt[i] = now()
+        clients[i].sendBinary(request)
+      }
+      await sleep(1)
+    }
     await sleep(200) // the last replies
-    for (const ws of clients) ws.terminate()
-    return { ...hist.summary(), late, generatorCpu: cpu(started) }
   }
-  for (const ws of clients) ws.terminate()
-  return { ...hist.summary(), generatorCpu: cpu(started) }
+  for (const ws of clients) ws.destroy()
+  return { ...hist.summary(), late, generatorCpu: cpu(started) }
 }
 
-/** One publisher at a fixed rate, N subscribers: deliveries, loss, order and publish-to-receive latency. */
+/**
+ * One publisher at a fixed rate, N subscribers: deliveries, loss, order and publish-to-receive latency.
+ * Subscribers are light clients (bench/light-client.ts) so the generator is not the bottleneck.
+ */
 async function fanout() {
   const subscribers = Number(args.subscribers)
   const rate = Number(args.rate)
@@ -126,16 +140,20 @@ async function fanout() {
   const sentAt = new Float64Array(total + 1)
   const payload = { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
   const hist = new Histogram()
-  const clients = await connectMany(subscribers)
+  const clients: LightSocket[] = []
+  for (let i = 0; i < subscribers; i += 200) {
+    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, subscribers - i) }, () => LightSocket.open(Number(portText))))))
+  }
   const expected = new Int32Array(subscribers).fill(1)
+  const open = new Uint8Array(subscribers).fill(1)
   let delivered = 0
   let lost = 0
   let reordered = 0
   let lastDeliveryAt = 0
   const closes: Record<string, number> = {}
   await Promise.all(clients.map((ws, i) => new Promise<void>((resolve) => {
-    ws.once('message', () => {
-      ws.on('message', (data: Buffer) => {
+    ws.onFrame = () => {
+      ws.onFrame = (data) => {
         const { type, seq } = readHead(data)
         if (type !== 'event') return
         if (seq === expected[i]) expected[i]++
@@ -144,11 +162,11 @@ async function fanout() {
         delivered++
         lastDeliveryAt = now()
         hist.record(lastDeliveryAt - sentAt[seq])
-      })
+      }
       resolve()
-    })
-    ws.on('close', (code) => { closes[code] = (closes[code] ?? 0) + 1 })
-    ws.send(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
+    }
+    ws.onClose = (code) => { open[i] = 0; closes[code] = (closes[code] ?? 0) + 1 }
+    ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
   })))
   for (let i = 0; i < paused; i++) clients[i].pause() // these never read again
   const publisher = await connect()
@@ -171,9 +189,10 @@ async function fanout() {
   while (delivered < expectedDeliveries && now() < graceEnd) await sleep(5)
   const generatorCpu = cpu(started)
   const elapsed = (Math.max(lastDeliveryAt, publishedAt) - t0) / 1000
-  for (let i = paused; i < subscribers; i++) if (expected[i] <= total && clients[i].readyState === WebSocket.OPEN) lost += total + 1 - expected[i]
+  for (let i = paused; i < subscribers; i++) if (expected[i] <= total && open[i] === 1) lost += total + 1 - expected[i]
   const lagMs = delivered >= expectedDeliveries ? Math.max(0, lastDeliveryAt - publishedAt) : Infinity
-  for (const ws of [...clients, publisher]) ws.terminate()
+  for (const ws of clients) ws.destroy()
+  publisher.terminate()
   return {
     rate, subscribers, paused, published: total, expectedDeliveries, delivered, lost, reordered, closes,
     lagMs: Number.isFinite(lagMs) ? Math.round(lagMs) : null,
@@ -191,7 +210,7 @@ async function idle() {
     ws.once('message', () => resolve())
     ws.send(encode({ type: 'subscribe', topic: `idle.${i % 100}`, snapshot: false }))
   })))
-  process.send!({ held: clients.length })
+  report({ held: clients.length }, () => {})
   await new Promise((resolve) => process.once('message', resolve))
   for (const ws of clients) ws.terminate()
   return { connections: clients.length }
@@ -200,10 +219,12 @@ async function idle() {
 const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle }
 const run = workloads[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
-const timer = setTimeout(() => { process.send!({ error: 'generator timed out' }); process.exit(2) }, Number(args.timeoutMs ?? 300_000))
+// Reports over IPC when run by bench/run.ts, on stdout when run by hand.
+const report = (msg: object, then: () => void) => (process.send ? process.send(msg, then) : (console.log(JSON.stringify(msg)), then()))
+const timer = setTimeout(() => report({ error: 'generator timed out' }, () => process.exit(2)), Number(args.timeoutMs ?? 300_000))
 run().then((result) => {
   clearTimeout(timer)
-  process.send!({ result }, () => process.exit(0))
+  report({ result }, () => process.exit(0))
 }, (err) => {
-  process.send!({ error: String(err?.stack ?? err) }, () => process.exit(1))
+  report({ error: String(err?.stack ?? err) }, () => process.exit(1))
 })

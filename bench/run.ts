@@ -82,8 +82,8 @@ async function fanoutBench() {
   log('\n### Fan-out: highest publish rate sustained without loss (a ladder of rates, 4 s each; a step fails on any loss, reordering or close, on p99 latency over 100 ms, or on the last delivery lagging over 250 ms behind the last publish)\n')
   log('| subscribers | server | rate/s | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | lost | reordered | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|')
   const ladders: Record<number, number[]> = {
-    100: [1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000],
-    1000: [100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000]
+    100: [250, 500, 750, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12500, 15000, 20000],
+    1000: [25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000]
   }
   for (const subscribers of [100, 1000]) {
     const best: Record<string, any> = {}

@@ -1,6 +1,6 @@
 // buildApp: a Fastify instance with the live plugin and the HTTP routes, ready to listen (it never listens).
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
-import live from './index.ts'
+import live from './plugins/live.ts'
 import healthRoutes from './routes/health.ts'
 import { loadConfig, type Config } from './config.ts'
 import type { Bus } from './core/bus.ts'

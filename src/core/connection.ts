@@ -245,10 +245,15 @@ export class LiveConnection {
     else this.write(frame)
   }
 
-  /** A reply or per-connection frame, encoded in this connection's codec. */
+  /**
+   * A reply or per-connection frame, encoded in this connection's codec. A reply is written at once
+   * (its round trip is what a client measures) unless this turn's events already corked the socket.
+   */
   send(frame: object): void {
     if (this.socket.readyState !== OPEN) return
-    this.write(encodeFrame(this.codec, frame))
+    const encoded = encodeFrame(this.codec, frame)
+    if (this.corked || this.raw === null) this.write(encoded)
+    else this.raw.write(encoded)
     if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) this.closeSlow()
   }
 

@@ -1,0 +1,87 @@
+// The embeddable live plugin: the /ws/live socket, POST /publish/:topic and the `live` decorator.
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type { FastifyPluginAsync } from 'fastify'
+import { loadConfig, type Config } from '../config.ts'
+import { pickSubprotocol } from '../core/codec.ts'
+import { MemoryBus, type Bus } from '../core/bus.ts'
+import { Hub, isThenable } from '../core/hub.ts'
+import liveRoute from '../routes/live.ts'
+import publishRoute from '../routes/publish.ts'
+
+/** Config values (logLevel is the host's: Fastify reads it on register), plus what only code can pass. */
+export interface LiveOptions extends Partial<Omit<Config, 'logLevel'>> {
+  /** A bus to use instead of the in-memory one (the Redis backplane, or a test double). */
+  bus?: Bus
+  /** Paths that upgrade to the live socket. Drop '/' when the host app serves GET / itself. */
+  paths?: string[]
+}
+
+export interface LiveApi {
+  readonly config: Config
+  readonly hub: Hub
+  /** Publishes from inside the process; resolves once the bus has assigned the seq. */
+  publish(topic: string, data: unknown): Promise<{ seq: number; epoch: string }>
+  /** Open WebSocket connections. */
+  readonly connections: number
+  /** Accepting connections and connected to its bus. */
+  readonly ready: boolean
+  /** Refuses new upgrades and closes every open connection with 1001. */
+  drain(): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    live: LiveApi
+    liveBus: Bus
+  }
+}
+
+const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
+  if (app.hasDecorator('live')) throw new Error('the live plugin is already registered')
+  const { bus: givenBus, paths = ['/ws/live', '/'], ...overrides } = options
+  const config = loadConfig({}, overrides)
+  const bus = givenBus ?? new MemoryBus(config)
+  const hub = new Hub(bus, config, app.log)
+
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(websocket, {
+      options: { maxPayload: config.maxPayload, handleProtocols: (offered) => pickSubprotocol(offered) },
+      // Close our clients with 1001 before the ws server shuts; the default closes them without a code.
+      preClose(done) {
+        hub.drain()
+        this.websocketServer.close(() => done())
+      }
+    })
+  }
+
+  const api: LiveApi = {
+    config,
+    hub,
+    async publish(topic, data) {
+      const result = hub.publish(topic, data)
+      const event = isThenable(result) ? await result : result
+      return { seq: event.seq, epoch: event.epoch }
+    },
+    get connections() {
+      return hub.connections.size
+    },
+    get ready() {
+      return !hub.draining && bus.ready
+    },
+    drain: () => hub.drain()
+  }
+  app.decorate('live', api)
+  app.decorate('liveBus', bus)
+
+  await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack })
+  await app.register(publishRoute, { hub, maxPublishBytes: config.maxPublishBytes })
+
+  app.addHook('preClose', async () => hub.drain())
+  app.addHook('onClose', async () => {
+    hub.close()
+    await bus.close()
+  })
+}
+
+export default fp(live, { name: 'live', fastify: '5.x' })

@@ -1,0 +1,58 @@
+// Another team's Fastify app embedding the live plugin.
+import t from 'tap'
+import Fastify from 'fastify'
+import websocket from '@fastify/websocket'
+import { encode } from '@msgpack/msgpack'
+import type { AddressInfo } from 'node:net'
+import live, { ConfigError } from '../src/index.ts'
+import { TestClient } from './helper.ts'
+
+async function listen(app: ReturnType<typeof Fastify>) {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+}
+
+t.test('a host app with its own GET / and its own @fastify/websocket', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  app.get('/', async () => ({ host: 'app' }))
+  await app.register(live, { paths: ['/ws/live'], maxPayload: 4096, heartbeatInterval: 0 })
+  app.post('/orders', async (request) => app.live.publish('orders.created', request.body))
+  const url = await listen(app)
+
+  t.same((await app.inject('/')).json(), { host: 'app' }, 'the host keeps GET /')
+  const c = await TestClient.open(url)
+  t.match(await c.request({ type: 'request', id: 1 }), { type: 'response', id: 1 })
+  t.match(await c.request({ type: 'subscribe', id: 2, topic: 'orders.*' }), { type: 'ack' })
+  const res = await app.inject({ method: 'POST', url: '/orders', payload: { qty: 3 } })
+  t.match(res.json(), { seq: 1, epoch: String })
+  t.match(await c.next(), { type: 'event', topic: 'orders.created', seq: 1, data: { qty: 3 } })
+
+  c.ws.send(encode({ type: 'publish', topic: 'x', data: 'y'.repeat(5000) }))
+  t.equal((await c.closed).code, 1009, 'MAX_PAYLOAD holds even when the host set a larger ws limit')
+})
+
+t.test('registering twice is refused; a bad option stops registration with its name', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0 })
+  t.ok(app.hasDecorator('websocketServer'), '@fastify/websocket registered by the plugin')
+  await t.rejects(async () => { await app.register(live, {}) }, { message: 'the live plugin is already registered' })
+
+  const bad = Fastify()
+  t.teardown(() => bad.close())
+  const err = await (async () => { await bad.register(live, { maxPayload: -1 }) })().catch((e: unknown) => e)
+  t.ok(err instanceof ConfigError)
+  t.equal((err as Error).message, 'Invalid configuration: option maxPayload=-1 is not valid; expected an integer from 128 to 16777216')
+})
+
+t.test('app.close() closes live sockets with 1001', async (t) => {
+  const app = Fastify()
+  await app.register(live, { heartbeatInterval: 0 })
+  const url = await listen(app)
+  const c = await TestClient.open(url)
+  await c.request({ type: 'ping' })
+  await app.close()
+  t.equal((await c.closed).code, 1001)
+})

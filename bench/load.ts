@@ -2,7 +2,7 @@
 // one workload per run, the result sent back over IPC. Loopback only; every loop is bounded in count and time.
 import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
-import { Histogram } from './stats.ts'
+import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
 
 type Args = Record<string, number | string>

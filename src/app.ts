@@ -1,5 +1,7 @@
 // buildApp: a Fastify instance with the live plugin and the HTTP routes, ready to listen (it never listens).
-import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import live from './plugins/live.ts'
 import healthRoutes from './routes/health.ts'
 import { loadConfig, type Config } from './config.ts'
@@ -17,5 +19,18 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus })
   await app.register(healthRoutes, { config })
+  for (const path of config.hooks.split(',').map((p) => p.trim()).filter(Boolean)) await app.register(await loadHookModule(path), { config })
   return app
+}
+
+/** HOOKS=./a.js,./b.js: each module's default export is a Fastify plugin that registers hooks on app.liveHooks. */
+async function loadHookModule(path: string): Promise<FastifyPluginAsync<{ config: Config }>> {
+  let module: { default?: unknown }
+  try {
+    module = await import(pathToFileURL(resolve(path)).href)
+  } catch (err) {
+    throw new Error(`HOOKS: cannot load "${path}": ${(err as Error).message}`)
+  }
+  if (typeof module.default !== 'function') throw new Error(`HOOKS: "${path}" has no default export that is a Fastify plugin`)
+  return module.default as FastifyPluginAsync<{ config: Config }>
 }

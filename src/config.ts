@@ -28,7 +28,12 @@ export const ConfigSchema = Type.Object({
   maxTopicLength: Int(256, 8, 4096, 'characters in a topic'),
   maxTopicTokens: Int(16, 1, 256, 'dot-separated tokens in a topic'),
   publishOpen: Type.Boolean({ default: false, description: 'anyone may publish (false: only loopback clients)' }),
-  shutdownGrace: Int(3000, 100, 60_000, 'milliseconds a graceful shutdown may take before the process exits anyway')
+  shutdownGrace: Int(3000, 100, 60_000, 'milliseconds a graceful shutdown may take before the process exits anyway'),
+  hookBudget: Int(5, 1, 60_000, 'milliseconds a hook may take unless it sets its own budget'),
+  hookFailures: Int(5, 1, 1000, 'consecutive failures (throws or overruns) that switch a hook off'),
+  hookCooldown: Int(10_000, 100, 3_600_000, 'milliseconds a failing hook stays off before it is tried again'),
+  hooks: Type.String({ default: '', description: 'comma-separated paths of modules whose default export is a Fastify plugin registering hooks' }),
+  scorerWeights: Type.String({ default: '', description: 'JSON weights for the reference opportunity scorer (empty: the shipped defaults)' })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -42,7 +47,7 @@ function accepts(schema: TSchema): string {
   if (schema.anyOf) return 'one of ' + schema.anyOf.map((s: TSchema) => s.const).join(', ')
   if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
   if (schema.type === 'boolean') return 'true or false (also 1/0, yes/no)'
-  return 'a non-empty string'
+  return schema.minLength ? 'a non-empty string' : 'a string'
 }
 
 function fromEnv(schema: TSchema, raw: string): unknown {

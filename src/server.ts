@@ -18,6 +18,9 @@ const app = await buildApp(config, {
     level: config.logLevel,
     ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
   }
+}).catch((err: Error) => {
+  process.stderr.write(`Cannot start: ${err.message}\n`)
+  process.exit(1)
 })
 
 // PM2 sends SIGINT and kills after kill_timeout: the grace delay stays below it (pm2.config.json).

@@ -3,12 +3,13 @@ import type { Socket } from 'node:net'
 import { encodeFrame, framePayload, type CodecName } from './codec.ts'
 import {
   CloseCode, ErrorCode, FrameError, LiveError, errorFrame, eventFrame, validateFrame,
-  type BusEvent, type FrameId, type Position, type PublishFrame, type RequestFrame,
+  type BusEvent, type ClientFrame, type FrameId, type Position, type PublishFrame, type RequestFrame,
   type SubscribeFrame, type UnsubscribeFrame
 } from './protocol.ts'
 import { isPattern, matches } from './topics.ts'
 import type { MaybePromise } from './bus.ts'
 import { isThenable, type Hub } from './hub.ts'
+import type { LiveClient } from '../hooks/registry.ts'
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket {
@@ -40,7 +41,7 @@ const REPLY_QUEUE_FACTOR = 4
 // A consumer closed for being slow is not reading its close frame either: its queue is freed after this.
 const SLOW_CLOSE_GRACE_MS = 2000
 
-export class LiveConnection {
+export class LiveConnection implements LiveClient {
   readonly patterns = new Set<string>()
   readonly binary: boolean
   private readonly sendOptions: { binary: boolean }
@@ -56,12 +57,15 @@ export class LiveConnection {
   private holds = 0
   /** Highest seq sent per topic by replays and snapshots while holding, to drop held duplicates. */
   private replayed: Map<string, number> | null = null
+  /** Set while an async hook decides on a frame: later frames wait behind it, in order. */
+  private pending: Promise<void> | null = null
 
   constructor(
     private readonly hub: Hub,
     readonly socket: LiveSocket,
     readonly id: number,
     readonly codec: CodecName,
+    readonly remoteAddress: string | undefined,
     private readonly mayPublish: boolean
   ) {
     this.binary = codec === 'msgpack'
@@ -85,19 +89,49 @@ export class LiveConnection {
       this.close(CloseCode.tooLarge, 'frame too large')
       return
     }
-    let id: FrameId | undefined
+    let frame: ClientFrame
     try {
-      const frame = validateFrame(this.hub.decoder.decode(data, isBinary))
-      id = frame.id
-      switch (frame.type) {
-        case 'request': return this.onRequest(frame)
-        case 'ping': return this.send({ type: 'pong', ...(id === undefined ? null : { id }), serverTime: Date.now() })
-        case 'subscribe': return this.onSubscribe(frame)
-        case 'unsubscribe': return this.onUnsubscribe(frame)
-        case 'publish': return this.onPublish(frame, data.length)
-      }
+      frame = validateFrame(this.hub.decoder.decode(data, isBinary))
     } catch (err) {
-      this.fail(err instanceof FrameError ? err.id : id, err)
+      this.fail(err instanceof FrameError ? err.id : undefined, err)
+      return
+    }
+    if (this.pending !== null) {
+      const size = data.length
+      this.wait(this.pending.then(() => this.handle(frame, size)))
+      return
+    }
+    const step = this.handle(frame, data.length)
+    if (step !== undefined) this.wait(step)
+  }
+
+  /** Inbound hooks, then dispatch; returns a promise only when a hook or verdict went async. */
+  private handle(frame: ClientFrame, size: number): Promise<void> | void {
+    const id = frame.id
+    try {
+      const hooked = this.hub.hooks.hasInbound ? this.hub.hooks.runInbound(frame, this) : frame
+      if (isThenable(hooked)) return hooked.then((f) => this.dispatch(f, size)).catch((err) => this.fail(id, err))
+      const step = this.dispatch(hooked, size)
+      if (step !== undefined) return step.catch((err) => this.fail(id, err))
+    } catch (err) {
+      this.fail(id, err)
+    }
+  }
+
+  private wait(step: Promise<void>): void {
+    const pending: Promise<void> = step.then(() => {
+      if (this.pending === pending) this.pending = null
+    })
+    this.pending = pending
+  }
+
+  private dispatch(frame: ClientFrame, size: number): Promise<void> | void {
+    switch (frame.type) {
+      case 'request': return this.onRequest(frame)
+      case 'ping': return this.send({ type: 'pong', ...(frame.id === undefined ? null : { id: frame.id }), serverTime: Date.now() })
+      case 'subscribe': return this.onSubscribe(frame)
+      case 'unsubscribe': return this.onUnsubscribe(frame)
+      case 'publish': return this.onPublish(frame, size)
     }
   }
 
@@ -109,7 +143,7 @@ export class LiveConnection {
       reply.serverTime = Date.now()
       return this.send(reply)
     }
-    const method = this.hub.methods.get(frame.method)
+    const method = this.hub.hooks.methods.get(frame.method)
     if (method === undefined) throw new LiveError(ErrorCode.notFound, `unknown method "${frame.method.slice(0, 64)}"`)
     this.settle(frame.id, method(frame.params, this), (result) => this.send({ type: 'response', id: frame.id, result }))
   }
@@ -129,9 +163,16 @@ export class LiveConnection {
     this.send({ type: 'ack', id: frame.id, topics: patterns })
   }
 
-  private onSubscribe(frame: SubscribeFrame): void {
+  /** Checks the frame, asks the subscribe hooks (which may answer later), then subscribes. */
+  private onSubscribe(frame: SubscribeFrame): Promise<void> | void {
     const patterns = this.patternsOf(frame)
     const since = this.sinceOf(frame, patterns)
+    const verdict = this.hub.hooks.hasSubscribe ? this.hub.hooks.runSubscribe(patterns, this) : undefined
+    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since))
+    this.subscribe(frame, patterns, since)
+  }
+
+  private subscribe(frame: SubscribeFrame, patterns: string[], since: Map<string, Position> | null): void {
     const fresh = patterns.filter((p) => !this.patterns.has(p))
     if (this.patterns.size + fresh.length > this.hub.options.maxSubscriptions) {
       throw new LiveError(ErrorCode.tooLarge, `more than ${this.hub.options.maxSubscriptions} subscriptions`)

@@ -5,6 +5,7 @@ import { LiveConnection, type LiveSocket } from './connection.ts'
 import { ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
 import { checkTopic, SubscriptionIndex } from './topics.ts'
 import type { Bus, MaybePromise } from './bus.ts'
+import type { HookRegistry } from '../hooks/registry.ts'
 
 export interface HubOptions {
   maxPayload: number
@@ -23,9 +24,6 @@ export interface HubLogger {
   warn(obj: object, msg: string): void
 }
 
-/** A request method: `request` frames with `method` call it; its result becomes the response's `result`. */
-export type RequestMethod = (params: unknown, connection: LiveConnection) => unknown
-
 // Protocol warnings: at most this many per window, then one line counting the rest.
 const WARN_WINDOW_MS = 10_000
 const WARNS_PER_WINDOW = 20
@@ -37,8 +35,9 @@ export class Hub {
   readonly connections = new Set<LiveConnection>()
   readonly index = new SubscriptionIndex<LiveConnection>()
   readonly decoder: FrameDecoder
-  readonly methods = new Map<string, RequestMethod>()
   draining = false
+  /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
+  private readonly publishTails = new Map<string, Promise<unknown>>()
   private nextId = 1
   private corked: LiveConnection[] = []
   private flushScheduled = false
@@ -46,15 +45,17 @@ export class Hub {
   private warnWindowStart = 0
   private warnsInWindow = 0
 
-  constructor(readonly bus: Bus, readonly options: HubOptions, readonly log: HubLogger) {
+  constructor(readonly bus: Bus, readonly options: HubOptions, readonly log: HubLogger, readonly hooks: HookRegistry) {
     this.decoder = new FrameDecoder(options.maxPayload)
     this.flush = this.flush.bind(this)
     bus.onEvent = this.deliver.bind(this)
     this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
-    this.methods.set('time', () => ({ serverTime: Date.now() }))
-    this.methods.set('topics', () => then(bus.topics(), (topics) =>
+    const methods = hooks.methods
+    methods.set('time', () => ({ serverTime: Date.now() }))
+    methods.set('topics', () => then(bus.topics(), (topics) =>
       topics.map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))))
-    this.methods.set('snapshot', (params) => {
+    methods.set('hooks', () => hooks.figures())
+    methods.set('snapshot', (params) => {
       const topic = (params as { topic?: unknown } | null)?.topic
       if (typeof topic !== 'string') throw new LiveError(ErrorCode.badRequest, 'snapshot: params.topic must be a string')
       this.checkTopic(topic, false)
@@ -67,7 +68,7 @@ export class Hub {
 
   /** Starts serving a socket that just opened. Attaches its listeners synchronously: no frame is missed. */
   accept(socket: LiveSocket, codec: CodecName, remoteAddress: string | undefined): LiveConnection {
-    const connection = new LiveConnection(this, socket, this.nextId++, codec, this.mayPublish(remoteAddress))
+    const connection = new LiveConnection(this, socket, this.nextId++, codec, remoteAddress, this.mayPublish(remoteAddress))
     this.connections.add(connection)
     this.log.debug({ connection: connection.id, codec, remoteAddress }, 'connection open')
     return connection
@@ -88,11 +89,27 @@ export class Hub {
     checkTopic(topic, this.options, wildcards)
   }
 
-  /** The one publish path behind the frame, POST /publish and the in-process API. */
+  /**
+   * The one publish path behind the frame, POST /publish and the in-process API: publish hooks,
+   * then the bus. With no hooks, or only synchronous ones, it stays synchronous. An event whose
+   * hooks are still running holds back later events of its topic only, so seq order follows
+   * publish order on each topic while other topics go on.
+   */
   publish(topic: string, data: unknown): MaybePromise<BusEvent> {
     this.checkTopic(topic, false)
     if (!this.bus.ready) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
-    return this.bus.publish(topic, data)
+    if (!this.hooks.hasPublish) return this.bus.publish(topic, data)
+    const enriched = this.hooks.runPublish(topic, data)
+    const tail = this.publishTails.get(topic)
+    if (tail === undefined && !isThenable(enriched)) return this.bus.publish(topic, enriched)
+    if (isThenable(enriched)) enriched.catch(noop) // a drop is reported through `published`, not as unhandled
+    const published = (tail ?? Promise.resolve()).then(() => enriched).then((d) => this.bus.publish(topic, d))
+    const settled = published.then(noop, noop)
+    this.publishTails.set(topic, settled)
+    settled.then(() => {
+      if (this.publishTails.get(topic) === settled) this.publishTails.delete(topic)
+    })
+    return published
   }
 
   subscribe(connection: LiveConnection, pattern: string): void {
@@ -175,6 +192,8 @@ export class Hub {
 export function then<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePromise<Awaited<R>> | R {
   return isThenable(value) ? value.then(fn) as Promise<Awaited<R>> : fn(value)
 }
+
+const noop = () => {}
 
 export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> =>
   typeof (value as Promise<T> | null)?.then === 'function'

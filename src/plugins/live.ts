@@ -8,6 +8,7 @@ import { MemoryBus, type Bus } from '../core/bus.ts'
 import { Hub, isThenable } from '../core/hub.ts'
 import liveRoute from '../routes/live.ts'
 import publishRoute from '../routes/publish.ts'
+import hooksPlugin from './hooks.ts'
 
 /** Config values (logLevel is the host's: Fastify reads it on register), plus what only code can pass. */
 export interface LiveOptions extends Partial<Omit<Config, 'logLevel'>> {
@@ -42,7 +43,10 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   const { bus: givenBus, paths = ['/ws/live', '/'], ...overrides } = options
   const config = loadConfig({}, overrides)
   const bus = givenBus ?? new MemoryBus(config)
-  const hub = new Hub(bus, config, app.log)
+  if (!app.hasDecorator('liveHooks')) {
+    await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
+  }
+  const hub = new Hub(bus, config, app.log, app.liveHooks)
 
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {

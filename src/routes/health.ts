@@ -1,4 +1,4 @@
-// GET /health, /ready and /config: what load balancers, orchestrators and operators poll.
+// GET /health, /ready, /config and /hooks: what load balancers, orchestrators and operators poll.
 import type { FastifyPluginAsync } from 'fastify'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
@@ -30,6 +30,9 @@ const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { confi
   })
 
   app.get('/config', { schema: { response: { 200: ConfigReply } } }, async () => redactConfig(config))
+
+  // Per-hook figures: calls, errors, timeouts, breaker state and latency (also the `hooks` request method).
+  app.get('/hooks', async () => app.liveHooks.figures())
 }
 
 export default healthRoutes

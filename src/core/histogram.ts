@@ -1,5 +1,4 @@
-// Benchmark arithmetic: a fixed-bucket latency histogram (no allocation per sample) and CPU/RSS readings.
-import { readFileSync } from 'node:fs'
+// A fixed-bucket latency histogram: recording allocates nothing. Used by hook figures and the benchmark.
 
 /** Microsecond resolution below 1 ms, 10 µs to 10 ms, 100 µs to 1 s; larger values land in the last bucket. */
 export class Histogram {
@@ -41,15 +40,4 @@ export class Histogram {
     const r = (x: number) => Math.round(x * 1000) / 1000
     return { samples: this.count, p50: r(this.percentile(50)), p99: r(this.percentile(99)), p999: r(this.percentile(99.9)), max: r(this.max) }
   }
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (100 Hz)
-}
-
-export function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
 }

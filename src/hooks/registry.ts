@@ -1,0 +1,363 @@
+// The AI/ML hook registry: stages the message handler calls (inbound, publish, subscribe, request
+// methods), each hook with a time budget, a failure mode, a circuit breaker and its own figures.
+import type { Static, TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { Histogram } from '../core/histogram.ts'
+import { ErrorCode, LiveError, validateFrame, type ClientFrame } from '../core/protocol.ts'
+import { matches } from '../core/topics.ts'
+import type { CodecName } from '../core/codec.ts'
+import type { MaybePromise } from '../core/bus.ts'
+
+/** Returned by a publish hook to drop the event: it gets no seq and reaches nobody. */
+export const DROP: unique symbol = Symbol('live.drop')
+
+/** What a hook learns about the client behind a frame. */
+export interface LiveClient {
+  readonly id: number
+  readonly codec: CodecName
+  readonly remoteAddress: string | undefined
+}
+
+export type FailMode = 'open' | 'closed'
+
+export interface HookOptions {
+  /** Shown in figures, logs and errors. Unique per stage. */
+  name: string
+  /** Milliseconds the hook may take; past it the hook counts as failed. Default HOOK_BUDGET. */
+  budgetMs?: number
+  /** On failure or overrun: 'open' lets the frame or event go on unmodified, 'closed' refuses or drops it. */
+  failMode?: FailMode
+  /** Publish and subscribe hooks: only topics (or patterns) this pattern matches. */
+  topics?: string
+}
+
+/** Returns new data, undefined to leave it as it is, or DROP. */
+export type PublishHook = (topic: string, data: unknown) => unknown
+/** Returns a replacement frame or undefined; throws a LiveError to refuse the frame with its code. */
+export type InboundHook = (frame: ClientFrame, client: LiveClient) => ClientFrame | undefined | Promise<ClientFrame | undefined>
+/** Returns false (or throws a LiveError) to deny the subscription. */
+export type SubscribeHook = (pattern: string, client: LiveClient) => boolean | undefined | Promise<boolean | undefined>
+
+export interface MethodOptions<S extends TSchema> {
+  name: string
+  /** Validates `params`; invalid params are a bad_request. */
+  params?: S
+  budgetMs?: number
+  handler: (params: Static<S>, client: LiveClient) => unknown
+}
+
+/** A request method as the connection calls it. */
+export type RequestMethod = (params: unknown, client: LiveClient) => unknown
+
+export interface HookLimits {
+  hookBudget: number
+  hookFailures: number
+  hookCooldown: number
+}
+
+export interface HookLogger {
+  warn(obj: object, msg: string): void
+}
+
+export type HookStage = 'inbound' | 'publish' | 'subscribe' | 'method'
+
+export interface HookFigures {
+  name: string
+  stage: HookStage
+  budgetMs: number
+  failMode: FailMode
+  calls: number
+  errors: number
+  timeouts: number
+  /** Calls not made because the breaker was open. */
+  skipped: number
+  breaker: 'closed' | 'open' | 'half-open'
+  latencyMs: { p50: number; p99: number; max: number }
+}
+
+/** A hook that failed, ran over, or was not called because it is switched off. */
+const FAILED: unique symbol = Symbol('live.failed')
+const WARN_EVERY_MS = 10_000
+const MAX_CACHED_TOPICS = 10_000
+
+/** One registered hook: calls it inside its budget and keeps its figures and breaker. */
+class Hook<F extends (...args: any[]) => unknown> {
+  calls = 0
+  errors = 0
+  timeouts = 0
+  skipped = 0
+  readonly latency = new Histogram()
+  private failuresInRow = 0
+  private offUntil = 0
+  private lastWarnAt = 0
+  private unwarned = 0
+  private readonly applies: Map<string, boolean> | null
+
+  constructor(
+    readonly stage: HookStage,
+    readonly name: string,
+    readonly fn: F,
+    readonly budgetMs: number,
+    readonly failMode: FailMode,
+    readonly topics: string | null,
+    private readonly limits: HookLimits,
+    private readonly log: HookLogger
+  ) {
+    this.applies = topics === null ? null : new Map()
+  }
+
+  /** Does this hook apply to a topic? Cached per topic: the pattern is matched once. */
+  appliesTo(topic: string): boolean {
+    if (this.applies === null) return true
+    let yes = this.applies.get(topic)
+    if (yes === undefined) {
+      yes = matches(this.topics!, topic)
+      if (this.applies.size >= MAX_CACHED_TOPICS) this.applies.clear()
+      this.applies.set(topic, yes)
+    }
+    return yes
+  }
+
+  get breaker(): HookFigures['breaker'] {
+    if (this.offUntil === 0) return 'closed'
+    return Date.now() < this.offUntil ? 'open' : 'half-open'
+  }
+
+  /** The hook's result, or FAILED. Synchronous hooks cost no promise; async ones race their budget. */
+  invoke(a: Parameters<F>[0], b: Parameters<F>[1]): unknown {
+    if (this.offUntil !== 0 && Date.now() < this.offUntil) {
+      this.skipped++
+      return FAILED
+    }
+    this.calls++
+    const start = performance.now()
+    let result: unknown
+    try {
+      result = this.fn(a, b)
+    } catch (err) {
+      if (err instanceof LiveError) throw err // a deliberate refusal, not a fault
+      return this.failed(err)
+    }
+    if (typeof (result as Promise<unknown> | null)?.then === 'function') return this.race(result as Promise<unknown>, start)
+    const elapsed = performance.now() - start
+    if (elapsed > this.budgetMs) return this.overran(elapsed)
+    this.succeeded(elapsed)
+    return result
+  }
+
+  private race(result: Promise<unknown>, start: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        resolve(this.overran(performance.now() - start))
+      }, this.budgetMs)
+      result.then(
+        (value) => {
+          if (settled) return // too late: the budget already decided
+          clearTimeout(timer)
+          const elapsed = performance.now() - start
+          if (elapsed > this.budgetMs) return resolve(this.overran(elapsed))
+          this.succeeded(elapsed)
+          resolve(value)
+        },
+        (err) => {
+          if (settled) return
+          clearTimeout(timer)
+          if (err instanceof LiveError) reject(err)
+          else resolve(this.failed(err))
+        }
+      )
+    })
+  }
+
+  private succeeded(elapsed: number): void {
+    this.latency.record(elapsed)
+    this.failuresInRow = 0
+    this.offUntil = 0
+  }
+
+  private failed(err: unknown): typeof FAILED {
+    this.errors++
+    return this.failure(`threw: ${(err as Error)?.message ?? String(err)}`)
+  }
+
+  private overran(elapsed: number): typeof FAILED {
+    this.timeouts++
+    this.latency.record(elapsed)
+    return this.failure(`ran ${elapsed.toFixed(1)} ms, over its ${this.budgetMs} ms budget`)
+  }
+
+  private failure(what: string): typeof FAILED {
+    if (++this.failuresInRow >= this.limits.hookFailures || this.offUntil !== 0) {
+      this.offUntil = Date.now() + this.limits.hookCooldown
+      this.failuresInRow = 0
+      this.log.warn({ hook: this.name, stage: this.stage, cooldownMs: this.limits.hookCooldown }, `hook ${this.name} switched off after failing: ${what}`)
+      return FAILED
+    }
+    // At most one warning per hook per interval, counting the ones it stands for.
+    const now = Date.now()
+    this.unwarned++
+    if (now - this.lastWarnAt >= WARN_EVERY_MS) {
+      this.log.warn({ hook: this.name, stage: this.stage, failures: this.unwarned }, `hook ${this.name} ${what}`)
+      this.lastWarnAt = now
+      this.unwarned = 0
+    }
+    return FAILED
+  }
+
+  figures(): HookFigures {
+    const { p50, p99, max } = this.latency.summary()
+    return {
+      name: this.name, stage: this.stage, budgetMs: this.budgetMs, failMode: this.failMode,
+      calls: this.calls, errors: this.errors, timeouts: this.timeouts, skipped: this.skipped,
+      breaker: this.breaker, latencyMs: { p50, p99, max }
+    }
+  }
+}
+
+const failedError = (hook: Hook<any>) =>
+  new LiveError(ErrorCode.unavailable, `hook "${hook.name}" failed and refuses what it cannot check`)
+
+/**
+ * The hooks of one live plugin. Empty stages cost one length check. Hooks of a stage run in
+ * registration order, each seeing the previous one's output.
+ */
+export class HookRegistry {
+  readonly methods = new Map<string, RequestMethod>()
+  private readonly inbound: Hook<InboundHook>[] = []
+  private readonly publish: Hook<PublishHook>[] = []
+  private readonly subscribe: Hook<SubscribeHook>[] = []
+  private readonly methodHooks: Hook<RequestMethod>[] = []
+
+  constructor(private readonly limits: HookLimits, private readonly log: HookLogger) {}
+
+  onInbound(options: HookOptions, fn: InboundHook): void {
+    this.inbound.push(this.hook('inbound', this.inbound, options, fn))
+  }
+
+  onPublish(options: HookOptions, fn: PublishHook): void {
+    this.publish.push(this.hook('publish', this.publish, options, fn))
+  }
+
+  onSubscribe(options: HookOptions, fn: SubscribeHook): void {
+    this.subscribe.push(this.hook('subscribe', this.subscribe, options, fn))
+  }
+
+  /** A method clients call with `{type:"request", method: name, params}`. */
+  method<S extends TSchema>(options: MethodOptions<S>): void {
+    if (this.methods.has(options.name)) throw new Error(`request method "${options.name}" is already registered`)
+    const check = options.params === undefined ? null : TypeCompiler.Compile(options.params)
+    const hook = this.hook('method', this.methodHooks, { name: options.name, budgetMs: options.budgetMs, failMode: 'closed' },
+      options.handler as RequestMethod)
+    this.methodHooks.push(hook)
+    this.methods.set(options.name, (params, client) => {
+      if (check !== null && !check.Check(params)) {
+        const first = check.Errors(params).First()
+        throw new LiveError(ErrorCode.badRequest, `${options.name}: params${first?.path.replaceAll('/', '.') ?? ''}: ${first?.message ?? 'invalid'}`)
+      }
+      const result = hook.invoke(params, client)
+      const settle = (value: unknown) => {
+        if (value !== FAILED) return value
+        throw new LiveError(hook.breaker === 'open' ? ErrorCode.unavailable : ErrorCode.timeout,
+          `method "${options.name}" failed or ran over its ${hook.budgetMs} ms budget`)
+      }
+      return isThenable(result) ? result.then(settle) : settle(result)
+    })
+  }
+
+  get hasInbound(): boolean {
+    return this.inbound.length !== 0
+  }
+
+  get hasPublish(): boolean {
+    return this.publish.length !== 0
+  }
+
+  get hasSubscribe(): boolean {
+    return this.subscribe.length !== 0
+  }
+
+  /** The data to publish after every publish hook; throws (or rejects with) a LiveError when dropped. */
+  runPublish(topic: string, data: unknown, from = 0): MaybePromise<unknown> {
+    const hooks = this.publish
+    for (let i = from; i < hooks.length; i++) {
+      const hook = hooks[i]
+      if (!hook.appliesTo(topic)) continue
+      const out = hook.invoke(topic, data)
+      if (isThenable(out)) {
+        const before = data
+        return out.then((value) => this.runPublish(topic, publishOutcome(hook, value, before), i + 1))
+      }
+      data = publishOutcome(hook, out, data)
+    }
+    return data
+  }
+
+  /** The frame after every inbound hook; throws (or rejects with) a LiveError when refused. */
+  runInbound(frame: ClientFrame, client: LiveClient, from = 0): MaybePromise<ClientFrame> {
+    const hooks = this.inbound
+    for (let i = from; i < hooks.length; i++) {
+      const hook = hooks[i]
+      const out = hook.invoke(frame, client)
+      if (isThenable(out)) {
+        const before = frame
+        return out.then((value) => this.runInbound(inboundOutcome(hook, value, before), client, i + 1))
+      }
+      frame = inboundOutcome(hook, out, frame)
+    }
+    return frame
+  }
+
+  /** Resolves when every subscribe hook allows every pattern; throws (or rejects with) forbidden otherwise. */
+  runSubscribe(patterns: string[], client: LiveClient): MaybePromise<void> {
+    let waits: Promise<unknown>[] | null = null
+    for (const hook of this.subscribe) {
+      for (const pattern of patterns) {
+        if (!hook.appliesTo(pattern)) continue
+        const out = hook.invoke(pattern, client)
+        if (isThenable(out)) (waits ??= []).push(out.then((value) => subscribeOutcome(hook, value, pattern)))
+        else subscribeOutcome(hook, out, pattern)
+      }
+    }
+    if (waits !== null) return Promise.all(waits).then(() => undefined)
+  }
+
+  figures(): HookFigures[] {
+    return [...this.inbound, ...this.publish, ...this.subscribe, ...this.methodHooks].map((h) => h.figures())
+  }
+
+  private hook<F extends (...args: any[]) => unknown>(stage: HookStage, list: Hook<F>[], options: HookOptions, fn: F): Hook<F> {
+    if (typeof fn !== 'function') throw new TypeError(`hook "${options.name}" needs a function`)
+    if (list.some((h) => h.name === options.name)) throw new Error(`a ${stage} hook named "${options.name}" is already registered`)
+    const budgetMs = options.budgetMs ?? this.limits.hookBudget
+    if (!(budgetMs > 0)) throw new RangeError(`hook "${options.name}": budgetMs must be positive`)
+    return new Hook(stage, options.name, fn, budgetMs, options.failMode ?? 'open', options.topics ?? null, this.limits, this.log)
+  }
+}
+
+function publishOutcome(hook: Hook<PublishHook>, out: unknown, data: unknown): unknown {
+  if (out === undefined) return data
+  if (out === DROP) throw new LiveError(ErrorCode.forbidden, `dropped by hook "${hook.name}"`)
+  if (out === FAILED) {
+    if (hook.failMode === 'open') return data
+    throw failedError(hook)
+  }
+  return out
+}
+
+function inboundOutcome(hook: Hook<InboundHook>, out: unknown, frame: ClientFrame): ClientFrame {
+  if (out === undefined || out === frame) return frame
+  if (out === FAILED) {
+    if (hook.failMode === 'open') return frame
+    throw failedError(hook)
+  }
+  return validateFrame(out) // a replacement must still be a valid frame
+}
+
+function subscribeOutcome(hook: Hook<SubscribeHook>, out: unknown, pattern: string): void {
+  if (out === false) throw new LiveError(ErrorCode.forbidden, `subscription to "${pattern}" denied by hook "${hook.name}"`)
+  if (out === FAILED && hook.failMode === 'closed') throw failedError(hook)
+}
+
+const isThenable = (value: unknown): value is Promise<unknown> => typeof (value as Promise<unknown> | null)?.then === 'function'

@@ -138,7 +138,10 @@ async function fanout() {
   const topic = String(args.topic)
   const total = Math.floor((rate * durationMs) / 1000)
   const sentAt = new Float64Array(total + 1)
-  const payload = { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
+  // ~200-byte payloads: a tick, or an opportunity (what the scorer hook scores).
+  const payload: Record<string, unknown> = args.payload === 'opportunity'
+    ? { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: Date.now(), maxTickAgeMs: 12, ts: 0 }
+    : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
   const hist = new Histogram()
   const clients: LightSocket[] = []
   for (let i = 0; i < subscribers; i += 200) {

@@ -1,6 +1,10 @@
 // Our server for the benchmark: the compiled app (npm run build), on loopback, heartbeats off like the baseline.
+// HOOK=noop adds a synchronous no-op publish hook; HOOK=scorer the reference opportunity scorer.
 import { buildApp } from '../dist/app.js'
+import scorer from '../dist/hooks/scorer.js'
 
 const app = await buildApp({ heartbeatInterval: 0, slowConsumer: process.env.SLOW_CONSUMER ?? 'close' })
+if (process.env.HOOK === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
+if (process.env.HOOK === 'scorer') await app.register(scorer)
 await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
 process.stdout.write(`listening ${app.server.address().port}\n`)

@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory').split(',')
+const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks').split(',')
 const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
 type Target = keyof typeof targets
 
@@ -144,11 +144,54 @@ async function memoryBench() {
   }
 }
 
+async function hooksBench() {
+  const reps = quick ? 3 : 5
+  log(`\n### Publish hooks: server CPU at a fixed load (median of ${reps} interleaved runs; ratio to no hook; the hook's own p50 from GET /hooks)\n`)
+  log('| workload | server | hook | server CPU % | × no hook | hook p50 | delivered msgs/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|---|')
+  const workloads = [
+    { label: '1 subscriber, 10,000 publishes/s', subscribers: 1, rate: 10_000 },
+    { label: '100 subscribers, 3,000 publishes/s', subscribers: 100, rate: 3000 }
+  ]
+  const configs: [Target, string][] = [['raw', '-'], ['ours', 'none'], ['ours', 'noop'], ['ours', 'scorer']]
+  for (const w of workloads) {
+    const runs: Record<string, any[]> = {}
+    for (let rep = 0; rep < reps; rep++) {
+      for (const [target, hook] of configs) {
+        const server = await startServer(target, hook === '-' || hook === 'none' ? {} : { HOOK: hook })
+        const r: any = await measured(server, () => generate('fanout', server.port, {
+          subscribers: w.subscribers, rate: w.rate, durationMs: quick ? 2000 : 6000, topic: `opportunities.B${rep}`, payload: 'opportunity'
+        }))
+        if (target === 'ours') r.hooks = await (await fetch(`http://127.0.0.1:${server.port}/hooks`)).json()
+        await stopServer(server)
+        ;(runs[`${target}/${hook}`] ??= []).push(r)
+      }
+    }
+    const middle = (key: string) => [...runs[key]].sort((a, b) => a.serverCpuPct - b.serverCpuPct)[Math.floor(reps / 2)]
+    const base = middle('ours/none').serverCpuPct
+    for (const [target, hook] of configs) {
+      const r = middle(`${target}/${hook}`)
+      const hookP50 = r.hooks?.filter((h: any) => h.calls > 0).map((h: any) => `${h.name} ${h.latencyMs.p50} ms`).join(', ') || ''
+      log(`| ${w.label} | ${target} | ${hook} | ${r.serverCpuPct} | ${target === 'ours' ? (r.serverCpuPct / base).toFixed(2) : ''} | ${hookP50} | ${r.deliveredPerSecond} | ${r.latency.p50} | ${r.latency.p99} |`)
+    }
+    results[`hooks-${w.subscribers}`] = runs
+  }
+  // The publish path alone, in process, where a hook's cost is not lost in socket noise.
+  const table = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import=tsx', 'bench/publish-path.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout!.on('data', (c) => { out += c })
+    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`publish-path exited with ${code}`))))
+  })
+  log('\nPublish path alone (in process, no sockets; median of 5 runs of 200,000 publishes, best of two rounds):\n')
+  log(table)
+}
+
 log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick run)' : ''}`)
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
 if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
+if (only.includes('hooks')) await hooksBench()
 mkdirSync(`${root}/bench/out`, { recursive: true })
 writeFileSync(`${root}/bench/out/latest.json`, JSON.stringify(results, null, 2))
 writeFileSync(`${root}/bench/out/latest.md`, lines.join('\n') + '\n')

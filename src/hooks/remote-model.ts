@@ -57,7 +57,10 @@ const remoteModelPlugin: FastifyPluginAsync<RemoteModelOptions> = async (app, op
     app.liveHooks.onPublish({ name: `${options.name}-enrich`, topics: options.topics, budgetMs, failMode: options.failMode }, async (topic, data) => {
       const answer = (await remote.call({ topic, data })) as Record<string, unknown>
       if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
-      return { ...(data as object), ...answer, model }
+      // Object.assign, not spread: adding fields to a spread copy takes a slow path in V8 11.
+      const enriched: Record<string, unknown> = Object.assign({}, data, answer)
+      enriched.model = model
+      return enriched
     })
   }
   if (options.method) {

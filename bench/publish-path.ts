@@ -1,0 +1,30 @@
+// The publish path alone, in process: nanoseconds per publish with no hook, a no-op sync hook and the
+// reference scorer, to one in-process subscriber, so a hook's cost is not lost in socket noise.
+import { buildApp } from '../src/app.ts'
+import scorer from '../src/hooks/scorer.ts'
+
+const N = Number(process.env.N ?? 200_000)
+const REPS = 7
+const opportunity = { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: 0, maxTickAgeMs: 12 }
+
+async function measure(hook: 'none' | 'noop' | 'scorer'): Promise<number[]> {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  if (hook === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
+  if (hook === 'scorer') await app.register(scorer)
+  await app.ready()
+  const hub = app.live.hub
+  const samples: number[] = []
+  for (let rep = 0; rep < REPS; rep++) {
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < N; i++) hub.publish('opportunities.BTC-USDT', opportunity)
+    samples.push(Number(process.hrtime.bigint() - t0) / N)
+  }
+  await app.close()
+  return samples.slice(2) // the first two warm the JIT
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const rows: Record<string, number> = {}
+for (const hook of ['none', 'noop', 'scorer', 'none', 'noop', 'scorer'] as const) rows[hook] = Math.min(rows[hook] ?? Infinity, median(await measure(hook)))
+console.log('| hook | ns per publish | × no hook |\n|---|---|---|')
+for (const [hook, ns] of Object.entries(rows)) console.log(`| ${hook} | ${ns.toFixed(0)} | ${(ns / rows.none).toFixed(3)} |`)

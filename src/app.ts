@@ -4,6 +4,9 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import live from './plugins/live.ts'
 import healthRoutes from './routes/health.ts'
+import arbitrage from './plugins/arbitrage.ts'
+import demoFeed from './plugins/demo-feed.ts'
+import scorer from './hooks/scorer.ts'
 import { loadConfig, type Config } from './config.ts'
 import type { Bus } from './core/bus.ts'
 
@@ -19,6 +22,12 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus })
   await app.register(healthRoutes, { config })
+  if (config.arbitrage) {
+    await app.register(scorer, { config })
+    const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config
+    await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee })
+  }
+  if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
   for (const path of config.hooks.split(',').map((p) => p.trim()).filter(Boolean)) await app.register(await loadHookModule(path), { config })
   return app
 }

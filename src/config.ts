@@ -5,6 +5,9 @@ import { Value } from '@sinclair/typebox/value'
 const Int = (def: number, minimum: number, maximum: number, description: string) =>
   Type.Integer({ default: def, minimum, maximum, description })
 
+const Num = (def: number, minimum: number, maximum: number, description: string) =>
+  Type.Number({ default: def, minimum, maximum, description })
+
 export const ConfigSchema = Type.Object({
   port: Int(8765, 0, 65535, 'TCP port to listen on'),
   host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
@@ -33,7 +36,16 @@ export const ConfigSchema = Type.Object({
   hookFailures: Int(5, 1, 1000, 'consecutive failures (throws or overruns) that switch a hook off'),
   hookCooldown: Int(10_000, 100, 3_600_000, 'milliseconds a failing hook stays off before it is tried again'),
   hooks: Type.String({ default: '', description: 'comma-separated paths of modules whose default export is a Fastify plugin registering hooks' }),
-  scorerWeights: Type.String({ default: '', description: 'JSON weights for the reference opportunity scorer (empty: the shipped defaults)' })
+  scorerWeights: Type.String({ default: '', description: 'JSON weights for the reference opportunity scorer (empty: the shipped defaults)' }),
+  arbitrage: Type.Boolean({ default: true, description: 'run the arbitrage engine on ticker.> events' }),
+  minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
+  maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),
+  opportunityUpdateBps: Num(0.5, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 10% size change)'),
+  takerFees: Type.String({ default: '', fees: true, description: 'taker fee per exchange as a fraction, e.g. binance=0.001,coinbase=0.006' }),
+  defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
+  demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
+  demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
+  demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)')
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -46,6 +58,8 @@ export const envName = (key: string): string => key.replace(/[A-Z]/g, (c) => '_'
 function accepts(schema: TSchema): string {
   if (schema.anyOf) return 'one of ' + schema.anyOf.map((s: TSchema) => s.const).join(', ')
   if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
+  if (schema.type === 'number') return `a number from ${schema.minimum} to ${schema.maximum}`
+  if (schema.fees) return 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006'
   if (schema.type === 'boolean') return 'true or false (also 1/0, yes/no)'
   return schema.minLength ? 'a non-empty string' : 'a string'
 }
@@ -53,6 +67,7 @@ function accepts(schema: TSchema): string {
 function fromEnv(schema: TSchema, raw: string): unknown {
   const text = raw.trim()
   if (schema.type === 'integer') return /^-?\d+$/.test(text) ? Number(text) : raw
+  if (schema.type === 'number') return /^-?\d+(\.\d+)?(e-?\d+)?$/i.test(text) ? Number(text) : raw
   if (schema.type === 'boolean') {
     const lower = text.toLowerCase()
     if (['true', '1', 'yes', 'on'].includes(lower)) return true
@@ -80,7 +95,9 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
       value = (overrides as Record<string, unknown>)[key]
       source = `option ${key}`
     }
-    if (!Value.Check(schema, value)) throw new ConfigError(source, value, accepts(schema))
+    if (!Value.Check(schema, value) || (schema.fees && parseFees(value as string) === null)) {
+      throw new ConfigError(source, value, accepts(schema))
+    }
     config[key] = value
   }
   for (const key of Object.keys(overrides)) {
@@ -105,4 +122,15 @@ export function describeConfig(): { variable: string; default: unknown; accepts:
     accepts: accepts(schema as TSchema),
     description: (schema as TSchema).description ?? ''
   }))
+}
+
+/** TAKER_FEES: `exchange=fraction,...` as a map; null when malformed or a fee is outside 0..0.1. */
+export function parseFees(text: string): Record<string, number> | null {
+  const fees: Record<string, number> = {}
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9_-]+)=(\d+(\.\d+)?)$/.exec(part)
+    if (m === null || Number(m[2]) > 0.1) return null
+    fees[m[1]] = Number(m[2])
+  }
+  return fees
 }

@@ -36,7 +36,7 @@ t.test('the scorer fills score and model on opportunities published through the 
   const dir = t.testdir({})
   const weights = join(dir, 'weights.json')
   writeFileSync(weights, JSON.stringify({ name: 'test-model', version: '2.1', weights: { bias: 0, netBps: 0, ageMs: 0, logSize: 0, volatilityBps: 0 } }))
-  const app = await buildApp({ heartbeatInterval: 0, scorerWeights: weights })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, scorerWeights: weights })
   await app.register(scorer, { config: app.live.config as any })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
@@ -72,7 +72,7 @@ async function modelServer(t: { teardown(fn: () => unknown): void }, answer: (bo
 
 t.test('remote model: enriches events over keep-alive HTTP and answers a request method', async (t) => {
   const model = await modelServer(t, (body) => body.params ? { up: 0.7, symbol: body.params.symbol } : { score: 0.42 })
-  const app = await buildApp({ heartbeatInterval: 0 })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })
   await app.register(remoteModel, { url: model.url, name: 'remote', version: '3', topics: 'opportunities.>', method: 'predict', params: Type.Object({ symbol: Type.String() }), budgetMs: 500 })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
@@ -89,7 +89,7 @@ t.test('remote model: enriches events over keep-alive HTTP and answers a request
 
 t.test('remote model that hangs: the call is aborted inside the budget and the event goes on', async (t) => {
   const model = await modelServer(t, () => ({ score: 1 }), Infinity)
-  const app = await buildApp({ heartbeatInterval: 0, hookFailures: 2, hookCooldown: 60_000 })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, hookFailures: 2, hookCooldown: 60_000 })
   await app.register(remoteModel, { url: model.url, name: 'hanging', topics: 'opportunities.>', method: 'predict', budgetMs: 30 })
   await app.ready()
   t.teardown(() => app.close())

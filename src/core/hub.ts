@@ -31,9 +31,13 @@ const WARNS_PER_WINDOW = 20
 const isLoopback = (address: string | undefined): boolean =>
   address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
 
+/** An in-process subscriber: called with every matching event after the sockets got theirs. */
+export type EventListener = (event: BusEvent) => void
+
 export class Hub {
   readonly connections = new Set<LiveConnection>()
   readonly index = new SubscriptionIndex<LiveConnection>()
+  private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
   draining = false
   /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
@@ -125,10 +129,32 @@ export class Hub {
     this.bus.unwatch(pattern)
   }
 
+  /** Subscribes in process (the arbitrage engine, an embedding app); returns the unsubscribe function. */
+  listen(pattern: string, listener: EventListener): () => void {
+    this.checkTopic(pattern, true)
+    this.listeners.add(pattern, listener)
+    this.bus.watch(pattern)
+    return () => {
+      this.listeners.remove(pattern, listener)
+      this.bus.unwatch(pattern)
+    }
+  }
+
   /** Fan-out: encode the event once per codec in use and send those same bytes to every subscriber. */
   deliver(event: BusEvent): void {
     const subscribers = this.index.match(event.topic)
-    if (subscribers.length === 0) return
+    if (subscribers.length !== 0) this.fanOut(event, subscribers)
+    const listeners = this.listeners.match(event.topic)
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i](event)
+      } catch (err) {
+        this.log.warn({ err, topic: event.topic }, 'in-process subscriber failed')
+      }
+    }
+  }
+
+  private fanOut(event: BusEvent, subscribers: readonly LiveConnection[]): void {
     let msgpack: Buffer | undefined
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { loadConfig, type Config } from '../config.ts'
 import { pickSubprotocol } from '../core/codec.ts'
 import { MemoryBus, type Bus } from '../core/bus.ts'
-import { Hub, isThenable } from '../core/hub.ts'
+import { Hub, isThenable, type EventListener } from '../core/hub.ts'
 import liveRoute from '../routes/live.ts'
 import publishRoute from '../routes/publish.ts'
 import hooksPlugin from './hooks.ts'
@@ -23,6 +23,8 @@ export interface LiveApi {
   readonly hub: Hub
   /** Publishes from inside the process; resolves once the bus has assigned the seq. */
   publish(topic: string, data: unknown): Promise<{ seq: number; epoch: string }>
+  /** Calls `listener` with every event matching `pattern` (wildcards allowed); returns the unsubscribe function. */
+  subscribe(pattern: string, listener: EventListener): () => void
   /** Open WebSocket connections. */
   readonly connections: number
   /** Accepting connections and connected to its bus. */
@@ -67,6 +69,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
       const event = isThenable(result) ? await result : result
       return { seq: event.seq, epoch: event.epoch }
     },
+    subscribe: (pattern, listener) => hub.listen(pattern, listener),
     get connections() {
       return hub.connections.size
     },

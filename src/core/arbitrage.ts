@@ -1,0 +1,242 @@
+// The arbitrage engine: best bid and ask per exchange per symbol, and cross-exchange opportunities
+// with a lifecycle (open, update on material change, closed). No Fastify, no I/O: ticks in, events out.
+
+export interface Tick {
+  exchange: string
+  symbol: string
+  bid: number
+  ask: number
+  bidSize: number
+  askSize: number
+  /** Exchange time, ms. */
+  ts: number
+}
+
+export interface Leg {
+  exchange: string
+  price: number
+  size: number
+  /** Exchange time of the quote, ms. */
+  ts: number
+  /** Server time the quote arrived, ms. */
+  receivedAt: number
+}
+
+export interface OpportunityEvent {
+  id: string
+  status: 'open' | 'update' | 'closed'
+  symbol: string
+  buy: Leg
+  sell: Leg
+  size: number
+  grossBps: number
+  netBps: number
+  profit: number
+  detectedAt: number
+  maxTickAgeMs: number
+  /** On `closed`: how long it lived, and why it ended. */
+  lifetimeMs?: number
+  reason?: 'spread' | 'stale' | 'invalid'
+}
+
+export interface EngineOptions {
+  minNetBps: number
+  maxTickAgeMs: number
+  /** Net bps change that makes an update worth sending (sizes: a 10% change). */
+  updateBps: number
+  /** Taker fee per exchange, as a fraction (0.001 = 10 bps). */
+  fees: Readonly<Record<string, number>>
+  defaultFee: number
+}
+
+export interface EngineCounters {
+  ticks: number
+  stale: number
+  crossed: number
+  invalid: number
+  opened: number
+  updated: number
+  closed: number
+}
+
+/** The arithmetic of PROTOCOL.md "Market data topics", for one buy ask and one sell bid. */
+export function spread(buyPrice: number, sellPrice: number, size: number, buyFee: number, sellFee: number) {
+  const net = sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
+  return {
+    grossBps: ((sellPrice - buyPrice) / buyPrice) * 1e4,
+    netBps: (net / buyPrice) * 1e4,
+    profit: size * net
+  }
+}
+
+const SIZE_CHANGE = 0.1
+
+/** One exchange's top of book for one symbol, updated in place. */
+class Quote {
+  bid = 0
+  ask = 0
+  bidSize = 0
+  askSize = 0
+  ts = 0
+  receivedAt = 0
+  valid = false
+  constructor(readonly exchange: string, readonly fee: number, readonly slot: number) {}
+}
+
+/** A buy-on-one, sell-on-another pair and its open opportunity, if any. */
+class Pair {
+  id: string | null = null
+  openedAt = 0
+  /** What the last published event said, to judge whether a change is material. */
+  lastNetBps = 0
+  lastSize = 0
+  constructor(readonly buy: Quote, readonly sell: Quote) {}
+}
+
+class SymbolBook {
+  readonly quotes: Quote[] = []
+  readonly bySlot = new Map<string, Quote>()
+  /** pairs[buy.slot][sell.slot] */
+  readonly pairs: (Pair | null)[][] = []
+  readonly open = new Set<Pair>()
+  constructor(readonly symbol: string) {}
+
+  quote(exchange: string, fee: number): Quote {
+    let q = this.bySlot.get(exchange)
+    if (q !== undefined) return q
+    q = new Quote(exchange, fee, this.quotes.length)
+    for (const other of this.quotes) {
+      this.pairs[other.slot].push(new Pair(other, q))
+    }
+    this.pairs.push(this.quotes.map((other) => new Pair(q!, other)))
+    this.pairs[q.slot].push(null) // no pair with itself
+    this.quotes.push(q)
+    this.bySlot.set(exchange, q)
+    return q
+  }
+}
+
+const validNumber = (x: number) => typeof x === 'number' && Number.isFinite(x) && x > 0
+
+/**
+ * Feeds ticks in, gets opportunity events out. A tick re-evaluates only the pairs its exchange is
+ * part of (2 × (exchanges − 1)), allocating nothing unless it emits an event.
+ */
+export class ArbitrageEngine {
+  readonly counters: EngineCounters = { ticks: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
+  private readonly books = new Map<string, SymbolBook>()
+  private nextId = 1
+
+  constructor(readonly options: EngineOptions) {}
+
+  /** Applies a tick received at `now` (server ms) and returns the events it causes, usually none. */
+  onTick(tick: Tick, now: number): OpportunityEvent[] | null {
+    this.counters.ticks++
+    if (typeof tick.exchange !== 'string' || typeof tick.symbol !== 'string') {
+      this.counters.invalid++
+      return null
+    }
+    let book = this.books.get(tick.symbol)
+    if (book === undefined) {
+      book = new SymbolBook(tick.symbol)
+      this.books.set(tick.symbol, book)
+    }
+    const q = book.quote(tick.exchange, this.options.fees[tick.exchange] ?? this.options.defaultFee)
+    q.valid = false
+    if (!validNumber(tick.bid) || !validNumber(tick.ask) || !validNumber(tick.bidSize) || !validNumber(tick.askSize) || !Number.isFinite(tick.ts)) {
+      this.counters.invalid++
+    } else if (tick.bid >= tick.ask) {
+      this.counters.crossed++
+    } else {
+      q.bid = tick.bid
+      q.ask = tick.ask
+      q.bidSize = tick.bidSize
+      q.askSize = tick.askSize
+      q.ts = tick.ts
+      q.receivedAt = now
+      q.valid = true
+      if (now - tick.ts > this.options.maxTickAgeMs) this.counters.stale++
+    }
+    let events: OpportunityEvent[] | null = null
+    const row = book.pairs[q.slot]
+    for (let i = 0; i < row.length; i++) {
+      const asBuyer = row[i]
+      if (asBuyer !== null) events = this.evaluate(book, asBuyer, now, events)
+      const asSeller = book.pairs[i][q.slot]
+      if (asSeller !== null) events = this.evaluate(book, asSeller, now, events)
+    }
+    return events
+  }
+
+  /** Closes opportunities whose quotes went stale with no tick since; call it on a timer. */
+  sweep(now: number): OpportunityEvent[] | null {
+    let events: OpportunityEvent[] | null = null
+    for (const book of this.books.values()) {
+      for (const pair of book.open) events = this.evaluate(book, pair, now, events)
+    }
+    return events
+  }
+
+  private evaluate(book: SymbolBook, pair: Pair, now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
+    const { buy, sell } = pair
+    const age = Math.max(0, now - Math.min(buy.ts, sell.ts))
+    let reason: OpportunityEvent['reason'] | null = null
+    if (!buy.valid || !sell.valid) reason = 'invalid'
+    else if (age > this.options.maxTickAgeMs) reason = 'stale'
+    const size = Math.min(buy.askSize, sell.bidSize)
+    const s = reason === null ? spread(buy.ask, sell.bid, size, buy.fee, sell.fee) : null
+    if (s !== null && s.netBps < this.options.minNetBps) reason = 'spread'
+
+    if (reason !== null) {
+      if (pair.id === null) return events
+      const closed = this.event(book, pair, 'closed', now, age, size, s ?? spread(buy.ask, sell.bid, size, buy.fee, sell.fee))
+      closed.lifetimeMs = now - pair.openedAt
+      closed.reason = reason
+      pair.id = null
+      book.open.delete(pair)
+      this.counters.closed++
+      return push(events, closed)
+    }
+    if (pair.id === null) {
+      pair.id = `${book.symbol}:${buy.exchange}:${sell.exchange}:${(this.nextId++).toString(36)}`
+      pair.openedAt = now
+      book.open.add(pair)
+      this.counters.opened++
+      return push(events, this.event(book, pair, 'open', now, age, size, s!))
+    }
+    const material = Math.abs(s!.netBps - pair.lastNetBps) >= this.options.updateBps ||
+      Math.abs(size - pair.lastSize) >= SIZE_CHANGE * pair.lastSize
+    if (!material) return events
+    this.counters.updated++
+    return push(events, this.event(book, pair, 'update', now, age, size, s!))
+  }
+
+  private event(book: SymbolBook, pair: Pair, status: OpportunityEvent['status'], now: number, age: number, size: number,
+    s: { grossBps: number; netBps: number; profit: number }): OpportunityEvent {
+    pair.lastNetBps = s.netBps
+    pair.lastSize = size
+    const { buy, sell } = pair
+    return {
+      id: pair.id!,
+      status,
+      symbol: book.symbol,
+      buy: { exchange: buy.exchange, price: buy.ask, size: buy.askSize, ts: buy.ts, receivedAt: buy.receivedAt },
+      sell: { exchange: sell.exchange, price: sell.bid, size: sell.bidSize, ts: sell.ts, receivedAt: sell.receivedAt },
+      size,
+      grossBps: round(s.grossBps),
+      netBps: round(s.netBps),
+      profit: round(s.profit),
+      detectedAt: now,
+      maxTickAgeMs: age
+    }
+  }
+}
+
+const push = (events: OpportunityEvent[] | null, e: OpportunityEvent) => {
+  if (events === null) return [e]
+  events.push(e)
+  return events
+}
+
+/** Four decimals: bps and quote-currency profit beyond that are noise on the wire. */
+const round = (x: number) => Math.round(x * 1e4) / 1e4

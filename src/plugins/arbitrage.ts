@@ -1,0 +1,61 @@
+// The arbitrage engine plugin: ticker.> events in (in process), opportunities.<symbol> events out
+// through the one publish path, so onPublish hooks (the scorer) see every opportunity.
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync } from 'fastify'
+import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../core/arbitrage.ts'
+import { parseFees, type Config } from '../config.ts'
+import type { BusEvent } from '../core/protocol.ts'
+import { isThenable } from '../core/hub.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    liveArbitrage: { engine: ArbitrageEngine; counters: EngineCounters & { publishFailures: number } }
+  }
+}
+
+export type ArbitrageOptions = Pick<Config, 'minNetBps' | 'maxTickAgeMs' | 'opportunityUpdateBps' | 'takerFees' | 'defaultTakerFee'>
+
+const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, options) => {
+  const fees = parseFees(options.takerFees)
+  if (fees === null) throw new Error(`arbitrage: takerFees "${options.takerFees}" is not exchange=fraction,...`)
+  const engine = new ArbitrageEngine({
+    minNetBps: options.minNetBps,
+    maxTickAgeMs: options.maxTickAgeMs,
+    updateBps: options.opportunityUpdateBps,
+    fees,
+    defaultFee: options.defaultTakerFee
+  })
+  const counters = Object.assign(engine.counters, { publishFailures: 0 })
+
+  const publish = (events: OpportunityEvent[] | null) => {
+    if (events === null) return
+    for (const e of events) {
+      try {
+        const result = app.live.publish(`opportunities.${e.symbol}`, e)
+        if (isThenable(result)) result.catch(() => { counters.publishFailures++ })
+      } catch {
+        counters.publishFailures++ // a hook dropped it, or the bus is down
+      }
+    }
+  }
+  // The event's ts is when the server received the tick: the engine needs no clock of its own.
+  const stop = app.live.subscribe('ticker.>', (event: BusEvent) => {
+    const data = event.data
+    if (data === null || typeof data !== 'object') {
+      counters.ticks++
+      counters.invalid++
+      return
+    }
+    publish(engine.onTick(data as Tick, event.ts))
+  })
+  // Opportunities whose quotes go stale without a new tick are closed by the sweep.
+  const sweep = setInterval(() => publish(engine.sweep(Date.now())), Math.max(50, options.maxTickAgeMs / 2)).unref()
+  app.liveHooks.method({ name: 'arbitrage', handler: () => counters })
+  app.decorate('liveArbitrage', { engine, counters })
+  app.addHook('onClose', async () => {
+    clearInterval(sweep)
+    stop()
+  })
+}
+
+export default fp(arbitragePlugin, { name: 'live-arbitrage', fastify: '5.x', dependencies: ['live'] })

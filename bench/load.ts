@@ -1,9 +1,10 @@
 // The load generator, run in its own process by bench/run.ts: real ws clients against one server,
 // one workload per run, the result sent back over IPC. Loopback only; every loop is bounded in count and time.
 import { WebSocket } from 'ws'
-import { encode } from '@msgpack/msgpack'
+import { decode, encode } from '@msgpack/msgpack'
 import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
+import { SyntheticFeed } from '../src/feed/synthetic.ts'
 
 type Args = Record<string, number | string>
 const [workload, portText, argsText] = process.argv.slice(2)
@@ -205,6 +206,61 @@ async function fanout() {
   }
 }
 
+/**
+ * Tick to opportunity: synthetic ticks (20 symbols × 5 exchanges) published over WebSocket at a
+ * fixed rate, each stamped with its send time as its exchange time; a subscriber of
+ * opportunities.> measures receive time minus the newer leg's stamp, i.e. from the tick that
+ * triggered it. With `baseline`, the subscriber takes one ticker topic instead and measures the
+ * ticks themselves: what publish-to-receive costs with no engine (the raw server has none).
+ */
+async function arbitrage() {
+  const rate = Number(args.rate)
+  const durationMs = Number(args.durationMs)
+  const baseline = Boolean(args.baseline)
+  const port = Number(portText)
+  const feed = new SyntheticFeed({ seed: 11, symbols: 20, exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.0005) })
+  const hist = new Histogram()
+  const wall = () => performance.timeOrigin + performance.now()
+  const [publisher, subscriber] = await Promise.all([LightSocket.open(port), LightSocket.open(port)])
+  let acks = 0
+  let opportunities = 0
+  publisher.onFrame = () => { acks++ }
+  await new Promise<void>((resolve) => {
+    subscriber.onFrame = () => {
+      subscriber.onFrame = (payload) => {
+        const frame = decode(payload) as { type: string; data: any }
+        if (frame.type !== 'event') return
+        if (baseline) return hist.record(wall() - frame.data.ts)
+        if (frame.data.status === 'closed') return
+        opportunities++
+        hist.record(wall() - Math.max(frame.data.buy.ts, frame.data.sell.ts))
+      }
+      resolve()
+    }
+    subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? 'ticker.binance.BTC-USDT' : 'opportunities.>', snapshot: false }))
+  })
+  const started = process.cpuUsage()
+  const t0 = now()
+  const total = Math.floor((rate * durationMs) / 1000)
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
+    const date = Date.now()
+    for (; sent < due; sent++) {
+      const tick = feed.next(date)
+      tick.ts = wall()
+      publisher.sendBinary(encode({ type: 'publish', topic: `ticker.${tick.exchange}.${tick.symbol}`, data: tick }))
+    }
+    await sleep(1)
+  }
+  const deadline = now() + 2000
+  while (acks < total && now() < deadline) await sleep(5)
+  await sleep(100)
+  publisher.destroy()
+  subscriber.destroy()
+  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, latency: hist.summary(), generatorCpu: cpu(started) }
+}
+
 /** Many connected, subscribed, silent clients; holds them until told to let go. */
 async function idle() {
   const connections = Number(args.connections)
@@ -219,7 +275,7 @@ async function idle() {
   return { connections: clients.length }
 }
 
-const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle }
+const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, arbitrage }
 const run = workloads[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
 // Reports over IPC when run by bench/run.ts, on stdout when run by hand.

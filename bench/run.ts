@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks').split(',')
+const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks,arbitrage').split(',')
 const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
 type Target = keyof typeof targets
 
@@ -186,12 +186,28 @@ async function hooksBench() {
   log(table)
 }
 
+async function arbitrageBench() {
+  log('\n### Tick to opportunity (20 symbols × 5 exchanges; ticks over WebSocket, opportunities to a WebSocket subscriber)\n')
+  log('| server | measures | ticks/s | acked | opportunities | p50 ms | p99 ms | p99.9 ms | max ms | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const rate of [10_000, 50_000]) {
+    for (const [target, baseline] of [['raw', true], ['ours', true], ['ours', false]] as [Target, boolean][]) {
+      const server = await startServer(target)
+      const r: any = await measured(server, () => generate('arbitrage', server.port, { rate, durationMs: quick ? 3000 : 8000, baseline }))
+      await stopServer(server)
+      results[`arbitrage-${rate}-${target}-${baseline ? 'tick' : 'opportunity'}`] = r
+      const what = baseline ? 'tick publish → receive' : 'tick → opportunity'
+      log(`| ${target} | ${what} | ${rate} | ${r.acks} of ${r.ticks} | ${baseline ? '' : r.opportunities} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.latency.max} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`)
+    }
+  }
+}
+
 log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick run)' : ''}`)
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
 if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
 if (only.includes('hooks')) await hooksBench()
+if (only.includes('arbitrage')) await arbitrageBench()
 mkdirSync(`${root}/bench/out`, { recursive: true })
 writeFileSync(`${root}/bench/out/latest.json`, JSON.stringify(results, null, 2))
 writeFileSync(`${root}/bench/out/latest.md`, lines.join('\n') + '\n')

@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
   arbitrage: Type.Boolean({ default: true, description: 'run the arbitrage engine on ticker.> events' }),
   minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
   maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),
-  opportunityUpdateBps: Num(0.5, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 10% size change)'),
+  opportunityUpdateBps: Num(1, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 25% size change)'),
   takerFees: Type.String({ default: '', fees: true, description: 'taker fee per exchange as a fraction, e.g. binance=0.001,coinbase=0.006' }),
   defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),

@@ -42,7 +42,7 @@ export interface OpportunityEvent {
 export interface EngineOptions {
   minNetBps: number
   maxTickAgeMs: number
-  /** Net bps change that makes an update worth sending (sizes: a 10% change). */
+  /** Net bps change that makes an update worth sending (sizes: a 25% change). */
   updateBps: number
   /** Taker fee per exchange, as a fraction (0.001 = 10 bps). */
   fees: Readonly<Record<string, number>>
@@ -69,7 +69,8 @@ export function spread(buyPrice: number, sellPrice: number, size: number, buyFee
   }
 }
 
-const SIZE_CHANGE = 0.1
+/** A change of the executable size by this fraction is material. */
+const SIZE_CHANGE = 0.25
 
 /** One exchange's top of book for one symbol, updated in place. */
 class Quote {

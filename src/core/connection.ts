@@ -50,6 +50,7 @@ export class LiveConnection implements LiveClient {
   private corked = false
   private corkedFrames = 0
   private corkedBytes = 0
+  private replyCorked = false
   /** Latest frame per topic while congested under the conflate policy. */
   private conflated: Map<string, Buffer> | null = null
   /** Live events held while a subscribe waits for the bus: [event, frame, event, frame, ...]. */
@@ -73,6 +74,7 @@ export class LiveConnection implements LiveClient {
     this.raw = socket._socket && !socket.extensions ? socket._socket : null
     this.onMessage = this.onMessage.bind(this)
     this.onDrain = this.onDrain.bind(this)
+    this.flushReplies = this.flushReplies.bind(this)
     socket.on('message', this.onMessage)
     socket.on('close', (code) => hub.remove(this, code))
     socket.on('pong', () => { this.alive = true })
@@ -287,14 +289,33 @@ export class LiveConnection implements LiveClient {
   }
 
   /**
-   * A reply or per-connection frame, encoded in this connection's codec. A reply is written at once
-   * (its round trip is what a client measures) unless this turn's events already corked the socket.
+   * A reply or per-connection frame, encoded in this connection's codec. A reply does not wait for
+   * the end of the turn (its round trip is what a client measures) unless events corked the socket.
    */
   send(frame: object): void {
     if (this.socket.readyState !== OPEN) return
     const encoded = encodeFrame(this.codec, frame)
-    if (this.corked || this.raw === null) this.write(encoded)
-    else this.raw.write(encoded)
+    if (this.corked || this.raw === null) {
+      this.write(encoded)
+      return this.checkReplyQueue()
+    }
+    // Replies to the frames of one read (pipelined publishes, say) leave in one write, right after
+    // that read is handled: a microtask, not the end of the event-loop turn.
+    if (!this.replyCorked) {
+      this.replyCorked = true
+      this.raw.cork()
+      queueMicrotask(this.flushReplies)
+    }
+    this.raw.write(encoded)
+    this.checkReplyQueue()
+  }
+
+  private flushReplies(): void {
+    this.replyCorked = false
+    this.raw!.uncork()
+  }
+
+  private checkReplyQueue(): void {
     if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) this.closeSlow()
   }
 

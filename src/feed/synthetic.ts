@@ -49,6 +49,10 @@ export class SyntheticFeed {
   readonly planted: Dislocation[] = []
   private readonly rng: () => number
   private readonly mids: number[]
+  /** Per symbol × exchange: basis to the common mid (bps, mean-reverting) and top-of-book notionals. */
+  private readonly basis: number[]
+  private readonly bidNotional: number[]
+  private readonly askNotional: number[]
   private readonly active: (Dislocation | null)[]
   private readonly dislocationRate: number
 
@@ -60,6 +64,9 @@ export class SyntheticFeed {
     this.rng = random(options.seed)
     this.mids = this.symbols.map(([, price]) => price)
     this.active = new Array(symbols * exchanges).fill(null)
+    this.basis = new Array(symbols * exchanges).fill(0)
+    this.bidNotional = new Array(symbols * exchanges).fill(50_000)
+    this.askNotional = new Array(symbols * exchanges).fill(50_000)
     this.dislocationRate = options.dislocationRate ?? 0.002
   }
 
@@ -70,8 +77,8 @@ export class SyntheticFeed {
     const e = Math.floor(r() * this.exchanges.length)
     const [symbol] = this.symbols[s]
     const [exchange, latency] = this.exchanges[e]
-    // The common mid walks about 0.5 bps per tick.
-    this.mids[s] *= 1 + (r() - 0.5) * 1e-4
+    // The common mid walks about 0.1 bps per tick of its symbol.
+    this.mids[s] *= 1 + (r() - 0.5) * 2e-5
     const slot = s * this.exchanges.length + e
     let dislocation = this.active[slot]
     if (dislocation !== null && now >= dislocation.until) dislocation = this.active[slot] = null
@@ -81,21 +88,26 @@ export class SyntheticFeed {
       dislocation = this.active[slot] = { symbol, exchange, bps, from: now, until: now + 300 + r() * 1200 }
       this.planted.push(dislocation)
     }
-    // Each exchange sits within ±1 bps of the common mid, plus its dislocation.
-    const mid = this.mids[s] * (1 + ((r() - 0.5) * 2 + (dislocation?.bps ?? 0)) * 1e-4)
-    const half = mid * (0.5 + r()) * 1e-4 // spreads of 1-3 bps
-    const notional = 5_000 + r() * 195_000 // $5k-$200k at the top of the book
+    // Each exchange drifts slowly around the common mid (within about ±1 bps), plus its dislocation.
+    this.basis[slot] = this.basis[slot] * 0.98 + (r() - 0.5) * 0.2
+    const mid = this.mids[s] * (1 + (this.basis[slot] + (dislocation?.bps ?? 0)) * 1e-4)
+    const half = mid * (0.75 + r() * 0.25) * 1e-4 // spreads of 1.5-2 bps
+    // $5k-$200k at the top of the book, changing up to ±10% a tick.
+    this.bidNotional[slot] = clamp(this.bidNotional[slot] * (0.9 + r() * 0.2), 5_000, 200_000)
+    this.askNotional[slot] = clamp(this.askNotional[slot] * (0.9 + r() * 0.2), 5_000, 200_000)
     return {
       exchange,
       symbol,
       bid: round(mid - half, mid),
       ask: round(mid + half, mid),
-      bidSize: round(notional / mid, 1 / mid),
-      askSize: round((5_000 + r() * 195_000) / mid, 1 / mid),
+      bidSize: round(this.bidNotional[slot] / mid, 1 / mid),
+      askSize: round(this.askNotional[slot] / mid, 1 / mid),
       ts: Math.round(now - latency - r() * latency * 0.5)
     }
   }
 }
+
+const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x))
 
 /** Rounds to about 8 significant digits of `scale`, like an exchange's tick size. */
 function round(x: number, scale: number): number {

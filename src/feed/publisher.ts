@@ -1,0 +1,66 @@
+// A standalone synthetic-feed publisher for demos and load tests:
+//   node dist/feed/publisher.js [--url ws://127.0.0.1:8765/ws/live | --http http://127.0.0.1:8765] [--rate 1000] [--seed 1]
+//                               [--symbols 20] [--exchanges 5] [--seconds 0 (forever)]
+import { parseArgs } from 'node:util'
+import { WebSocket } from 'ws'
+import { decode, encode } from '@msgpack/msgpack'
+import { SyntheticFeed } from './synthetic.ts'
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'ws://127.0.0.1:8765/ws/live' },
+    http: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    seed: { type: 'string', default: '1' },
+    symbols: { type: 'string', default: '20' },
+    exchanges: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '0' }
+  }
+})
+const rate = Number(values.rate)
+const seconds = Number(values.seconds)
+const feed = new SyntheticFeed({ seed: Number(values.seed), symbols: Number(values.symbols), exchanges: Number(values.exchanges) })
+
+let send: (topic: string, data: unknown) => void
+let close: () => void = () => {}
+let acked = 0
+let refused = 0
+if (values.http) {
+  const base = values.http.replace(/\/$/, '')
+  send = (topic, data) => {
+    fetch(`${base}/publish/${topic}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data) })
+      .then((res) => { if (res.ok) acked++; else refused++; return res.arrayBuffer() })
+      .catch(() => { refused++ })
+  }
+} else {
+  const ws = new WebSocket(values.url, ['live.v1.msgpack'])
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.on('message', (data: Buffer) => { if ((decode(data) as { type?: string }).type === 'ack') acked++; else refused++ })
+  send = (topic, data) => ws.send(encode({ type: 'publish', topic, data }))
+  close = () => ws.close()
+}
+
+const started = Date.now()
+let sent = 0
+const timer = setInterval(() => {
+  const now = Date.now()
+  const due = Math.floor(((now - started) * rate) / 1000)
+  for (; sent < due; sent++) {
+    const tick = feed.next(now)
+    send(`ticker.${tick.exchange}.${tick.symbol}`, tick)
+  }
+  if (seconds > 0 && now - started >= seconds * 1000) stop()
+}, 5)
+const report = setInterval(() => console.log(JSON.stringify({ sent, acked, refused, dislocations: feed.planted.length })), 1000)
+
+function stop() {
+  clearInterval(timer)
+  clearInterval(report)
+  setTimeout(() => {
+    console.log(JSON.stringify({ sent, acked, refused, dislocations: feed.planted.length }))
+    close()
+    process.exit(0)
+  }, 500)
+}
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)

@@ -53,14 +53,15 @@ const timer = setInterval(() => {
 }, 5)
 const report = setInterval(() => console.log(JSON.stringify({ sent, acked, refused, dislocations: feed.planted.length })), 1000)
 
-function stop() {
+/** Stops sending, waits (up to 5 s) for every answer, prints the final counts and exits. */
+async function stop() {
   clearInterval(timer)
   clearInterval(report)
-  setTimeout(() => {
-    console.log(JSON.stringify({ sent, acked, refused, dislocations: feed.planted.length }))
-    close()
-    process.exit(0)
-  }, 500)
+  const deadline = Date.now() + 5000
+  while (acked + refused < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  console.log(JSON.stringify({ sent, acked, refused, unanswered: sent - acked - refused, dislocations: feed.planted.length }))
+  close()
+  process.exit(0)
 }
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

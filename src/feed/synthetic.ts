@@ -111,6 +111,6 @@ const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x
 
 /** Rounds to about 8 significant digits of `scale`, like an exchange's tick size. */
 function round(x: number, scale: number): number {
-  const step = 10 ** (Math.floor(Math.log10(scale)) - 7)
-  return Math.round(x / step) * step
+  const digits = Math.min(12, Math.max(0, 7 - Math.floor(Math.log10(scale))))
+  return Number(x.toFixed(digits))
 }

@@ -3,7 +3,8 @@
 import { buildApp } from '../dist/app.js'
 import scorer from '../dist/hooks/scorer.js'
 
-const app = await buildApp({ heartbeatInterval: 0, slowConsumer: process.env.SLOW_CONSUMER ?? 'close' })
+// ARBITRAGE=false leaves out the engine and its scorer hooks (the hook benchmark's 'none').
+const app = await buildApp({ heartbeatInterval: 0, slowConsumer: process.env.SLOW_CONSUMER ?? 'close', arbitrage: process.env.ARBITRAGE !== 'false' })
 if (process.env.HOOK === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
 if (process.env.HOOK === 'scorer') await app.register(scorer)
 await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })

@@ -8,7 +8,7 @@ const REPS = 7
 const opportunity = { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: 0, maxTickAgeMs: 12 }
 
 async function measure(hook: 'none' | 'noop' | 'scorer'): Promise<number[]> {
-  const app = await buildApp({ heartbeatInterval: 0 })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })
   if (hook === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
   if (hook === 'scorer') await app.register(scorer)
   await app.ready()

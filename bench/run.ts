@@ -157,7 +157,7 @@ async function hooksBench() {
     const runs: Record<string, any[]> = {}
     for (let rep = 0; rep < reps; rep++) {
       for (const [target, hook] of configs) {
-        const server = await startServer(target, hook === '-' || hook === 'none' ? {} : { HOOK: hook })
+        const server = await startServer(target, { ARBITRAGE: 'false', ...(hook === '-' || hook === 'none' ? {} : { HOOK: hook }) })
         const r: any = await measured(server, () => generate('fanout', server.port, {
           subscribers: w.subscribers, rate: w.rate, durationMs: quick ? 2000 : 6000, topic: `opportunities.B${rep}`, payload: 'opportunity'
         }))

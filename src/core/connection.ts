@@ -130,7 +130,9 @@ export class LiveConnection implements LiveClient {
   private dispatch(frame: ClientFrame, size: number): Promise<void> | void {
     switch (frame.type) {
       case 'request': return this.onRequest(frame)
-      case 'ping': return this.send({ type: 'pong', ...(frame.id === undefined ? null : { id: frame.id }), serverTime: Date.now() })
+      case 'ping': return this.send(frame.id === undefined
+        ? { type: 'pong', serverTime: Date.now() }
+        : { type: 'pong', id: frame.id, serverTime: Date.now() })
       case 'subscribe': return this.onSubscribe(frame)
       case 'unsubscribe': return this.onUnsubscribe(frame)
       case 'publish': return this.onPublish(frame, size)

@@ -27,6 +27,15 @@ async function connectMany(count: number, batch = 200): Promise<WebSocket[]> {
   return out
 }
 
+/** `count` light clients, opened 200 at a time. */
+async function openLight(count: number): Promise<LightSocket[]> {
+  const out: LightSocket[] = []
+  for (let i = 0; i < count; i += 200) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => LightSocket.open(Number(portText))))))
+  }
+  return out
+}
+
 /** Reads `type` and `seq` from an event frame's payload without decoding it: fixmap, then type, topic, seq in that order. */
 function readHead(buf: Buffer): { type: string; seq: number } {
   let o = 1
@@ -79,10 +88,7 @@ async function probe() {
   const connections = Number(args.connections)
   const hist = new Histogram()
   const started = process.cpuUsage()
-  const clients: LightSocket[] = []
-  for (let i = 0; i < connections; i += 200) {
-    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, connections - i) }, () => LightSocket.open(Number(portText))))))
-  }
+  const clients = await openLight(connections)
   const request = encode({ type: 'request', id: 1, timestamp: 1 })
   let late = 0
   if (connections === 1) {
@@ -144,10 +150,7 @@ async function fanout() {
     ? { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: Date.now(), maxTickAgeMs: 12, ts: 0 }
     : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
   const hist = new Histogram()
-  const clients: LightSocket[] = []
-  for (let i = 0; i < subscribers; i += 200) {
-    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, subscribers - i) }, () => LightSocket.open(Number(portText))))))
-  }
+  const clients = await openLight(subscribers)
   const expected = new Int32Array(subscribers).fill(1)
   const open = new Uint8Array(subscribers).fill(1)
   let delivered = 0
@@ -217,11 +220,10 @@ async function arbitrage() {
   const rate = Number(args.rate)
   const durationMs = Number(args.durationMs)
   const baseline = Boolean(args.baseline)
-  const port = Number(portText)
   const feed = new SyntheticFeed({ seed: 11, symbols: 20, exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.0005) })
   const hist = new Histogram()
   const wall = () => performance.timeOrigin + performance.now()
-  const [publisher, subscriber] = await Promise.all([LightSocket.open(port), LightSocket.open(port)])
+  const [publisher, subscriber] = await openLight(2)
   let acks = 0
   let opportunities = 0
   publisher.onFrame = () => { acks++ }

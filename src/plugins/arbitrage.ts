@@ -31,7 +31,8 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     if (events === null) return
     for (const e of events) {
       try {
-        const result = app.live.publish(`opportunities.${e.symbol}`, e)
+        // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
+        const result = app.live.hub.publish(`opportunities.${e.symbol}`, e)
         if (isThenable(result)) result.catch(() => { counters.publishFailures++ })
       } catch {
         counters.publishFailures++ // a hook dropped it, or the bus is down

@@ -2,6 +2,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { negotiateCodec } from '../core/codec.ts'
+import { ErrorCode } from '../core/protocol.ts'
+import { sendError } from './errors.ts'
 import type { Hub } from '../core/hub.ts'
 import type { LiveSocket } from '../core/connection.ts'
 import type { Socket } from 'node:net'
@@ -27,7 +29,7 @@ const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths
       schema: { querystring: Query },
       // Refused upgrades are plain HTTP answers: no socket is ever opened for them.
       onRequest: async (_request, reply) => {
-        if (hub.draining) return reply.code(503).send({ statusCode: 503, code: 'unavailable', error: 'Service Unavailable', message: 'server is shutting down' })
+        if (hub.draining) return sendError(reply, 503, ErrorCode.unavailable, 'server is shutting down')
       },
       handler: (socket, request) => {
         const codec = negotiateCodec(socket.protocol, request.query.codec, useMsgpack)

@@ -1,5 +1,6 @@
 // buildApp: a Fastify instance with the live plugin and the HTTP routes, ready to listen (it never listens).
-import Fastify, { LogController, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import live from './plugins/live.ts'
@@ -18,7 +19,12 @@ export interface BuildOptions {
 export async function buildApp(overrides: Partial<Config> = {}, { logger = false, bus }: BuildOptions = {}) {
   const config = loadConfig({}, overrides)
   // Per-request lines would flood the log under load-balancer polling; the live layer logs what matters.
-  const app = Fastify({ logger, logController: new LogController({ disableRequestLogging: true }) })
+  const app = Fastify({
+    logger: withRedaction(logger),
+    logController: new LogController({ disableRequestLogging: true }),
+    // wss:// and https:// directly; behind a TLS terminator leave TLS_CERT and TLS_KEY empty (README).
+    ...(config.tlsCert ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } } : {})
+  }) as unknown as FastifyInstance
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus })
   await app.register(healthRoutes, { config })
@@ -31,6 +37,35 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   for (const path of config.hooks.split(',').map((p) => p.trim()).filter(Boolean)) await app.register(await loadHookModule(path), { config })
   return app
 }
+
+function readTlsFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new Error(`${variable}: cannot read "${path}": ${(err as Error).message}`)
+  }
+}
+
+/** Logged requests never carry a `?token=` credential (Authorization headers are not logged at all). */
+function withRedaction(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === false || logger === undefined) return logger
+  const options = logger === true ? {} : logger
+  return {
+    ...options,
+    serializers: {
+      req: (request: FastifyRequest) => ({
+        method: request.method,
+        url: redactToken(request.url),
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      }),
+      ...(options as { serializers?: object }).serializers
+    }
+  }
+}
+
+export const redactToken = (url: string): string => url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
 
 /** HOOKS=./a.js,./b.js: each module's default export is a Fastify plugin that registers hooks on app.liveHooks. */
 async function loadHookModule(path: string): Promise<FastifyPluginAsync<{ config: Config }>> {

@@ -1,6 +1,7 @@
 // The one configuration schema: validation, defaults, the TypeScript type and the environment variable names.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseApiKeys } from './core/auth.ts'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) =>
   Type.Integer({ default: def, minimum, maximum, description })
@@ -30,7 +31,27 @@ export const ConfigSchema = Type.Object({
   maxSubscriptions: Int(1000, 1, 1_000_000, 'subscription patterns per connection'),
   maxTopicLength: Int(256, 8, 4096, 'characters in a topic'),
   maxTopicTokens: Int(16, 1, 256, 'dot-separated tokens in a topic'),
-  publishOpen: Type.Boolean({ default: false, description: 'anyone may publish (false: only loopback clients)' }),
+  auth: Type.Union([Type.Literal('loopback'), Type.Literal('required'), Type.Literal('none')], {
+    default: 'loopback',
+    description: 'loopback: anyone may subscribe and loopback clients may publish, credentials grant their scopes; required: every client needs a credential; none: no checks at all, anyone may publish'
+  }),
+  jwtSecret: Type.String({ default: '', secret: true, description: 'HS256 secret that signs JWTs (empty: no HS256)' }),
+  jwtPublicKey: Type.String({ default: '', description: 'RS256/ES256 public key for JWTs: a PEM, or the path of one' }),
+  jwtIssuer: Type.String({ default: '', description: 'required JWT `iss` (empty: any)' }),
+  jwtAudience: Type.String({ default: '', description: 'required JWT `aud` (empty: any)' }),
+  apiKeys: Type.String({ default: '', secret: true, syntax: 'apiKeys', description: 'static API keys and their scopes' }),
+  allowedOrigins: Type.String({ default: '', description: 'comma-separated Origins browsers may connect from (empty: any); clients sending no Origin are not browsers and pass' }),
+  maxConnections: Int(20_000, 1, 10_000_000, 'open connections in all; past it upgrades get 503'),
+  maxConnectionsPerIp: Int(1000, 1, 10_000_000, 'open connections per client address; past it upgrades get 503'),
+  memoryLimitMb: Int(225, 0, 1_048_576, 'RSS in MiB past which /ready answers 503 and upgrades are refused (keep it under max_memory_restart); 0 turns it off'),
+  rateLimit: Int(1000, 0, 10_000_000, 'frames per second a connection without publish grants may send on average (bursts of twice that); 0 turns it off'),
+  publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),
+  rateStrikes: Int(100, 0, 1_000_000, 'frames refused with rate_limited within 10 s before the connection is closed with 4029'),
+  decodeMaxDepth: Int(32, 1, 1000, 'nesting depth of an inbound frame'),
+  decodeMaxItems: Int(10_000, 1, 10_000_000, 'elements of one array or entries of one map in an inbound frame'),
+  handshakeTimeout: Int(10_000, 100, 600_000, 'milliseconds a new TCP connection has to send its HTTP request headers'),
+  tlsCert: Type.String({ default: '', description: 'path of the PEM certificate (chain) for wss:// and https:// (with TLS_KEY)' }),
+  tlsKey: Type.String({ default: '', description: 'path of the PEM private key for TLS_CERT' }),
   shutdownGrace: Int(3000, 100, 60_000, 'milliseconds a graceful shutdown may take before the process exits anyway'),
   hookBudget: Int(5, 1, 60_000, 'milliseconds a hook may take unless it sets its own budget'),
   hookFailures: Int(5, 1, 1000, 'consecutive failures (throws or overruns) that switch a hook off'),
@@ -41,7 +62,7 @@ export const ConfigSchema = Type.Object({
   minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
   maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),
   opportunityUpdateBps: Num(1, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 25% size change)'),
-  takerFees: Type.String({ default: '', fees: true, description: 'taker fee per exchange as a fraction, e.g. binance=0.001,coinbase=0.006' }),
+  takerFees: Type.String({ default: '', syntax: 'fees', description: 'taker fee per exchange as a fraction, e.g. binance=0.001,coinbase=0.006' }),
   defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
   demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
@@ -59,7 +80,7 @@ function accepts(schema: TSchema): string {
   if (schema.anyOf) return 'one of ' + schema.anyOf.map((s: TSchema) => s.const).join(', ')
   if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
   if (schema.type === 'number') return `a number from ${schema.minimum} to ${schema.maximum}`
-  if (schema.fees) return 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006'
+  if (schema.syntax) return SYNTAX[schema.syntax as keyof typeof SYNTAX].accepts
   if (schema.type === 'boolean') return 'true or false (also 1/0, yes/no)'
   return schema.minLength ? 'a non-empty string' : 'a string'
 }
@@ -95,15 +116,31 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
       value = (overrides as Record<string, unknown>)[key]
       source = `option ${key}`
     }
-    if (!Value.Check(schema, value) || (schema.fees && parseFees(value as string) === null)) {
-      throw new ConfigError(source, value, accepts(schema))
+    const syntax = schema.syntax ? SYNTAX[schema.syntax as keyof typeof SYNTAX] : undefined
+    if (!Value.Check(schema, value) || (syntax && syntax.parse(value as string) === null)) {
+      throw new ConfigError(source, schema.secret ? '[redacted]' : value, accepts(schema))
     }
     config[key] = value
   }
   for (const key of Object.keys(overrides)) {
     if (!(key in ConfigSchema.properties)) throw new ConfigError(`option ${key}`, (overrides as any)[key], 'a known option')
   }
+  checkTogether(config as Config)
   return config as Config
+}
+
+/** Options that are valid alone but not in combination. */
+function checkTogether(config: Config): void {
+  if (config.auth === 'required' && !config.jwtSecret && !config.jwtPublicKey && !config.apiKeys) {
+    throw new ConfigError('AUTH', config.auth, 'loopback or none unless JWT_SECRET, JWT_PUBLIC_KEY or API_KEYS is set')
+  }
+  if (config.jwtSecret && config.jwtPublicKey) {
+    throw new ConfigError('JWT_PUBLIC_KEY', '[set]', 'empty when JWT_SECRET is set (one JWT algorithm family at a time)')
+  }
+  if (config.jwtSecret && config.jwtSecret.length < 32) {
+    throw new ConfigError('JWT_SECRET', '[redacted]', 'at least 32 characters')
+  }
+  if (!config.tlsCert !== !config.tlsKey) throw new ConfigError(config.tlsCert ? 'TLS_KEY' : 'TLS_CERT', '', 'a path, given together with the other')
 }
 
 /** Options marked `secret: true` in the schema never leave the process. */
@@ -122,6 +159,15 @@ export function describeConfig(): { variable: string; default: unknown; accepts:
     accepts: accepts(schema as TSchema),
     description: (schema as TSchema).description ?? ''
   }))
+}
+
+/** String options with a syntax of their own: their parser (null when malformed) and what they accept. */
+const SYNTAX = {
+  fees: { parse: (text: string) => parseFees(text), accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
+  apiKeys: {
+    parse: (text: string) => parseApiKeys(text),
+    accepts: 'key=scope scope;key=scope, keys of 16 or more characters, scopes subscribe:<pattern> or publish:<pattern>'
+  }
 }
 
 /** TAKER_FEES: `exchange=fraction,...` as a map; null when malformed or a fee is outside 0..0.1. */

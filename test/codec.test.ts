@@ -19,7 +19,7 @@ t.test('the first offered subprotocol we speak wins', async (t) => {
 })
 
 t.test('decoding by frame type', async (t) => {
-  const d = new FrameDecoder(1024)
+  const d = new FrameDecoder({ maxPayload: 1024, decodeMaxDepth: 32, decodeMaxItems: 10_000 })
   t.same(d.decode(Buffer.from(encode({ type: 'ping', id: 1 })), true), { type: 'ping', id: 1 })
   t.same(d.decode(Buffer.from('{"type":"ping"}'), false), { type: 'ping' })
   t.throws(() => d.decode(Buffer.from('{"type":'), false), { code: 'bad_request', message: /^undecodable JSON frame/ })

@@ -12,7 +12,7 @@ t.test('defaults match the contract', async (t) => {
   t.equal(c.historyTtl, 300000)
   t.equal(c.maxQueuedBytes, 1048576)
   t.equal(c.slowConsumer, 'close')
-  t.equal(c.publishOpen, false)
+  t.equal(c.auth, 'loopback')
 })
 
 t.test('environment names are UPPER_SNAKE of the keys', async (t) => {
@@ -22,8 +22,8 @@ t.test('environment names are UPPER_SNAKE of the keys', async (t) => {
 })
 
 t.test('environment values are parsed by type', async (t) => {
-  const c = loadConfig({ PORT: '9000', USE_MSGPACK: 'false', LOG_LEVEL: 'debug', SLOW_CONSUMER: 'conflate', PUBLISH_OPEN: '1' })
-  t.same([c.port, c.useMsgpack, c.logLevel, c.slowConsumer, c.publishOpen], [9000, false, 'debug', 'conflate', true])
+  const c = loadConfig({ PORT: '9000', USE_MSGPACK: 'false', LOG_LEVEL: 'debug', SLOW_CONSUMER: 'conflate', AUTH: 'none' })
+  t.same([c.port, c.useMsgpack, c.logLevel, c.slowConsumer, c.auth], [9000, false, 'debug', 'conflate', 'none'])
   t.equal(loadConfig({ PORT: '' }).port, 8765, 'an empty variable means the default')
 })
 
@@ -49,7 +49,10 @@ t.test('a bad value names the variable, the value and what is accepted', async (
 
 t.test('redaction and the documented table', async (t) => {
   const c = loadConfig({})
-  t.same(redactConfig(c), c, 'no option is secret yet, so nothing changes')
+  const secret = 's'.repeat(40)
+  const redacted = redactConfig(loadConfig({ JWT_SECRET: secret, API_KEYS: 'k'.repeat(16) + '=subscribe:>' }))
+  t.same([redacted.jwtSecret, redacted.apiKeys, redacted.port], ['[redacted]', '[redacted]', c.port])
+  t.notMatch(JSON.stringify(redacted), secret)
   const rows = describeConfig()
   t.ok(rows.find((r) => r.variable === 'HISTORY_TTL' && r.default === 300000))
 })

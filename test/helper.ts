@@ -11,7 +11,7 @@ interface Teardown {
 }
 
 export async function startServer(t: Teardown, overrides: Partial<Config> = {}, bus?: Bus) {
-  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, ...overrides }, { bus })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, ...overrides }, { bus })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as AddressInfo).port

@@ -67,7 +67,7 @@ t.test('POST /publish/:topic refuses bad input with a status and a protocol code
   t.same(await post('a', null), [400, 'bad_request'], 'no body')
 })
 
-t.test('only loopback clients may publish unless PUBLISH_OPEN', async (t) => {
+t.test('only loopback clients may publish unless AUTH=none', async (t) => {
   const closed = await buildApp({ heartbeatInterval: 0 })
   t.teardown(() => closed.close())
   const remote = { method: 'POST' as const, url: '/publish/a', payload: { x: 1 }, remoteAddress: '203.0.113.9' }
@@ -77,7 +77,7 @@ t.test('only loopback clients may publish unless PUBLISH_OPEN', async (t) => {
   t.equal((await closed.inject({ ...remote, remoteAddress: '::1' })).statusCode, 200)
   t.equal((await closed.inject({ ...remote, remoteAddress: '::ffff:127.0.0.1' })).statusCode, 200)
 
-  const open = await buildApp({ heartbeatInterval: 0, publishOpen: true })
+  const open = await buildApp({ heartbeatInterval: 0, auth: 'none' })
   t.teardown(() => open.close())
   t.equal((await open.inject(remote)).statusCode, 200)
 })

@@ -3,6 +3,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
 import { startServer, TestClient, sleep, type Frame } from './helper.ts'
+import { ANONYMOUS_SUBSCRIBER } from '../src/core/auth.ts'
 
 t.test('wildcards, overlaps delivered once, unsubscribe', async (t) => {
   const { url, app } = await startServer(t)
@@ -201,9 +202,9 @@ t.test('publishing from a non-loopback address is forbidden', async (t) => {
     handlers: {} as Record<string, (...a: any[]) => void>,
     on(event: string, fn: (...a: any[]) => void) { this.handlers[event] = fn }
   }
-  app.live.hub.accept(fake, 'json', '203.0.113.9')
+  app.live.hub.accept(fake, 'json', '203.0.113.9', ANONYMOUS_SUBSCRIBER)
   fake.handlers.message(Buffer.from('{"type":"publish","id":1,"topic":"a","data":1}'), false)
-  t.same(JSON.parse(Buffer.from(sent[0]).toString()), { type: 'error', id: 1, code: 'forbidden', message: 'publishing is not allowed from this address' })
+  t.same(JSON.parse(Buffer.from(sent[0]).toString()), { type: 'error', id: 1, code: 'forbidden', message: 'no grant to publish on "a"' })
 })
 
 /** Publishes `count` events of `size` bytes on each topic while the subscriber reads nothing. */

@@ -1,5 +1,5 @@
 // Codecs: MessagePack (binary frames) and JSON (text frames), and choosing one per connection.
-import { Decoder, Encoder } from '@msgpack/msgpack'
+import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import { ErrorCode, LiveError } from './protocol.ts'
 
 export type CodecName = 'msgpack' | 'json'
@@ -67,26 +67,65 @@ export function framePayload(frame: Buffer): Buffer {
   return frame.subarray(len7 < 126 ? 2 : len7 === 126 ? 4 : 10)
 }
 
-/** Decodes inbound frames by frame type, with MessagePack container limits derived from the largest frame. */
+export interface DecodeLimits {
+  maxPayload: number
+  decodeMaxDepth: number
+  decodeMaxItems: number
+}
+
+/** Inbound MessagePack carries no extension types (timestamps included): none means anything in this protocol. */
+class RefusedExtensions extends ExtensionCodec {
+  override decode(_data: Uint8Array, type: number): unknown {
+    throw new Error(`extension type ${type} is not accepted`)
+  }
+}
+
+/**
+ * Decodes inbound frames by frame type, within limits on container sizes and nesting depth, so a
+ * frame that decodes can also be re-encoded and fanned out (encoders recurse).
+ */
 export class FrameDecoder {
   private readonly msgpack: Decoder
+  private readonly maxDepth: number
+  private readonly maxItems: number
 
-  constructor(maxPayload: number) {
+  constructor(limits: DecodeLimits) {
+    this.maxDepth = limits.decodeMaxDepth
+    this.maxItems = limits.decodeMaxItems
     this.msgpack = new Decoder({
-      maxStrLength: maxPayload,
-      maxBinLength: maxPayload,
-      maxArrayLength: maxPayload,
-      maxMapLength: maxPayload,
-      maxExtLength: maxPayload
+      extensionCodec: new RefusedExtensions(),
+      maxStrLength: limits.maxPayload,
+      maxBinLength: limits.maxPayload,
+      maxArrayLength: limits.decodeMaxItems,
+      maxMapLength: limits.decodeMaxItems,
+      maxExtLength: 0
     })
   }
 
   decode(data: Buffer, isBinary: boolean): unknown {
+    let value: unknown
     try {
-      return isBinary ? this.msgpack.decode(data) : JSON.parse(data.toString())
+      value = isBinary ? this.msgpack.decode(data) : JSON.parse(data.toString())
     } catch (err) {
       const what = isBinary ? 'MessagePack' : 'JSON'
       throw new LiveError(ErrorCode.badRequest, `undecodable ${what} frame: ${(err as Error).message.slice(0, 200)}`)
+    }
+    this.checkShape(value, 1)
+    return value
+  }
+
+  private checkShape(value: unknown, depth: number): void {
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return
+    if (depth > this.maxDepth) throw new LiveError(ErrorCode.tooLarge, `frame nests deeper than ${this.maxDepth} levels`)
+    if (Array.isArray(value)) {
+      if (value.length > this.maxItems) throw new LiveError(ErrorCode.tooLarge, `an array holds more than ${this.maxItems} elements`)
+      for (let i = 0; i < value.length; i++) this.checkShape(value[i], depth + 1)
+      return
+    }
+    let entries = 0
+    for (const key in value) {
+      if (++entries > this.maxItems) throw new LiveError(ErrorCode.tooLarge, `a map holds more than ${this.maxItems} entries`)
+      this.checkShape((value as Record<string, unknown>)[key], depth + 1)
     }
   }
 }

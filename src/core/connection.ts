@@ -10,6 +10,8 @@ import { isPattern, matches } from './topics.ts'
 import type { MaybePromise } from './bus.ts'
 import { isThenable, type Hub } from './hub.ts'
 import type { LiveClient } from '../hooks/registry.ts'
+import { mayPublish, maySubscribe, type Grants } from './auth.ts'
+import { TokenBucket } from './limits.ts'
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket {
@@ -40,6 +42,8 @@ const MAX_CORKED_BYTES = 64 * 1024
 const REPLY_QUEUE_FACTOR = 4
 // A consumer closed for being slow is not reading its close frame either: its queue is freed after this.
 const SLOW_CLOSE_GRACE_MS = 2000
+// setTimeout's longest delay; a credential expiring later is checked again when it fires.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 export class LiveConnection implements LiveClient {
   readonly patterns = new Set<string>()
@@ -60,6 +64,9 @@ export class LiveConnection implements LiveClient {
   private replayed: Map<string, number> | null = null
   /** Set while an async hook decides on a frame: later frames wait behind it, in order. */
   private pending: Promise<void> | null = null
+  /** Inbound frame rate; null when RATE_LIMIT is 0. */
+  private bucket: TokenBucket | null
+  private expiry: NodeJS.Timeout | null = null
 
   constructor(
     private readonly hub: Hub,
@@ -67,7 +74,7 @@ export class LiveConnection implements LiveClient {
     readonly id: number,
     readonly codec: CodecName,
     readonly remoteAddress: string | undefined,
-    private readonly mayPublish: boolean
+    public grants: Grants
   ) {
     this.binary = codec === 'msgpack'
     this.sendOptions = this.binary ? BINARY : TEXT
@@ -75,8 +82,13 @@ export class LiveConnection implements LiveClient {
     this.onMessage = this.onMessage.bind(this)
     this.onDrain = this.onDrain.bind(this)
     this.flushReplies = this.flushReplies.bind(this)
+    this.bucket = this.rateBucket()
+    this.scheduleExpiry()
     socket.on('message', this.onMessage)
-    socket.on('close', (code) => hub.remove(this, code))
+    socket.on('close', (code) => {
+      if (this.expiry !== null) clearTimeout(this.expiry)
+      hub.remove(this, code)
+    })
     socket.on('pong', () => { this.alive = true })
     // ws emits 'error' for protocol violations (bad UTF-8, oversized frames) and then closes the socket itself.
     socket.on('error', (err) => hub.log.debug({ connection: id, err: err.message }, 'socket error'))
@@ -86,6 +98,11 @@ export class LiveConnection implements LiveClient {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     this.alive = true
+    if (this.socket.readyState !== OPEN) return
+    if (this.bucket !== null) {
+      const verdict = this.bucket.take(Date.now())
+      if (verdict !== 'ok') return this.refuse(verdict, data, isBinary)
+    }
     if (data.length > this.hub.options.maxPayload) {
       // Reached only when a host app registered @fastify/websocket with a larger maxPayload.
       this.close(CloseCode.tooLarge, 'frame too large')
@@ -105,6 +122,21 @@ export class LiveConnection implements LiveClient {
     }
     const step = this.handle(frame, data.length)
     if (step !== undefined) this.wait(step)
+  }
+
+  /** A frame over the rate limit gets `rate_limited` (with its id when it has one); sustained abuse closes 4029. */
+  private refuse(verdict: 'limited' | 'abuse', data: Buffer, isBinary: boolean): void {
+    if (verdict === 'abuse') {
+      this.hub.log.warn({ connection: this.id, remoteAddress: this.remoteAddress }, 'rate limit exceeded repeatedly: closing')
+      this.close(CloseCode.rateLimited, 'rate limit exceeded repeatedly')
+      return
+    }
+    let id: FrameId | undefined
+    try {
+      const frame = this.hub.decoder.decode(data, isBinary) as { id?: unknown }
+      if (typeof frame?.id === 'number' || typeof frame?.id === 'string') id = frame.id
+    } catch {}
+    this.send(errorFrame(id, ErrorCode.rateLimited, 'too many frames per second'))
   }
 
   /** Inbound hooks, then dispatch; returns a promise only when a hook or verdict went async. */
@@ -153,7 +185,7 @@ export class LiveConnection implements LiveClient {
   }
 
   private onPublish(frame: PublishFrame, frameBytes: number): void {
-    if (!this.mayPublish) throw new LiveError(ErrorCode.forbidden, 'publishing is not allowed from this address')
+    if (!mayPublish(this.grants, frame.topic)) throw new LiveError(ErrorCode.forbidden, `no grant to publish on "${frame.topic.slice(0, 256)}"`)
     if (frameBytes > this.hub.options.maxPublishBytes) {
       throw new LiveError(ErrorCode.tooLarge, `publish larger than ${this.hub.options.maxPublishBytes} bytes`)
     }
@@ -170,6 +202,8 @@ export class LiveConnection implements LiveClient {
   /** Checks the frame, asks the subscribe hooks (which may answer later), then subscribes. */
   private onSubscribe(frame: SubscribeFrame): Promise<void> | void {
     const patterns = this.patternsOf(frame)
+    const denied = patterns.find((p) => !maySubscribe(this.grants, p))
+    if (denied !== undefined) throw new LiveError(ErrorCode.forbidden, `no grant to subscribe to "${denied}"`)
     const since = this.sinceOf(frame, patterns)
     const verdict = this.hub.hooks.hasSubscribe ? this.hub.hooks.runSubscribe(patterns, this) : undefined
     if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since))
@@ -386,6 +420,32 @@ export class LiveConnection implements LiveClient {
   }
 
   // ---- lifecycle ----
+
+  /** Publishers (feeds) get their own, higher frame rate; bursts of up to two seconds' worth. */
+  private rateBucket(): TokenBucket | null {
+    const { rateLimit, publisherRateLimit, rateStrikes } = this.hub.options
+    const rate = this.grants.publish.length > 0 ? publisherRateLimit : rateLimit
+    return rate > 0 ? new TokenBucket(rate, 2 * rate, rateStrikes, Date.now()) : null
+  }
+
+  /** A renewed credential: its grants replace the old ones, and subscriptions they no longer cover end. */
+  renew(grants: Grants): void {
+    this.grants = grants
+    this.bucket = this.rateBucket()
+    for (const pattern of this.patterns) if (!maySubscribe(grants, pattern)) this.hub.unsubscribe(this, pattern)
+    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.scheduleExpiry()
+  }
+
+  /** Closes with 1008 when the credential expires (PROTOCOL.md: unless renewed with the `auth` method). */
+  private scheduleExpiry(): void {
+    const expiresAt = this.grants.expiresAt
+    this.expiry = null
+    if (expiresAt === null) return
+    const left = expiresAt - Date.now()
+    if (left <= 0) this.close(CloseCode.policyViolation, 'credential expired')
+    else this.expiry = setTimeout(() => this.scheduleExpiry(), Math.min(left, MAX_TIMER_MS)).unref()
+  }
 
   /** Sends an error frame for a failed frame; unexpected errors become `internal` and are logged. */
   private fail(id: FrameId | undefined, err: unknown): void {

@@ -2,22 +2,18 @@
 import type { Socket } from 'node:net'
 import { encodeFrame, FrameDecoder, type CodecName } from './codec.ts'
 import { LiveConnection, type LiveSocket } from './connection.ts'
-import { ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
+import { CloseCode, ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
 import { checkTopic, SubscriptionIndex } from './topics.ts'
 import type { Bus, MaybePromise } from './bus.ts'
-import type { HookRegistry } from '../hooks/registry.ts'
+import type { HookRegistry, LiveClient } from '../hooks/registry.ts'
+import { Authenticator, UNRESTRICTED, maySubscribe, type AuthOptions, type Grants } from './auth.ts'
+import { Admission } from './limits.ts'
+import type { Config } from '../config.ts'
 
-export interface HubOptions {
-  maxPayload: number
-  maxPublishBytes: number
-  maxQueuedBytes: number
-  slowConsumer: 'close' | 'conflate'
-  heartbeatInterval: number
-  maxSubscriptions: number
-  maxTopicLength: number
-  maxTopicTokens: number
-  publishOpen: boolean
-}
+export type HubOptions = Pick<Config,
+  | 'maxPayload' | 'maxPublishBytes' | 'maxQueuedBytes' | 'slowConsumer' | 'heartbeatInterval' | 'maxSubscriptions'
+  | 'maxTopicLength' | 'maxTopicTokens' | 'rateLimit' | 'publisherRateLimit' | 'rateStrikes' | 'decodeMaxDepth' | 'decodeMaxItems'
+  | 'maxConnections' | 'maxConnectionsPerIp' | 'memoryLimitMb' | keyof AuthOptions>
 
 export interface HubLogger {
   debug(obj: object, msg: string): void
@@ -28,9 +24,6 @@ export interface HubLogger {
 const WARN_WINDOW_MS = 10_000
 const WARNS_PER_WINDOW = 20
 
-const isLoopback = (address: string | undefined): boolean =>
-  address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
-
 /** An in-process subscriber: called with every matching event after the sockets got theirs. */
 export type EventListener = (event: BusEvent) => void
 
@@ -39,6 +32,8 @@ export class Hub {
   readonly index = new SubscriptionIndex<LiveConnection>()
   private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
+  readonly auth: Authenticator
+  readonly admission: Admission
   draining = false
   /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
   private readonly publishTails = new Map<string, Promise<unknown>>()
@@ -50,43 +45,61 @@ export class Hub {
   private warnsInWindow = 0
 
   constructor(readonly bus: Bus, readonly options: HubOptions, readonly log: HubLogger, readonly hooks: HookRegistry) {
-    this.decoder = new FrameDecoder(options.maxPayload)
+    this.decoder = new FrameDecoder(options)
+    this.auth = new Authenticator(options)
+    this.admission = new Admission(options)
     this.flush = this.flush.bind(this)
     bus.onEvent = this.deliver.bind(this)
     this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
     const methods = hooks.methods
     methods.set('time', () => ({ serverTime: Date.now() }))
-    methods.set('topics', () => then(bus.topics(), (topics) =>
-      topics.map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))))
+    methods.set('topics', (_params, client) => then(bus.topics(), (topics) => topics
+      .filter((t) => maySubscribe(callerGrants(client), t.topic))
+      .map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))))
     methods.set('hooks', () => hooks.figures())
-    methods.set('snapshot', (params) => {
+    methods.set('snapshot', (params, client) => {
       const topic = (params as { topic?: unknown } | null)?.topic
       if (typeof topic !== 'string') throw new LiveError(ErrorCode.badRequest, 'snapshot: params.topic must be a string')
       this.checkTopic(topic, false)
+      if (!maySubscribe(callerGrants(client), topic)) throw new LiveError(ErrorCode.forbidden, `no grant to read "${topic}"`)
       return then(bus.last(topic), (e) => {
         if (e === undefined) throw new LiveError(ErrorCode.notFound, `topic "${topic}" has no value`)
         return { topic: e.topic, seq: e.seq, epoch: e.epoch, ts: e.ts, data: e.data }
       })
     })
+    // Renews a connection's credential before it expires: its grants become the new token's.
+    methods.set('auth', (params, client) => {
+      const token = (params as { token?: unknown } | null)?.token
+      if (typeof token !== 'string' || token === '') throw new LiveError(ErrorCode.badRequest, 'auth: params.token must be a non-empty string')
+      const grants = this.auth.verify(token)
+      ;(client as LiveConnection).renew(grants)
+      return { subject: grants.subject, expiresAt: grants.expiresAt, subscribe: grants.subscribe, publish: grants.publish }
+    })
   }
 
-  /** Starts serving a socket that just opened. Attaches its listeners synchronously: no frame is missed. */
-  accept(socket: LiveSocket, codec: CodecName, remoteAddress: string | undefined): LiveConnection {
-    const connection = new LiveConnection(this, socket, this.nextId++, codec, remoteAddress, this.mayPublish(remoteAddress))
+  /**
+   * Starts serving a socket that just opened. Attaches its listeners synchronously: no frame is missed.
+   * The upgrade was admitted, but upgrades racing each other can overshoot a limit: those close with 1013.
+   */
+  accept(socket: LiveSocket, codec: CodecName, remoteAddress: string | undefined, grants: Grants): LiveConnection | null {
+    const refusal = this.admission.refusal(remoteAddress)
+    if (refusal !== null) {
+      socket.close(CloseCode.overloaded, refusal.slice(0, 120))
+      return null
+    }
+    const connection = new LiveConnection(this, socket, this.nextId++, codec, remoteAddress, grants)
     this.connections.add(connection)
-    this.log.debug({ connection: connection.id, codec, remoteAddress }, 'connection open')
+    this.admission.opened(remoteAddress)
+    this.log.debug({ connection: connection.id, codec, remoteAddress, subject: grants.subject }, 'connection open')
     return connection
   }
 
   /** Forgets a closed connection and its subscriptions. */
   remove(connection: LiveConnection, code: number): void {
     if (!this.connections.delete(connection)) return
+    this.admission.closed(connection.remoteAddress)
     for (const pattern of connection.patterns) this.unsubscribe(connection, pattern)
     this.log.debug({ connection: connection.id, code }, 'connection closed')
-  }
-
-  mayPublish(remoteAddress: string | undefined): boolean {
-    return this.options.publishOpen || isLoopback(remoteAddress)
   }
 
   checkTopic(topic: string, wildcards: boolean): void {
@@ -220,6 +233,9 @@ export function then<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePr
 }
 
 const noop = () => {}
+
+/** The grants of a method's caller: a live connection's, or everything for in-process callers. */
+const callerGrants = (client: LiveClient): Grants => (client as Partial<LiveConnection>).grants ?? UNRESTRICTED
 
 export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> =>
   typeof (value as Promise<T> | null)?.then === 'function'

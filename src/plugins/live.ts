@@ -9,6 +9,10 @@ import { Hub, isThenable, type EventListener } from '../core/hub.ts'
 import liveRoute from '../routes/live.ts'
 import publishRoute from '../routes/publish.ts'
 import hooksPlugin from './hooks.ts'
+import { isLoopback } from '../core/auth.ts'
+import { Server as TlsServer } from 'node:tls'
+import type { Server, IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 
 /** Config values (logLevel is the host's: Fastify reads it on register), plus what only code can pass. */
 export interface LiveOptions extends Partial<Omit<Config, 'logLevel'>> {
@@ -81,14 +85,41 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   app.decorate('live', api)
   app.decorate('liveBus', bus)
 
-  await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack })
+  const allowedOrigins = config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean)
+  await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack, allowedOrigins })
   await app.register(publishRoute, { hub, maxPublishBytes: config.maxPublishBytes })
+
+  limitHandshake(app.server, config.handshakeTimeout)
+  app.addHook('onListen', async () => {
+    const address = app.server.address()
+    if (config.auth === 'none' && !(typeof address === 'object' && address !== null && isLoopback(address.address))) {
+      app.log.warn({ auth: 'none', address }, 'AUTH=none on a non-loopback address: ANYONE who can reach this port may publish prices')
+    }
+  })
 
   app.addHook('preClose', async () => hub.drain())
   app.addHook('onClose', async () => {
     hub.close()
     await bus.close()
   })
+}
+
+const handshakeTimer = Symbol('handshakeTimer')
+type PendingSocket = Socket & { [handshakeTimer]?: NodeJS.Timeout }
+
+/**
+ * A TCP (or TLS) connection has `ms` to deliver its request headers, however slowly it trickles
+ * bytes; past that it is destroyed. Node's own headersTimeout is checked only every 30 s.
+ */
+function limitHandshake(server: Server, ms: number): void {
+  const arm = (socket: PendingSocket) => {
+    socket[handshakeTimer] = setTimeout(() => socket.destroy(), ms).unref()
+    socket.once('close', () => clearTimeout(socket[handshakeTimer]))
+  }
+  const disarm = (request: IncomingMessage) => clearTimeout((request.socket as PendingSocket)[handshakeTimer])
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', arm)
+  server.on('request', disarm)
+  server.on('upgrade', disarm)
 }
 
 export default fp(live, { name: 'live', fastify: '5.x' })

@@ -3,7 +3,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { negotiateCodec } from '../core/codec.ts'
 import { ErrorCode } from '../core/protocol.ts'
-import { sendError } from './errors.ts'
+import { liveErrorHandler, sendError } from './errors.ts'
+import { authenticate } from './auth.ts'
 import type { Hub } from '../core/hub.ts'
 import type { LiveSocket } from '../core/connection.ts'
 import type { Socket } from 'node:net'
@@ -11,16 +12,22 @@ import type { WebSocket } from 'ws'
 import type { ServerResponse } from 'node:http'
 
 const Query = Type.Object({
-  codec: Type.Optional(Type.Union([Type.Literal('msgpack'), Type.Literal('json')]))
+  codec: Type.Optional(Type.Union([Type.Literal('msgpack'), Type.Literal('json')])),
+  token: Type.Optional(Type.String({ maxLength: 8192 }))
 })
 
 export interface LiveRouteOptions {
   hub: Hub
   paths: string[]
   useMsgpack: boolean
+  /** Origins browsers may connect from; empty: any. */
+  allowedOrigins: string[]
 }
 
-const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths, useMsgpack }) => {
+const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths, useMsgpack, allowedOrigins }) => {
+  app.decorateRequest('liveGrants', null)
+  app.setErrorHandler(liveErrorHandler)
+  const origins = new Set(allowedOrigins)
   for (const url of paths) {
     app.route<{ Querystring: Static<typeof Query> }>({
       method: 'GET',
@@ -28,14 +35,25 @@ const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths
       websocket: true,
       schema: { querystring: Query },
       // Refused upgrades are plain HTTP answers: no socket is ever opened for them.
-      onRequest: async (_request, reply) => {
+      // Browsers always send Origin; other clients may not, and are not what the allowlist is for.
+      onRequest: async (request, reply) => {
         if (hub.draining) return sendError(reply, 503, ErrorCode.unavailable, 'server is shutting down')
+        const origin = request.headers.origin
+        if (origins.size > 0 && origin !== undefined && !origins.has(origin)) {
+          return sendError(reply, 403, ErrorCode.forbidden, 'this Origin may not connect')
+        }
+        const refusal = hub.admission.refusal(request.socket.remoteAddress)
+        if (refusal !== null) return sendError(reply, 503, ErrorCode.unavailable, refusal)
+      },
+      // After the querystring is validated: ?token= is read from it.
+      preHandler: async (request) => {
+        authenticate(hub, request)
       },
       handler: (socket, request) => {
         const codec = negotiateCodec(socket.protocol, request.query.codec, useMsgpack)
         const remoteAddress = request.socket.remoteAddress
         releaseUpgrade(socket)
-        hub.accept(socket as unknown as LiveSocket, codec, remoteAddress)
+        hub.accept(socket as unknown as LiveSocket, codec, remoteAddress, request.liveGrants!)
       }
     })
   }

@@ -5,10 +5,13 @@ import { decode } from '@msgpack/msgpack'
 import type { Hub } from '../core/hub.ts'
 import { ErrorCode, LiveError } from '../core/protocol.ts'
 import { liveErrorHandler } from './errors.ts'
+import { authenticate } from './auth.ts'
+import { mayPublish } from '../core/auth.ts'
 
 const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']
 
 const Params = Type.Object({ topic: Type.String() })
+const Query = Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) })
 const Published = Type.Object({ seq: Type.Integer(), epoch: Type.String() })
 
 export interface PublishRouteOptions {
@@ -27,12 +30,14 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
   })
   app.setErrorHandler(liveErrorHandler)
 
-  app.post<{ Params: Static<typeof Params> }>('/publish/:topic', {
+  app.decorateRequest('liveGrants', null)
+  app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/publish/:topic', {
     bodyLimit: maxPublishBytes,
-    schema: { params: Params, response: { 200: Published } }
+    schema: { params: Params, querystring: Query, response: { 200: Published } }
   }, async (request) => {
-    if (!hub.mayPublish(request.socket.remoteAddress)) {
-      throw new LiveError(ErrorCode.forbidden, 'publishing is not allowed from this address')
+    const grants = authenticate(hub, request)
+    if (!mayPublish(grants, request.params.topic)) {
+      throw new LiveError(ErrorCode.forbidden, `no grant to publish on "${request.params.topic.slice(0, 256)}"`)
     }
     if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
     const event = await hub.publish(request.params.topic, request.body)

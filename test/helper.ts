@@ -26,6 +26,10 @@ export interface ClientOptions {
   /** How this client encodes what it sends; replies are decoded by their frame type. */
   codec?: 'msgpack' | 'json'
   headers?: Record<string, string>
+  /** Local address to connect from (127.0.0.2 is another loopback client address on Linux). */
+  localAddress?: string
+  /** For wss://: the certificate authority to trust. */
+  ca?: Buffer
 }
 
 /** A real ws client that queues decoded frames for `next()`. */
@@ -49,7 +53,8 @@ export class TestClient {
   }
 
   static async open(url: string, options: ClientOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers: options.headers })
+    const { headers, localAddress, ca } = options
+    const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers, localAddress, ca })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)
@@ -97,6 +102,24 @@ export class TestClient {
   close(): void {
     this.ws.close()
   }
+}
+
+/** The HTTP status an upgrade gets: 101 when the socket opened (it is closed again at once). */
+export function upgradeStatus(url: string, options: ClientOptions = {}): Promise<{ status: number; body: string }> {
+  const { headers, localAddress, ca } = options
+  const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers, localAddress, ca })
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.close()
+      resolve({ status: 101, body: '' })
+    })
+    ws.once('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    ws.once('error', reject)
+  })
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -103,7 +103,8 @@ export class Authenticator {
           key,
           algorithms: options.jwtSecret ? ['HS256'] : ['RS256', 'ES256'],
           allowedIss: options.jwtIssuer || undefined,
-          allowedAud: options.jwtAudience || undefined
+          allowedAud: options.jwtAudience || undefined,
+          requiredClaims: [...(options.jwtIssuer ? ['iss'] : []), ...(options.jwtAudience ? ['aud'] : [])]
         })
       : null
   }

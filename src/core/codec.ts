@@ -98,7 +98,7 @@ export class FrameDecoder {
       maxBinLength: limits.maxPayload,
       maxArrayLength: limits.decodeMaxItems,
       maxMapLength: limits.decodeMaxItems,
-      maxExtLength: 0
+      maxExtLength: limits.maxPayload
     })
   }
 

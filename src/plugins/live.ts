@@ -31,8 +31,10 @@ export interface LiveApi {
   subscribe(pattern: string, listener: EventListener): () => void
   /** Open WebSocket connections. */
   readonly connections: number
-  /** Accepting connections and connected to its bus. */
+  /** Accepting connections: not draining, connected to its bus, under its memory limit. */
   readonly ready: boolean
+  /** Why it is not ready, or null. */
+  readonly notReadyReason: 'draining' | 'bus unavailable' | 'memory limit' | null
   /** Refuses new upgrades and closes every open connection with 1001. */
   drain(): void
 }
@@ -78,7 +80,13 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
       return hub.connections.size
     },
     get ready() {
-      return !hub.draining && bus.ready
+      return this.notReadyReason === null
+    },
+    get notReadyReason() {
+      if (hub.draining) return 'draining'
+      if (!bus.ready) return 'bus unavailable'
+      if (hub.admission.overMemory()) return 'memory limit'
+      return null
     },
     drain: () => hub.drain()
   }

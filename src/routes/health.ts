@@ -24,8 +24,8 @@ const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { confi
   }))
 
   app.get('/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
-    if (app.live.ready) return { ready: true }
-    const reason = app.live.hub.draining ? 'draining' : 'bus unavailable'
+    const reason = app.live.notReadyReason
+    if (reason === null) return { ready: true }
     return reply.code(503).send({ ready: false, reason })
   })
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { encode } from '@msgpack/msgpack'
-import { FrameDecoder, negotiateCodec, pickSubprotocol, encodeFrame, framePayload } from '../src/core/codec.ts'
+import { FrameDecoder, scanJsonDepth, scanMsgpack, negotiateCodec, pickSubprotocol, encodeFrame, framePayload } from '../src/core/codec.ts'
 import { validateFrame, FrameError } from '../src/core/protocol.ts'
 
 t.test('subprotocol, then ?codec=, then the default', async (t) => {
@@ -25,7 +25,7 @@ t.test('decoding by frame type', async (t) => {
   t.throws(() => d.decode(Buffer.from('{"type":'), false), { code: 'bad_request', message: /^undecodable JSON frame/ })
   t.throws(() => d.decode(Buffer.from([0xc1]), true), { code: 'bad_request', message: /^undecodable MessagePack frame/ })
   t.throws(() => d.decode(Buffer.from([0x92, 0x01]), true), { code: 'bad_request' }, 'truncated array')
-  t.throws(() => d.decode(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), true), { code: 'bad_request' }, 'declared length beyond the limit')
+  t.throws(() => d.decode(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), true), { code: 'too_large' }, 'declared length beyond the limit')
 })
 
 t.test('frames are complete WebSocket frames in the connection codec', async (t) => {
@@ -66,4 +66,24 @@ t.test('validation answers exact codes and messages', async (t) => {
   fails({ type: 'request', id: 1.5 }, 'bad_request', 'request: id: Expected union value')
   fails({ type: 'subscribe', topic: 'a', since: { epoch: 'e', seq: -1 } }, 'bad_request', 'subscribe: since: Expected union value')
   t.same(validateFrame({ type: 'request', timestamp: 1.5, extra: true }), { type: 'request', timestamp: 1.5, extra: true }, 'unknown fields are ignored')
+})
+
+t.test('limits are checked on the bytes before decoding', async (t) => {
+  const nested = (depth: number) => {
+    let v: unknown = 1
+    for (let i = 0; i < depth; i++) v = [v]
+    return v
+  }
+  const value = { type: 'publish', topic: 'a', data: { s: 'x'.repeat(300), b: new Uint8Array(70_000), n: [1.5, -3, 2 ** 40, null, true], m: { k: 'v' } } }
+  t.equal(scanMsgpack(encode(value), 4, 10), null, 'every type within the limits')
+  t.equal(scanMsgpack(encode(nested(8)), 8, 10), null)
+  t.same(scanMsgpack(encode(nested(9)), 8, 10), { code: 'too_large', message: 'frame nests deeper than 8 levels' })
+  t.same(scanMsgpack(encode(Array(11).fill(0)), 8, 10), { code: 'too_large', message: 'an array holds more than 10 elements' })
+  t.same(scanMsgpack(encode({ a: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [i, i])) }), 8, 10), { code: 'too_large', message: 'a map holds more than 10 entries' })
+  t.same(scanMsgpack(Uint8Array.from([0xdf, 0xff, 0xff, 0xff, 0xff]), 8, 10), { code: 'too_large', message: 'a map holds more than 10 entries' }, 'a huge declared map')
+  t.equal(scanMsgpack(Uint8Array.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), 8, 10), null, 'a huge declared string is left to the decoder (truncated)')
+  t.same(scanMsgpack(encode(new Date(0)), 8, 10), { code: 'bad_request', message: 'undecodable MessagePack frame: extension types are not accepted' })
+  t.equal(scanJsonDepth(Buffer.from(JSON.stringify(nested(8))), 8), null)
+  t.same(scanJsonDepth(Buffer.from(JSON.stringify(nested(9))), 8), { code: 'too_large', message: 'frame nests deeper than 8 levels' })
+  t.equal(scanJsonDepth(Buffer.from(JSON.stringify({ s: '[[[[[[[[[[\\"[[[[' })), 2), null, 'brackets inside strings, escapes included, do not count')
 })

@@ -1,5 +1,7 @@
 // Test helpers: a live server on an ephemeral port and a `ws` client that decodes frames in its codec.
 import type { AddressInfo } from 'node:net'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
 import { buildApp } from '../src/app.ts'
@@ -16,6 +18,25 @@ export async function startServer(t: Teardown, overrides: Partial<Config> = {}, 
   t.teardown(() => app.close())
   const port = (app.server.address() as AddressInfo).port
   return { app, port, url: `ws://127.0.0.1:${port}`, http: `http://127.0.0.1:${port}` }
+}
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** The server as its own process (src/server.ts through tsx), on an ephemeral port of 127.0.0.1. */
+export function startProcess(env: Record<string, string>, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, '--import=tsx', 'src/server.ts'], { cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env } })
+  let output = ''
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk) => {
+      output += chunk
+      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)))
+  })
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })))
+  return { child, port, exited, output: () => output }
 }
 
 export type Frame = Record<string, any>

@@ -1,28 +1,10 @@
 // The server process as PM2 runs it: configuration errors, graceful shutdown, and the original Python client.
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { TestClient } from './helper.ts'
+import { TestClient, startProcess, root } from './helper.ts'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const serverArgs = ['--import=tsx', 'src/server.ts']
-
-function startProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, serverArgs, { cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env } })
-  let output = ''
-  const port = new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
-      output += chunk
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (m) resolve(Number(m[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)))
-  })
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })))
-  return { child, port, exited, output: () => output }
-}
 
 t.test('a bad environment value stops start-up with one line naming it', async (t) => {
   const result = spawnSync(process.execPath, serverArgs, { cwd: root, env: { ...process.env, PORT: 'eighty' }, encoding: 'utf8' })

@@ -1,5 +1,5 @@
 // Codecs: MessagePack (binary frames) and JSON (text frames), and choosing one per connection.
-import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
+import { Decoder, Encoder } from '@msgpack/msgpack'
 import { ErrorCode, LiveError } from './protocol.ts'
 
 export type CodecName = 'msgpack' | 'json'
@@ -73,13 +73,6 @@ export interface DecodeLimits {
   decodeMaxItems: number
 }
 
-/** Inbound MessagePack carries no extension types (timestamps included): none means anything in this protocol. */
-class RefusedExtensions extends ExtensionCodec {
-  override decode(_data: Uint8Array, type: number): unknown {
-    throw new Error(`extension type ${type} is not accepted`)
-  }
-}
-
 /**
  * Decodes inbound frames by frame type, within limits on container sizes and nesting depth, so a
  * frame that decodes can also be re-encoded and fanned out (encoders recurse).
@@ -93,7 +86,6 @@ export class FrameDecoder {
     this.maxDepth = limits.decodeMaxDepth
     this.maxItems = limits.decodeMaxItems
     this.msgpack = new Decoder({
-      extensionCodec: new RefusedExtensions(),
       maxStrLength: limits.maxPayload,
       maxBinLength: limits.maxPayload,
       maxArrayLength: limits.decodeMaxItems,
@@ -103,6 +95,9 @@ export class FrameDecoder {
   }
 
   decode(data: Buffer, isBinary: boolean): unknown {
+    // Limits are checked on the bytes first: decoding 30,000 nested arrays costs milliseconds.
+    const refused = isBinary ? scanMsgpack(data, this.maxDepth, this.maxItems) : scanJsonDepth(data, this.maxDepth)
+    if (refused !== null) throw new LiveError(refused.code, refused.message)
     let value: unknown
     try {
       value = isBinary ? this.msgpack.decode(data) : JSON.parse(data.toString())
@@ -110,7 +105,7 @@ export class FrameDecoder {
       const what = isBinary ? 'MessagePack' : 'JSON'
       throw new LiveError(ErrorCode.badRequest, `undecodable ${what} frame: ${(err as Error).message.slice(0, 200)}`)
     }
-    this.checkShape(value, 1)
+    if (!isBinary) this.checkShape(value, 1)
     return value
   }
 
@@ -128,4 +123,78 @@ export class FrameDecoder {
       this.checkShape((value as Record<string, unknown>)[key], depth + 1)
     }
   }
+}
+
+interface Refusal {
+  code: typeof ErrorCode.tooLarge | typeof ErrorCode.badRequest
+  message: string
+}
+
+const tooDeep = (maxDepth: number): Refusal => ({ code: ErrorCode.tooLarge, message: `frame nests deeper than ${maxDepth} levels` })
+
+/** Nesting depth of JSON text, counted on the bytes (brackets outside strings). */
+export function scanJsonDepth(bytes: Uint8Array, maxDepth: number): Refusal | null {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return tooDeep(maxDepth)
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return null
+}
+
+/**
+ * Walks MessagePack bytes without building anything: refuses nesting past `maxDepth`, containers
+ * past `maxItems` and extension types. Other malformations (truncation, 0xc1) are left to the
+ * decoder, which reports them.
+ */
+export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number): Refusal | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const left = [1] // values still to read per open container; the bottom entry is the frame itself
+  let pos = 0
+  while (left.length > 0) {
+    if (left[left.length - 1] === 0) {
+      left.pop()
+      continue
+    }
+    left[left.length - 1]--
+    if (pos >= bytes.length) return null
+    const b = bytes[pos]
+    let count = -1 // a container's element count (map: entries)
+    let isMap = false
+    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) pos += 1 // fixint, nil, bool
+    else if (b <= 0x9f) {
+      count = b & 0x0f
+      isMap = b <= 0x8f
+      pos += 1
+    } else if (b <= 0xbf) pos += 1 + (b & 0x1f) // fixstr
+    else if (b === 0xca || b === 0xcb) pos += b === 0xca ? 5 : 9 // float 32/64
+    else if (b >= 0xcc && b <= 0xd3) pos += 1 + (1 << (b & 0x03)) // uint/int 8..64
+    else if ((b >= 0xc4 && b <= 0xc6) || (b >= 0xd9 && b <= 0xdb)) {
+      const width = b === 0xc4 || b === 0xd9 ? 1 : b === 0xc5 || b === 0xda ? 2 : 4 // bin/str 8, 16, 32
+      if (pos + 1 + width > bytes.length) return null
+      pos += 1 + width + (width === 1 ? bytes[pos + 1] : width === 2 ? view.getUint16(pos + 1) : view.getUint32(pos + 1))
+    } else if (b >= 0xdc && b <= 0xdf) {
+      const wide = b === 0xdd || b === 0xdf // array/map 16 or 32
+      if (pos + (wide ? 5 : 3) > bytes.length) return null
+      count = wide ? view.getUint32(pos + 1) : view.getUint16(pos + 1)
+      isMap = b >= 0xde
+      pos += wide ? 5 : 3
+    } else if (b === 0xc1) return null
+    else return { code: ErrorCode.badRequest, message: 'undecodable MessagePack frame: extension types are not accepted' }
+    if (count >= 0) {
+      if (count > maxItems) {
+        return { code: ErrorCode.tooLarge, message: isMap ? `a map holds more than ${maxItems} entries` : `an array holds more than ${maxItems} elements` }
+      }
+      if (left.length > maxDepth) return tooDeep(maxDepth)
+      left.push(isMap ? count * 2 : count)
+    }
+  }
+  return null
 }

@@ -11,7 +11,7 @@ import type { MaybePromise } from './bus.ts'
 import { isThenable, type Hub } from './hub.ts'
 import type { LiveClient } from '../hooks/registry.ts'
 import { mayPublish, maySubscribe, type Grants } from './auth.ts'
-import { TokenBucket } from './limits.ts'
+import { Strikes, TokenBucket } from './limits.ts'
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket {
@@ -42,6 +42,8 @@ const MAX_CORKED_BYTES = 64 * 1024
 const REPLY_QUEUE_FACTOR = 4
 // A consumer closed for being slow is not reading its close frame either: its queue is freed after this.
 const SLOW_CLOSE_GRACE_MS = 2000
+// The errors that say a frame itself was bad; only these count towards MAX_FRAME_ERRORS.
+const MALFORMED: ReadonlySet<string> = new Set([ErrorCode.badRequest, ErrorCode.unknownType, ErrorCode.tooLarge])
 // setTimeout's longest delay; a credential expiring later is checked again when it fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -67,6 +69,8 @@ export class LiveConnection implements LiveClient {
   /** Inbound frame rate; null when RATE_LIMIT is 0. */
   private bucket: TokenBucket | null
   private expiry: NodeJS.Timeout | null = null
+  /** Bad frames: a connection that keeps sending them is closed rather than answered forever. */
+  private readonly frameErrors: Strikes | null
 
   constructor(
     private readonly hub: Hub,
@@ -83,6 +87,7 @@ export class LiveConnection implements LiveClient {
     this.onDrain = this.onDrain.bind(this)
     this.flushReplies = this.flushReplies.bind(this)
     this.bucket = this.rateBucket()
+    this.frameErrors = hub.options.maxFrameErrors > 0 ? new Strikes(hub.options.maxFrameErrors) : null
     this.scheduleExpiry()
     socket.on('message', this.onMessage)
     socket.on('close', (code) => {
@@ -449,6 +454,11 @@ export class LiveConnection implements LiveClient {
 
   /** Sends an error frame for a failed frame; unexpected errors become `internal` and are logged. */
   private fail(id: FrameId | undefined, err: unknown): void {
+    if (err instanceof LiveError && MALFORMED.has(err.code) && this.frameErrors?.add(Date.now())) {
+      this.hub.log.warn({ connection: this.id, remoteAddress: this.remoteAddress }, 'too many bad frames: closing')
+      this.close(CloseCode.policyViolation, 'too many bad frames')
+      return
+    }
     if (err instanceof LiveError) {
       this.hub.warnProtocol(this, err)
       this.send(errorFrame(id, err.code, err.message))

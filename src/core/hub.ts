@@ -12,7 +12,7 @@ import type { Config } from '../config.ts'
 
 export type HubOptions = Pick<Config,
   | 'maxPayload' | 'maxPublishBytes' | 'maxQueuedBytes' | 'slowConsumer' | 'heartbeatInterval' | 'maxSubscriptions'
-  | 'maxTopicLength' | 'maxTopicTokens' | 'rateLimit' | 'publisherRateLimit' | 'rateStrikes' | 'decodeMaxDepth' | 'decodeMaxItems'
+  | 'maxTopicLength' | 'maxTopicTokens' | 'rateLimit' | 'publisherRateLimit' | 'rateStrikes' | 'maxFrameErrors' | 'decodeMaxDepth' | 'decodeMaxItems'
   | 'maxConnections' | 'maxConnectionsPerIp' | 'memoryLimitMb' | keyof AuthOptions>
 
 export interface HubLogger {

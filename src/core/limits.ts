@@ -1,18 +1,35 @@
 // Admission and rate limits: how many connections, how much memory, how many frames per second.
 
+/** Counts offences in a window of STRIKE_WINDOW_MS: more than `max` in one window is abuse. */
+export class Strikes {
+  private count = 0
+  private since = -Infinity
+
+  constructor(private readonly max: number) {}
+
+  /** Records one offence; true when it is one too many. */
+  add(now: number): boolean {
+    if (now - this.since > STRIKE_WINDOW_MS) {
+      this.count = 0
+      this.since = now
+    }
+    return ++this.count > this.max
+  }
+}
+
 /**
  * A token bucket per connection: `rate` frames per second on average, bursts up to `burst`.
- * Frames over the limit are strikes; more than `maxStrikes` within STRIKE_WINDOW_MS is abuse.
+ * Frames over the limit are strikes; too many strikes in a window is abuse.
  */
 export class TokenBucket {
   private tokens: number
   private refilledAt: number
-  private strikes = 0
-  private strikesSince = 0
+  private readonly strikes: Strikes
 
-  constructor(private readonly rate: number, private readonly burst: number, private readonly maxStrikes: number, now: number) {
+  constructor(private readonly rate: number, private readonly burst: number, maxStrikes: number, now: number) {
     this.tokens = burst
     this.refilledAt = now
+    this.strikes = new Strikes(maxStrikes)
   }
 
   /** 'ok' to handle the frame, 'limited' to refuse it, 'abuse' to close the connection. */
@@ -23,11 +40,7 @@ export class TokenBucket {
       this.tokens -= 1
       return 'ok'
     }
-    if (now - this.strikesSince > STRIKE_WINDOW_MS) {
-      this.strikes = 0
-      this.strikesSince = now
-    }
-    return ++this.strikes > this.maxStrikes ? 'abuse' : 'limited'
+    return this.strikes.add(now) ? 'abuse' : 'limited'
   }
 }
 

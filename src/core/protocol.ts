@@ -30,7 +30,11 @@ export const CloseCode = {
 /** An error that carries a protocol error code; thrown by core code, turned into an `error` frame or HTTP status. */
 export class LiveError extends Error {
   constructor(readonly code: ErrorCodeValue, message: string) {
+    // An answer to a client, not a bug: no stack trace (capturing one costs more than the rest of the reply).
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(message)
+    Error.stackTraceLimit = limit
   }
 }
 

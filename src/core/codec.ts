@@ -81,10 +81,12 @@ export class FrameDecoder {
   private readonly msgpack: Decoder
   private readonly maxDepth: number
   private readonly maxItems: number
+  private readonly scanStack: Float64Array
 
   constructor(limits: DecodeLimits) {
     this.maxDepth = limits.decodeMaxDepth
     this.maxItems = limits.decodeMaxItems
+    this.scanStack = new Float64Array(limits.decodeMaxDepth + 1)
     this.msgpack = new Decoder({
       maxStrLength: limits.maxPayload,
       maxBinLength: limits.maxPayload,
@@ -96,7 +98,7 @@ export class FrameDecoder {
 
   decode(data: Buffer, isBinary: boolean): unknown {
     // Limits are checked on the bytes first: decoding 30,000 nested arrays costs milliseconds.
-    const refused = isBinary ? scanMsgpack(data, this.maxDepth, this.maxItems) : scanJsonDepth(data, this.maxDepth)
+    const refused = isBinary ? scanMsgpack(data, this.maxDepth, this.maxItems, this.scanStack) : scanJsonDepth(data, this.maxDepth)
     if (refused !== null) throw new LiveError(refused.code, refused.message)
     let value: unknown
     try {
@@ -154,16 +156,17 @@ export function scanJsonDepth(bytes: Uint8Array, maxDepth: number): Refusal | nu
  * past `maxItems` and extension types. Other malformations (truncation, 0xc1) are left to the
  * decoder, which reports them.
  */
-export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number): Refusal | null {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const left = [1] // values still to read per open container; the bottom entry is the frame itself
+export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number, left: Float64Array = new Float64Array(maxDepth + 1)): Refusal | null {
+  // left[d]: values still to read in the container open at depth d; left[0] is the frame itself.
+  let depth = 0
+  left[0] = 1
   let pos = 0
-  while (left.length > 0) {
-    if (left[left.length - 1] === 0) {
-      left.pop()
+  while (depth >= 0) {
+    if (left[depth] === 0) {
+      depth--
       continue
     }
-    left[left.length - 1]--
+    left[depth]--
     if (pos >= bytes.length) return null
     const b = bytes[pos]
     let count = -1 // a container's element count (map: entries)
@@ -179,11 +182,11 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
     else if ((b >= 0xc4 && b <= 0xc6) || (b >= 0xd9 && b <= 0xdb)) {
       const width = b === 0xc4 || b === 0xd9 ? 1 : b === 0xc5 || b === 0xda ? 2 : 4 // bin/str 8, 16, 32
       if (pos + 1 + width > bytes.length) return null
-      pos += 1 + width + (width === 1 ? bytes[pos + 1] : width === 2 ? view.getUint16(pos + 1) : view.getUint32(pos + 1))
+      pos += 1 + width + readLength(bytes, pos + 1, width)
     } else if (b >= 0xdc && b <= 0xdf) {
       const wide = b === 0xdd || b === 0xdf // array/map 16 or 32
       if (pos + (wide ? 5 : 3) > bytes.length) return null
-      count = wide ? view.getUint32(pos + 1) : view.getUint16(pos + 1)
+      count = readLength(bytes, pos + 1, wide ? 4 : 2)
       isMap = b >= 0xde
       pos += wide ? 5 : 3
     } else if (b === 0xc1) return null
@@ -192,9 +195,16 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
       if (count > maxItems) {
         return { code: ErrorCode.tooLarge, message: isMap ? `a map holds more than ${maxItems} entries` : `an array holds more than ${maxItems} elements` }
       }
-      if (left.length > maxDepth) return tooDeep(maxDepth)
-      left.push(isMap ? count * 2 : count)
+      if (depth === maxDepth) return tooDeep(maxDepth)
+      left[++depth] = isMap ? count * 2 : count
     }
   }
   return null
+}
+
+/** A big-endian unsigned length of 1, 2 or 4 bytes. */
+function readLength(bytes: Uint8Array, at: number, width: number): number {
+  if (width === 1) return bytes[at]
+  if (width === 2) return (bytes[at] << 8) | bytes[at + 1]
+  return bytes[at] * 0x1000000 + ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3])
 }

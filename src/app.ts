@@ -26,7 +26,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     ...(config.tlsCert ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } } : {})
   }) as unknown as FastifyInstance
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
-  await app.register(live, { ...liveOptions, bus })
+  await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus })
   await app.register(healthRoutes, { config })
   if (config.arbitrage) {
     await app.register(scorer, { config })

@@ -20,6 +20,12 @@ export const ConfigSchema = Type.Object({
   logPretty: Type.Boolean({ default: false, description: 'human-readable logs (always on when stdout is a terminal)' }),
   maxPayload: Int(65536, 128, 16 * 1024 * 1024, 'largest inbound frame in bytes; larger frames close with 1009'),
   maxPublishBytes: Int(65536, 16, 16 * 1024 * 1024, 'largest publish data (encoded) in bytes'),
+  bus: Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+    default: 'memory',
+    description: 'memory: one process; redis: processes sharing REDIS_URL share seq, history and last values'
+  }),
+  redisUrl: Type.String({ default: 'redis://127.0.0.1:6379', minLength: 1, secret: 'password', description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)' }),
+  redisPrefix: Type.String({ default: 'live:', description: 'prefix of every Redis key and channel, so several deployments can share one Redis' }),
   historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
   maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
@@ -148,9 +154,15 @@ function checkTogether(config: Config): void {
 export function redactConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const properties = ConfigSchema.properties as Record<string, TSchema>
-  for (const [key, value] of Object.entries(config)) out[key] = properties[key]?.secret ? '[redacted]' : value
+  for (const [key, value] of Object.entries(config)) {
+    const secret = properties[key]?.secret
+    out[key] = secret === 'password' ? redactUrlPassword(value as string) : secret ? '[redacted]' : value
+  }
   return out
 }
+
+/** A URL with its password replaced: `redis://:[redacted]@host:6379`. */
+export const redactUrlPassword = (url: string): string => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1[redacted]@')
 
 /** The README's configuration table rows, generated so docs and schema cannot drift. */
 export function describeConfig(): { variable: string; default: unknown; accepts: string; description: string }[] {

@@ -56,3 +56,10 @@ t.test('redaction and the documented table', async (t) => {
   const rows = describeConfig()
   t.ok(rows.find((r) => r.variable === 'HISTORY_TTL' && r.default === 300000))
 })
+
+t.test('REDIS_URL keeps its host but not its password in /config', async (t) => {
+  const c = loadConfig({ BUS: 'redis', REDIS_URL: 'redis://:hunter2-secret@10.0.0.5:6380/2' })
+  t.equal(redactConfig(c).redisUrl, 'redis://:[redacted]@10.0.0.5:6380/2')
+  t.equal(redactConfig(loadConfig({ REDIS_URL: 'redis://10.0.0.5:6379' })).redisUrl, 'redis://10.0.0.5:6379')
+  t.throws(() => loadConfig({ BUS: 'kafka' }), { message: 'Invalid configuration: BUS="kafka" is not valid; expected one of memory, redis' })
+})

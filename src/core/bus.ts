@@ -29,8 +29,11 @@ export interface Bus {
   since(topic: string, position: Position): MaybePromise<BusEvent[] | null>
   /** Every topic that holds a value. */
   topics(): MaybePromise<TopicInfo[]>
-  /** Local subscribers now need (or no longer need) this pattern: a backplane subscribes upstream. */
-  watch(pattern: string): void
+  /**
+   * Local subscribers now need (or no longer need) this pattern: a backplane subscribes upstream,
+   * and resolves once it receives the pattern's events, so a history read after that misses none.
+   */
+  watch(pattern: string): MaybePromise<void>
   unwatch(pattern: string): void
   /** False while cut off from the backplane. */
   readonly ready: boolean

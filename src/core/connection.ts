@@ -62,8 +62,13 @@ export class LiveConnection implements LiveClient {
   /** Live events held while a subscribe waits for the bus: [event, frame, event, frame, ...]. */
   private held: (BusEvent | Buffer)[] | null = null
   private holds = 0
-  /** Highest seq sent per topic by replays and snapshots while holding, to drop held duplicates. */
-  private replayed: Map<string, number> | null = null
+  /**
+   * The last event sent per topic by a replay or snapshot read from an asynchronous bus. Live events
+   * up to it are duplicates: held ones, and with a backplane also ones that arrive after the read
+   * (its pub/sub stream and its history reads travel on different connections). An entry goes at
+   * the first newer live event of its topic, the map when it is empty.
+   */
+  private replayed: Map<string, BusEvent> | null = null
   /** Set while an async hook decides on a frame: later frames wait behind it, in order. */
   private pending: Promise<void> | null = null
   /** Inbound frame rate; null when RATE_LIMIT is 0. */
@@ -220,24 +225,30 @@ export class LiveConnection implements LiveClient {
     if (this.patterns.size + fresh.length > this.hub.options.maxSubscriptions) {
       throw new LiveError(ErrorCode.tooLarge, `more than ${this.hub.options.maxSubscriptions} subscriptions`)
     }
-    // Subscribe first, then read history: an event published meanwhile is live (held, then deduplicated by seq).
-    for (const pattern of patterns) this.hub.subscribe(this, pattern)
+    // Subscribe first (a backplane confirms upstream), then read history: an event published
+    // meanwhile is live (held, then deduplicated by seq).
+    const watching = patterns.map((pattern) => this.hub.subscribe(this, pattern)).filter(isThenable)
 
     const bus = this.hub.bus
     const snapshot = frame.snapshot !== false
-    const recoveries: MaybePromise<BusEvent[] | null>[] = since === null ? [] : [...since].map(([t, p]) => bus.since(t, p))
-    const lasts: MaybePromise<BusEvent | BusEvent[] | undefined>[] = snapshot
-      ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p) : bus.last(p)))
-      : []
+    const read = () => [
+      since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
+      snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p) : bus.last(p))) : []
+    ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
     const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
       this.sendSubscribed(frame.id, patterns, since, recovered, last)
 
-    if (!recoveries.some(isThenable) && !lasts.some(isThenable)) {
-      finish(recoveries as (BusEvent[] | null)[], lasts as (BusEvent | BusEvent[] | undefined)[])
+    const reads = watching.length === 0 ? read() : null
+    if (reads !== null && !reads[0].some(isThenable) && !reads[1].some(isThenable)) {
+      finish(reads[0] as (BusEvent[] | null)[], reads[1] as (BusEvent | BusEvent[] | undefined)[])
       return
     }
     this.hold()
-    Promise.all([Promise.all(recoveries), Promise.all(lasts)])
+    Promise.all(watching)
+      .then(() => {
+        const [recoveries, lasts] = reads ?? read()
+        return Promise.all([Promise.all(recoveries), Promise.all(lasts)] as const)
+      })
       .then(([recovered, last]) => finish(recovered, last))
       .catch((err) => {
         for (const pattern of fresh) this.hub.unsubscribe(this, pattern)
@@ -275,7 +286,7 @@ export class LiveConnection implements LiveClient {
   }
 
   private sendReplayed(type: 'event' | 'snapshot', e: BusEvent): void {
-    if (this.replayed !== null && (this.replayed.get(e.topic) ?? 0) < e.seq) this.replayed.set(e.topic, e.seq)
+    if (this.replayed !== null && !(e.seq <= (this.replayed.get(e.topic)?.seq ?? 0))) this.replayed.set(e.topic, e)
     this.send(eventFrame(type, e))
   }
 
@@ -319,7 +330,7 @@ export class LiveConnection implements LiveClient {
   deliver(event: BusEvent, frame: Buffer): void {
     if (this.socket.readyState !== OPEN) return
     if (this.held !== null) this.held.push(event, frame)
-    else this.enqueue(event.topic, frame)
+    else if (this.replayed === null || !this.alreadySent(event)) this.enqueue(event.topic, frame)
   }
 
   /** Writes an event frame, or applies the slow-consumer policy when too much is queued. */
@@ -406,6 +417,16 @@ export class LiveConnection implements LiveClient {
     for (const [topic, frame] of pending) this.enqueue(topic, frame)
   }
 
+  private alreadySent(event: BusEvent): boolean {
+    const replayed = this.replayed!
+    const last = replayed.get(event.topic)
+    if (last === undefined) return false
+    if (last.epoch === event.epoch && event.seq <= last.seq) return true
+    replayed.delete(event.topic)
+    if (replayed.size === 0) this.replayed = null
+    return false
+  }
+
   private hold(): void {
     this.holds++
     this.held ??= []
@@ -415,13 +436,9 @@ export class LiveConnection implements LiveClient {
   private release(): void {
     if (--this.holds > 0) return
     const held = this.held!
-    const replayed = this.replayed!
     this.held = null
-    this.replayed = null
-    for (let i = 0; i < held.length; i += 2) {
-      const event = held[i] as BusEvent
-      if ((replayed.get(event.topic) ?? 0) < event.seq) this.deliver(event, held[i + 1] as Buffer)
-    }
+    if (this.replayed!.size === 0) this.replayed = null
+    for (let i = 0; i < held.length; i += 2) this.deliver(held[i] as BusEvent, held[i + 1] as Buffer)
   }
 
   // ---- lifecycle ----

@@ -114,7 +114,6 @@ export class Hub {
    */
   publish(topic: string, data: unknown): MaybePromise<BusEvent> {
     this.checkTopic(topic, false)
-    if (!this.bus.ready) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
     if (!this.hooks.hasPublish) return this.bus.publish(topic, data)
     const enriched = this.hooks.runPublish(topic, data)
     const tail = this.publishTails.get(topic)
@@ -129,11 +128,12 @@ export class Hub {
     return published
   }
 
-  subscribe(connection: LiveConnection, pattern: string): void {
+  /** Adds a pattern; a promise when the bus confirms its upstream subscription later. */
+  subscribe(connection: LiveConnection, pattern: string): MaybePromise<void> {
     if (connection.patterns.has(pattern)) return
     connection.patterns.add(pattern)
     this.index.add(pattern, connection)
-    this.bus.watch(pattern)
+    return this.bus.watch(pattern)
   }
 
   unsubscribe(connection: LiveConnection, pattern: string): void {
@@ -146,7 +146,8 @@ export class Hub {
   listen(pattern: string, listener: EventListener): () => void {
     this.checkTopic(pattern, true)
     this.listeners.add(pattern, listener)
-    this.bus.watch(pattern)
+    const watching = this.bus.watch(pattern)
+    if (isThenable(watching)) watching.catch((err) => this.log.warn({ err, pattern }, 'the bus cannot watch this pattern'))
     return () => {
       this.listeners.remove(pattern, listener)
       this.bus.unwatch(pattern)

@@ -53,11 +53,11 @@ const timer = setInterval(() => {
 }, 5)
 const report = setInterval(() => console.log(JSON.stringify({ sent, acked, refused, dislocations: feed.planted.length })), 1000)
 
-/** Stops sending, waits (up to 5 s) for every answer, prints the final counts and exits. */
+/** Stops sending, waits (up to 30 s: HTTP answers queue up on a loaded machine) for every answer, prints the final counts and exits. */
 async function stop() {
   clearInterval(timer)
   clearInterval(report)
-  const deadline = Date.now() + 5000
+  const deadline = Date.now() + 30_000
   while (acked + refused < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   console.log(JSON.stringify({ sent, acked, refused, unanswered: sent - acked - refused, dislocations: feed.planted.length }))
   close()

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { loadConfig, type Config } from '../config.ts'
 import { pickSubprotocol } from '../core/codec.ts'
 import { MemoryBus, type Bus } from '../core/bus.ts'
+import { RedisBus } from '../core/redis-bus.ts'
 import { Hub, isThenable, type EventListener } from '../core/hub.ts'
 import liveRoute from '../routes/live.ts'
 import publishRoute from '../routes/publish.ts'
@@ -15,9 +16,9 @@ import type { Server, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
 /** Config values (logLevel is the host's: Fastify reads it on register), plus what only code can pass. */
-export interface LiveOptions extends Partial<Omit<Config, 'logLevel'>> {
-  /** A bus to use instead of the in-memory one (the Redis backplane, or a test double). */
-  bus?: Bus
+export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
+  /** 'memory' (default), 'redis' (REDIS_URL), or a bus instance (a test double, a backplane of your own). */
+  bus?: Config['bus'] | Bus
   /** Paths that upgrade to the live socket. Drop '/' when the host app serves GET / itself. */
   paths?: string[]
 }
@@ -48,9 +49,9 @@ declare module 'fastify' {
 
 const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   if (app.hasDecorator('live')) throw new Error('the live plugin is already registered')
-  const { bus: givenBus, paths = ['/ws/live', '/'], ...overrides } = options
-  const config = loadConfig({}, overrides)
-  const bus = givenBus ?? new MemoryBus(config)
+  const { bus: busOption, paths = ['/ws/live', '/'], ...overrides } = options
+  const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
+  const bus = typeof busOption === 'object' ? busOption : config.bus === 'redis' ? new RedisBus(config, app.log) : new MemoryBus(config)
   if (!app.hasDecorator('liveHooks')) {
     await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
   }

@@ -1,0 +1,160 @@
+// The Redis backplane against real redis-server processes: several nodes, one sequence per topic.
+import t from 'tap'
+import { startProcess, startServer, TestClient, sleep, type Frame } from './helper.ts'
+import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
+import type { RedisBus } from '../src/core/redis-bus.ts'
+
+const skip = redisUnavailable()
+if (skip !== null) t.comment(`Redis backplane tests skipped: ${skip}`)
+
+/** `count` server nodes on one Redis, each ready (as a load balancer would wait for /ready). */
+async function nodes(t: { teardown(fn: () => unknown): void }, redis: TestRedis, count: number) {
+  const servers = await Promise.all(Array.from({ length: count }, () => startServer(t, { bus: 'redis', redisUrl: redis.url })))
+  await until(() => servers.every((s) => s.app.live.ready), 'every node ready')
+  return servers
+}
+
+/** Waits (bounded) until `check` holds; for states that settle asynchronously, not for timing. */
+async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`)
+    await sleep(25)
+  }
+}
+
+const seqs = (frames: Frame[]) => frames.map((f) => f.seq)
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+t.test('three nodes: a publisher on one, subscribers on all see the same seq and data, gapless', { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b, c] = await nodes(t, redis, 3)
+  const subs = await Promise.all([a, b, c].map((n) => TestClient.open(n.url)))
+  for (const s of subs) await s.request({ type: 'subscribe', topic: 'ticker.>' })
+  const publisher = await TestClient.open(a.url)
+  for (let i = 1; i <= 2000; i++) publisher.send({ type: 'publish', id: i, topic: 'ticker.x.BTC', data: { i } })
+  const acks = await publisher.take(2000)
+  t.same(acks.map((f) => f.seq), range(1, 2000), 'acks carry seq 1..2000')
+  const received = await Promise.all(subs.map((s) => s.take(2000)))
+  for (const frames of received) {
+    t.same(seqs(frames), range(1, 2000))
+    t.same(frames.map((f) => f.data.i), range(1, 2000), 'the same data for the same seq')
+    t.equal(new Set(frames.map((f) => f.epoch)).size, 1)
+  }
+  for (const s of [...subs, publisher]) s.close()
+})
+
+t.test("a node whose Redis subscriber connection is killed fetches what it missed: its clients see no gap", { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await nodes(t, redis, 2)
+  const sub = await TestClient.open(b.url)
+  t.match(await sub.request({ type: 'subscribe', topic: 'ticker.x.BTC' }), { type: 'ack' })
+  const name = (b.app.liveBus as RedisBus).name
+  let killed = 0
+  for (let i = 1; i <= 3000; i++) {
+    await a.app.live.publish('ticker.x.BTC', { i })
+    if (i % 500 === 0) {
+      const list = (await redis.admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string
+      const id = /id=(\d+) .*name=live-sub-(\S+)/m.exec(list.split('\n').find((l) => l.includes(`name=live-sub-${name}`)) ?? '')?.[1]
+      if (id !== undefined) killed += Number(await redis.admin.call('CLIENT', 'KILL', 'ID', id))
+    }
+  }
+  t.ok(killed >= 3, `the subscriber connection was killed ${killed} times`)
+  const frames = await sub.take(3000, 30_000)
+  t.same(seqs(frames), range(1, 3000), 'every event, in order, once')
+  sub.close()
+})
+
+t.test('recovery across nodes: a client leaves one node and recovers exactly what it missed on another', { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await nodes(t, redis, 2)
+  const first = await TestClient.open(a.url)
+  await first.request({ type: 'subscribe', topic: 'ticker.x.ETH' })
+  for (let i = 1; i <= 50; i++) await a.app.live.publish('ticker.x.ETH', { i })
+  const seen = await first.take(50)
+  first.close()
+  for (let i = 51; i <= 80; i++) await a.app.live.publish('ticker.x.ETH', { i })
+  const second = await TestClient.open(b.url)
+  const last = seen[seen.length - 1]
+  t.match(await second.request({ type: 'subscribe', id: 1, topic: 'ticker.x.ETH', since: { epoch: last.epoch, seq: last.seq } }), { type: 'ack', recovered: true })
+  await a.app.live.publish('ticker.x.ETH', { i: 81 })
+  t.same(seqs(await second.take(31)), range(51, 81), 'replayed 51..80, then live 81, no gap, no duplicate')
+  t.match(await second.request({ type: 'subscribe', id: 2, topic: 'ticker.x.ETH', since: { epoch: 'nope', seq: 3 } }), { recovered: false })
+  t.match(await second.next(), { type: 'snapshot', seq: 81 })
+  second.close()
+})
+
+for (const persistent of [false, true]) {
+  t.test(`Redis killed and restarted mid-stream, ${persistent ? 'with' : 'without'} persistence`, { skip: skip ?? false }, async (t) => {
+    const redis = await startRedis(t, { persistent })
+    const [a, b] = await nodes(t, redis, 2)
+    const sub = await TestClient.open(b.url)
+    await sub.request({ type: 'subscribe', topic: 'ticker.x.SOL' })
+    const publisher = await TestClient.open(a.url)
+    for (let i = 1; i <= 10; i++) t.match(await publisher.request({ type: 'publish', id: i, topic: 'ticker.x.SOL', data: { i } }), { type: 'ack', seq: i })
+    const before = await sub.take(10)
+    const epoch = before[0].epoch
+
+    await redis.kill()
+    await until(async () => (await fetch(`${a.http}/ready`)).status === 503 && (await fetch(`${b.http}/ready`)).status === 503, '/ready 503 on both nodes')
+    t.match(await (await fetch(`${a.http}/ready`)).json(), { ready: false, reason: 'bus unavailable' })
+    t.match(await publisher.request({ type: 'publish', id: 11, topic: 'ticker.x.SOL', data: {} }), { type: 'error', id: 11, code: 'unavailable' })
+    const post = await fetch(`${a.http}/publish/ticker.x.SOL`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+    t.equal(post.status, 503)
+    t.equal(sub.ws.readyState, 1, 'clients stay connected through the outage')
+
+    await redis.start()
+    await until(async () => (await fetch(`${a.http}/ready`)).status === 200 && (await fetch(`${b.http}/ready`)).status === 200, '/ready 200 again')
+    const ack = await publisher.request({ type: 'publish', id: 12, topic: 'ticker.x.SOL', data: { i: 11 } })
+    const live = await sub.next(10_000)
+    const late = await TestClient.open(a.url)
+    const recovery = await late.request({ type: 'subscribe', id: 1, topic: 'ticker.x.SOL', since: { epoch, seq: 5 } })
+    if (persistent) {
+      t.match(ack, { type: 'ack', seq: 11, epoch }, 'the sequence goes on')
+      t.match(live, { type: 'event', seq: 11, epoch })
+      t.match(recovery, { recovered: true })
+      t.same(seqs(await late.take(6)), range(6, 11), 'every acked event survived the restart')
+    } else {
+      t.match(ack, { type: 'ack', seq: 1 })
+      t.not(ack.epoch, epoch, 'the history is gone: a new epoch')
+      t.match(live, { type: 'event', seq: 1, epoch: ack.epoch }, 'subscribers see the new epoch, never a silent gap')
+      t.match(recovery, { recovered: false })
+      t.match(await late.next(), { type: 'snapshot', seq: 1, epoch: ack.epoch })
+    }
+    for (const c of [sub, publisher, late]) c.close()
+  })
+}
+
+t.test('a node killed mid-stream: its clients reconnect to another node and recover', { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const env = { BUS: 'redis', REDIS_URL: redis.url, ARBITRAGE: 'false' }
+  const [one, two] = [startProcess(env), startProcess(env)]
+  t.teardown(() => { one.child.kill('SIGKILL'); two.child.kill('SIGKILL') })
+  const [portOne, portTwo] = await Promise.all([one.port, two.port])
+  const publisher = await TestClient.open(`ws://127.0.0.1:${portTwo}`)
+  const sub = await TestClient.open(`ws://127.0.0.1:${portOne}`)
+  await sub.request({ type: 'subscribe', topic: 'ticker.x.ADA' })
+  let publishing = true
+  let published = 0
+  const feed = (async () => {
+    while (publishing) {
+      const ack = await publisher.request({ type: 'publish', topic: 'ticker.x.ADA', data: { n: published + 1 } })
+      if (ack.type === 'ack') published = ack.seq
+      await sleep(2)
+    }
+  })()
+  await until(() => sub.frames.length >= 100, 'events on node one')
+  one.child.kill('SIGKILL')
+  await sub.closed
+  const seen = sub.frames.filter((f) => f.type === 'event')
+  const last = seen[seen.length - 1]
+  t.same(seqs(seen), range(1, last.seq), 'gapless until the node died')
+  const again = await TestClient.open(`ws://127.0.0.1:${portTwo}`)
+  t.match(await again.request({ type: 'subscribe', id: 1, topic: 'ticker.x.ADA', since: { epoch: last.epoch, seq: last.seq } }), { recovered: true })
+  await until(() => again.frames.length >= 50, 'replay and live events on node two')
+  publishing = false
+  await feed
+  await sleep(100)
+  t.same(seqs(again.frames), range(last.seq + 1, published), 'from the last seen seq to the last published, nothing missing, nothing twice')
+  for (const c of [publisher, again]) c.close()
+})

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
 import { SyntheticFeed } from './synthetic.ts'
+import { Agent, fetch } from 'undici'
 
 const { values } = parseArgs({
   options: {
@@ -27,8 +28,12 @@ let acked = 0
 let refused = 0
 if (values.http) {
   const base = values.http.replace(/\/$/, '')
+  // A bounded pool: requests beyond it queue here instead of opening thousands of sockets, which
+  // overflow the server's accept backlog on a loaded machine and come back as connection errors.
+  const dispatcher = new Agent({ connections: 16 })
+  close = () => { void dispatcher.close() }
   send = (topic, data) => {
-    fetch(`${base}/publish/${topic}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data) })
+    fetch(`${base}/publish/${topic}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data), dispatcher })
       .then((res) => { if (res.ok) acked++; else refused++; return res.arrayBuffer() })
       .catch(() => { refused++ })
   }

@@ -24,7 +24,7 @@ export const ConfigSchema = Type.Object({
     default: 'memory',
     description: 'memory: one process; redis: processes sharing REDIS_URL share seq, history and last values'
   }),
-  redisUrl: Type.String({ default: 'redis://127.0.0.1:6379', minLength: 1, secret: 'password', description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)' }),
+  redisUrl: Type.String({ default: 'redis://127.0.0.1:6379', minLength: 1, secret: 'password', syntax: 'redisUrl', description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)' }),
   redisPrefix: Type.String({ default: 'live:', description: 'prefix of every Redis key and channel, so several deployments can share one Redis' }),
   historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
@@ -125,7 +125,7 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
     }
     const syntax = schema.syntax ? SYNTAX[schema.syntax as keyof typeof SYNTAX] : undefined
     if (!Value.Check(schema, value) || (syntax && syntax.parse(value as string) === null)) {
-      throw new ConfigError(source, schema.secret ? '[redacted]' : value, accepts(schema))
+      throw new ConfigError(source, redactValue(schema, value), accepts(schema))
     }
     config[key] = value
   }
@@ -154,11 +154,14 @@ function checkTogether(config: Config): void {
 export function redactConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const properties = ConfigSchema.properties as Record<string, TSchema>
-  for (const [key, value] of Object.entries(config)) {
-    const secret = properties[key]?.secret
-    out[key] = secret === 'password' ? redactUrlPassword(value as string) : secret ? '[redacted]' : value
-  }
+  for (const [key, value] of Object.entries(config)) out[key] = properties[key] ? redactValue(properties[key], value) : value
   return out
+}
+
+/** `secret: true`: the whole value; `secret: 'password'`: the password in a URL. */
+function redactValue(schema: TSchema, value: unknown): unknown {
+  if (schema.secret === 'password') return typeof value === 'string' ? redactUrlPassword(value) : '[redacted]'
+  return schema.secret ? '[redacted]' : value
 }
 
 /** A URL with its password replaced: `redis://:[redacted]@host:6379`. */
@@ -176,6 +179,7 @@ export function describeConfig(): { variable: string; default: unknown; accepts:
 
 /** String options with a syntax of their own: their parser (null when malformed) and what they accept. */
 const SYNTAX = {
+  redisUrl: { parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null), accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...' },
   fees: { parse: (text: string) => parseFees(text), accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
   apiKeys: {
     parse: (text: string) => parseApiKeys(text),

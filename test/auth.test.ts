@@ -79,3 +79,15 @@ t.test('token bucket: burst, refill at the rate, strikes, abuse', async (t) => {
   t.equal(fresh.take(50), 'limited', 'half a token is not a token')
   t.equal(fresh.take(100), 'ok')
 })
+
+t.test('a bucket that replaces another (new grants, new rate) takes over its tokens and strikes', async (t) => {
+  const old = new TokenBucket(10, 20, 1, 0)
+  for (let i = 0; i < 20; i++) old.take(0)
+  t.equal(old.take(0), 'limited')
+  const renewed = new TokenBucket(100, 200, 1, 0)
+  renewed.continueFrom(old)
+  t.equal(renewed.take(0), 'abuse', 'no refill, and the strike carries over')
+  const capped = new TokenBucket(1, 2, 5, 0)
+  capped.continueFrom(new TokenBucket(10, 20, 5, 0))
+  t.same([capped.take(0), capped.take(0), capped.take(0)], ['ok', 'ok', 'limited'], 'tokens capped at the new burst')
+})

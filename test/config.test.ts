@@ -61,5 +61,7 @@ t.test('REDIS_URL keeps its host but not its password in /config', async (t) => 
   const c = loadConfig({ BUS: 'redis', REDIS_URL: 'redis://:hunter2-secret@10.0.0.5:6380/2' })
   t.equal(redactConfig(c).redisUrl, 'redis://:[redacted]@10.0.0.5:6380/2')
   t.equal(redactConfig(loadConfig({ REDIS_URL: 'redis://10.0.0.5:6379' })).redisUrl, 'redis://10.0.0.5:6379')
+  t.throws(() => loadConfig({ REDIS_URL: 'localhost:6379' }), { message: 'Invalid configuration: REDIS_URL="localhost:6379" is not valid; expected a URL redis://[:password@]host[:port][/db] or rediss://...' })
+  t.throws(() => loadConfig({ REDIS_URL: 'http://:pw@x' }), { message: /REDIS_URL="http:\/\/:\[redacted\]@x"/ }, 'the password is redacted in the error too')
   t.throws(() => loadConfig({ BUS: 'kafka' }), { message: 'Invalid configuration: BUS="kafka" is not valid; expected one of memory, redis' })
 })

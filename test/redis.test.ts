@@ -102,6 +102,8 @@ for (const persistent of [false, true]) {
     const post = await fetch(`${a.http}/publish/ticker.x.SOL`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
     t.equal(post.status, 503)
     t.equal(sub.ws.readyState, 1, 'clients stay connected through the outage')
+    t.match(await sub.request({ type: 'subscribe', id: 'o', topic: 'ticker.y.>' }), { type: 'error', id: 'o', code: 'unavailable' }, 'a subscribe answers at once')
+    t.match(await publisher.request({ type: 'request', id: 'n', method: 'snapshot', params: { topic: 'ticker.x.SOL' } }), { type: 'error', id: 'n', code: 'unavailable' })
 
     await redis.start()
     await until(async () => (await fetch(`${a.http}/ready`)).status === 200 && (await fetch(`${b.http}/ready`)).status === 200, '/ready 200 again')

@@ -70,6 +70,11 @@ t.test('RS256 and ES256 public keys, inline or from a file', async (t) => {
   }
 })
 
+t.test('a JWT public key that cannot be used stops start-up naming JWT_PUBLIC_KEY', async (t) => {
+  await t.rejects(buildApp({ jwtPublicKey: '-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----' }), { message: /^JWT_PUBLIC_KEY: not a usable key/ })
+  await t.rejects(buildApp({ jwtPublicKey: '/nonexistent/key.pem' }), { message: /^JWT_PUBLIC_KEY: not a usable key .*ENOENT/ })
+})
+
 t.test('issuer and audience, when configured, must match', async (t) => {
   const { url } = await startServer(t, { auth: 'required', jwtSecret: SECRET, jwtIssuer: 'desk', jwtAudience: 'live' })
   const status = async (claims: object) => (await upgradeStatus(url, { headers: { authorization: `Bearer ${sign(claims)}` } })).status

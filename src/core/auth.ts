@@ -97,16 +97,7 @@ export class Authenticator {
     for (const [key, scopes] of parseApiKeys(options.apiKeys) ?? []) {
       this.keys.set(digest(key), grantsOf(scopes, null, `api-key-${++position}`))
     }
-    const key = options.jwtSecret || readKey(options.jwtPublicKey)
-    this.verifyJwt = key
-      ? createVerifier({
-          key,
-          algorithms: options.jwtSecret ? ['HS256'] : ['RS256', 'ES256'],
-          allowedIss: options.jwtIssuer || undefined,
-          allowedAud: options.jwtAudience || undefined,
-          requiredClaims: [...(options.jwtIssuer ? ['iss'] : []), ...(options.jwtAudience ? ['aud'] : [])]
-        })
-      : null
+    this.verifyJwt = jwtVerifier(options)
   }
 
   /** Whether any credential can be presented at all. */
@@ -136,6 +127,24 @@ export class Authenticator {
     const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : Array.isArray(claims.scopes) ? claims.scopes.filter((s) => typeof s === 'string') : []
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
     return grantsOf(scopes, expiresAt, typeof claims.sub === 'string' ? claims.sub.slice(0, 128) : 'jwt')
+  }
+}
+
+/** The JWT verifier the options ask for, or null; a key that cannot be used stops start-up naming its variable. */
+function jwtVerifier(options: AuthOptions): ((token: string) => Record<string, unknown>) | null {
+  const variable = options.jwtSecret ? 'JWT_SECRET' : 'JWT_PUBLIC_KEY'
+  try {
+    const key = options.jwtSecret || readKey(options.jwtPublicKey)
+    if (!key) return null
+    return createVerifier({
+      key,
+      algorithms: options.jwtSecret ? ['HS256'] : ['RS256', 'ES256'],
+      allowedIss: options.jwtIssuer || undefined,
+      allowedAud: options.jwtAudience || undefined,
+      requiredClaims: [...(options.jwtIssuer ? ['iss'] : []), ...(options.jwtAudience ? ['aud'] : [])]
+    })
+  } catch (err) {
+    throw new Error(`${variable}: not a usable key (expected ${options.jwtSecret ? 'a secret' : 'an RS256 or ES256 public key in PEM, or the path of one'}): ${(err as Error).message}`)
   }
 }
 

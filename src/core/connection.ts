@@ -453,7 +453,10 @@ export class LiveConnection implements LiveClient {
   /** A renewed credential: its grants replace the old ones, and subscriptions they no longer cover end. */
   renew(grants: Grants): void {
     this.grants = grants
+    // The new grants may change the rate; they never refill it (else each `auth` frame would buy a burst).
+    const previous = this.bucket
     this.bucket = this.rateBucket()
+    if (previous !== null) this.bucket?.continueFrom(previous)
     for (const pattern of this.patterns) if (!maySubscribe(grants, pattern)) this.hub.unsubscribe(this, pattern)
     if (this.expiry !== null) clearTimeout(this.expiry)
     this.scheduleExpiry()

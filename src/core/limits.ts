@@ -24,12 +24,19 @@ export class Strikes {
 export class TokenBucket {
   private tokens: number
   private refilledAt: number
-  private readonly strikes: Strikes
+  private strikes: Strikes
 
   constructor(private readonly rate: number, private readonly burst: number, maxStrikes: number, now: number) {
     this.tokens = burst
     this.refilledAt = now
     this.strikes = new Strikes(maxStrikes)
+  }
+
+  /** Continues where `previous` was (tokens, capped at this burst, and strikes): a new rate is never a refill. */
+  continueFrom(previous: TokenBucket): void {
+    this.tokens = Math.min(this.burst, previous.tokens)
+    this.refilledAt = previous.refilledAt
+    this.strikes = previous.strikes
   }
 
   /** 'ok' to handle the frame, 'limited' to refuse it, 'abuse' to close the connection. */

@@ -185,10 +185,15 @@ export class RedisBus implements Bus {
     return out
   }
 
-  /** Resolves once Redis confirmed the subscription, so a history read after it misses nothing. */
+  /**
+   * Resolves once Redis confirmed the subscription, so a history read after it misses nothing.
+   * While the subscriber connection is away it fails with `unavailable` at once; the pattern stays
+   * watched (the caller unwatches it if it gives up) and is subscribed on reconnection.
+   */
   async watch(pattern: string): Promise<void> {
     const count = this.watched.get(pattern) ?? 0
     this.watched.set(pattern, count + 1)
+    if (!this.subscribed) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
     if (count === 0) await this.sub.psubscribe(this.channelPrefix + redisGlob(pattern))
   }
 

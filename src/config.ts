@@ -180,9 +180,9 @@ export function describeConfig(): { variable: string; default: unknown; accepts:
 /** String options with a syntax of their own: their parser (null when malformed) and what they accept. */
 const SYNTAX = {
   redisUrl: { parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null), accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...' },
-  fees: { parse: (text: string) => parseFees(text), accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
+  fees: { parse: parseFees, accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
   apiKeys: {
-    parse: (text: string) => parseApiKeys(text),
+    parse: parseApiKeys,
     accepts: 'key=scope scope;key=scope, keys of 16 or more characters, scopes subscribe:<pattern> or publish:<pattern>'
   }
 }

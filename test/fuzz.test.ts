@@ -8,7 +8,7 @@ import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
 import { rssMiB } from '../bench/proc.ts'
 import { spawn } from 'node:child_process'
-import { root, sleep, startProcess, TestClient } from './helper.ts'
+import { root, sleep, startProcess, TestClient, until } from './helper.ts'
 
 const ATTACKER = 'attacker-key-0123456789'
 const PROBE = 'probe-key-0123456789abc'
@@ -107,7 +107,7 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
   t.teardown(() => { probe.kill('SIGKILL') })
   let probeOutput = ''
   probe.stdout.on('data', (chunk) => { probeOutput += chunk })
-  while (!probeOutput.includes('open')) await sleep(20)
+  await until(() => probeOutput.includes('open'), 'the probe connected')
 
   // A feed of 1 KiB events that the never-reading clients fall behind on.
   const feed = await open(port, FEED)

@@ -1,6 +1,7 @@
 // Test helpers: a live server on an ephemeral port and a `ws` client that decodes frames in its codec.
 import type { AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
+import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
@@ -74,8 +75,7 @@ export class TestClient {
   }
 
   static async open(url: string, options: ClientOptions = {}): Promise<TestClient> {
-    const { headers, localAddress, ca } = options
-    const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers, localAddress, ca })
+    const ws = connect(url, options)
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)
@@ -125,10 +125,13 @@ export class TestClient {
   }
 }
 
+function connect(url: string, { path = '/ws/live', protocols = [], headers, localAddress, ca }: ClientOptions): WebSocket {
+  return new WebSocket(url + path, protocols, { headers, localAddress, ca })
+}
+
 /** The HTTP status an upgrade gets: 101 when the socket opened (it is closed again at once). */
 export function upgradeStatus(url: string, options: ClientOptions = {}): Promise<{ status: number; body: string }> {
-  const { headers, localAddress, ca } = options
-  const ws = new WebSocket(url + (options.path ?? '/ws/live'), options.protocols ?? [], { headers, localAddress, ca })
+  const ws = connect(url, options)
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
       ws.close()
@@ -141,6 +144,22 @@ export function upgradeStatus(url: string, options: ClientOptions = {}): Promise
     })
     ws.once('error', reject)
   })
+}
+
+/** A pino destination that keeps every line, for tests that read the log. */
+export function captureLog(): { stream: Writable; text(): string } {
+  const lines: string[] = []
+  const stream = new Writable({ write(chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  return { stream, text: () => lines.join('') }
+}
+
+/** Waits (bounded) until `check` holds; for states that settle asynchronously, not for timing. */
+export async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`)
+    await sleep(25)
+  }
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

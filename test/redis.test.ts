@@ -1,6 +1,6 @@
 // The Redis backplane against real redis-server processes: several nodes, one sequence per topic.
 import t from 'tap'
-import { startProcess, startServer, TestClient, sleep, type Frame } from './helper.ts'
+import { startProcess, startServer, TestClient, sleep, until, type Frame } from './helper.ts'
 import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
 import type { RedisBus } from '../src/core/redis-bus.ts'
 
@@ -12,15 +12,6 @@ async function nodes(t: { teardown(fn: () => unknown): void }, redis: TestRedis,
   const servers = await Promise.all(Array.from({ length: count }, () => startServer(t, { bus: 'redis', redisUrl: redis.url })))
   await until(() => servers.every((s) => s.app.live.ready), 'every node ready')
   return servers
-}
-
-/** Waits (bounded) until `check` holds; for states that settle asynchronously, not for timing. */
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`)
-    await sleep(25)
-  }
 }
 
 const seqs = (frames: Frame[]) => frames.map((f) => f.seq)

@@ -6,14 +6,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { encode } from '@msgpack/msgpack'
 import { createSigner } from 'fast-jwt'
 import { buildApp } from '../src/app.ts'
 import { ANONYMOUS_SUBSCRIBER } from '../src/core/auth.ts'
 import { loadConfig } from '../src/config.ts'
-import { startServer, TestClient, upgradeStatus, sleep } from './helper.ts'
+import { captureLog, startServer, TestClient, upgradeStatus, sleep } from './helper.ts'
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
 const sign = (claims: object, expiresInMs?: number) => createSigner({ key: SECRET, ...(expiresInMs ? { expiresIn: expiresInMs } : {}) })(claims)
@@ -127,12 +126,11 @@ t.test('default AUTH=loopback: anyone subscribes, non-loopback clients need a pu
 
 t.test('AUTH=none warns loudly when listening beyond loopback', async (t) => {
   for (const host of ['0.0.0.0', '127.0.0.1']) {
-    const lines: string[] = []
-    const stream = new Writable({ write(chunk, _enc, done) { lines.push(chunk.toString()); done() } })
-    const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, auth: 'none' }, { logger: { level: 'warn', stream } })
+    const log = captureLog()
+    const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, auth: 'none' }, { logger: { level: 'warn', stream: log.stream } })
     await app.listen({ port: 0, host })
     await app.close()
-    t.equal(lines.some((l) => /ANYONE who can reach this port may publish/.test(l)), host === '0.0.0.0', `host ${host}`)
+    t.equal(/ANYONE who can reach this port may publish/.test(log.text()), host === '0.0.0.0', `host ${host}`)
   }
 })
 
@@ -225,10 +223,9 @@ t.test('handshake timeout: a TCP connection that never completes its request hea
 })
 
 t.test('secrets never appear in /config, errors or logs', async (t) => {
-  const lines: string[] = []
-  const stream = new Writable({ write(chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const captured = captureLog()
   const token = sign({ sub: 'u1', scope: 'subscribe:>' })
-  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, jwtSecret: SECRET, apiKeys: API_KEYS }, { logger: { level: 'trace', stream } })
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, jwtSecret: SECRET, apiKeys: API_KEYS }, { logger: { level: 'trace', stream: captured.stream } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo
@@ -243,7 +240,7 @@ t.test('secrets never appear in /config, errors or logs', async (t) => {
   await fetch(`http://127.0.0.1:${port}/publish/x.y?token=${PUB_KEY}`, { method: 'POST', body: '1', headers: { 'content-type': 'application/json' } })
   await fetch(`http://127.0.0.1:${port}/publish/x.y`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json', authorization: `Bearer ${SUB_KEY}` } })
   await sleep(50)
-  const log = lines.join('')
+  const log = captured.text()
   t.match(log, /connection open/, 'the log was captured')
   for (const secret of [SECRET, token, PUB_KEY, SUB_KEY]) t.notMatch(log, secret.slice(0, 24))
   t.throws(() => loadConfig({ API_KEYS: `${PUB_KEY}=bogus` }), { message: /API_KEYS="\[redacted\]"/ })

@@ -107,22 +107,22 @@ export class FrameDecoder {
       const what = isBinary ? 'MessagePack' : 'JSON'
       throw new LiveError(ErrorCode.badRequest, `undecodable ${what} frame: ${(err as Error).message.slice(0, 200)}`)
     }
-    if (!isBinary) this.checkShape(value, 1)
+    if (!isBinary) this.checkShape(value)
     return value
   }
 
-  private checkShape(value: unknown, depth: number): void {
-    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return
-    if (depth > this.maxDepth) throw new LiveError(ErrorCode.tooLarge, `frame nests deeper than ${this.maxDepth} levels`)
+  /** Container sizes of a parsed JSON frame; its depth was checked on the bytes (which also bounds this recursion). */
+  private checkShape(value: unknown): void {
+    if (typeof value !== 'object' || value === null) return
     if (Array.isArray(value)) {
       if (value.length > this.maxItems) throw new LiveError(ErrorCode.tooLarge, `an array holds more than ${this.maxItems} elements`)
-      for (let i = 0; i < value.length; i++) this.checkShape(value[i], depth + 1)
+      for (let i = 0; i < value.length; i++) this.checkShape(value[i])
       return
     }
     let entries = 0
     for (const key in value) {
       if (++entries > this.maxItems) throw new LiveError(ErrorCode.tooLarge, `a map holds more than ${this.maxItems} entries`)
-      this.checkShape((value as Record<string, unknown>)[key], depth + 1)
+      this.checkShape((value as Record<string, unknown>)[key])
     }
   }
 }

@@ -85,6 +85,9 @@ export class RedisBus implements Bus {
   private readonly watched = new Map<string, number>()
   private readonly cursors = new Map<string, Cursor>()
   private subscriberReadyBefore = false
+  /** Epochs this node proposes for topics Redis has none for: unique per node and per proposal. */
+  private readonly epochPrefix = randomBytes(4).toString('hex')
+  private epochsProposed = 0
   /** The subscriber connection is up and every watched pattern is subscribed again. */
   private subscribed = false
 
@@ -130,9 +133,11 @@ export class RedisBus implements Bus {
 
   async publish(topic: string, data: unknown): Promise<BusEvent> {
     const ts = Date.now()
+    const encoded = encode(data)
     const [seq, epoch] = await this.call(() => this.redis.livePublish(
       this.key('m', topic), this.key('h', topic), `${this.options.redisPrefix}topics`,
-      randomBytes(6).toString('hex'), ts, Buffer.from(encode(data)), this.options.historySize,
+      this.epochPrefix + (++this.epochsProposed).toString(36), ts,
+      Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength), this.options.historySize,
       this.channelPrefix + topic, topic, Math.max(this.options.historyTtl, 1)
     ))
     return { topic, seq, epoch, ts, data }

@@ -94,6 +94,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   app.decorate('live', api)
   app.decorate('liveBus', bus)
 
+  app.decorateRequest('liveGrants', null) // set by routes/auth.ts on the upgrade and on POST /publish
   const allowedOrigins = config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean)
   await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack, allowedOrigins })
   await app.register(publishRoute, { hub, maxPublishBytes: config.maxPublishBytes })

@@ -25,7 +25,6 @@ export interface LiveRouteOptions {
 }
 
 const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths, useMsgpack, allowedOrigins }) => {
-  app.decorateRequest('liveGrants', null)
   app.setErrorHandler(liveErrorHandler)
   const origins = new Set(allowedOrigins)
   for (const url of paths) {

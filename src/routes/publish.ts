@@ -30,7 +30,6 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
   })
   app.setErrorHandler(liveErrorHandler)
 
-  app.decorateRequest('liveGrants', null)
   app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/publish/:topic', {
     bodyLimit: maxPublishBytes,
     schema: { params: Params, querystring: Query, response: { 200: Published } }

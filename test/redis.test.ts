@@ -124,9 +124,11 @@ t.test('a node killed mid-stream: its clients reconnect to another node and reco
   const [one, two] = [startProcess(env), startProcess(env)]
   t.teardown(() => { one.child.kill('SIGKILL'); two.child.kill('SIGKILL') })
   const [portOne, portTwo] = await Promise.all([one.port, two.port])
+  // As a load balancer would: a node takes clients once /ready says it reached Redis.
+  await until(async () => (await Promise.all([portOne, portTwo].map((p) => fetch(`http://127.0.0.1:${p}/ready`)))).every((r) => r.status === 200), 'both processes ready')
   const publisher = await TestClient.open(`ws://127.0.0.1:${portTwo}`)
   const sub = await TestClient.open(`ws://127.0.0.1:${portOne}`)
-  await sub.request({ type: 'subscribe', topic: 'ticker.x.ADA' })
+  t.match(await sub.request({ type: 'subscribe', topic: 'ticker.x.ADA' }), { type: 'ack' })
   let publishing = true
   let published = 0
   const feed = (async () => {

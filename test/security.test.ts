@@ -214,6 +214,7 @@ t.test('handshake timeout: a TCP connection that never completes its request hea
   const { port, http } = await startServer(t, { handshakeTimeout: 300 })
   const silent = connect(port, '127.0.0.1')
   const trickle = connect(port, '127.0.0.1')
+  for (const s of [silent, trickle]) s.on('error', () => {}) // a reset is how the server drops them
   const timer = setInterval(() => trickle.write('X'), 50)
   trickle.write('GET /ws/live HTTP/1.1\r\nHost: x\r\nX-Slow: ')
   await Promise.all([silent, trickle].map((s) => new Promise((resolve) => s.on('close', resolve))))

@@ -54,7 +54,7 @@ export const ConfigSchema = Type.Object({
   publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),
   rateStrikes: Int(100, 0, 1_000_000, 'frames refused with rate_limited within 10 s before the connection is closed with 4029'),
   maxFrameErrors: Int(100, 0, 1_000_000, 'malformed frames (bad_request, unknown_type, too_large) a connection may send within 10 s before it is closed with 1008; 0: never closed'),
-  decodeMaxDepth: Int(32, 1, 1000, 'nesting depth of an inbound frame'),
+  decodeMaxDepth: Int(32, 1, 100, 'nesting depth of an inbound frame or HTTP publish body (at most 100: the encoders refuse deeper data)'),
   decodeMaxItems: Int(10_000, 1, 10_000_000, 'elements of one array or entries of one map in an inbound frame'),
   handshakeTimeout: Int(10_000, 100, 600_000, 'milliseconds a new TCP connection has to send its HTTP request headers'),
   tlsCert: Type.String({ default: '', description: 'path of the PEM certificate (chain) for wss:// and https:// (with TLS_KEY)' }),

@@ -67,6 +67,21 @@ t.test('POST /publish/:topic refuses bad input with a status and a protocol code
   t.same(await post('a', null), [400, 'bad_request'], 'no body')
 })
 
+t.test('POST /publish bodies get the decoder limits of socket frames, so a refused body costs no seq', async (t) => {
+  const { http, url } = await startServer(t)
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  await c.request({ type: 'subscribe', topic: 'deep' })
+  let deep: unknown = 1
+  for (let i = 0; i < 90; i++) deep = [deep] // under the test client's own encoder limit (100), over the server's (32)
+  for (const [type, body] of [['application/json', JSON.stringify(deep)], ['application/msgpack', encode(deep)]] as const) {
+    const res = await fetch(`${http}/publish/deep`, { method: 'POST', headers: { 'content-type': type }, body: body as string })
+    t.match([res.status, await res.json()], [413, { code: 'too_large', message: 'frame nests deeper than 32 levels' }], type)
+  }
+  const ok = await fetch(`${http}/publish/deep`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"fine":[[1]]}' })
+  t.same(await ok.json(), { seq: 1, epoch: (await c.next()).epoch }, 'the next publish is seq 1: nothing was used up')
+})
+
 t.test('only loopback clients may publish unless AUTH=none', async (t) => {
   const closed = await buildApp({ heartbeatInterval: 0 })
   t.teardown(() => closed.close())

@@ -1,7 +1,6 @@
 // POST /publish/:topic: the HTTP entry to the one publish path, with JSON or MessagePack bodies.
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { decode } from '@msgpack/msgpack'
 import type { Hub } from '../core/hub.ts'
 import { ErrorCode, LiveError } from '../core/protocol.ts'
 import { liveErrorHandler } from './errors.ts'
@@ -21,13 +20,18 @@ export interface PublishRouteOptions {
 
 // Registered without fastify-plugin: the MessagePack parser and error handler stay inside this scope.
 const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub, maxPublishBytes }) => {
-  app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, (_request, body, done) => {
+  // Bodies are decoded like socket frames, within the same depth and size limits: data that
+  // decodes here can be encoded for every subscriber (the encoders refuse deep nesting).
+  const parser = (isBinary: boolean) => (_request: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void) => {
     try {
-      done(null, decode(body as Buffer))
+      done(null, hub.decoder.decode(body as Buffer, isBinary))
     } catch (err) {
-      done(new LiveError(ErrorCode.badRequest, `undecodable MessagePack body: ${(err as Error).message}`), undefined)
+      done(err as Error, undefined)
     }
-  })
+  }
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(false))
+  app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(true))
   app.setErrorHandler(liveErrorHandler)
 
   app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/publish/:topic', {

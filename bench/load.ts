@@ -28,10 +28,13 @@ async function connectMany(count: number, batch = 200): Promise<WebSocket[]> {
 }
 
 /** `count` light clients, opened 200 at a time. */
+// Subscribers spread round-robin over these servers (the backplane workload: several nodes); the publisher uses the first.
+const subscriberPorts = args.subscriberPorts ? String(args.subscriberPorts).split(',').map(Number) : [Number(portText)]
+
 async function openLight(count: number): Promise<LightSocket[]> {
   const out: LightSocket[] = []
   for (let i = 0; i < count; i += 200) {
-    out.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => LightSocket.open(Number(portText))))))
+    out.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, (_, k) => LightSocket.open(subscriberPorts[(i + k) % subscriberPorts.length])))))
   }
   return out
 }

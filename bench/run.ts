@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks,arbitrage').split(',')
+const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks,arbitrage,backplane').split(',')
 const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
 type Target = keyof typeof targets
 
@@ -201,6 +201,41 @@ async function arbitrageBench() {
   }
 }
 
+/**
+ * Subscribers on one in-memory node, and spread over 3 nodes sharing a Redis of the benchmark's own:
+ * 900 (3 × 300) up a ladder of rates, and 3 (one per node) at 10,000 publishes/s, where the
+ * backplane's own cost per message shows instead of the 900-socket fan-out's.
+ */
+async function backplaneBench() {
+  log('\n### Backplane: one in-memory node vs 3 nodes on Redis (subscribers spread evenly, publisher on the first node; 4 s per rate)\n')
+  log('| setup | subscribers | publishes/s | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | lost | reordered | CPU % (servers + Redis) | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|')
+  const redisPort = 16_379 + Math.floor(Math.random() * 1000)
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  await new Promise((r) => setTimeout(r, 500))
+  // 11/s × 900 ≈ 10,000 delivered msgs/s; then up the ladder until a step fails.
+  const workloads = [{ subscribers: 900, rates: [11, 50, 100, 200, 400, 800, 1600] }, { subscribers: 3, rates: [1000, 10_000] }]
+  for (const { subscribers, rates } of workloads) for (const setup of ['memory', 'redis'] as const) {
+    const nodes = setup === 'memory'
+      ? [await startServer('ours', { ARBITRAGE: 'false' })]
+      : await Promise.all([0, 1, 2].map(() => startServer('ours', { ARBITRAGE: 'false', BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}` })))
+    const pids = [...nodes.map((n) => n.pid), ...(setup === 'redis' ? [redis.pid!] : [])]
+    for (const rate of rates) {
+      const cpu0 = pids.map(cpuSeconds)
+      const t0 = performance.now()
+      const r: any = await generate('fanout', nodes[0].port, {
+        subscribers, rate, durationMs: quick ? 2000 : 4000, topic: `backplane.${setup}.${rate}`, subscriberPorts: nodes.map((n) => n.port).join(',')
+      })
+      const cpuPct = Math.round((pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i], 0) / ((performance.now() - t0) / 1000)) * 100)
+      const label = setup === 'memory' ? '1 node, memory' : '3 nodes, Redis'
+      log(`| ${label} | ${subscribers} | ${rate} | ${r.deliveredPerSecond} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.lost} | ${r.reordered} | ${cpuPct} | ${r.generatorCpu.toFixed(2)} |`)
+      ;(results[`backplane-${setup}-${subscribers}`] ??= []).push({ ...r, cpuPct })
+      if (r.lost > 0 || r.reordered > 0 || r.lagMs === null || r.lagMs > 250 || r.latency.p99 > 100) break
+    }
+    for (const node of nodes) await stopServer(node)
+  }
+  redis.kill('SIGKILL')
+}
+
 log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick run)' : ''}`)
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
@@ -208,6 +243,7 @@ if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
 if (only.includes('hooks')) await hooksBench()
 if (only.includes('arbitrage')) await arbitrageBench()
+if (only.includes('backplane')) await backplaneBench()
 mkdirSync(`${root}/bench/out`, { recursive: true })
 writeFileSync(`${root}/bench/out/latest.json`, JSON.stringify(results, null, 2))
 writeFileSync(`${root}/bench/out/latest.md`, lines.join('\n') + '\n')

@@ -39,6 +39,7 @@ export const isLoopback = (address: string | undefined): boolean =>
  * wildcards): `ticker.>` covers `ticker.binance.*`, `ticker.*.BTC` does not cover `ticker.>`.
  */
 export function covers(grant: string, pattern: string): boolean {
+  if (grant === '>') return true // the common grant: no split per check
   const g = grant.split('.')
   const p = pattern.split('.')
   for (let i = 0; i < g.length; i++) {
@@ -51,7 +52,7 @@ export function covers(grant: string, pattern: string): boolean {
 
 export const maySubscribe = (grants: Grants, pattern: string): boolean => grants.subscribe.some((g) => covers(g, pattern))
 
-export const mayPublish = (grants: Grants, topic: string): boolean => grants.publish.some((g) => g === topic || matches(g, topic))
+export const mayPublish = (grants: Grants, topic: string): boolean => grants.publish.some((g) => g === '>' || g === topic || matches(g, topic))
 
 /** `subscribe:<pattern>` and `publish:<pattern>` scopes as grants; other scopes are ignored. */
 export function grantsOf(scopes: readonly string[], expiresAt: number | null, subject: string): Grants {

@@ -26,6 +26,13 @@ export function negotiateCodec(subprotocol: string | undefined, queryCodec: stri
 // copied into the frame at once and never handed to a socket.
 const encoder = new Encoder({ ignoreUndefined: true })
 
+// For values that are not frames (the Redis backplane's stored data): the shared encoder, copied
+// out, and one decoder. @msgpack/msgpack's encode() and decode() build a new instance per call.
+const dataDecoder = new Decoder()
+
+export const encodeData = (value: unknown): Uint8Array => encoder.encode(value)
+export const decodeData = (bytes: Uint8Array): unknown => dataDecoder.decode(bytes)
+
 /**
  * A complete WebSocket frame (header + payload, FIN set, unmasked as server frames are), built once
  * and written as is to every subscriber's socket: one buffer and one write per delivery, no

@@ -180,7 +180,8 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
   // (they read nothing), so the server's side is what is checked: it drops them from the topic.
   const watcher = await TestClient.open(`ws://127.0.0.1:${port}`, { headers: { authorization: `Bearer ${PROBE}` } })
   const busySubscribers = async () => {
-    const reply = await watcher.request({ type: 'request', id: 'topics', method: 'topics' })
+    watcher.send({ type: 'request', id: 'topics', method: 'topics' })
+    const reply = await watcher.next(30_000) // generous: the whole suite may be sharing the two cores with this abuse
     return (reply.result as { topic: string; subscribers: number }[]).find((r) => r.topic === 'fuzz.busy')?.subscribers ?? 0
   }
   let stalledDropped = false

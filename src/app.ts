@@ -5,6 +5,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import live from './plugins/live.ts'
 import healthRoutes from './routes/health.ts'
+import metrics from './plugins/metrics.ts'
 import arbitrage from './plugins/arbitrage.ts'
 import demoFeed from './plugins/demo-feed.ts'
 import scorer from './hooks/scorer.ts'
@@ -28,6 +29,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus })
   await app.register(healthRoutes, { config })
+  await app.register(metrics)
   if (config.arbitrage) {
     await app.register(scorer, { config })
     const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config

@@ -8,6 +8,7 @@ import { decode, encode } from '@msgpack/msgpack'
 import { buildApp } from '../src/app.ts'
 import type { Config } from '../src/config.ts'
 import type { Bus } from '../src/core/bus.ts'
+import type { FastifyInstance } from 'fastify'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -163,3 +164,33 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Publishes `count` events of `size` bytes on each topic while the subscriber reads nothing.
+ * With `reader`, each batch waits until that client has read what was sent so far, so on a
+ * loaded machine only the paused client falls behind, never the reading one.
+ */
+export async function flood(app: FastifyInstance, topics: string[], count: number, size: number, reader?: TestClient) {
+  const data = 'x'.repeat(size)
+  let read = 0
+  reader?.ws.on('message', () => { read++ })
+  for (let i = 0; i < count; i++) {
+    for (const topic of topics) await app.live.publish(topic, { i, data })
+    if (i % 20 !== 0) continue
+    await sleep(1) // let the event loop flush sockets
+    if (reader) await until(() => read >= (i + 1) * topics.length, 'the reading client caught up', 30_000)
+  }
+}
+
+/** Prometheus text as `name{labels}` → value, labels as printed. */
+export async function scrape(http: string): Promise<Map<string, number>> {
+  const res = await fetch(`${http}/metrics`)
+  const text = await res.text()
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    out.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return out
+}

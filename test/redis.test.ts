@@ -1,6 +1,6 @@
 // The Redis backplane against real redis-server processes: several nodes, one sequence per topic.
 import t from 'tap'
-import { startProcess, startServer, TestClient, sleep, until, type Frame } from './helper.ts'
+import { startProcess, startServer, TestClient, scrape, sleep, until, type Frame } from './helper.ts'
 import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
 import type { RedisBus } from '../src/core/redis-bus.ts'
 
@@ -53,6 +53,9 @@ t.test("a node whose Redis subscriber connection is killed fetches what it misse
   t.ok(killed >= 3, `the subscriber connection was killed ${killed} times`)
   const frames = await sub.take(3000, 30_000)
   t.same(seqs(frames), range(1, 3000), 'every event, in order, once')
+  const m = await scrape(b.http)
+  t.ok(m.get('realtime_backplane_reconnects_total')! >= 1, `reconnects counted: ${m.get('realtime_backplane_reconnects_total')}`)
+  t.equal(m.get('realtime_backplane_unfilled_gaps_total'), 0, 'history filled every gap')
   sub.close()
 })
 
@@ -93,6 +96,7 @@ for (const persistent of [false, true]) {
     const post = await fetch(`${a.http}/publish/ticker.x.SOL`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
     t.equal(post.status, 503)
     t.equal(sub.ws.readyState, 1, 'clients stay connected through the outage')
+    t.equal((await scrape(a.http)).get('realtime_backplane_up'), 0, '/metrics shows the backplane down')
     t.match(await sub.request({ type: 'subscribe', id: 'o', topic: 'ticker.y.>' }), { type: 'error', id: 'o', code: 'unavailable' }, 'a subscribe answers at once')
     t.match(await publisher.request({ type: 'request', id: 'n', method: 'snapshot', params: { topic: 'ticker.x.SOL' } }), { type: 'error', id: 'n', code: 'unavailable' })
 

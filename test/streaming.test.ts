@@ -2,7 +2,7 @@
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
-import { startServer, TestClient, sleep, until, type Frame } from './helper.ts'
+import { startServer, TestClient, flood, sleep, type Frame } from './helper.ts'
 import { ANONYMOUS_SUBSCRIBER } from '../src/core/auth.ts'
 
 t.test('wildcards, overlaps delivered once, unsubscribe', async (t) => {
@@ -206,23 +206,6 @@ t.test('publishing from a non-loopback address is forbidden', async (t) => {
   fake.handlers.message(Buffer.from('{"type":"publish","id":1,"topic":"a","data":1}'), false)
   t.same(JSON.parse(Buffer.from(sent[0]).toString()), { type: 'error', id: 1, code: 'forbidden', message: 'no grant to publish on "a"' })
 })
-
-/**
- * Publishes `count` events of `size` bytes on each topic while the subscriber reads nothing.
- * With `reader`, each batch waits until that client has read what was sent so far, so on a
- * loaded machine only the paused client falls behind, never the reading one.
- */
-async function flood(app: any, topics: string[], count: number, size: number, reader?: TestClient) {
-  const data = 'x'.repeat(size)
-  let read = 0
-  reader?.ws.on('message', () => { read++ })
-  for (let i = 0; i < count; i++) {
-    for (const topic of topics) await app.live.publish(topic, { i, data })
-    if (i % 20 !== 0) continue
-    await sleep(1) // let the event loop flush sockets
-    if (reader) await until(() => read >= (i + 1) * topics.length, 'the reading client caught up', 30_000)
-  }
-}
 
 t.test('slow consumer, policy close: 4008', async (t) => {
   const { url, app } = await startServer(t, { maxQueuedBytes: 64 * 1024 })

@@ -11,6 +11,16 @@ export interface TopicInfo {
   epoch: string
 }
 
+export interface BackplaneFigures {
+  /** Times the subscriber connection came back and caught up. */
+  reconnects: number
+  /** Seq gaps seen on the pub/sub stream, and the events fetched from history to fill them. */
+  gaps: number
+  refetched: number
+  /** Gaps that history could not fill: clients saw a seq jump. */
+  unfilled: number
+}
+
 /**
  * What the connection layer needs from a bus. Methods return plain values where the bus can
  * answer at once (the in-memory bus always does) and promises where it must ask a backplane;
@@ -37,6 +47,8 @@ export interface Bus {
   unwatch(pattern: string): void
   /** False while cut off from the backplane. */
   readonly ready: boolean
+  /** How the backplane copes, for /metrics; absent on a bus without one. */
+  readonly backplane?: BackplaneFigures
   close(): MaybePromise<void>
 }
 

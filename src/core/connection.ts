@@ -12,6 +12,9 @@ import { isThenable, type Hub } from './hub.ts'
 import type { LiveClient } from '../hooks/registry.ts'
 import { mayPublish, maySubscribe, type Grants } from './auth.ts'
 import { Strikes, TokenBucket } from './limits.ts'
+import type { LiveStats } from './stats.ts'
+
+type OutFrameType = keyof LiveStats['framesOut']
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket {
@@ -108,6 +111,7 @@ export class LiveConnection implements LiveClient {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     this.alive = true
+    this.hub.stats.bytesIn += data.length
     if (this.socket.readyState !== OPEN) return
     if (this.bucket !== null) {
       const verdict = this.bucket.take(Date.now())
@@ -122,9 +126,11 @@ export class LiveConnection implements LiveClient {
     try {
       frame = validateFrame(this.hub.decoder.decode(data, isBinary))
     } catch (err) {
+      this.hub.stats.framesIn.invalid++
       this.fail(err instanceof FrameError ? err.id : undefined, err)
       return
     }
+    this.hub.stats.framesIn[frame.type]++
     if (this.pending !== null) {
       const size = data.length
       this.wait(this.pending.then(() => this.handle(frame, size)))
@@ -335,9 +341,17 @@ export class LiveConnection implements LiveClient {
 
   /** Writes an event frame, or applies the slow-consumer policy when too much is queued. */
   private enqueue(topic: string, frame: Buffer): void {
-    if (this.conflated !== null) this.conflated.set(topic, frame)
-    else if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes) this.congested(topic, frame)
-    else this.write(frame)
+    const stats = this.hub.stats
+    if (this.conflated !== null) {
+      this.conflated.set(topic, frame)
+      stats.conflatedEvents++
+    } else if (this.socket.bufferedAmount > this.hub.options.maxQueuedBytes) {
+      this.congested(topic, frame)
+    } else {
+      this.write(frame)
+      stats.framesOut.event++
+      stats.bytesOut += frame.length
+    }
   }
 
   /**
@@ -347,6 +361,9 @@ export class LiveConnection implements LiveClient {
   send(frame: object): void {
     if (this.socket.readyState !== OPEN) return
     const encoded = encodeFrame(this.codec, frame)
+    const stats = this.hub.stats
+    stats.framesOut[(frame as { type: OutFrameType }).type]++
+    stats.bytesOut += encoded.length
     if (this.corked || this.raw === null) {
       this.write(encoded)
       return this.checkReplyQueue()
@@ -405,6 +422,8 @@ export class LiveConnection implements LiveClient {
       this.closeSlow()
       return
     }
+    this.hub.stats.slowConflated++
+    this.hub.stats.conflatedEvents++
     this.conflated = new Map([[topic, frame]])
     this.raw.once('drain', this.onDrain)
   }
@@ -509,6 +528,7 @@ export class LiveConnection implements LiveClient {
 
   private closeSlow(): void {
     if (this.socket.readyState !== OPEN) return
+    this.hub.stats.slowClosed++
     this.hub.log.debug({ connection: this.id, queued: this.socket.bufferedAmount }, 'slow consumer closed')
     this.close(CloseCode.slowConsumer, 'slow consumer')
     setTimeout(() => this.socket.terminate(), SLOW_CLOSE_GRACE_MS).unref()

@@ -4,6 +4,7 @@
 export class Histogram {
   private readonly counts = new Float64Array(1000 + 900 + 9900 + 1)
   count = 0
+  sum = 0
   max = 0
 
   record(ms: number): void {
@@ -15,6 +16,7 @@ export class Histogram {
     else i = this.counts.length - 1
     this.counts[i]++
     this.count++
+    this.sum += ms
     if (ms > this.max) this.max = ms
   }
 
@@ -36,8 +38,36 @@ export class Histogram {
     return this.max
   }
 
+  /** Samples at or below each bound (ascending, in ms): Prometheus's cumulative buckets, in one pass. */
+  countsUpTo(boundsMs: readonly number[]): number[] {
+    const out: number[] = []
+    let seen = 0
+    for (let i = 0; i < this.counts.length && out.length < boundsMs.length; i++) {
+      while (out.length < boundsMs.length && this.upper(i) > boundsMs[out.length] + 1e-9) out.push(seen)
+      seen += this.counts[i]
+    }
+    while (out.length < boundsMs.length) out.push(seen)
+    return out
+  }
+
+  /** What was recorded since `earlier` (a copy of this histogram taken before). */
+  since(earlier: Histogram): Histogram {
+    const recent = new Histogram()
+    for (let i = 0; i < this.counts.length; i++) recent.counts[i] = this.counts[i] - earlier.counts[i]
+    recent.count = this.count - earlier.count
+    recent.sum = this.sum - earlier.sum
+    recent.max = this.max // an upper bound: the window's own maximum is not kept
+    return recent
+  }
+
+  copy(): Histogram {
+    return this.since(EMPTY)
+  }
+
   summary() {
     const r = (x: number) => Math.round(x * 1000) / 1000
     return { samples: this.count, p50: r(this.percentile(50)), p99: r(this.percentile(99)), p999: r(this.percentile(99.9)), max: r(this.max) }
   }
 }
+
+const EMPTY = new Histogram()

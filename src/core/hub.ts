@@ -8,6 +8,7 @@ import type { Bus, MaybePromise } from './bus.ts'
 import type { HookRegistry, LiveClient } from '../hooks/registry.ts'
 import { Authenticator, UNRESTRICTED, maySubscribe, type AuthOptions, type Grants } from './auth.ts'
 import { Admission } from './limits.ts'
+import { LiveStats } from './stats.ts'
 import type { Config } from '../config.ts'
 
 export type HubOptions = Pick<Config,
@@ -34,12 +35,16 @@ export class Hub {
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
   readonly admission: Admission
+  readonly stats = new LiveStats()
   draining = false
   /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
   private readonly publishTails = new Map<string, Promise<unknown>>()
   private nextId = 1
   private corked: LiveConnection[] = []
   private flushScheduled = false
+  /** When each event fanned out this turn reached delivery; its frames leave at the flush. */
+  private deliveredAt = new Float64Array(1024)
+  private deliveredCount = 0
   private readonly heartbeat: NodeJS.Timeout | null
   private warnWindowStart = 0
   private warnsInWindow = 0
@@ -89,6 +94,7 @@ export class Hub {
     }
     const connection = new LiveConnection(this, socket, this.nextId++, codec, remoteAddress, grants)
     this.connections.add(connection)
+    this.stats.connects++
     this.admission.opened(remoteAddress)
     this.log.debug({ connection: connection.id, codec, remoteAddress, subject: grants.subject }, 'connection open')
     return connection
@@ -97,6 +103,7 @@ export class Hub {
   /** Forgets a closed connection and its subscriptions. */
   remove(connection: LiveConnection, code: number): void {
     if (!this.connections.delete(connection)) return
+    this.stats.disconnected(code)
     this.admission.closed(connection.remoteAddress)
     for (const pattern of connection.patterns) this.unsubscribe(connection, pattern)
     this.log.debug({ connection: connection.id, code }, 'connection closed')
@@ -132,12 +139,14 @@ export class Hub {
   subscribe(connection: LiveConnection, pattern: string): MaybePromise<void> {
     if (connection.patterns.has(pattern)) return
     connection.patterns.add(pattern)
+    this.stats.subscriptions++
     this.index.add(pattern, connection)
     return this.bus.watch(pattern)
   }
 
   unsubscribe(connection: LiveConnection, pattern: string): void {
     if (!connection.patterns.delete(pattern)) return
+    this.stats.subscriptions--
     this.index.remove(pattern, connection)
     this.bus.unwatch(pattern)
   }
@@ -170,6 +179,7 @@ export class Hub {
   }
 
   private fanOut(event: BusEvent, subscribers: readonly LiveConnection[]): void {
+    const start = performance.now()
     let msgpack: Buffer | undefined
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
@@ -179,6 +189,17 @@ export class Hub {
         : (json ??= encodeFrame('json', eventFrame('event', event)))
       connection.deliver(event, frame)
     }
+    if (this.flushScheduled) this.deliveredUntilFlush(start)
+    else this.stats.publishToSend.record(performance.now() - start)
+  }
+
+  private deliveredUntilFlush(start: number): void {
+    if (this.deliveredCount === this.deliveredAt.length) {
+      const grown = new Float64Array(this.deliveredAt.length * 2)
+      grown.set(this.deliveredAt)
+      this.deliveredAt = grown
+    }
+    this.deliveredAt[this.deliveredCount++] = start
   }
 
   /** Holds a socket's writes until the end of this event-loop turn (or until the caps are reached). */
@@ -196,6 +217,9 @@ export class Hub {
     const corked = this.corked
     this.corked = []
     for (let i = 0; i < corked.length; i++) corked[i].uncork()
+    const sent = performance.now()
+    for (let i = 0; i < this.deliveredCount; i++) this.stats.publishToSend.record(sent - this.deliveredAt[i])
+    this.deliveredCount = 0
   }
 
   private beat(): void {

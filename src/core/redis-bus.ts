@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { decodeData, encodeData } from './codec.ts'
-import type { Bus, TopicInfo } from './bus.ts'
+import type { BackplaneFigures, Bus, TopicInfo } from './bus.ts'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
 import { matches } from './topics.ts'
 
@@ -90,6 +90,7 @@ export class RedisBus implements Bus {
   private epochsProposed = 0
   /** The subscriber connection is up and every watched pattern is subscribed again. */
   private subscribed = false
+  readonly backplane: BackplaneFigures = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0 }
 
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
   readonly name = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
@@ -115,6 +116,7 @@ export class RedisBus implements Bus {
         .then(() => {
           this.subscribed = true
           if (!this.subscriberReadyBefore) return
+          this.backplane.reconnects++
           log.info({}, 'redis subscriber reconnected: catching up from history')
           for (const [topic, cursor] of this.cursors) if (cursor.queue === null) this.catchUp(topic, cursor)
         })
@@ -245,6 +247,7 @@ export class RedisBus implements Bus {
       return
     }
     cursor.queue = [event]
+    this.backplane.gaps++
     this.fill(topic, cursor)
   }
 
@@ -253,12 +256,15 @@ export class RedisBus implements Bus {
     this.history(topic)
       .then((events) => {
         const missing = events.filter((e) => e.epoch === cursor.epoch && e.seq > cursor.seq)
+        this.backplane.refetched += missing.length
         if (missing.length > 0 && missing[0].seq !== cursor.seq + 1) {
+          this.backplane.unfilled++
           this.log.warn({ topic, from: cursor.seq + 1, to: missing[0].seq - 1 }, 'backplane gap older than the history: clients see a seq jump')
         }
         return missing
       })
       .catch((err: Error) => {
+        this.backplane.unfilled++
         this.log.warn({ topic, err: err.message }, 'cannot fetch a backplane gap: clients see a seq jump')
         return [] as BusEvent[]
       })

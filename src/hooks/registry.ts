@@ -334,7 +334,16 @@ export class HookRegistry {
   }
 
   figures(): HookFigures[] {
-    return [...this.inbound, ...this.publish, ...this.subscribe, ...this.methodHooks].map((h) => h.figures())
+    return this.all().map((h) => h.figures())
+  }
+
+  /** Each hook's figures with its latency histogram (sampled like the figures' latency), for /metrics. */
+  latencies(): { figures: HookFigures; latency: Histogram }[] {
+    return this.all().map((h) => ({ figures: h.figures(), latency: h.latency }))
+  }
+
+  private all(): Hook<any>[] {
+    return [...this.inbound, ...this.publish, ...this.subscribe, ...this.methodHooks]
   }
 
   private hook<F extends (...args: any[]) => unknown>(stage: HookStage, list: Hook<F>[], options: HookOptions, fn: F): Hook<F> {

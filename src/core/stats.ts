@@ -1,0 +1,28 @@
+// What the live layer counts for /metrics and PM2: plain numbers bumped on the hot path (no
+// allocation, no labels), read and labelled only when scraped.
+import { Histogram } from './histogram.ts'
+
+export class LiveStats {
+  connects = 0
+  /** Disconnects by close code; written once per connection, not per frame. */
+  readonly disconnects = new Map<number, number>()
+  /** Frames received by type; `invalid` ones did not decode or validate. */
+  readonly framesIn = { request: 0, ping: 0, subscribe: 0, unsubscribe: 0, publish: 0, invalid: 0 }
+  /** Frames sent by type; an event counts once per subscriber it was written to. */
+  readonly framesOut = { event: 0, snapshot: 0, ack: 0, response: 0, error: 0, pong: 0 }
+  bytesIn = 0
+  bytesOut = 0
+  /** (connection, pattern) pairs held by live connections. */
+  subscriptions = 0
+  /** Slow consumers closed with 4008, and congestion episodes under the conflate policy. */
+  slowClosed = 0
+  slowConflated = 0
+  /** Events held back while their connection was congested (only each topic's latest is sent). */
+  conflatedEvents = 0
+  /** From the bus handing an event to delivery to the write of its last subscriber's frame. */
+  readonly publishToSend = new Histogram()
+
+  disconnected(code: number): void {
+    this.disconnects.set(code, (this.disconnects.get(code) ?? 0) + 1)
+  }
+}

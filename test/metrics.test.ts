@@ -1,0 +1,106 @@
+// GET /metrics: the Prometheus figures follow real traffic exactly.
+import t from 'tap'
+import { encode } from '@msgpack/msgpack'
+import { startServer, TestClient, flood, scrape, until } from './helper.ts'
+
+/** Counts what a client receives: frames, and the bytes they took on the wire (2-byte headers below 126). */
+function meter(client: TestClient) {
+  const seen = { frames: 0, wireBytes: 0, largest: 0 }
+  client.ws.on('message', (data: Buffer) => {
+    seen.frames++
+    seen.wireBytes += data.length + 2
+    seen.largest = Math.max(seen.largest, data.length)
+  })
+  return seen
+}
+
+t.test('connections, frames, bytes, subscriptions and publish-to-send follow the traffic', async (t) => {
+  const { url, http } = await startServer(t)
+  const res = await fetch(`${http}/metrics`)
+  t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  await res.text()
+
+  const binary = await TestClient.open(url)
+  const text = await TestClient.open(url, { path: '/ws/live?codec=json', codec: 'json' })
+  const publisher = await TestClient.open(url)
+  const received = [meter(binary), meter(text), meter(publisher)]
+  let sentBytes = 0
+  const send = (client: TestClient, frame: object) => {
+    const bytes = client.codec === 'msgpack' ? encode(frame).length : Buffer.byteLength(JSON.stringify(frame))
+    sentBytes += bytes
+    return client.request(frame)
+  }
+  await send(binary, { type: 'subscribe', id: 1, topic: 'px.*' })
+  await send(text, { type: 'subscribe', id: 1, topic: 'px.a' })
+  for (let i = 0; i < 3; i++) t.equal((await send(publisher, { type: 'publish', id: i, topic: 'px.a', data: { i } })).type, 'ack')
+  await binary.take(3)
+  await text.take(3)
+  t.equal((await send(publisher, { type: 'ping', id: 9 })).type, 'pong')
+  publisher.ws.send(Buffer.from([0xc1]))
+  sentBytes += 1
+  t.equal((await publisher.next()).type, 'error', 'a frame that is not MessagePack')
+
+  let m = await scrape(http)
+  t.equal(m.get('realtime_connections'), 3)
+  t.equal(m.get('realtime_connects_total'), 3)
+  t.equal(m.get('realtime_subscriptions'), 2)
+  t.equal(m.get('realtime_topics'), 1)
+  t.equal(m.get('realtime_frames_in_total{type="subscribe"}'), 2)
+  t.equal(m.get('realtime_frames_in_total{type="publish"}'), 3)
+  t.equal(m.get('realtime_frames_in_total{type="ping"}'), 1)
+  t.equal(m.get('realtime_frames_in_total{type="invalid"}'), 1)
+  t.equal(m.get('realtime_frames_out_total{type="event"}'), 6, 'each of 3 events to 2 subscribers')
+  t.equal(m.get('realtime_frames_out_total{type="ack"}'), 5)
+  t.equal(m.get('realtime_frames_out_total{type="pong"}'), 1)
+  t.equal(m.get('realtime_frames_out_total{type="error"}'), 1)
+  t.equal(m.get('realtime_bytes_in_total'), sentBytes)
+  t.ok(received.every((r) => r.largest < 126), 'every frame fits a 2-byte header')
+  t.equal(m.get('realtime_bytes_out_total'), received.reduce((sum, r) => sum + r.wireBytes, 0))
+  t.equal(m.get('realtime_publish_to_send_seconds_count'), 3, 'one observation per event, not per subscriber')
+  t.equal(m.get('realtime_publish_to_send_seconds_bucket{le="+Inf"}'), 3)
+  t.ok(m.get('realtime_publish_to_send_seconds_bucket{le="0.00005"}')! <= m.get('realtime_publish_to_send_seconds_bucket{le="1"}')!, 'buckets are cumulative')
+  t.equal(m.get('realtime_publish_to_send_seconds_bucket{le="1"}'), 3, 'a local fan-out takes well under a second')
+  t.equal(m.get('realtime_backplane_up'), 1)
+  t.equal(m.get('realtime_ready'), 1)
+  t.ok(m.has('nodejs_eventloop_lag_seconds'), 'event loop lag')
+  t.ok(m.has('process_resident_memory_bytes'), 'process metrics')
+
+  binary.ws.close(1000)
+  text.ws.close(4000, 'bye')
+  await until(async () => (await scrape(http)).get('realtime_connections') === 1, 'the closes are counted')
+  m = await scrape(http)
+  t.equal(m.get('realtime_disconnects_total{code="1000"}'), 1)
+  t.equal(m.get('realtime_disconnects_total{code="4000"}'), 1)
+  t.equal(m.get('realtime_subscriptions'), 0, 'subscriptions are freed with their connection')
+  publisher.close()
+})
+
+t.test('hook calls, errors and latency', async (t) => {
+  const { url, http, app } = await startServer(t)
+  app.liveHooks.onPublish({ name: 'picky', topics: 'h.>' }, async (_topic, data) => {
+    if ((data as { bad?: boolean }).bad) throw new Error('refused')
+  })
+  const c = await TestClient.open(url)
+  for (const data of [{ ok: 1 }, { bad: true }, { ok: 2 }]) await c.request({ type: 'publish', id: 1, topic: 'h.x', data })
+  const m = await scrape(http)
+  t.equal(m.get('realtime_hook_calls_total{hook="picky",stage="publish"}'), 3)
+  t.equal(m.get('realtime_hook_errors_total{hook="picky",stage="publish"}'), 1)
+  t.equal(m.get('realtime_hook_timeouts_total{hook="picky",stage="publish"}'), 0)
+  t.equal(m.get('realtime_hook_breaker_open{hook="picky",stage="publish"}'), 0)
+  t.equal(m.get('realtime_hook_latency_seconds_count{hook="picky",stage="publish"}'), 2, 'every successful asynchronous call is timed')
+  c.close()
+})
+
+t.test('slow-consumer actions', async (t) => {
+  const { url, http, app } = await startServer(t, { maxQueuedBytes: 64 * 1024 })
+  const slow = await TestClient.open(url)
+  await slow.request({ type: 'subscribe', topic: 'big' })
+  slow.ws.pause()
+  await flood(app, ['big'], 600, 30_000)
+  slow.ws.resume()
+  t.equal((await slow.closed).code, 4008)
+  const m = await scrape(http)
+  t.equal(m.get('realtime_slow_consumer_actions_total{action="close"}'), 1)
+  t.equal(m.get('realtime_slow_consumer_actions_total{action="conflate"}'), 0)
+  t.equal(m.get('realtime_disconnects_total{code="4008"}') ?? m.get('realtime_disconnects_total{code="1006"}'), 1, 'its disconnect is counted')
+})

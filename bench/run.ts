@@ -8,7 +8,13 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const only = (process.env.BENCH_ONLY ?? 'probe,fanout,idle,memory,hooks,arbitrage,backplane').split(',')
+const WORKLOADS = ['probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'backplane']
+const only = (process.env.BENCH_ONLY || WORKLOADS.join(',')).split(',')
+const unknown = only.filter((w) => !WORKLOADS.includes(w))
+if (unknown.length > 0) {
+  console.error(`BENCH_ONLY: unknown workload ${unknown.join(', ')}; expected some of ${WORKLOADS.join(', ')}`)
+  process.exit(2)
+}
 const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
 type Target = keyof typeof targets
 

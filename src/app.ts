@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url'
 import live from './plugins/live.ts'
 import healthRoutes from './routes/health.ts'
 import metrics from './plugins/metrics.ts'
+import dashboard from './plugins/dashboard.ts'
 import arbitrage from './plugins/arbitrage.ts'
 import demoFeed from './plugins/demo-feed.ts'
 import scorer from './hooks/scorer.ts'
@@ -27,9 +28,10 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     ...(config.tlsCert ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } } : {})
   }) as unknown as FastifyInstance
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
-  await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus })
+  await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus, httpRedirect: '/dashboard/' })
   await app.register(healthRoutes, { config })
   await app.register(metrics)
+  await app.register(dashboard)
   if (config.arbitrage) {
     await app.register(scorer, { config })
     const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config

@@ -31,18 +31,8 @@ export function checkTopic(topic: string, limits: TopicLimits, wildcards: boolea
   }
 }
 
-export const isPattern = (topic: string): boolean => topic === '*' || topic === '>' || /(^|\.)[*>](\.|$)/.test(topic)
-
-/** Does a concrete topic match a pattern? The reference semantics the index must agree with. */
-export function matches(pattern: string, topic: string): boolean {
-  const p = pattern.split('.')
-  const t = topic.split('.')
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return t.length > i
-    if (i >= t.length || (p[i] !== '*' && p[i] !== t[i])) return false
-  }
-  return p.length === t.length
-}
+// Pattern semantics live with the client SDK, which runs in browsers too.
+export { isPattern, matches } from '../client/patterns.ts'
 
 class TrieNode<S> {
   readonly children = new Map<string, TrieNode<S>>()

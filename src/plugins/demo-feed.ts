@@ -28,7 +28,7 @@ const demoFeedPlugin: FastifyPluginAsync<DemoFeedOptions> = async (app, options)
     const { port } = app.server.address() as { port: number }
     app.log.info({ rate: options.rate, seed: options.seed, symbols: feed.symbols.map(([s]) => s), exchanges: feed.exchanges.map(([e]) => e) },
       `demo feed on: watch opportunities with {"type":"subscribe","topic":"opportunities.>"} at ws://localhost:${port}/ws/live, ` +
-      `e.g. node dist/feed/watch.js ws://localhost:${port}/ws/live 'opportunities.>'`)
+      `e.g. npx realtime sub 'opportunities.>' --url ws://localhost:${port}/ws/live, or open http://localhost:${port}/dashboard`)
   })
   app.addHook('onClose', async () => {
     if (timer !== null) clearInterval(timer)

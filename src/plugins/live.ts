@@ -21,6 +21,8 @@ export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
   bus?: Config['bus'] | Bus
   /** Paths that upgrade to the live socket. Drop '/' when the host app serves GET / itself. */
   paths?: string[]
+  /** Where a plain browser GET of those paths is sent (the dashboard); default: 426 Upgrade Required. */
+  httpRedirect?: string
 }
 
 export interface LiveApi {
@@ -49,7 +51,7 @@ declare module 'fastify' {
 
 const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   if (app.hasDecorator('live')) throw new Error('the live plugin is already registered')
-  const { bus: busOption, paths = ['/ws/live', '/'], ...overrides } = options
+  const { bus: busOption, paths = ['/ws/live', '/'], httpRedirect, ...overrides } = options
   const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
   const bus = typeof busOption === 'object' ? busOption : config.bus === 'redis' ? new RedisBus(config, app.log) : new MemoryBus(config)
   if (!app.hasDecorator('liveHooks')) {
@@ -96,7 +98,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
 
   app.decorateRequest('liveGrants', null) // set by routes/auth.ts on the upgrade and on POST /publish
   const allowedOrigins = config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean)
-  await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack, allowedOrigins })
+  await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack, allowedOrigins, httpRedirect })
   await app.register(publishRoute, { hub, maxPublishBytes: config.maxPublishBytes })
 
   limitHandshake(app.server, config.handshakeTimeout)

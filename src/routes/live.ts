@@ -22,16 +22,17 @@ export interface LiveRouteOptions {
   useMsgpack: boolean
   /** Origins browsers may connect from; empty: any. */
   allowedOrigins: string[]
+  /** Where a plain GET (a browser, not an upgrade) of a live path is redirected; else 426 Upgrade Required. */
+  httpRedirect?: string
 }
 
-const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths, useMsgpack, allowedOrigins }) => {
+const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths, useMsgpack, allowedOrigins, httpRedirect }) => {
   app.setErrorHandler(liveErrorHandler)
   const origins = new Set(allowedOrigins)
   for (const url of paths) {
     app.route<{ Querystring: Static<typeof Query> }>({
       method: 'GET',
       url,
-      websocket: true,
       schema: { querystring: Query },
       // Refused upgrades are plain HTTP answers: no socket is ever opened for them.
       // Browsers always send Origin; other clients may not, and are not what the allowlist is for.
@@ -48,7 +49,11 @@ const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths
       preHandler: async (request) => {
         authenticate(hub, request)
       },
-      handler: (socket, request) => {
+      handler: (_request, reply) => {
+        if (httpRedirect !== undefined) return reply.redirect(httpRedirect)
+        return sendError(reply.header('upgrade', 'websocket'), 426, ErrorCode.badRequest, 'this path is a WebSocket endpoint: connect with an upgrade')
+      },
+      wsHandler: (socket, request) => {
         const codec = negotiateCodec(socket.protocol, request.query.codec, useMsgpack)
         const remoteAddress = request.socket.remoteAddress
         releaseUpgrade(socket)

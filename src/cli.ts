@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// realtime sub | pub | ping | bench: the client SDK from a terminal.
+import { parseArgs } from 'node:util'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Histogram } from './core/histogram.ts'
+import { LiveClient, type Codec, type LiveEvent } from './client/index.ts'
+
+const USAGE = `usage: realtime <command> [options]
+
+  sub <pattern>          print events of the topics matching <pattern> (* one token, > the rest)
+      --json             one JSON object per line instead of the readable form
+      --count N          exit after N events
+      --no-snapshot      start with live events, without each topic's last value
+  pub <topic> <json>     publish <json> on <topic>; prints the seq and epoch
+  ping                   round-trip percentiles of latency probes
+      --count N          probes to send (default 100)
+      --interval MS      pause between probes (default 10)
+  bench [workload...]    run the benchmark (npm run bench) in a checkout of the repository;
+      --quick            workloads: probe fanout idle memory hooks arbitrage backplane
+
+common options:
+  --url URL              live endpoint (default $REALTIME_URL or ws://127.0.0.1:8765/ws/live)
+  --token TOKEN          credential (default $REALTIME_TOKEN)
+  --codec msgpack|json   frame codec (default msgpack)
+`
+
+class UsageError extends Error {}
+
+const { values: flags, positionals } = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        url: { type: 'string', default: process.env.REALTIME_URL ?? 'ws://127.0.0.1:8765/ws/live' },
+        token: { type: 'string', default: process.env.REALTIME_TOKEN },
+        codec: { type: 'string', default: 'msgpack' },
+        json: { type: 'boolean', default: false },
+        count: { type: 'string' },
+        interval: { type: 'string', default: '10' },
+        'no-snapshot': { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    })
+  } catch (err) {
+    fail(new UsageError((err as Error).message))
+  }
+})()
+
+function fail(err: unknown): never {
+  if (err instanceof UsageError) process.stderr.write(`realtime: ${err.message}\n\n${USAGE}`)
+  else process.stderr.write(`realtime: ${(err as { code?: string }).code ? `${(err as { code: string }).code}: ` : ''}${(err as Error).message}\n`)
+  process.exit(err instanceof UsageError ? 2 : 1)
+}
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${value}"`)
+  return n
+}
+
+function client(): LiveClient {
+  if (flags.codec !== 'msgpack' && flags.codec !== 'json') throw new UsageError(`--codec must be msgpack or json, got "${flags.codec}"`)
+  const live = new LiveClient({ url: flags.url!, codec: flags.codec as Codec, token: flags.token })
+  live.on('error', (err) => process.stderr.write(`realtime: ${err.message}\n`))
+  return live
+}
+
+const time = (ms: number) => new Date(ms).toISOString().slice(11, 23)
+
+function printEvent(e: LiveEvent): void {
+  if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`)
+  else process.stdout.write(`${time(e.ts)} ${e.topic} #${e.seq}${e.type === 'snapshot' ? ' (snapshot)' : ''} ${JSON.stringify(e.data)}\n`)
+}
+
+async function sub(pattern: string | undefined): Promise<void> {
+  if (pattern === undefined) throw new UsageError('sub needs a <pattern>')
+  const limit = positiveInt('count', flags.count, Infinity)
+  const live = client()
+  let seen = 0
+  live.on('close', ({ code, reason }) => process.stderr.write(`realtime: disconnected (${code}${reason ? ` ${reason}` : ''}); reconnecting\n`))
+  await live.subscribe(pattern, (e) => {
+    printEvent(e)
+    if (++seen >= limit) {
+      live.close()
+      process.exitCode = 0
+    }
+  }, {
+    snapshot: !flags['no-snapshot'],
+    onGap: (gap) => process.stderr.write(`realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`)
+  })
+  process.once('SIGINT', () => live.close())
+}
+
+async function pub(topic: string | undefined, json: string | undefined): Promise<void> {
+  if (topic === undefined || json === undefined) throw new UsageError('pub needs a <topic> and <json> data')
+  let data: unknown
+  try {
+    data = JSON.parse(json)
+  } catch {
+    throw new UsageError(`data is not JSON: ${json.slice(0, 80)}`)
+  }
+  const live = client()
+  try {
+    const { seq, epoch } = await live.publish(topic, data)
+    process.stdout.write(flags.json ? `${JSON.stringify({ topic, seq, epoch })}\n` : `${topic} #${seq} (epoch ${epoch})\n`)
+  } finally {
+    live.close()
+  }
+}
+
+async function ping(): Promise<void> {
+  const count = positiveInt('count', flags.count, 100)
+  const interval = positiveInt('interval', flags.interval, 10)
+  const live = client()
+  const rtt = new Histogram()
+  try {
+    await live.ready()
+    for (let i = 0; i < count; i++) {
+      rtt.record(await live.probe())
+      if (interval > 0) await new Promise((r) => setTimeout(r, interval))
+    }
+  } finally {
+    live.close()
+  }
+  const ms = (p: number) => rtt.percentile(p).toFixed(3)
+  const summary = { probes: count, p50: ms(50), p90: ms(90), p99: ms(99), max: rtt.max.toFixed(3) }
+  process.stdout.write(flags.json
+    ? `${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v)])))}\n`
+    : `${count} probes to ${flags.url}: p50 ${summary.p50} ms, p90 ${summary.p90} ms, p99 ${summary.p99} ms, max ${summary.max} ms\n`)
+}
+
+function bench(workloads: string[]): Promise<void> {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  if (!existsSync(`${root}/bench/run.ts`)) throw new Error('bench needs a checkout of the repository (bench/ is not in the package)')
+  const child = spawn('npm', ['run', 'bench', ...(flags.quick ? ['--', '--quick'] : [])], {
+    cwd: root, stdio: 'inherit', env: { ...process.env, BENCH_ONLY: workloads.join(',') }
+  })
+  return new Promise((resolve) => child.once('exit', (code) => {
+    process.exitCode = code ?? 1
+    resolve()
+  }))
+}
+
+const [command, ...rest] = positionals
+const commands: Record<string, () => Promise<void>> = {
+  sub: () => sub(rest[0]),
+  pub: () => pub(rest[0], rest[1]),
+  ping,
+  bench: () => bench(rest)
+}
+if (flags.help) {
+  process.stdout.write(USAGE)
+} else if (command === undefined || commands[command] === undefined) {
+  fail(new UsageError(command === undefined ? 'no command' : `unknown command "${command}"`))
+} else {
+  commands[command]().catch(fail)
+}

@@ -1,0 +1,455 @@
+// The client SDK, for Node >= 20 and browsers: one connection that reconnects by itself, requests
+// with timeouts, and subscriptions that survive reconnects by resubscribing with `since`, so a
+// subscriber either gets every event or is told what it missed (PROTOCOL.md "Delivery").
+import { Decoder, Encoder } from '@msgpack/msgpack'
+import { isPattern, matches } from './patterns.ts'
+
+export type Codec = 'msgpack' | 'json'
+export type FrameId = number | string
+
+export interface Position {
+  epoch: string
+  seq: number
+}
+
+/** An event or snapshot as the server sends it. */
+export interface LiveEvent<T = unknown> {
+  type: 'event' | 'snapshot'
+  topic: string
+  seq: number
+  epoch: string
+  ts: number
+  data: T
+}
+
+export interface AckFrame { type: 'ack'; id?: FrameId; topics?: string[]; recovered?: boolean; seq?: number; epoch?: string }
+export interface ResponseFrame { type: 'response'; id?: FrameId; result?: unknown; timestamp?: number; serverTime?: number }
+export interface PongFrame { type: 'pong'; id?: FrameId; serverTime: number }
+export interface ErrorFrame { type: 'error'; id?: FrameId; code: string; message: string }
+export type ServerFrame = LiveEvent | AckFrame | ResponseFrame | PongFrame | ErrorFrame
+
+/** An `error` frame, a timeout (`timeout`) or a lost connection (`disconnected`) as a rejection. */
+export class LiveClientError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message)
+    this.name = 'LiveClientError'
+  }
+}
+
+/** What a subscriber is told when it may have missed events. */
+export interface Gap {
+  pattern: string
+  /** `not-recovered`: a resubscribe after a reconnect got recovered:false (a snapshot follows).
+   *  `seq-jump`: a live event skipped seqs (the server conflated, or a backplane lost them).
+   *  `epoch`: the topic's history was reset on the server (a new epoch). */
+  reason: 'not-recovered' | 'seq-jump' | 'epoch'
+  topic?: string
+  /** For seq-jump: the seq expected and the seq received. */
+  expected?: number
+  received?: number
+}
+
+export interface SubscribeOptions {
+  /** Send the topic's last value first (default true). */
+  snapshot?: boolean
+  /** Told whenever events may have been missed; the next event or snapshot is current. */
+  onGap?: (gap: Gap) => void
+}
+
+/** The standard WebSocket surface the client uses: browsers', Node 22's and `ws`'s. */
+interface SocketLike {
+  readonly readyState: number
+  readonly protocol: string
+  binaryType: string
+  onopen: ((ev: unknown) => void) | null
+  onmessage: ((ev: { data: unknown }) => void) | null
+  onclose: ((ev: { code: number; reason: string }) => void) | null
+  onerror: ((ev: unknown) => void) | null
+  send(data: string | Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+type SocketConstructor = new (url: string, protocols?: string[]) => SocketLike
+
+export interface ClientOptions {
+  /** ws:// or wss:// URL of the live endpoint, e.g. ws://localhost:8765/ws/live. */
+  url: string
+  /** Frame codec (default msgpack), negotiated by subprotocol. */
+  codec?: Codec
+  /** Credential, sent as ?token= (browsers cannot set headers). A function is asked again on each reconnect. */
+  token?: string | (() => string | Promise<string>)
+  /** Default timeout of request(), publish() and ping() (default 5000 ms). */
+  requestTimeoutMs?: number
+  /** Send a ping after this long without a frame from the server (default 5000 ms). */
+  heartbeatMs?: number
+  /** Drop the connection and reconnect after this long without a frame (default 3 × heartbeatMs). */
+  deadAfterMs?: number
+  /** Reconnect delays: exponential from minDelayMs to maxDelayMs, each drawn at random in its upper half. */
+  reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
+  /** A WebSocket implementation; default: the global one, else the `ws` package (Node 20). */
+  WebSocket?: SocketConstructor
+}
+
+type ClientEvents = {
+  open: () => void
+  close: (info: { code: number; reason: string }) => void
+  reconnecting: (info: { attempt: number; delayMs: number }) => void
+  error: (err: Error) => void
+}
+
+interface Pending {
+  resolve(frame: ServerFrame): void
+  reject(err: Error): void
+  timer: ReturnType<typeof setTimeout>
+  frame: Record<string, unknown>
+  /** Sent on the current connection (else it waits for the next one). */
+  sent: boolean
+}
+
+const OPEN = 1
+const SUBPROTOCOL: Record<Codec, string> = { msgpack: 'live.v1.msgpack', json: 'live.v1.json' }
+
+export class Subscription {
+  /** The last position seen per concrete topic: what a resubscribe asks to recover from. */
+  readonly positions = new Map<string, Position>()
+  /** Settles with the first ack (or the first refusal). */
+  readonly acked: Promise<void>
+  settle!: (err?: Error) => void
+  isAcked = false
+
+  constructor(
+    private readonly client: LiveClient,
+    readonly pattern: string,
+    readonly handler: (event: LiveEvent) => void,
+    readonly options: SubscribeOptions
+  ) {
+    this.acked = new Promise<void>((resolve, reject) => {
+      this.settle = (err) => {
+        if (this.isAcked) return
+        if (err === undefined) {
+          this.isAcked = true
+          resolve()
+        } else reject(err)
+      }
+    })
+  }
+
+  /** Stops delivery to this handler; the server subscription ends with the last handler of its pattern. */
+  unsubscribe(): Promise<void> {
+    return this.client.unsubscribe(this)
+  }
+
+  /** Delivers an event unless it was already seen; reports jumps. */
+  receive(event: LiveEvent): void {
+    const known = this.positions.get(event.topic)
+    if (known !== undefined && known.epoch === event.epoch) {
+      if (event.seq <= known.seq) return // a replay overlapping what was delivered
+      if (event.type === 'event' && event.seq !== known.seq + 1) {
+        this.options.onGap?.({ pattern: this.pattern, reason: 'seq-jump', topic: event.topic, expected: known.seq + 1, received: event.seq })
+      }
+    } else if (known !== undefined && event.type === 'event') {
+      this.options.onGap?.({ pattern: this.pattern, reason: 'epoch', topic: event.topic })
+    }
+    this.positions.set(event.topic, { epoch: event.epoch, seq: event.seq })
+    this.handler(event)
+  }
+
+  /** The subscribe frame: with `since` for every topic already seen, so a resubscribe recovers them. */
+  frame(): Record<string, unknown> {
+    const frame: Record<string, unknown> = { type: 'subscribe', topic: this.pattern }
+    if (this.options.snapshot === false) frame.snapshot = false
+    if (this.positions.size === 0) return frame
+    if (!isPattern(this.pattern)) frame.since = this.positions.get(this.pattern)
+    else frame.since = Object.fromEntries(this.positions)
+    return frame
+  }
+}
+
+export class LiveClient {
+  readonly codec: Codec
+  private socket: SocketLike | null = null
+  private readonly pending = new Map<FrameId, Pending>()
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly listeners: { [K in keyof ClientEvents]: ClientEvents[K][] } = { open: [], close: [], reconnecting: [], error: [] }
+  private nextId = 1
+  private attempt = 0
+  private closed = false
+  private lastFrameAt = 0
+  private pingedAt = 0
+  private watchdog: ReturnType<typeof setInterval> | null = null
+  private retry: ReturnType<typeof setTimeout> | null = null
+  private readonly encoder = new Encoder()
+  private readonly decoder = new Decoder()
+  private readonly opened: { promise: Promise<void>; resolve: () => void }
+
+  constructor(readonly options: ClientOptions) {
+    this.codec = options.codec ?? 'msgpack'
+    let resolve!: () => void
+    this.opened = { promise: new Promise<void>((r) => { resolve = r }), resolve }
+    void this.open()
+  }
+
+  /** Connects (and keeps reconnecting); resolves once the first connection is open. */
+  static async connect(options: ClientOptions): Promise<LiveClient> {
+    const client = new LiveClient(options)
+    await client.ready()
+    return client
+  }
+
+  /** Resolves when a connection is open (at once if one is). */
+  ready(): Promise<void> {
+    return this.opened.promise
+  }
+
+  get connected(): boolean {
+    return this.socket?.readyState === OPEN
+  }
+
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
+    this.listeners[event].push(listener)
+    return () => {
+      const list = this.listeners[event]
+      list.splice(list.indexOf(listener), 1)
+    }
+  }
+
+  /** Calls a request method (`time`, `topics`, `snapshot`, ...); rejects with the server's error code, or `timeout`. */
+  async request<T = unknown>(method: string, params?: unknown, timeoutMs?: number): Promise<T> {
+    const frame: Record<string, unknown> = { type: 'request', method }
+    if (params !== undefined) frame.params = params
+    return ((await this.call(frame, timeoutMs)) as ResponseFrame).result as T
+  }
+
+  /** Publishes one event; resolves with its seq and epoch once the server acked it. */
+  async publish(topic: string, data: unknown, timeoutMs?: number): Promise<Position> {
+    const ack = (await this.call({ type: 'publish', topic, data }, timeoutMs)) as AckFrame
+    return { seq: ack.seq!, epoch: ack.epoch! }
+  }
+
+  /** A latency probe: the round trip of a `request` carrying a timestamp, in ms. */
+  async probe(timeoutMs?: number): Promise<number> {
+    const start = performance.now()
+    await this.call({ type: 'request', timestamp: Date.now() }, timeoutMs)
+    return performance.now() - start
+  }
+
+  /**
+   * Calls `handler` with each event (and the snapshot) of topics matching `pattern`, across
+   * reconnects: it resubscribes with the last seq seen per topic and gets exactly what it missed,
+   * or `options.onGap` hears that it could not. Resolves once the server acknowledged (after the
+   * next connect when there is no connection now); rejects when the server refuses.
+   */
+  async subscribe<T = unknown>(pattern: string, handler: (event: LiveEvent<T>) => void, options: SubscribeOptions = {}): Promise<Subscription> {
+    const subscription = new Subscription(this, pattern, handler as (event: LiveEvent) => void, options)
+    this.subscriptions.add(subscription)
+    if (this.connected) this.resubscribe(subscription)
+    await subscription.acked
+    return subscription
+  }
+
+  private resubscribe(subscription: Subscription): void {
+    const again = subscription.isAcked
+    this.call(subscription.frame()).then((ack) => {
+      if (again && (ack as AckFrame).recovered === false) subscription.options.onGap?.({ pattern: subscription.pattern, reason: 'not-recovered' })
+      subscription.settle()
+    }, (err: LiveClientError) => {
+      if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
+      if (!subscription.isAcked) this.subscriptions.delete(subscription)
+      subscription.settle(err)
+      if (subscription.isAcked) this.emit('error', err)
+    })
+  }
+
+  async unsubscribe(subscription: Subscription): Promise<void> {
+    if (!this.subscriptions.delete(subscription)) return
+    const stillWanted = [...this.subscriptions].some((s) => s.pattern === subscription.pattern)
+    if (!stillWanted && this.connected) await this.call({ type: 'unsubscribe', topic: subscription.pattern })
+  }
+
+  /** Closes the connection for good: no reconnect; pending calls reject with `disconnected`. */
+  close(): void {
+    this.closed = true
+    if (this.retry !== null) clearTimeout(this.retry)
+    const socket = this.socket
+    this.dropSocket()
+    socket?.close(1000, 'client closed')
+    this.failPending('client closed')
+    for (const subscription of this.subscriptions) subscription.settle(new LiveClientError('disconnected', 'client closed'))
+  }
+
+  // ---- connection ----
+
+  private async open(): Promise<void> {
+    if (this.closed) return
+    let socket: SocketLike
+    try {
+      const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? await loadWs()
+      socket = new WebSocketImpl(await this.endpoint(), [SUBPROTOCOL[this.codec]])
+    } catch (err) {
+      this.emit('error', err as Error)
+      this.scheduleReconnect()
+      return
+    }
+    if (this.closed) return socket.close(1000, 'client closed')
+    socket.binaryType = 'arraybuffer'
+    this.socket = socket
+    socket.onopen = () => this.onOpen()
+    socket.onmessage = (ev) => this.onFrame(ev.data)
+    socket.onerror = () => this.emit('error', new LiveClientError('unavailable', `cannot reach ${this.options.url}`))
+    socket.onclose = (ev) => {
+      if (this.socket !== socket) return
+      this.dropSocket()
+      this.emit('close', { code: ev.code, reason: ev.reason })
+      this.scheduleReconnect()
+    }
+  }
+
+  private async endpoint(): Promise<string> {
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token
+    if (token === undefined) return this.options.url
+    const url = new URL(this.options.url)
+    url.searchParams.set('token', token)
+    return url.toString()
+  }
+
+  private onOpen(): void {
+    this.attempt = 0
+    this.lastFrameAt = Date.now()
+    this.pingedAt = 0
+    const heartbeat = this.options.heartbeatMs ?? 5000
+    this.watchdog = setInterval(() => this.checkAlive(heartbeat), Math.max(50, heartbeat / 2))
+    // Resubscribe first (with since), then whatever calls waited for this connection.
+    for (const subscription of this.subscriptions) this.resubscribe(subscription)
+    for (const [id, pending] of this.pending) if (!pending.sent) this.transmit(id, pending)
+    this.emit('open')
+    this.opened.resolve()
+  }
+
+  /** No frame for heartbeatMs: ping. None for deadAfterMs: the server or the path is gone; reconnect. */
+  private checkAlive(heartbeat: number): void {
+    const now = Date.now()
+    const silent = now - this.lastFrameAt
+    if (silent >= (this.options.deadAfterMs ?? 3 * heartbeat)) {
+      const socket = this.socket
+      this.dropSocket()
+      const ws = socket as SocketLike & { terminate?: () => void }
+      if (typeof ws?.terminate === 'function') ws.terminate()
+      else socket?.close(4000, 'no answer from server')
+      this.emit('close', { code: 1006, reason: `no frame from the server for ${silent} ms` })
+      this.scheduleReconnect()
+    } else if (silent >= heartbeat && now - this.pingedAt >= heartbeat) {
+      this.pingedAt = now
+      this.sendFrame({ type: 'ping' })
+    }
+  }
+
+  private dropSocket(): void {
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watchdog = null
+    const socket = this.socket
+    this.socket = null
+    if (socket !== null) {
+      socket.onmessage = null
+      socket.onclose = null
+      socket.onopen = null
+      socket.onerror = null
+    }
+    // Calls sent on the lost connection cannot be answered: a publish may or may not have landed.
+    for (const [id, pending] of this.pending) {
+      if (!pending.sent) continue
+      this.pending.delete(id)
+      clearTimeout(pending.timer)
+      pending.reject(new LiveClientError('disconnected', 'the connection closed before the answer'))
+    }
+  }
+
+  private scheduleReconnect(): void {
+    const reconnect = this.options.reconnect
+    if (this.closed || reconnect === false) return
+    const min = reconnect?.minDelayMs ?? 250
+    const max = reconnect?.maxDelayMs ?? 10_000
+    const ceiling = Math.min(max, min * 2 ** this.attempt++)
+    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
+    this.emit('reconnecting', { attempt: this.attempt, delayMs })
+    this.retry = setTimeout(() => {
+      this.retry = null
+      void this.open()
+    }, delayMs)
+  }
+
+  // ---- frames ----
+
+  private call(frame: Record<string, unknown>, timeoutMs = this.options.requestTimeoutMs ?? 5000): Promise<ServerFrame> {
+    if (this.closed) return Promise.reject(new LiveClientError('disconnected', 'the client is closed'))
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new LiveClientError('timeout', `no answer to ${String(frame.type)} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const pending: Pending = { resolve, reject, timer, frame: { ...frame, id }, sent: false }
+      this.pending.set(id, pending)
+      if (this.connected) this.transmit(id, pending)
+    })
+  }
+
+  private transmit(_id: FrameId, pending: Pending): void {
+    pending.sent = true
+    this.sendFrame(pending.frame)
+  }
+
+  private sendFrame(frame: Record<string, unknown>): void {
+    this.socket!.send(this.codec === 'msgpack' ? this.encoder.encode(frame) : JSON.stringify(frame))
+  }
+
+  private onFrame(data: unknown): void {
+    this.lastFrameAt = Date.now()
+    let frame: ServerFrame
+    try {
+      frame = (typeof data === 'string' ? JSON.parse(data) : this.decoder.decode(new Uint8Array(data as ArrayBuffer))) as ServerFrame
+    } catch (err) {
+      this.emit('error', new LiveClientError('bad_frame', `undecodable frame from the server: ${(err as Error).message}`))
+      return
+    }
+    if (frame.type === 'event' || frame.type === 'snapshot') return this.dispatch(frame as LiveEvent)
+    const reply = frame as Exclude<ServerFrame, LiveEvent>
+    const pending = reply.id === undefined ? undefined : this.pending.get(reply.id)
+    if (pending === undefined) {
+      if (reply.type === 'error') this.emit('error', new LiveClientError(reply.code, reply.message))
+      return
+    }
+    this.pending.delete(reply.id!)
+    clearTimeout(pending.timer)
+    if (reply.type === 'error') pending.reject(new LiveClientError(reply.code, reply.message))
+    else pending.resolve(reply)
+  }
+
+  private dispatch(event: LiveEvent): void {
+    for (const subscription of this.subscriptions) {
+      const pattern = subscription.pattern
+      if (pattern !== event.topic && !(isPattern(pattern) && matches(pattern, event.topic))) continue
+      try {
+        subscription.receive(event)
+      } catch (err) {
+        this.emit('error', err as Error)
+      }
+    }
+  }
+
+  private failPending(reason: string): void {
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer)
+      pending.reject(new LiveClientError('disconnected', reason))
+    }
+    this.pending.clear()
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, ...args: Parameters<ClientEvents[K]>): void {
+    for (const listener of [...this.listeners[event]]) (listener as (...a: unknown[]) => void)(...args)
+  }
+}
+
+/** Node 20 has no global WebSocket: the `ws` package stands in (never loaded in a browser). */
+async function loadWs(): Promise<SocketConstructor> {
+  const module = 'ws'
+  return ((await import(module)) as { WebSocket: SocketConstructor }).WebSocket
+}

@@ -1,0 +1,29 @@
+// GET /dashboard: a live page of opportunities, tick rates, connections and latency, built from
+// static assets and the client SDK running in the browser (the compiled dist/client, with
+// @msgpack/msgpack's ES modules through an import map: no bundler).
+import fp from 'fastify-plugin'
+import fastifyStatic from '@fastify/static'
+import type { FastifyPluginAsync } from 'fastify'
+import { existsSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ErrorCode } from '../core/protocol.ts'
+import { sendError } from '../routes/errors.ts'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const sdk = `${root}dist/client/`
+const msgpack = dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack')))
+
+const dashboard: FastifyPluginAsync = async (app) => {
+  await app.register(fastifyStatic, { root: `${root}public/dashboard/`, prefix: '/dashboard/', redirect: true, index: 'index.html' })
+  await app.register(fastifyStatic, { root: msgpack, prefix: '/dashboard/vendor/msgpack/', decorateReply: false })
+  if (existsSync(`${sdk}index.js`)) {
+    await app.register(fastifyStatic, { root: sdk, prefix: '/dashboard/sdk/', decorateReply: false })
+  } else {
+    // Running from source without a build (tsx): say so instead of a page that silently fails.
+    app.get('/dashboard/sdk/*', async (_request, reply) =>
+      sendError(reply, 503, ErrorCode.unavailable, 'the dashboard needs the compiled client SDK: run npm run build'))
+  }
+}
+
+export default fp(dashboard, { name: 'live-dashboard', fastify: '5.x', dependencies: ['live'] })

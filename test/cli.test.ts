@@ -1,0 +1,66 @@
+// The realtime CLI as a user runs it, against a real server.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { root, startServer, until } from './helper.ts'
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c) => { stdout += c })
+  child.stderr.on('data', (c) => { stderr += c })
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stdout, stderr })))
+  return { child, done, stdout: () => stdout }
+}
+
+t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
+  const { app, url } = await startServer(t)
+  const endpoint = `${url}/ws/live`
+  await app.live.publish('px.a', { v: 0 })
+
+  const json = cli(['sub', 'px.*', '--json', '--count', '3', '--url', endpoint])
+  const readable = cli(['sub', 'px.a', '--count', '2', '--codec', 'json'], { REALTIME_URL: endpoint })
+  await until(() => app.live.hub.stats.subscriptions === 2, 'both subscribed')
+
+  const published = await cli(['pub', 'px.a', '{"v":1}', '--url', endpoint]).done
+  t.equal(published.code, 0, published.stderr)
+  t.match(published.stdout, /^px\.a #2 \(epoch [0-9a-f]+\)\n$/)
+  t.equal((await cli(['pub', 'px.b', '{"v":2}', '--json', '--url', endpoint]).done).code, 0)
+
+  const lines = (await json.done).stdout.trim().split('\n').map((l) => JSON.parse(l))
+  t.match(lines, [
+    { type: 'snapshot', topic: 'px.a', seq: 1, data: { v: 0 } },
+    { type: 'event', topic: 'px.a', seq: 2, data: { v: 1 } },
+    { type: 'event', topic: 'px.b', seq: 1, data: { v: 2 } }
+  ])
+  const text = (await readable.done).stdout.trim().split('\n')
+  t.match(text[0], /^\d\d:\d\d:\d\d\.\d{3} px\.a #1 \(snapshot\) \{"v":0\}$/)
+  t.match(text[1], /^\d\d:\d\d:\d\d\.\d{3} px\.a #2 \{"v":1\}$/)
+
+  const probes = await cli(['ping', '--count', '20', '--interval', '0', '--url', endpoint]).done
+  t.equal(probes.code, 0, probes.stderr)
+  t.match(probes.stdout, /^20 probes to ws:\/\/127\.0\.0\.1:\d+\/ws\/live: p50 \d+\.\d{3} ms, p90 \d+\.\d{3} ms, p99 \d+\.\d{3} ms, max \d+\.\d{3} ms\n$/)
+  const asJson = JSON.parse((await cli(['ping', '--count', '5', '--json', '--url', endpoint]).done).stdout)
+  t.equal(asJson.probes, 5)
+  t.ok(asJson.p50 <= asJson.p99 && asJson.p99 <= asJson.max, 'percentiles are ordered')
+})
+
+t.test('errors: usage is exit 2, a refused publish exit 1 with its code', async (t) => {
+  const { url } = await startServer(t)
+  const endpoint = `${url}/ws/live`
+  const none = await cli([]).done
+  t.equal(none.code, 2)
+  t.match(none.stderr, /^realtime: no command\n\nusage: realtime <command>/)
+  t.match(await cli(['frobnicate']).done, { code: 2, stderr: /unknown command "frobnicate"/ })
+  t.match(await cli(['pub', 'px.a', '{nope', '--url', endpoint]).done, { code: 2, stderr: /data is not JSON: \{nope/ })
+  t.match(await cli(['ping', '--count', 'many']).done, { code: 2, stderr: /--count must be a non-negative integer, got "many"/ })
+  t.match(await cli(['pub', 'px.*', '{}', '--url', endpoint]).done, { code: 1, stderr: /^realtime: bad_request: .*wildcard/ })
+  t.match(await cli(['--help']).done, { code: 0, stdout: /sub <pattern>/ })
+})
+
+t.test('bench passes its workloads to the benchmark, which refuses unknown ones', async (t) => {
+  const run = await cli(['bench', 'nonsense']).done
+  t.equal(run.code, 2)
+  t.match(run.stderr, /BENCH_ONLY: unknown workload nonsense; expected some of probe, fanout, idle, memory, hooks, arbitrage, backplane/)
+})

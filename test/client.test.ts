@@ -1,0 +1,167 @@
+// The client SDK against the real server: requests, publish, subscriptions that survive reconnects
+// and restarts (recovering with `since`, or reporting that they could not), dead-server detection.
+import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import { encode } from '@msgpack/msgpack'
+import { LiveClient, type Gap, type LiveEvent } from '../src/client/index.ts'
+import { buildApp } from '../src/app.ts'
+import type { Config } from '../src/config.ts'
+import { startServer, until } from './helper.ts'
+import { redisUnavailable, startRedis } from './redis-helper.ts'
+
+type Teardown = { teardown(fn: () => unknown): void }
+
+/** A server on a fixed port, so it can be stopped and started again where clients expect it. */
+async function serverOn(port: number, overrides: Partial<Config> = {}) {
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, ...overrides })
+  await app.listen({ port, host: '127.0.0.1' })
+  return app
+}
+
+function connect(t: Teardown, url: string, options: Partial<ConstructorParameters<typeof LiveClient>[0]> = {}) {
+  const client = new LiveClient({ url: `${url}/ws/live`, reconnect: { minDelayMs: 20, maxDelayMs: 200 }, ...options })
+  t.teardown(() => client.close())
+  return client
+}
+
+/** A bare WebSocket server standing in for ours, to misbehave on purpose. */
+async function fakeServer(t: Teardown) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (offered) => [...offered][0] ?? false })
+  t.teardown(() => new Promise((r) => wss.close(r)))
+  await new Promise((r) => wss.once('listening', r))
+  return wss
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+for (const codec of ['msgpack', 'json'] as const) {
+  t.test(`requests, publish and a wildcard subscription (${codec})`, async (t) => {
+    const { url, app } = await startServer(t)
+    app.liveHooks.method({ name: 'slow', budgetMs: 5000, handler: () => new Promise((r) => setTimeout(() => r('late'), 300)) })
+    const client = connect(t, url, { codec })
+    await client.ready()
+    t.ok(client.connected)
+    const { serverTime } = await client.request<{ serverTime: number }>('time')
+    t.ok(Math.abs(serverTime - Date.now()) < 5000, 'time')
+    await t.rejects(client.request('nope'), { name: 'LiveClientError', code: 'not_found' })
+    await t.rejects(client.request('slow', undefined, 50), { code: 'timeout', message: 'no answer to request within 50 ms' })
+    t.ok((await client.probe()) >= 0, 'probe round trip')
+
+    await app.live.publish('px.a', { v: 0 })
+    const events: LiveEvent<{ v: number }>[] = []
+    await client.subscribe<{ v: number }>('px.*', (e) => events.push(e))
+    t.same(await client.publish('px.b', { v: 1 }), { seq: 1, epoch: (await app.live.hub.bus.last('px.b'))!.epoch })
+    await client.publish('px.a', { v: 2 })
+    await until(() => events.length === 3, 'snapshot and two events')
+    t.same(events.map((e) => [e.type, e.topic, e.seq, e.data.v]), [['snapshot', 'px.a', 1, 0], ['event', 'px.b', 1, 1], ['event', 'px.a', 2, 2]])
+    await t.rejects(client.publish('px.*', {}), { code: 'bad_request' })
+    await t.rejects(client.subscribe('a..b', () => {}), { code: 'bad_request' }, 'a refused subscribe rejects')
+  })
+}
+
+t.test('connections cut mid-stream: the subscriber resubscribes with since and misses nothing', async (t) => {
+  const { url, app } = await startServer(t)
+  const client = connect(t, url)
+  const seen: number[] = []
+  const gaps: Gap[] = []
+  let reconnects = 0
+  client.on('reconnecting', () => { reconnects++ })
+  await client.subscribe('feed.>', (e) => seen.push(e.seq), { onGap: (g) => gaps.push(g) })
+  for (let i = 1; i <= 2000; i++) {
+    await app.live.publish('feed.x', { i })
+    if (i % 500 === 0) {
+      await until(() => app.live.connections === 1, 'connected')
+      for (const connection of app.live.hub.connections) connection.socket.terminate()
+    }
+    if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1))
+  }
+  await until(() => seen.length >= 2000, 'every event delivered', 20_000)
+  t.equal(reconnects, 4, 'reconnected after each cut')
+  t.same(seen, range(1, 2000), 'every seq once, in order')
+  t.same(gaps, [], 'no gap to report')
+})
+
+t.test('server restart (in-memory bus): the client reconnects and is told it did not recover', async (t) => {
+  const first = await serverOn(0)
+  const port = (first.server.address() as AddressInfo).port
+  const client = connect(t, `ws://127.0.0.1:${port}`)
+  const events: LiveEvent[] = []
+  const gaps: Gap[] = []
+  await client.subscribe('px.a', (e) => events.push(e), { onGap: (g) => gaps.push(g) })
+  for (let i = 1; i <= 5; i++) await first.live.publish('px.a', { i })
+  await until(() => events.length === 5, 'five events')
+  await first.close()
+
+  const second = await serverOn(port)
+  t.teardown(() => second.close())
+  await second.live.publish('px.a', { i: 'after' })
+  await until(() => gaps.length === 1, 'the client reports the lost history')
+  t.same(gaps, [{ pattern: 'px.a', reason: 'not-recovered' }])
+  await until(() => events.length === 6, 'the snapshot of the new epoch')
+  t.match(events[5], { type: 'snapshot', seq: 1, data: { i: 'after' } })
+  t.not(events[5].epoch, events[0].epoch, 'a new epoch')
+  await second.live.publish('px.a', { i: 'live' })
+  await until(() => events.length === 7, 'live again')
+  t.match(events[6], { type: 'event', seq: 2 })
+})
+
+const noRedis = redisUnavailable()
+t.test('server restart on a Redis backplane: the client recovers exactly what was published meanwhile', { skip: noRedis ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const config = { bus: 'redis' as const, redisUrl: redis.url }
+  const node = await serverOn(0, config)
+  const port = (node.server.address() as AddressInfo).port
+  await until(() => node.live.ready, 'node ready')
+  const other = await startServer(t, config) // publishes while the first node is down
+  await until(() => other.app.live.ready, 'other node ready')
+  const client = connect(t, `ws://127.0.0.1:${port}`)
+  const seen: number[] = []
+  const gaps: Gap[] = []
+  await client.subscribe('ticker.>', (e) => seen.push(e.seq), { onGap: (g) => gaps.push(g) })
+  for (let i = 1; i <= 100; i++) await other.app.live.publish('ticker.x.BTC', { i })
+  await until(() => seen.length === 100, 'first hundred')
+  await node.close()
+  for (let i = 101; i <= 200; i++) await other.app.live.publish('ticker.x.BTC', { i })
+  const restarted = await serverOn(port, config)
+  t.teardown(() => restarted.close())
+  for (let i = 201; i <= 300; i++) {
+    await other.app.live.publish('ticker.x.BTC', { i })
+    if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5))
+  }
+  await until(() => seen.length >= 300, 'all 300 events', 20_000)
+  t.same(seen, range(1, 300), 'recovered across the restart: every seq once, in order')
+  t.same(gaps, [])
+})
+
+t.test('a server that stops answering is detected and left', async (t) => {
+  const wss = await fakeServer(t)
+  let connections = 0
+  wss.on('connection', () => { connections++ }) // accepts, then never sends a frame
+  const port = (wss.address() as AddressInfo).port
+  const client = connect(t, `ws://127.0.0.1:${port}`, { heartbeatMs: 50, deadAfterMs: 200 })
+  const closes: { code: number; reason: string }[] = []
+  client.on('close', (info) => closes.push(info))
+  await client.ready()
+  const call = client.request('time', undefined, 10_000)
+  await t.rejects(call, { code: 'disconnected' }, 'calls on the dead connection fail rather than hang')
+  t.match(closes[0], { code: 1006, reason: /no frame from the server for \d+ ms/ })
+  await until(() => connections >= 2, 'it connects again')
+})
+
+t.test('a seq jump in the live stream is reported, duplicates are dropped', async (t) => {
+  // A stand-in server that acks the subscribe and then sends seqs 1, 2, 2, 5, 6.
+  const wss = await fakeServer(t)
+  wss.on('connection', (socket) => socket.once('message', () => {
+    socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
+    for (const seq of [1, 2, 2, 5, 6]) socket.send(encode({ type: 'event', topic: 'q.a', seq, epoch: 'e1', ts: 0, data: null }))
+  }))
+  const port = (wss.address() as AddressInfo).port
+  const client = connect(t, `ws://127.0.0.1:${port}`)
+  const seen: number[] = []
+  const gaps: Gap[] = []
+  await client.subscribe('q.a', (e) => seen.push(e.seq), { onGap: (g) => gaps.push(g) })
+  await until(() => seen.length === 4, 'events')
+  t.same(seen, [1, 2, 5, 6])
+  t.same(gaps, [{ pattern: 'q.a', reason: 'seq-jump', topic: 'q.a', expected: 3, received: 5 }])
+})

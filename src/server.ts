@@ -2,6 +2,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
+import pm2Metrics from './plugins/pm2-metrics.ts'
 
 let config: Config
 try {
@@ -22,6 +23,9 @@ const app = await buildApp(config, {
   process.stderr.write(`Cannot start: ${err.message}\n`)
   process.exit(1)
 })
+
+// Under PM2 (it sets pm_id): connections, message rates and latency in `pm2 monit` and `pm2 show`.
+if (process.env.pm_id !== undefined) await app.register(pm2Metrics)
 
 // PM2 sends SIGINT and kills after kill_timeout: the grace delay stays below it (pm2.config.json).
 closeWithGrace({ delay: config.shutdownGrace, logger: app.log }, async ({ signal, err }) => {

@@ -1,18 +1,8 @@
 // The realtime CLI as a user runs it, against a real server.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { root, startServer, until } from './helper.ts'
+import { spawnClean, startServer, until } from './helper.ts'
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...process.env, ...env } })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c) => { stdout += c })
-  child.stderr.on('data', (c) => { stderr += c })
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('exit', (code) => resolve({ code, stdout, stderr })))
-  return { child, done, stdout: () => stdout }
-}
+const cli = (args: string[], env: Record<string, string> = {}) => spawnClean(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], env)
 
 t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
   const { app, url } = await startServer(t)

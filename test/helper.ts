@@ -1,5 +1,5 @@
 // Test helpers: a live server on an ephemeral port and a `ws` client that decodes frames in its codec.
-import type { AddressInfo } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -193,4 +193,27 @@ export async function scrape(http: string): Promise<Map<string, number>> {
     out.set(line.slice(0, at), Number(line.slice(at + 1)))
   }
   return out
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/**
+ * Spawns a command without tap's coverage loader (NODE_OPTIONS), which would follow it into the
+ * processes it starts (npm, tsc, PM2's daemon) and break them.
+ */
+export function spawnClean(command: string, args: string[], env: Record<string, string | undefined> = {}) {
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', command, ...args], { cwd: root, env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (c) => { stdout += c })
+  child.stderr!.on('data', (c) => { stderr += c })
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stdout, stderr })))
+  return { child, done }
 }

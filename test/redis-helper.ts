@@ -1,11 +1,10 @@
 // Real redis-server processes on ephemeral ports, which tests can kill and restart.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { sleep } from './helper.ts'
+import { freePort, sleep } from './helper.ts'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -17,14 +16,6 @@ export function redisUnavailable(): string | null {
   const reason = 'needs redis-server (Debian package redis-server)'
   if (process.env.REQUIRE_REDIS === '1') throw new Error(`REQUIRE_REDIS=1 but the tests cannot run: ${reason}`)
   return reason
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 export interface TestRedis {

@@ -292,6 +292,10 @@ export class LiveClient {
     if (this.closed) return socket.close(1000, 'client closed')
     socket.binaryType = 'arraybuffer'
     this.socket = socket
+    // The watchdog also bounds the handshake: a server that accepts TCP but never answers the upgrade.
+    this.lastFrameAt = Date.now()
+    const heartbeat = this.options.heartbeatMs ?? 5000
+    this.watchdog = setInterval(() => this.checkAlive(heartbeat), Math.max(50, heartbeat / 2))
     socket.onopen = () => this.onOpen()
     socket.onmessage = (ev) => this.onFrame(ev.data)
     socket.onerror = () => this.emit('error', new LiveClientError('unavailable', `cannot reach ${this.options.url}`))
@@ -315,8 +319,6 @@ export class LiveClient {
     this.attempt = 0
     this.lastFrameAt = Date.now()
     this.pingedAt = 0
-    const heartbeat = this.options.heartbeatMs ?? 5000
-    this.watchdog = setInterval(() => this.checkAlive(heartbeat), Math.max(50, heartbeat / 2))
     // Resubscribe first (with since), then whatever calls waited for this connection.
     for (const subscription of this.subscriptions) this.resubscribe(subscription)
     for (const [id, pending] of this.pending) if (!pending.sent) this.transmit(id, pending)
@@ -324,19 +326,20 @@ export class LiveClient {
     this.opened.resolve()
   }
 
-  /** No frame for heartbeatMs: ping. None for deadAfterMs: the server or the path is gone; reconnect. */
+  /** No frame for heartbeatMs: ping. None (or no handshake) for deadAfterMs: the server or the path is gone; reconnect. */
   private checkAlive(heartbeat: number): void {
     const now = Date.now()
     const silent = now - this.lastFrameAt
     if (silent >= (this.options.deadAfterMs ?? 3 * heartbeat)) {
       const socket = this.socket
+      const what = this.connected ? 'no frame from the server' : 'no answer to the upgrade'
       this.dropSocket()
       const ws = socket as SocketLike & { terminate?: () => void }
       if (typeof ws?.terminate === 'function') ws.terminate()
-      else socket?.close(4000, 'no answer from server')
-      this.emit('close', { code: 1006, reason: `no frame from the server for ${silent} ms` })
+      else socket?.close(4000, what)
+      this.emit('close', { code: 1006, reason: `${what} for ${silent} ms` })
       this.scheduleReconnect()
-    } else if (silent >= heartbeat && now - this.pingedAt >= heartbeat) {
+    } else if (this.connected && silent >= heartbeat && now - this.pingedAt >= heartbeat) {
       this.pingedAt = now
       this.sendFrame({ type: 'ping' })
     }
@@ -351,7 +354,7 @@ export class LiveClient {
       socket.onmessage = null
       socket.onclose = null
       socket.onopen = null
-      socket.onerror = null
+      socket.onerror = ignore // ws reports an aborted handshake as an error event
     }
     // Calls sent on the lost connection cannot be answered: a publish may or may not have landed.
     for (const [id, pending] of this.pending) {
@@ -447,6 +450,8 @@ export class LiveClient {
     for (const listener of [...this.listeners[event]]) (listener as (...a: unknown[]) => void)(...args)
   }
 }
+
+const ignore = () => {}
 
 /** Node 20 has no global WebSocket: the `ws` package stands in (never loaded in a browser). */
 async function loadWs(): Promise<SocketConstructor> {

@@ -12,10 +12,13 @@ import { sendError } from '../routes/errors.ts'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const sdk = `${root}dist/client/`
-const msgpack = dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack')))
+// Its ES modules (package.json "module"; "main" is CommonJS, which browsers cannot load).
+const msgpack = `${dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack/package.json')))}/dist.esm/`
 
 const dashboard: FastifyPluginAsync = async (app) => {
-  await app.register(fastifyStatic, { root: `${root}public/dashboard/`, prefix: '/dashboard/', redirect: true, index: 'index.html' })
+  await app.register(fastifyStatic, { root: `${root}public/dashboard/`, prefix: '/dashboard/', index: 'index.html' })
+  // The page's relative URLs need the trailing slash.
+  app.get('/dashboard', async (_request, reply) => reply.redirect('/dashboard/'))
   await app.register(fastifyStatic, { root: msgpack, prefix: '/dashboard/vendor/msgpack/', decorateReply: false })
   if (existsSync(`${sdk}index.js`)) {
     await app.register(fastifyStatic, { root: sdk, prefix: '/dashboard/sdk/', decorateReply: false })

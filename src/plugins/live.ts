@@ -21,7 +21,7 @@ export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
   bus?: Config['bus'] | Bus
   /** Paths that upgrade to the live socket. Drop '/' when the host app serves GET / itself. */
   paths?: string[]
-  /** Where a plain browser GET of those paths is sent (the dashboard); default: 426 Upgrade Required. */
+  /** Where a plain browser GET of `/` is sent (the dashboard); default, and for other paths: 426 Upgrade Required. */
   httpRedirect?: string
 }
 

@@ -22,7 +22,7 @@ export interface LiveRouteOptions {
   useMsgpack: boolean
   /** Origins browsers may connect from; empty: any. */
   allowedOrigins: string[]
-  /** Where a plain GET (a browser, not an upgrade) of a live path is redirected; else 426 Upgrade Required. */
+  /** Where a plain GET of `/` (a browser, not an upgrade) is redirected; other plain GETs get 426 Upgrade Required. */
   httpRedirect?: string
 }
 
@@ -50,7 +50,7 @@ const liveRoute: FastifyPluginAsync<LiveRouteOptions> = async (app, { hub, paths
         authenticate(hub, request)
       },
       handler: (_request, reply) => {
-        if (httpRedirect !== undefined) return reply.redirect(httpRedirect)
+        if (url === '/' && httpRedirect !== undefined) return reply.redirect(httpRedirect)
         return sendError(reply.header('upgrade', 'websocket'), 426, ErrorCode.badRequest, 'this path is a WebSocket endpoint: connect with an upgrade')
       },
       wsHandler: (socket, request) => {

@@ -1,0 +1,78 @@
+// The dashboard in headless Chromium against a server running the synthetic feed: opportunity
+// rows and live figures appear. The screenshot is kept in test-artifacts/ (not committed).
+import t from 'tap'
+import { existsSync, mkdirSync } from 'node:fs'
+import { chromium, type Browser } from 'playwright-core'
+import { root, startServer } from './helper.ts'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const skip = existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium chromium-driver)`
+if (skip !== null) {
+  if (process.env.REQUIRE_CHROMIUM === '1') t.fail(`REQUIRE_CHROMIUM=1 but ${skip}`)
+  else t.comment(`dashboard tests skipped: ${skip}`)
+}
+
+// The page loads the compiled SDK: npm test builds dist/ first (pretest).
+if (skip === null && !existsSync(`${root}dist/client/index.js`)) t.fail('dist/client/index.js is missing: run npm test, which builds it first')
+
+async function launch(t: { teardown(fn: () => unknown): void }): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-extensions', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+t.test('live opportunities, tick rates, connections and latency appear', { skip: skip ?? false, timeout: 90_000 }, async (t) => {
+  const { http } = await startServer(t, { arbitrage: true, demoFeed: true, demoFeedRate: 2000, demoFeedSeed: 7 })
+  const browser = await launch(t)
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()) })
+
+  await page.goto(`${http}/`) // a plain GET of / lands on the dashboard
+  t.match(page.url(), /\/dashboard\/$/)
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
+
+  await page.waitForSelector('#opportunities tbody tr', { timeout: 45_000 })
+  const first = await page.$$eval('#opportunities tbody tr:first-child td', (tds) => tds.map((td) => td.textContent ?? ''))
+  t.match(first[0], /^[A-Z]+-[A-Z]+$/, 'a symbol')
+  t.match(first[1], /^(open|update|closed)$/, 'a status')
+  t.match(first[2], /^\w+ @ \d+(\.\d+)?$/, 'where to buy')
+  t.match(first[3], /^\w+ @ \d+(\.\d+)?$/, 'where to sell')
+  t.ok(Number(first[5]) > 0, `a positive net spread: ${first[5]} bps`)
+  t.match(first[7], /^\d\.\d{3}$/, 'the model score')
+
+  // Live figures: after a few render cycles every one holds a number.
+  await page.waitForFunction(() => Number(document.getElementById('tick-rate')?.textContent?.replace(/,/g, '')) > 0, undefined, { timeout: 15_000 })
+  await page.waitForFunction(() => /^\d+\.\d\d \/ \d+\.\d\d$/.test(document.getElementById('latency')?.textContent ?? ''), undefined, { timeout: 15_000 })
+  await page.waitForFunction(() => Number(document.getElementById('delivery-rate')?.textContent?.replace(/,/g, '')) > 0, undefined, { timeout: 15_000 })
+  t.ok(Number(await page.textContent('#connections')) >= 1, 'connections from /metrics')
+  const exchanges = await page.$$eval('#ticks tbody tr', (trs) => trs.map((tr) => [tr.children[0].textContent, Number(tr.children[1].textContent)]))
+  t.ok(exchanges.length >= 3, `tick rates for ${exchanges.length} exchanges`)
+
+  mkdirSync(`${root}test-artifacts`, { recursive: true })
+  await page.screenshot({ path: `${root}test-artifacts/dashboard.png`, fullPage: true })
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('the page shows the connection dropping and coming back', { skip: skip ?? false, timeout: 60_000 }, async (t) => {
+  const { http, app } = await startServer(t)
+  const browser = await launch(t)
+  const page = await browser.newPage()
+  await page.goto(`${http}/dashboard`)
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
+  await page.evaluate(() => {
+    const status = document.getElementById('status')!
+    const seen: string[] = ((window as any).statuses = [])
+    new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true })
+  })
+  for (const connection of app.live.hub.connections) connection.socket.terminate()
+  await page.waitForFunction(() => {
+    const seen: string[] = (window as any).statuses
+    return seen.includes('reconnecting…') && seen[seen.length - 1] === 'live'
+  }, undefined, { timeout: 15_000 })
+  t.equal(app.live.connections, 1, 'the page reconnected')
+})

@@ -2,6 +2,7 @@
 export { default, type LiveOptions, type LiveApi } from './plugins/live.ts'
 export { default as healthRoutes } from './routes/health.ts'
 export { default as liveHooks } from './plugins/hooks.ts'
+export { default as metrics } from './plugins/metrics.ts'
 export { DROP } from './hooks/registry.ts'
 export { buildApp } from './app.ts'
 export { loadConfig, ConfigError, type Config } from './config.ts'

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { encode } from '@msgpack/msgpack'
 import type { AddressInfo } from 'node:net'
-import live, { ConfigError } from '../src/index.ts'
+import live, { ConfigError, metrics } from '../src/index.ts'
 import { TestClient } from './helper.ts'
 
 async function listen(app: ReturnType<typeof Fastify>) {
@@ -55,4 +55,18 @@ t.test('app.close() closes live sockets with 1001', async (t) => {
   await c.request({ type: 'ping' })
   await app.close()
   t.equal((await c.closed).code, 1001)
+})
+
+t.test('two host apps in one process, each with its own /metrics', async (t) => {
+  const apps = [Fastify(), Fastify()]
+  for (const app of apps) {
+    t.teardown(() => app.close())
+    await app.register(live, { paths: ['/ws/live'], heartbeatInterval: 0 })
+    await app.register(metrics)
+  }
+  await apps[0].live.publish('a.b', 1)
+  const texts = await Promise.all(apps.map(async (app) => (await app.inject('/metrics')).body))
+  t.match(texts[0], /^realtime_topics 1$/m)
+  t.match(texts[1], /^realtime_topics 0$/m, 'each app counts its own')
+  for (const text of texts) t.match(text, /^process_cpu_user_seconds_total /m, 'process metrics in both')
 })

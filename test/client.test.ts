@@ -182,3 +182,16 @@ t.test('an upgrade that is never answered is given up and retried', async (t) =>
   t.match(closes[0], { code: 1006, reason: /^no answer to the upgrade for \d+ ms$/ })
   t.notOk(client.connected)
 })
+
+t.test('closing from the handler of the first snapshot: the subscribe still resolves', async (t) => {
+  const { url, app } = await startServer(t)
+  await app.live.publish('px.a', 1)
+  await app.live.publish('px.b', 2)
+  const client = connect(t, url)
+  await client.ready()
+  let got = 0
+  // ack and both snapshots arrive in one read: the handler runs before the ack's promise settles.
+  const subscription = await client.subscribe('px.*', () => { if (++got === 1) client.close() })
+  t.equal(subscription.pattern, 'px.*')
+  await t.rejects(client.subscribe('px.c', () => {}), { code: 'disconnected' }, 'a closed client refuses new subscriptions')
+})

@@ -115,6 +115,8 @@ export class Subscription {
   readonly acked: Promise<void>
   settle!: (err?: Error) => void
   isAcked = false
+  /** A subscribe frame for it awaits its answer. */
+  inFlight = false
 
   constructor(
     private readonly client: LiveClient,
@@ -239,6 +241,7 @@ export class LiveClient {
    * next connect when there is no connection now); rejects when the server refuses.
    */
   async subscribe<T = unknown>(pattern: string, handler: (event: LiveEvent<T>) => void, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.closed) throw new LiveClientError('disconnected', 'the client is closed')
     const subscription = new Subscription(this, pattern, handler as (event: LiveEvent) => void, options)
     this.subscriptions.add(subscription)
     if (this.connected) this.resubscribe(subscription)
@@ -248,10 +251,13 @@ export class LiveClient {
 
   private resubscribe(subscription: Subscription): void {
     const again = subscription.isAcked
+    subscription.inFlight = true
     this.call(subscription.frame()).then((ack) => {
+      subscription.inFlight = false
       if (again && (ack as AckFrame).recovered === false) subscription.options.onGap?.({ pattern: subscription.pattern, reason: 'not-recovered' })
       subscription.settle()
     }, (err: LiveClientError) => {
+      subscription.inFlight = false
       if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
       if (!subscription.isAcked) this.subscriptions.delete(subscription)
       subscription.settle(err)
@@ -273,7 +279,10 @@ export class LiveClient {
     this.dropSocket()
     socket?.close(1000, 'client closed')
     this.failPending('client closed')
-    for (const subscription of this.subscriptions) subscription.settle(new LiveClientError('disconnected', 'client closed'))
+    // Those waiting for a connection; those in flight settle with their call (rejected, or acked just now).
+    for (const subscription of this.subscriptions) {
+      if (!subscription.inFlight) subscription.settle(new LiveClientError('disconnected', 'client closed'))
+    }
   }
 
   // ---- connection ----

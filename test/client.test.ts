@@ -195,3 +195,10 @@ t.test('closing from the handler of the first snapshot: the subscribe still reso
   t.equal(subscription.pattern, 'px.*')
   await t.rejects(client.subscribe('px.c', () => {}), { code: 'disconnected' }, 'a closed client refuses new subscriptions')
 })
+
+t.test('the package exports the SDK as realtime/client (the compiled one: npm test builds it)', async (t) => {
+  const sdk = await import('realtime/client')
+  t.type(sdk.LiveClient, 'function')
+  t.type(sdk.LiveClientError, 'function')
+  t.match(import.meta.resolve('realtime/client'), /\/dist\/client\/index\.js$/)
+})

@@ -3,8 +3,8 @@
 import t from 'tap'
 import { createServer, type AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
-import { encode } from '@msgpack/msgpack'
-import { LiveClient, type Gap, type LiveEvent } from '../src/client/index.ts'
+import { decode, encode } from '@msgpack/msgpack'
+import { LiveClient, LiveClientError, type Gap, type LiveEvent } from '../src/client/index.ts'
 import { buildApp } from '../src/app.ts'
 import type { Config } from '../src/config.ts'
 import { startServer, until } from './helper.ts'
@@ -132,7 +132,10 @@ t.test('server restart on a Redis backplane: the client recovers exactly what wa
     await other.app.live.publish('ticker.x.BTC', { i })
     if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5))
   }
-  await until(() => seen.length >= 300, 'all 300 events', 20_000)
+  await until(() => seen.length >= 300, 'all 300 events', 20_000).catch((err) => {
+    t.comment({ seen: seen.length, last: seen.at(-1), gaps, connected: client.connected, restartedConnections: restarted.live.connections })
+    throw err
+  })
   t.same(seen, range(1, 300), 'recovered across the restart: every seq once, in order')
   t.same(gaps, [])
 })
@@ -201,4 +204,52 @@ t.test('the package exports the SDK as realtime/client (the compiled one: npm te
   t.type(sdk.LiveClient, 'function')
   t.type(sdk.LiveClientError, 'function')
   t.match(import.meta.resolve('realtime/client'), /\/dist\/client\/index\.js$/)
+})
+
+t.test('a token goes as ?token=; a function is asked again on each reconnect', async (t) => {
+  const good = 'k'.repeat(24)
+  const { url, app } = await startServer(t, { auth: 'required', apiKeys: `${good}=subscribe:px.> publish:px.>` })
+  const asked: string[] = []
+  const tokens = ['wrong-token-wrong-token', good]
+  const client = connect(t, url, { token: () => { const token = tokens[Math.min(asked.length, 1)]; asked.push(token); return token } })
+  const errors: string[] = []
+  client.on('error', (err) => errors.push(err.message))
+  await client.ready() // the first attempt is refused with 401, the second gets in
+  t.same(asked, tokens)
+  t.ok(errors.length >= 1, 'the refused attempt is reported')
+  t.same(await client.publish('px.a', 1), { seq: 1, epoch: (await app.live.hub.bus.last('px.a'))!.epoch })
+  await t.rejects(client.publish('other', 1), { code: 'forbidden' }, 'grants are the token\'s')
+})
+
+t.test('a resubscribe refused for a while (unavailable) is retried; one refused for good ends with an error', async (t) => {
+  // Connection 1 takes both subscriptions; on connection 2, q.a is refused twice as unavailable
+  // and then taken, q.b is forbidden.
+  const wss = await fakeServer(t)
+  let connection = 0
+  let refusedA = 0
+  wss.on('connection', (socket) => {
+    connection++
+    socket.on('message', (data: Buffer) => {
+      const frame = decode(data) as { type: string; id: number; topic: string }
+      if (frame.type !== 'subscribe') return
+      const refuse = (code: string) => socket.send(encode({ type: 'error', id: frame.id, code, message: code }))
+      if (connection === 1) return socket.send(encode({ type: 'ack', id: frame.id, topics: [frame.topic] }))
+      if (frame.topic === 'q.b') return refuse('forbidden')
+      if (++refusedA <= 2) return refuse('unavailable')
+      socket.send(encode({ type: 'ack', id: frame.id, topics: [frame.topic] }))
+      socket.send(encode({ type: 'event', topic: 'q.a', seq: 1, epoch: 'e', ts: 0, data: 'back' }))
+    })
+  })
+  const client = connect(t, `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`)
+  const errors: { code: string; message: string }[] = []
+  client.on('error', (err) => errors.push({ code: (err as LiveClientError).code, message: err.message }))
+  const events: unknown[] = []
+  await client.subscribe('q.a', (e) => events.push(e.data))
+  await client.subscribe('q.b', () => {})
+  for (const socket of wss.clients) socket.terminate()
+  await until(() => events.length === 1, 'q.a taken again after two refusals')
+  t.same(events, ['back'])
+  t.equal(refusedA, 3)
+  t.same(errors.filter((e) => e.code === 'unavailable').length, 2, 'each refusal is reported')
+  t.same(errors.find((e) => e.code === 'forbidden'), { code: 'forbidden', message: 'subscription to "q.b" ended: forbidden' })
 })

@@ -106,6 +106,8 @@ interface Pending {
 }
 
 const OPEN = 1
+// Refusals that pass: the server (or its backplane) is busy or still starting.
+const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'rate_limited', 'timeout', 'internal'])
 const SUBPROTOCOL: Record<Codec, string> = { msgpack: 'live.v1.msgpack', json: 'live.v1.json' }
 
 export class Subscription {
@@ -117,6 +119,9 @@ export class Subscription {
   isAcked = false
   /** A subscribe frame for it awaits its answer. */
   inFlight = false
+  /** Refusals in a row of a subscribe that was held before, and the timer of the next try. */
+  refusals = 0
+  retry: ReturnType<typeof setTimeout> | null = null
 
   constructor(
     private readonly client: LiveClient,
@@ -254,18 +259,33 @@ export class LiveClient {
     subscription.inFlight = true
     this.call(subscription.frame()).then((ack) => {
       subscription.inFlight = false
+      subscription.refusals = 0
       if (again && (ack as AckFrame).recovered === false) subscription.options.onGap?.({ pattern: subscription.pattern, reason: 'not-recovered' })
       subscription.settle()
     }, (err: LiveClientError) => {
       subscription.inFlight = false
       if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
-      if (!subscription.isAcked) this.subscriptions.delete(subscription)
-      subscription.settle(err)
-      if (subscription.isAcked) this.emit('error', err)
+      if (!subscription.isAcked || this.closed) {
+        this.subscriptions.delete(subscription)
+        return subscription.settle(err)
+      }
+      if (TRANSIENT.has(err.code)) {
+        // Held before, refused now (a node still reaching its backplane, say): try again with backoff.
+        this.emit('error', err)
+        subscription.retry = setTimeout(() => {
+          subscription.retry = null
+          if (this.connected && this.subscriptions.has(subscription) && !subscription.inFlight) this.resubscribe(subscription)
+        }, this.backoff(subscription.refusals++))
+        return
+      }
+      // Refused for good (its grant was withdrawn, say): it ends, and the caller hears so.
+      this.subscriptions.delete(subscription)
+      this.emit('error', new LiveClientError(err.code, `subscription to "${subscription.pattern}" ended: ${err.message}`))
     })
   }
 
   async unsubscribe(subscription: Subscription): Promise<void> {
+    if (subscription.retry !== null) clearTimeout(subscription.retry)
     if (!this.subscriptions.delete(subscription)) return
     const stillWanted = [...this.subscriptions].some((s) => s.pattern === subscription.pattern)
     if (!stillWanted && this.connected) await this.call({ type: 'unsubscribe', topic: subscription.pattern })
@@ -281,6 +301,7 @@ export class LiveClient {
     this.failPending('client closed')
     // Those waiting for a connection; those in flight settle with their call (rejected, or acked just now).
     for (const subscription of this.subscriptions) {
+      if (subscription.retry !== null) clearTimeout(subscription.retry)
       if (!subscription.inFlight) subscription.settle(new LiveClientError('disconnected', 'client closed'))
     }
   }
@@ -375,17 +396,20 @@ export class LiveClient {
   }
 
   private scheduleReconnect(): void {
-    const reconnect = this.options.reconnect
-    if (this.closed || reconnect === false) return
-    const min = reconnect?.minDelayMs ?? 250
-    const max = reconnect?.maxDelayMs ?? 10_000
-    const ceiling = Math.min(max, min * 2 ** this.attempt++)
-    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
+    if (this.closed || this.options.reconnect === false) return
+    const delayMs = this.backoff(this.attempt++)
     this.emit('reconnecting', { attempt: this.attempt, delayMs })
     this.retry = setTimeout(() => {
       this.retry = null
       void this.open()
     }, delayMs)
+  }
+
+  /** The delay before try `attempt` (from 0): exponential up to maxDelayMs, drawn in the upper half of its step. */
+  private backoff(attempt: number): number {
+    const { minDelayMs = 250, maxDelayMs = 10_000 } = this.options.reconnect || {}
+    const ceiling = Math.min(maxDelayMs, minDelayMs * 2 ** attempt)
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
   }
 
   // ---- frames ----

@@ -49,3 +49,25 @@ t.test('HISTORY_SIZE=0 keeps no history', async (t) => {
   bus.publish('a', 2)
   t.equal(bus.since('a', { epoch, seq: 1 }), null)
 })
+
+t.test('history bytes: events of every size survive growth and wrap-around exactly', async (t) => {
+  const bus = new MemoryBus({ historySize: 50, historyTtl: 60_000 })
+  let state = 7
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  const published: { seq: number; ts: number; data: unknown }[] = []
+  let epoch = ''
+  for (let i = 1; i <= 2000; i++) {
+    // Sizes from a byte to 6 KB, so the ring grows and events straddle its end.
+    const data = { i, s: 'x'.repeat(Math.floor(random() ** 3 * 6000)), n: random(), nested: [i, { ok: i % 2 === 0 }] }
+    const e = bus.publish('a', data)
+    epoch = e.epoch
+    published.push({ seq: e.seq, ts: e.ts, data })
+    if (i % 97 === 0 || i === 2000) {
+      const from = i - 50
+      const replay = bus.since('a', { epoch, seq: from })!
+      t.equal(replay.length, 50, `50 events after seq ${from}`)
+      t.same(replay.map(({ seq, ts, data }) => ({ seq, ts, data })), published.slice(from), `exact replay at seq ${i}`)
+    }
+  }
+  t.equal(bus.since('a', { epoch, seq: 1949 }), null, 'seq 1950 fell out')
+})

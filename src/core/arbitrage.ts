@@ -61,13 +61,19 @@ export interface EngineCounters {
 
 /** The arithmetic of PROTOCOL.md "Market data topics", for one buy ask and one sell bid. */
 export function spread(buyPrice: number, sellPrice: number, size: number, buyFee: number, sellFee: number) {
-  const net = sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
   return {
     grossBps: ((sellPrice - buyPrice) / buyPrice) * 1e4,
-    netBps: (net / buyPrice) * 1e4,
-    profit: size * net
+    netBps: netBps(buyPrice, sellPrice, buyFee, sellFee),
+    profit: size * netPerUnit(buyPrice, sellPrice, buyFee, sellFee)
   }
 }
+
+/** The net spread alone: what every tick checks, without building the event's figures. */
+export const netBps = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number =>
+  (netPerUnit(buyPrice, sellPrice, buyFee, sellFee) / buyPrice) * 1e4
+
+const netPerUnit = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number =>
+  sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
 
 /** A change of the executable size by this fraction is material. */
 const SIZE_CHANGE = 0.25
@@ -185,12 +191,13 @@ export class ArbitrageEngine {
     if (!buy.valid || !sell.valid) reason = 'invalid'
     else if (age > this.options.maxTickAgeMs) reason = 'stale'
     const size = Math.min(buy.askSize, sell.bidSize)
-    const s = reason === null ? spread(buy.ask, sell.bid, size, buy.fee, sell.fee) : null
-    if (s !== null && s.netBps < this.options.minNetBps) reason = 'spread'
+    // The net spread alone decides; the event's figures (spread()) are built only for an event.
+    const net = reason === null ? netBps(buy.ask, sell.bid, buy.fee, sell.fee) : NaN
+    if (net < this.options.minNetBps) reason = 'spread'
 
     if (reason !== null) {
       if (pair.id === null) return events
-      const closed = this.event(book, pair, 'closed', now, age, size, s ?? spread(buy.ask, sell.bid, size, buy.fee, sell.fee))
+      const closed = this.event(book, pair, 'closed', now, age, size)
       closed.lifetimeMs = now - pair.openedAt
       closed.reason = reason
       pair.id = null
@@ -203,20 +210,20 @@ export class ArbitrageEngine {
       pair.openedAt = now
       book.open.add(pair)
       this.counters.opened++
-      return push(events, this.event(book, pair, 'open', now, age, size, s!))
+      return push(events, this.event(book, pair, 'open', now, age, size))
     }
-    const material = Math.abs(s!.netBps - pair.lastNetBps) >= this.options.updateBps ||
+    const material = Math.abs(net - pair.lastNetBps) >= this.options.updateBps ||
       Math.abs(size - pair.lastSize) >= SIZE_CHANGE * pair.lastSize
     if (!material) return events
     this.counters.updated++
-    return push(events, this.event(book, pair, 'update', now, age, size, s!))
+    return push(events, this.event(book, pair, 'update', now, age, size))
   }
 
-  private event(book: SymbolBook, pair: Pair, status: OpportunityEvent['status'], now: number, age: number, size: number,
-    s: { grossBps: number; netBps: number; profit: number }): OpportunityEvent {
+  private event(book: SymbolBook, pair: Pair, status: OpportunityEvent['status'], now: number, age: number, size: number): OpportunityEvent {
+    const { buy, sell } = pair
+    const s = spread(buy.ask, sell.bid, size, buy.fee, sell.fee)
     pair.lastNetBps = s.netBps
     pair.lastSize = size
-    const { buy, sell } = pair
     return {
       id: pair.id!,
       status,

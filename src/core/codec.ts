@@ -31,6 +31,8 @@ const encoder = new Encoder({ ignoreUndefined: true })
 const dataDecoder = new Decoder()
 
 export const encodeData = (value: unknown): Uint8Array => encoder.encode(value)
+/** A view of the shared encoder's buffer, valid until the next encode: copy it at once. */
+export const encodeDataShared = (value: unknown): Uint8Array => encoder.encodeSharedRef(value)
 export const decodeData = (bytes: Uint8Array): unknown => dataDecoder.decode(bytes)
 
 /**

@@ -253,3 +253,12 @@ t.test('a resubscribe refused for a while (unavailable) is retried; one refused 
   t.same(errors.filter((e) => e.code === 'unavailable').length, 2, 'each refusal is reported')
   t.same(errors.find((e) => e.code === 'forbidden'), { code: 'forbidden', message: 'subscription to "q.b" ended: forbidden' })
 })
+
+t.test('closed before it ever connected: ready() rejects, nothing is left running', async (t) => {
+  const client = new LiveClient({ url: 'ws://127.0.0.1:9/ws/live', reconnect: { minDelayMs: 1000 } })
+  const off = client.on('error', () => {})
+  off()
+  off() // a second call removes nothing else
+  client.close()
+  await t.rejects(client.ready(), { code: 'disconnected' })
+})

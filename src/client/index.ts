@@ -186,12 +186,14 @@ export class LiveClient {
   private retry: ReturnType<typeof setTimeout> | null = null
   private readonly encoder = new Encoder()
   private readonly decoder = new Decoder()
-  private readonly opened: { promise: Promise<void>; resolve: () => void }
+  private readonly opened: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void }
 
   constructor(readonly options: ClientOptions) {
     this.codec = options.codec ?? 'msgpack'
     let resolve!: () => void
-    this.opened = { promise: new Promise<void>((r) => { resolve = r }), resolve }
+    let reject!: (err: Error) => void
+    this.opened = { promise: new Promise<void>((res, rej) => { resolve = res; reject = rej }), resolve, reject }
+    this.opened.promise.catch(ignore) // rejected only by close(); not an unhandled rejection when nobody waits
     void this.open()
   }
 
@@ -202,7 +204,7 @@ export class LiveClient {
     return client
   }
 
-  /** Resolves when a connection is open (at once if one is). */
+  /** Resolves once the first connection opened; rejects if the client is closed before that. */
   ready(): Promise<void> {
     return this.opened.promise
   }
@@ -215,7 +217,8 @@ export class LiveClient {
     this.listeners[event].push(listener)
     return () => {
       const list = this.listeners[event]
-      list.splice(list.indexOf(listener), 1)
+      const at = list.indexOf(listener)
+      if (at !== -1) list.splice(at, 1)
     }
   }
 
@@ -298,6 +301,7 @@ export class LiveClient {
     const socket = this.socket
     this.dropSocket()
     socket?.close(1000, 'client closed')
+    this.opened.reject(new LiveClientError('disconnected', 'the client was closed before it connected'))
     this.failPending('client closed')
     // Those waiting for a connection; those in flight settle with their call (rejected, or acked just now).
     for (const subscription of this.subscriptions) {
@@ -313,13 +317,14 @@ export class LiveClient {
     let socket: SocketLike
     try {
       const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? await loadWs()
-      socket = new WebSocketImpl(await this.endpoint(), [SUBPROTOCOL[this.codec]])
+      const url = await this.endpoint()
+      if (this.closed) return // closed while the token or the ws package was loading
+      socket = new WebSocketImpl(url, [SUBPROTOCOL[this.codec]])
     } catch (err) {
       this.emit('error', err as Error)
       this.scheduleReconnect()
       return
     }
-    if (this.closed) return socket.close(1000, 'client closed')
     socket.binaryType = 'arraybuffer'
     this.socket = socket
     // The watchdog also bounds the handshake: a server that accepts TCP but never answers the upgrade.

@@ -119,3 +119,18 @@ t.test('a browser GET of / lands on the dashboard; other live paths say they wan
   t.equal((await client.request({ type: 'ping', id: 1 })).type, 'pong', 'upgrades at / still work')
   client.close()
 })
+
+t.test('dashboard files: the page, its SDK and MessagePack modules, and nothing outside them', async (t) => {
+  const { http, app } = await startServer(t)
+  for (const path of ['dashboard.js', 'dashboard.css', 'sdk/index.js', 'sdk/patterns.js', 'vendor/msgpack/utils/utf8.mjs']) {
+    const res = await fetch(`${http}/dashboard/${path}`)
+    t.equal(res.status, 200, path)
+    t.match(res.headers.get('content-type'), /^(application\/javascript|text\/css); charset=utf-8$/)
+    await res.text()
+  }
+  for (const url of ['/dashboard/../../package.json', '/dashboard/..%2F..%2Fpackage.json', '/dashboard/%2e%2e/%2e%2e/package.json']) {
+    const res = await app.inject(url) // inject sends the path as written, without URL normalisation
+    t.ok(res.statusCode >= 400, `${url}: ${res.statusCode}`)
+    t.notMatch(res.body, /"dependencies"/, 'no file outside the dashboard')
+  }
+})

@@ -157,3 +157,22 @@ t.test('a node killed mid-stream: its clients reconnect to another node and reco
   t.same(seqs(again.frames), range(last.seq + 1, published), 'from the last seen seq to the last published, nothing missing, nothing twice')
   for (const c of [publisher, again]) c.close()
 })
+
+t.test('publishes of one turn share a script call: each gets its own seq, in order, past the batch cap too', { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await nodes(t, redis, 2)
+  const sub = await TestClient.open(b.url)
+  t.match(await sub.request({ type: 'subscribe', topic: 'batch.>' }), { type: 'ack' })
+  // 600 publishes in one synchronous run over three topics: three batches (256, 256, 88).
+  const results = await Promise.all(Array.from({ length: 600 }, (_, i) => a.app.live.publish(`batch.t${i % 3}`, { i })))
+  for (let topic = 0; topic < 3; topic++) {
+    const seqs = results.filter((_, i) => i % 3 === topic).map((r) => r.seq)
+    t.same(seqs, range(1, 200), `batch.t${topic}: seq 1..200 in publish order`)
+  }
+  const frames = await sub.take(600, 30_000)
+  for (let topic = 0; topic < 3; topic++) {
+    const got = frames.filter((f) => f.topic === `batch.t${topic}`)
+    t.same(got.map((f) => f.data.i), range(0, 199).map((k) => k * 3 + topic), `batch.t${topic}: every event, in order, on the other node`)
+  }
+  sub.close()
+})

@@ -20,29 +20,48 @@ export interface RedisBusLogger {
 }
 
 /**
- * One atomic publish: the next seq (and the epoch, created when the topic has none: a Redis that
- * lost its data starts new epochs), the capped history, the last value, the topic index, and the
- * PUBLISH to every node. Entries are `epoch|seq|ts|<MessagePack data>`.
+ * Atomic publishes, a batch per call: for each event the next seq (and the epoch, created when the
+ * topic has none: a Redis that lost its data starts new epochs), the capped history, the last
+ * value, the topic index, and the PUBLISH to every node. Entries are `epoch|seq|ts|<MessagePack
+ * data>`. KEYS: the topic index, then each event's meta hash and history list. ARGV: history
+ * size and TTL, then per event: proposed epoch, ts, data, channel, topic. Returns {seq, epoch} per event.
  */
 const PUBLISH_SCRIPT = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
+local size = tonumber(ARGV[1])
+local out = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local meta, hist, a = KEYS[2 * i], KEYS[2 * i + 1], 2 + (i - 1) * 5
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = ARGV[a + 1]
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local entry = epoch .. '|' .. seq .. '|' .. ARGV[a + 2] .. '|' .. ARGV[a + 3]
+  redis.call('HSET', meta, 'last', entry)
+  if size > 0 then
+    redis.call('RPUSH', hist, entry)
+    redis.call('LTRIM', hist, -size, -1)
+    redis.call('PEXPIRE', hist, ARGV[2])
+  end
+  redis.call('SADD', KEYS[1], ARGV[a + 5])
+  redis.call('PUBLISH', ARGV[a + 4], entry)
+  out[i] = {seq, epoch}
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local entry = epoch .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[3]
-redis.call('HSET', KEYS[1], 'last', entry)
-local size = tonumber(ARGV[4])
-if size > 0 then
-  redis.call('RPUSH', KEYS[2], entry)
-  redis.call('LTRIM', KEYS[2], -size, -1)
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
-end
-redis.call('SADD', KEYS[3], ARGV[6])
-redis.call('PUBLISH', ARGV[5], entry)
-return {seq, epoch}
+return out
 `
+// Publishes of one event-loop turn (up to this many) share one script call: per event, the cost
+// of an ioredis command (objects, promise, buffers) was most of a publishing node's CPU and garbage.
+const MAX_BATCH = 256
+
+interface PendingPublish {
+  topic: string
+  ts: number
+  data: unknown
+  encoded: Buffer
+  resolve(event: BusEvent): void
+  reject(err: unknown): void
+}
 
 /** What this node has delivered of one topic; `queue` holds events that wait while a gap is fetched. */
 interface Cursor {
@@ -52,7 +71,7 @@ interface Cursor {
 }
 
 type RedisWithPublish = Redis & {
-  livePublish(meta: string, hist: string, topics: string, ...args: (string | Buffer | number)[]): Promise<[number, string]>
+  livePublish(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<[number, string][]>
 }
 
 const BAR = 0x7c // '|'
@@ -90,6 +109,8 @@ export class RedisBus implements Bus {
   private epochsProposed = 0
   /** The subscriber connection is up and every watched pattern is subscribed again. */
   private subscribed = false
+  /** Publishes waiting for the end of this turn's microtasks, when they leave as one script call. */
+  private batch: PendingPublish[] | null = null
   readonly backplane: BackplaneFigures = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0 }
 
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
@@ -101,7 +122,8 @@ export class RedisBus implements Bus {
     // Auto-pipelining: the publishes of one event-loop turn leave in one write, not one system call each.
     this.redis = new Redis(options.redisUrl, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true }) as RedisWithPublish
     this.sub = new Redis(options.redisUrl, { ...common, connectionName: `live-sub-${this.name}`, maxRetriesPerRequest: null, autoResubscribe: false })
-    this.redis.defineCommand('livePublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
+    this.flushPublishes = this.flushPublishes.bind(this)
+    this.redis.defineCommand('livePublish', { lua: PUBLISH_SCRIPT })
     this.channelPrefix = `${options.redisPrefix}ev:`
     for (const connection of [this.redis, this.sub]) {
       connection.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'))
@@ -134,16 +156,37 @@ export class RedisBus implements Bus {
     return `${this.options.redisPrefix}${kind}:${topic}`
   }
 
-  async publish(topic: string, data: unknown): Promise<BusEvent> {
-    const ts = Date.now()
+  /** Joins this turn's batch; resolves once Redis ran it (so an acked event is in Redis). */
+  publish(topic: string, data: unknown): Promise<BusEvent> {
     const encoded = encodeData(data)
-    const [seq, epoch] = await this.call(() => this.redis.livePublish(
-      this.key('m', topic), this.key('h', topic), `${this.options.redisPrefix}topics`,
-      this.epochPrefix + (++this.epochsProposed).toString(36), ts,
-      Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength), this.options.historySize,
-      this.channelPrefix + topic, topic, Math.max(this.options.historyTtl, 1)
-    ))
-    return { topic, seq, epoch, ts, data }
+    return new Promise((resolve, reject) => {
+      const event = { topic, ts: Date.now(), data, encoded: Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength), resolve, reject }
+      if (this.batch === null) {
+        this.batch = []
+        queueMicrotask(this.flushPublishes)
+      }
+      if (this.batch.push(event) >= MAX_BATCH) this.flushPublishes()
+    })
+  }
+
+  private flushPublishes(): void {
+    const batch = this.batch
+    this.batch = null
+    if (batch === null) return
+    const keys: string[] = [`${this.options.redisPrefix}topics`]
+    const args: (string | number | Buffer)[] = [this.options.historySize, Math.max(this.options.historyTtl, 1)]
+    for (const { topic, ts, encoded } of batch) {
+      keys.push(this.key('m', topic), this.key('h', topic))
+      args.push(this.epochPrefix + (++this.epochsProposed).toString(36), ts, encoded, this.channelPrefix + topic, topic)
+    }
+    this.call(() => this.redis.livePublish(keys.length, ...keys, ...args)).then((results) => {
+      for (let i = 0; i < batch.length; i++) {
+        const { topic, ts, data, resolve } = batch[i]
+        resolve({ topic, seq: results[i][0], epoch: results[i][1], ts, data })
+      }
+    }, (err) => {
+      for (const { reject } of batch) reject(err)
+    })
   }
 
   async last(topic: string): Promise<BusEvent | undefined> {

@@ -55,7 +55,7 @@ function fail(err: unknown): never {
   process.exit(err instanceof UsageError ? 2 : 1)
 }
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
+function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${value}"`)
@@ -78,7 +78,7 @@ function printEvent(e: LiveEvent): void {
 
 async function sub(pattern: string | undefined): Promise<void> {
   if (pattern === undefined) throw new UsageError('sub needs a <pattern>')
-  const limit = positiveInt('count', flags.count, Infinity)
+  const limit = nonNegativeInt('count', flags.count, Infinity)
   const live = client()
   let seen = 0
   live.on('close', ({ code, reason }) => process.stderr.write(`realtime: disconnected (${code}${reason ? ` ${reason}` : ''}); reconnecting\n`))
@@ -113,8 +113,8 @@ async function pub(topic: string | undefined, json: string | undefined): Promise
 }
 
 async function ping(): Promise<void> {
-  const count = positiveInt('count', flags.count, 100)
-  const interval = positiveInt('interval', flags.interval, 10)
+  const count = nonNegativeInt('count', flags.count, 100)
+  const interval = nonNegativeInt('interval', flags.interval, 10)
   const live = client()
   const rtt = new Histogram()
   try {

@@ -356,7 +356,7 @@ export class LiveClient {
     this.pingedAt = 0
     // Resubscribe first (with since), then whatever calls waited for this connection.
     for (const subscription of this.subscriptions) this.resubscribe(subscription)
-    for (const [id, pending] of this.pending) if (!pending.sent) this.transmit(id, pending)
+    for (const pending of this.pending.values()) if (!pending.sent) this.transmit(pending)
     this.emit('open')
     this.opened.resolve()
   }
@@ -429,11 +429,11 @@ export class LiveClient {
       }, timeoutMs)
       const pending: Pending = { resolve, reject, timer, frame: { ...frame, id }, sent: false }
       this.pending.set(id, pending)
-      if (this.connected) this.transmit(id, pending)
+      if (this.connected) this.transmit(pending)
     })
   }
 
-  private transmit(_id: FrameId, pending: Pending): void {
+  private transmit(pending: Pending): void {
     pending.sent = true
     this.sendFrame(pending.frame)
   }

@@ -54,6 +54,11 @@ export const maySubscribe = (grants: Grants, pattern: string): boolean => grants
 
 export const mayPublish = (grants: Grants, topic: string): boolean => grants.publish.some((g) => g === '>' || g === topic || matches(g, topic))
 
+/** Throws `forbidden` unless the grants allow publishing on `topic`: the check of every publish entry point. */
+export function checkPublish(grants: Grants, topic: string): void {
+  if (!mayPublish(grants, topic)) throw new LiveError(ErrorCode.forbidden, `no grant to publish on "${topic.slice(0, 256)}"`)
+}
+
 /** `subscribe:<pattern>` and `publish:<pattern>` scopes as grants; other scopes are ignored. */
 export function grantsOf(scopes: readonly string[], expiresAt: number | null, subject: string): Grants {
   const subscribe: string[] = []

@@ -89,9 +89,8 @@ class TopicState {
     this.bytes = new Uint8Array(capacity === 0 ? 0 : FIRST_BYTES)
   }
 
-  /** Appends the newest event (seq is already this.seq); `data` is only read during the call. */
+  /** Appends the newest event (seq is already this.seq; capacity > 0); `data` is only read during the call. */
   push(ts: number, data: Uint8Array): void {
-    if (this.capacity === 0) return
     if (this.count === this.capacity) this.dropOldest()
     if (this.count === this.offsets.length || this.liveBytes() + data.length > this.bytes.length) this.grow(data.length)
     const slot = (this.head + this.count) % this.offsets.length

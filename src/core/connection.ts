@@ -10,7 +10,7 @@ import { isPattern, matches } from './topics.ts'
 import type { MaybePromise } from './bus.ts'
 import { isThenable, type Hub } from './hub.ts'
 import type { LiveClient } from '../hooks/registry.ts'
-import { mayPublish, maySubscribe, type Grants } from './auth.ts'
+import { checkPublish, maySubscribe, type Grants } from './auth.ts'
 import { Strikes, TokenBucket } from './limits.ts'
 import type { LiveStats } from './stats.ts'
 
@@ -201,7 +201,7 @@ export class LiveConnection implements LiveClient {
   }
 
   private onPublish(frame: PublishFrame, frameBytes: number): void {
-    if (!mayPublish(this.grants, frame.topic)) throw new LiveError(ErrorCode.forbidden, `no grant to publish on "${frame.topic.slice(0, 256)}"`)
+    checkPublish(this.grants, frame.topic)
     if (frameBytes > this.hub.options.maxPublishBytes) {
       throw new LiveError(ErrorCode.tooLarge, `publish larger than ${this.hub.options.maxPublishBytes} bytes`)
     }

@@ -24,28 +24,29 @@ export interface RedisBusLogger {
  * topic has none: a Redis that lost its data starts new epochs), the capped history, the last
  * value, the topic index, and the PUBLISH to every node. Entries are `epoch|seq|ts|<MessagePack
  * data>`. KEYS: the topic index, then each event's meta hash and history list. ARGV: history
- * size and TTL, then per event: proposed epoch, ts, data, channel, topic. Returns {seq, epoch} per event.
+ * size, TTL and the epoch for topics that have none, then per event: ts, data, channel, topic.
+ * Returns {seq, epoch} per event.
  */
 const PUBLISH_SCRIPT = `
 local size = tonumber(ARGV[1])
 local out = {}
 for i = 1, (#KEYS - 1) / 2 do
-  local meta, hist, a = KEYS[2 * i], KEYS[2 * i + 1], 2 + (i - 1) * 5
+  local meta, hist, a = KEYS[2 * i], KEYS[2 * i + 1], 3 + (i - 1) * 4
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
-    epoch = ARGV[a + 1]
+    epoch = ARGV[3]
     redis.call('HSET', meta, 'epoch', epoch)
   end
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  local entry = epoch .. '|' .. seq .. '|' .. ARGV[a + 2] .. '|' .. ARGV[a + 3]
+  local entry = epoch .. '|' .. seq .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
   redis.call('HSET', meta, 'last', entry)
   if size > 0 then
     redis.call('RPUSH', hist, entry)
     redis.call('LTRIM', hist, -size, -1)
     redis.call('PEXPIRE', hist, ARGV[2])
   end
-  redis.call('SADD', KEYS[1], ARGV[a + 5])
-  redis.call('PUBLISH', ARGV[a + 4], entry)
+  redis.call('SADD', KEYS[1], ARGV[a + 4])
+  redis.call('PUBLISH', ARGV[a + 3], entry)
   out[i] = {seq, epoch}
 end
 return out
@@ -104,7 +105,7 @@ export class RedisBus implements Bus {
   private readonly watched = new Map<string, number>()
   private readonly cursors = new Map<string, Cursor>()
   private subscriberReadyBefore = false
-  /** Epochs this node proposes for topics Redis has none for: unique per node and per proposal. */
+  /** Epochs this node proposes for topics Redis has none for: unique per node and per batch. */
   private readonly epochPrefix = randomBytes(4).toString('hex')
   private epochsProposed = 0
   /** The subscriber connection is up and every watched pattern is subscribed again. */
@@ -119,7 +120,8 @@ export class RedisBus implements Bus {
   constructor(private readonly options: RedisBusOptions, private readonly log: RedisBusLogger) {
     const common = { lazyConnect: false, connectionName: `live-${this.name}` }
     // Commands fail at once while Redis is away: a publish answers `unavailable` rather than waiting.
-    // Auto-pipelining: the publishes of one event-loop turn leave in one write, not one system call each.
+    // Auto-pipelining: the reads of one event-loop turn (history, last values) leave in one write.
+    // Publishes batch themselves (flushPublishes).
     this.redis = new Redis(options.redisUrl, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true }) as RedisWithPublish
     this.sub = new Redis(options.redisUrl, { ...common, connectionName: `live-sub-${this.name}`, maxRetriesPerRequest: null, autoResubscribe: false })
     this.flushPublishes = this.flushPublishes.bind(this)
@@ -174,10 +176,11 @@ export class RedisBus implements Bus {
     this.batch = null
     if (batch === null) return
     const keys: string[] = [`${this.options.redisPrefix}topics`]
-    const args: (string | number | Buffer)[] = [this.options.historySize, Math.max(this.options.historyTtl, 1)]
+    const epoch = this.epochPrefix + (++this.epochsProposed).toString(36)
+    const args: (string | number | Buffer)[] = [this.options.historySize, Math.max(this.options.historyTtl, 1), epoch]
     for (const { topic, ts, encoded } of batch) {
       keys.push(this.key('m', topic), this.key('h', topic))
-      args.push(this.epochPrefix + (++this.epochsProposed).toString(36), ts, encoded, this.channelPrefix + topic, topic)
+      args.push(ts, encoded, this.channelPrefix + topic, topic)
     }
     this.call(() => this.redis.livePublish(keys.length, ...keys, ...args)).then((results) => {
       for (let i = 0; i < batch.length; i++) {

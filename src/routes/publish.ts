@@ -5,7 +5,7 @@ import type { Hub } from '../core/hub.ts'
 import { ErrorCode, LiveError } from '../core/protocol.ts'
 import { liveErrorHandler } from './errors.ts'
 import { authenticate } from './auth.ts'
-import { mayPublish } from '../core/auth.ts'
+import { checkPublish } from '../core/auth.ts'
 
 const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']
 
@@ -38,10 +38,7 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
     bodyLimit: maxPublishBytes,
     schema: { params: Params, querystring: Query, response: { 200: Published } }
   }, async (request) => {
-    const grants = authenticate(hub, request)
-    if (!mayPublish(grants, request.params.topic)) {
-      throw new LiveError(ErrorCode.forbidden, `no grant to publish on "${request.params.topic.slice(0, 256)}"`)
-    }
+    checkPublish(authenticate(hub, request), request.params.topic)
     if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
     const event = await hub.publish(request.params.topic, request.body)
     return { seq: event.seq, epoch: event.epoch }

@@ -262,3 +262,22 @@ t.test('closed before it ever connected: ready() rejects, nothing is left runnin
   client.close()
   await t.rejects(client.ready(), { code: 'disconnected' })
 })
+
+t.test('an undecodable frame from the server is reported as an error event; the client carries on', async (t) => {
+  const wss = await fakeServer(t)
+  wss.on('connection', (socket) => socket.once('message', () => {
+    socket.send(Buffer.from([0xc1])) // never valid MessagePack
+    socket.send('{not json')
+    socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
+    socket.send(encode({ type: 'event', topic: 'q.a', seq: 1, epoch: 'e', ts: 0, data: 'ok' }))
+  }))
+  const client = connect(t, `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`)
+  const errors: string[] = []
+  client.on('error', (err) => errors.push((err as LiveClientError).code))
+  const events: unknown[] = []
+  await client.subscribe('q.a', (e) => events.push(e.data))
+  await until(() => events.length === 1, 'the next good frame')
+  t.same(errors, ['bad_frame', 'bad_frame'])
+  t.same(events, ['ok'])
+  t.ok(client.connected)
+})

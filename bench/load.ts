@@ -153,6 +153,10 @@ async function fanout() {
     ? { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: Date.now(), maxTickAgeMs: 12, ts: 0 }
     : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
   const hist = new Histogram()
+  // Latency of publishes after the first warmupMs too: the steady state, without JIT warm-up at a new rate.
+  const warmupMs = Number(args.warmupMs ?? 0)
+  const steady = new Histogram()
+  let steadyFrom = Infinity
   const clients = await openLight(subscribers)
   const expected = new Int32Array(subscribers).fill(1)
   const open = new Uint8Array(subscribers).fill(1)
@@ -172,6 +176,7 @@ async function fanout() {
         delivered++
         lastDeliveryAt = now()
         hist.record(lastDeliveryAt - sentAt[seq])
+        if (sentAt[seq] >= steadyFrom) steady.record(lastDeliveryAt - sentAt[seq])
       }
       resolve()
     }
@@ -182,6 +187,7 @@ async function fanout() {
   const publisher = await connect()
   const started = process.cpuUsage()
   const t0 = now()
+  if (warmupMs > 0) steadyFrom = t0 + warmupMs
   let sent = 0
   while (sent < total) {
     const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
@@ -208,6 +214,7 @@ async function fanout() {
     lagMs: Number.isFinite(lagMs) ? Math.round(lagMs) : null,
     deliveredPerSecond: Math.round(delivered / elapsed),
     latency: hist.summary(),
+    ...(warmupMs > 0 ? { steadyLatency: steady.summary() } : {}),
     generatorCpu
   }
 }

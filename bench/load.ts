@@ -1,7 +1,7 @@
 // The load generator, run in its own process by bench/run.ts: real ws clients against one server,
 // one workload per run, the result sent back over IPC. Loopback only; every loop is bounded in count and time.
 import { WebSocket } from 'ws'
-import { decode, encode } from '@msgpack/msgpack'
+import { decode, Encoder } from '@msgpack/msgpack'
 import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
 import { SyntheticFeed } from '../src/feed/synthetic.ts'
@@ -12,6 +12,10 @@ const url = `ws://127.0.0.1:${portText}/ws/live`
 const args = JSON.parse(argsText ?? '{}') as Args
 const now = () => performance.now()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+// One encoder for the generator: @msgpack/msgpack's encode() builds one per call, and the garbage
+// (GC pauses in the generator) would be measured as the server's latency.
+const encoder = new Encoder()
+const encode = (value: unknown) => encoder.encode(value)
 
 function connect(): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -230,8 +234,12 @@ async function arbitrage() {
   const rate = Number(args.rate)
   const durationMs = Number(args.durationMs)
   const baseline = Boolean(args.baseline)
+  const warmupMs = Number(args.warmupMs ?? 0)
   const feed = new SyntheticFeed({ seed: 11, symbols: 20, exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.0005) })
   const hist = new Histogram()
+  // Opportunities from ticks sent after the first warmupMs: the steady state, without JIT warm-up.
+  const steady = new Histogram()
+  let steadyFrom = Infinity
   const wall = () => performance.timeOrigin + performance.now()
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
@@ -242,10 +250,11 @@ async function arbitrage() {
       subscriber.onFrame = (payload) => {
         const frame = decode(payload) as { type: string; data: any }
         if (frame.type !== 'event') return
-        if (baseline) return hist.record(wall() - frame.data.ts)
-        if (frame.data.status === 'closed') return
-        opportunities++
-        hist.record(wall() - Math.max(frame.data.buy.ts, frame.data.sell.ts))
+        const sentAt = baseline ? frame.data.ts : Math.max(frame.data.buy?.ts, frame.data.sell?.ts)
+        if (!baseline && frame.data.status === 'closed') return
+        if (!baseline) opportunities++
+        hist.record(wall() - sentAt)
+        if (sentAt >= steadyFrom) steady.record(wall() - sentAt)
       }
       resolve()
     }
@@ -253,6 +262,7 @@ async function arbitrage() {
   })
   const started = process.cpuUsage()
   const t0 = now()
+  if (warmupMs > 0) steadyFrom = wall() + warmupMs
   const total = Math.floor((rate * durationMs) / 1000)
   let sent = 0
   while (sent < total) {
@@ -270,7 +280,8 @@ async function arbitrage() {
   await sleep(100)
   publisher.destroy()
   subscriber.destroy()
-  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, latency: hist.summary(), generatorCpu: cpu(started) }
+  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, latency: hist.summary(),
+    ...(warmupMs > 0 ? { steadyLatency: steady.summary() } : {}), generatorCpu: cpu(started) }
 }
 
 /** Many connected, subscribed, silent clients; holds them until told to let go. */

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { encode } from '@msgpack/msgpack'
-import { FrameDecoder, scanJsonDepth, scanMsgpack, negotiateCodec, pickSubprotocol, encodeFrame, framePayload } from '../src/core/codec.ts'
-import { validateFrame, FrameError } from '../src/core/protocol.ts'
+import { FrameDecoder, scanJsonDepth, scanMsgpack, negotiateCodec, pickSubprotocol, encodeData, encodeFrame, encodeFrameWithData, framePayload } from '../src/core/codec.ts'
+import { validateFrame, FrameError, eventFrame, eventHead } from '../src/core/protocol.ts'
+import { parseEntry } from '../src/core/redis-bus.ts'
 
 t.test('subprotocol, then ?codec=, then the default', async (t) => {
   t.equal(negotiateCodec('live.v1.json', 'msgpack', true), 'json')
@@ -44,6 +45,25 @@ t.test('frames are complete WebSocket frames in the connection codec', async (t)
   const again = encodeFrame('msgpack', { type: 'ping' })
   t.same([...framePayload(msgpack)], [...encode({ type: 'pong' })], 'a frame is its own copy, not the encoder buffer')
   t.not(again, msgpack)
+})
+
+t.test('an event frame with data spliced from encoded bytes is the encoded frame, byte for byte', async (t) => {
+  const data = { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, size: 1.25, note: 'é€😀', list: [1, -2, null], big: 'x'.repeat(300) }
+  const event = { topic: 'ticker.binance.BTC-USDT', seq: 41, epoch: 'e1', ts: 1764403200123, data }
+  const spliced = encodeFrameWithData(eventHead('event', event), encodeData(data))
+  t.same([...spliced], [...encodeFrame('msgpack', eventFrame('event', event))])
+  t.same([...framePayload(spliced)], [...encode({ type: 'event', topic: event.topic, seq: 41, epoch: 'e1', ts: 1764403200123, data })])
+  const small = encodeFrameWithData({ type: 'snapshot' }, encodeData(7))
+  t.same([...small], [0x82, 21, 0x82, 0xa4, ...Buffer.from('type'), 0xa8, ...Buffer.from('snapshot'), 0xa4, ...Buffer.from('data'), 0x07], 'fixmap of 2, data last')
+})
+
+t.test('an event read from Redis keeps its data encoded until it is read, then decodes it once', async (t) => {
+  const entry = Buffer.concat([Buffer.from('ab12|7|1764403200123|'), encodeData({ price: 1.5, venue: 'x|y' })])
+  const event = parseEntry('prices.x', entry)
+  t.same({ topic: event.topic, epoch: event.epoch, seq: event.seq, ts: event.ts }, { topic: 'prices.x', epoch: 'ab12', seq: 7, ts: 1764403200123 })
+  t.same([...event.encoded!], [...encodeData({ price: 1.5, venue: 'x|y' })], 'the bytes after the third bar')
+  t.same(event.data, { price: 1.5, venue: 'x|y' })
+  t.equal(event.data, event.data, 'decoded once: the same object on every read')
 })
 
 t.test('validation answers exact codes and messages', async (t) => {

@@ -54,6 +54,27 @@ export function encodeFrame(codec: CodecName, value: unknown): Buffer {
   return frame
 }
 
+/** `data` as a MessagePack fixstr key. */
+const DATA_KEY = Uint8Array.of(0xa4, 0x64, 0x61, 0x74, 0x61)
+
+/**
+ * The binary frame of `head` (a map of fewer than 15 entries) with a last `data` entry whose
+ * MessagePack bytes are given: an event read from Redis is sent without decoding and encoding its
+ * data again. Byte for byte what encodeFrame gives when those bytes came from the same encoder.
+ */
+export function encodeFrameWithData(head: object, data: Uint8Array): Buffer {
+  const encodedHead = encoder.encodeSharedRef(head)
+  const length = encodedHead.length + DATA_KEY.length + data.length
+  const frame = frameWithHeader(0x82, length)
+  let at = frame.length - length
+  frame.set(encodedHead, at)
+  frame[at]++ // the fixmap holds one more entry
+  at += encodedHead.length
+  frame.set(DATA_KEY, at)
+  frame.set(data, at + DATA_KEY.length)
+  return frame
+}
+
 function frameWithHeader(firstByte: number, length: number): Buffer {
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10
   const frame = Buffer.allocUnsafe(header + length)

@@ -1,8 +1,8 @@
 // The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
 import type { Socket } from 'node:net'
-import { encodeFrame, FrameDecoder, type CodecName } from './codec.ts'
+import { encodeFrame, encodeFrameWithData, FrameDecoder, type CodecName } from './codec.ts'
 import { LiveConnection, type LiveSocket } from './connection.ts'
-import { CloseCode, ErrorCode, LiveError, eventFrame, type BusEvent } from './protocol.ts'
+import { CloseCode, ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.ts'
 import { checkTopic, SubscriptionIndex } from './topics.ts'
 import type { Bus, MaybePromise } from './bus.ts'
 import type { HookRegistry, LiveClient } from '../hooks/registry.ts'
@@ -27,6 +27,11 @@ const WARNS_PER_WINDOW = 20
 
 /** An in-process subscriber: called with every matching event after the sockets got theirs. */
 export type EventListener = (event: BusEvent) => void
+
+/** Data that arrived encoded (from Redis) is spliced into the frame, not decoded and encoded again. */
+const binaryEventFrame = (event: BusEvent): Buffer => event.encoded === undefined
+  ? encodeFrame('msgpack', eventFrame('event', event))
+  : encodeFrameWithData(eventHead('event', event), event.encoded)
 
 export class Hub {
   readonly connections = new Set<LiveConnection>()
@@ -184,9 +189,7 @@ export class Hub {
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
       const connection = subscribers[i]
-      const frame = connection.binary
-        ? (msgpack ??= encodeFrame('msgpack', eventFrame('event', event)))
-        : (json ??= encodeFrame('json', eventFrame('event', event)))
+      const frame = connection.binary ? (msgpack ??= binaryEventFrame(event)) : (json ??= encodeFrame('json', eventFrame('event', event)))
       connection.deliver(event, frame)
     }
     if (this.flushScheduled) this.deliveredUntilFlush(start)

@@ -124,17 +124,21 @@ export interface BusEvent {
   epoch: string
   ts: number
   data: unknown
+  /** The data as MessagePack, when the bus received it so (Redis): binary frames splice these bytes. */
+  readonly encoded?: Uint8Array
 }
 
 /** The server-to-client frames. Field order is the order on the wire. */
 export const errorFrame = (id: FrameId | undefined, code: string, message: string) =>
   id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message }
 
-export const eventFrame = (type: 'event' | 'snapshot', e: BusEvent) => ({
+/** An event or snapshot frame without its data, which goes last (see eventFrame). */
+export const eventHead = (type: 'event' | 'snapshot', e: BusEvent) => ({
   type,
   topic: e.topic,
   seq: e.seq,
   epoch: e.epoch,
-  ts: e.ts,
-  data: e.data
+  ts: e.ts
 })
+
+export const eventFrame = (type: 'event' | 'snapshot', e: BusEvent) => ({ ...eventHead(type, e), data: e.data })

@@ -77,18 +77,28 @@ type RedisWithPublish = Redis & {
 
 const BAR = 0x7c // '|'
 
+const NOT_DECODED = Symbol('not decoded')
+
+/**
+ * An event read from Redis. Its data stays MessagePack until something reads it: binary frames
+ * splice the bytes, so a node that only fans out to binary subscribers never decodes it.
+ */
+class StoredEvent implements BusEvent {
+  private decoded: unknown = NOT_DECODED
+  constructor(readonly topic: string, readonly epoch: string, readonly seq: number, readonly ts: number, readonly encoded: Buffer) {}
+
+  get data(): unknown {
+    if (this.decoded === NOT_DECODED) this.decoded = decodeData(this.encoded)
+    return this.decoded
+  }
+}
+
 /** `epoch|seq|ts|data` as an event. */
 export function parseEntry(topic: string, entry: Buffer): BusEvent {
   const a = entry.indexOf(BAR)
   const b = entry.indexOf(BAR, a + 1)
   const c = entry.indexOf(BAR, b + 1)
-  return {
-    topic,
-    epoch: entry.toString('latin1', 0, a),
-    seq: Number(entry.toString('latin1', a + 1, b)),
-    ts: Number(entry.toString('latin1', b + 1, c)),
-    data: decodeData(entry.subarray(c + 1))
-  }
+  return new StoredEvent(topic, entry.toString('latin1', 0, a), Number(entry.toString('latin1', a + 1, b)), Number(entry.toString('latin1', b + 1, c)), entry.subarray(c + 1))
 }
 
 /** A topic pattern as a Redis glob: `*` and `>` become `*` (which may match more: delivery filters again). */

@@ -20,8 +20,13 @@ type Target = keyof typeof targets
 
 interface Server { child: ChildProcess; port: number; pid: number }
 
+// Our server runs with the V8 flags `npm start` and pm2.config.json give it (README, "V8 flags");
+// OURS_NODE_ARGS overrides them ('' for none). The raw baseline runs plain: the flags made no
+// difference to its probe tail by hand.
+const OURS_NODE_ARGS = (process.env.OURS_NODE_ARGS ?? '--no-allocation-site-pretenuring --max-semi-space-size=8').split(' ').filter(Boolean)
+
 async function startServer(target: Target, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [targets[target]], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...(target === 'ours' ? OURS_NODE_ARGS : []), targets[target]], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (c) => {

@@ -59,11 +59,26 @@ t.test('an event frame with data spliced from encoded bytes is the encoded frame
 
 t.test('an event read from Redis keeps its data encoded until it is read, then decodes it once', async (t) => {
   const entry = Buffer.concat([Buffer.from('ab12|7|1764403200123|'), encodeData({ price: 1.5, venue: 'x|y' })])
-  const event = parseEntry('prices.x', entry)
+  const event = parseEntry('prices.x', entry)!
   t.same({ topic: event.topic, epoch: event.epoch, seq: event.seq, ts: event.ts }, { topic: 'prices.x', epoch: 'ab12', seq: 7, ts: 1764403200123 })
   t.same([...event.encoded!], [...encodeData({ price: 1.5, venue: 'x|y' })], 'the bytes after the third bar')
   t.same(event.data, { price: 1.5, venue: 'x|y' })
   t.equal(event.data, event.data, 'decoded once: the same object on every read')
+})
+
+t.test('an entry in Redis that this server did not write parses to null, never to an event', async (t) => {
+  const data = encodeData({ price: 1.5 })
+  const entry = (head: string, bytes: Uint8Array = data) => Buffer.concat([Buffer.from(head), bytes])
+  t.ok(parseEntry('p', entry('ab12|7|1764403200123|')), 'well formed')
+  t.equal(parseEntry('p', entry('no bars at all')), null)
+  t.equal(parseEntry('p', entry('|7|1|')), null, 'no epoch')
+  t.equal(parseEntry('p', entry('ab|x|1|')), null, 'seq not a number')
+  t.equal(parseEntry('p', entry('ab|0|1|')), null, 'seq below 1')
+  t.equal(parseEntry('p', entry('ab|7|later|')), null, 'ts not a number')
+  t.equal(parseEntry('p', entry('ab|7|1|', Uint8Array.of(0xc1))), null, 'reserved byte')
+  t.equal(parseEntry('p', entry('ab|7|1|', data.subarray(0, data.length - 1))), null, 'truncated data')
+  t.equal(parseEntry('p', entry('ab|7|1|', Uint8Array.of(...data, 0x01))), null, 'trailing bytes')
+  t.equal(parseEntry('p', entry('ab|7|1|', new Uint8Array(0))), null, 'no data')
 })
 
 t.test('validation answers exact codes and messages', async (t) => {

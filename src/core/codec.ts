@@ -181,12 +181,16 @@ export function scanJsonDepth(bytes: Uint8Array, maxDepth: number): Refusal | nu
   return null
 }
 
+const MALFORMED: Refusal = { code: ErrorCode.badRequest, message: 'undecodable MessagePack: truncated, trailing bytes or 0xc1' }
+
 /**
  * Walks MessagePack bytes without building anything: refuses nesting past `maxDepth`, containers
- * past `maxItems` and extension types. Other malformations (truncation, 0xc1) are left to the
- * decoder, which reports them.
+ * past `maxItems` and extension types. Other malformations (truncation, 0xc1, trailing bytes) are
+ * left to the decoder, which reports them, unless `whole` asks for bytes that are exactly one
+ * complete value: data that is passed on without being decoded.
  */
-export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number, left: Float64Array = new Float64Array(maxDepth + 1)): Refusal | null {
+export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number, left: Float64Array = new Float64Array(maxDepth + 1), whole = false): Refusal | null {
+  const incomplete = whole ? MALFORMED : null
   // left[d]: values still to read in the container open at depth d; left[0] is the frame itself.
   let depth = 0
   left[0] = 1
@@ -197,7 +201,7 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
       continue
     }
     left[depth]--
-    if (pos >= bytes.length) return null
+    if (pos >= bytes.length) return incomplete
     const b = bytes[pos]
     let count = -1 // a container's element count (map: entries)
     let isMap = false
@@ -211,15 +215,15 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
     else if (b >= 0xcc && b <= 0xd3) pos += 1 + (1 << (b & 0x03)) // uint/int 8..64
     else if ((b >= 0xc4 && b <= 0xc6) || (b >= 0xd9 && b <= 0xdb)) {
       const width = b === 0xc4 || b === 0xd9 ? 1 : b === 0xc5 || b === 0xda ? 2 : 4 // bin/str 8, 16, 32
-      if (pos + 1 + width > bytes.length) return null
+      if (pos + 1 + width > bytes.length) return incomplete
       pos += 1 + width + readLength(bytes, pos + 1, width)
     } else if (b >= 0xdc && b <= 0xdf) {
       const wide = b === 0xdd || b === 0xdf // array/map 16 or 32
-      if (pos + (wide ? 5 : 3) > bytes.length) return null
+      if (pos + (wide ? 5 : 3) > bytes.length) return incomplete
       count = readLength(bytes, pos + 1, wide ? 4 : 2)
       isMap = b >= 0xde
       pos += wide ? 5 : 3
-    } else if (b === 0xc1) return null
+    } else if (b === 0xc1) return incomplete
     else return { code: ErrorCode.badRequest, message: 'undecodable MessagePack frame: extension types are not accepted' }
     if (count >= 0) {
       if (count > maxItems) {
@@ -229,7 +233,7 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
       left[++depth] = isMap ? count * 2 : count
     }
   }
-  return null
+  return pos === bytes.length ? null : incomplete
 }
 
 /** A big-endian unsigned length of 1, 2 or 4 bytes. */

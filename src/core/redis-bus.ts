@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
-import { decodeData, encodeData } from './codec.ts'
+import { decodeData, encodeData, scanMsgpack } from './codec.ts'
 import type { BackplaneFigures, Bus, TopicInfo } from './bus.ts'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
 import { matches } from './topics.ts'
@@ -93,12 +93,24 @@ class StoredEvent implements BusEvent {
   }
 }
 
-/** `epoch|seq|ts|data` as an event. */
-export function parseEntry(topic: string, entry: Buffer): BusEvent {
+// Stored data passed the publish limits; these only bound the well-formedness scan.
+const SCAN_DEPTH = 512
+const scanStack = new Float64Array(SCAN_DEPTH + 1)
+
+/**
+ * `epoch|seq|ts|data` as an event, or null for an entry this server did not write (another
+ * format, or data that is not one whole MessagePack value): it is dropped, never delivered.
+ */
+export function parseEntry(topic: string, entry: Buffer): BusEvent | null {
   const a = entry.indexOf(BAR)
   const b = entry.indexOf(BAR, a + 1)
   const c = entry.indexOf(BAR, b + 1)
-  return new StoredEvent(topic, entry.toString('latin1', 0, a), Number(entry.toString('latin1', a + 1, b)), Number(entry.toString('latin1', b + 1, c)), entry.subarray(c + 1))
+  if (a <= 0 || b < 0 || c < 0) return null
+  const seq = Number(entry.toString('latin1', a + 1, b))
+  const ts = Number(entry.toString('latin1', b + 1, c))
+  const data = entry.subarray(c + 1)
+  if (!Number.isSafeInteger(seq) || seq < 1 || !Number.isFinite(ts) || scanMsgpack(data, SCAN_DEPTH, Infinity, scanStack, true) !== null) return null
+  return new StoredEvent(topic, entry.toString('latin1', 0, a), seq, ts, data)
 }
 
 /** A topic pattern as a Redis glob: `*` and `>` become `*` (which may match more: delivery filters again). */
@@ -208,7 +220,7 @@ export class RedisBus implements Bus {
 
   async last(topic: string): Promise<BusEvent | undefined> {
     const entry = await this.call(() => this.redis.hgetBuffer(this.key('m', topic), 'last'))
-    return entry === null ? undefined : parseEntry(topic, entry)
+    return (entry && parseEntry(topic, entry)) ?? undefined
   }
 
   async lastMatching(pattern: string): Promise<BusEvent[]> {
@@ -219,7 +231,8 @@ export class RedisBus implements Bus {
     const results = (await this.call(() => pipeline.exec())) ?? []
     const events: BusEvent[] = []
     results.forEach(([err, entry], i) => {
-      if (err === null && entry !== null) events.push(parseEntry(topics[i], entry as Buffer))
+      const event = err === null && entry !== null ? parseEntry(topics[i], entry as Buffer) : null
+      if (event !== null) events.push(event)
     })
     return events
   }
@@ -237,7 +250,12 @@ export class RedisBus implements Bus {
   private async history(topic: string): Promise<BusEvent[]> {
     const entries = await this.call(() => this.redis.lrangeBuffer(this.key('h', topic), 0, -1))
     const oldest = Date.now() - this.options.historyTtl
-    return entries.map((entry) => parseEntry(topic, entry)).filter((e) => e.ts >= oldest)
+    const events: BusEvent[] = []
+    for (const entry of entries) {
+      const event = parseEntry(topic, entry)
+      if (event !== null && event.ts >= oldest) events.push(event)
+    }
+    return events
   }
 
   async topics(): Promise<TopicInfo[]> {
@@ -285,6 +303,10 @@ export class RedisBus implements Bus {
    */
   private receive(topic: string, message: Buffer): void {
     const event = parseEntry(topic, message)
+    if (event === null) {
+      this.log.warn({ topic }, 'malformed backplane message dropped')
+      return
+    }
     let cursor = this.cursors.get(topic)
     if (cursor === undefined) {
       cursor = { epoch: event.epoch, seq: event.seq - 1, queue: null }

@@ -1,7 +1,7 @@
 // npm run bench: each workload against our server and the raw ws baseline in the same invocation,
 // servers and load generator in separate processes, with both processes' CPU and the server's RSS.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { cpuSeconds, rssMiB } from './proc.ts'
@@ -20,10 +20,11 @@ type Target = keyof typeof targets
 
 interface Server { child: ChildProcess; port: number; pid: number }
 
-// Our server runs with the V8 flags `npm start` and pm2.config.json give it (README, "V8 flags");
-// OURS_NODE_ARGS overrides them ('' for none). The raw baseline runs plain: the flags made no
-// difference to its probe tail by hand.
-const OURS_NODE_ARGS = (process.env.OURS_NODE_ARGS ?? '--no-allocation-site-pretenuring --max-semi-space-size=8').split(' ').filter(Boolean)
+// Our server runs with the V8 flags PM2 (and `npm start`) give it (README, "V8 flags"), read from
+// pm2.config.json; OURS_NODE_ARGS overrides them ('' for none). The raw baseline runs plain: the
+// flags made no difference to its probe tail by hand.
+const pm2Flags: string[] = JSON.parse(readFileSync(new URL('../pm2.config.json', import.meta.url), 'utf8')).apps[0].node_args
+const OURS_NODE_ARGS = process.env.OURS_NODE_ARGS === undefined ? pm2Flags : process.env.OURS_NODE_ARGS.split(' ').filter(Boolean)
 
 async function startServer(target: Target, env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [...(target === 'ours' ? OURS_NODE_ARGS : []), targets[target]], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -224,8 +225,8 @@ async function backplaneBench() {
   log(`\n### Backplane: one in-memory node vs 3 nodes on Redis (subscribers spread evenly, publisher on the first node; 4 s per rate; Redis ${redisNice ? `at nice ${redisNice}` : 'at default priority'})\n`)
   log('| setup | subscribers | publishes/s | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | p99 ms after 1 s | lost | reordered | CPU % (servers + Redis) | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|')
   const redisPort = 16_379 + Math.floor(Math.random() * 1000)
-  const redisArgs = ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-  const redis = redisNice ? spawn('nice', ['-n', redisNice, ...redisArgs], { stdio: 'ignore' }) : spawn(redisArgs[0], redisArgs.slice(1), { stdio: 'ignore' })
+  const [command, ...commandArgs] = [...(redisNice ? ['nice', '-n', redisNice] : []), 'redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  const redis = spawn(command, commandArgs, { stdio: 'ignore' })
   await new Promise((r) => setTimeout(r, 500))
   // 11/s × 900 ≈ 10,000 delivered msgs/s; then up the ladder until a step fails.
   const workloads = [{ subscribers: 900, rates: [11, 50, 100, 200, 400, 800, 1600] }, { subscribers: 3, rates: [1000, 10_000] }]

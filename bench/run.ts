@@ -15,6 +15,12 @@ if (unknown.length > 0) {
   console.error(`BENCH_ONLY: unknown workload ${unknown.join(', ')}; expected some of ${WORKLOADS.join(', ')}`)
   process.exit(2)
 }
+// A nice value the backplane workload's Redis runs at (an integer from -20 to 19); unset: default priority.
+const redisNice = process.env.REDIS_NICE || undefined
+if (redisNice !== undefined && !(/^-?\d+$/.test(redisNice) && Number(redisNice) >= -20 && Number(redisNice) <= 19)) {
+  console.error(`REDIS_NICE: expected an integer from -20 to 19, got "${redisNice}"`)
+  process.exit(2)
+}
 const targets = { raw: 'bench/raw-server.mjs', ours: 'bench/ours-server.mjs' } as const
 type Target = keyof typeof targets
 
@@ -221,7 +227,6 @@ async function arbitrageBench() {
 async function backplaneBench() {
   // REDIS_NICE=-10 runs Redis at a higher scheduling priority than the nodes and the generator, as a
   // backplane with a core of its own would be; by default everything shares the two cores as equals.
-  const redisNice = process.env.REDIS_NICE
   log(`\n### Backplane: one in-memory node vs 3 nodes on Redis (subscribers spread evenly, publisher on the first node; 4 s per rate; Redis ${redisNice ? `at nice ${redisNice}` : 'at default priority'})\n`)
   log('| setup | subscribers | publishes/s | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | p99 ms after 1 s | lost | reordered | CPU % (servers + Redis) | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|')
   const redisPort = 16_379 + Math.floor(Math.random() * 1000)

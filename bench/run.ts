@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const WORKLOADS = ['probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'backplane']
+const WORKLOADS = ['floor', 'probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'backplane']
 const only = (process.env.BENCH_ONLY || WORKLOADS.join(',')).split(',')
 const unknown = only.filter((w) => !WORKLOADS.includes(w))
 if (unknown.length > 0) {
@@ -79,6 +79,28 @@ const results: Record<string, any> = { date: new Date().toISOString(), machine: 
 const lines: string[] = []
 const log = (line: string) => { lines.push(line); console.log(line) }
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a')
+
+/** Runs bench/floor.ts in a process of its own and returns the JSON line it prints. */
+function floorRun(...args: string[]): Promise<any> {
+  const child = spawn(process.execPath, ['--import=tsx', 'bench/floor.ts', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (c) => { out += c })
+  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`floor ${args[0]} exited with ${code}`)))))
+}
+
+/** What the machine allows any server (bench/floor.ts), so each run's latencies can be read against it. */
+async function floorBench() {
+  log('\n### Machine floor (bench/floor.ts; no server)\n\n| measure | result |\n|---|---|')
+  const spins = await Promise.all([floorRun('spin', '5'), floorRun('spin', '5')]) // one per core
+  for (const [core, r] of spins.entries()) log(`| spinning process ${core + 1} of 2, ${r.seconds} s: gaps over 1 ms / over 2 ms, worst, time lost in gaps over 0.1 ms | ${r.over1ms} / ${r.over2ms}, ${r.worstMs} ms, ${r.lostPct}% |`)
+  const writes = []
+  for (const sockets of [900, 300]) {
+    const r = await floorRun('writes', String(sockets))
+    writes.push(r)
+    log(`| 100 B written to each of ${sockets} loopback sockets, 20 rounds: µs per write (median, min); one event to all | ${r.perWriteUsMedian}, ${r.perWriteUsMin}; ${r.oneEventMs} ms |`)
+  }
+  results.floor = { spins, writes }
+}
 
 async function probeBench() {
   log('\n### Probe round trip (ms)\n\n| connections | server | p50 | p99 | p99.9 | max | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|')
@@ -258,6 +280,7 @@ async function backplaneBench() {
 }
 
 log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick run)' : ''}`)
+if (only.includes('floor')) await floorBench()
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
 if (only.includes('idle')) await idleBench()

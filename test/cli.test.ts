@@ -52,5 +52,5 @@ t.test('errors: usage is exit 2, a refused publish exit 1 with its code', async 
 t.test('bench passes its workloads to the benchmark, which refuses unknown ones', async (t) => {
   const run = await cli(['bench', 'nonsense']).done
   t.equal(run.code, 2)
-  t.match(run.stderr, /BENCH_ONLY: unknown workload nonsense; expected some of probe, fanout, idle, memory, hooks, arbitrage, backplane/)
+  t.match(run.stderr, /BENCH_ONLY: unknown workload nonsense; expected some of floor, probe, fanout, idle, memory, hooks, arbitrage, backplane/)
 })

@@ -1,8 +1,10 @@
 // Delivery against a listening server: wildcards, seq order, snapshots, recovery, slow consumers, heartbeat, limits.
 import t from 'tap'
+import { connect } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { encode } from '@msgpack/msgpack'
-import { startServer, TestClient, flood, sleep, type Frame } from './helper.ts'
+import { startServer, TestClient, flood, sleep, until, type Frame } from './helper.ts'
 import { ANONYMOUS_SUBSCRIBER } from '../src/core/auth.ts'
 
 t.test('wildcards, overlaps delivered once, unsubscribe', async (t) => {
@@ -262,6 +264,37 @@ t.test('heartbeat: a connection that misses a pong is terminated and its subscri
   t.equal(app.live.hub.index.match('hb').length, 1, 'only the answering client is still subscribed')
   t.equal(app.live.connections, 1)
   alive.close()
+})
+
+t.test('heartbeat: a connection the server is closing keeps its close handshake, even from a client slow to read', async (t) => {
+  const { url, app } = await startServer(t, { heartbeatInterval: 50 })
+  const socket = connect({ port: Number(new URL(url).port), host: '127.0.0.1' })
+  const received: Buffer[] = []
+  let error = ''
+  socket.on('data', (chunk: Buffer) => received.push(chunk))
+  socket.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message })
+  const closed = new Promise((r) => socket.once('close', r))
+  await new Promise((r) => socket.once('connect', r))
+  socket.write(`GET /ws/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+  await until(() => Buffer.concat(received).includes('\r\n\r\n'), 'upgraded')
+  received.length = 0
+  // A text frame that declares 2 MB (past MAX_PAYLOAD): the server closes with 1009 and discards the rest.
+  const header = Buffer.alloc(14)
+  header[0] = 0x81
+  header[1] = 0x80 | 127
+  header.writeBigUInt64BE(2_000_000n, 2)
+  socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]))
+  socket.pause() // busy elsewhere: reads nothing for ten heartbeat intervals, still sending its frame
+  for (let i = 0; i < 50 && !socket.destroyed; i++) {
+    socket.write(Buffer.alloc(16 * 1024))
+    await sleep(10)
+  }
+  t.equal(app.live.connections, 1, 'still closing after ten heartbeat intervals')
+  socket.resume()
+  await closed
+  const frame = Buffer.concat(received)
+  t.equal(error, '', 'no reset')
+  t.same([frame[0], frame.length >= 4 ? frame.readUInt16BE(2) : undefined], [0x88, 1009], 'the close frame arrives: 1009')
 })
 
 t.test('a flooding publisher does not starve a probe client', async (t) => {

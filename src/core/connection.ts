@@ -514,6 +514,9 @@ export class LiveConnection implements LiveClient {
   }
 
   heartbeat(): void {
+    // A closing connection is left to finish its close handshake (ws cuts it off after 30 s): cut now,
+    // a client still sending would get a reset instead of the close frame that says why.
+    if (this.socket.readyState !== OPEN) return
     if (!this.alive) {
       this.socket.terminate()
       return

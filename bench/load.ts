@@ -88,6 +88,31 @@ function cpu(start: NodeJS.CpuUsage): number {
 }
 
 /**
+ * Send-to-receive latency over the whole run and, with `warmupMs`, over what was sent after the
+ * first warmupMs too: the steady state, without JIT warm-up at a new rate.
+ */
+class Latencies {
+  private readonly all = new Histogram()
+  private readonly steady = new Histogram()
+  private steadyFrom = Infinity
+  constructor(private readonly warmupMs: number) {}
+
+  /** The clock (the one sentAt uses) when sending starts. */
+  start(at: number): void {
+    if (this.warmupMs > 0) this.steadyFrom = at + this.warmupMs
+  }
+
+  record(sentAt: number, receivedAt: number): void {
+    this.all.record(receivedAt - sentAt)
+    if (sentAt >= this.steadyFrom) this.steady.record(receivedAt - sentAt)
+  }
+
+  summary() {
+    return { latency: this.all.summary(), ...(this.warmupMs > 0 ? { steadyLatency: this.steady.summary() } : {}) }
+  }
+}
+
+/**
  * Request/response round trips: one connection in sequence, or many at a fixed rate each. Light
  * clients, and each client's sends on its own 1 ms slot, so the generator adds little of its own.
  */
@@ -156,11 +181,7 @@ async function fanout() {
   const payload: Record<string, unknown> = args.payload === 'opportunity'
     ? { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: Date.now(), maxTickAgeMs: 12, ts: 0 }
     : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
-  const hist = new Histogram()
-  // Latency of publishes after the first warmupMs too: the steady state, without JIT warm-up at a new rate.
-  const warmupMs = Number(args.warmupMs ?? 0)
-  const steady = new Histogram()
-  let steadyFrom = Infinity
+  const latencies = new Latencies(Number(args.warmupMs ?? 0))
   const clients = await openLight(subscribers)
   const expected = new Int32Array(subscribers).fill(1)
   const open = new Uint8Array(subscribers).fill(1)
@@ -179,8 +200,7 @@ async function fanout() {
         else reordered++
         delivered++
         lastDeliveryAt = now()
-        hist.record(lastDeliveryAt - sentAt[seq])
-        if (sentAt[seq] >= steadyFrom) steady.record(lastDeliveryAt - sentAt[seq])
+        latencies.record(sentAt[seq], lastDeliveryAt)
       }
       resolve()
     }
@@ -191,7 +211,7 @@ async function fanout() {
   const publisher = await connect()
   const started = process.cpuUsage()
   const t0 = now()
-  if (warmupMs > 0) steadyFrom = t0 + warmupMs
+  latencies.start(t0)
   let sent = 0
   while (sent < total) {
     const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
@@ -217,8 +237,7 @@ async function fanout() {
     rate, subscribers, paused, published: total, expectedDeliveries, delivered, lost, reordered, closes,
     lagMs: Number.isFinite(lagMs) ? Math.round(lagMs) : null,
     deliveredPerSecond: Math.round(delivered / elapsed),
-    latency: hist.summary(),
-    ...(warmupMs > 0 ? { steadyLatency: steady.summary() } : {}),
+    ...latencies.summary(),
     generatorCpu
   }
 }
@@ -234,12 +253,8 @@ async function arbitrage() {
   const rate = Number(args.rate)
   const durationMs = Number(args.durationMs)
   const baseline = Boolean(args.baseline)
-  const warmupMs = Number(args.warmupMs ?? 0)
   const feed = new SyntheticFeed({ seed: 11, symbols: 20, exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.0005) })
-  const hist = new Histogram()
-  // Opportunities from ticks sent after the first warmupMs: the steady state, without JIT warm-up.
-  const steady = new Histogram()
-  let steadyFrom = Infinity
+  const latencies = new Latencies(Number(args.warmupMs ?? 0))
   const wall = () => performance.timeOrigin + performance.now()
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
@@ -253,8 +268,7 @@ async function arbitrage() {
         const sentAt = baseline ? frame.data.ts : Math.max(frame.data.buy?.ts, frame.data.sell?.ts)
         if (!baseline && frame.data.status === 'closed') return
         if (!baseline) opportunities++
-        hist.record(wall() - sentAt)
-        if (sentAt >= steadyFrom) steady.record(wall() - sentAt)
+        latencies.record(sentAt, wall())
       }
       resolve()
     }
@@ -262,7 +276,7 @@ async function arbitrage() {
   })
   const started = process.cpuUsage()
   const t0 = now()
-  if (warmupMs > 0) steadyFrom = wall() + warmupMs
+  latencies.start(wall())
   const total = Math.floor((rate * durationMs) / 1000)
   let sent = 0
   while (sent < total) {
@@ -280,8 +294,7 @@ async function arbitrage() {
   await sleep(100)
   publisher.destroy()
   subscriber.destroy()
-  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, latency: hist.summary(),
-    ...(warmupMs > 0 ? { steadyLatency: steady.summary() } : {}), generatorCpu: cpu(started) }
+  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, ...latencies.summary(), generatorCpu: cpu(started) }
 }
 
 /** Many connected, subscribed, silent clients; holds them until told to let go. */

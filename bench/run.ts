@@ -80,13 +80,15 @@ const lines: string[] = []
 const log = (line: string) => { lines.push(line); console.log(line) }
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a')
 
-/** Runs bench/floor.ts in a process of its own and returns the JSON line it prints. */
-function floorRun(...args: string[]): Promise<any> {
-  const child = spawn(process.execPath, ['--import=tsx', 'bench/floor.ts', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+/** Runs a bench script in a process of its own; resolves to what it printed. */
+function scriptOutput(script: string, ...args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import=tsx', script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout!.on('data', (c) => { out += c })
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`floor ${args[0]} exited with ${code}`)))))
+  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${script} ${args.join(' ')} exited with ${code}`)))))
 }
+
+const floorRun = async (...args: string[]) => JSON.parse(await scriptOutput('bench/floor.ts', ...args))
 
 /** What the machine allows any server (bench/floor.ts), so each run's latencies can be read against it. */
 async function floorBench() {
@@ -216,12 +218,7 @@ async function hooksBench() {
     results[`hooks-${w.subscribers}`] = runs
   }
   // The publish path alone, in process, where a hook's cost is not lost in socket noise.
-  const table = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'bench/publish-path.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout!.on('data', (c) => { out += c })
-    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`publish-path exited with ${code}`))))
-  })
+  const table = await scriptOutput('bench/publish-path.ts')
   log('\nPublish path alone (in process, no sockets; median of 5 runs of 200,000 publishes, best of two rounds):\n')
   log(table)
 }

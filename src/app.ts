@@ -33,9 +33,11 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   await app.register(metrics)
   await app.register(dashboard)
   if (config.arbitrage) {
-    await app.register(scorer, { config })
+    // The engine first: its check that a tick speaks for its topic's exchange runs before the
+    // scorer observes the tick.
     const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config
     await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee })
+    await app.register(scorer, { config })
   }
   if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
   for (const path of config.hooks.split(',').map((p) => p.trim()).filter(Boolean)) await app.register(await loadHookModule(path), { config })

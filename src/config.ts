@@ -28,6 +28,8 @@ export const ConfigSchema = Type.Object({
   redisPrefix: Type.String({ default: 'live:', description: 'prefix of every Redis key and channel, so several deployments can share one Redis' }),
   historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
+  topicTtl: Int(3_600_000, 1000, 2_592_000_000, 'milliseconds a topic with no publish and no subscriber of its exact name is kept; then its history, last value and index entry are freed'),
+  maxTopics: Int(10_000, 1, 100_000_000, 'topics held at once; past it a publish to a new topic answers unavailable'),
   maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
   slowConsumer: Type.Union([Type.Literal('close'), Type.Literal('conflate')], {
     default: 'close',
@@ -45,18 +47,23 @@ export const ConfigSchema = Type.Object({
   jwtPublicKey: Type.String({ default: '', description: 'RS256/ES256 public key for JWTs: a PEM, or the path of one' }),
   jwtIssuer: Type.String({ default: '', description: 'required JWT `iss` (empty: any)' }),
   jwtAudience: Type.String({ default: '', description: 'required JWT `aud` (empty: any)' }),
+  jwtRequireExp: Type.Boolean({ default: true, description: 'JWTs without `exp` are refused (false: they never expire)' }),
+  jwtMaxLifetime: Int(86_400_000, 1000, 31_536_000_000, 'milliseconds a JWT may still have to live when presented; one whose `exp` is further away is refused'),
   apiKeys: Type.String({ default: '', secret: true, syntax: 'apiKeys', description: 'static API keys and their scopes' }),
   allowedOrigins: Type.String({ default: '', description: 'comma-separated Origins browsers may connect from (empty: any); clients sending no Origin are not browsers and pass' }),
   maxConnections: Int(20_000, 1, 10_000_000, 'open connections in all; past it upgrades get 503'),
   maxConnectionsPerIp: Int(1000, 1, 10_000_000, 'open connections per client address; past it upgrades get 503'),
-  memoryLimitMb: Int(225, 0, 1_048_576, 'RSS in MiB past which /ready answers 503 and upgrades are refused (keep it under max_memory_restart); 0 turns it off'),
+  maxSubscriptionsPerIp: Int(10_000, 1, 100_000_000, 'subscriptions held by all connections of one client address; past it subscribe answers unavailable'),
+  maxSubscriptionsTotal: Int(100_000, 1, 100_000_000, 'subscriptions held in all; past it subscribe answers unavailable'),
+  memoryLimitMb: Int(160, 0, 1_048_576, 'JavaScript heap plus buffers in MiB past which /ready answers 503 and upgrades and subscribes are refused (RSS runs ~60 MiB above it: keep it that far under max_memory_restart); 0 turns it off'),
   rateLimit: Int(1000, 0, 10_000_000, 'frames per second a connection without publish grants may send on average (bursts of twice that); 0 turns it off'),
   publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),
   rateStrikes: Int(100, 0, 1_000_000, 'frames refused with rate_limited within 10 s before the connection is closed with 4029'),
-  maxFrameErrors: Int(100, 0, 1_000_000, 'malformed frames (bad_request, unknown_type, too_large) a connection may send within 10 s before it is closed with 1008; 0: never closed'),
+  maxFrameErrors: Int(100, 0, 1_000_000, 'malformed frames (bad_request, unknown_type, too_large) and refused credentials (unauthorized) a connection may send within 10 s before it is closed with 1008; 0: never closed'),
   decodeMaxDepth: Int(32, 1, 100, 'nesting depth of an inbound frame or HTTP publish body (at most 100: the encoders refuse deeper data)'),
   decodeMaxItems: Int(10_000, 1, 10_000_000, 'elements of one array or entries of one map in an inbound frame'),
   handshakeTimeout: Int(10_000, 100, 600_000, 'milliseconds a new TCP connection has to send its HTTP request headers'),
+  requestTimeout: Int(10_000, 100, 600_000, 'milliseconds an HTTP request has to deliver its body once its headers arrived; then the connection is closed'),
   tlsCert: Type.String({ default: '', description: 'path of the PEM certificate (chain) for wss:// and https:// (with TLS_KEY)' }),
   tlsKey: Type.String({ default: '', description: 'path of the PEM private key for TLS_CERT' }),
   shutdownGrace: Int(3000, 100, 60_000, 'milliseconds a graceful shutdown may take before the process exits anyway'),
@@ -158,14 +165,31 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return out
 }
 
-/** `secret: true`: the whole value; `secret: 'password'`: the password in a URL. */
+/** `secret: true`: the whole value; `secret: 'password'`: the passwords in a URL. An empty secret shows as empty. */
 function redactValue(schema: TSchema, value: unknown): unknown {
+  if (value === '' || !schema.secret) return value
   if (schema.secret === 'password') return typeof value === 'string' ? redactUrlPassword(value) : '[redacted]'
-  return schema.secret ? '[redacted]' : value
+  return '[redacted]'
 }
 
-/** A URL with its password replaced: `redis://:[redacted]@host:6379`. */
-export const redactUrlPassword = (url: string): string => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1[redacted]@')
+/**
+ * A URL with its secrets replaced: the password of `user:password@` (which may itself hold `@`:
+ * the host follows the last one), a user part alone (clients take it as the password), and
+ * `password=` query parameters, as ioredis reads them.
+ */
+export function redactUrlPassword(url: string): string {
+  const scheme = url.indexOf('://')
+  const start = scheme === -1 ? 0 : scheme + 3
+  const queryAt = url.search(/[?#]/)
+  const at = url.lastIndexOf('@', queryAt === -1 ? url.length : queryAt)
+  let out = url
+  if (at >= start) {
+    const colon = url.indexOf(':', start)
+    const keep = colon !== -1 && colon < at ? colon + 1 : start
+    out = url.slice(0, keep) + '[redacted]' + url.slice(at)
+  }
+  return out.replace(/([?&][a-z]*password=)[^&#]*/gi, '$1[redacted]')
+}
 
 /** The README's configuration table rows, generated so docs and schema cannot drift. */
 export function describeConfig(): { variable: string; default: unknown; accepts: string; description: string }[] {

@@ -71,7 +71,7 @@ t.test('lifecycle: open, material updates only, closed with lifetime and reason'
   t.equal(engine.sweep(1500), null, 'fresh quotes: nothing to close')
   const swept = engine.sweep(2100)!
   t.match(swept, [{ status: 'closed', reason: 'stale', lifetimeMs: 700 }])
-  t.same(engine.counters, { ticks: 8, stale: 0, crossed: 0, invalid: 0, opened: 2, updated: 2, closed: 2 })
+  t.same(engine.counters, { ticks: 8, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 2, updated: 2, closed: 2 })
 })
 
 t.test('a tick re-evaluates only the pairs of its exchange', async (t) => {

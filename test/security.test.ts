@@ -15,7 +15,8 @@ import { loadConfig } from '../src/config.ts'
 import { captureLog, startServer, TestClient, upgradeStatus, sleep } from './helper.ts'
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
-const sign = (claims: object, expiresInMs?: number) => createSigner({ key: SECRET, ...(expiresInMs ? { expiresIn: expiresInMs } : {}) })(claims)
+// Tokens live an hour unless a test says otherwise: JWTs without exp are refused by default.
+const sign = (claims: object, expiresInMs = 3_600_000) => createSigner({ key: SECRET, expiresIn: expiresInMs })(claims)
 const SUB_KEY = 'sub-key-0123456789abcdef'
 const PUB_KEY = 'pub-key-0123456789abcdef'
 const API_KEYS = `${SUB_KEY}=subscribe:ticker.>;${PUB_KEY}=publish:ticker.binance.* subscribe:>`
@@ -60,7 +61,7 @@ t.test('RS256 and ES256 public keys, inline or from a file', async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync(type as any, { ...options, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as any) as unknown as { privateKey: string; publicKey: string }
     const path = join(dir, `${algorithm}.pem`)
     writeFileSync(path, publicKey)
-    const token = createSigner({ key: privateKey, algorithm })({ scope: 'subscribe:>' })
+    const token = createSigner({ key: privateKey, algorithm, expiresIn: 60_000 })({ scope: 'subscribe:>' })
     for (const jwtPublicKey of [publicKey, path]) {
       const { url } = await startServer(t, { auth: 'required', jwtPublicKey })
       t.equal((await upgradeStatus(url, { headers: { authorization: `Bearer ${token}` } })).status, 101, `${algorithm} ${jwtPublicKey === path ? 'file' : 'inline'}`)

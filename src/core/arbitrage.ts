@@ -51,6 +51,8 @@ export interface EngineOptions {
 
 export interface EngineCounters {
   ticks: number
+  /** Ticks from a venue past MAX_EXCHANGES_PER_SYMBOL for their symbol. */
+  refused: number
   stale: number
   crossed: number
   invalid: number
@@ -74,6 +76,11 @@ export const netBps = (buyPrice: number, sellPrice: number, buyFee: number, sell
 
 const netPerUnit = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number =>
   sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
+
+/** Venues per symbol: pairs (and the work of each tick) grow with the square of this. */
+export const MAX_EXCHANGES_PER_SYMBOL = 64
+/** A symbol with no tick for this many maxTickAgeMs is forgotten. */
+const FORGET_AFTER_AGES = 60
 
 /** A change of the executable size by this fraction is material. */
 const SIZE_CHANGE = 0.25
@@ -130,25 +137,34 @@ const validNumber = (x: number) => typeof x === 'number' && Number.isFinite(x) &
  * part of (2 × (exchanges − 1)), allocating nothing unless it emits an event.
  */
 export class ArbitrageEngine {
-  readonly counters: EngineCounters = { ticks: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
+  readonly counters: EngineCounters = { ticks: 0, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
   private readonly books = new Map<string, SymbolBook>()
   private nextId = 1
 
   constructor(readonly options: EngineOptions) {}
 
-  /** Applies a tick received at `now` (server ms) and returns the events it causes, usually none. */
-  onTick(tick: Tick, now: number): OpportunityEvent[] | null {
+  /**
+   * Applies a tick received at `now` (server ms) and returns the events it causes, usually none.
+   * `exchange` and `symbol` are the topic's (ticker.<exchange>.<symbol>): a feed speaks for the
+   * venue its topic names, which its publish grant covers, not for whatever its data says.
+   */
+  onTick(tick: Tick, now: number, exchange: unknown = tick.exchange, symbol: unknown = tick.symbol): OpportunityEvent[] | null {
     this.counters.ticks++
-    if (typeof tick.exchange !== 'string' || typeof tick.symbol !== 'string') {
+    if (typeof exchange !== 'string' || typeof symbol !== 'string') {
       this.counters.invalid++
       return null
     }
-    let book = this.books.get(tick.symbol)
+    let book = this.books.get(symbol)
     if (book === undefined) {
-      book = new SymbolBook(tick.symbol)
-      this.books.set(tick.symbol, book)
+      book = new SymbolBook(symbol)
+      this.books.set(symbol, book)
     }
-    const q = book.quote(tick.exchange, this.options.fees[tick.exchange] ?? this.options.defaultFee)
+    // Pairs grow with the square of the venues: a symbol takes ticks from this many at most.
+    if (book.quotes.length >= MAX_EXCHANGES_PER_SYMBOL && !book.bySlot.has(exchange)) {
+      this.counters.refused++
+      return null
+    }
+    const q = book.quote(exchange, this.options.fees[exchange] ?? this.options.defaultFee)
     q.valid = false
     if (!validNumber(tick.bid) || !validNumber(tick.ask) || !validNumber(tick.bidSize) || !validNumber(tick.askSize) || !Number.isFinite(tick.ts)) {
       this.counters.invalid++
@@ -175,13 +191,23 @@ export class ArbitrageEngine {
     return events
   }
 
-  /** Closes opportunities whose quotes went stale with no tick since; call it on a timer. */
+  /**
+   * Closes opportunities whose quotes went stale with no tick since, and forgets symbols that had
+   * no tick for FORGET_AFTER_AGES × maxTickAgeMs (their topics expire too); call it on a timer.
+   */
   sweep(now: number): OpportunityEvent[] | null {
     let events: OpportunityEvent[] | null = null
-    for (const book of this.books.values()) {
+    const forgetBefore = now - FORGET_AFTER_AGES * this.options.maxTickAgeMs
+    for (const [symbol, book] of this.books) {
       for (const pair of book.open) events = this.evaluate(book, pair, now, events)
+      if (book.open.size === 0 && book.quotes.every((q) => q.receivedAt < forgetBefore)) this.books.delete(symbol)
     }
     return events
+  }
+
+  /** Symbols the engine holds quotes for. */
+  get symbols(): number {
+    return this.books.size
   }
 
   private evaluate(book: SymbolBook, pair: Pair, now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {

@@ -23,7 +23,20 @@ export interface AuthOptions {
   jwtPublicKey: string
   jwtIssuer: string
   jwtAudience: string
+  jwtRequireExp: boolean
+  jwtMaxLifetime: number
   apiKeys: string
+  /** Comma-separated Origins; a browser page from one of them is trusted like its loopback host. */
+  allowedOrigins: string
+}
+
+/** Who is asking, as far as the request shows it. */
+export interface Peer {
+  remoteAddress: string | undefined
+  /** The Origin header: set by every browser, whatever page made the request. */
+  origin: string | undefined
+  /** A proxy's forwarding header is present: the loopback address is the proxy's, not the client's. */
+  forwarded: boolean
 }
 
 const EVERYTHING = ['>']
@@ -96,9 +109,15 @@ export class Authenticator {
   /** API keys by the SHA-256 of the key: a lookup cannot leak a key through timing. */
   private readonly keys = new Map<string, Grants>()
   private readonly verifyJwt: ((token: string) => Record<string, unknown>) | null
+  private readonly requireExp: boolean
+  private readonly maxLifetime: number
+  private readonly trustedOrigins: ReadonlySet<string>
 
   constructor(options: AuthOptions) {
     this.mode = options.auth
+    this.requireExp = options.jwtRequireExp
+    this.maxLifetime = options.jwtMaxLifetime
+    this.trustedOrigins = new Set(originList(options.allowedOrigins))
     let position = 0
     for (const [key, scopes] of parseApiKeys(options.apiKeys) ?? []) {
       this.keys.set(digest(key), grantsOf(scopes, null, `api-key-${++position}`))
@@ -112,11 +131,20 @@ export class Authenticator {
   }
 
   /** Grants for a request: its credential's, or the anonymous ones this mode allows. */
-  authenticate(token: string | undefined, remoteAddress: string | undefined): Grants {
+  authenticate(token: string | undefined, peer: Peer): Grants {
     if (this.mode === 'none') return UNRESTRICTED
     if (token !== undefined && token !== '') return this.verify(token)
     if (this.mode === 'required') throw new LiveError(ErrorCode.unauthorized, 'a credential is required: Authorization: Bearer <token> or ?token=')
-    return isLoopback(remoteAddress) ? UNRESTRICTED : ANONYMOUS_SUBSCRIBER
+    return this.localProcess(peer) ? UNRESTRICTED : ANONYMOUS_SUBSCRIBER
+  }
+
+  /**
+   * Anonymous publishing is for processes on this host. A loopback address alone does not show
+   * one: any web page the host's browser opens connects from loopback too (it sends an Origin),
+   * and behind a reverse proxy on this host every remote client does (the proxy forwards).
+   */
+  private localProcess({ remoteAddress, origin, forwarded }: Peer): boolean {
+    return isLoopback(remoteAddress) && !forwarded && (origin === undefined || this.trustedOrigins.has(origin))
   }
 
   /** A credential's grants; `unauthorized` when it is unknown, invalid or expired (the message never repeats it). */
@@ -132,6 +160,11 @@ export class Authenticator {
     }
     const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : Array.isArray(claims.scopes) ? claims.scopes.filter((s) => typeof s === 'string') : []
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
+    // A token that never expires, or only in a year, is a key that cannot be taken back.
+    if (expiresAt === null && this.requireExp) throw new LiveError(ErrorCode.unauthorized, 'invalid token: it has no exp')
+    if (expiresAt !== null && !(expiresAt - Date.now() <= this.maxLifetime)) {
+      throw new LiveError(ErrorCode.unauthorized, `invalid token: exp is more than ${this.maxLifetime} ms away (JWT_MAX_LIFETIME)`)
+    }
     return grantsOf(scopes, expiresAt, typeof claims.sub === 'string' ? claims.sub.slice(0, 128) : 'jwt')
   }
 }
@@ -170,6 +203,9 @@ function jwtReason(err: unknown): string {
   if (code === 'FAST_JWT_INVALID_ALGORITHM') return 'algorithm not accepted'
   return 'malformed'
 }
+
+/** ALLOWED_ORIGINS as a list. */
+export const originList = (text: string): string[] => text.split(',').map((o) => o.trim()).filter(Boolean)
 
 /** The credential of an HTTP request: `Authorization: Bearer <token>`, else `?token=`. */
 export function tokenOf(authorization: string | undefined, queryToken: string | undefined): string | undefined {

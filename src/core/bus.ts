@@ -1,8 +1,8 @@
 // The bus: where a publish gets its seq, enters history, sets the topic's last value and is handed to delivery.
 import { randomBytes } from 'node:crypto'
-import { matches } from './topics.ts'
-import { decodeData, encodeDataShared } from './codec.ts'
-import type { BusEvent, Position } from './protocol.ts'
+import { isPattern, TopicTree, Work } from './topics.ts'
+import { encodeDataShared, StoredEvent } from './codec.ts'
+import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -34,8 +34,8 @@ export interface Bus {
   publish(topic: string, data: unknown): MaybePromise<BusEvent>
   /** The topic's last event, if it has one. */
   last(topic: string): MaybePromise<BusEvent | undefined>
-  /** The last event of every topic the pattern matches. */
-  lastMatching(pattern: string): MaybePromise<BusEvent[]>
+  /** The last event of every topic the pattern matches, found through a topic index whose visits are spent from `work`. */
+  lastMatching(pattern: string, work?: Work): MaybePromise<BusEvent[]>
   /** Every event after `position`, oldest first, or null when some of them are gone (or the epoch differs). */
   since(topic: string, position: Position): MaybePromise<BusEvent[] | null>
   /** Every topic that holds a value. */
@@ -57,7 +57,19 @@ export interface MemoryBusOptions {
   historySize: number
   /** Milliseconds an event stays recoverable. */
   historyTtl: number
+  /** Milliseconds a topic with no publish and no subscriber of its own name is kept; then it is freed. */
+  topicTtl?: number
+  /** Topics held at once; a publish to a new one past this answers `unavailable`. */
+  maxTopics?: number
+  /** True while the process is at its memory limit: no new topic is created then. */
+  overMemory?: () => boolean
 }
+
+// Idle topics are looked for this often at most (and at least every minute).
+const SWEEP_MAX_MS = 60_000
+
+/** The frame-sized work budget where a caller gives none (in-process and tests). */
+const unlimitedWork = () => new Work(Number.MAX_SAFE_INTEGER)
 
 // A topic's history starts this small and doubles as it fills: most topics never need much.
 const FIRST_SLOTS = 16
@@ -72,6 +84,8 @@ const FIRST_BYTES = 1024
 class TopicState {
   seq = 0
   last: BusEvent | undefined = undefined
+  /** When it was last published to (ms). */
+  touchedAt = 0
   readonly epoch = randomBytes(6).toString('hex')
   count = 0
   private head = 0 // slot of the oldest event
@@ -102,9 +116,18 @@ class TopicState {
     this.count++
   }
 
-  /** Drops events older than `oldestTs` so expired history holds no memory. */
+  /** Drops events older than `oldestTs`; a history left empty gives its grown buffers back. */
   expire(oldestTs: number): void {
     while (this.count > 0 && this.stamps[this.head] < oldestTs) this.dropOldest()
+    if (this.count === 0 && this.bytes.length > FIRST_BYTES) {
+      const slots = Math.min(this.capacity, FIRST_SLOTS)
+      this.offsets = new Float64Array(slots)
+      this.sizes = new Uint32Array(slots)
+      this.stamps = new Float64Array(slots)
+      this.bytes = new Uint8Array(FIRST_BYTES)
+      this.head = 0
+      this.end = 0
+    }
   }
 
   /** Seq of the oldest event held. */
@@ -112,10 +135,13 @@ class TopicState {
     return this.seq - this.count + 1
   }
 
-  /** The i-th oldest event held, decoded. */
+  /**
+   * The i-th oldest event held, with a copy of its bytes (the ring is overwritten as it turns):
+   * decoded only if a JSON subscriber or a listener reads it.
+   */
   at(topic: string, i: number): BusEvent {
     const slot = (this.head + i) % this.offsets.length
-    return { topic, seq: this.oldestSeq + i, epoch: this.epoch, ts: this.stamps[slot], data: decodeData(this.read(slot)) }
+    return new StoredEvent(topic, this.epoch, this.oldestSeq + i, this.stamps[slot], Uint8Array.prototype.slice.call(this.read(slot)))
   }
 
   private dropOldest(): void {
@@ -175,37 +201,72 @@ function ringSlice(bytes: Uint8Array, position: number, size: number): Uint8Arra
   return joined
 }
 
-/** The embedded default: one process, everything in memory, every answer synchronous. */
+/**
+ * The embedded default: one process, everything in memory, every answer synchronous. A topic
+ * lives while it is published to or subscribed by name; TOPIC_TTL after the last of both it is
+ * freed with its history and last value, so topics cannot pile up for ever.
+ */
 export class MemoryBus implements Bus {
   onEvent: (event: BusEvent) => void = () => {}
   readonly ready = true
   private readonly state = new Map<string, TopicState>()
+  private readonly index = new TopicTree()
+  /** Subscriptions by exact topic name: such a topic is kept however long it is idle. */
+  private readonly pinned = new Map<string, number>()
+  private readonly topicTtl: number
+  private readonly maxTopics: number
+  private readonly sweeper: NodeJS.Timeout
 
-  constructor(private readonly options: MemoryBusOptions) {}
+  constructor(private readonly options: MemoryBusOptions) {
+    this.topicTtl = options.topicTtl ?? 3_600_000
+    this.maxTopics = options.maxTopics ?? Infinity
+    const every = Math.max(1000, Math.min(SWEEP_MAX_MS, this.topicTtl / 4, options.historyTtl / 4))
+    this.sweeper = setInterval(() => this.sweep(Date.now()), every).unref()
+  }
 
   publish(topic: string, data: unknown): BusEvent {
     let state = this.state.get(topic)
-    if (state === undefined) {
-      state = new TopicState(this.options.historySize)
-      this.state.set(topic, state)
-    }
+    if (state === undefined) state = this.create(topic)
     const ts = Date.now()
     const event: BusEvent = { topic, seq: ++state.seq, epoch: state.epoch, ts, data }
     state.last = event
+    state.touchedAt = ts
     state.expire(ts - this.options.historyTtl)
     if (this.options.historySize > 0) state.push(ts, encodeDataShared(data))
     this.onEvent(event)
     return event
   }
 
+  private create(topic: string): TopicState {
+    if (this.state.size >= this.maxTopics) throw new LiveError(ErrorCode.unavailable, `the server holds its maximum of ${this.maxTopics} topics`)
+    if (this.options.overMemory?.() === true) throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit: no new topics')
+    const state = new TopicState(this.options.historySize)
+    this.state.set(topic, state)
+    this.index.add(topic)
+    return state
+  }
+
+  /**
+   * Frees topics idle for TOPIC_TTL (no publish, no subscriber of their own name) and expired
+   * history of the rest: run on a timer, so memory is given back without waiting for a publish.
+   */
+  sweep(now: number): void {
+    const idleBefore = now - this.topicTtl
+    const oldest = now - this.options.historyTtl
+    for (const [topic, state] of this.state) {
+      if (state.touchedAt < idleBefore && !this.pinned.has(topic)) {
+        this.state.delete(topic)
+        this.index.remove(topic)
+      } else state.expire(oldest)
+    }
+  }
+
   last(topic: string): BusEvent | undefined {
     return this.state.get(topic)?.last
   }
 
-  lastMatching(pattern: string): BusEvent[] {
-    const found: BusEvent[] = []
-    for (const [topic, state] of this.state) if (state.last !== undefined && matches(pattern, topic)) found.push(state.last)
-    return found
+  lastMatching(pattern: string, work = unlimitedWork()): BusEvent[] {
+    return this.index.matching(pattern, work).map((topic) => this.state.get(topic)!.last!)
   }
 
   since(topic: string, position: Position): BusEvent[] | null {
@@ -227,7 +288,23 @@ export class MemoryBus implements Bus {
     return out
   }
 
-  watch(): void {}
-  unwatch(): void {}
-  close(): void {}
+  /** Topics held now. */
+  get size(): number {
+    return this.state.size
+  }
+
+  watch(pattern: string): void {
+    if (!isPattern(pattern)) this.pinned.set(pattern, (this.pinned.get(pattern) ?? 0) + 1)
+  }
+
+  unwatch(pattern: string): void {
+    const count = this.pinned.get(pattern)
+    if (count === undefined) return
+    if (count <= 1) this.pinned.delete(pattern)
+    else this.pinned.set(pattern, count - 1)
+  }
+
+  close(): void {
+    clearInterval(this.sweeper)
+  }
 }

@@ -1,6 +1,6 @@
 // Codecs: MessagePack (binary frames) and JSON (text frames), and choosing one per connection.
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import { ErrorCode, LiveError } from './protocol.ts'
+import { ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.ts'
 
 export type CodecName = 'msgpack' | 'json'
 
@@ -54,6 +54,28 @@ export function encodeFrame(codec: CodecName, value: unknown): Buffer {
   return frame
 }
 
+const NOT_DECODED = Symbol('not decoded')
+
+/**
+ * An event read from storage (history, Redis). Its data stays MessagePack until something reads
+ * it: binary frames splice the bytes, so replaying to binary subscribers never decodes it.
+ */
+export class StoredEvent implements BusEvent {
+  private decoded: unknown = NOT_DECODED
+  constructor(readonly topic: string, readonly epoch: string, readonly seq: number, readonly ts: number, readonly encoded: Uint8Array) {}
+
+  get data(): unknown {
+    if (this.decoded === NOT_DECODED) this.decoded = decodeData(this.encoded)
+    return this.decoded
+  }
+}
+
+/** An event or snapshot frame in a codec; stored MessagePack data is spliced, not decoded and encoded again. */
+export function encodeEvent(codec: CodecName, type: 'event' | 'snapshot', event: BusEvent): Buffer {
+  if (codec === 'msgpack' && event.encoded !== undefined) return encodeFrameWithData(eventHead(type, event), event.encoded)
+  return encodeFrame(codec, eventFrame(type, event))
+}
+
 /** `data` as a MessagePack fixstr key. */
 const DATA_KEY = Uint8Array.of(0xa4, 0x64, 0x61, 0x74, 0x61)
 
@@ -95,6 +117,39 @@ function frameWithHeader(firstByte: number, length: number): Buffer {
 export function framePayload(frame: Buffer): Buffer {
   const len7 = frame[1] & 0x7f
   return frame.subarray(len7 < 126 ? 2 : len7 === 126 ? 4 : 10)
+}
+
+/**
+ * Refuses published data that some codec or some node could not carry as it is: a key named
+ * `__proto__` (MessagePack decoders refuse it, so binary subscribers and other nodes could not
+ * read the event), numbers that are not finite (JSON turns them into null), bigints, functions
+ * and symbols (no codec has them), and nesting past `maxDepth` (the encoders recurse). One walk
+ * of the data, bounded by its size; run before a publish gets its seq.
+ */
+export function checkData(value: unknown, maxDepth: number, depth = 0): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return
+    case 'number':
+      if (!Number.isFinite(value)) throw new LiveError(ErrorCode.badRequest, 'data: numbers must be finite (JSON has no NaN or Infinity)')
+      return
+    case 'object':
+      break
+    default:
+      throw new LiveError(ErrorCode.badRequest, `data: a ${typeof value} cannot be encoded`)
+  }
+  if (value === null || ArrayBuffer.isView(value)) return
+  if (depth === maxDepth) throw new LiveError(ErrorCode.tooLarge, `data nests deeper than ${maxDepth} levels`)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkData(value[i], maxDepth, depth + 1)
+    return
+  }
+  for (const key in value) {
+    if (key === '__proto__') throw new LiveError(ErrorCode.badRequest, 'data: a key named "__proto__" is not accepted (MessagePack decoders refuse it)')
+    checkData((value as Record<string, unknown>)[key], maxDepth, depth + 1)
+  }
 }
 
 export interface DecodeLimits {

@@ -1,12 +1,12 @@
 // One client connection: decodes and dispatches its frames, and owns its send path (corking, slow-consumer policy).
 import type { Socket } from 'node:net'
-import { encodeFrame, framePayload, type CodecName } from './codec.ts'
+import { encodeEvent, encodeFrame, framePayload, type CodecName } from './codec.ts'
 import {
-  CloseCode, ErrorCode, FrameError, LiveError, errorFrame, eventFrame, validateFrame,
+  CloseCode, ErrorCode, FrameError, LiveError, errorFrame, validateFrame,
   type BusEvent, type ClientFrame, type FrameId, type Position, type PublishFrame, type RequestFrame,
   type SubscribeFrame, type UnsubscribeFrame
 } from './protocol.ts'
-import { isPattern, matches } from './topics.ts'
+import { FRAME_WORK, isPattern, SubscriptionIndex, Work } from './topics.ts'
 import type { MaybePromise } from './bus.ts'
 import { isThenable, type Hub } from './hub.ts'
 import type { LiveClient } from '../hooks/registry.ts'
@@ -15,6 +15,12 @@ import { Strikes, TokenBucket } from './limits.ts'
 import type { LiveStats } from './stats.ts'
 
 type OutFrameType = keyof LiveStats['framesOut']
+
+/** A replayed event or a snapshot waiting to be written. */
+interface Replayed {
+  type: 'event' | 'snapshot'
+  event: BusEvent
+}
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket {
@@ -45,8 +51,9 @@ const MAX_CORKED_BYTES = 64 * 1024
 const REPLY_QUEUE_FACTOR = 4
 // A consumer closed for being slow is not reading its close frame either: its queue is freed after this.
 const SLOW_CLOSE_GRACE_MS = 2000
-// The errors that say a frame itself was bad; only these count towards MAX_FRAME_ERRORS.
-const MALFORMED: ReadonlySet<string> = new Set([ErrorCode.badRequest, ErrorCode.unknownType, ErrorCode.tooLarge])
+// The errors that say a frame itself was bad, or a credential was (an `auth` with a bad signature
+// costs a verification each time); only these count towards MAX_FRAME_ERRORS.
+const MALFORMED: ReadonlySet<string> = new Set([ErrorCode.badRequest, ErrorCode.unknownType, ErrorCode.tooLarge, ErrorCode.unauthorized])
 // setTimeout's longest delay; a credential expiring later is checked again when it fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -72,8 +79,15 @@ export class LiveConnection implements LiveClient {
    * the first newer live event of its topic, the map when it is empty.
    */
   private replayed: Map<string, BusEvent> | null = null
-  /** Set while an async hook decides on a frame: later frames wait behind it, in order. */
+  /** Set while an async step (a hook, a backplane read, a replay being written) runs: later frames wait behind it, in order. */
   private pending: Promise<void> | null = null
+  /** Bytes of the frames waiting behind `pending`: a client that sends on and never reads is cut off. */
+  private waitingBytes = 0
+  /** Replayed events and snapshots not written yet, last first: they go out as the socket drains. */
+  private backlog: Replayed[] | null = null
+  private backlogDone: (() => void) | null = null
+  /** Bytes of the live frames held meanwhile. */
+  private heldBytes = 0
   /** Inbound frame rate; null when RATE_LIMIT is 0. */
   private bucket: TokenBucket | null
   private expiry: NodeJS.Timeout | null = null
@@ -93,6 +107,7 @@ export class LiveConnection implements LiveClient {
     this.raw = socket._socket && !socket.extensions ? socket._socket : null
     this.onMessage = this.onMessage.bind(this)
     this.onDrain = this.onDrain.bind(this)
+    this.writeBacklog = this.writeBacklog.bind(this)
     this.flushReplies = this.flushReplies.bind(this)
     this.bucket = this.rateBucket()
     this.frameErrors = hub.options.maxFrameErrors > 0 ? new Strikes(hub.options.maxFrameErrors) : null
@@ -133,7 +148,12 @@ export class LiveConnection implements LiveClient {
     this.hub.stats.framesIn[frame.type]++
     if (this.pending !== null) {
       const size = data.length
-      this.wait(this.pending.then(() => this.handle(frame, size)))
+      this.waitingBytes += size
+      if (this.waitingBytes > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) return this.closeSlow()
+      this.wait(this.pending.then(() => {
+        this.waitingBytes -= size
+        return this.handle(frame, size)
+      }))
       return
     }
     const step = this.handle(frame, data.length)
@@ -215,22 +235,33 @@ export class LiveConnection implements LiveClient {
     this.send({ type: 'ack', id: frame.id, topics: patterns })
   }
 
-  /** Checks the frame, asks the subscribe hooks (which may answer later), then subscribes. */
+  /**
+   * Checks the frame, asks the subscribe hooks (which may answer later), then subscribes. Matching
+   * its `since` entries and its snapshots is paid from one work budget per frame.
+   */
   private onSubscribe(frame: SubscribeFrame): Promise<void> | void {
     const patterns = this.patternsOf(frame)
     const denied = patterns.find((p) => !maySubscribe(this.grants, p))
     if (denied !== undefined) throw new LiveError(ErrorCode.forbidden, `no grant to subscribe to "${denied}"`)
-    const since = this.sinceOf(frame, patterns)
+    const work = new Work(FRAME_WORK)
+    const since = this.sinceOf(frame, patterns, work)
     const verdict = this.hub.hooks.hasSubscribe ? this.hub.hooks.runSubscribe(patterns, this) : undefined
-    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since))
-    this.subscribe(frame, patterns, since)
+    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work))
+    return this.subscribe(frame, patterns, since, work)
   }
 
-  private subscribe(frame: SubscribeFrame, patterns: string[], since: Map<string, Position> | null): void {
+  /**
+   * Subscribes and answers. When the bus answers later (a backplane), the returned promise makes
+   * the connection's later frames wait, so an unsubscribe sent right behind is handled (and
+   * acked) after this subscribe, as sent.
+   */
+  private subscribe(frame: SubscribeFrame, patterns: string[], since: Map<string, Position> | null, work: Work): Promise<void> | void {
     const fresh = patterns.filter((p) => !this.patterns.has(p))
     if (this.patterns.size + fresh.length > this.hub.options.maxSubscriptions) {
       throw new LiveError(ErrorCode.tooLarge, `more than ${this.hub.options.maxSubscriptions} subscriptions`)
     }
+    const refusal = fresh.length === 0 ? null : this.hub.admission.subscriptionRefusal(this.remoteAddress, fresh.length)
+    if (refusal !== null) throw new LiveError(ErrorCode.unavailable, refusal)
     // Subscribe first (a backplane confirms upstream), then read history: an event published
     // meanwhile is live (held, then deduplicated by seq).
     const watching = patterns.map((pattern) => this.hub.subscribe(this, pattern)).filter(isThenable)
@@ -239,38 +270,54 @@ export class LiveConnection implements LiveClient {
     const snapshot = frame.snapshot !== false
     const read = () => [
       since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
-      snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p) : bus.last(p))) : []
+      snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
     ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
     const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
       this.sendSubscribed(frame.id, patterns, since, recovered, last)
-
-    const reads = watching.length === 0 ? read() : null
-    if (reads !== null && !reads[0].some(isThenable) && !reads[1].some(isThenable)) {
-      finish(reads[0] as (BusEvent[] | null)[], reads[1] as (BusEvent | BusEvent[] | undefined)[])
-      return
+    const undo = (err: unknown) => {
+      for (const pattern of fresh) this.hub.unsubscribe(this, pattern)
+      this.fail(frame.id, err)
     }
-    this.hold()
-    Promise.all(watching)
+
+    if (watching.length === 0) {
+      let reads: ReturnType<typeof read>
+      try {
+        reads = read()
+      } catch (err) {
+        return undo(err)
+      }
+      if (!reads[0].some(isThenable) && !reads[1].some(isThenable)) {
+        return finish(reads[0] as (BusEvent[] | null)[], reads[1] as (BusEvent | BusEvent[] | undefined)[])
+      }
+      return this.whileHeld(Promise.all([Promise.all(reads[0]), Promise.all(reads[1])]).then(([recovered, last]) => finish(recovered, last), undo))
+    }
+    return this.whileHeld(Promise.all(watching)
       .then(() => {
-        const [recoveries, lasts] = reads ?? read()
+        const [recoveries, lasts] = read()
         return Promise.all([Promise.all(recoveries), Promise.all(lasts)] as const)
       })
-      .then(([recovered, last]) => finish(recovered, last))
-      .catch((err) => {
-        for (const pattern of fresh) this.hub.unsubscribe(this, pattern)
-        this.fail(frame.id, err)
-      })
-      .finally(() => this.release())
+      .then(([recovered, last]) => finish(recovered, last), undo))
   }
 
-  /** ack, then per topic the replayed events or a snapshot (PROTOCOL.md "Delivery"). */
+  /** Holds live events until `step` (a read and the writing of what it found) is done. */
+  private whileHeld(step: Promise<void>): Promise<void> {
+    this.hold()
+    return step.finally(() => this.release())
+  }
+
+  /**
+   * ack, then per topic the replayed events or a snapshot (PROTOCOL.md "Delivery"). Those are
+   * written as the socket drains, never more than the slow-consumer budget at a time, with live
+   * events held behind them; the promise (when they did not all fit at once) resolves when the
+   * last is written, and the connection's later frames wait for it.
+   */
   private sendSubscribed(
     id: FrameId | undefined,
     patterns: string[],
     since: Map<string, Position> | null,
     recovered: (BusEvent[] | null)[],
     last: (BusEvent | BusEvent[] | undefined)[]
-  ): void {
+  ): Promise<void> | void {
     const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
     if (since !== null) ack.recovered = recovered.every((events) => events !== null)
     this.send(ack)
@@ -279,21 +326,49 @@ export class LiveConnection implements LiveClient {
       if (Array.isArray(entry)) for (const e of entry) snapshots.set(e.topic, e)
       else if (entry !== undefined) snapshots.set(entry.topic, entry)
     }
+    const backlog: Replayed[] = []
     if (since !== null) {
       let i = 0
       for (const topic of since.keys()) {
         const events = recovered[i++]
         if (events === null) continue // not recovered: its snapshot (if any) follows
         snapshots.delete(topic)
-        for (const e of events) this.sendReplayed('event', e)
+        for (const e of events) backlog.push({ type: 'event', event: e })
       }
     }
-    for (const e of snapshots.values()) this.sendReplayed('snapshot', e)
+    for (const e of snapshots.values()) backlog.push({ type: 'snapshot', event: e })
+    if (backlog.length === 0) return
+    this.hold()
+    this.backlog = backlog.reverse() // written from the end: pop() is O(1)
+    return new Promise<void>((resolve) => {
+      this.backlogDone = resolve
+      this.writeBacklog()
+    })
+  }
+
+  /** Writes replayed frames while the socket takes them; past the slow-consumer budget, waits for 'drain'. */
+  private writeBacklog(): void {
+    const backlog = this.backlog!
+    const raw = this.raw
+    // Past the high-water mark a write has returned false, so 'drain' is sure to follow.
+    const budget = raw === null ? Infinity : Math.max(this.hub.options.maxQueuedBytes, raw.writableHighWaterMark)
+    while (backlog.length > 0 && this.socket.readyState === OPEN) {
+      if (this.socket.bufferedAmount > budget) {
+        raw!.once('drain', this.writeBacklog)
+        return
+      }
+      const { type, event } = backlog.pop()!
+      this.sendReplayed(type, event)
+    }
+    this.backlog = null
+    this.backlogDone!()
+    this.backlogDone = null
+    this.release()
   }
 
   private sendReplayed(type: 'event' | 'snapshot', e: BusEvent): void {
     if (this.replayed !== null && !(e.seq <= (this.replayed.get(e.topic)?.seq ?? 0))) this.replayed.set(e.topic, e)
-    this.send(eventFrame(type, e))
+    this.sendBytes(encodeEvent(this.codec, type, e), type)
   }
 
   /** The patterns a (un)subscribe names, validated and without repeats. */
@@ -309,8 +384,12 @@ export class LiveConnection implements LiveClient {
     return patterns
   }
 
-  /** `since` as a map of concrete topic to position; null when the subscribe asks for no recovery. */
-  private sinceOf(frame: SubscribeFrame, patterns: string[]): Map<string, Position> | null {
+  /**
+   * `since` as a map of concrete topic to position; null when the subscribe asks for no recovery.
+   * Each entry is checked against a trie of the frame's patterns: its cost is the topic's tokens,
+   * not the number of patterns.
+   */
+  private sinceOf(frame: SubscribeFrame, patterns: string[], work: Work): Map<string, Position> | null {
     const since = frame.since
     if (since === undefined) return null
     if (typeof since.epoch === 'string') {
@@ -320,9 +399,11 @@ export class LiveConnection implements LiveClient {
       return new Map([[frame.topic, since as Position]])
     }
     const map = new Map<string, Position>()
+    const subscribed = new SubscriptionIndex<true>()
+    for (const pattern of patterns) subscribed.add(pattern, true)
     for (const [topic, position] of Object.entries(since as Record<string, Position>)) {
       this.hub.checkTopic(topic, false)
-      if (!patterns.some((p) => p === topic || (isPattern(p) && matches(p, topic)))) {
+      if (!subscribed.has(topic, work)) {
         throw new LiveError(ErrorCode.badRequest, `since names "${topic}", which no subscribed topic matches`)
       }
       map.set(topic, position)
@@ -335,8 +416,12 @@ export class LiveConnection implements LiveClient {
   /** A live event from the hub; `frame` is the shared encoding, sent as is. */
   deliver(event: BusEvent, frame: Buffer): void {
     if (this.socket.readyState !== OPEN) return
-    if (this.held !== null) this.held.push(event, frame)
-    else if (this.replayed === null || !this.alreadySent(event)) this.enqueue(event.topic, frame)
+    if (this.held !== null) {
+      this.held.push(event, frame)
+      this.heldBytes += frame.length
+      // Held behind a replay the client is slow to read: the same budget as for queued replies.
+      if (this.heldBytes > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) this.closeSlow()
+    } else if (this.replayed === null || !this.alreadySent(event)) this.enqueue(event.topic, frame)
   }
 
   /** Writes an event frame, or applies the slow-consumer policy when too much is queued. */
@@ -360,13 +445,19 @@ export class LiveConnection implements LiveClient {
    */
   send(frame: object): void {
     if (this.socket.readyState !== OPEN) return
-    const encoded = encodeFrame(this.codec, frame)
+    this.sendBytes(encodeFrame(this.codec, frame), (frame as { type: OutFrameType }).type)
+  }
+
+  /** A frame already encoded in this connection's codec; replies and replayed frames take this path. */
+  private sendBytes(encoded: Buffer, type: OutFrameType): void {
+    if (this.socket.readyState !== OPEN) return
     const stats = this.hub.stats
-    stats.framesOut[(frame as { type: OutFrameType }).type]++
+    stats.framesOut[type]++
     stats.bytesOut += encoded.length
     if (this.corked || this.raw === null) {
       this.write(encoded)
-      return this.checkReplyQueue()
+      this.checkReplyQueue()
+      return
     }
     // Replies to the frames of one read (pipelined publishes, say) leave in one write, right after
     // that read is handled: a microtask, not the end of the event-loop turn.
@@ -456,6 +547,7 @@ export class LiveConnection implements LiveClient {
     if (--this.holds > 0) return
     const held = this.held!
     this.held = null
+    this.heldBytes = 0
     if (this.replayed!.size === 0) this.replayed = null
     for (let i = 0; i < held.length; i += 2) this.deliver(held[i] as BusEvent, held[i + 1] as Buffer)
   }

@@ -1,8 +1,8 @@
 // The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
 import type { Socket } from 'node:net'
-import { encodeFrame, encodeFrameWithData, FrameDecoder, type CodecName } from './codec.ts'
+import { checkData, encodeEvent, FrameDecoder, type CodecName } from './codec.ts'
 import { LiveConnection, type LiveSocket } from './connection.ts'
-import { CloseCode, ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.ts'
+import { CloseCode, ErrorCode, LiveError, type BusEvent } from './protocol.ts'
 import { checkTopic, SubscriptionIndex } from './topics.ts'
 import type { Bus, MaybePromise } from './bus.ts'
 import type { HookRegistry, LiveClient } from '../hooks/registry.ts'
@@ -14,7 +14,7 @@ import type { Config } from '../config.ts'
 export type HubOptions = Pick<Config,
   | 'maxPayload' | 'maxPublishBytes' | 'maxQueuedBytes' | 'slowConsumer' | 'heartbeatInterval' | 'maxSubscriptions'
   | 'maxTopicLength' | 'maxTopicTokens' | 'rateLimit' | 'publisherRateLimit' | 'rateStrikes' | 'maxFrameErrors' | 'decodeMaxDepth' | 'decodeMaxItems'
-  | 'maxConnections' | 'maxConnectionsPerIp' | 'memoryLimitMb' | keyof AuthOptions>
+  | 'maxConnections' | 'maxConnectionsPerIp' | 'maxSubscriptionsPerIp' | 'maxSubscriptionsTotal' | 'memoryLimitMb' | keyof AuthOptions>
 
 export interface HubLogger {
   debug(obj: object, msg: string): void
@@ -28,10 +28,6 @@ const WARNS_PER_WINDOW = 20
 /** An in-process subscriber: called with every matching event after the sockets got theirs. */
 export type EventListener = (event: BusEvent) => void
 
-/** Data that arrived encoded (from Redis) is spliced into the frame, not decoded and encoded again. */
-const binaryEventFrame = (event: BusEvent): Buffer => event.encoded === undefined
-  ? encodeFrame('msgpack', eventFrame('event', event))
-  : encodeFrameWithData(eventHead('event', event), event.encoded)
 
 export class Hub {
   readonly connections = new Set<LiveConnection>()
@@ -126,6 +122,7 @@ export class Hub {
    */
   publish(topic: string, data: unknown): MaybePromise<BusEvent> {
     this.checkTopic(topic, false)
+    checkData(data, this.options.decodeMaxDepth)
     if (!this.hooks.hasPublish) return this.bus.publish(topic, data)
     const enriched = this.hooks.runPublish(topic, data)
     const tail = this.publishTails.get(topic)
@@ -145,6 +142,7 @@ export class Hub {
     if (connection.patterns.has(pattern)) return
     connection.patterns.add(pattern)
     this.stats.subscriptions++
+    this.admission.subscribed(connection.remoteAddress, 1)
     this.index.add(pattern, connection)
     return this.bus.watch(pattern)
   }
@@ -152,6 +150,7 @@ export class Hub {
   unsubscribe(connection: LiveConnection, pattern: string): void {
     if (!connection.patterns.delete(pattern)) return
     this.stats.subscriptions--
+    this.admission.subscribed(connection.remoteAddress, -1)
     this.index.remove(pattern, connection)
     this.bus.unwatch(pattern)
   }
@@ -172,7 +171,15 @@ export class Hub {
   /** Fan-out: encode the event once per codec in use and send those same bytes to every subscriber. */
   deliver(event: BusEvent): void {
     const subscribers = this.index.match(event.topic)
-    if (subscribers.length !== 0) this.fanOut(event, subscribers)
+    // One event that cannot be encoded (data another writer put on the backplane) is logged and
+    // skipped: it never throws out of the bus's handler. Its subscribers see the seq jump.
+    if (subscribers.length !== 0) {
+      try {
+        this.fanOut(event, subscribers)
+      } catch (err) {
+        this.log.warn({ err, topic: event.topic, seq: event.seq }, 'event could not be delivered')
+      }
+    }
     const listeners = this.listeners.match(event.topic)
     for (let i = 0; i < listeners.length; i++) {
       try {
@@ -189,7 +196,7 @@ export class Hub {
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
       const connection = subscribers[i]
-      const frame = connection.binary ? (msgpack ??= binaryEventFrame(event)) : (json ??= encodeFrame('json', eventFrame('event', event)))
+      const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
       connection.deliver(event, frame)
     }
     if (this.flushScheduled) this.deliveredUntilFlush(start)

@@ -56,19 +56,28 @@ export const STRIKE_WINDOW_MS = 10_000
 export interface AdmissionOptions {
   maxConnections: number
   maxConnectionsPerIp: number
-  /** RSS in MiB past which new connections are refused and /ready answers 503; 0: no limit. */
+  maxSubscriptionsTotal: number
+  maxSubscriptionsPerIp: number
+  /** JavaScript heap plus buffers, in MiB, past which new connections and subscriptions are refused; 0: no limit. */
   memoryLimitMb: number
 }
 
-// RSS is read at most this often: process.memoryUsage.rss() is a system call.
-const RSS_SAMPLE_MS = 250
+// Memory is read at most this often: process.memoryUsage() makes a system call.
+const MEMORY_SAMPLE_MS = 250
+// Over the limit, garbage may be what holds it there: an idle process can go minutes without a
+// full collection. Where gc() is exposed (npm start and PM2 run node with --expose-gc), one is
+// asked for at most this often, so the server admits clients again soon after an attack ends.
+const COLLECT_EVERY_MS = 5000
 
-/** Connection counts overall and per client address, and the memory budget: who may connect now. */
+/** Connections and subscriptions overall and per client address, and the memory budget: who may do more now. */
 export class Admission {
   private readonly perAddress = new Map<string, number>()
+  private readonly subscriptionsPerAddress = new Map<string, number>()
   private total = 0
-  private rss = 0
-  private rssReadAt = -Infinity
+  private subscriptions = 0
+  private heldBytes = 0
+  private readAt = -Infinity
+  private collectedAt = -Infinity
 
   constructor(private readonly options: AdmissionOptions) {}
 
@@ -82,28 +91,65 @@ export class Admission {
     return null
   }
 
-  /** Near the memory budget: refuse new clients so the process manager never kills one serving clients. */
+  /** Why `count` more subscriptions from `address` are refused, or null when they are admitted. */
+  subscriptionRefusal(address: string | undefined, count: number): string | null {
+    if (this.subscriptions + count > this.options.maxSubscriptionsTotal) {
+      return `the server holds its maximum of ${this.options.maxSubscriptionsTotal} subscriptions`
+    }
+    if ((this.subscriptionsPerAddress.get(address ?? '') ?? 0) + count > this.options.maxSubscriptionsPerIp) {
+      return `this address holds its maximum of ${this.options.maxSubscriptionsPerIp} subscriptions`
+    }
+    if (this.overMemory()) return 'the server is at its memory limit'
+    return null
+  }
+
+  /**
+   * Near the memory budget: refuse new clients and subscriptions so the process manager never
+   * kills one serving clients. Measured as heap used plus buffers (external memory), which falls
+   * as soon as memory is collected; RSS does not shrink after the heap does.
+   */
   overMemory(): boolean {
     if (this.options.memoryLimitMb === 0) return false
+    const limit = this.options.memoryLimitMb * 1024 * 1024
     const now = performance.now()
-    if (now - this.rssReadAt > RSS_SAMPLE_MS) {
-      this.rss = process.memoryUsage.rss()
-      this.rssReadAt = now
+    if (now - this.readAt > MEMORY_SAMPLE_MS) {
+      this.heldBytes = heldBytes()
+      this.readAt = now
+      const gc = (globalThis as { gc?: () => void }).gc
+      if (this.heldBytes > limit && gc !== undefined && now - this.collectedAt > COLLECT_EVERY_MS) {
+        this.collectedAt = now
+        gc()
+        this.heldBytes = heldBytes()
+      }
     }
-    return this.rss > this.options.memoryLimitMb * 1024 * 1024
+    return this.heldBytes > limit
   }
 
   opened(address: string | undefined): void {
     this.total++
-    const key = address ?? ''
-    this.perAddress.set(key, (this.perAddress.get(key) ?? 0) + 1)
+    count(this.perAddress, address, 1)
   }
 
   closed(address: string | undefined): void {
     this.total--
-    const key = address ?? ''
-    const count = this.perAddress.get(key) ?? 0
-    if (count <= 1) this.perAddress.delete(key)
-    else this.perAddress.set(key, count - 1)
+    count(this.perAddress, address, -1)
   }
+
+  subscribed(address: string | undefined, n: number): void {
+    this.subscriptions += n
+    count(this.subscriptionsPerAddress, address, n)
+  }
+}
+
+function heldBytes(): number {
+  const { heapUsed, external } = process.memoryUsage()
+  return heapUsed + external
+}
+
+/** Adds `n` to an address's count; an address at zero is forgotten. */
+function count(map: Map<string, number>, address: string | undefined, n: number): void {
+  const key = address ?? ''
+  const value = (map.get(key) ?? 0) + n
+  if (value <= 0) map.delete(key)
+  else map.set(key, value)
 }

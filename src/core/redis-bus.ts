@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
-import { decodeData, encodeData, scanMsgpack } from './codec.ts'
+import { encodeData, scanMsgpack, StoredEvent } from './codec.ts'
 import type { BackplaneFigures, Bus, TopicInfo } from './bus.ts'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
 import { matches } from './topics.ts'
@@ -76,22 +76,6 @@ type RedisWithPublish = Redis & {
 }
 
 const BAR = 0x7c // '|'
-
-const NOT_DECODED = Symbol('not decoded')
-
-/**
- * An event read from Redis. Its data stays MessagePack until something reads it: binary frames
- * splice the bytes, so a node that only fans out to binary subscribers never decodes it.
- */
-class StoredEvent implements BusEvent {
-  private decoded: unknown = NOT_DECODED
-  constructor(readonly topic: string, readonly epoch: string, readonly seq: number, readonly ts: number, readonly encoded: Buffer) {}
-
-  get data(): unknown {
-    if (this.decoded === NOT_DECODED) this.decoded = decodeData(this.encoded)
-    return this.decoded
-  }
-}
 
 // Stored data passed the publish limits; these only bound the well-formedness scan.
 const SCAN_DEPTH = 512

@@ -6,7 +6,19 @@ export interface TopicLimits {
   maxTopicTokens: number
 }
 
-const BAD_CHARS = /[\s\u0000-\u001f]/
+// Beyond printable ASCII: white space, controls, format characters (U+200B, U+202E: look-alike
+// and reordered topics), unassigned code points and lone surrogates are refused.
+const BAD_UNICODE = /[\s\p{Cc}\p{Cf}\p{Cn}\p{Cs}]/u
+
+/** Printable ASCII but space (the common case, checked without a regular expression), else BAD_UNICODE. */
+function badChars(topic: string): boolean {
+  for (let i = 0; i < topic.length; i++) {
+    const c = topic.charCodeAt(i)
+    if (c <= 0x20 || c === 0x7f) return true
+    if (c > 0x7e) return BAD_UNICODE.test(topic)
+  }
+  return false
+}
 
 /** Throws bad_request unless `topic` is a valid concrete topic (wildcards: a valid pattern). */
 export function checkTopic(topic: string, limits: TopicLimits, wildcards: boolean): void {
@@ -14,7 +26,7 @@ export function checkTopic(topic: string, limits: TopicLimits, wildcards: boolea
   if (topic.length > limits.maxTopicLength) {
     throw new LiveError(ErrorCode.badRequest, `topic longer than ${limits.maxTopicLength} characters`)
   }
-  if (BAD_CHARS.test(topic)) throw new LiveError(ErrorCode.badRequest, 'topic contains white space or control characters')
+  if (badChars(topic)) throw new LiveError(ErrorCode.badRequest, 'topic contains white space, control, format or unassigned characters')
   const tokens = topic.split('.')
   if (tokens.length > limits.maxTopicTokens) {
     throw new LiveError(ErrorCode.badRequest, `topic has more than ${limits.maxTopicTokens} tokens`)
@@ -44,6 +56,91 @@ class TrieNode<S> {
 
   get empty(): boolean {
     return this.children.size === 0 && this.star === null && this.here.size === 0 && this.rest.size === 0
+  }
+}
+
+/**
+ * What matching one frame may cost, in index nodes visited. A subscribe resolves its `since`
+ * entries through a trie of its patterns and its snapshots through the topic index, so honest
+ * frames cost about their size; crafted ones (thousands of wildcard patterns against thousands of
+ * entries) stop here with `too_large` instead of holding the event loop. 200,000 visits take
+ * 5-10 ms on the benchmark machine; a `>` snapshot of 10,000 three-token topics takes ~40,000.
+ */
+export const FRAME_WORK = 200_000
+
+export class Work {
+  constructor(private left: number) {}
+
+  spend(): void {
+    if (--this.left < 0) {
+      throw new LiveError(ErrorCode.tooLarge, 'matching this frame\'s patterns, since entries and snapshots costs more than one frame may: send fewer per frame')
+    }
+  }
+}
+
+class TopicNode {
+  readonly children = new Map<string, TopicNode>()
+  /** The topic that ends here, if one does. */
+  topic: string | null = null
+}
+
+/** Concrete topics as a token trie: a pattern finds its topics by walking only the branches it selects. */
+export class TopicTree {
+  private readonly root = new TopicNode()
+
+  add(topic: string): void {
+    let node = this.root
+    for (const token of topic.split('.')) {
+      let next = node.children.get(token)
+      if (next === undefined) {
+        next = new TopicNode()
+        node.children.set(token, next)
+      }
+      node = next
+    }
+    node.topic = topic
+  }
+
+  remove(topic: string): void {
+    const tokens = topic.split('.')
+    const path: TopicNode[] = [this.root]
+    for (const token of tokens) {
+      const next = path[path.length - 1].children.get(token)
+      if (next === undefined) return
+      path.push(next)
+    }
+    path[path.length - 1].topic = null
+    for (let i = path.length - 1; i > 0 && path[i].topic === null && path[i].children.size === 0; i--) {
+      path[i - 1].children.delete(tokens[i - 1])
+    }
+  }
+
+  /** The topics a pattern matches; every node visited is spent from `work`. */
+  matching(pattern: string, work: Work): string[] {
+    const found: string[] = []
+    this.collect(this.root, pattern.split('.'), 0, work, found)
+    return found
+  }
+
+  private collect(node: TopicNode, tokens: string[], i: number, work: Work, found: string[]): void {
+    work.spend()
+    if (i === tokens.length) {
+      if (node.topic !== null) found.push(node.topic)
+      return
+    }
+    const token = tokens[i]
+    if (token === '>') for (const child of node.children.values()) this.all(child, work, found)
+    else if (token === '*') for (const child of node.children.values()) this.collect(child, tokens, i + 1, work, found)
+    else {
+      const child = node.children.get(token)
+      if (child !== undefined) this.collect(child, tokens, i + 1, work, found)
+    }
+  }
+
+  private all(node: TopicNode, work: Work, found: string[]): void {
+    work.spend()
+    if (node.topic !== null) found.push(node.topic)
+    for (const child of node.children.values()) this.all(child, work, found)
   }
 }
 
@@ -102,6 +199,20 @@ export class SubscriptionIndex<S> {
       if (token === '*') parent.star = null
       else parent.children.delete(token)
     }
+  }
+
+  /** Whether any pattern matches a concrete topic: stops at the first; every node visited is spent from `work`. */
+  has(topic: string, work: Work): boolean {
+    return this.find(this.root, topic.split('.'), 0, work)
+  }
+
+  private find(node: TrieNode<S>, tokens: string[], i: number, work: Work): boolean {
+    work.spend()
+    if (i === tokens.length) return node.here.size > 0
+    if (node.rest.size > 0) return true
+    const exact = node.children.get(tokens[i])
+    if (exact !== undefined && this.find(exact, tokens, i + 1, work)) return true
+    return node.star !== null && this.find(node.star, tokens, i + 1, work)
   }
 
   /** Subscribers of a concrete topic, each once. The array is shared: do not modify it. */

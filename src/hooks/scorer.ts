@@ -84,7 +84,9 @@ const scorerPlugin: FastifyPluginAsync<ScorerOptions> = async (app, options) => 
   const scorer = new OpportunityScorer(loadScorerModel(path))
   const model = { name: scorer.model.name, version: scorer.model.version }
   app.liveHooks.onPublish({ name: 'scorer-volatility', topics: 'ticker.>' }, (topic, data) => {
-    scorer.observeTick(topic, data as Record<string, unknown>)
+    // Any data reaches a hook (null, a number, an array): what is not a tick is not observed, and
+    // never throws, or a few bad ticks would open the breaker for every publisher.
+    if (data !== null && typeof data === 'object') scorer.observeTick(topic, data as Record<string, unknown>)
     return undefined
   })
   app.liveHooks.onPublish({ name: 'scorer', topics: 'opportunities.>' }, (_topic, data) => {

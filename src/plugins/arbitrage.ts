@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../core/arbitrage.ts'
 import { parseFees, type Config } from '../config.ts'
-import type { BusEvent } from '../core/protocol.ts'
+import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.ts'
 import { isThenable } from '../core/hub.ts'
 
 declare module 'fastify' {
@@ -14,6 +14,14 @@ declare module 'fastify' {
 }
 
 export type ArbitrageOptions = Pick<Config, 'minNetBps' | 'maxTickAgeMs' | 'opportunityUpdateBps' | 'takerFees' | 'defaultTakerFee'>
+
+/** Token 1 (exchange) or 2 (symbol) of ticker.<exchange>.<symbol>; null for any other shape. */
+function tickerToken(topic: string, token: 1 | 2): string | null {
+  const a = topic.indexOf('.')
+  const b = topic.indexOf('.', a + 1)
+  if (a === -1 || b === -1 || topic.indexOf('.', b + 1) !== -1) return null
+  return token === 1 ? topic.slice(a + 1, b) : topic.slice(b + 1)
+}
 
 const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, options) => {
   const fees = parseFees(options.takerFees)
@@ -39,15 +47,31 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
       }
     }
   }
+  // A tick speaks for the exchange and symbol of its topic, which the publisher's grant covers:
+  // data naming others is refused before it gets a seq (a feed scoped to ticker.binance.> cannot
+  // quote coinbase, nor make opportunities.<anything>).
+  app.liveHooks.onPublish({ name: 'ticker-topic', topics: 'ticker.>' }, (topic, data) => {
+    const exchange = tickerToken(topic, 1)
+    const symbol = tickerToken(topic, 2)
+    if (exchange === null || symbol === null) throw new LiveError(ErrorCode.badRequest, `"${topic}": ticker topics are ticker.<exchange>.<symbol>`)
+    if (data !== null && typeof data === 'object') {
+      const tick = data as Partial<Record<'exchange' | 'symbol', unknown>>
+      if (tick.exchange !== undefined && tick.exchange !== exchange) throw new LiveError(ErrorCode.badRequest, `"${topic}": data.exchange must be "${exchange}", the topic's`)
+      if (tick.symbol !== undefined && tick.symbol !== symbol) throw new LiveError(ErrorCode.badRequest, `"${topic}": data.symbol must be "${symbol}", the topic's`)
+    }
+    return undefined
+  })
   // The event's ts is when the server received the tick: the engine needs no clock of its own.
   const stop = app.live.subscribe('ticker.>', (event: BusEvent) => {
     const data = event.data
-    if (data === null || typeof data !== 'object') {
+    const exchange = tickerToken(event.topic, 1)
+    const symbol = tickerToken(event.topic, 2)
+    if (data === null || typeof data !== 'object' || exchange === null || symbol === null) {
       counters.ticks++
       counters.invalid++
       return
     }
-    publish(engine.onTick(data as Tick, event.ts))
+    publish(engine.onTick(data as Tick, event.ts, exchange, symbol))
   })
   // Opportunities whose quotes go stale without a new tick are closed by the sweep.
   const sweep = setInterval(() => publish(engine.sweep(Date.now())), Math.max(50, options.maxTickAgeMs / 2)).unref()

@@ -9,7 +9,7 @@ import { Hub, isThenable, type EventListener } from '../core/hub.ts'
 import liveRoute from '../routes/live.ts'
 import publishRoute from '../routes/publish.ts'
 import hooksPlugin from './hooks.ts'
-import { isLoopback } from '../core/auth.ts'
+import { isLoopback, originList } from '../core/auth.ts'
 import { Server as TlsServer } from 'node:tls'
 import type { Server, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
@@ -53,12 +53,14 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   const { bus: busOption, paths = ['/ws/live', '/'], httpRedirect, ...overrides } = options
   const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
   // ioredis adds ~9 MiB of RSS to a process: it is loaded only when the Redis bus is configured.
+  // A bus passed in stays the caller's; one made here is closed here.
   const bus = typeof busOption === 'object' ? busOption
-    : config.bus === 'redis' ? new (await import('../core/redis-bus.ts')).RedisBus(config, app.log) : new MemoryBus(config)
+    : config.bus === 'redis' ? new (await import('../core/redis-bus.ts')).RedisBus(config, app.log)
+      : new MemoryBus({ ...config, overMemory: () => hub.admission.overMemory() })
   if (!app.hasDecorator('liveHooks')) {
     await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
   }
-  const hub = new Hub(bus, config, app.log, app.liveHooks)
+  const hub: Hub = new Hub(bus, config, app.log, app.liveHooks)
 
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
@@ -98,11 +100,11 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   app.decorate('liveBus', bus)
 
   app.decorateRequest('liveGrants', null) // set by routes/auth.ts on the upgrade and on POST /publish
-  const allowedOrigins = config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean)
+  const allowedOrigins = originList(config.allowedOrigins)
   await app.register(liveRoute, { hub, paths, useMsgpack: config.useMsgpack, allowedOrigins, httpRedirect })
   await app.register(publishRoute, { hub, maxPublishBytes: config.maxPublishBytes })
 
-  limitHandshake(app.server, config.handshakeTimeout)
+  limitHttp(app.server, config.handshakeTimeout, config.requestTimeout)
   app.addHook('onListen', async () => {
     const address = app.server.address()
     if (config.auth === 'none' && !(typeof address === 'object' && address !== null && isLoopback(address.address))) {
@@ -113,26 +115,35 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   app.addHook('preClose', async () => hub.drain())
   app.addHook('onClose', async () => {
     hub.close()
-    await bus.close()
+    if (bus !== busOption) await bus.close()
   })
 }
 
-const handshakeTimer = Symbol('handshakeTimer')
-type PendingSocket = Socket & { [handshakeTimer]?: NodeJS.Timeout }
+const httpTimer = Symbol('httpTimer')
+type TimedSocket = Socket & { [httpTimer]?: NodeJS.Timeout }
 
 /**
- * A TCP (or TLS) connection has `ms` to deliver its request headers, however slowly it trickles
- * bytes; past that it is destroyed. Node's own headersTimeout is checked only every 30 s.
+ * A TCP (or TLS) connection has `headersMs` to deliver its request headers and then `bodyMs` to
+ * deliver the body, however slowly it trickles bytes; past either it is destroyed, and what it
+ * sent is freed. Node's own headersTimeout and requestTimeout are checked only every 30 s.
  */
-function limitHandshake(server: Server, ms: number): void {
-  const arm = (socket: PendingSocket) => {
-    socket[handshakeTimer] = setTimeout(() => socket.destroy(), ms).unref()
-    socket.once('close', () => clearTimeout(socket[handshakeTimer]))
+function limitHttp(server: Server, headersMs: number, bodyMs: number): void {
+  const arm = (socket: TimedSocket, ms: number) => {
+    clearTimeout(socket[httpTimer])
+    socket[httpTimer] = setTimeout(() => socket.destroy(), ms).unref()
   }
-  const disarm = (request: IncomingMessage) => clearTimeout((request.socket as PendingSocket)[handshakeTimer])
-  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', arm)
-  server.on('request', disarm)
-  server.on('upgrade', disarm)
+  const disarm = (socket: TimedSocket) => clearTimeout(socket[httpTimer])
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: TimedSocket) => {
+    arm(socket, headersMs)
+    socket.once('close', () => disarm(socket))
+  })
+  server.on('request', (request: IncomingMessage) => {
+    const socket = request.socket as TimedSocket
+    if (request.complete) return disarm(socket)
+    arm(socket, bodyMs)
+    request.once('end', () => disarm(socket))
+  })
+  server.on('upgrade', (request: IncomingMessage) => disarm(request.socket as TimedSocket))
 }
 
 export default fp(live, { name: 'live', fastify: '5.x' })

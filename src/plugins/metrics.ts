@@ -2,6 +2,7 @@
 // (core/stats.ts); they are read and labelled here, at scrape time, so the hot path never calls
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
+import { operatorOnly } from '../routes/auth.ts'
 import type { FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Histogram } from '../core/histogram.ts'
@@ -105,7 +106,7 @@ const metrics: FastifyPluginAsync = async (app) => {
   }
 
   const processMetrics = processRegistry
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', onRequest: operatorOnly(app.live.hub) }, async (_request, reply) => {
     const text = (await processMetrics.metrics()) + (await registry.metrics())
     return reply.type(registry.contentType).send(text)
   })

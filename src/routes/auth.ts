@@ -1,5 +1,7 @@
 // The credential check shared by the socket upgrade and POST /publish.
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ErrorCode, LiveError } from '../core/protocol.ts'
+import { sendError } from './errors.ts'
 import { tokenOf, type Grants } from '../core/auth.ts'
 import type { Hub } from '../core/hub.ts'
 
@@ -12,8 +14,32 @@ declare module 'fastify' {
 
 /** Grants from `Authorization: Bearer` or `?token=`; throws an `unauthorized` LiveError for a bad or missing one. */
 export function authenticate(hub: Hub, request: FastifyRequest): Grants {
-  const query = request.query as { token?: string } | undefined
-  const grants = hub.auth.authenticate(tokenOf(request.headers.authorization, query?.token), request.socket.remoteAddress)
+  const query = request.query as { token?: unknown } | undefined
+  const { authorization, origin } = request.headers
+  const grants = hub.auth.authenticate(tokenOf(authorization, typeof query?.token === 'string' ? query.token : undefined), {
+    remoteAddress: request.socket.remoteAddress,
+    origin,
+    forwarded: FORWARDING_HEADERS.some((name) => request.headers[name] !== undefined)
+  })
   request.liveGrants = grants
   return grants
+}
+
+// Set by reverse proxies (nginx, HAProxy, Envoy, cloud load balancers) on what they pass on.
+const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip']
+
+/**
+ * onRequest of the operator routes (/config, /metrics, /hooks): under AUTH=required they need a
+ * valid credential like everything else. /health and /ready stay open for load balancers.
+ */
+export function operatorOnly(hub: Hub) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (hub.auth.mode !== 'required') return
+    try {
+      authenticate(hub, request)
+    } catch (err) {
+      if (!(err instanceof LiveError)) throw err
+      return sendError(reply, 401, ErrorCode.unauthorized, err.message)
+    }
+  }
 }

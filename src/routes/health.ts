@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
 import { redactConfig, type Config } from '../config.ts'
+import { operatorOnly } from './auth.ts'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -29,10 +30,11 @@ const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { confi
     return reply.code(503).send({ ready: false, reason })
   })
 
-  app.get('/config', { schema: { response: { 200: ConfigReply } } }, async () => redactConfig(config))
+  const onRequest = operatorOnly(app.live.hub)
+  app.get('/config', { onRequest, schema: { response: { 200: ConfigReply } } }, async () => redactConfig(config))
 
   // Per-hook figures: calls, errors, timeouts, breaker state and latency (also the `hooks` request method).
-  app.get('/hooks', async () => app.liveHooks.figures())
+  app.get('/hooks', { onRequest }, async () => app.liveHooks.figures())
 }
 
 export default healthRoutes

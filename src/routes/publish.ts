@@ -29,16 +29,21 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
       done(err as Error, undefined)
     }
   }
-  app.removeContentTypeParser('application/json')
+  // Only JSON and MessagePack: Fastify's text/plain parser would let a page's no-cors fetch
+  // (text/plain needs no CORS preflight) publish a string.
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(false))
   app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(true))
   app.setErrorHandler(liveErrorHandler)
 
   app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/publish/:topic', {
     bodyLimit: maxPublishBytes,
-    schema: { params: Params, querystring: Query, response: { 200: Published } }
+    schema: { params: Params, querystring: Query, response: { 200: Published } },
+    // Before the body is read: a client without the grant never gets to hold a body in memory.
+    onRequest: async (request) => {
+      checkPublish(authenticate(hub, request), request.params.topic)
+    }
   }, async (request) => {
-    checkPublish(authenticate(hub, request), request.params.topic)
     if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
     const event = await hub.publish(request.params.topic, request.body)
     return { seq: event.seq, epoch: event.epoch }

@@ -183,8 +183,9 @@ t.test('a malformed message on the backplane is dropped with a warning: the node
   const [a] = await nodes(t, redis, 1)
   const subs = await Promise.all([TestClient.open(a.url), TestClient.open(a.url, { codec: 'json' })])
   for (const s of subs) await s.request({ type: 'subscribe', topic: 'bad.x', snapshot: false })
-  for (const garbage of ['ab|1|123|\xc1', 'ab|1|123|\x92\x01', 'no bars', 'ab|one|123|\x01']) {
-    await redis.admin.publish('live:ev:bad.x', Buffer.from(garbage, 'latin1'))
+  // Messages on the topic's channel (its first token) are `<topic>\n<entry>`.
+  for (const garbage of ['bad.x\nab|1|123|\xc1', 'bad.x\nab|1|123|\x92\x01', 'bad.x\nno bars', 'bad.x\nab|one|123|\x01', 'no newline at all', '\nab|1|123|\x01']) {
+    await redis.admin.publish('live:ev:bad', Buffer.from(garbage, 'latin1'))
   }
   await a.app.live.publish('bad.x', { ok: true })
   for (const s of subs) t.match(await s.next(), { type: 'event', topic: 'bad.x', seq: 1, data: { ok: true } }, `${s.codec}: the good event, nothing before it`)

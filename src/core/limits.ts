@@ -79,7 +79,7 @@ export class Admission {
   private readAt = -Infinity
   private collectedAt = -Infinity
 
-  constructor(private readonly options: AdmissionOptions) {}
+  constructor(private readonly options: AdmissionOptions, private readonly memory: MemoryProbe = processMemory) {}
 
   /** Why a new connection from `address` is refused, or null when it is admitted. */
   refusal(address: string | undefined): string | null {
@@ -111,15 +111,16 @@ export class Admission {
   overMemory(): boolean {
     if (this.options.memoryLimitMb === 0) return false
     const limit = this.options.memoryLimitMb * 1024 * 1024
-    const now = performance.now()
+    const { memory } = this
+    const now = memory.now()
     if (now - this.readAt > MEMORY_SAMPLE_MS) {
-      this.heldBytes = heldBytes()
+      this.heldBytes = memory.held()
       this.readAt = now
-      const gc = (globalThis as { gc?: () => void }).gc
-      if (this.heldBytes > limit && gc !== undefined && now - this.collectedAt > COLLECT_EVERY_MS) {
+      const collect = memory.collect()
+      if (this.heldBytes > limit && collect !== undefined && now - this.collectedAt > COLLECT_EVERY_MS) {
         this.collectedAt = now
-        gc()
-        this.heldBytes = heldBytes()
+        collect()
+        this.heldBytes = memory.held()
       }
     }
     return this.heldBytes > limit
@@ -141,9 +142,22 @@ export class Admission {
   }
 }
 
-function heldBytes(): number {
-  const { heapUsed, external } = process.memoryUsage()
-  return heapUsed + external
+/** How Admission reads memory; tests pass a fake one with a fake clock. */
+export interface MemoryProbe {
+  now(): number
+  /** Bytes the process holds in live objects and buffers (and in garbage not collected yet). */
+  held(): number
+  /** A full garbage collection, where one can be asked for. */
+  collect(): (() => void) | undefined
+}
+
+const processMemory: MemoryProbe = {
+  now: () => performance.now(),
+  held: () => {
+    const { heapUsed, external } = process.memoryUsage()
+    return heapUsed + external
+  },
+  collect: () => (globalThis as { gc?: () => void }).gc
 }
 
 /** Adds `n` to an address's count; an address at zero is forgotten. */

@@ -5,13 +5,17 @@ import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.ts'
 import type { BackplaneFigures, Bus, TopicInfo } from './bus.ts'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
-import { matches } from './topics.ts'
+import { isPattern, TopicTree, Work } from './topics.ts'
 
 export interface RedisBusOptions {
   redisUrl: string
   redisPrefix: string
   historySize: number
   historyTtl: number
+  /** Milliseconds a topic's keys live after its last publish (refreshed while subscribed by name). */
+  topicTtl: number
+  /** Topics in Redis at once; a publish to a new one past this answers `unavailable`. */
+  maxTopics: number
 }
 
 export interface RedisBusLogger {
@@ -21,33 +25,43 @@ export interface RedisBusLogger {
 
 /**
  * Atomic publishes, a batch per call: for each event the next seq (and the epoch, created when the
- * topic has none: a Redis that lost its data starts new epochs), the capped history, the last
- * value, the topic index, and the PUBLISH to every node. Entries are `epoch|seq|ts|<MessagePack
- * data>`. KEYS: the topic index, then each event's meta hash and history list. ARGV: history
- * size, TTL and the epoch for topics that have none, then per event: ts, data, channel, topic.
- * Returns {seq, epoch} per event.
+ * topic has none: a Redis that lost its data, or freed an idle topic, starts a new epoch), the
+ * capped history, the last value, the topic index, and the PUBLISH to every node. Entries are
+ * `epoch|seq|ts|<MessagePack data>`; the channel is the topic's first token and its message
+ * `<topic>\n<entry>`. Keys expire TOPIC_TTL after the last publish; the topic index is a sorted
+ * set scored by that time, trimmed here. KEYS: the topic index, then each event's meta hash and
+ * history list. ARGV: history size, history TTL, the epoch for topics that have none, topic TTL,
+ * the oldest live score, the topic cap, then per event: ts, data, channel, topic. Returns
+ * {seq, epoch} per event, or {0, ''} for a new topic past the cap.
  */
 const PUBLISH_SCRIPT = `
-local size = tonumber(ARGV[1])
+local size, topicTtl, maxTopics = tonumber(ARGV[1]), ARGV[4], tonumber(ARGV[6])
+if redis.call('TYPE', KEYS[1]).ok == 'set' then redis.call('DEL', KEYS[1]) end -- the index of earlier versions
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[5])
 local out = {}
 for i = 1, (#KEYS - 1) / 2 do
-  local meta, hist, a = KEYS[2 * i], KEYS[2 * i + 1], 3 + (i - 1) * 4
+  local meta, hist, a = KEYS[2 * i], KEYS[2 * i + 1], 7 + (i - 1) * 4
   local epoch = redis.call('HGET', meta, 'epoch')
-  if not epoch then
-    epoch = ARGV[3]
-    redis.call('HSET', meta, 'epoch', epoch)
+  if not epoch and redis.call('ZCARD', KEYS[1]) >= maxTopics and not redis.call('ZSCORE', KEYS[1], ARGV[a + 3]) then
+    out[i] = {0, ''}
+  else
+    if not epoch then
+      epoch = ARGV[3]
+      redis.call('HSET', meta, 'epoch', epoch)
+    end
+    local seq = redis.call('HINCRBY', meta, 'seq', 1)
+    local entry = epoch .. '|' .. seq .. '|' .. ARGV[a] .. '|' .. ARGV[a + 1]
+    redis.call('HSET', meta, 'last', entry)
+    redis.call('PEXPIRE', meta, topicTtl)
+    if size > 0 then
+      redis.call('RPUSH', hist, entry)
+      redis.call('LTRIM', hist, -size, -1)
+      redis.call('PEXPIRE', hist, ARGV[2])
+    end
+    redis.call('ZADD', KEYS[1], ARGV[a], ARGV[a + 3])
+    redis.call('PUBLISH', ARGV[a + 2], ARGV[a + 3] .. '\\n' .. entry)
+    out[i] = {seq, epoch}
   end
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  local entry = epoch .. '|' .. seq .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2]
-  redis.call('HSET', meta, 'last', entry)
-  if size > 0 then
-    redis.call('RPUSH', hist, entry)
-    redis.call('LTRIM', hist, -size, -1)
-    redis.call('PEXPIRE', hist, ARGV[2])
-  end
-  redis.call('SADD', KEYS[1], ARGV[a + 4])
-  redis.call('PUBLISH', ARGV[a + 3], entry)
-  out[i] = {seq, epoch}
 end
 return out
 `
@@ -69,6 +83,8 @@ interface Cursor {
   epoch: string
   seq: number
   queue: BusEvent[] | null
+  /** When its last event arrived (ms): cursors of topics gone quiet are forgotten. */
+  seenAt: number
 }
 
 type RedisWithPublish = Redis & {
@@ -97,9 +113,18 @@ export function parseEntry(topic: string, entry: Buffer): BusEvent | null {
   return new StoredEvent(topic, entry.toString('latin1', 0, a), seq, ts, data)
 }
 
-/** A topic pattern as a Redis glob: `*` and `>` become `*` (which may match more: delivery filters again). */
-export function redisGlob(pattern: string): string {
-  return pattern.split('.').map((t) => (t === '*' || t === '>' ? '*' : t.replace(/[\\*?[\]]/g, '\\$&'))).join('.')
+const NEWLINE = 0x0a
+
+/**
+ * What a node subscribes to in Redis for a pattern: the channel of its first token, or, for a
+ * pattern that starts with a wildcard, every channel (one PSUBSCRIBE per node, however many such
+ * patterns its clients hold). Redis matches every PUBLISH against every pattern subscription, so
+ * one per client pattern made each publish cost as much as all of them; channels are a hash lookup.
+ * Delivery filters exactly.
+ */
+export function channelOf(pattern: string): string {
+  const first = pattern.slice(0, pattern.indexOf('.') >>> 0)
+  return first === '*' || first === '>' ? '*' : first
 }
 
 export class RedisBus implements Bus {
@@ -107,8 +132,13 @@ export class RedisBus implements Bus {
   private readonly redis: RedisWithPublish
   private readonly sub: Redis
   private readonly channelPrefix: string
-  /** Local interest: refcount per pattern, each one PSUBSCRIBEd once. */
+  /** Local interest: refcount per channel (a first token, or '*' for all), each subscribed once. */
   private readonly watched = new Map<string, number>()
+  /** Local subscriptions by exact topic name: their keys are kept alive. */
+  private readonly pinned = new Map<string, number>()
+  /** The topic index read from Redis, shared by the snapshot reads of one event-loop turn. */
+  private topicIndex: Promise<TopicTree> | null = null
+  private readonly sweeper: NodeJS.Timeout
   private readonly cursors = new Map<string, Cursor>()
   private subscriberReadyBefore = false
   /** Epochs this node proposes for topics Redis has none for: unique per node and per batch. */
@@ -140,13 +170,12 @@ export class RedisBus implements Bus {
     for (const connection of [this.redis, this.sub]) {
       connection.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'))
     }
-    this.sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
-      this.receive(channel.toString('utf8', Buffer.byteLength(this.channelPrefix)), message)
-    })
+    this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.receive(message))
+    this.sub.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, message: Buffer) => this.receive(message))
     // After a reconnect: subscribe again, and once Redis confirmed it, fetch what was published meanwhile.
     this.sub.on('ready', () => {
-      const patterns = [...this.watched.keys()].map((p) => this.channelPrefix + redisGlob(p))
-      ;(patterns.length > 0 ? this.sub.psubscribe(...patterns) : Promise.resolve())
+      const channels = [...this.watched.keys()]
+      Promise.all(channels.map((c) => this.subscribeChannel(c)))
         .then(() => {
           this.subscribed = true
           if (!this.subscriberReadyBefore) return
@@ -158,6 +187,33 @@ export class RedisBus implements Bus {
         .finally(() => { this.subscriberReadyBefore = true })
     })
     this.sub.on('close', () => { this.subscribed = false })
+    const every = Math.max(1000, Math.min(60_000, options.topicTtl / 4))
+    this.sweeper = setInterval(() => this.sweep(Date.now()), every).unref()
+  }
+
+  private subscribeChannel(channel: string): Promise<unknown> {
+    return channel === '*' ? this.sub.psubscribe(this.channelPrefix + '*') : this.sub.subscribe(this.channelPrefix + channel)
+  }
+
+  private unsubscribeChannel(channel: string): Promise<unknown> {
+    return channel === '*' ? this.sub.punsubscribe(this.channelPrefix + '*') : this.sub.unsubscribe(this.channelPrefix + channel)
+  }
+
+  /**
+   * Keeps the keys of topics subscribed here by name alive past TOPIC_TTL, and forgets cursors of
+   * topics that went quiet (they start again from the next event, or from history on a gap).
+   */
+  private sweep(now: number): void {
+    for (const [topic, cursor] of this.cursors) {
+      if (cursor.queue === null && cursor.seenAt < now - this.options.topicTtl) this.cursors.delete(topic)
+    }
+    if (this.pinned.size === 0 || this.redis.status !== 'ready') return
+    const pipeline = this.redis.pipeline()
+    for (const topic of this.pinned.keys()) {
+      pipeline.pexpire(this.key('m', topic), this.options.topicTtl)
+      pipeline.zadd(`${this.options.redisPrefix}topics`, 'XX', now, topic)
+    }
+    pipeline.exec().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot refresh subscribed topics'))
   }
 
   get ready(): boolean {
@@ -187,15 +243,18 @@ export class RedisBus implements Bus {
     if (batch === null) return
     const keys: string[] = [`${this.options.redisPrefix}topics`]
     const epoch = this.epochPrefix + (++this.epochsProposed).toString(36)
-    const args: (string | number | Buffer)[] = [this.options.historySize, Math.max(this.options.historyTtl, 1), epoch]
+    const { historySize, historyTtl, topicTtl, maxTopics } = this.options
+    const args: (string | number | Buffer)[] = [historySize, Math.max(historyTtl, 1), epoch, topicTtl, Date.now() - topicTtl, maxTopics]
     for (const { topic, ts, encoded } of batch) {
       keys.push(this.key('m', topic), this.key('h', topic))
-      args.push(ts, encoded, this.channelPrefix + topic, topic)
+      args.push(ts, encoded, this.channelPrefix + channelOf(topic), topic)
     }
     this.call(() => this.redis.livePublish(keys.length, ...keys, ...args)).then((results) => {
       for (let i = 0; i < batch.length; i++) {
-        const { topic, ts, data, resolve } = batch[i]
-        resolve({ topic, seq: results[i][0], epoch: results[i][1], ts, data })
+        const { topic, ts, data, resolve, reject } = batch[i]
+        const [seq, epoch] = results[i]
+        if (seq === 0) reject(new LiveError(ErrorCode.unavailable, `the backplane holds its maximum of ${maxTopics} topics`))
+        else resolve({ topic, seq, epoch, ts, data })
       }
     }, (err) => {
       for (const { reject } of batch) reject(err)
@@ -207,8 +266,24 @@ export class RedisBus implements Bus {
     return (entry && parseEntry(topic, entry)) ?? undefined
   }
 
-  async lastMatching(pattern: string): Promise<BusEvent[]> {
-    const topics = (await this.call(() => this.redis.smembers(`${this.options.redisPrefix}topics`))).filter((t) => matches(pattern, t))
+  /**
+   * The topic index, read once for all the snapshot reads of this event-loop turn (the patterns of
+   * one subscribe frame): a pattern walks it instead of testing every topic.
+   */
+  private liveTopics(): Promise<TopicTree> {
+    if (this.topicIndex !== null) return this.topicIndex
+    const index = this.call(() => this.redis.zrangebyscore(`${this.options.redisPrefix}topics`, Date.now() - this.options.topicTtl, '+inf')).then((topics) => {
+      const tree = new TopicTree()
+      for (const topic of topics) tree.add(topic)
+      return tree
+    })
+    this.topicIndex = index
+    setImmediate(() => { this.topicIndex = null })
+    return index
+  }
+
+  async lastMatching(pattern: string, work = new Work(Number.MAX_SAFE_INTEGER)): Promise<BusEvent[]> {
+    const topics = (await this.liveTopics()).matching(pattern, work)
     if (topics.length === 0) return []
     const pipeline = this.redis.pipeline()
     for (const topic of topics) pipeline.hgetBuffer(this.key('m', topic), 'last')
@@ -243,7 +318,7 @@ export class RedisBus implements Bus {
   }
 
   async topics(): Promise<TopicInfo[]> {
-    const topics = await this.call(() => this.redis.smembers(`${this.options.redisPrefix}topics`))
+    const topics = await this.call(() => this.redis.zrangebyscore(`${this.options.redisPrefix}topics`, Date.now() - this.options.topicTtl, '+inf'))
     const pipeline = this.redis.pipeline()
     for (const topic of topics) pipeline.hmget(this.key('m', topic), 'epoch', 'seq')
     const results = (await this.call(() => pipeline.exec())) ?? []
@@ -261,23 +336,31 @@ export class RedisBus implements Bus {
    * watched (the caller unwatches it if it gives up) and is subscribed on reconnection.
    */
   async watch(pattern: string): Promise<void> {
-    const count = this.watched.get(pattern) ?? 0
-    this.watched.set(pattern, count + 1)
+    if (!isPattern(pattern)) this.pinned.set(pattern, (this.pinned.get(pattern) ?? 0) + 1)
+    const channel = channelOf(pattern)
+    const count = this.watched.get(channel) ?? 0
+    this.watched.set(channel, count + 1)
     if (!this.subscribed) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
-    if (count === 0) await this.sub.psubscribe(this.channelPrefix + redisGlob(pattern))
+    if (count === 0) await this.subscribeChannel(channel)
   }
 
   unwatch(pattern: string): void {
-    const count = this.watched.get(pattern) ?? 0
+    const pins = this.pinned.get(pattern)
+    if (pins !== undefined) {
+      if (pins > 1) this.pinned.set(pattern, pins - 1)
+      else this.pinned.delete(pattern)
+    }
+    const channel = channelOf(pattern)
+    const count = this.watched.get(channel) ?? 0
     if (count > 1) {
-      this.watched.set(pattern, count - 1)
+      this.watched.set(channel, count - 1)
       return
     }
-    this.watched.delete(pattern)
-    this.sub.punsubscribe(this.channelPrefix + redisGlob(pattern)).catch(() => {})
-    for (const topic of this.cursors.keys()) {
-      if (![...this.watched.keys()].some((p) => p === topic || matches(p, topic))) this.cursors.delete(topic)
-    }
+    this.watched.delete(channel)
+    this.unsubscribeChannel(channel).catch(() => {})
+    // Events of topics no channel brings any more would leave a stale cursor behind.
+    if (this.watched.has('*')) return
+    for (const topic of this.cursors.keys()) if (!this.watched.has(channelOf(topic))) this.cursors.delete(topic)
   }
 
   /**
@@ -285,17 +368,20 @@ export class RedisBus implements Bus {
    * messages were lost between Redis and this node, and they are fetched from history before
    * anything later of that topic is delivered. Duplicates (overlapping patterns) are dropped.
    */
-  private receive(topic: string, message: Buffer): void {
-    const event = parseEntry(topic, message)
+  private receive(message: Buffer): void {
+    const newline = message.indexOf(NEWLINE)
+    const topic = newline > 0 ? message.toString('utf8', 0, newline) : ''
+    const event = newline > 0 ? parseEntry(topic, message.subarray(newline + 1)) : null
     if (event === null) {
-      this.log.warn({ topic }, 'malformed backplane message dropped')
+      this.log.warn({ topic: topic.slice(0, 256) }, 'malformed backplane message dropped')
       return
     }
     let cursor = this.cursors.get(topic)
     if (cursor === undefined) {
-      cursor = { epoch: event.epoch, seq: event.seq - 1, queue: null }
+      cursor = { epoch: event.epoch, seq: event.seq - 1, queue: null, seenAt: 0 }
       this.cursors.set(topic, cursor)
     }
+    cursor.seenAt = event.ts
     if (cursor.queue !== null) cursor.queue.push(event)
     else this.advance(topic, cursor, event)
   }
@@ -365,6 +451,7 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper)
     this.sub.disconnect()
     await this.redis.quit().catch(() => this.redis.disconnect())
   }

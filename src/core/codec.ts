@@ -246,18 +246,22 @@ const MALFORMED: Refusal = { code: ErrorCode.badRequest, message: 'undecodable M
  */
 export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number, left: Float64Array = new Float64Array(maxDepth + 1), whole = false): Refusal | null {
   const incomplete = whole ? MALFORMED : null
-  // left[d]: values still to read in the container open at depth d; left[0] is the frame itself.
+  // left[d]: values still to read in the container open at depth d, negative in a map (keys and
+  // values alternate, so an even count left means a key comes next); left[0] is the frame itself.
   let depth = 0
   left[0] = 1
   let pos = 0
   while (depth >= 0) {
-    if (left[depth] === 0) {
+    const remaining = left[depth]
+    if (remaining === 0) {
       depth--
       continue
     }
-    left[depth]--
+    const isKey = remaining < 0 && remaining % 2 === 0
+    left[depth] = remaining < 0 ? remaining + 1 : remaining - 1
     if (pos >= bytes.length) return incomplete
     const b = bytes[pos]
+    if (isKey && isProtoKey(bytes, pos)) return PROTO_KEY
     let count = -1 // a container's element count (map: entries)
     let isMap = false
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) pos += 1 // fixint, nil, bool
@@ -285,10 +289,24 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
         return { code: ErrorCode.tooLarge, message: isMap ? `a map holds more than ${maxItems} entries` : `an array holds more than ${maxItems} elements` }
       }
       if (depth === maxDepth) return tooDeep(maxDepth)
-      left[++depth] = isMap ? count * 2 : count
+      left[++depth] = isMap ? -count * 2 : count
     }
   }
   return pos === bytes.length ? null : incomplete
+}
+
+const PROTO_KEY: Refusal = { code: ErrorCode.badRequest, message: 'undecodable MessagePack: a key named "__proto__" is not accepted' }
+const PROTO = Buffer.from('__proto__')
+
+/** Is the value at `pos` the string "__proto__", in any of MessagePack's string encodings? */
+function isProtoKey(bytes: Uint8Array, pos: number): boolean {
+  const b = bytes[pos]
+  const start = b === 0xa9 ? pos + 1 : b === 0xd9 && bytes[pos + 1] === 9 ? pos + 2
+    : b === 0xda && bytes[pos + 1] === 0 && bytes[pos + 2] === 9 ? pos + 3
+      : b === 0xdb && bytes[pos + 1] === 0 && bytes[pos + 2] === 0 && bytes[pos + 3] === 0 && bytes[pos + 4] === 9 ? pos + 5 : -1
+  if (start === -1 || start + 9 > bytes.length) return false
+  for (let i = 0; i < 9; i++) if (bytes[start + i] !== PROTO[i]) return false
+  return true
 }
 
 /** A big-endian unsigned length of 1, 2 or 4 bytes. */

@@ -30,6 +30,7 @@ export const ConfigSchema = Type.Object({
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
   topicTtl: Int(3_600_000, 1000, 2_592_000_000, 'milliseconds a topic with no publish and no subscriber of its exact name is kept; then its history, last value and index entry are freed'),
   maxTopics: Int(10_000, 1, 100_000_000, 'topics held at once; past it a publish to a new topic answers unavailable'),
+  busMemoryMb: Int(64, 1, 1_048_576, 'MiB the in-memory bus may hold in history and last values; past it a publish to a new topic answers unavailable and a topic that publishes keeps only its newest event'),
   maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
   slowConsumer: Type.Union([Type.Literal('close'), Type.Literal('conflate')], {
     default: 'close',

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { ConfigError, envName, loadConfig, redactConfig, describeConfig } from '../src/config.ts'
+import { readFileSync } from 'node:fs'
 
 t.test('defaults match the contract', async (t) => {
   const c = loadConfig({})
@@ -64,4 +65,12 @@ t.test('REDIS_URL keeps its host but not its password in /config', async (t) => 
   t.throws(() => loadConfig({ REDIS_URL: 'localhost:6379' }), { message: 'Invalid configuration: REDIS_URL="localhost:6379" is not valid; expected a URL redis://[:password@]host[:port][/db] or rediss://...' })
   t.throws(() => loadConfig({ REDIS_URL: 'http://:pw@x' }), { message: /REDIS_URL="http:\/\/:\[redacted\]@x"/ }, 'the password is redacted in the error too')
   t.throws(() => loadConfig({ BUS: 'kafka' }), { message: 'Invalid configuration: BUS="kafka" is not valid; expected one of memory, redis' })
+})
+
+t.test("the README's configuration table is the schema's, row for row", async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Configuration'), readme.indexOf('\n## Security'))
+  const rows = section.split('\n').filter((line) => /^\| `[A-Z_]+` \|/.test(line))
+  const shown = (d: unknown) => (d === '' ? '(empty)' : '`' + String(d) + '`')
+  t.same(rows, describeConfig().map((r) => `| \`${r.variable}\` | ${shown(r.default)} | ${r.accepts} | ${r.description} |`))
 })

@@ -253,6 +253,21 @@ t.test('7. topics expire when idle and unsubscribed, and their number is capped'
   bus.unwatch('kept')
   bus.sweep(Date.now() + 20_000)
   t.equal(bus.last('kept'), undefined, 'once unsubscribed it goes too')
+  // BUS_MEMORY_MB: 10 KB values, a 100 KB budget. Three topics fit (16 KiB of history buffer, the
+  // 10 KB value, 1 KiB of overhead each); the fourth is refused. A topic that goes on publishing
+  // gives up its history rather than the budget.
+  const small = new MemoryBus({ historySize: 100, historyTtl: 60_000, busMemoryBytes: 100_000 })
+  t.teardown(() => small.close())
+  const blob = 'x'.repeat(10_000)
+  for (let i = 0; i < 3; i++) small.publish(`big.${i}`, blob)
+  t.throws(() => small.publish('big.3', blob), { code: 'unavailable', message: /memory limit/ })
+  const first = small.publish('big.0', blob)
+  for (let i = 0; i < 50; i++) {
+    small.publish('big.0', blob)
+    if (small.retainedBytes > 100_000) t.fail(`over the budget after publish ${i}: ${small.retainedBytes}`)
+  }
+  t.equal(small.since('big.0', { epoch: first.epoch, seq: first.seq }), null, 'its older history is gone: recovered:false, never a silent gap')
+  t.equal(small.last('big.0')!.seq, 52)
   const full = new MemoryBus({ historySize: 10, historyTtl: 60_000, overMemory: () => true })
   t.teardown(() => full.close())
   t.throws(() => full.publish('new', 1), { code: 'unavailable', message: /memory limit/ }, 'no new topic while over the memory limit')

@@ -63,7 +63,12 @@ export interface MemoryBusOptions {
   maxTopics?: number
   /** True while the process is at its memory limit: no new topic is created then. */
   overMemory?: () => boolean
+  /** Bytes of history and last values held in all; past it no new topic, and a publishing topic drops its history. */
+  busMemoryBytes?: number
 }
+
+// What a topic costs beyond its history and last value (state object, maps, index node), roughly.
+const TOPIC_OVERHEAD = 1024
 
 // Idle topics are looked for this often at most (and at least every minute).
 const SWEEP_MAX_MS = 60_000
@@ -84,6 +89,8 @@ const FIRST_BYTES = 1024
 class TopicState {
   seq = 0
   last: BusEvent | undefined = undefined
+  /** Encoded bytes of the last value. */
+  lastSize = 0
   /** When it was last published to (ms). */
   touchedAt = 0
   readonly epoch = randomBytes(6).toString('hex')
@@ -119,15 +126,24 @@ class TopicState {
   /** Drops events older than `oldestTs`; a history left empty gives its grown buffers back. */
   expire(oldestTs: number): void {
     while (this.count > 0 && this.stamps[this.head] < oldestTs) this.dropOldest()
-    if (this.count === 0 && this.bytes.length > FIRST_BYTES) {
-      const slots = Math.min(this.capacity, FIRST_SLOTS)
-      this.offsets = new Float64Array(slots)
-      this.sizes = new Uint32Array(slots)
-      this.stamps = new Float64Array(slots)
-      this.bytes = new Uint8Array(FIRST_BYTES)
-      this.head = 0
-      this.end = 0
-    }
+    if (this.count === 0 && this.bytes.length > FIRST_BYTES) this.clear()
+  }
+
+  /** Forgets the whole history (recovery from before now answers recovered:false) and shrinks to the first size. */
+  clear(): void {
+    const slots = Math.min(this.capacity, FIRST_SLOTS)
+    this.offsets = new Float64Array(slots)
+    this.sizes = new Uint32Array(slots)
+    this.stamps = new Float64Array(slots)
+    this.bytes = new Uint8Array(this.capacity === 0 ? 0 : FIRST_BYTES)
+    this.head = 0
+    this.end = 0
+    this.count = 0
+  }
+
+  /** Bytes this topic holds: its history buffers, its last value, and a fixed overhead. */
+  get footprint(): number {
+    return this.bytes.byteLength + this.offsets.length * 20 + this.lastSize + TOPIC_OVERHEAD
   }
 
   /** Seq of the oldest event held. */
@@ -215,34 +231,54 @@ export class MemoryBus implements Bus {
   private readonly pinned = new Map<string, number>()
   private readonly topicTtl: number
   private readonly maxTopics: number
+  private readonly busMemory: number
+  /** Bytes held by every topic's history and last value (their footprints). */
+  private retained = 0
   private readonly sweeper: NodeJS.Timeout
 
   constructor(private readonly options: MemoryBusOptions) {
     this.topicTtl = options.topicTtl ?? 3_600_000
     this.maxTopics = options.maxTopics ?? Infinity
+    this.busMemory = options.busMemoryBytes ?? Infinity
     const every = Math.max(1000, Math.min(SWEEP_MAX_MS, this.topicTtl / 4, options.historyTtl / 4))
     this.sweeper = setInterval(() => this.sweep(Date.now()), every).unref()
   }
 
   publish(topic: string, data: unknown): BusEvent {
+    // A view of the shared encoder's buffer: used before anything else encodes.
+    const encoded = encodeDataShared(data)
     let state = this.state.get(topic)
-    if (state === undefined) state = this.create(topic)
+    if (state === undefined) state = this.create(topic, encoded.length)
+    const before = state.footprint
     const ts = Date.now()
     const event: BusEvent = { topic, seq: ++state.seq, epoch: state.epoch, ts, data }
     state.last = event
+    state.lastSize = encoded.length
     state.touchedAt = ts
     state.expire(ts - this.options.historyTtl)
-    if (this.options.historySize > 0) state.push(ts, encodeDataShared(data))
+    if (this.options.historySize > 0) state.push(ts, encoded)
+    this.retained += state.footprint - before
+    // Over BUS_MEMORY_MB the topic that publishes gives up its history (clients recovering from
+    // before it answer recovered:false): it can never hold the process past its memory limit.
+    if (this.retained > this.busMemory && state.count > 1) {
+      const full = state.footprint
+      state.clear()
+      state.push(ts, encoded)
+      this.retained += state.footprint - full
+    }
     this.onEvent(event)
     return event
   }
 
-  private create(topic: string): TopicState {
+  private create(topic: string, size: number): TopicState {
     if (this.state.size >= this.maxTopics) throw new LiveError(ErrorCode.unavailable, `the server holds its maximum of ${this.maxTopics} topics`)
-    if (this.options.overMemory?.() === true) throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit: no new topics')
+    if (this.retained + TOPIC_OVERHEAD + 2 * size > this.busMemory || this.options.overMemory?.() === true) {
+      throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit: no new topics')
+    }
     const state = new TopicState(this.options.historySize)
     this.state.set(topic, state)
     this.index.add(topic)
+    this.retained += state.footprint
     return state
   }
 
@@ -254,10 +290,15 @@ export class MemoryBus implements Bus {
     const idleBefore = now - this.topicTtl
     const oldest = now - this.options.historyTtl
     for (const [topic, state] of this.state) {
+      const before = state.footprint
       if (state.touchedAt < idleBefore && !this.pinned.has(topic)) {
         this.state.delete(topic)
         this.index.remove(topic)
-      } else state.expire(oldest)
+        this.retained -= before
+      } else {
+        state.expire(oldest)
+        this.retained += state.footprint - before
+      }
     }
   }
 
@@ -291,6 +332,11 @@ export class MemoryBus implements Bus {
   /** Topics held now. */
   get size(): number {
     return this.state.size
+  }
+
+  /** Bytes held in history and last values (what BUS_MEMORY_MB bounds). */
+  get retainedBytes(): number {
+    return this.retained
   }
 
   watch(pattern: string): void {

@@ -63,10 +63,10 @@ class TrieNode<S> {
  * What matching one frame may cost, in index nodes visited. A subscribe resolves its `since`
  * entries through a trie of its patterns and its snapshots through the topic index, so honest
  * frames cost about their size; crafted ones (thousands of wildcard patterns against thousands of
- * entries) stop here with `too_large` instead of holding the event loop. 200,000 visits take
- * 5-10 ms on the benchmark machine; a `>` snapshot of 10,000 three-token topics takes ~40,000.
+ * entries) stop here with `too_large` instead of holding the event loop. 100,000 visits take
+ * ~8 ms on the benchmark machine; a `>` snapshot of 10,000 three-token topics takes ~11,000.
  */
-export const FRAME_WORK = 200_000
+export const FRAME_WORK = 100_000
 
 export class Work {
   constructor(private left: number) {}

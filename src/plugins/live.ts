@@ -56,7 +56,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   // A bus passed in stays the caller's; one made here is closed here.
   const bus = typeof busOption === 'object' ? busOption
     : config.bus === 'redis' ? new (await import('../core/redis-bus.ts')).RedisBus(config, app.log)
-      : new MemoryBus({ ...config, overMemory: () => hub.admission.overMemory() })
+      : new MemoryBus({ ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory: () => hub.admission.overMemory() })
   if (!app.hasDecorator('liveHooks')) {
     await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
   }

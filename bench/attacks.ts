@@ -1,0 +1,205 @@
+// The measured attacks of SECURITY.md ("Hostile clients and publishers"), each against a fresh
+// server process on loopback, bounded in count and time. Compare builds by pointing
+// ATTACK_SERVER at another checkout's built server (default: this one's dist/server.js):
+//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,redis-patterns]
+import { spawn, type ChildProcess } from 'node:child_process'
+import { connect, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { WebSocket } from 'ws'
+import { decode, encode } from '@msgpack/msgpack'
+import { rssMiB } from './proc.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const serverScript = process.env.ATTACK_SERVER ?? `${root}dist/server.js`
+const NODE_ARGS = ['--no-allocation-site-pretenuring', '--max-semi-space-size=8', '--expose-gc']
+const ATTACKS: Record<string, () => Promise<void>> = { since, snapshot, subscriptions, 'slow-bodies': slowBodies, topics, 'redis-patterns': redisPatterns }
+const chosen = (process.argv[2] ?? Object.keys(ATTACKS).join(',')).split(',')
+const unknown = chosen.filter((a) => !(a in ATTACKS))
+if (unknown.length > 0) {
+  console.error(`unknown attack ${unknown.join(', ')}; expected some of ${Object.keys(ATTACKS).join(', ')}`)
+  process.exit(2)
+}
+
+interface Server { child: ChildProcess; port: number; pid: number }
+
+async function start(env: Record<string, string>): Promise<Server> {
+  const child = spawn(process.execPath, [...NODE_ARGS, serverScript], {
+    cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit']
+  })
+  // LOG_LEVEL=warn hides the listening line: find the port from /proc once the process listens.
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
+    const poll = setInterval(async () => {
+      const { stdout } = await run('ss', ['-ltnpH'])
+      const m = new RegExp(`127\\.0\\.0\\.1:(\\d+)\\s.*pid=${child.pid},`).exec(stdout)
+      if (m) {
+        clearInterval(poll)
+        resolve(Number(m[1]))
+      }
+    }, 100)
+  })
+  return { child, port, pid: child.pid! }
+}
+
+function run(command: string, args: string[]): Promise<{ stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args)
+    let stdout = ''
+    child.stdout.on('data', (c) => { stdout += c })
+    child.once('exit', () => resolve({ stdout }))
+  })
+}
+
+async function stop(server: Server) {
+  server.child.kill('SIGKILL')
+  await new Promise((r) => server.child.once('exit', r))
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const mib = (server: Server) => Math.round(rssMiB(server.pid))
+
+function open(port: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/live`)
+    ws.setMaxListeners(0)
+    ws.once('open', () => resolve(ws))
+    ws.once('error', reject)
+  })
+}
+
+function reply(ws: WebSocket, frame: unknown): Promise<any> {
+  return new Promise((resolve) => {
+    ws.once('message', (d: Buffer) => resolve(decode(d)))
+    ws.send(encode(frame))
+  })
+}
+
+const answer = (r: any) => (r.type === 'error' ? r.code : r.type)
+
+/** Answer times of one frame sent `times` times (the first few include JIT warm-up). */
+async function timeFrames(label: string, ws: WebSocket, frame: unknown, undo: unknown, times = 15) {
+  const ms: number[] = []
+  let last = ''
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now()
+    last = answer(await reply(ws, frame))
+    ms.push(performance.now() - t0)
+    if (undo !== null) await reply(ws, undo)
+  }
+  ms.sort((a, b) => a - b)
+  console.log(`${label}: ${encode(frame).length} bytes, answered ${last}; ms min ${ms[0].toFixed(1)}, median ${ms[times >> 1].toFixed(1)}, max ${ms.at(-1)!.toFixed(1)}`)
+}
+
+/** 513 wildcard patterns and 1,000 since entries that each walk 512 pattern prefixes. */
+async function since() {
+  const server = await start({ MAX_SUBSCRIPTIONS: '5000' })
+  const ws = await open(server.port)
+  const topics = Array.from({ length: 512 }, (_, i) => [...i.toString(2).padStart(9, '0')].map((b) => (b === '1' ? '*' : 't')).join('.') + '.z')
+  topics.push('*.*.*.*.*.*.*.*.*.>')
+  const positions = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`t.t.t.t.t.t.t.t.t.y${i}`, { epoch: 'e', seq: 1 }]))
+  await timeFrames('since', ws, { type: 'subscribe', topics, since: positions, snapshot: false }, { type: 'unsubscribe', topics })
+  await stop(server)
+}
+
+/** 5,000 topics, then one subscribe of 1,000 patterns `*.w<i>` with snapshots. */
+async function snapshot() {
+  const server = await start({ MAX_SUBSCRIPTIONS: '5000' })
+  const [ws, publisher] = [await open(server.port), await open(server.port)]
+  for (let i = 0; i < 5000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, k) => reply(publisher, { type: 'publish', topic: `t${i + k}.v`, data: i + k })))
+  const topics = Array.from({ length: 1000 }, (_, i) => `*.w${i}`)
+  await timeFrames('snapshot', ws, { type: 'subscribe', topics }, { type: 'unsubscribe', topics })
+  await stop(server)
+}
+
+/** 60 connections from one address, 1,000 distinct 4-token patterns each. */
+async function subscriptions() {
+  const server = await start({})
+  const before = mib(server)
+  const answers: Record<string, number> = {}
+  const held: WebSocket[] = []
+  for (let c = 0; c < 60; c++) {
+    const ws = await open(server.port)
+    held.push(ws)
+    const a = answer(await reply(ws, { type: 'subscribe', topics: Array.from({ length: 1000 }, (_, i) => `a${c}.b${i}.c${i}.d${c}`), snapshot: false }))
+    answers[a] = (answers[a] ?? 0) + 1
+  }
+  console.log(`subscriptions: answers ${JSON.stringify(answers)}; RSS ${before} -> ${mib(server)} MiB`)
+  for (const ws of held) ws.close()
+  await stop(server)
+}
+
+/** AUTH=required: 3,000 connections each send 65,000 of a 65,536-byte body, no credential, then stop. */
+async function slowBodies() {
+  const server = await start({ AUTH: 'required', API_KEYS: 'bench-key-0123456789=publish:>', MAX_CONNECTIONS_PER_IP: '100000' })
+  const ready = async () => (await fetch(`http://127.0.0.1:${server.port}/ready`)).status
+  const before = mib(server)
+  const sockets: Socket[] = []
+  const body = Buffer.alloc(65_000, 0x61)
+  for (let i = 0; i < 3000; i++) {
+    const s = connect(server.port, '127.0.0.1')
+    s.on('error', () => {})
+    s.write('POST /publish/a.b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n')
+    s.write(body)
+    sockets.push(s)
+    if (i % 500 === 499) await sleep(50)
+  }
+  await sleep(2000)
+  const during = `RSS ${before} -> ${mib(server)} MiB, /ready ${await ready()}`
+  for (const s of sockets) s.destroy()
+  await sleep(30_000)
+  console.log(`slow-bodies: ${during}; 30 s after the attacker left: RSS ${mib(server)} MiB, /ready ${await ready()}`)
+  await stop(server)
+}
+
+/** 1,200 topics of 60 KB, then 20,000 small ones, over POST /publish from loopback. */
+async function topics() {
+  const server = await start({})
+  const post = (topic: string, body: string) => fetch(`http://127.0.0.1:${server.port}/publish/${topic}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then((r) => r.status)
+  const ready = async () => (await fetch(`http://127.0.0.1:${server.port}/ready`)).status
+  const count = async (n: number, batch: number, topic: (i: number) => string, body: string) => {
+    const statuses: Record<number, number> = {}
+    for (let i = 0; i < n; i += batch) for (const s of await Promise.all(Array.from({ length: batch }, (_, k) => post(topic(i + k), body)))) statuses[s] = (statuses[s] ?? 0) + 1
+    return JSON.stringify(statuses)
+  }
+  const before = mib(server)
+  const big = await count(1200, 50, (i) => `big.t${i}`, JSON.stringify({ blob: 'x'.repeat(60_000) }))
+  const afterBig = `${mib(server)} MiB, /ready ${await ready()}`
+  const small = await count(20_000, 200, (i) => `small.t${i}`, '{"v":1}')
+  console.log(`topics: 60 KB ${big} (RSS ${before} -> ${afterBig}); small ${small} (RSS ${mib(server)} MiB, /ready ${await ready()})`)
+  await stop(server)
+}
+
+/** BUS=redis: a publisher's round trip before and after 40 connections subscribe 1,000 distinct patterns each. */
+async function redisPatterns() {
+  const redisPort = 16_000 + Math.floor(Math.random() * 1000)
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  await sleep(500)
+  const server = await start({ BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}`, MAX_SUBSCRIPTIONS_PER_IP: '100000', MEMORY_LIMIT_MB: '0' })
+  await sleep(500)
+  const roundTrip = async () => {
+    const ws = await open(server.port)
+    const ms: number[] = []
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now()
+      await reply(ws, { type: 'publish', topic: 'ticker.x.BTC', data: i })
+      ms.push(performance.now() - t0)
+    }
+    ws.close()
+    ms.sort((a, b) => a - b)
+    return `p50 ${ms[150].toFixed(2)} ms, p99 ${ms[297].toFixed(2)} ms`
+  }
+  const before = await roundTrip()
+  const held: WebSocket[] = []
+  for (let c = 0; c < 40; c++) {
+    const ws = await open(server.port)
+    held.push(ws)
+    await reply(ws, { type: 'subscribe', topics: Array.from({ length: 1000 }, (_, i) => `p${c}_${i}.*.x`), snapshot: false })
+  }
+  console.log(`redis-patterns: publish round trip ${before}; with 40 x 1,000 patterns ${await roundTrip()}`)
+  for (const ws of held) ws.close()
+  await stop(server)
+  redis.kill('SIGKILL')
+}
+
+for (const name of chosen) await ATTACKS[name]()
+process.exit(0)

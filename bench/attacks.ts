@@ -20,11 +20,17 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 
-interface Server { child: ChildProcess; port: number; pid: number }
+interface Server {
+  child: ChildProcess
+  port: number
+  pid: number
+}
 
 async function start(env: Record<string, string>): Promise<Server> {
   const child = spawn(process.execPath, [...NODE_ARGS, serverScript], {
-    cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit']
+    cwd: root,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
   })
   // LOG_LEVEL=warn hides the listening line: find the port from /proc once the process listens.
   const port = await new Promise<number>((resolve, reject) => {
@@ -45,7 +51,9 @@ function run(command: string, args: string[]): Promise<{ stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args)
     let stdout = ''
-    child.stdout.on('data', (c) => { stdout += c })
+    child.stdout.on('data', (c) => {
+      stdout += c
+    })
     child.once('exit', () => resolve({ stdout }))
   })
 }
@@ -87,14 +95,16 @@ async function timeFrames(label: string, ws: WebSocket, frame: unknown, undo: un
     if (undo !== null) await reply(ws, undo)
   }
   ms.sort((a, b) => a - b)
-  console.log(`${label}: ${encode(frame).length} bytes, answered ${last}; ms min ${ms[0].toFixed(1)}, median ${ms[times >> 1].toFixed(1)}, max ${ms.at(-1)!.toFixed(1)}`)
+  console.log(
+    `${label}: ${encode(frame).length} bytes, answered ${last}; ms min ${ms[0].toFixed(1)}, median ${ms[times >> 1].toFixed(1)}, max ${ms.at(-1)!.toFixed(1)}`
+  )
 }
 
 /** 513 wildcard patterns and 1,000 since entries that each walk 512 pattern prefixes. */
 async function since() {
   const server = await start({ MAX_SUBSCRIPTIONS: '5000' })
   const ws = await open(server.port)
-  const topics = Array.from({ length: 512 }, (_, i) => [...i.toString(2).padStart(9, '0')].map((b) => (b === '1' ? '*' : 't')).join('.') + '.z')
+  const topics = Array.from({ length: 512 }, (_, i) => `${[...i.toString(2).padStart(9, '0')].map((b) => (b === '1' ? '*' : 't')).join('.')}.z`)
   topics.push('*.*.*.*.*.*.*.*.*.>')
   const positions = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`t.t.t.t.t.t.t.t.t.y${i}`, { epoch: 'e', seq: 1 }]))
   await timeFrames('since', ws, { type: 'subscribe', topics, since: positions, snapshot: false }, { type: 'unsubscribe', topics })
@@ -105,7 +115,8 @@ async function since() {
 async function snapshot() {
   const server = await start({ MAX_SUBSCRIPTIONS: '5000' })
   const [ws, publisher] = [await open(server.port), await open(server.port)]
-  for (let i = 0; i < 5000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, k) => reply(publisher, { type: 'publish', topic: `t${i + k}.v`, data: i + k })))
+  for (let i = 0; i < 5000; i += 500)
+    await Promise.all(Array.from({ length: 500 }, (_, k) => reply(publisher, { type: 'publish', topic: `t${i + k}.v`, data: i + k })))
   const topics = Array.from({ length: 1000 }, (_, i) => `*.w${i}`)
   await timeFrames('snapshot', ws, { type: 'subscribe', topics }, { type: 'unsubscribe', topics })
   await stop(server)
@@ -154,11 +165,13 @@ async function slowBodies() {
 /** 1,200 topics of 60 KB, then 20,000 small ones, over POST /publish from loopback. */
 async function topics() {
   const server = await start({})
-  const post = (topic: string, body: string) => fetch(`http://127.0.0.1:${server.port}/publish/${topic}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then((r) => r.status)
+  const post = (topic: string, body: string) =>
+    fetch(`http://127.0.0.1:${server.port}/publish/${topic}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then((r) => r.status)
   const ready = async () => (await fetch(`http://127.0.0.1:${server.port}/ready`)).status
   const count = async (n: number, batch: number, topic: (i: number) => string, body: string) => {
     const statuses: Record<number, number> = {}
-    for (let i = 0; i < n; i += batch) for (const s of await Promise.all(Array.from({ length: batch }, (_, k) => post(topic(i + k), body)))) statuses[s] = (statuses[s] ?? 0) + 1
+    for (let i = 0; i < n; i += batch)
+      for (const s of await Promise.all(Array.from({ length: batch }, (_, k) => post(topic(i + k), body)))) statuses[s] = (statuses[s] ?? 0) + 1
     return JSON.stringify(statuses)
   }
   const before = mib(server)

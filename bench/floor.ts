@@ -22,8 +22,11 @@ function spin(seconds: number) {
   gaps.sort((a, b) => b - a)
   const lostMs = gaps.reduce((sum, g) => sum + g, 0)
   return {
-    seconds, over1ms: gaps.filter((g) => g > 1).length, over2ms: gaps.filter((g) => g > 2).length,
-    worstMs: Number((gaps[0] ?? 0).toFixed(2)), lostPct: Number(((lostMs / (seconds * 1000)) * 100).toFixed(1))
+    seconds,
+    over1ms: gaps.filter((g) => g > 1).length,
+    over2ms: gaps.filter((g) => g > 2).length,
+    worstMs: Number((gaps[0] ?? 0).toFixed(2)),
+    lostPct: Number(((lostMs / (seconds * 1000)) * 100).toFixed(1))
   }
 }
 
@@ -48,7 +51,12 @@ async function writes(sockets: number) {
   for (const s of accepted) s.destroy()
   perWriteUs.sort((a, b) => a - b)
   const median = perWriteUs[perWriteUs.length / 2]
-  return { sockets, perWriteUsMedian: Number(median.toFixed(1)), perWriteUsMin: Number(perWriteUs[0].toFixed(1)), oneEventMs: Number(((median * sockets) / 1000).toFixed(1)) }
+  return {
+    sockets,
+    perWriteUsMedian: Number(median.toFixed(1)),
+    perWriteUsMin: Number(perWriteUs[0].toFixed(1)),
+    oneEventMs: Number(((median * sockets) / 1000).toFixed(1))
+  }
 }
 
 if (mode === 'read') {

@@ -10,7 +10,10 @@ export class LightSocket {
   onClose: (code: number) => void = () => {}
   private closeCode = 1006
 
-  constructor(readonly socket: Socket, rest: Buffer) {
+  constructor(
+    readonly socket: Socket,
+    rest: Buffer
+  ) {
     socket.on('data', (chunk: Buffer) => this.scan(chunk))
     socket.on('close', () => this.onClose(this.closeCode))
     socket.on('error', () => {})
@@ -22,8 +25,10 @@ export class LightSocket {
       const socket = connect({ port, host: '127.0.0.1', noDelay: true })
       socket.once('error', reject)
       socket.once('connect', () => {
-        socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+        )
       })
       let head = Buffer.alloc(0)
       const onData = (chunk: Buffer) => {
@@ -39,7 +44,7 @@ export class LightSocket {
   }
 
   private scan(chunk: Buffer): void {
-    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
+    const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
     let o = 0
     while (buf.length - o >= 2) {
       const len7 = buf[o + 1] & 0x7f
@@ -50,7 +55,8 @@ export class LightSocket {
       const opcode = buf[o] & 0x0f
       const payload = buf.subarray(o + header, o + header + length)
       if (opcode === 0x8) this.closeCode = length >= 2 ? payload.readUInt16BE(0) : 1005
-      else if (opcode === 0x9) this.write(0x8a, payload) // pong
+      else if (opcode === 0x9)
+        this.write(0x8a, payload) // pong
       else this.onFrame(payload, opcode)
       o += header + length
     }
@@ -64,7 +70,10 @@ export class LightSocket {
     const frame = Buffer.alloc(header + n)
     frame[0] = firstByte
     if (n < 126) frame[1] = 0x80 | n
-    else { frame[1] = 0x80 | 126; frame.writeUInt16BE(n, 2) }
+    else {
+      frame[1] = 0x80 | 126
+      frame.writeUInt16BE(n, 2)
+    }
     frame.set(payload, header)
     this.socket.write(frame)
   }

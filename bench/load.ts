@@ -38,7 +38,9 @@ const subscriberPorts = args.subscriberPorts ? String(args.subscriberPorts).spli
 async function openLight(count: number): Promise<LightSocket[]> {
   const out: LightSocket[] = []
   for (let i = 0; i < count; i += 200) {
-    out.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, (_, k) => LightSocket.open(subscriberPorts[(i + k) % subscriberPorts.length])))))
+    out.push(
+      ...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, (_, k) => LightSocket.open(subscriberPorts[(i + k) % subscriberPorts.length]))))
+    )
   }
   return out
 }
@@ -69,7 +71,10 @@ function readStr(buf: Buffer, o: number): [string, number] {
   const b = buf[o]
   if (b >= 0xa0 && b <= 0xbf) return [buf.toString('latin1', o + 1, o + 1 + (b & 0x1f)), o + 1 + (b & 0x1f)]
   if (b === 0xd9) return [buf.toString('latin1', o + 2, o + 2 + buf[o + 1]), o + 2 + buf[o + 1]]
-  if (b === 0xda) { const n = buf.readUInt16BE(o + 1); return [buf.toString('latin1', o + 3, o + 3 + n), o + 3 + n] }
+  if (b === 0xda) {
+    const n = buf.readUInt16BE(o + 1)
+    return [buf.toString('latin1', o + 3, o + 3 + n), o + 3 + n]
+  }
   return ['', buf.length]
 }
 
@@ -130,7 +135,10 @@ async function probe() {
     ws.onFrame = () => resolve()
     for (let i = 0; i < count + 500; i++) {
       const t0 = now()
-      await new Promise<void>((r) => { resolve = r; ws.sendBinary(request) })
+      await new Promise<void>((r) => {
+        resolve = r
+        ws.sendBinary(request)
+      })
       if (i >= 500) hist.record(now() - t0) // the first 500 warm the JIT
     }
   } else {
@@ -153,7 +161,10 @@ async function probe() {
       for (let i = 0; i < connections; i++) {
         if (nextAt[i] > t) continue
         nextAt[i] += periodMs
-        if (sentAt[i] !== 0) { late++; continue }
+        if (sentAt[i] !== 0) {
+          late++
+          continue
+        }
         sentAt[i] = now()
         clients[i].sendBinary(request)
       }
@@ -178,9 +189,23 @@ async function fanout() {
   const total = Math.floor((rate * durationMs) / 1000)
   const sentAt = new Float64Array(total + 1)
   // ~200-byte payloads: a tick, or an opportunity (what the scorer hook scores).
-  const payload: Record<string, unknown> = args.payload === 'opportunity'
-    ? { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: Date.now(), maxTickAgeMs: 12, ts: 0 }
-    : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
+  const payload: Record<string, unknown> =
+    args.payload === 'opportunity'
+      ? {
+          id: 'BTC-USDT:a:b',
+          status: 'open',
+          symbol: 'BTC-USDT',
+          buy: { exchange: 'a', price: 67000, size: 0.5 },
+          sell: { exchange: 'b', price: 67100, size: 1 },
+          size: 0.5,
+          grossBps: 14.9,
+          netBps: 9.9,
+          profit: 33.2,
+          detectedAt: Date.now(),
+          maxTickAgeMs: 12,
+          ts: 0
+        }
+      : { exchange: 'binance', symbol: 'BTC-USDT', bid: 67012.5, ask: 67013.1, bidSize: 1.25, askSize: 0.8, ts: Date.now(), note: 'x'.repeat(60) }
   const latencies = new Latencies(Number(args.warmupMs ?? 0))
   const clients = await openLight(subscribers)
   const expected = new Int32Array(subscribers).fill(1)
@@ -190,23 +215,33 @@ async function fanout() {
   let reordered = 0
   let lastDeliveryAt = 0
   const closes: Record<string, number> = {}
-  await Promise.all(clients.map((ws, i) => new Promise<void>((resolve) => {
-    ws.onFrame = () => {
-      ws.onFrame = (data) => {
-        const { type, seq } = readHead(data)
-        if (type !== 'event') return
-        if (seq === expected[i]) expected[i]++
-        else if (seq > expected[i]) { lost += seq - expected[i]; expected[i] = seq + 1 }
-        else reordered++
-        delivered++
-        lastDeliveryAt = now()
-        latencies.record(sentAt[seq], lastDeliveryAt)
-      }
-      resolve()
-    }
-    ws.onClose = (code) => { open[i] = 0; closes[code] = (closes[code] ?? 0) + 1 }
-    ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
-  })))
+  await Promise.all(
+    clients.map(
+      (ws, i) =>
+        new Promise<void>((resolve) => {
+          ws.onFrame = () => {
+            ws.onFrame = (data) => {
+              const { type, seq } = readHead(data)
+              if (type !== 'event') return
+              if (seq === expected[i]) expected[i]++
+              else if (seq > expected[i]) {
+                lost += seq - expected[i]
+                expected[i] = seq + 1
+              } else reordered++
+              delivered++
+              lastDeliveryAt = now()
+              latencies.record(sentAt[seq], lastDeliveryAt)
+            }
+            resolve()
+          }
+          ws.onClose = (code) => {
+            open[i] = 0
+            closes[code] = (closes[code] ?? 0) + 1
+          }
+          ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
+        })
+    )
+  )
   for (let i = 0; i < paused; i++) clients[i].pause() // these never read again
   const publisher = await connect()
   const started = process.cpuUsage()
@@ -234,7 +269,15 @@ async function fanout() {
   for (const ws of clients) ws.destroy()
   publisher.terminate()
   return {
-    rate, subscribers, paused, published: total, expectedDeliveries, delivered, lost, reordered, closes,
+    rate,
+    subscribers,
+    paused,
+    published: total,
+    expectedDeliveries,
+    delivered,
+    lost,
+    reordered,
+    closes,
     lagMs: Number.isFinite(lagMs) ? Math.round(lagMs) : null,
     deliveredPerSecond: Math.round(delivered / elapsed),
     ...latencies.summary(),
@@ -259,7 +302,9 @@ async function arbitrage() {
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
   let opportunities = 0
-  publisher.onFrame = () => { acks++ }
+  publisher.onFrame = () => {
+    acks++
+  }
   await new Promise<void>((resolve) => {
     subscriber.onFrame = () => {
       subscriber.onFrame = (payload) => {
@@ -301,10 +346,15 @@ async function arbitrage() {
 async function idle() {
   const connections = Number(args.connections)
   const clients = await connectMany(connections, 250)
-  await Promise.all(clients.map((ws, i) => new Promise<void>((resolve) => {
-    ws.once('message', () => resolve())
-    ws.send(encode({ type: 'subscribe', topic: `idle.${i % 100}`, snapshot: false }))
-  })))
+  await Promise.all(
+    clients.map(
+      (ws, i) =>
+        new Promise<void>((resolve) => {
+          ws.once('message', () => resolve())
+          ws.send(encode({ type: 'subscribe', topic: `idle.${i % 100}`, snapshot: false }))
+        })
+    )
+  )
   report({ held: clients.length }, () => {})
   await new Promise((resolve) => process.once('message', resolve))
   for (const ws of clients) ws.terminate()
@@ -315,11 +365,20 @@ const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, 
 const run = workloads[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
 // Reports over IPC when run by bench/run.ts, on stdout when run by hand.
-const report = (msg: object, then: () => void) => (process.send ? process.send(msg, then) : (console.log(JSON.stringify(msg)), then()))
+function report(msg: object, then: () => void): void {
+  if (process.send) process.send(msg, then)
+  else {
+    console.log(JSON.stringify(msg))
+    then()
+  }
+}
 const timer = setTimeout(() => report({ error: 'generator timed out' }, () => process.exit(2)), Number(args.timeoutMs ?? 300_000))
-run().then((result) => {
-  clearTimeout(timer)
-  report({ result }, () => process.exit(0))
-}, (err) => {
-  report({ error: String(err?.stack ?? err) }, () => process.exit(1))
-})
+run().then(
+  (result) => {
+    clearTimeout(timer)
+    report({ result }, () => process.exit(0))
+  },
+  (err) => {
+    report({ error: String(err?.stack ?? err) }, () => process.exit(1))
+  }
+)

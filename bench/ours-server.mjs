@@ -6,10 +6,17 @@ import scorer from '../dist/hooks/scorer.js'
 // ARBITRAGE=false leaves out the engine and its scorer hooks (the hook benchmark's 'none').
 // BUS=redis with REDIS_URL: one node of the backplane benchmark.
 const app = await buildApp({
-  heartbeatInterval: 0, slowConsumer: process.env.SLOW_CONSUMER ?? 'close', arbitrage: process.env.ARBITRAGE !== 'false',
-  bus: process.env.BUS ?? 'memory', redisUrl: process.env.REDIS_URL || undefined,
+  heartbeatInterval: 0,
+  slowConsumer: process.env.SLOW_CONSUMER ?? 'close',
+  arbitrage: process.env.ARBITRAGE !== 'false',
+  bus: process.env.BUS ?? 'memory',
+  redisUrl: process.env.REDIS_URL || undefined,
   // Every benchmark client comes from 127.0.0.1, and RSS is what is measured: admission limits off.
-  maxConnectionsPerIp: 1_000_000, maxConnections: 1_000_000, maxSubscriptionsPerIp: 100_000_000, maxSubscriptionsTotal: 100_000_000, memoryLimitMb: 0
+  maxConnectionsPerIp: 1_000_000,
+  maxConnections: 1_000_000,
+  maxSubscriptionsPerIp: 100_000_000,
+  maxSubscriptionsTotal: 100_000_000,
+  memoryLimitMb: 0
 })
 if (process.env.HOOK === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
 if (process.env.HOOK === 'scorer') await app.register(scorer)

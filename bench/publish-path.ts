@@ -5,7 +5,19 @@ import scorer from '../src/hooks/scorer.ts'
 
 const N = Number(process.env.N ?? 200_000)
 const REPS = 7
-const opportunity = { id: 'BTC-USDT:a:b', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 67000, size: 0.5 }, sell: { exchange: 'b', price: 67100, size: 1 }, size: 0.5, grossBps: 14.9, netBps: 9.9, profit: 33.2, detectedAt: 0, maxTickAgeMs: 12 }
+const opportunity = {
+  id: 'BTC-USDT:a:b',
+  status: 'open',
+  symbol: 'BTC-USDT',
+  buy: { exchange: 'a', price: 67000, size: 0.5 },
+  sell: { exchange: 'b', price: 67100, size: 1 },
+  size: 0.5,
+  grossBps: 14.9,
+  netBps: 9.9,
+  profit: 33.2,
+  detectedAt: 0,
+  maxTickAgeMs: 12
+}
 
 async function measure(hook: 'none' | 'noop' | 'scorer'): Promise<number[]> {
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })

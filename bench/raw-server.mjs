@@ -38,6 +38,8 @@ wss.on('connection', (ws) => {
       }
     }
   })
-  ws.on('close', () => { for (const set of subscribers.values()) set.delete(ws) })
+  ws.on('close', () => {
+    for (const set of subscribers.values()) set.delete(ws)
+  })
 })
 wss.on('listening', () => process.stdout.write(`listening ${wss.address().port}\n`))

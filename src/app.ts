@@ -3,15 +3,15 @@ import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, 
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import live from './plugins/live.ts'
-import healthRoutes from './routes/health.ts'
-import metrics from './plugins/metrics.ts'
-import dashboard from './plugins/dashboard.ts'
-import arbitrage from './plugins/arbitrage.ts'
-import demoFeed from './plugins/demo-feed.ts'
-import scorer from './hooks/scorer.ts'
-import { loadConfig, type Config } from './config.ts'
-import type { Bus } from './core/bus.ts'
+import live from './plugins/live.js'
+import healthRoutes from './routes/health.js'
+import metrics from './plugins/metrics.js'
+import dashboard from './plugins/dashboard.js'
+import arbitrage from './plugins/arbitrage.js'
+import demoFeed from './plugins/demo-feed.js'
+import scorer from './hooks/scorer.js'
+import { loadConfig, type Config } from './config.js'
+import type { Bus } from './core/bus.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -25,7 +25,9 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     logger: withRedaction(logger),
     logController: new LogController({ disableRequestLogging: true }),
     // wss:// and https:// directly; behind a TLS terminator leave TLS_CERT and TLS_KEY empty (README).
-    ...(config.tlsCert ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } } : {})
+    ...(config.tlsCert
+      ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } }
+      : {})
   }) as unknown as FastifyInstance
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus, httpRedirect: '/dashboard/' })
@@ -40,7 +42,11 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     await app.register(scorer, { config })
   }
   if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
-  for (const path of config.hooks.split(',').map((p) => p.trim()).filter(Boolean)) await app.register(await loadHookModule(path), { config })
+  for (const path of config.hooks
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean))
+    await app.register(await loadHookModule(path), { config })
   return app
 }
 

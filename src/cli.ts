@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { Histogram } from './core/histogram.ts'
-import { LiveClient, type Codec, type LiveEvent } from './client/index.ts'
+import { Histogram } from './core/histogram.js'
+import { LiveClient, type Codec, type LiveEvent } from './client/index.js'
 
 const USAGE = `usage: realtime <command> [options]
 
@@ -13,17 +13,22 @@ const USAGE = `usage: realtime <command> [options]
       --json             one JSON object per line instead of the readable form
       --count N          exit after N events
       --no-snapshot      start with live events, without each topic's last value
+      --retry            keep reconnecting (and recovering) when the server is away;
+                         without it an unreachable server or a disconnect is exit 1
   pub <topic> <json>     publish <json> on <topic>; prints the seq and epoch
   ping                   round-trip percentiles of latency probes
       --count N          probes to send (default 100)
       --interval MS      pause between probes (default 10)
   bench [workload...]    run the benchmark (npm run bench) in a checkout of the repository;
-      --quick            workloads: probe fanout idle memory hooks arbitrage backplane
+      --quick            workloads: floor probe fanout idle memory hooks arbitrage backplane
+  help                   this text (also --help; through npx: npx realtime help)
 
 common options:
   --url URL              live endpoint (default $REALTIME_URL or ws://127.0.0.1:8765/ws/live)
   --token TOKEN          credential (default $REALTIME_TOKEN)
   --codec msgpack|json   frame codec (default msgpack)
+
+exit codes: 0 done, 1 refused or unreachable (the reason is printed), 2 usage
 `
 
 class UsageError extends Error {}
@@ -40,6 +45,7 @@ const { values: flags, positionals } = (() => {
         count: { type: 'string' },
         interval: { type: 'string', default: '10' },
         'no-snapshot': { type: 'boolean', default: false },
+        retry: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
       }
@@ -62,9 +68,26 @@ function nonNegativeInt(name: string, value: string | undefined, fallback: numbe
   return n
 }
 
-function client(): LiveClient {
+/**
+ * A client whose first connection is open. Without --retry an unreachable server fails at its
+ * first attempt (the SDK alone would retry for ever); errors are printed once connected.
+ */
+async function connected(): Promise<LiveClient> {
   if (flags.codec !== 'msgpack' && flags.codec !== 'json') throw new UsageError(`--codec must be msgpack or json, got "${flags.codec}"`)
   const live = new LiveClient({ url: flags.url!, codec: flags.codec as Codec, token: flags.token })
+  if (!flags.retry) {
+    await new Promise<void>((resolve, reject) => {
+      const stop = live.on('close', ({ code, reason }) => {
+        stop()
+        live.close()
+        reject(Object.assign(new Error(`cannot reach ${flags.url}${reason ? `: ${reason}` : ''} (${code})`), { code: 'unavailable' }))
+      })
+      live.ready().then(() => {
+        stop()
+        resolve()
+      }, reject)
+    })
+  } else await live.ready()
   live.on('error', (err) => process.stderr.write(`realtime: ${err.message}\n`))
   return live
 }
@@ -79,19 +102,31 @@ function printEvent(e: LiveEvent): void {
 async function sub(pattern: string | undefined): Promise<void> {
   if (pattern === undefined) throw new UsageError('sub needs a <pattern>')
   const limit = nonNegativeInt('count', flags.count, Infinity)
-  const live = client()
+  const live = await connected()
   let seen = 0
-  live.on('close', ({ code, reason }) => process.stderr.write(`realtime: disconnected (${code}${reason ? ` ${reason}` : ''}); reconnecting\n`))
-  await live.subscribe(pattern, (e) => {
-    printEvent(e)
-    if (++seen >= limit) {
-      live.close()
-      process.exitCode = 0
-    }
-  }, {
-    snapshot: !flags['no-snapshot'],
-    onGap: (gap) => process.stderr.write(`realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`)
+  live.on('close', ({ code, reason }) => {
+    process.stderr.write(`realtime: disconnected (${code}${reason ? ` ${reason}` : ''})${flags.retry ? '; reconnecting' : ''}\n`)
+    if (flags.retry) return
+    live.close()
+    process.exit(1)
   })
+  await live.subscribe(
+    pattern,
+    (e) => {
+      printEvent(e)
+      if (++seen >= limit) {
+        live.close()
+        process.exitCode = 0
+      }
+    },
+    {
+      snapshot: !flags['no-snapshot'],
+      onGap: (gap) =>
+        process.stderr.write(
+          `realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`
+        )
+    }
+  )
   process.once('SIGINT', () => live.close())
 }
 
@@ -103,7 +138,7 @@ async function pub(topic: string | undefined, json: string | undefined): Promise
   } catch {
     throw new UsageError(`data is not JSON: ${json.slice(0, 80)}`)
   }
-  const live = client()
+  const live = await connected()
   try {
     const { seq, epoch } = await live.publish(topic, data)
     process.stdout.write(flags.json ? `${JSON.stringify({ topic, seq, epoch })}\n` : `${topic} #${seq} (epoch ${epoch})\n`)
@@ -115,10 +150,9 @@ async function pub(topic: string | undefined, json: string | undefined): Promise
 async function ping(): Promise<void> {
   const count = nonNegativeInt('count', flags.count, 100)
   const interval = nonNegativeInt('interval', flags.interval, 10)
-  const live = client()
+  const live = await connected()
   const rtt = new Histogram()
   try {
-    await live.ready()
     for (let i = 0; i < count; i++) {
       rtt.record(await live.probe())
       if (interval > 0) await new Promise((r) => setTimeout(r, interval))
@@ -128,21 +162,27 @@ async function ping(): Promise<void> {
   }
   const ms = (p: number) => rtt.percentile(p).toFixed(3)
   const summary = { probes: count, p50: ms(50), p90: ms(90), p99: ms(99), max: rtt.max.toFixed(3) }
-  process.stdout.write(flags.json
-    ? `${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v)])))}\n`
-    : `${count} probes to ${flags.url}: p50 ${summary.p50} ms, p90 ${summary.p90} ms, p99 ${summary.p99} ms, max ${summary.max} ms\n`)
+  process.stdout.write(
+    flags.json
+      ? `${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, Number(v)])))}\n`
+      : `${count} probes to ${flags.url}: p50 ${summary.p50} ms, p90 ${summary.p90} ms, p99 ${summary.p99} ms, max ${summary.max} ms\n`
+  )
 }
 
 function bench(workloads: string[]): Promise<void> {
   const root = fileURLToPath(new URL('..', import.meta.url))
   if (!existsSync(`${root}/bench/run.ts`)) throw new Error('bench needs a checkout of the repository (bench/ is not in the package)')
   const child = spawn('npm', ['run', 'bench', ...(flags.quick ? ['--', '--quick'] : [])], {
-    cwd: root, stdio: 'inherit', env: { ...process.env, BENCH_ONLY: workloads.join(',') }
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, BENCH_ONLY: workloads.join(',') }
   })
-  return new Promise((resolve) => child.once('exit', (code) => {
-    process.exitCode = code ?? 1
-    resolve()
-  }))
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      process.exitCode = code ?? 1
+      resolve()
+    })
+  )
 }
 
 const [command, ...rest] = positionals
@@ -152,7 +192,7 @@ const commands: Record<string, () => Promise<void>> = {
   ping,
   bench: () => bench(rest)
 }
-if (flags.help) {
+if (flags.help || command === 'help') {
   process.stdout.write(USAGE)
 } else if (command === undefined || commands[command] === undefined) {
   fail(new UsageError(command === undefined ? 'no command' : `unknown command "${command}"`))

@@ -1,22 +1,23 @@
 // The one configuration schema: validation, defaults, the TypeScript type and the environment variable names.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { parseApiKeys } from './core/auth.ts'
+import { parseApiKeys } from './core/auth.js'
 
-const Int = (def: number, minimum: number, maximum: number, description: string) =>
-  Type.Integer({ default: def, minimum, maximum, description })
+const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
-const Num = (def: number, minimum: number, maximum: number, description: string) =>
-  Type.Number({ default: def, minimum, maximum, description })
+const Num = (def: number, minimum: number, maximum: number, description: string) => Type.Number({ default: def, minimum, maximum, description })
 
 export const ConfigSchema = Type.Object({
   port: Int(8765, 0, 65535, 'TCP port to listen on'),
   host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
   useMsgpack: Type.Boolean({ default: true, description: 'default codec is MessagePack (false: JSON)' }),
-  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
-    default: 'info',
-    description: 'pino log level'
-  }),
+  logLevel: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    {
+      default: 'info',
+      description: 'pino log level'
+    }
+  ),
   logPretty: Type.Boolean({ default: false, description: 'human-readable logs (always on when stdout is a terminal)' }),
   maxPayload: Int(65536, 128, 16 * 1024 * 1024, 'largest inbound frame in bytes; larger frames close with 1009'),
   maxPublishBytes: Int(65536, 16, 16 * 1024 * 1024, 'largest publish data (encoded) in bytes'),
@@ -24,13 +25,29 @@ export const ConfigSchema = Type.Object({
     default: 'memory',
     description: 'memory: one process; redis: processes sharing REDIS_URL share seq, history and last values'
   }),
-  redisUrl: Type.String({ default: 'redis://127.0.0.1:6379', minLength: 1, secret: 'password', syntax: 'redisUrl', description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)' }),
+  redisUrl: Type.String({
+    default: 'redis://127.0.0.1:6379',
+    minLength: 1,
+    secret: 'password',
+    syntax: 'redisUrl',
+    description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)'
+  }),
   redisPrefix: Type.String({ default: 'live:', description: 'prefix of every Redis key and channel, so several deployments can share one Redis' }),
   historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),
-  topicTtl: Int(3_600_000, 1000, 2_592_000_000, 'milliseconds a topic with no publish and no subscriber of its exact name is kept; then its history, last value and index entry are freed'),
+  topicTtl: Int(
+    3_600_000,
+    1000,
+    2_592_000_000,
+    'milliseconds a topic with no publish and no subscriber of its exact name is kept; then its history, last value and index entry are freed'
+  ),
   maxTopics: Int(10_000, 1, 100_000_000, 'topics held at once; past it a publish to a new topic answers unavailable'),
-  busMemoryMb: Int(64, 1, 1_048_576, 'MiB the in-memory bus may hold in history and last values; past it a publish to a new topic answers unavailable and a topic that publishes keeps only its newest event'),
+  busMemoryMb: Int(
+    64,
+    1,
+    1_048_576,
+    'MiB the in-memory bus may hold in history and last values; past it a publish to a new topic answers unavailable and a topic that publishes keeps only its newest event'
+  ),
   maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
   slowConsumer: Type.Union([Type.Literal('close'), Type.Literal('conflate')], {
     default: 'close',
@@ -42,7 +59,8 @@ export const ConfigSchema = Type.Object({
   maxTopicTokens: Int(16, 1, 256, 'dot-separated tokens in a topic'),
   auth: Type.Union([Type.Literal('loopback'), Type.Literal('required'), Type.Literal('none')], {
     default: 'loopback',
-    description: 'loopback: anyone may subscribe and loopback clients may publish, credentials grant their scopes; required: every client needs a credential; none: no checks at all, anyone may publish'
+    description:
+      'loopback: anyone may subscribe and loopback clients may publish, credentials grant their scopes; required: every client needs a credential; none: no checks at all, anyone may publish'
   }),
   jwtSecret: Type.String({ default: '', secret: true, description: 'HS256 secret that signs JWTs (empty: no HS256)' }),
   jwtPublicKey: Type.String({ default: '', description: 'RS256/ES256 public key for JWTs: a PEM, or the path of one' }),
@@ -51,16 +69,29 @@ export const ConfigSchema = Type.Object({
   jwtRequireExp: Type.Boolean({ default: true, description: 'JWTs without `exp` are refused (false: they never expire)' }),
   jwtMaxLifetime: Int(86_400_000, 1000, 31_536_000_000, 'milliseconds a JWT may still have to live when presented; one whose `exp` is further away is refused'),
   apiKeys: Type.String({ default: '', secret: true, syntax: 'apiKeys', description: 'static API keys and their scopes' }),
-  allowedOrigins: Type.String({ default: '', description: 'comma-separated Origins browsers may connect from (empty: any); clients sending no Origin are not browsers and pass' }),
+  allowedOrigins: Type.String({
+    default: '',
+    description: 'comma-separated Origins browsers may connect from (empty: any); clients sending no Origin are not browsers and pass'
+  }),
   maxConnections: Int(20_000, 1, 10_000_000, 'open connections in all; past it upgrades get 503'),
   maxConnectionsPerIp: Int(1000, 1, 10_000_000, 'open connections per client address; past it upgrades get 503'),
   maxSubscriptionsPerIp: Int(10_000, 1, 100_000_000, 'subscriptions held by all connections of one client address; past it subscribe answers unavailable'),
   maxSubscriptionsTotal: Int(100_000, 1, 100_000_000, 'subscriptions held in all; past it subscribe answers unavailable'),
-  memoryLimitMb: Int(160, 0, 1_048_576, 'JavaScript heap plus buffers in MiB past which /ready answers 503 and upgrades and subscribes are refused (RSS runs ~60 MiB above it: keep it that far under max_memory_restart); 0 turns it off'),
+  memoryLimitMb: Int(
+    160,
+    0,
+    1_048_576,
+    'JavaScript heap plus buffers in MiB past which /ready answers 503 and upgrades and subscribes are refused (RSS runs ~60 MiB above it: keep it that far under max_memory_restart); 0 turns it off'
+  ),
   rateLimit: Int(1000, 0, 10_000_000, 'frames per second a connection without publish grants may send on average (bursts of twice that); 0 turns it off'),
   publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),
   rateStrikes: Int(100, 0, 1_000_000, 'frames refused with rate_limited within 10 s before the connection is closed with 4029'),
-  maxFrameErrors: Int(100, 0, 1_000_000, 'malformed frames (bad_request, unknown_type, too_large) and refused credentials (unauthorized) a connection may send within 10 s before it is closed with 1008; 0: never closed'),
+  maxFrameErrors: Int(
+    100,
+    0,
+    1_000_000,
+    'malformed frames (bad_request, unknown_type, too_large) and refused credentials (unauthorized) a connection may send within 10 s before it is closed with 1008; 0: never closed'
+  ),
   decodeMaxDepth: Int(32, 1, 100, 'nesting depth of an inbound frame or HTTP publish body (at most 100: the encoders refuse deeper data)'),
   decodeMaxItems: Int(10_000, 1, 10_000_000, 'elements of one array or entries of one map in an inbound frame'),
   handshakeTimeout: Int(10_000, 100, 600_000, 'milliseconds a new TCP connection has to send its HTTP request headers'),
@@ -88,11 +119,11 @@ export type Config = Static<typeof ConfigSchema>
 export type ConfigKey = keyof Config
 
 /** portNumber -> PORT_NUMBER: the environment name of each key. */
-export const envName = (key: string): string => key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
+export const envName = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
 
 /** What a value must look like, said for a person reading an error line. */
 function accepts(schema: TSchema): string {
-  if (schema.anyOf) return 'one of ' + schema.anyOf.map((s: TSchema) => s.const).join(', ')
+  if (schema.anyOf) return `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
   if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
   if (schema.type === 'number') return `a number from ${schema.minimum} to ${schema.maximum}`
   if (schema.syntax) return SYNTAX[schema.syntax as keyof typeof SYNTAX].accepts
@@ -114,7 +145,11 @@ function fromEnv(schema: TSchema, raw: string): unknown {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly variable: string, value: unknown, readonly accepted: string) {
+  constructor(
+    readonly variable: string,
+    value: unknown,
+    readonly accepted: string
+  ) {
     super(`Invalid configuration: ${variable}=${JSON.stringify(value)} is not valid; expected ${accepted}`)
   }
 }
@@ -138,7 +173,7 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
     config[key] = value
   }
   for (const key of Object.keys(overrides)) {
-    if (!(key in ConfigSchema.properties)) throw new ConfigError(`option ${key}`, (overrides as any)[key], 'a known option')
+    if (!(key in ConfigSchema.properties)) throw new ConfigError(`option ${key}`, (overrides as Record<string, unknown>)[key], 'a known option')
   }
   checkTogether(config as Config)
   return config as Config
@@ -187,7 +222,7 @@ export function redactUrlPassword(url: string): string {
   if (at >= start) {
     const colon = url.indexOf(':', start)
     const keep = colon !== -1 && colon < at ? colon + 1 : start
-    out = url.slice(0, keep) + '[redacted]' + url.slice(at)
+    out = `${url.slice(0, keep)}[redacted]${url.slice(at)}`
   }
   return out.replace(/([?&][a-z]*password=)[^&#]*/gi, '$1[redacted]')
 }
@@ -204,7 +239,10 @@ export function describeConfig(): { variable: string; default: unknown; accepts:
 
 /** String options with a syntax of their own: their parser (null when malformed) and what they accept. */
 const SYNTAX = {
-  redisUrl: { parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null), accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...' },
+  redisUrl: {
+    parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null),
+    accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...'
+  },
   fees: { parse: parseFees, accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
   apiKeys: {
     parse: parseApiKeys,
@@ -215,7 +253,10 @@ const SYNTAX = {
 /** TAKER_FEES: `exchange=fraction,...` as a map; null when malformed or a fee is outside 0..0.1. */
 export function parseFees(text: string): Record<string, number> | null {
   const fees: Record<string, number> = {}
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9_-]+)=(\d+(\.\d+)?)$/.exec(part)
     if (m === null || Number(m[2]) > 0.1) return null
     fees[m[1]] = Number(m[2])

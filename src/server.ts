@@ -1,15 +1,15 @@
 // The process: environment -> config, logger, listen, and a graceful shutdown on SIGINT/SIGTERM.
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.ts'
-import { ConfigError, loadConfig, type Config } from './config.ts'
-import pm2Metrics from './plugins/pm2-metrics.ts'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import pm2Metrics from './plugins/pm2-metrics.js'
 
 let config: Config
 try {
   config = loadConfig(process.env)
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(err.message + '\n')
+  process.stderr.write(`${err.message}\n`)
   process.exit(1)
 }
 
@@ -41,6 +41,17 @@ try {
 } catch (err) {
   app.log.fatal({ err }, 'could not listen')
   process.exit(1)
+}
+// Where to point a client and a browser, said once (a wildcard address is reached as localhost).
+const { port } = app.server.address() as { port: number }
+const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host
+const scheme = config.tlsCert ? 's' : ''
+app.log.info(
+  { websocket: `ws${scheme}://${host}:${port}/ws/live`, dashboard: `http${scheme}://${host}:${port}/dashboard/` },
+  'serving the live stream and the dashboard'
+)
+if (!config.demoFeed) {
+  app.log.info('no feed runs in this process: publish ticks on ticker.<exchange>.<symbol>, or start with DEMO_FEED=true for the synthetic one')
 }
 // PM2's wait_ready: the process counts as online only once it listens.
 process.send?.('ready')

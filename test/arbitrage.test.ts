@@ -6,8 +6,15 @@ import { binanceBookTicker, coinbaseTicker, splitBinanceSymbol } from '../src/fe
 import { startServer, TestClient } from './helper.ts'
 
 const options = { minNetBps: 5, maxTickAgeMs: 1000, updateBps: 0.5, fees: { a: 0.001, b: 0.001, pricey: 0.002 }, defaultFee: 0.001 }
-const tick = (exchange: string, bid: number, ask: number, ts = 1000, sizes: [number, number] = [2, 3]): Tick =>
-  ({ exchange, symbol: 'BTC-USDT', bid, ask, bidSize: sizes[0], askSize: sizes[1], ts })
+const tick = (exchange: string, bid: number, ask: number, ts = 1000, sizes: [number, number] = [2, 3]): Tick => ({
+  exchange,
+  symbol: 'BTC-USDT',
+  bid,
+  ask,
+  bidSize: sizes[0],
+  askSize: sizes[1],
+  ts
+})
 
 t.test('spread, fee and profit arithmetic', async (t) => {
   const s = spread(100, 100.3, 2, 0.001, 0.001)
@@ -25,10 +32,17 @@ t.test('an opportunity opens with exact figures and provenance', async (t) => {
   const events = engine.onTick(tick('b', 100.3, 100.4, 995, [2, 5]), 1005)!
   t.equal(events.length, 1)
   t.same(events[0], {
-    id: events[0].id, status: 'open', symbol: 'BTC-USDT',
+    id: events[0].id,
+    status: 'open',
+    symbol: 'BTC-USDT',
     buy: { exchange: 'a', price: 100, size: 3, ts: 990, receivedAt: 1000 },
     sell: { exchange: 'b', price: 100.3, size: 2, ts: 995, receivedAt: 1005 },
-    size: 2, grossBps: 30, netBps: 9.97, profit: 0.1994, detectedAt: 1005, maxTickAgeMs: 15
+    size: 2,
+    grossBps: 30,
+    netBps: 9.97,
+    profit: 0.1994,
+    detectedAt: 1005,
+    maxTickAgeMs: 15
   })
   t.match(events[0].id, /^BTC-USDT:a:b:/)
 })
@@ -51,16 +65,27 @@ t.test('fees that eat the spread, stale, crossed and invalid quotes make nothing
 t.test('lifecycle: open, material updates only, closed with lifetime and reason', async (t) => {
   const engine = new ArbitrageEngine(options)
   const all: OpportunityEvent[] = []
-  const feed = (x: Tick, now: number) => { const e = engine.onTick(x, now); if (e) all.push(...e) }
+  const feed = (x: Tick, now: number) => {
+    const e = engine.onTick(x, now)
+    if (e) all.push(...e)
+  }
   feed(tick('a', 99.9, 100, 1000), 1000)
   feed(tick('b', 100.3, 100.4, 1000), 1000)
   feed(tick('b', 100.3, 100.4, 1010), 1010)
   feed(tick('b', 100.301, 100.4, 1020), 1020)
   t.equal(all.length, 1, 'no duplicate, and a 0.1 bps change is not material')
   feed(tick('b', 100.32, 100.4, 1030), 1030)
-  t.same(all.map((e) => e.status), ['open', 'update'], 'a 1.9 bps change is')
+  t.same(
+    all.map((e) => e.status),
+    ['open', 'update'],
+    'a 1.9 bps change is'
+  )
   feed(tick('b', 100.32, 100.4, 1040, [5, 3]), 1040)
-  t.same(all.map((e) => e.status), ['open', 'update', 'update'], 'so is the executable size going 2 -> 3')
+  t.same(
+    all.map((e) => e.status),
+    ['open', 'update', 'update'],
+    'so is the executable size going 2 -> 3'
+  )
   t.equal(new Set(all.map((e) => e.id)).size, 1, 'one id while it persists')
   feed(tick('b', 100.05, 100.4, 1300), 1300)
   const closed = all[3]
@@ -79,7 +104,10 @@ t.test('a tick re-evaluates only the pairs of its exchange', async (t) => {
   for (const ex of ['a', 'b', 'c', 'd', 'e']) engine.onTick(tick(ex, 99.9, 100), 1000)
   const evaluate = (engine as any).evaluate.bind(engine)
   let calls = 0
-  ;(engine as any).evaluate = (...args: unknown[]) => { calls++; return evaluate(...args) }
+  ;(engine as any).evaluate = (...args: unknown[]) => {
+    calls++
+    return evaluate(...args)
+  }
   engine.onTick(tick('c', 99.9, 100), 1001)
   t.equal(calls, 8, '2 × (5 − 1) pairs, not 20')
 })
@@ -99,15 +127,26 @@ t.test('the synthetic feed is deterministic and the engine finds what it planted
   const one = run(7)
   const again = run(7)
   t.same(again.feed.planted, one.feed.planted, 'same seed, same market')
-  t.same(again.opened.map((e) => e.id), one.opened.map((e) => e.id))
+  t.same(
+    again.opened.map((e) => e.id),
+    one.opened.map((e) => e.id)
+  )
   t.ok(one.feed.planted.length >= 50, `${one.feed.planted.length} dislocations planted`)
-  const explained = (e: OpportunityEvent) => one.feed.planted.some((d) =>
-    d.symbol === e.symbol && d.from <= e.detectedAt && e.detectedAt <= d.until + 1000 &&
-    ((d.bps < 0 && e.buy.exchange === d.exchange) || (d.bps > 0 && e.sell.exchange === d.exchange)))
+  const explained = (e: OpportunityEvent) =>
+    one.feed.planted.some(
+      (d) =>
+        d.symbol === e.symbol &&
+        d.from <= e.detectedAt &&
+        e.detectedAt <= d.until + 1000 &&
+        ((d.bps < 0 && e.buy.exchange === d.exchange) || (d.bps > 0 && e.sell.exchange === d.exchange))
+    )
   t.equal(one.opened.filter((e) => !explained(e)).length, 0, 'every opportunity comes from a planted dislocation')
   // A dislocation the engine could see: it lasted long enough for ticks of that exchange and another.
-  const found = one.feed.planted.filter((d) => one.opened.some((e) => e.symbol === d.symbol && e.detectedAt >= d.from && e.detectedAt <= d.until &&
-    (e.buy.exchange === d.exchange || e.sell.exchange === d.exchange)))
+  const found = one.feed.planted.filter((d) =>
+    one.opened.some(
+      (e) => e.symbol === d.symbol && e.detectedAt >= d.from && e.detectedAt <= d.until && (e.buy.exchange === d.exchange || e.sell.exchange === d.exchange)
+    )
+  )
   t.ok(found.length / one.feed.planted.length > 0.9, `${found.length} of ${one.feed.planted.length} planted dislocations found`)
   t.not(run(8).feed.planted[0]?.from, one.feed.planted[0]?.from, 'another seed, another market')
 })
@@ -118,21 +157,67 @@ t.test('Binance bookTicker and Coinbase ticker adapters', async (t) => {
   t.equal(splitBinanceSymbol('BTCFDUSD'), 'BTC-FDUSD')
   t.equal(splitBinanceSymbol('XYZ'), null)
   const spot = { u: 400900217, s: 'BNBUSDT', b: '25.35190000', B: '31.21000000', a: '25.36520000', A: '40.66000000' }
-  t.same(binanceBookTicker.parse(spot, 1700000000123), { exchange: 'binance', symbol: 'BNB-USDT', bid: 25.3519, ask: 25.3652, bidSize: 31.21, askSize: 40.66, ts: 1700000000123 })
-  const futures = { e: 'bookTicker', u: 400900217, E: 1568014460893, T: 1568014460891, s: 'BTCUSDT', b: '25.35190000', B: '31.21000000', a: '25.36520000', A: '40.66000000' }
+  t.same(binanceBookTicker.parse(spot, 1700000000123), {
+    exchange: 'binance',
+    symbol: 'BNB-USDT',
+    bid: 25.3519,
+    ask: 25.3652,
+    bidSize: 31.21,
+    askSize: 40.66,
+    ts: 1700000000123
+  })
+  const futures = {
+    e: 'bookTicker',
+    u: 400900217,
+    E: 1568014460893,
+    T: 1568014460891,
+    s: 'BTCUSDT',
+    b: '25.35190000',
+    B: '31.21000000',
+    a: '25.36520000',
+    A: '40.66000000'
+  }
   t.equal(binanceBookTicker.parse({ stream: 'btcusdt@bookTicker', data: futures }, 1)!.ts, 1568014460891, 'transaction time, inside a combined stream')
   t.equal(binanceBookTicker.parse({ result: null, id: 1 }, 1), null, 'a subscription reply is no tick')
   const cb = {
-    type: 'ticker', sequence: 37475248783, product_id: 'ETH-USD', price: '1285.22', open_24h: '1310.79', volume_24h: '245532.79269678',
-    low_24h: '1280.52', high_24h: '1313.8', volume_30d: '9788783.60117027', best_bid: '1285.04', best_bid_size: '0.46688654',
-    best_ask: '1285.27', best_ask_size: '1.56637040', side: 'buy', time: '2022-10-19T23:28:22.061769Z', trade_id: 370843401, last_size: '11.4396987'
+    type: 'ticker',
+    sequence: 37475248783,
+    product_id: 'ETH-USD',
+    price: '1285.22',
+    open_24h: '1310.79',
+    volume_24h: '245532.79269678',
+    low_24h: '1280.52',
+    high_24h: '1313.8',
+    volume_30d: '9788783.60117027',
+    best_bid: '1285.04',
+    best_bid_size: '0.46688654',
+    best_ask: '1285.27',
+    best_ask_size: '1.56637040',
+    side: 'buy',
+    time: '2022-10-19T23:28:22.061769Z',
+    trade_id: 370843401,
+    last_size: '11.4396987'
   }
-  t.same(coinbaseTicker.parse(cb, 0), { exchange: 'coinbase', symbol: 'ETH-USD', bid: 1285.04, ask: 1285.27, bidSize: 0.46688654, askSize: 1.5663704, ts: Date.UTC(2022, 9, 19, 23, 28, 22, 61) })
+  t.same(coinbaseTicker.parse(cb, 0), {
+    exchange: 'coinbase',
+    symbol: 'ETH-USD',
+    bid: 1285.04,
+    ask: 1285.27,
+    bidSize: 0.46688654,
+    askSize: 1.5663704,
+    ts: Date.UTC(2022, 9, 19, 23, 28, 22, 61)
+  })
   t.equal(coinbaseTicker.parse({ type: 'heartbeat', product_id: 'ETH-USD' }, 0), null)
   const engine = new ArbitrageEngine({ ...options, fees: {} })
-  engine.onTick(binanceBookTicker.parse({ s: 'ETHUSDT', b: '1279.0', B: '2', a: '1279.5', A: '3' }, Date.UTC(2022, 9, 19, 23, 28, 22, 100))!, Date.UTC(2022, 9, 19, 23, 28, 22, 100))
-  t.match(engine.onTick(coinbaseTicker.parse({ ...cb, product_id: 'ETH-USDT' }, 0)!, Date.UTC(2022, 9, 19, 23, 28, 22, 120)),
-    [{ status: 'open', buy: { exchange: 'binance', price: 1279.5 }, sell: { exchange: 'coinbase', price: 1285.04 } }], 'adapted ticks feed the engine')
+  engine.onTick(
+    binanceBookTicker.parse({ s: 'ETHUSDT', b: '1279.0', B: '2', a: '1279.5', A: '3' }, Date.UTC(2022, 9, 19, 23, 28, 22, 100))!,
+    Date.UTC(2022, 9, 19, 23, 28, 22, 100)
+  )
+  t.match(
+    engine.onTick(coinbaseTicker.parse({ ...cb, product_id: 'ETH-USDT' }, 0)!, Date.UTC(2022, 9, 19, 23, 28, 22, 120)),
+    [{ status: 'open', buy: { exchange: 'binance', price: 1279.5 }, sell: { exchange: 'coinbase', price: 1285.04 } }],
+    'adapted ticks feed the engine'
+  )
 })
 
 t.test('end to end: ticks published over WebSocket, scored opportunities received over WebSocket', async (t) => {
@@ -145,11 +230,21 @@ t.test('end to end: ticks published over WebSocket, scored opportunities receive
   t.match(await publisher.request({ type: 'publish', id: 2, topic: 'ticker.b.BTC-USDT', data: tick('b', 100.3, 100.4, now) }), { type: 'ack' })
   const e = await watcher.next()
   t.match(e, { type: 'event', topic: 'opportunities.BTC-USDT', seq: 1 })
-  t.match(e.data, { status: 'open', buy: { exchange: 'a', price: 100, ts: now }, sell: { exchange: 'b', price: 100.3, ts: now }, netBps: 9.97, model: { name: 'opportunity-logistic', version: '1.0.0' } })
+  t.match(e.data, {
+    status: 'open',
+    buy: { exchange: 'a', price: 100, ts: now },
+    sell: { exchange: 'b', price: 100.3, ts: now },
+    netBps: 9.97,
+    model: { name: 'opportunity-logistic', version: '1.0.0' }
+  })
   t.ok(e.data.score > 0 && e.data.score < 1, `scored ${e.data.score}`)
   t.ok(e.data.buy.receivedAt >= now && e.data.detectedAt >= e.data.sell.receivedAt, 'server receive and detection times')
   t.match((await publisher.request({ type: 'request', id: 3, method: 'arbitrage' })).result, { ticks: 2, opened: 1 })
-  t.match(await publisher.request({ type: 'publish', id: 4, topic: 'ticker.b.BTC-USDT', data: 'nonsense' }), { type: 'ack' }, 'a bad tick is the engine\'s to count, not a crash')
+  t.match(
+    await publisher.request({ type: 'publish', id: 4, topic: 'ticker.b.BTC-USDT', data: 'nonsense' }),
+    { type: 'ack' },
+    "a bad tick is the engine's to count, not a crash"
+  )
   t.match(app.liveArbitrage.counters, { invalid: 1 })
   watcher.close()
   publisher.close()

@@ -9,17 +9,31 @@ class SlowReadsBus implements Bus {
   readonly inner = new MemoryBus({ historySize: 10_000, historyTtl: 60_000 })
   readonly ready = true
   constructor(private readonly delayMs: number) {}
-  set onEvent(fn: (e: BusEvent) => void) { this.inner.onEvent = fn }
-  get onEvent() { return this.inner.onEvent }
+  set onEvent(fn: (e: BusEvent) => void) {
+    this.inner.onEvent = fn
+  }
+  get onEvent() {
+    return this.inner.onEvent
+  }
   private later<T>(read: () => T): Promise<T> {
     // Read at the end of the delay: events published meanwhile are both in the answer and held live.
     return new Promise((resolve) => setTimeout(() => resolve(read()), this.delayMs))
   }
-  publish(topic: string, data: unknown) { return Promise.resolve(this.inner.publish(topic, data)) }
-  last(topic: string) { return this.later(() => this.inner.last(topic)) }
-  lastMatching(pattern: string) { return this.later(() => this.inner.lastMatching(pattern)) }
-  since(topic: string, position: Position) { return this.later(() => this.inner.since(topic, position)) }
-  topics() { return this.later(() => this.inner.topics()) }
+  publish(topic: string, data: unknown) {
+    return Promise.resolve(this.inner.publish(topic, data))
+  }
+  last(topic: string) {
+    return this.later(() => this.inner.last(topic))
+  }
+  lastMatching(pattern: string) {
+    return this.later(() => this.inner.lastMatching(pattern))
+  }
+  since(topic: string, position: Position) {
+    return this.later(() => this.inner.since(topic, position))
+  }
+  topics() {
+    return this.later(() => this.inner.topics())
+  }
   watch() {}
   unwatch() {}
   close() {}
@@ -33,7 +47,10 @@ async function publishing(bus: SlowReadsBus, topic: string) {
       await sleep(1)
     }
   })()
-  return async () => { stop = true; await done }
+  return async () => {
+    stop = true
+    await done
+  }
 }
 
 t.test('snapshot then live with no gap and no duplicate while reads are slow', async (t) => {
@@ -47,7 +64,11 @@ t.test('snapshot then live with no gap and no duplicate while reads are slow', a
   await stop()
   t.equal(frames[0].type, 'snapshot')
   const seqs = frames.map((f) => f.seq)
-  t.same(seqs, seqs.map((_, i) => seqs[0] + i), 'snapshot then every later seq once')
+  t.same(
+    seqs,
+    seqs.map((_, i) => seqs[0] + i),
+    'snapshot then every later seq once'
+  )
   c.close()
 })
 
@@ -59,11 +80,19 @@ t.test('recovery with since while reads are slow', async (t) => {
   const from = bus.inner.last('r')!
   await sleep(20)
   const c = await TestClient.open(url)
-  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'r', since: { epoch: from.epoch, seq: from.seq } }),
-    { type: 'ack', id: 1, topics: ['r'], recovered: true })
+  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'r', since: { epoch: from.epoch, seq: from.seq } }), {
+    type: 'ack',
+    id: 1,
+    topics: ['r'],
+    recovered: true
+  })
   const frames = await c.take(40)
   await stop()
-  t.same(frames.map((f) => f.seq), frames.map((_, i) => from.seq + 1 + i), 'replay then live, contiguous, no duplicate')
+  t.same(
+    frames.map((f) => f.seq),
+    frames.map((_, i) => from.seq + 1 + i),
+    'replay then live, contiguous, no duplicate'
+  )
   c.close()
 })
 

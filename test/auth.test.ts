@@ -42,10 +42,13 @@ t.test('scopes become grants; subscribe checks coverage, publish checks the conc
 
 t.test('API_KEYS syntax', async (t) => {
   const key = 'k'.repeat(16)
-  t.same([...parseApiKeys(`${key}=subscribe:> publish:a.b ; ${'j'.repeat(20)}=subscribe:ticker.>`)!], [
-    [key, ['subscribe:>', 'publish:a.b']],
-    ['j'.repeat(20), ['subscribe:ticker.>']]
-  ])
+  t.same(
+    [...parseApiKeys(`${key}=subscribe:> publish:a.b ; ${'j'.repeat(20)}=subscribe:ticker.>`)!],
+    [
+      [key, ['subscribe:>', 'publish:a.b']],
+      ['j'.repeat(20), ['subscribe:ticker.>']]
+    ]
+  )
   t.same([...parseApiKeys('')!], [])
   t.equal(parseApiKeys('short=subscribe:>'), null, 'keys under 16 characters')
   t.equal(parseApiKeys(`${key}=`), null, 'no scopes')

@@ -12,11 +12,23 @@ t.test('seq rises by exactly one per topic, events reach onEvent in order', asyn
   t.same([a1.seq, b1.seq, a2.seq], [1, 1, 2])
   t.equal(a1.epoch, a2.epoch)
   t.not(a1.epoch, b1.epoch, 'each topic has its own epoch')
-  t.same(seen.map((e) => `${e.topic}:${e.seq}`), ['a:1', 'b:1', 'a:2'])
+  t.same(
+    seen.map((e) => `${e.topic}:${e.seq}`),
+    ['a:1', 'b:1', 'a:2']
+  )
   t.equal(bus.last('a'), a2)
   t.equal(bus.last('c'), undefined)
-  t.same(bus.lastMatching('*').map((e) => e.topic).sort(), ['a', 'b'])
-  t.same(bus.topics(), [{ topic: 'a', seq: 2, epoch: a1.epoch }, { topic: 'b', seq: 1, epoch: b1.epoch }])
+  t.same(
+    bus
+      .lastMatching('*')
+      .map((e) => e.topic)
+      .sort(),
+    ['a', 'b']
+  )
+  t.same(bus.topics(), [
+    { topic: 'a', seq: 2, epoch: a1.epoch },
+    { topic: 'b', seq: 1, epoch: b1.epoch }
+  ])
 })
 
 t.test('since: exact replays, and null when history cannot cover the gap', async (t) => {
@@ -24,8 +36,15 @@ t.test('since: exact replays, and null when history cannot cover the gap', async
   let epoch = ''
   for (let i = 1; i <= 12; i++) epoch = bus.publish('a', i).epoch
   t.same(bus.since('a', { epoch, seq: 12 }), [], 'already current')
-  t.same(bus.since('a', { epoch, seq: 9 })!.map((e) => e.seq), [10, 11, 12])
-  t.same(bus.since('a', { epoch, seq: 7 })!.map((e) => e.seq), [8, 9, 10, 11, 12], 'the whole ring')
+  t.same(
+    bus.since('a', { epoch, seq: 9 })!.map((e) => e.seq),
+    [10, 11, 12]
+  )
+  t.same(
+    bus.since('a', { epoch, seq: 7 })!.map((e) => e.seq),
+    [8, 9, 10, 11, 12],
+    'the whole ring'
+  )
   t.equal(bus.since('a', { epoch, seq: 6 }), null, 'seq 7 fell out of the ring')
   t.equal(bus.since('a', { epoch: 'other', seq: 11 }), null, 'another epoch')
   t.equal(bus.since('a', { epoch, seq: 13 }), null, 'a position from the future')
@@ -36,7 +55,10 @@ t.test('history expires by age', async (t) => {
   const bus = new MemoryBus({ historySize: 100, historyTtl: 30 })
   const { epoch } = bus.publish('a', 1)
   bus.publish('a', 2)
-  t.same(bus.since('a', { epoch, seq: 1 })!.map((e) => e.seq), [2])
+  t.same(
+    bus.since('a', { epoch, seq: 1 })!.map((e) => e.seq),
+    [2]
+  )
   await new Promise((r) => setTimeout(r, 50))
   t.equal(bus.since('a', { epoch, seq: 1 }), null)
   t.same(bus.since('a', { epoch, seq: 2 }), [], 'current is current, however old')
@@ -66,7 +88,11 @@ t.test('history bytes: events of every size survive growth and wrap-around exact
       const from = i - 50
       const replay = bus.since('a', { epoch, seq: from })!
       t.equal(replay.length, 50, `50 events after seq ${from}`)
-      t.same(replay.map(({ seq, ts, data }) => ({ seq, ts, data })), published.slice(from), `exact replay at seq ${i}`)
+      t.same(
+        replay.map(({ seq, ts, data }) => ({ seq, ts, data })),
+        published.slice(from),
+        `exact replay at seq ${i}`
+      )
     }
   }
   t.equal(bus.since('a', { epoch, seq: 1949 }), null, 'seq 1950 fell out')

@@ -1,6 +1,6 @@
 // The realtime CLI as a user runs it, against a real server.
 import t from 'tap'
-import { spawnClean, startServer, until } from './helper.ts'
+import { freePort, spawnClean, startServer, until } from './helper.ts'
 
 const cli = (args: string[], env: Record<string, string> = {}) => spawnClean(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], env)
 
@@ -18,7 +18,10 @@ t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
   t.match(published.stdout, /^px\.a #2 \(epoch [0-9a-f]+\)\n$/)
   t.equal((await cli(['pub', 'px.b', '{"v":2}', '--json', '--url', endpoint]).done).code, 0)
 
-  const lines = (await json.done).stdout.trim().split('\n').map((l) => JSON.parse(l))
+  const lines = (await json.done).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   t.match(lines, [
     { type: 'snapshot', topic: 'px.a', seq: 1, data: { v: 0 } },
     { type: 'event', topic: 'px.a', seq: 2, data: { v: 1 } },
@@ -47,6 +50,36 @@ t.test('errors: usage is exit 2, a refused publish exit 1 with its code', async 
   t.match(await cli(['ping', '--count', 'many']).done, { code: 2, stderr: /--count must be a non-negative integer, got "many"/ })
   t.match(await cli(['pub', 'px.*', '{}', '--url', endpoint]).done, { code: 1, stderr: /^realtime: bad_request: .*wildcard/ })
   t.match(await cli(['--help']).done, { code: 0, stdout: /sub <pattern>/ })
+  t.match(await cli(['help']).done, { code: 0, stdout: /sub <pattern>[\s\S]*exit codes: 0 done, 1 refused or unreachable/ })
+  t.match(await cli(['sub', '--bogus']).done, { code: 2, stderr: /Unknown option '--bogus'[\s\S]*usage: realtime/ })
+})
+
+t.test('a server that cannot be reached is exit 1 at once, said once; sub --retry keeps trying', async (t) => {
+  const nowhere = `ws://127.0.0.1:${await freePort()}/ws/live`
+  for (const args of [['ping'], ['pub', 'px.a', '{}'], ['sub', 'px.a']]) {
+    const run = await cli([...args, '--url', nowhere]).done
+    t.equal(run.code, 1, `${args[0]} exits 1`)
+    t.equal(run.stderr.match(/cannot reach/g)?.length, 1, `${args[0]}: one line says why: ${run.stderr.trim()}`)
+  }
+  const retrying = cli(['sub', 'px.a', '--retry', '--url', nowhere])
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(retrying.child.exitCode, null, 'with --retry it is still trying')
+  retrying.child.kill('SIGINT')
+  await retrying.done
+})
+
+t.test('the feed publisher: --help, usage errors without a stack trace, an unreachable server', async (t) => {
+  const publisher = (args: string[]) => spawnClean(process.execPath, ['--import=tsx', 'src/feed/publisher.ts', ...args]).done
+  t.match(await publisher(['--help']), { code: 0, stdout: /^usage: node dist\/feed\/publisher\.js/ })
+  for (const args of [['--bogus'], ['--rate', 'fast'], ['--symbols', '0']]) {
+    const run = await publisher(args)
+    t.equal(run.code, 2, args.join(' '))
+    t.match(run.stderr, /^publisher: .*\n\nusage: /)
+    t.notMatch(run.stderr, /\n\s+at /, 'no stack trace')
+  }
+  const unreachable = await publisher(['--url', `ws://127.0.0.1:${await freePort()}/ws/live`])
+  t.match(unreachable, { code: 1, stderr: /^publisher: cannot reach ws:\/\/127\.0\.0\.1:\d+\/ws\/live/ })
+  t.notMatch(unreachable.stderr, /\n\s+at /, 'no stack trace')
 })
 
 t.test('bench passes its workloads to the benchmark, which refuses unknown ones', async (t) => {

@@ -4,7 +4,7 @@ import t from 'tap'
 import { createServer, type AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
-import { LiveClient, LiveClientError, type Gap, type LiveEvent } from '../src/client/index.ts'
+import { LiveClient, type LiveClientError, type Gap, type LiveEvent } from '../src/client/index.ts'
 import { buildApp } from '../src/app.ts'
 import type { Config } from '../src/config.ts'
 import { startServer, until } from './helper.ts'
@@ -54,9 +54,20 @@ for (const codec of ['msgpack', 'json'] as const) {
     t.same(await client.publish('px.b', { v: 1 }), { seq: 1, epoch: (await app.live.hub.bus.last('px.b'))!.epoch })
     await client.publish('px.a', { v: 2 })
     await until(() => events.length === 3, 'snapshot and two events')
-    t.same(events.map((e) => [e.type, e.topic, e.seq, e.data.v]), [['snapshot', 'px.a', 1, 0], ['event', 'px.b', 1, 1], ['event', 'px.a', 2, 2]])
+    t.same(
+      events.map((e) => [e.type, e.topic, e.seq, e.data.v]),
+      [
+        ['snapshot', 'px.a', 1, 0],
+        ['event', 'px.b', 1, 1],
+        ['event', 'px.a', 2, 2]
+      ]
+    )
     await t.rejects(client.publish('px.*', {}), { code: 'bad_request' })
-    await t.rejects(client.subscribe('a..b', () => {}), { code: 'bad_request' }, 'a refused subscribe rejects')
+    await t.rejects(
+      client.subscribe('a..b', () => {}),
+      { code: 'bad_request' },
+      'a refused subscribe rejects'
+    )
   })
 }
 
@@ -66,7 +77,9 @@ t.test('connections cut mid-stream: the subscriber resubscribes with since and m
   const seen: number[] = []
   const gaps: Gap[] = []
   let opens = 0
-  client.on('open', () => { opens++ })
+  client.on('open', () => {
+    opens++
+  })
   await client.subscribe('feed.>', (e) => seen.push(e.seq), { onGap: (g) => gaps.push(g) })
   for (let i = 1; i <= 2000; i++) {
     await app.live.publish('feed.x', { i })
@@ -145,7 +158,9 @@ t.test('server restart on a Redis backplane: the client recovers exactly what wa
 t.test('a server that stops answering is detected and left', async (t) => {
   const wss = await fakeServer(t)
   let connections = 0
-  wss.on('connection', () => { connections++ }) // accepts, then never sends a frame
+  wss.on('connection', () => {
+    connections++
+  }) // accepts, then never sends a frame
   const port = (wss.address() as AddressInfo).port
   const client = connect(t, `ws://127.0.0.1:${port}`, { heartbeatMs: 50, deadAfterMs: 200 })
   const closes: { code: number; reason: string }[] = []
@@ -160,10 +175,12 @@ t.test('a server that stops answering is detected and left', async (t) => {
 t.test('a seq jump in the live stream is reported, duplicates are dropped', async (t) => {
   // A stand-in server that acks the subscribe and then sends seqs 1, 2, 2, 5, 6.
   const wss = await fakeServer(t)
-  wss.on('connection', (socket) => socket.once('message', () => {
-    socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
-    for (const seq of [1, 2, 2, 5, 6]) socket.send(encode({ type: 'event', topic: 'q.a', seq, epoch: 'e1', ts: 0, data: null }))
-  }))
+  wss.on('connection', (socket) =>
+    socket.once('message', () => {
+      socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
+      for (const seq of [1, 2, 2, 5, 6]) socket.send(encode({ type: 'event', topic: 'q.a', seq, epoch: 'e1', ts: 0, data: null }))
+    })
+  )
   const port = (wss.address() as AddressInfo).port
   const client = connect(t, `ws://127.0.0.1:${port}`)
   const seen: number[] = []
@@ -177,9 +194,14 @@ t.test('a seq jump in the live stream is reported, duplicates are dropped', asyn
 t.test('an upgrade that is never answered is given up and retried', async (t) => {
   // A TCP server that accepts and then says nothing, not even to the upgrade request.
   const sockets: import('node:net').Socket[] = []
-  const server = createServer((socket) => { sockets.push(socket) })
+  const server = createServer((socket) => {
+    sockets.push(socket)
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
   const client = connect(t, `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, { heartbeatMs: 50, deadAfterMs: 200 })
   const closes: { code: number; reason: string }[] = []
   client.on('close', (info) => closes.push(info))
@@ -196,9 +218,15 @@ t.test('closing from the handler of the first snapshot: the subscribe still reso
   await client.ready()
   let got = 0
   // ack and both snapshots arrive in one read: the handler runs before the ack's promise settles.
-  const subscription = await client.subscribe('px.*', () => { if (++got === 1) client.close() })
+  const subscription = await client.subscribe('px.*', () => {
+    if (++got === 1) client.close()
+  })
   t.equal(subscription.pattern, 'px.*')
-  await t.rejects(client.subscribe('px.c', () => {}), { code: 'disconnected' }, 'a closed client refuses new subscriptions')
+  await t.rejects(
+    client.subscribe('px.c', () => {}),
+    { code: 'disconnected' },
+    'a closed client refuses new subscriptions'
+  )
 })
 
 t.test('the package exports the SDK as realtime/client (the compiled one: npm test builds it)', async (t) => {
@@ -213,14 +241,20 @@ t.test('a token goes as ?token=; a function is asked again on each reconnect', a
   const { url, app } = await startServer(t, { auth: 'required', apiKeys: `${good}=subscribe:px.> publish:px.>` })
   const asked: string[] = []
   const tokens = ['wrong-token-wrong-token', good]
-  const client = connect(t, url, { token: () => { const token = tokens[Math.min(asked.length, 1)]; asked.push(token); return token } })
+  const client = connect(t, url, {
+    token: () => {
+      const token = tokens[Math.min(asked.length, 1)]
+      asked.push(token)
+      return token
+    }
+  })
   const errors: string[] = []
   client.on('error', (err) => errors.push(err.message))
   await client.ready() // the first attempt is refused with 401, the second gets in
   t.same(asked, tokens)
   t.ok(errors.length >= 1, 'the refused attempt is reported')
   t.same(await client.publish('px.a', 1), { seq: 1, epoch: (await app.live.hub.bus.last('px.a'))!.epoch })
-  await t.rejects(client.publish('other', 1), { code: 'forbidden' }, 'grants are the token\'s')
+  await t.rejects(client.publish('other', 1), { code: 'forbidden' }, "grants are the token's")
 })
 
 t.test('a resubscribe refused for a while (unavailable) is retried; one refused for good ends with an error', async (t) => {
@@ -253,7 +287,10 @@ t.test('a resubscribe refused for a while (unavailable) is retried; one refused 
   t.same(events, ['back'])
   t.equal(refusedA, 3)
   t.same(errors.filter((e) => e.code === 'unavailable').length, 2, 'each refusal is reported')
-  t.same(errors.find((e) => e.code === 'forbidden'), { code: 'forbidden', message: 'subscription to "q.b" ended: forbidden' })
+  t.same(
+    errors.find((e) => e.code === 'forbidden'),
+    { code: 'forbidden', message: 'subscription to "q.b" ended: forbidden' }
+  )
 })
 
 t.test('closed before it ever connected: ready() rejects, nothing is left running', async (t) => {
@@ -267,12 +304,14 @@ t.test('closed before it ever connected: ready() rejects, nothing is left runnin
 
 t.test('an undecodable frame from the server is reported as an error event; the client carries on', async (t) => {
   const wss = await fakeServer(t)
-  wss.on('connection', (socket) => socket.once('message', () => {
-    socket.send(Buffer.from([0xc1])) // never valid MessagePack
-    socket.send('{not json')
-    socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
-    socket.send(encode({ type: 'event', topic: 'q.a', seq: 1, epoch: 'e', ts: 0, data: 'ok' }))
-  }))
+  wss.on('connection', (socket) =>
+    socket.once('message', () => {
+      socket.send(Buffer.from([0xc1])) // never valid MessagePack
+      socket.send('{not json')
+      socket.send(encode({ type: 'ack', id: 1, topics: ['q.a'] }))
+      socket.send(encode({ type: 'event', topic: 'q.a', seq: 1, epoch: 'e', ts: 0, data: 'ok' }))
+    })
+  )
   const client = connect(t, `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`)
   const errors: string[] = []
   client.on('error', (err) => errors.push((err as LiveClientError).code))

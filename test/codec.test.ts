@@ -1,6 +1,16 @@
 import t from 'tap'
 import { encode } from '@msgpack/msgpack'
-import { FrameDecoder, scanJsonDepth, scanMsgpack, negotiateCodec, pickSubprotocol, encodeData, encodeFrame, encodeFrameWithData, framePayload } from '../src/core/codec.ts'
+import {
+  FrameDecoder,
+  scanJsonDepth,
+  scanMsgpack,
+  negotiateCodec,
+  pickSubprotocol,
+  encodeData,
+  encodeFrame,
+  encodeFrameWithData,
+  framePayload
+} from '../src/core/codec.ts'
 import { validateFrame, FrameError, eventFrame, eventHead } from '../src/core/protocol.ts'
 import { parseEntry } from '../src/core/redis-bus.ts'
 
@@ -54,7 +64,11 @@ t.test('an event frame with data spliced from encoded bytes is the encoded frame
   t.same([...spliced], [...encodeFrame('msgpack', eventFrame('event', event))])
   t.same([...framePayload(spliced)], [...encode({ type: 'event', topic: event.topic, seq: 41, epoch: 'e1', ts: 1764403200123, data })])
   const small = encodeFrameWithData({ type: 'snapshot' }, encodeData(7))
-  t.same([...small], [0x82, 21, 0x82, 0xa4, ...Buffer.from('type'), 0xa8, ...Buffer.from('snapshot'), 0xa4, ...Buffer.from('data'), 0x07], 'fixmap of 2, data last')
+  t.same(
+    [...small],
+    [0x82, 21, 0x82, 0xa4, ...Buffer.from('type'), 0xa8, ...Buffer.from('snapshot'), 0xa4, ...Buffer.from('data'), 0x07],
+    'fixmap of 2, data last'
+  )
 })
 
 t.test('an event read from Redis keeps its data encoded until it is read, then decodes it once', async (t) => {
@@ -85,7 +99,7 @@ t.test('validation answers exact codes and messages', async (t) => {
   const fails = (value: unknown, code: string, message: string, id?: unknown) => {
     try {
       validateFrame(value)
-      t.fail('expected an error for ' + JSON.stringify(value))
+      t.fail(`expected an error for ${JSON.stringify(value)}`)
     } catch (err) {
       t.ok(err instanceof FrameError)
       t.same({ code: (err as FrameError).code, message: (err as FrameError).message, id: (err as FrameError).id }, { code, message, id })
@@ -114,8 +128,15 @@ t.test('limits are checked on the bytes before decoding', async (t) => {
   t.equal(scanMsgpack(encode(nested(8)), 8, 10), null)
   t.same(scanMsgpack(encode(nested(9)), 8, 10), { code: 'too_large', message: 'frame nests deeper than 8 levels' })
   t.same(scanMsgpack(encode(Array(11).fill(0)), 8, 10), { code: 'too_large', message: 'an array holds more than 10 elements' })
-  t.same(scanMsgpack(encode({ a: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [i, i])) }), 8, 10), { code: 'too_large', message: 'a map holds more than 10 entries' })
-  t.same(scanMsgpack(Uint8Array.from([0xdf, 0xff, 0xff, 0xff, 0xff]), 8, 10), { code: 'too_large', message: 'a map holds more than 10 entries' }, 'a huge declared map')
+  t.same(scanMsgpack(encode({ a: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [i, i])) }), 8, 10), {
+    code: 'too_large',
+    message: 'a map holds more than 10 entries'
+  })
+  t.same(
+    scanMsgpack(Uint8Array.from([0xdf, 0xff, 0xff, 0xff, 0xff]), 8, 10),
+    { code: 'too_large', message: 'a map holds more than 10 entries' },
+    'a huge declared map'
+  )
   t.equal(scanMsgpack(Uint8Array.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), 8, 10), null, 'a huge declared string is left to the decoder (truncated)')
   t.same(scanMsgpack(encode(new Date(0)), 8, 10), { code: 'bad_request', message: 'undecodable MessagePack frame: extension types are not accepted' })
   t.equal(scanJsonDepth(Buffer.from(JSON.stringify(nested(8))), 8), null)

@@ -44,14 +44,16 @@ t.test('a bad value names the variable, the value and what is accepted', async (
     const err = t.throws(() => loadConfig(env), { message })
     t.ok(err instanceof ConfigError, 'a ConfigError, which server.ts prints as one line')
   }
-  t.throws(() => loadConfig({}, { maxPayload: 1 }), { message: 'Invalid configuration: option maxPayload=1 is not valid; expected an integer from 128 to 16777216' })
+  t.throws(() => loadConfig({}, { maxPayload: 1 }), {
+    message: 'Invalid configuration: option maxPayload=1 is not valid; expected an integer from 128 to 16777216'
+  })
   t.throws(() => loadConfig({}, { nope: 1 } as any), { message: /option nope=1 is not valid; expected a known option/ })
 })
 
 t.test('redaction and the documented table', async (t) => {
   const c = loadConfig({})
   const secret = 's'.repeat(40)
-  const redacted = redactConfig(loadConfig({ JWT_SECRET: secret, API_KEYS: 'k'.repeat(16) + '=subscribe:>' }))
+  const redacted = redactConfig(loadConfig({ JWT_SECRET: secret, API_KEYS: `${'k'.repeat(16)}=subscribe:>` }))
   t.same([redacted.jwtSecret, redacted.apiKeys, redacted.port], ['[redacted]', '[redacted]', c.port])
   t.notMatch(JSON.stringify(redacted), secret)
   const rows = describeConfig()
@@ -62,7 +64,9 @@ t.test('REDIS_URL keeps its host but not its password in /config', async (t) => 
   const c = loadConfig({ BUS: 'redis', REDIS_URL: 'redis://:hunter2-secret@10.0.0.5:6380/2' })
   t.equal(redactConfig(c).redisUrl, 'redis://:[redacted]@10.0.0.5:6380/2')
   t.equal(redactConfig(loadConfig({ REDIS_URL: 'redis://10.0.0.5:6379' })).redisUrl, 'redis://10.0.0.5:6379')
-  t.throws(() => loadConfig({ REDIS_URL: 'localhost:6379' }), { message: 'Invalid configuration: REDIS_URL="localhost:6379" is not valid; expected a URL redis://[:password@]host[:port][/db] or rediss://...' })
+  t.throws(() => loadConfig({ REDIS_URL: 'localhost:6379' }), {
+    message: 'Invalid configuration: REDIS_URL="localhost:6379" is not valid; expected a URL redis://[:password@]host[:port][/db] or rediss://...'
+  })
   t.throws(() => loadConfig({ REDIS_URL: 'http://:pw@x' }), { message: /REDIS_URL="http:\/\/:\[redacted\]@x"/ }, 'the password is redacted in the error too')
   t.throws(() => loadConfig({ BUS: 'kafka' }), { message: 'Invalid configuration: BUS="kafka" is not valid; expected one of memory, redis' })
 })
@@ -71,6 +75,9 @@ t.test("the README's configuration table is the schema's, row for row", async (t
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
   const section = readme.slice(readme.indexOf('\n## Configuration'), readme.indexOf('\n## Security'))
   const rows = section.split('\n').filter((line) => /^\| `[A-Z_]+` \|/.test(line))
-  const shown = (d: unknown) => (d === '' ? '(empty)' : '`' + String(d) + '`')
-  t.same(rows, describeConfig().map((r) => `| \`${r.variable}\` | ${shown(r.default)} | ${r.accepts} | ${r.description} |`))
+  const shown = (d: unknown) => (d === '' ? '(empty)' : `\`${String(d)}\``)
+  t.same(
+    rows,
+    describeConfig().map((r) => `| \`${r.variable}\` | ${shown(r.default)} | ${r.accepts} | ${r.description} |`)
+  )
 })

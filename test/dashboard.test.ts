@@ -30,7 +30,9 @@ t.test('live opportunities, tick rates, connections and latency appear', { skip:
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   const errors: string[] = []
   page.on('pageerror', (err) => errors.push(err.message))
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()) })
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text())
+  })
 
   await page.goto(`${http}/`) // a plain GET of / lands on the dashboard
   t.match(page.url(), /\/dashboard\/$/)
@@ -53,6 +55,20 @@ t.test('live opportunities, tick rates, connections and latency appear', { skip:
   t.ok(Number(await page.textContent('#connections')) >= 1, 'connections from /metrics')
   const exchanges = await page.$$eval('#ticks tbody tr', (trs) => trs.map((tr) => [tr.children[0].textContent, Number(tr.children[1].textContent)]))
   t.ok(exchanges.length >= 3, `tick rates for ${exchanges.length} exchanges`)
+  t.equal(await page.isHidden('#idle'), true, 'no "nothing is being published" hint while ticks flow')
+
+  // Closed ones are history, apart from the open ones: route, how long, why; no figures at close.
+  await page.waitForSelector('#closed tbody tr', { timeout: 45_000 })
+  const closed = await page.$eval('#closed tbody tr', (tr) => [...tr.children].map((td) => td.textContent ?? ''))
+  t.match(closed[1], /^\w+ → \w+$/, 'the route')
+  t.ok(Number(closed[2]) > 0, `its best net spread while open: ${closed[2]} bps`)
+  t.match(closed[3], /^\d+ ms$/, 'how long it lived')
+  t.match(closed[4], /^(the spread closed|a quote went stale|a quote became invalid|a venue went down)$/, 'why it closed')
+  t.equal(
+    await page.$$eval('#opportunities tbody tr', (trs) => trs.filter((tr) => tr.children[1].textContent === 'closed').length),
+    0,
+    'no closed row among the open ones'
+  )
 
   mkdirSync(`${root}test-artifacts`, { recursive: true })
   await page.screenshot({ path: `${root}test-artifacts/dashboard.png`, fullPage: true })
@@ -65,15 +81,22 @@ t.test('the page shows the connection dropping and coming back', { skip: skip ??
   const page = await browser.newPage()
   await page.goto(`${http}/dashboard`)
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
+  // This server runs no feed: the page says so, and how to start one.
+  await page.waitForSelector('#idle', { state: 'visible', timeout: 15_000 })
+  t.match(await page.textContent('#idle'), /Nothing is being published.*DEMO_FEED=true npm start.*dist\/feed\/publisher\.js/s)
   await page.evaluate(() => {
     const status = document.getElementById('status')!
     const seen: string[] = ((window as any).statuses = [])
     new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true })
   })
   for (const connection of app.live.hub.connections) connection.socket.terminate()
-  await page.waitForFunction(() => {
-    const seen: string[] = (window as any).statuses
-    return seen.includes('reconnecting…') && seen[seen.length - 1] === 'live'
-  }, undefined, { timeout: 15_000 })
+  await page.waitForFunction(
+    () => {
+      const seen: string[] = (window as any).statuses
+      return seen.includes('reconnecting…') && seen[seen.length - 1] === 'live'
+    },
+    undefined,
+    { timeout: 15_000 }
+  )
   t.equal(app.live.connections, 1, 'the page reconnected')
 })

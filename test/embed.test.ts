@@ -38,11 +38,18 @@ t.test('registering twice is refused; a bad option stops registration with its n
   t.teardown(() => app.close())
   await app.register(live, { heartbeatInterval: 0 })
   t.ok(app.hasDecorator('websocketServer'), '@fastify/websocket registered by the plugin')
-  await t.rejects(async () => { await app.register(live, {}) }, { message: 'the live plugin is already registered' })
+  await t.rejects(
+    async () => {
+      await app.register(live, {})
+    },
+    { message: 'the live plugin is already registered' }
+  )
 
   const bad = Fastify()
   t.teardown(() => bad.close())
-  const err = await (async () => { await bad.register(live, { maxPayload: -1 }) })().catch((e: unknown) => e)
+  const err = await (async () => {
+    await bad.register(live, { maxPayload: -1 })
+  })().catch((e: unknown) => e)
   t.ok(err instanceof ConfigError)
   t.equal((err as Error).message, 'Invalid configuration: option maxPayload=-1 is not valid; expected an integer from 128 to 16777216')
 })

@@ -27,9 +27,13 @@ for (const mode of ['ws', 'http'] as const) {
     const watcher = await TestClient.open(url)
     await watcher.request({ type: 'subscribe', topic: 'opportunities.>' })
     const target = mode === 'ws' ? ['--url', `${url}/ws/live`] : ['--http', http]
-    const child = spawn(process.execPath, ['--import=tsx', 'src/feed/publisher.ts', ...target, '--rate', '2000', '--seconds', '3', '--seed', '5'], { cwd: root })
+    const child = spawn(process.execPath, ['--import=tsx', 'src/feed/publisher.ts', ...target, '--rate', '2000', '--seconds', '3', '--seed', '5'], {
+      cwd: root
+    })
     let out = ''
-    child.stdout.on('data', (c) => { out += c })
+    child.stdout.on('data', (c) => {
+      out += c
+    })
     // The run is bounded (3 s of ticks); on a loaded machine starting it alone can take seconds.
     const code = await new Promise((resolve) => child.once('exit', resolve))
     t.equal(code, 0)

@@ -82,11 +82,20 @@ function* repeat<T>(count: number, make: (i: number) => T): Iterable<T> {
 t.test('fuzz and abuse: the server answers a well-behaved client throughout, never crashes, and gives memory back', { timeout: 150_000 }, async (t) => {
   // Heartbeats run during the abuse, at an interval this test's own clients answer even while the
   // loaded test process stalls: at 1 s the watcher below was cut off as dead (1006) under load.
-  const server = startProcess({
-    AUTH: 'required', API_KEYS: `${ATTACKER}=subscribe:>;${PROBE}=subscribe:>;${FEED}=publish:> subscribe:>`,
-    HEARTBEAT_INTERVAL: '5000', RATE_STRIKES: '200', LOG_LEVEL: 'info', ARBITRAGE: 'false'
-  }, ['--expose-gc', '--import=./test/fixtures/gc-on-signal.mjs', ...(process.env.FUZZ_NODE_ARGS?.split(' ') ?? [])])
-  t.teardown(() => { server.child.kill(process.env.FUZZ_PROF ? 'SIGINT' : 'SIGKILL') })
+  const server = startProcess(
+    {
+      AUTH: 'required',
+      API_KEYS: `${ATTACKER}=subscribe:>;${PROBE}=subscribe:>;${FEED}=publish:> subscribe:>`,
+      HEARTBEAT_INTERVAL: '5000',
+      RATE_STRIKES: '200',
+      LOG_LEVEL: 'info',
+      ARBITRAGE: 'false'
+    },
+    ['--expose-gc', '--import=./test/fixtures/gc-on-signal.mjs', ...(process.env.FUZZ_NODE_ARGS?.split(' ') ?? [])]
+  )
+  t.teardown(() => {
+    server.child.kill(process.env.FUZZ_PROF ? 'SIGINT' : 'SIGKILL')
+  })
   const port = await server.port
   const pid = server.child.pid!
   const random = prng(42)
@@ -106,10 +115,17 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
   await sleep(1500)
   warm.close()
   const rssBefore = rssMiB(pid)
-  const probe = spawn(process.execPath, ['--import=tsx', 'test/fixtures/probe-client.ts', `ws://127.0.0.1:${port}/ws/live`, PROBE, '10'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => { probe.kill('SIGKILL') })
+  const probe = spawn(process.execPath, ['--import=tsx', 'test/fixtures/probe-client.ts', `ws://127.0.0.1:${port}/ws/live`, PROBE, '10'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => {
+    probe.kill('SIGKILL')
+  })
   let probeOutput = ''
-  probe.stdout.on('data', (chunk) => { probeOutput += chunk })
+  probe.stdout.on('data', (chunk) => {
+    probeOutput += chunk
+  })
   await until(() => probeOutput.includes('open'), 'the probe connected')
 
   // A feed of 1 KiB events that the never-reading clients fall behind on.
@@ -129,55 +145,94 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
 
   // 1. Random bytes as binary and text frames, and as raw bytes under the WebSocket framing.
   for (let c = 0; c < 4; c++) {
-    runs.push(attack(port, repeat(1500, () => ({ data: bytes(1 + Math.floor(random() * 512)), binary: true }))).then((codes) => note('random binary frames', 1500, codes)))
+    runs.push(
+      attack(
+        port,
+        repeat(1500, () => ({ data: bytes(1 + Math.floor(random() * 512)), binary: true }))
+      ).then((codes) => note('random binary frames', 1500, codes))
+    )
   }
-  runs.push((async () => {
-    for (let c = 0; c < 50; c++) {
-      const ws = await open(port, ATTACKER)
-      const closed = new Promise<number>((resolve) => ws.once('close', resolve))
-      ;(ws as any)._socket.write(bytes(64 + Math.floor(random() * 256)))
-      note('raw bytes under the framing', 1, [await Promise.race([closed, sleep(2000).then(() => 0)])])
-      ws.terminate()
-    }
-  })())
+  runs.push(
+    (async () => {
+      for (let c = 0; c < 50; c++) {
+        const ws = await open(port, ATTACKER)
+        const closed = new Promise<number>((resolve) => ws.once('close', resolve))
+        ;(ws as any)._socket.write(bytes(64 + Math.floor(random() * 256)))
+        note('raw bytes under the framing', 1, [await Promise.race([closed, sleep(2000).then(() => 0)])])
+        ws.terminate()
+      }
+    })()
+  )
   // 2. Invalid UTF-8 in text frames (the connection is closed with 1007), one connection per attempt.
   const badUtf8 = Buffer.concat([Buffer.from('{"type":"ping","x":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')])
   runs.push(attackEach(port, 100, { data: badUtf8, binary: false }).then((codes) => note('invalid UTF-8 text frames', 100, codes)))
   // 3. Truncated MessagePack, extension types, huge declared lengths, deep nesting.
-  runs.push(attack(port, repeat(3000, () => {
-    const whole = valid()
-    return { data: Buffer.from(whole.subarray(0, Math.floor(random() * whole.length))), binary: true }
-  })).then((codes) => note('truncated MessagePack', 3000, codes)))
-  runs.push(attack(port, repeat(1000, (i) => ({ data: Buffer.from([0x81, 0xa4, ...Buffer.from('type'), 0xc7, 4, (i % 256) - 128, 1, 2, 3, 4]), binary: true })))
-    .then((codes) => note('extension types', 1000, codes)))
+  runs.push(
+    attack(
+      port,
+      repeat(3000, () => {
+        const whole = valid()
+        return { data: Buffer.from(whole.subarray(0, Math.floor(random() * whole.length))), binary: true }
+      })
+    ).then((codes) => note('truncated MessagePack', 3000, codes))
+  )
+  runs.push(
+    attack(
+      port,
+      repeat(1000, (i) => ({ data: Buffer.from([0x81, 0xa4, ...Buffer.from('type'), 0xc7, 4, (i % 256) - 128, 1, 2, 3, 4]), binary: true }))
+    ).then((codes) => note('extension types', 1000, codes))
+  )
   const huge = [0xdb, 0xc6, 0xdd, 0xdf].map((tag) => Buffer.from([tag, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]))
-  runs.push(attack(port, repeat(2000, (i) => ({ data: huge[i % 4], binary: true }))).then((codes) => note('huge declared lengths', 2000, codes)))
-  runs.push(attack(port, repeat(200, (i) => i % 2 === 0
-    ? { data: Buffer.concat([Buffer.alloc(30_000, 0x91), Buffer.from([1])]), binary: true }
-    : { data: '['.repeat(30_000) + ']'.repeat(30_000), binary: false }))
-    .then((codes) => note('deep nesting (30,000 levels)', 200, codes)))
+  runs.push(
+    attack(
+      port,
+      repeat(2000, (i) => ({ data: huge[i % 4], binary: true }))
+    ).then((codes) => note('huge declared lengths', 2000, codes))
+  )
+  runs.push(
+    attack(
+      port,
+      repeat(200, (i) =>
+        i % 2 === 0
+          ? { data: Buffer.concat([Buffer.alloc(30_000, 0x91), Buffer.from([1])]), binary: true }
+          : { data: '['.repeat(30_000) + ']'.repeat(30_000), binary: false }
+      )
+    ).then((codes) => note('deep nesting (30,000 levels)', 200, codes))
+  )
   // 4. A JSON array of a million elements (2 MB: past MAX_PAYLOAD, closed with 1009).
-  runs.push((async () => {
-    const million = '[' + '0,'.repeat(999_999) + '0]'
-    note('JSON arrays of a million elements', 5, await attackEach(port, 5, { data: million, binary: false }))
-  })())
+  runs.push(
+    (async () => {
+      const million = `[${'0,'.repeat(999_999)}0]`
+      note('JSON arrays of a million elements', 5, await attackEach(port, 5, { data: million, binary: false }))
+    })()
+  )
   // 5. Subscribe/unsubscribe floods: past the rate limit, rate_limited, then 4029.
   for (let c = 0; c < 4; c++) {
-    runs.push(attack(port, repeat(20_000, (i) => ({
-      data: Buffer.from(encode({ type: i % 2 ? 'unsubscribe' : 'subscribe', id: i, topic: `flood.${c}.${i % 1000}` })), binary: true
-    }))).then((codes) => note('subscribe/unsubscribe flood frames', 20_000, codes)))
+    runs.push(
+      attack(
+        port,
+        repeat(20_000, (i) => ({
+          data: Buffer.from(encode({ type: i % 2 ? 'unsubscribe' : 'subscribe', id: i, topic: `flood.${c}.${i % 1000}` })),
+          binary: true
+        }))
+      ).then((codes) => note('subscribe/unsubscribe flood frames', 20_000, codes))
+    )
   }
   // 6. Thousands of connect/close cycles.
-  runs.push((async () => {
-    for (let batch = 0; batch < 100; batch++) {
-      await Promise.all(Array.from({ length: 20 }, async () => {
-        const ws = await open(port, ATTACKER)
-        if (random() < 0.5) ws.terminate()
-        else ws.close()
-      }))
-    }
-    note('connect/close cycles', 2000)
-  })())
+  runs.push(
+    (async () => {
+      for (let batch = 0; batch < 100; batch++) {
+        await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const ws = await open(port, ATTACKER)
+            if (random() < 0.5) ws.terminate()
+            else ws.close()
+          })
+        )
+      }
+      note('connect/close cycles', 2000)
+    })()
+  )
   // 7. Clients that subscribe to the busy topic and never read. They cannot see their close frame
   // (they read nothing), so the server's side is what is checked: it drops them from the topic.
   const watcher = await TestClient.open(`ws://127.0.0.1:${port}`, { headers: { authorization: `Bearer ${PROBE}` } })
@@ -187,21 +242,25 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
     return (reply.result as { topic: string; subscribers: number }[]).find((r) => r.topic === 'fuzz.busy')?.subscribers ?? 0
   }
   let stalledDropped = false
-  runs.push((async () => {
-    const stalled = await Promise.all(Array.from({ length: 30 }, async () => {
-      const ws = await open(port, ATTACKER)
-      ws.send(encode({ type: 'subscribe', topic: 'fuzz.busy' }))
-      await sleep(50)
-      ;(ws as any)._socket.pause()
-      return ws
-    }))
-    for (let i = 0; i < 100 && !stalledDropped; i++) {
-      await sleep(200)
-      stalledDropped = (await busySubscribers()) === 0
-    }
-    note('clients that never read', stalled.length)
-    for (const ws of stalled) ws.terminate()
-  })())
+  runs.push(
+    (async () => {
+      const stalled = await Promise.all(
+        Array.from({ length: 30 }, async () => {
+          const ws = await open(port, ATTACKER)
+          ws.send(encode({ type: 'subscribe', topic: 'fuzz.busy' }))
+          await sleep(50)
+          ;(ws as any)._socket.pause()
+          return ws
+        })
+      )
+      for (let i = 0; i < 100 && !stalledDropped; i++) {
+        await sleep(200)
+        stalledDropped = (await busySubscribers()) === 0
+      }
+      note('clients that never read', stalled.length)
+      for (const ws of stalled) ws.terminate()
+    })()
+  )
 
   await Promise.all(runs)
   feeding = false
@@ -231,7 +290,10 @@ t.test('fuzz and abuse: the server answers a well-behaved client throughout, nev
   t.same(closes['invalid UTF-8 text frames'], { 1007: 100 }, 'invalid UTF-8 is closed with 1007, every time')
   t.same(closes['JSON arrays of a million elements'], { 1009: 5 }, 'the oversized array is closed with 1009, every time')
   const figures = {
-    date: new Date().toISOString(), inputs, closes, probe: probed,
+    date: new Date().toISOString(),
+    inputs,
+    closes,
+    probe: probed,
     rssMiB: { before: rssBefore, peak: rssPeak, idle5s: rssIdle, afterFullGc: rssAfter }
   }
   t.comment(JSON.stringify(figures))

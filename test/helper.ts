@@ -26,7 +26,10 @@ export const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** The server as its own process (src/server.ts through tsx), on an ephemeral port of 127.0.0.1. */
 export function startProcess(env: Record<string, string>, nodeArgs: string[] = []) {
-  const child = spawn(process.execPath, [...nodeArgs, '--import=tsx', 'src/server.ts'], { cwd: root, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env } })
+  const child = spawn(process.execPath, [...nodeArgs, '--import=tsx', 'src/server.ts'], {
+    cwd: root,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env }
+  })
   let output = ''
   const port = new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (chunk) => {
@@ -36,8 +39,7 @@ export function startProcess(env: Record<string, string>, nodeArgs: string[] = [
     })
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)))
   })
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })))
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   return { child, port, exited, output: () => output }
 }
 
@@ -63,7 +65,10 @@ export class TestClient {
   binaryFrames = 0
   textFrames = 0
 
-  constructor(readonly ws: WebSocket, readonly codec: 'msgpack' | 'json') {
+  constructor(
+    readonly ws: WebSocket,
+    readonly codec: 'msgpack' | 'json'
+  ) {
     ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) this.binaryFrames++
       else this.textFrames++
@@ -140,7 +145,9 @@ export function upgradeStatus(url: string, options: ClientOptions = {}): Promise
     })
     ws.once('unexpected-response', (_req, res) => {
       let body = ''
-      res.on('data', (chunk: Buffer) => { body += chunk })
+      res.on('data', (chunk: Buffer) => {
+        body += chunk
+      })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
     })
     ws.once('error', reject)
@@ -150,7 +157,12 @@ export function upgradeStatus(url: string, options: ClientOptions = {}): Promise
 /** A pino destination that keeps every line, for tests that read the log. */
 export function captureLog(): { stream: Writable; text(): string } {
   const lines: string[] = []
-  const stream = new Writable({ write(chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(chunk.toString())
+      done()
+    }
+  })
   return { stream, text: () => lines.join('') }
 }
 
@@ -173,7 +185,9 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 export async function flood(app: FastifyInstance, topics: string[], count: number, size: number, reader?: TestClient) {
   const data = 'x'.repeat(size)
   let read = 0
-  reader?.ws.on('message', () => { read++ })
+  reader?.ws.on('message', () => {
+    read++
+  })
   for (let i = 0; i < count; i++) {
     for (const topic of topics) await app.live.publish(topic, { i, data })
     if (i % 20 !== 0) continue
@@ -211,9 +225,14 @@ export function spawnClean(command: string, args: string[], env: Record<string, 
   const child = spawn('env', ['-u', 'NODE_OPTIONS', command, ...args], { cwd: root, env: { ...process.env, ...env } })
   let stdout = ''
   let stderr = ''
-  child.stdout!.on('data', (c) => { stdout += c })
-  child.stderr!.on('data', (c) => { stderr += c })
+  child.stdout!.on('data', (c) => {
+    stdout += c
+  })
+  child.stderr!.on('data', (c) => {
+    stderr += c
+  })
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('exit', (code) => resolve({ code, stdout, stderr })))
+    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+  )
   return { child, done }
 }

@@ -56,7 +56,9 @@ t.test('1. with Redis: a node that receives an undecodable event stays up and de
   const a = await redisNode(t, redis.url)
   const b = await redisNode(t, redis.url)
   const subs = await Promise.all([TestClient.open(b.url, { codec: 'json' }), TestClient.open(b.url)])
-  t.teardown(() => subs.forEach((s) => s.close()))
+  t.teardown(() => {
+    for (const s of subs) s.close()
+  })
   for (const s of subs) t.match(await s.request({ type: 'subscribe', topic: '>' }), { type: 'ack' })
   const refused = await fetch(`${a.http}/publish/any.topic`, { method: 'POST', body: PROTO, headers: { 'content-type': 'application/json' } })
   t.equal(refused.status, 400, 'node A refuses it instead of acking it')
@@ -66,7 +68,8 @@ t.test('1. with Redis: a node that receives an undecodable event stays up and de
   await a.app.live.publish('any.topic', { bid: 2 })
   // It is dropped where it enters (the well-formedness scan refuses the key), so binary
   // subscribers never get a frame their decoder refuses either.
-  for (const s of subs) t.match(await s.next(), { type: 'event', topic: 'any.topic', seq: 1, data: { bid: 2 } }, `${s.codec}: the next good event, nothing before it`)
+  for (const s of subs)
+    t.match(await s.next(), { type: 'event', topic: 'any.topic', seq: 1, data: { bid: 2 } }, `${s.codec}: the next good event, nothing before it`)
   t.equal((await fetch(`${b.http}/health`)).status, 200, 'node B is up')
 })
 
@@ -93,29 +96,36 @@ t.test('2. a web page on this host cannot publish without a credential (AUTH=loo
   t.equal(memory(app).last('ticker.binance.BTC-USDT')!.seq, 2, 'only the allowed publishes landed')
 })
 
-t.test('2. in headless Chromium: a page from another local origin is refused over WebSocket and fetch', { skip: chromiumSkip ?? false, timeout: 60_000 }, async (t) => {
-  const { chromium } = await import('playwright-core')
-  const { app, http } = await startServer(t, {})
-  const wsUrl = http.replace('http:', 'ws:') + '/ws/live?codec=json'
-  const page = `<script>
+t.test(
+  '2. in headless Chromium: a page from another local origin is refused over WebSocket and fetch',
+  { skip: chromiumSkip ?? false, timeout: 60_000 },
+  async (t) => {
+    const { chromium } = await import('playwright-core')
+    const { app, http } = await startServer(t, {})
+    const wsUrl = `${http.replace('http:', 'ws:')}/ws/live?codec=json`
+    const page = `<script>
     window.result = new Promise((resolve) => {
       const ws = new WebSocket(${JSON.stringify(wsUrl)})
       ws.onopen = () => ws.send(JSON.stringify({ type: 'publish', id: 1, topic: 'ticker.binance.BTC-USDT', data: { bid: 1, ask: 2 } }))
       ws.onmessage = async (m) => {
-        await fetch(${JSON.stringify(http + '/publish/ticker.binance.BTC-USDT')}, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{"bid":1}' }).catch(() => {})
+        await fetch(${JSON.stringify(`${http}/publish/ticker.binance.BTC-USDT`)}, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{"bid":1}' }).catch(() => {})
         resolve(JSON.parse(m.data))
       }
     })</script>`
-  const site = createServer((_req, res) => res.end(page))
-  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => site.close())
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'] })
-  t.teardown(() => browser.close())
-  const tab = await browser.newPage()
-  await tab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`)
-  t.match(await tab.evaluate(() => (window as unknown as { result: Promise<unknown> }).result), { type: 'error', id: 1, code: 'forbidden' })
-  t.equal(memory(app).last('ticker.binance.BTC-USDT'), undefined, 'neither the socket nor the no-cors fetch published')
-})
+    const site = createServer((_req, res) => res.end(page))
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => site.close())
+    const browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run']
+    })
+    t.teardown(() => browser.close())
+    const tab = await browser.newPage()
+    await tab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`)
+    t.match(await tab.evaluate(() => (window as unknown as { result: Promise<unknown> }).result), { type: 'error', id: 1, code: 'forbidden' })
+    t.equal(memory(app).last('ticker.binance.BTC-USDT'), undefined, 'neither the socket nor the no-cors fetch published')
+  }
+)
 
 t.test('3. one subscribe frame costs at most the frame budget: crafted ones are refused with too_large', async (t) => {
   const { app, url } = await startServer(t, { auth: 'none', maxSubscriptions: 5000 })
@@ -124,7 +134,7 @@ t.test('3. one subscribe frame costs at most the frame budget: crafted ones are 
   // 512 patterns, every mix of `t` and `*` over nine tokens then `z`, and one that is all
   // wildcards: each since entry walks all 512 prefixes before it matches the last (before this
   // change: 512 x 1,000 pattern tests, ~0.3 s for one 50 KB frame).
-  const patterns = Array.from({ length: 512 }, (_, i) => [...i.toString(2).padStart(9, '0')].map((b) => (b === '1' ? '*' : 't')).join('.') + '.z')
+  const patterns = Array.from({ length: 512 }, (_, i) => `${[...i.toString(2).padStart(9, '0')].map((b) => (b === '1' ? '*' : 't')).join('.')}.z`)
   patterns.push('*.*.*.*.*.*.*.*.*.>')
   const since = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`t.t.t.t.t.t.t.t.t.y${i}`, { epoch: 'e', seq: 1 }]))
   t.match(await c.request({ type: 'subscribe', id: 1, topics: patterns, since, snapshot: false }), { type: 'error', id: 1, code: 'too_large' })
@@ -165,21 +175,37 @@ t.test('3. the tries cost what the topic selects, counted node by node', async (
 t.test('4. subscriptions are capped per address and in all, and refused while over the memory limit', async (t) => {
   const { url } = await startServer(t, { maxSubscriptionsPerIp: 30, maxSubscriptionsTotal: 50 })
   const clients = await Promise.all([TestClient.open(url), TestClient.open(url), TestClient.open(url, { localAddress: '127.0.0.2' })])
-  t.teardown(() => clients.forEach((c) => c.close()))
+  t.teardown(() => {
+    for (const c of clients) c.close()
+  })
   const topics = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}.${i}`)
   t.match(await clients[0].request({ type: 'subscribe', id: 1, topics: topics(20, 'a') }), { type: 'ack' })
-  t.match(await clients[1].request({ type: 'subscribe', id: 2, topics: topics(20, 'b') }), { type: 'error', id: 2, code: 'unavailable', message: /this address holds its maximum of 30/ })
+  t.match(await clients[1].request({ type: 'subscribe', id: 2, topics: topics(20, 'b') }), {
+    type: 'error',
+    id: 2,
+    code: 'unavailable',
+    message: /this address holds its maximum of 30/
+  })
   t.match(await clients[1].request({ type: 'subscribe', id: 3, topics: topics(10, 'b') }), { type: 'ack' }, 'up to the cap')
-  t.match(await clients[2].request({ type: 'subscribe', id: 4, topics: topics(25, 'c') }), { type: 'error', code: 'unavailable', message: /the server holds its maximum of 50/ })
+  t.match(await clients[2].request({ type: 'subscribe', id: 4, topics: topics(25, 'c') }), {
+    type: 'error',
+    code: 'unavailable',
+    message: /the server holds its maximum of 50/
+  })
   t.match(await clients[2].request({ type: 'subscribe', id: 5, topics: topics(20, 'c') }), { type: 'ack' }, 'another address, within the total')
   clients[0].close()
   await clients[0].closed
-  await until(async () => (await clients[1].request({ type: 'subscribe', id: 6, topics: topics(20, 'd') })).type === 'ack', 'the address got its subscriptions back')
+  await until(
+    async () => (await clients[1].request({ type: 'subscribe', id: 6, topics: topics(20, 'd') })).type === 'ack',
+    'the address got its subscriptions back'
+  )
   const full = await startServer(t, { memoryLimitMb: 1 })
   const c = await TestClient.open(full.url).catch(() => null)
   t.equal(c, null, 'over the memory limit no connection is admitted')
-  const admission = new Admission({ maxConnections: 10, maxConnectionsPerIp: 10, maxSubscriptionsTotal: 100, maxSubscriptionsPerIp: 100, memoryLimitMb: 1 },
-    { now: () => 0, held: () => 2 * 1024 * 1024, collect: () => undefined })
+  const admission = new Admission(
+    { maxConnections: 10, maxConnectionsPerIp: 10, maxSubscriptionsTotal: 100, maxSubscriptionsPerIp: 100, memoryLimitMb: 1 },
+    { now: () => 0, held: () => 2 * 1024 * 1024, collect: () => undefined }
+  )
   t.equal(admission.subscriptionRefusal('x', 1), 'the server is at its memory limit')
 })
 
@@ -187,18 +213,34 @@ t.test('5. a slow body holds nothing: credentials before the body, and a time li
   const { http, port } = await startServer(t, { auth: 'required', apiKeys: 'feed-key-0123456789=publish:>', requestTimeout: 300 })
   // Without a credential the answer comes before any body byte is sent.
   const unauthorized = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest({ port, host: '127.0.0.1', method: 'POST', path: '/publish/a.b', headers: { 'content-type': 'application/json', 'content-length': 65_000 } })
-    req.on('response', (res) => { res.resume(); resolve(res.statusCode!); req.destroy() })
+    const req = httpRequest({
+      port,
+      host: '127.0.0.1',
+      method: 'POST',
+      path: '/publish/a.b',
+      headers: { 'content-type': 'application/json', 'content-length': 65_000 }
+    })
+    req.on('response', (res) => {
+      res.resume()
+      resolve(res.statusCode!)
+      req.destroy()
+    })
     req.on('error', reject)
     req.flushHeaders()
   })
   t.equal(unauthorized, 401)
   // With one, a body that stops coming is cut off at REQUEST_TIMEOUT.
   const cut = await new Promise<string>((resolve) => {
-    const req = httpRequest({ port, host: '127.0.0.1', method: 'POST', path: '/publish/a.b', headers: { 'content-type': 'application/json', 'content-length': 65_000, authorization: 'Bearer feed-key-0123456789' } })
+    const req = httpRequest({
+      port,
+      host: '127.0.0.1',
+      method: 'POST',
+      path: '/publish/a.b',
+      headers: { 'content-type': 'application/json', 'content-length': 65_000, authorization: 'Bearer feed-key-0123456789' }
+    })
     req.on('response', (res) => resolve(`answered ${res.statusCode}`))
     req.on('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message))
-    req.write('{"a":"' + 'x'.repeat(1000))
+    req.write(`{"a":"${'x'.repeat(1000)}`)
   })
   t.match(cut, /ECONNRESET|socket hang up/, 'the connection was closed')
   t.equal((await fetch(`${http}/health`)).status, 200)
@@ -206,8 +248,16 @@ t.test('5. a slow body holds nothing: credentials before the body, and a time li
   let held = 300 * 1024 * 1024
   let now = 0
   let collections = 0
-  const admission = new Admission({ maxConnections: 10, maxConnectionsPerIp: 10, maxSubscriptionsTotal: 10, maxSubscriptionsPerIp: 10, memoryLimitMb: 200 },
-    { now: () => now, held: () => held, collect: () => () => { collections++ } })
+  const admission = new Admission(
+    { maxConnections: 10, maxConnectionsPerIp: 10, maxSubscriptionsTotal: 10, maxSubscriptionsPerIp: 10, memoryLimitMb: 200 },
+    {
+      now: () => now,
+      held: () => held,
+      collect: () => () => {
+        collections++
+      }
+    }
+  )
   t.equal(admission.refusal('x'), 'the server is at its memory limit')
   t.equal(collections, 1, 'over the limit, one full collection was asked for')
   held = 100 * 1024 * 1024
@@ -221,11 +271,30 @@ t.test('6. a feed speaks only for the exchange and symbol of its topic', async (
   const feed = await TestClient.open(url, { headers: { authorization: 'Bearer binance-feed-key-012' } })
   t.teardown(() => feed.close())
   const tick = (exchange: string, symbol: string) => ({ exchange, symbol, bid: 100, ask: 100.1, bidSize: 1, askSize: 1, ts: Date.now() })
-  t.match(await feed.request({ type: 'publish', id: 1, topic: 'ticker.binance.BTC-USDT', data: tick('coinbase', 'BTC-USDT') }), { type: 'error', id: 1, code: 'bad_request', message: /data.exchange must be "binance"/ })
-  t.match(await feed.request({ type: 'publish', id: 2, topic: 'ticker.binance.BTC-USDT', data: tick('binance', 'EVIL.any.topic.I.like') }), { type: 'error', id: 2, code: 'bad_request', message: /data.symbol/ })
-  t.match(await feed.request({ type: 'publish', id: 3, topic: 'ticker.binance.BTC-USDT.extra', data: tick('binance', 'BTC-USDT') }), { type: 'error', id: 3, code: 'bad_request', message: /ticker.<exchange>.<symbol>/ })
+  t.match(await feed.request({ type: 'publish', id: 1, topic: 'ticker.binance.BTC-USDT', data: tick('coinbase', 'BTC-USDT') }), {
+    type: 'error',
+    id: 1,
+    code: 'bad_request',
+    message: /data.exchange must be "binance"/
+  })
+  t.match(await feed.request({ type: 'publish', id: 2, topic: 'ticker.binance.BTC-USDT', data: tick('binance', 'EVIL.any.topic.I.like') }), {
+    type: 'error',
+    id: 2,
+    code: 'bad_request',
+    message: /data.symbol/
+  })
+  t.match(await feed.request({ type: 'publish', id: 3, topic: 'ticker.binance.BTC-USDT.extra', data: tick('binance', 'BTC-USDT') }), {
+    type: 'error',
+    id: 3,
+    code: 'bad_request',
+    message: /ticker.<exchange>.<symbol>/
+  })
   const { bid: _b, exchange: _e, symbol: _s, ...bare } = tick('x', 'y')
-  t.match(await feed.request({ type: 'publish', id: 4, topic: 'ticker.binance.BTC-USDT', data: bare }), { type: 'ack', id: 4 }, 'fields left out are taken from the topic')
+  t.match(
+    await feed.request({ type: 'publish', id: 4, topic: 'ticker.binance.BTC-USDT', data: bare }),
+    { type: 'ack', id: 4 },
+    'fields left out are taken from the topic'
+  )
   t.equal(app.liveArbitrage.engine.symbols, 1)
   // 1,500 venues for one symbol: the engine keeps MAX_EXCHANGES_PER_SYMBOL, pairs stay bounded.
   const engine = new ArbitrageEngine({ minNetBps: 5, maxTickAgeMs: 1000, updateBps: 1, fees: {}, defaultFee: 0 })
@@ -247,7 +316,10 @@ t.test('7. topics expire when idle and unsubscribed, and their number is capped'
   t.equal(bus.size, 2, 'nothing is idle for TOPIC_TTL yet')
   bus.sweep(Date.now() + 10_001)
   t.same([bus.last('idle'), bus.since('idle', { epoch: idleEpoch, seq: 0 })], [undefined, null], 'idle: history, last value and index entry freed')
-  t.same(bus.lastMatching('>').map((e) => e.topic), ['kept'])
+  t.same(
+    bus.lastMatching('>').map((e) => e.topic),
+    ['kept']
+  )
   t.equal(bus.publish('third', 1).seq, 1, 'room for a new topic again')
   t.equal(bus.since('kept', { epoch, seq: 0 })!.length, 1, 'a topic subscribed by name is kept, with its history')
   bus.unwatch('kept')
@@ -304,7 +376,11 @@ t.test('8. with Redis: client patterns do not multiply Redis pattern subscriptio
 })
 
 t.test('9. /config shows no secret in any form; operator routes need a credential under AUTH=required', async (t) => {
-  const { http } = await startServer(t, { auth: 'required', apiKeys: 'operator-key-0123456=subscribe:>', redisUrl: 'redis://:ab@cd@ef-secret@127.0.0.1:6379/0?password=p4ss' })
+  const { http } = await startServer(t, {
+    auth: 'required',
+    apiKeys: 'operator-key-0123456=subscribe:>',
+    redisUrl: 'redis://:ab@cd@ef-secret@127.0.0.1:6379/0?password=p4ss'
+  })
   for (const path of ['/config', '/metrics', '/hooks']) t.equal((await fetch(http + path)).status, 401, `${path} without a credential`)
   t.equal((await fetch(`${http}/health`)).status, 200, '/health stays open for load balancers')
   const config = await (await fetch(`${http}/config`, { headers: { authorization: 'Bearer operator-key-0123456' } })).json()
@@ -337,16 +413,24 @@ t.test('10. a long replay reaches a client that reads, written as its socket dra
 t.test('11. JWTs need an exp within JWT_MAX_LIFETIME, on connect and on renewal', async (t) => {
   const { url } = await startServer(t, { auth: 'required', jwtSecret: SECRET, jwtMaxLifetime: 3_600_000 })
   const token = (claims: object) => createSigner({ key: SECRET })(claims)
-  const status = async (jwt: string) => (await upgradeStatus(url, { headers: { authorization: `Bearer ${jwt}` } }))
+  const status = async (jwt: string) => await upgradeStatus(url, { headers: { authorization: `Bearer ${jwt}` } })
   const noExp = await status(token({ scope: 'subscribe:>' }))
   t.match([noExp.status, JSON.parse(noExp.body).message], [401, 'invalid token: it has no exp'])
   t.equal((await status(token({ scope: 'subscribe:>', exp: 1e20 }))).status, 401, 'exp: 1e20')
   t.equal((await status(token({ scope: 'subscribe:>', exp: Math.floor(Date.now() / 1000) + 7200 }))).status, 401, 'two hours, past the one-hour maximum')
   const c = await TestClient.open(url, { headers: { authorization: `Bearer ${token({ scope: 'subscribe:>', exp: Math.floor(Date.now() / 1000) + 60 })}` } })
   t.teardown(() => c.close())
-  t.match(await c.request({ type: 'request', id: 1, method: 'auth', params: { token: token({ scope: 'subscribe:>' }) } }), { type: 'error', id: 1, code: 'unauthorized' })
+  t.match(await c.request({ type: 'request', id: 1, method: 'auth', params: { token: token({ scope: 'subscribe:>' }) } }), {
+    type: 'error',
+    id: 1,
+    code: 'unauthorized'
+  })
   const lax = await startServer(t, { auth: 'required', jwtSecret: SECRET, jwtRequireExp: false })
-  t.equal((await upgradeStatus(lax.url, { headers: { authorization: `Bearer ${token({ scope: 'subscribe:>' })}` } })).status, 101, 'JWT_REQUIRE_EXP=false accepts them')
+  t.equal(
+    (await upgradeStatus(lax.url, { headers: { authorization: `Bearer ${token({ scope: 'subscribe:>' })}` } })).status,
+    101,
+    'JWT_REQUIRE_EXP=false accepts them'
+  )
 })
 
 t.test('12. topic names refuse controls, format, unassigned characters and lone surrogates', async (t) => {
@@ -373,7 +457,10 @@ t.test('14. with Redis: subscribe then unsubscribe sent back to back are handled
   t.teardown(() => c.close())
   c.send({ type: 'subscribe', id: 1, topic: 'order.x' })
   c.send({ type: 'unsubscribe', id: 2, topic: 'order.x' })
-  t.match(await c.take(2), [{ type: 'ack', id: 1 }, { type: 'ack', id: 2 }])
+  t.match(await c.take(2), [
+    { type: 'ack', id: 1 },
+    { type: 'ack', id: 2 }
+  ])
   await app.live.publish('order.x', 1)
   await c.quiet(150)
   t.equal(app.live.hub.index.match('order.x').length, 0, 'subscribed to nothing')
@@ -384,6 +471,9 @@ t.test('15. refused credentials count as frame errors: an auth flood is closed w
   const c = await TestClient.open(url, { headers: { authorization: `Bearer ${createSigner({ key: SECRET, expiresIn: 60_000 })({ scope: 'subscribe:>' })}` } })
   const forged = createSigner({ key: 'another-secret-that-is-long-enough-000000', expiresIn: 60_000 })({ scope: 'publish:>' })
   for (let i = 0; i < 10; i++) c.send({ type: 'request', id: i, method: 'auth', params: { token: forged } })
-  t.match(await c.take(5), Array.from({ length: 5 }, () => ({ code: 'unauthorized' })))
+  t.match(
+    await c.take(5),
+    Array.from({ length: 5 }, () => ({ code: 'unauthorized' }))
+  )
   t.same(await c.closed, { code: 1008, reason: 'too many bad frames' })
 })

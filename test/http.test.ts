@@ -36,7 +36,9 @@ t.test('POST /publish/:topic with JSON and MessagePack bodies', async (t) => {
   t.match(await c.request({ type: 'subscribe', id: 1, topic: 'orders.>' }), { type: 'ack', id: 1, topics: ['orders.>'] })
 
   const json = await fetch(`${http}/publish/orders.a`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ qty: 1 })
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ qty: 1 })
   })
   t.equal(json.status, 200)
   const first = await json.json()
@@ -44,7 +46,11 @@ t.test('POST /publish/:topic with JSON and MessagePack bodies', async (t) => {
   t.match(await c.next(), { type: 'event', topic: 'orders.a', seq: 1, epoch: first.epoch, ts: Number, data: { qty: 1 } })
 
   for (const type of ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']) {
-    const res = await fetch(`${http}/publish/orders.a`, { method: 'POST', headers: { 'content-type': type }, body: encode({ qty: 2 }) as Uint8Array<ArrayBuffer> })
+    const res = await fetch(`${http}/publish/orders.a`, {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: encode({ qty: 2 }) as Uint8Array<ArrayBuffer>
+    })
     t.equal(res.status, 200, type)
     const { seq } = await res.json()
     t.match(await c.next(), { type: 'event', topic: 'orders.a', seq, data: { qty: 2 } })
@@ -74,7 +80,10 @@ t.test('POST /publish bodies get the decoder limits of socket frames, so a refus
   await c.request({ type: 'subscribe', topic: 'deep' })
   let deep: unknown = 1
   for (let i = 0; i < 90; i++) deep = [deep] // under the test client's own encoder limit (100), over the server's (32)
-  for (const [type, body] of [['application/json', JSON.stringify(deep)], ['application/msgpack', encode(deep)]] as const) {
+  for (const [type, body] of [
+    ['application/json', JSON.stringify(deep)],
+    ['application/msgpack', encode(deep)]
+  ] as const) {
     const res = await fetch(`${http}/publish/deep`, { method: 'POST', headers: { 'content-type': type }, body: body as string })
     t.match([res.status, await res.json()], [413, { code: 'too_large', message: 'frame nests deeper than 32 levels' }], type)
   }

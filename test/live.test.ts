@@ -64,7 +64,7 @@ t.test('inbound frames decode by frame type, whatever the connection codec', asy
 
 t.test('an unknown ?codec= is refused before any socket exists', async (t) => {
   const { url } = await startServer(t)
-  const ws = new WebSocket(url + '/ws/live?codec=xml')
+  const ws = new WebSocket(`${url}/ws/live?codec=xml`)
   const status = await new Promise<number>((resolve) => ws.on('unexpected-response', (_req, res) => resolve(res.statusCode!)))
   t.equal(status, 400)
 })
@@ -108,11 +108,16 @@ t.test('nothing is sent before the first frame', async (t) => {
 
 t.test('frames sent right after the upgrade are all answered in order', async (t) => {
   const { url } = await startServer(t)
-  const ws = new WebSocket(url + '/ws/live')
-  ws.on('open', () => { for (let i = 0; i < 50; i++) ws.send(encode({ type: 'ping', id: i })) })
+  const ws = new WebSocket(`${url}/ws/live`)
+  ws.on('open', () => {
+    for (let i = 0; i < 50; i++) ws.send(encode({ type: 'ping', id: i }))
+  })
   const c = new TestClient(ws, 'msgpack')
   const replies = await c.take(50)
-  t.same(replies.map((r) => r.id), [...Array(50).keys()])
+  t.same(
+    replies.map((r) => r.id),
+    [...Array(50).keys()]
+  )
   c.close()
 })
 
@@ -128,8 +133,12 @@ t.test('built-in methods: time, topics, snapshot', async (t) => {
   t.same(topics, { type: 'response', id: 3, result: [{ topic: 'ticker.binance.BTC-USDT', seq: 2, epoch, subscribers: 1 }] })
   const snap = await c.request({ type: 'request', id: 4, method: 'snapshot', params: { topic: 'ticker.binance.BTC-USDT' } })
   t.match(snap, { type: 'response', id: 4, result: { topic: 'ticker.binance.BTC-USDT', seq: 2, epoch, data: { bid: 2 } } })
-  t.same(await c.request({ type: 'request', id: 5, method: 'snapshot', params: { topic: 'none.here' } }),
-    { type: 'error', id: 5, code: 'not_found', message: 'topic "none.here" has no value' })
+  t.same(await c.request({ type: 'request', id: 5, method: 'snapshot', params: { topic: 'none.here' } }), {
+    type: 'error',
+    id: 5,
+    code: 'not_found',
+    message: 'topic "none.here" has no value'
+  })
   t.match(await c.request({ type: 'request', id: 6, method: 'snapshot', params: {} }), { type: 'error', id: 6, code: 'bad_request' })
   c.close()
 })

@@ -54,8 +54,14 @@ t.test('connections, frames, bytes, subscriptions and publish-to-send follow the
   t.equal(m.get('realtime_frames_out_total{type="pong"}'), 1)
   t.equal(m.get('realtime_frames_out_total{type="error"}'), 1)
   t.equal(m.get('realtime_bytes_in_total'), sentBytes)
-  t.ok(received.every((r) => r.largest < 126), 'every frame fits a 2-byte header')
-  t.equal(m.get('realtime_bytes_out_total'), received.reduce((sum, r) => sum + r.wireBytes, 0))
+  t.ok(
+    received.every((r) => r.largest < 126),
+    'every frame fits a 2-byte header'
+  )
+  t.equal(
+    m.get('realtime_bytes_out_total'),
+    received.reduce((sum, r) => sum + r.wireBytes, 0)
+  )
   t.equal(m.get('realtime_publish_to_send_seconds_count'), 3, 'one observation per event, not per subscriber')
   t.equal(m.get('realtime_publish_to_send_seconds_bucket{le="+Inf"}'), 3)
   t.ok(m.get('realtime_publish_to_send_seconds_bucket{le="0.00005"}')! <= m.get('realtime_publish_to_send_seconds_bucket{le="1"}')!, 'buckets are cumulative')

@@ -19,18 +19,26 @@ t.test('a bad environment value stops start-up with one line naming it', async (
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal}: clients are closed with 1001, logs flushed, exit code 0`, async (t) => {
     const server = startProcess({ SHUTDOWN_GRACE: '1000' })
-    t.teardown(() => { server.child.kill('SIGKILL') })
+    t.teardown(() => {
+      server.child.kill('SIGKILL')
+    })
     const port = await server.port
     const clients = await Promise.all([1, 2, 3].map(() => TestClient.open(`ws://127.0.0.1:${port}`)))
     for (const c of clients) t.match(await c.request({ type: 'ping' }), { type: 'pong' })
     const started = Date.now()
     server.child.kill(signal)
     const closes = await Promise.all(clients.map((c) => c.closed))
-    t.same(closes.map((c) => c.code), [1001, 1001, 1001])
+    t.same(
+      closes.map((c) => c.code),
+      [1001, 1001, 1001]
+    )
     t.same(await server.exited, { code: 0, signal: null })
     const took = Date.now() - started
     t.ok(took < 5000, `shut down in ${took} ms, inside PM2's kill_timeout`)
     t.match(server.output(), /"msg":"closed"/, 'the last log line made it out')
+    const urls = new RegExp(`"websocket":"ws://127\\.0\\.0\\.1:${port}/ws/live","dashboard":"http://127\\.0\\.0\\.1:${port}/dashboard/"`)
+    t.match(server.output(), urls, 'the start-up log names the WebSocket and dashboard URLs')
+    t.match(server.output(), /no feed runs in this process/, 'and says that no feed runs')
   })
 }
 
@@ -38,14 +46,19 @@ const python = '/usr/bin/python3'
 const hasPython = existsSync(python) && spawnSync(python, ['-c', 'import websockets, msgpack']).status === 0
 const requirePython = process.env.REQUIRE_PYTHON_CLIENT === '1'
 
-t.test('the original Python client gets its reply', {
-  skip: hasPython || requirePython ? false : 'needs /usr/bin/python3 with websockets and msgpack (Debian python3-websockets, python3-msgpack)'
-}, async (t) => {
-  const server = startProcess({})
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  const port = await server.port
-  // The snippet as the old clients run it, with only the port changed (8765 may be taken on a test machine).
-  const snippet = `
+t.test(
+  'the original Python client gets its reply',
+  {
+    skip: hasPython || requirePython ? false : 'needs /usr/bin/python3 with websockets and msgpack (Debian python3-websockets, python3-msgpack)'
+  },
+  async (t) => {
+    const server = startProcess({})
+    t.teardown(() => {
+      server.child.kill('SIGKILL')
+    })
+    const port = await server.port
+    // The snippet as the old clients run it, with only the port changed (8765 may be taken on a test machine).
+    const snippet = `
 import asyncio, time, msgpack, websockets
 async def main():
     async with websockets.connect("ws://localhost:${port}") as ws:
@@ -55,7 +68,8 @@ async def main():
         assert reply["type"] == "response" and "serverTime" in reply
 asyncio.run(main())
 `
-  const result = spawnSync(python, ['-c', snippet], { encoding: 'utf8', timeout: 20_000 })
-  t.equal(result.status, 0, result.stderr)
-  t.match(result.stdout, /'type': 'response', 'timestamp': \d+\.\d+, 'serverTime': \d+/)
-})
+    const result = spawnSync(python, ['-c', snippet], { encoding: 'utf8', timeout: 20_000 })
+    t.equal(result.status, 0, result.stderr)
+    t.match(result.stdout, /'type': 'response', 'timestamp': \d+\.\d+, 'serverTime': \d+/)
+  }
+)

@@ -44,7 +44,13 @@ export async function startRedis(t: Teardown, { persistent = false } = {}): Prom
       for (let i = 0; i < 100; i++) {
         const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
         probe.on('error', () => {})
-        const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false)
+        const ok = await probe
+          .connect()
+          .then(() => probe.ping())
+          .then(
+            () => true,
+            () => false
+          )
         probe.disconnect()
         if (ok) return
         await sleep(50)

@@ -26,17 +26,25 @@ t.test('three nodes: a publisher on one, subscribers on all see the same seq and
   const publisher = await TestClient.open(a.url)
   for (let i = 1; i <= 2000; i++) publisher.send({ type: 'publish', id: i, topic: 'ticker.x.BTC', data: { i } })
   const acks = await publisher.take(2000)
-  t.same(acks.map((f) => f.seq), range(1, 2000), 'acks carry seq 1..2000')
+  t.same(
+    acks.map((f) => f.seq),
+    range(1, 2000),
+    'acks carry seq 1..2000'
+  )
   const received = await Promise.all(subs.map((s) => s.take(2000)))
   for (const frames of received) {
     t.same(seqs(frames), range(1, 2000))
-    t.same(frames.map((f) => f.data.i), range(1, 2000), 'the same data for the same seq')
+    t.same(
+      frames.map((f) => f.data.i),
+      range(1, 2000),
+      'the same data for the same seq'
+    )
     t.equal(new Set(frames.map((f) => f.epoch)).size, 1)
   }
   for (const s of [...subs, publisher]) s.close()
 })
 
-t.test("a node whose Redis subscriber connection is killed fetches what it missed: its clients see no gap", { skip: skip ?? false }, async (t) => {
+t.test('a node whose Redis subscriber connection is killed fetches what it missed: its clients see no gap', { skip: skip ?? false }, async (t) => {
   const redis = await startRedis(t)
   const [a, b] = await nodes(t, redis, 2)
   const sub = await TestClient.open(b.url)
@@ -71,7 +79,10 @@ t.test('recovery across nodes: a client leaves one node and recovers exactly wha
   for (let i = 51; i <= 80; i++) await a.app.live.publish('ticker.x.ETH', { i })
   const second = await TestClient.open(b.url)
   const last = seen[seen.length - 1]
-  t.match(await second.request({ type: 'subscribe', id: 1, topic: 'ticker.x.ETH', since: { epoch: last.epoch, seq: last.seq } }), { type: 'ack', recovered: true })
+  t.match(await second.request({ type: 'subscribe', id: 1, topic: 'ticker.x.ETH', since: { epoch: last.epoch, seq: last.seq } }), {
+    type: 'ack',
+    recovered: true
+  })
   await a.app.live.publish('ticker.x.ETH', { i: 81 })
   t.same(seqs(await second.take(31)), range(51, 81), 'replayed 51..80, then live 81, no gap, no duplicate')
   t.match(await second.request({ type: 'subscribe', id: 2, topic: 'ticker.x.ETH', since: { epoch: 'nope', seq: 3 } }), { recovered: false })
@@ -98,8 +109,16 @@ for (const persistent of [false, true]) {
     t.equal(post.status, 503)
     t.equal(sub.ws.readyState, 1, 'clients stay connected through the outage')
     t.equal((await scrape(a.http)).get('realtime_backplane_up'), 0, '/metrics shows the backplane down')
-    t.match(await sub.request({ type: 'subscribe', id: 'o', topic: 'ticker.y.>' }), { type: 'error', id: 'o', code: 'unavailable' }, 'a subscribe answers at once')
-    t.match(await publisher.request({ type: 'request', id: 'n', method: 'snapshot', params: { topic: 'ticker.x.SOL' } }), { type: 'error', id: 'n', code: 'unavailable' })
+    t.match(
+      await sub.request({ type: 'subscribe', id: 'o', topic: 'ticker.y.>' }),
+      { type: 'error', id: 'o', code: 'unavailable' },
+      'a subscribe answers at once'
+    )
+    t.match(await publisher.request({ type: 'request', id: 'n', method: 'snapshot', params: { topic: 'ticker.x.SOL' } }), {
+      type: 'error',
+      id: 'n',
+      code: 'unavailable'
+    })
 
     await redis.start()
     await until(async () => (await fetch(`${a.http}/ready`)).status === 200 && (await fetch(`${b.http}/ready`)).status === 200, '/ready 200 again')
@@ -127,10 +146,16 @@ t.test('a node killed mid-stream: its clients reconnect to another node and reco
   const redis = await startRedis(t)
   const env = { BUS: 'redis', REDIS_URL: redis.url, ARBITRAGE: 'false' }
   const [one, two] = [startProcess(env), startProcess(env)]
-  t.teardown(() => { one.child.kill('SIGKILL'); two.child.kill('SIGKILL') })
+  t.teardown(() => {
+    one.child.kill('SIGKILL')
+    two.child.kill('SIGKILL')
+  })
   const [portOne, portTwo] = await Promise.all([one.port, two.port])
   // As a load balancer would: a node takes clients once /ready says it reached Redis.
-  await until(async () => (await Promise.all([portOne, portTwo].map((p) => fetch(`http://127.0.0.1:${p}/ready`)))).every((r) => r.status === 200), 'both processes ready')
+  await until(
+    async () => (await Promise.all([portOne, portTwo].map((p) => fetch(`http://127.0.0.1:${p}/ready`)))).every((r) => r.status === 200),
+    'both processes ready'
+  )
   const publisher = await TestClient.open(`ws://127.0.0.1:${portTwo}`)
   const sub = await TestClient.open(`ws://127.0.0.1:${portOne}`)
   t.match(await sub.request({ type: 'subscribe', topic: 'ticker.x.ADA' }), { type: 'ack' })
@@ -173,7 +198,11 @@ t.test('publishes of one turn share a script call: each gets its own seq, in ord
   const frames = await sub.take(600, 30_000)
   for (let topic = 0; topic < 3; topic++) {
     const got = frames.filter((f) => f.topic === `batch.t${topic}`)
-    t.same(got.map((f) => f.data.i), range(0, 199).map((k) => k * 3 + topic), `batch.t${topic}: every event, in order, on the other node`)
+    t.same(
+      got.map((f) => f.data.i),
+      range(0, 199).map((k) => k * 3 + topic),
+      `batch.t${topic}: every event, in order, on the other node`
+    )
   }
   sub.close()
 })
@@ -184,7 +213,14 @@ t.test('a malformed message on the backplane is dropped with a warning: the node
   const subs = await Promise.all([TestClient.open(a.url), TestClient.open(a.url, { codec: 'json' })])
   for (const s of subs) await s.request({ type: 'subscribe', topic: 'bad.x', snapshot: false })
   // Messages on the topic's channel (its first token) are `<topic>\n<entry>`.
-  for (const garbage of ['bad.x\nab|1|123|\xc1', 'bad.x\nab|1|123|\x92\x01', 'bad.x\nno bars', 'bad.x\nab|one|123|\x01', 'no newline at all', '\nab|1|123|\x01']) {
+  for (const garbage of [
+    'bad.x\nab|1|123|\xc1',
+    'bad.x\nab|1|123|\x92\x01',
+    'bad.x\nno bars',
+    'bad.x\nab|one|123|\x01',
+    'no newline at all',
+    '\nab|1|123|\x01'
+  ]) {
     await redis.admin.publish('live:ev:bad', Buffer.from(garbage, 'latin1'))
   }
   await a.app.live.publish('bad.x', { ok: true })

@@ -11,7 +11,19 @@ import { buildApp } from '../src/app.ts'
 import type { MemoryBus } from '../src/core/bus.ts'
 import { TestClient } from './helper.ts'
 
-const opportunity = { id: 'o1', status: 'open', symbol: 'BTC-USDT', buy: { exchange: 'a', price: 60000, size: 0.5 }, sell: { exchange: 'b', price: 60150, size: 2 }, size: 0.5, grossBps: 25, netBps: 20, profit: 60, detectedAt: 1, maxTickAgeMs: 50 }
+const opportunity = {
+  id: 'o1',
+  status: 'open',
+  symbol: 'BTC-USDT',
+  buy: { exchange: 'a', price: 60000, size: 0.5 },
+  sell: { exchange: 'b', price: 60150, size: 2 },
+  size: 0.5,
+  grossBps: 25,
+  netBps: 20,
+  profit: 60,
+  detectedAt: 1,
+  maxTickAgeMs: 50
+}
 
 t.test('logistic score with exact values, and volatility from ticks', async (t) => {
   const s = new OpportunityScorer(loadScorerModel())
@@ -56,7 +68,9 @@ async function modelServer(t: { teardown(fn: () => unknown): void }, answer: (bo
   const bodies: unknown[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let raw = ''
-    req.on('data', (c) => { raw += c })
+    req.on('data', (c) => {
+      raw += c
+    })
     req.on('end', () => {
       const body = JSON.parse(raw)
       bodies.push(body)
@@ -66,14 +80,25 @@ async function modelServer(t: { teardown(fn: () => unknown): void }, answer: (bo
   })
   server.on('connection', (s) => sockets.add(s))
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => { server.closeAllConnections(); server.close() })
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/score`, sockets, bodies }
 }
 
 t.test('remote model: enriches events over keep-alive HTTP and answers a request method', async (t) => {
-  const model = await modelServer(t, (body) => body.params ? { up: 0.7, symbol: body.params.symbol } : { score: 0.42 })
+  const model = await modelServer(t, (body) => (body.params ? { up: 0.7, symbol: body.params.symbol } : { score: 0.42 }))
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })
-  await app.register(remoteModel, { url: model.url, name: 'remote', version: '3', topics: 'opportunities.>', method: 'predict', params: Type.Object({ symbol: Type.String() }), budgetMs: 500 })
+  await app.register(remoteModel, {
+    url: model.url,
+    name: 'remote',
+    version: '3',
+    topics: 'opportunities.>',
+    method: 'predict',
+    params: Type.Object({ symbol: Type.String() }),
+    budgetMs: 500
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   for (let i = 0; i < 5; i++) await app.live.publish('opportunities.ETH-USDT', { n: i })
@@ -81,8 +106,11 @@ t.test('remote model: enriches events over keep-alive HTTP and answers a request
   t.same(model.bodies[0], { topic: 'opportunities.ETH-USDT', data: { n: 0 } })
   t.ok(model.sockets.size < 5, `five calls over ${model.sockets.size} kept-alive connection(s)`)
   const c = await TestClient.open(`ws://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
-  t.same(await c.request({ type: 'request', id: 1, method: 'predict', params: { symbol: 'ETH-USDT' } }),
-    { type: 'response', id: 1, result: { up: 0.7, symbol: 'ETH-USDT' } })
+  t.same(await c.request({ type: 'request', id: 1, method: 'predict', params: { symbol: 'ETH-USDT' } }), {
+    type: 'response',
+    id: 1,
+    result: { up: 0.7, symbol: 'ETH-USDT' }
+  })
   t.match(await c.request({ type: 'request', id: 2, method: 'predict', params: {} }), { type: 'error', id: 2, code: 'bad_request' })
   c.close()
 })

@@ -28,13 +28,13 @@ t.test('AUTH=required: no, bad or expired credentials are refused with 401 befor
   t.match(JSON.parse(none.body), { code: 'unauthorized', message: /credential is required/ })
   t.equal((await upgradeStatus(url, { headers: { authorization: 'Bearer nope' } })).status, 401)
   const forged = createSigner({ key: 'another-secret-that-is-long-enough-000000' })({ scope: 'subscribe:>' })
-  const bad = await upgradeStatus(url + '/ws/live?token=' + forged, { path: '' })
+  const bad = await upgradeStatus(`${url}/ws/live?token=${forged}`, { path: '' })
   t.match([bad.status, JSON.parse(bad.body).message], [401, 'invalid token: bad signature'])
   t.notMatch(bad.body, forged, 'the answer never repeats the token')
   const expired = createSigner({ key: SECRET, clockTimestamp: Date.now() - 120_000, expiresIn: 1000 })({ scope: 'subscribe:>' })
   t.match(JSON.parse((await upgradeStatus(url, { headers: { authorization: `Bearer ${expired}` } })).body).message, 'invalid token: expired')
   t.equal((await upgradeStatus(url, { headers: { authorization: `Bearer ${sign({ scope: 'subscribe:>' })}` } })).status, 101)
-  t.equal((await upgradeStatus(url + '/ws/live?token=' + sign({ scope: 'subscribe:>' }), { path: '' })).status, 101, '?token= for browsers')
+  t.equal((await upgradeStatus(`${url}/ws/live?token=${sign({ scope: 'subscribe:>' })}`, { path: '' })).status, 101, '?token= for browsers')
 })
 
 t.test('JWT scopes: subscribe and publish with wildcards, forbidden outside them', async (t) => {
@@ -44,7 +44,10 @@ t.test('JWT scopes: subscribe and publish with wildcards, forbidden outside them
   t.teardown(() => c.close())
   t.match(await c.request({ type: 'subscribe', id: 1, topics: ['ticker.*.BTC', 'opportunities.BTC'] }), { type: 'ack', id: 1 })
   t.same(await c.request({ type: 'subscribe', id: 2, topic: 'opportunities.>' }), {
-    type: 'error', id: 2, code: 'forbidden', message: 'no grant to subscribe to "opportunities.>"'
+    type: 'error',
+    id: 2,
+    code: 'forbidden',
+    message: 'no grant to subscribe to "opportunities.>"'
   })
   t.same(await c.request({ type: 'subscribe', id: 3, topic: '>' }), { type: 'error', id: 3, code: 'forbidden', message: 'no grant to subscribe to ">"' })
   c.send({ type: 'publish', id: 4, topic: 'ticker.binance.BTC', data: 1 })
@@ -57,21 +60,37 @@ t.test('JWT scopes: subscribe and publish with wildcards, forbidden outside them
 
 t.test('RS256 and ES256 public keys, inline or from a file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'live-keys-'))
-  for (const [type, algorithm, options] of [['ec', 'ES256', { namedCurve: 'P-256' }], ['rsa', 'RS256', { modulusLength: 2048 }]] as const) {
-    const { privateKey, publicKey } = generateKeyPairSync(type as any, { ...options, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as any) as unknown as { privateKey: string; publicKey: string }
+  for (const [type, algorithm, options] of [
+    ['ec', 'ES256', { namedCurve: 'P-256' }],
+    ['rsa', 'RS256', { modulusLength: 2048 }]
+  ] as const) {
+    const { privateKey, publicKey } = generateKeyPairSync(
+      type as any,
+      { ...options, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as any
+    ) as unknown as { privateKey: string; publicKey: string }
     const path = join(dir, `${algorithm}.pem`)
     writeFileSync(path, publicKey)
     const token = createSigner({ key: privateKey, algorithm, expiresIn: 60_000 })({ scope: 'subscribe:>' })
     for (const jwtPublicKey of [publicKey, path]) {
       const { url } = await startServer(t, { auth: 'required', jwtPublicKey })
-      t.equal((await upgradeStatus(url, { headers: { authorization: `Bearer ${token}` } })).status, 101, `${algorithm} ${jwtPublicKey === path ? 'file' : 'inline'}`)
-      t.equal((await upgradeStatus(url, { headers: { authorization: `Bearer ${sign({ scope: 'subscribe:>' })}` } })).status, 401, 'HS256 is not accepted with a public key')
+      t.equal(
+        (await upgradeStatus(url, { headers: { authorization: `Bearer ${token}` } })).status,
+        101,
+        `${algorithm} ${jwtPublicKey === path ? 'file' : 'inline'}`
+      )
+      t.equal(
+        (await upgradeStatus(url, { headers: { authorization: `Bearer ${sign({ scope: 'subscribe:>' })}` } })).status,
+        401,
+        'HS256 is not accepted with a public key'
+      )
     }
   }
 })
 
 t.test('a JWT public key that cannot be used stops start-up naming JWT_PUBLIC_KEY', async (t) => {
-  await t.rejects(buildApp({ jwtPublicKey: '-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----' }), { message: /^JWT_PUBLIC_KEY: not a usable key/ })
+  await t.rejects(buildApp({ jwtPublicKey: '-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----' }), {
+    message: /^JWT_PUBLIC_KEY: not a usable key/
+  })
   await t.rejects(buildApp({ jwtPublicKey: '/nonexistent/key.pem' }), { message: /^JWT_PUBLIC_KEY: not a usable key .*ENOENT/ })
 })
 
@@ -88,7 +107,12 @@ t.test('a connection is closed with 1008 when its token expires, unless renewed 
   const short = await TestClient.open(url, { headers: { authorization: `Bearer ${sign({ scope: 'subscribe:>' }, 1500)}` } })
   const renewed = await TestClient.open(url, { headers: { authorization: `Bearer ${sign({ scope: 'subscribe:>' }, 1500)}` } })
   t.teardown(() => renewed.close())
-  const reply = await renewed.request({ type: 'request', id: 1, method: 'auth', params: { token: sign({ sub: 'renewed', scope: 'subscribe:ticker.>' }, 60_000) } })
+  const reply = await renewed.request({
+    type: 'request',
+    id: 1,
+    method: 'auth',
+    params: { token: sign({ sub: 'renewed', scope: 'subscribe:ticker.>' }, 60_000) }
+  })
   t.match(reply, { type: 'response', id: 1, result: { subject: 'renewed', subscribe: ['ticker.>'], publish: [] } })
   t.ok(reply.result.expiresAt > Date.now() + 50_000)
   t.same(await short.closed, { code: 1008, reason: 'credential expired' })
@@ -104,15 +128,21 @@ t.test('static API keys, on the socket and on POST /publish', async (t) => {
   t.teardown(() => sub.close())
   t.match(await sub.request({ type: 'subscribe', id: 1, topic: 'ticker.>' }), { type: 'ack' })
   t.match(await sub.request({ type: 'publish', id: 2, topic: 'ticker.binance.BTC', data: 1 }), { code: 'forbidden' })
-  const post = (key: string | null, topic: string) => fetch(`${http}/publish/${topic}`, {
-    method: 'POST', body: '{"bid":1}', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }
-  })
+  const post = (key: string | null, topic: string) =>
+    fetch(`${http}/publish/${topic}`, {
+      method: 'POST',
+      body: '{"bid":1}',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }
+    })
   t.equal((await post(null, 'ticker.binance.BTC')).status, 401, 'no credential')
   t.equal((await post(SUB_KEY, 'ticker.binance.BTC')).status, 403, 'a key without the publish scope')
   t.equal((await post(PUB_KEY, 'ticker.coinbase.BTC')).status, 403, 'outside the publish scope')
   const ok = await post(PUB_KEY, 'ticker.binance.BTC')
   t.same([ok.status, await ok.json()], [200, { seq: 1, epoch: (await sub.next()).epoch }])
-  t.equal((await fetch(`${http}/publish/ticker.binance.ETH?token=${PUB_KEY}`, { method: 'POST', body: '1', headers: { 'content-type': 'application/json' } })).status, 200)
+  t.equal(
+    (await fetch(`${http}/publish/ticker.binance.ETH?token=${PUB_KEY}`, { method: 'POST', body: '1', headers: { 'content-type': 'application/json' } })).status,
+    200
+  )
 })
 
 t.test('default AUTH=loopback: anyone subscribes, non-loopback clients need a publish grant; AUTH=none opens publishing', async (t) => {
@@ -178,8 +208,16 @@ t.test('rate limit: a burst is served, then rate_limited errors (with ids), then
   const pongs = c.frames.filter((f) => f.type === 'pong')
   const limited = c.frames.filter((f) => f.type === 'error')
   t.ok(pongs.length >= 20 && pongs.length <= 22, `a burst of twice the rate: ${pongs.length} pongs`)
-  t.same(limited.map((f) => f.code), Array(5).fill('rate_limited'), 'as many rate_limited errors as strikes allowed')
-  t.same(limited.map((f) => f.id), pongs.length === 20 ? [21, 22, 23, 24, 25] : limited.map((f) => f.id), 'errors carry the ids')
+  t.same(
+    limited.map((f) => f.code),
+    Array(5).fill('rate_limited'),
+    'as many rate_limited errors as strikes allowed'
+  )
+  t.same(
+    limited.map((f) => f.id),
+    pongs.length === 20 ? [21, 22, 23, 24, 25] : limited.map((f) => f.id),
+    'errors carry the ids'
+  )
   t.same(closed, { code: 4029, reason: 'rate limit exceeded repeatedly' })
   const { url: publisherUrl } = await startServer(t, { rateLimit: 10, rateStrikes: 5 })
   const feed = await TestClient.open(publisherUrl)
@@ -227,7 +265,10 @@ t.test('handshake timeout: a TCP connection that never completes its request hea
 t.test('secrets never appear in /config, errors or logs', async (t) => {
   const captured = captureLog()
   const token = sign({ sub: 'u1', scope: 'subscribe:>' })
-  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, jwtSecret: SECRET, apiKeys: API_KEYS }, { logger: { level: 'trace', stream: captured.stream } })
+  const app = await buildApp(
+    { heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, jwtSecret: SECRET, apiKeys: API_KEYS },
+    { logger: { level: 'trace', stream: captured.stream } }
+  )
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo
@@ -240,13 +281,19 @@ t.test('secrets never appear in /config, errors or logs', async (t) => {
   c.close()
   await upgradeStatus(`${url}/ws/live?token=${token}x`, { path: '' })
   await fetch(`http://127.0.0.1:${port}/publish/x.y?token=${PUB_KEY}`, { method: 'POST', body: '1', headers: { 'content-type': 'application/json' } })
-  await fetch(`http://127.0.0.1:${port}/publish/x.y`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json', authorization: `Bearer ${SUB_KEY}` } })
+  await fetch(`http://127.0.0.1:${port}/publish/x.y`, {
+    method: 'POST',
+    body: '{',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${SUB_KEY}` }
+  })
   await sleep(50)
   const log = captured.text()
   t.match(log, /connection open/, 'the log was captured')
   for (const secret of [SECRET, token, PUB_KEY, SUB_KEY]) t.notMatch(log, secret.slice(0, 24))
   t.throws(() => loadConfig({ API_KEYS: `${PUB_KEY}=bogus` }), { message: /API_KEYS="\[redacted\]"/ })
-  t.throws(() => loadConfig({ JWT_SECRET: 'short-secret' }), { message: 'Invalid configuration: JWT_SECRET="[redacted]" is not valid; expected at least 32 characters' })
+  t.throws(() => loadConfig({ JWT_SECRET: 'short-secret' }), {
+    message: 'Invalid configuration: JWT_SECRET="[redacted]" is not valid; expected at least 32 characters'
+  })
   t.throws(() => loadConfig({ AUTH: 'required' }), { message: /AUTH="required".*JWT_SECRET, JWT_PUBLIC_KEY or API_KEYS/ })
 })
 
@@ -254,8 +301,29 @@ t.test('TLS: wss:// and https:// with a certificate generated here', async (t) =
   const dir = mkdtempSync(join(tmpdir(), 'live-tls-'))
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert
+    ],
+    { stdio: 'ignore' }
+  )
   const { port } = await startServer(t, { tlsCert: cert, tlsKey: key })
   const ca = readFileSync(cert)
   const c = await TestClient.open(`wss://127.0.0.1:${port}`, { ca })

@@ -17,14 +17,24 @@ t.test('wildcards, overlaps delivered once, unsubscribe', async (t) => {
   await app.live.publish('a', 3)
   await app.live.publish('x.b', 4)
   const got = await c.take(2)
-  t.same(got.map((f) => [f.type, f.topic, f.data]), [['event', 'a.b', 1], ['event', 'a.b.c', 2]])
+  t.same(
+    got.map((f) => [f.type, f.topic, f.data]),
+    [
+      ['event', 'a.b', 1],
+      ['event', 'a.b.c', 2]
+    ]
+  )
   await c.quiet(50)
   t.same(await c.request({ type: 'unsubscribe', id: 3, topics: ['a.*', 'a.>'] }), { type: 'ack', id: 3, topics: ['a.*', 'a.>'] })
   await app.live.publish('a.b.c', 5)
   await app.live.publish('a.b', 6)
   t.match(await c.next(), { topic: 'a.b', data: 6 }, 'a.b is still subscribed, a.b.c no longer')
-  t.same(await c.request({ type: 'subscribe', id: 4, topic: 'a', topics: ['b'] }),
-    { type: 'error', id: 4, code: 'bad_request', message: 'subscribe: give exactly one of "topic" or "topics"' })
+  t.same(await c.request({ type: 'subscribe', id: 4, topic: 'a', topics: ['b'] }), {
+    type: 'error',
+    id: 4,
+    code: 'bad_request',
+    message: 'subscribe: give exactly one of "topic" or "topics"'
+  })
   c.close()
 })
 
@@ -41,11 +51,7 @@ t.test('event frames carry topic, seq, epoch, ts, data in that order', async (t)
 
 t.test('10,000 publishes reach several subscribers in seq order without a gap', async (t) => {
   const { url } = await startServer(t)
-  const subs = await Promise.all([
-    TestClient.open(url),
-    TestClient.open(url, { protocols: ['live.v1.json'] }),
-    TestClient.open(url)
-  ])
+  const subs = await Promise.all([TestClient.open(url), TestClient.open(url, { protocols: ['live.v1.json'] }), TestClient.open(url)])
   await subs[0].request({ type: 'subscribe', topic: 'feed.x' })
   await subs[1].request({ type: 'subscribe', topic: 'feed.*' })
   await subs[2].request({ type: 'subscribe', topics: ['>', 'feed.x'] })
@@ -53,7 +59,11 @@ t.test('10,000 publishes reach several subscribers in seq order without a gap', 
   const N = 10_000
   for (let i = 1; i <= N; i++) publisher.send({ type: 'publish', topic: 'feed.x', data: { i } })
   const acks = await publisher.take(N, 30_000)
-  t.same(acks.map((a) => a.seq), Array.from({ length: N }, (_, i) => i + 1), 'acks carry every seq once, in order')
+  t.same(
+    acks.map((a) => a.seq),
+    Array.from({ length: N }, (_, i) => i + 1),
+    'acks carry every seq once, in order'
+  )
   for (const s of subs) {
     const events = await s.take(N, 30_000)
     const wrong = events.findIndex((e, i) => e.seq !== i + 1 || e.data.i !== i + 1)
@@ -77,7 +87,14 @@ t.test('snapshot on subscribe, then live, and snapshot:false', async (t) => {
   const w = await TestClient.open(url)
   await w.request({ type: 'subscribe', topic: 't.*' })
   const snaps = await w.take(2)
-  t.same(snaps.map((s) => [s.type, s.topic]).sort(), [['snapshot', 't.a'], ['snapshot', 't.b']], 'a snapshot per matching topic')
+  t.same(
+    snaps.map((s) => [s.type, s.topic]).sort(),
+    [
+      ['snapshot', 't.a'],
+      ['snapshot', 't.b']
+    ],
+    'a snapshot per matching topic'
+  )
 
   const n = await TestClient.open(url)
   await n.request({ type: 'subscribe', topic: 't.*', snapshot: false })
@@ -105,14 +122,25 @@ t.test('recovery after a disconnect while publishing continues: no gap, no dupli
   await sleep(30) // events published meanwhile are missed by this client
 
   const again = await TestClient.open(url)
-  t.same(await again.request({ type: 'subscribe', id: 2, topic, since: { epoch: lastSeen.epoch, seq: lastSeen.seq } }),
-    { type: 'ack', id: 2, topics: [topic], recovered: true })
+  t.same(await again.request({ type: 'subscribe', id: 2, topic, since: { epoch: lastSeen.epoch, seq: lastSeen.seq } }), {
+    type: 'ack',
+    id: 2,
+    topics: [topic],
+    recovered: true
+  })
   const after = await again.take(60)
   stop = true
   await publishing
   const seqs = [...seen, ...after].map((e) => e.seq)
-  t.same(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0] + i), 'replayed then live, contiguous')
-  t.ok(after.some((e) => e.seq > lastSeen.seq + 1), 'events were missed and replayed')
+  t.same(
+    seqs,
+    Array.from({ length: seqs.length }, (_, i) => seqs[0] + i),
+    'replayed then live, contiguous'
+  )
+  t.ok(
+    after.some((e) => e.seq > lastSeen.seq + 1),
+    'events were missed and replayed'
+  )
   again.close()
 })
 
@@ -122,14 +150,33 @@ t.test('since with a map for lists and wildcards; {epoch, seq} needs one concret
   await app.live.publish('m.a', 2)
   await app.live.publish('m.b', 3)
   const c = await TestClient.open(url)
-  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'm.*', since: { 'm.a': { epoch: a.epoch, seq: 1 } } }),
-    { type: 'ack', id: 1, topics: ['m.*'], recovered: true })
+  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'm.*', since: { 'm.a': { epoch: a.epoch, seq: 1 } } }), {
+    type: 'ack',
+    id: 1,
+    topics: ['m.*'],
+    recovered: true
+  })
   const frames = await c.take(2)
-  t.same(frames.map((f) => [f.type, f.topic, f.seq]), [['event', 'm.a', 2], ['snapshot', 'm.b', 1]], 'replay for m.a, snapshot for the topic not named')
-  t.match(await c.request({ type: 'subscribe', id: 2, topic: 'm.*', since: { epoch: a.epoch, seq: 1 } }),
-    { type: 'error', id: 2, code: 'bad_request', message: /needs one concrete "topic"/ })
-  t.match(await c.request({ type: 'subscribe', id: 3, topics: ['m.a'], since: { 'z.z': { epoch: a.epoch, seq: 1 } } }),
-    { type: 'error', id: 3, code: 'bad_request', message: /no subscribed topic matches/ })
+  t.same(
+    frames.map((f) => [f.type, f.topic, f.seq]),
+    [
+      ['event', 'm.a', 2],
+      ['snapshot', 'm.b', 1]
+    ],
+    'replay for m.a, snapshot for the topic not named'
+  )
+  t.match(await c.request({ type: 'subscribe', id: 2, topic: 'm.*', since: { epoch: a.epoch, seq: 1 } }), {
+    type: 'error',
+    id: 2,
+    code: 'bad_request',
+    message: /needs one concrete "topic"/
+  })
+  t.match(await c.request({ type: 'subscribe', id: 3, topics: ['m.a'], since: { 'z.z': { epoch: a.epoch, seq: 1 } } }), {
+    type: 'error',
+    id: 3,
+    code: 'bad_request',
+    message: /no subscribed topic matches/
+  })
   c.close()
 })
 
@@ -138,16 +185,26 @@ t.test('recovered:false with a snapshot when history no longer covers the gap or
   let last = await app.live.publish('h', 0)
   for (let i = 1; i < 50; i++) last = await app.live.publish('h', i)
   const c = await TestClient.open(url)
-  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'h', since: { epoch: last.epoch, seq: 5 } }),
-    { type: 'ack', id: 1, topics: ['h'], recovered: false })
+  t.same(await c.request({ type: 'subscribe', id: 1, topic: 'h', since: { epoch: last.epoch, seq: 5 } }), {
+    type: 'ack',
+    id: 1,
+    topics: ['h'],
+    recovered: false
+  })
   t.match(await c.next(), { type: 'snapshot', topic: 'h', seq: 50, data: 49 })
-  t.same(await c.request({ type: 'subscribe', id: 2, topic: 'h', since: { epoch: 'gone', seq: 49 } }),
-    { type: 'ack', id: 2, topics: ['h'], recovered: false })
+  t.same(await c.request({ type: 'subscribe', id: 2, topic: 'h', since: { epoch: 'gone', seq: 49 } }), { type: 'ack', id: 2, topics: ['h'], recovered: false })
   t.match(await c.next(), { type: 'snapshot', seq: 50 })
-  t.same(await c.request({ type: 'subscribe', id: 3, topic: 'h', since: { epoch: 'gone', seq: 49 }, snapshot: false }),
-    { type: 'ack', id: 3, topics: ['h'], recovered: false })
-  t.same(await c.request({ type: 'subscribe', id: 4, topic: 'h', since: { epoch: last.epoch, seq: 50 } }),
-    { type: 'ack', id: 4, topics: ['h'], recovered: true }, 'already current: nothing to replay')
+  t.same(await c.request({ type: 'subscribe', id: 3, topic: 'h', since: { epoch: 'gone', seq: 49 }, snapshot: false }), {
+    type: 'ack',
+    id: 3,
+    topics: ['h'],
+    recovered: false
+  })
+  t.same(
+    await c.request({ type: 'subscribe', id: 4, topic: 'h', since: { epoch: last.epoch, seq: 50 } }),
+    { type: 'ack', id: 4, topics: ['h'], recovered: true },
+    'already current: nothing to replay'
+  )
   await c.quiet(50)
   c.close()
 })
@@ -174,7 +231,14 @@ t.test('all three publish entry points share one sequence', async (t) => {
   const res = await fetch(`${http}/publish/one.path`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '"http"' })
   t.match(await res.json(), { seq: 2, epoch: ack.epoch })
   t.same(await app.live.publish('one.path', 'api'), { seq: 3, epoch: ack.epoch })
-  t.same((await sub.take(3)).map((e) => [e.seq, e.data]), [[1, 'frame'], [2, 'http'], [3, 'api']])
+  t.same(
+    (await sub.take(3)).map((e) => [e.seq, e.data]),
+    [
+      [1, 'frame'],
+      [2, 'http'],
+      [3, 'api']
+    ]
+  )
   await t.rejects(app.live.publish('bad.*', 1), { code: 'bad_request' })
   t.match(await pub.request({ type: 'publish', id: 2, topic: 'x.>', data: 1 }), { type: 'error', id: 2, code: 'bad_request' })
   sub.close()
@@ -199,10 +263,19 @@ t.test('publishing from a non-loopback address is forbidden', async (t) => {
   // A socket whose peer is not loopback, driven through the hub like a real upgrade.
   const sent: Uint8Array[] = []
   const fake = {
-    readyState: 1, bufferedAmount: 0, _socket: null,
-    send: (d: Uint8Array) => { sent.push(d) }, close() {}, terminate() {}, ping() {},
+    readyState: 1,
+    bufferedAmount: 0,
+    _socket: null,
+    send: (d: Uint8Array) => {
+      sent.push(d)
+    },
+    close() {},
+    terminate() {},
+    ping() {},
     handlers: {} as Record<string, (...a: any[]) => void>,
-    on(event: string, fn: (...a: any[]) => void) { this.handlers[event] = fn }
+    on(event: string, fn: (...a: any[]) => void) {
+      this.handlers[event] = fn
+    }
   }
   app.live.hub.accept(fake, 'json', '203.0.113.9', ANONYMOUS_SUBSCRIBER)
   fake.handlers.message(Buffer.from('{"type":"publish","id":1,"topic":"a","data":1}'), false)
@@ -245,7 +318,10 @@ t.test('slow consumer, policy conflate: only the latest per topic, seen as a seq
   }
   t.ok(received.length < 800, `conflated: ${received.length} of 800 events delivered`)
   const jumps = received.filter((e, i) => {
-    const previous = received.slice(0, i).filter((p) => p.topic === e.topic).pop()
+    const previous = received
+      .slice(0, i)
+      .filter((p) => p.topic === e.topic)
+      .pop()
     return previous !== undefined && previous.seq + 1 < e.seq
   })
   t.ok(jumps.length > 0, 'a seq jump is visible')
@@ -256,7 +332,7 @@ t.test('slow consumer, policy conflate: only the latest per topic, seen as a seq
 
 t.test('heartbeat: a connection that misses a pong is terminated and its subscriptions freed', async (t) => {
   const { url, app } = await startServer(t, { heartbeatInterval: 50 })
-  const ws = new WebSocket(url + '/ws/live', { autoPong: false })
+  const ws = new WebSocket(`${url}/ws/live`, { autoPong: false })
   const c = new TestClient(ws, 'msgpack')
   await new Promise((r) => ws.once('open', r))
   await c.request({ type: 'subscribe', topic: 'hb' })
@@ -276,7 +352,9 @@ t.test('heartbeat: a connection the server is closing keeps its close handshake,
   const received: Buffer[] = []
   let error = ''
   socket.on('data', (chunk: Buffer) => received.push(chunk))
-  socket.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message })
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    error = err.code ?? err.message
+  })
   const closed = new Promise((r) => socket.once('close', r))
   await new Promise((r) => socket.once('connect', r))
   // The upgrade and, right behind it, a text frame that declares 2 MB (past MAX_PAYLOAD): the server
@@ -285,10 +363,15 @@ t.test('heartbeat: a connection the server is closing keeps its close handshake,
   header[0] = 0x81
   header[1] = 0x80 | 127
   header.writeBigUInt64BE(2_000_000n, 2)
-  socket.write(Buffer.concat([
-    Buffer.from(`GET /ws/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
-    header, Buffer.alloc(64 * 1024)
-  ]))
+  socket.write(
+    Buffer.concat([
+      Buffer.from(
+        `GET /ws/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      ),
+      header,
+      Buffer.alloc(64 * 1024)
+    ])
+  )
   socket.pause() // busy elsewhere: reads nothing for ten heartbeat intervals, still sending its frame
   for (let i = 0; i < 50 && !socket.destroyed; i++) {
     socket.write(Buffer.alloc(16 * 1024))
@@ -310,7 +393,9 @@ t.test('a flooding publisher does not starve a probe client', async (t) => {
   const probe = await TestClient.open(url)
   const N = 20_000
   let acks = 0
-  publisher.ws.on('message', () => { acks++ })
+  publisher.ws.on('message', () => {
+    acks++
+  })
   const frame = encode({ type: 'publish', topic: 'flood', data: { p: 'x'.repeat(100) } })
   for (let i = 0; i < N; i++) publisher.ws.send(frame)
   const acksAtProbe: number[] = []

@@ -25,9 +25,21 @@ t.test('pattern matching', async (t) => {
   t.equal(isPattern('>'), true)
   t.equal(isPattern('a.b'), false)
   const table: [string, string, boolean][] = [
-    ['a.b', 'a.b', true], ['a.b', 'a.c', false], ['a.*', 'a.b', true], ['a.*', 'a.b.c', false], ['a.*', 'a', false],
-    ['a.>', 'a.b', true], ['a.>', 'a.b.c', true], ['a.>', 'a', false], ['*', 'a', true], ['*', 'a.b', false],
-    ['>', 'a', true], ['>', 'a.b.c', true], ['*.b.>', 'x.b.c', true], ['*.b.>', 'x.b', false], ['*.*', 'a.b', true]
+    ['a.b', 'a.b', true],
+    ['a.b', 'a.c', false],
+    ['a.*', 'a.b', true],
+    ['a.*', 'a.b.c', false],
+    ['a.*', 'a', false],
+    ['a.>', 'a.b', true],
+    ['a.>', 'a.b.c', true],
+    ['a.>', 'a', false],
+    ['*', 'a', true],
+    ['*', 'a.b', false],
+    ['>', 'a', true],
+    ['>', 'a.b.c', true],
+    ['*.b.>', 'x.b.c', true],
+    ['*.b.>', 'x.b', false],
+    ['*.*', 'a.b', true]
   ]
   for (const [pattern, topic, expected] of table) t.equal(matches(pattern, topic), expected, `${pattern} ~ ${topic}`)
 })
@@ -35,7 +47,13 @@ t.test('pattern matching', async (t) => {
 t.test('the index agrees with matches() and lists each subscriber once', async (t) => {
   const index = new SubscriptionIndex<string>()
   const subs: [string, string][] = [
-    ['s1', 'a.b'], ['s1', 'a.*'], ['s1', 'a.>'], ['s2', '*.b'], ['s3', '>'], ['s4', 'a.b.c'], ['s5', '*.*.c']
+    ['s1', 'a.b'],
+    ['s1', 'a.*'],
+    ['s1', 'a.>'],
+    ['s2', '*.b'],
+    ['s3', '>'],
+    ['s4', 'a.b.c'],
+    ['s5', '*.*.c']
   ]
   for (const [s, p] of subs) index.add(p, s)
   for (const topic of ['a.b', 'a.b.c', 'x.b', 'a', 'q.r.c', 'a.x']) {

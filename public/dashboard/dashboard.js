@@ -2,8 +2,10 @@
 // figures from /metrics, round-trip latency from probes. ?token=... is passed on to the socket.
 import { LiveClient } from '/dashboard/sdk/index.js'
 
-const MAX_ROWS = 40 // open ones first, then the most recently closed
+const MAX_ROWS = 40
 const CLOSED_KEEP_MS = 30_000
+const IDLE_AFTER_MS = 5000 // no tick for this long: say that nothing is being published
+const WHY = { spread: 'the spread closed', stale: 'a quote went stale', invalid: 'a quote became invalid', venue: 'a venue went down' }
 const $ = (id) => document.getElementById(id)
 
 const endpoint = new URL('/ws/live', location.href)
@@ -12,26 +14,46 @@ const token = new URLSearchParams(location.search).get('token') ?? undefined
 const client = new LiveClient({ url: endpoint.toString(), token })
 
 const status = $('status')
-const setStatus = (text, cls) => { status.textContent = text; status.className = `status ${cls}` }
+const setStatus = (text, cls) => {
+  status.textContent = text
+  status.className = `status ${cls}`
+}
 client.on('open', () => setStatus('live', 'open'))
 client.on('close', () => setStatus('reconnecting…', 'down'))
 
 // ---- opportunities ----
-const opportunities = new Map() // id -> latest event data, with receivedAt
-client.subscribe('opportunities.>', ({ data }) => {
-  opportunities.set(data.id, { ...data, receivedAt: Date.now() })
-}, { onGap: notice }).catch(notice)
+const opportunities = new Map() // id -> latest event data, with receivedAt and the best net bps while open
+client
+  .subscribe(
+    'opportunities.>',
+    ({ data }) => {
+      const before = opportunities.get(data.id)
+      const bestNetBps = data.status === 'closed' ? before?.bestNetBps : Math.max(before?.bestNetBps ?? -Infinity, data.netBps)
+      opportunities.set(data.id, { ...data, bestNetBps, receivedAt: Date.now() })
+    },
+    { onGap: notice }
+  )
+  .catch(notice)
 
 // ---- ticks ----
 const exchanges = new Map() // exchange -> { count, rate, last }
 let ticks = 0
-client.subscribe('ticker.>', ({ data }) => {
-  ticks++
-  const e = exchanges.get(data.exchange) ?? { count: 0, rate: 0, last: data }
-  e.count++
-  e.last = data
-  exchanges.set(data.exchange, e)
-}, { snapshot: false, onGap: notice }).catch(notice)
+let lastTickAt = 0
+const openedAt = Date.now()
+client
+  .subscribe(
+    'ticker.>',
+    ({ data }) => {
+      ticks++
+      lastTickAt = Date.now()
+      const e = exchanges.get(data.exchange) ?? { count: 0, rate: 0, last: data }
+      e.count++
+      e.last = data
+      exchanges.set(data.exchange, e)
+    },
+    { snapshot: false, onGap: notice }
+  )
+  .catch(notice)
 
 // ---- latency: a probe every 500 ms, percentiles over the last 120 ----
 const rtts = []
@@ -69,7 +91,10 @@ function render() {
   lastRender = now
   $('tick-rate').textContent = Math.round((ticks - lastTicks) / seconds).toLocaleString()
   lastTicks = ticks
-  for (const e of exchanges.values()) { e.rate = e.count / seconds; e.count = 0 }
+  for (const e of exchanges.values()) {
+    e.rate = e.count / seconds
+    e.count = 0
+  }
 
   if (rtts.length > 0) {
     const sorted = [...rtts].sort((a, b) => a - b)
@@ -78,20 +103,51 @@ function render() {
   }
 
   const wall = Date.now()
+  $('idle').hidden = !(client.connected && wall - Math.max(lastTickAt, openedAt) > IDLE_AFTER_MS)
   for (const [id, o] of opportunities) if (o.status === 'closed' && wall - o.receivedAt > CLOSED_KEEP_MS) opportunities.delete(id)
-  const rows = [...opportunities.values()]
-    .sort((a, b) => (a.status === 'closed') - (b.status === 'closed') || b.receivedAt - a.receivedAt)
+  const newest = (a, b) => b.receivedAt - a.receivedAt
+  const open = [...opportunities.values()]
+    .filter((o) => o.status !== 'closed')
+    .sort(newest)
     .slice(0, MAX_ROWS)
-  $('open-count').textContent = rows.filter((o) => o.status !== 'closed').length
-  $('opportunities').tBodies[0].replaceChildren(...rows.map((o) => row(o.status === 'closed' ? 'closed' : 'open', [
-    [o.symbol, 'text'], [o.status, 'text'],
-    [`${o.buy.exchange} @ ${o.buy.price}`, 'text'], [`${o.sell.exchange} @ ${o.sell.price}`, 'text'],
-    [fixed(o.size, 4)], [fixed(o.netBps, 2), 'net'], [fixed(o.profit, 2)], [fixed(o.score, 3)],
-    [o.status === 'closed' ? `lived ${o.lifetimeMs} ms` : `${Math.max(0, wall - o.detectedAt)} ms`]
-  ])))
+  const closed = [...opportunities.values()]
+    .filter((o) => o.status === 'closed')
+    .sort(newest)
+    .slice(0, MAX_ROWS)
+  $('open-count').textContent = open.length
+  $('opportunities').tBodies[0].replaceChildren(
+    ...open.map((o) =>
+      row('open', [
+        [o.symbol, 'text'],
+        [o.status, 'text'],
+        [`${o.buy.exchange} @ ${o.buy.price}`, 'text'],
+        [`${o.sell.exchange} @ ${o.sell.price}`, 'text'],
+        [fixed(o.size, 4)],
+        [fixed(o.netBps, 2), 'net'],
+        [fixed(o.profit, 2)],
+        [fixed(o.score, 3)],
+        [`${Math.max(0, wall - o.detectedAt)} ms`]
+      ])
+    )
+  )
+  // A closed one is history, not a trade: its figures at close (often negative) are not shown.
+  $('closed').tBodies[0].replaceChildren(
+    ...closed.map((o) =>
+      row('closed', [
+        [o.symbol, 'text'],
+        [`${o.buy.exchange} → ${o.sell.exchange}`, 'text'],
+        [fixed(o.bestNetBps, 2)],
+        [`${o.lifetimeMs} ms`],
+        [WHY[o.reason] ?? o.reason ?? '–', 'text']
+      ])
+    )
+  )
 
-  $('ticks').tBodies[0].replaceChildren(...[...exchanges.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([exchange, e]) =>
-    row('', [[exchange, 'text'], [Math.round(e.rate)], [e.last.symbol, 'text'], [e.last.bid], [e.last.ask]])))
+  $('ticks').tBodies[0].replaceChildren(
+    ...[...exchanges.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([exchange, e]) => row('', [[exchange, 'text'], [Math.round(e.rate)], [e.last.symbol, 'text'], [e.last.bid], [e.last.ask]]))
+  )
 }
 
 function row(cls, cells) {

@@ -2,7 +2,7 @@
 // with timeouts, and subscriptions that survive reconnects by resubscribing with `since`, so a
 // subscriber either gets every event or is told what it missed (PROTOCOL.md "Delivery").
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import { isPattern, matches } from './patterns.ts'
+import { isPattern, matches } from './patterns.js'
 
 export type Codec = 'msgpack' | 'json'
 export type FrameId = number | string
@@ -22,15 +22,40 @@ export interface LiveEvent<T = unknown> {
   data: T
 }
 
-export interface AckFrame { type: 'ack'; id?: FrameId; topics?: string[]; recovered?: boolean; seq?: number; epoch?: string }
-export interface ResponseFrame { type: 'response'; id?: FrameId; result?: unknown; timestamp?: number; serverTime?: number }
-export interface PongFrame { type: 'pong'; id?: FrameId; serverTime: number }
-export interface ErrorFrame { type: 'error'; id?: FrameId; code: string; message: string }
+export interface AckFrame {
+  type: 'ack'
+  id?: FrameId
+  topics?: string[]
+  recovered?: boolean
+  seq?: number
+  epoch?: string
+}
+export interface ResponseFrame {
+  type: 'response'
+  id?: FrameId
+  result?: unknown
+  timestamp?: number
+  serverTime?: number
+}
+export interface PongFrame {
+  type: 'pong'
+  id?: FrameId
+  serverTime: number
+}
+export interface ErrorFrame {
+  type: 'error'
+  id?: FrameId
+  code: string
+  message: string
+}
 export type ServerFrame = LiveEvent | AckFrame | ResponseFrame | PongFrame | ErrorFrame
 
 /** An `error` frame, a timeout (`timeout`) or a lost connection (`disconnected`) as a rejection. */
 export class LiveClientError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string
+  ) {
     super(message)
     this.name = 'LiveClientError'
   }
@@ -192,7 +217,14 @@ export class LiveClient {
     this.codec = options.codec ?? 'msgpack'
     let resolve!: () => void
     let reject!: (err: Error) => void
-    this.opened = { promise: new Promise<void>((res, rej) => { resolve = res; reject = rej }), resolve, reject }
+    this.opened = {
+      promise: new Promise<void>((res, rej) => {
+        resolve = res
+        reject = rej
+      }),
+      resolve,
+      reject
+    }
     this.opened.promise.catch(ignore) // rejected only by close(); not an unhandled rejection when nobody waits
     void this.open()
   }
@@ -260,31 +292,37 @@ export class LiveClient {
   private resubscribe(subscription: Subscription): void {
     const again = subscription.isAcked
     subscription.inFlight = true
-    this.call(subscription.frame()).then((ack) => {
-      subscription.inFlight = false
-      subscription.refusals = 0
-      if (again && (ack as AckFrame).recovered === false) subscription.options.onGap?.({ pattern: subscription.pattern, reason: 'not-recovered' })
-      subscription.settle()
-    }, (err: LiveClientError) => {
-      subscription.inFlight = false
-      if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
-      if (!subscription.isAcked || this.closed) {
+    this.call(subscription.frame()).then(
+      (ack) => {
+        subscription.inFlight = false
+        subscription.refusals = 0
+        if (again && (ack as AckFrame).recovered === false) subscription.options.onGap?.({ pattern: subscription.pattern, reason: 'not-recovered' })
+        subscription.settle()
+      },
+      (err: LiveClientError) => {
+        subscription.inFlight = false
+        if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
+        if (!subscription.isAcked || this.closed) {
+          this.subscriptions.delete(subscription)
+          return subscription.settle(err)
+        }
+        if (TRANSIENT.has(err.code)) {
+          // Held before, refused now (a node still reaching its backplane, say): try again with backoff.
+          this.emit('error', err)
+          subscription.retry = setTimeout(
+            () => {
+              subscription.retry = null
+              if (this.connected && this.subscriptions.has(subscription) && !subscription.inFlight) this.resubscribe(subscription)
+            },
+            this.backoff(subscription.refusals++)
+          )
+          return
+        }
+        // Refused for good (its grant was withdrawn, say): it ends, and the caller hears so.
         this.subscriptions.delete(subscription)
-        return subscription.settle(err)
+        this.emit('error', new LiveClientError(err.code, `subscription to "${subscription.pattern}" ended: ${err.message}`))
       }
-      if (TRANSIENT.has(err.code)) {
-        // Held before, refused now (a node still reaching its backplane, say): try again with backoff.
-        this.emit('error', err)
-        subscription.retry = setTimeout(() => {
-          subscription.retry = null
-          if (this.connected && this.subscriptions.has(subscription) && !subscription.inFlight) this.resubscribe(subscription)
-        }, this.backoff(subscription.refusals++))
-        return
-      }
-      // Refused for good (its grant was withdrawn, say): it ends, and the caller hears so.
-      this.subscriptions.delete(subscription)
-      this.emit('error', new LiveClientError(err.code, `subscription to "${subscription.pattern}" ended: ${err.message}`))
-    })
+    )
   }
 
   async unsubscribe(subscription: Subscription): Promise<void> {
@@ -316,7 +354,7 @@ export class LiveClient {
     if (this.closed) return
     let socket: SocketLike
     try {
-      const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? await loadWs()
+      const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? (await loadWs())
       const url = await this.endpoint()
       if (this.closed) return // closed while the token or the ws package was loading
       socket = new WebSocketImpl(url, [SUBPROTOCOL[this.codec]])
@@ -451,7 +489,10 @@ export class LiveClient {
       this.emit('error', new LiveClientError('bad_frame', `undecodable frame from the server: ${(err as Error).message}`))
       return
     }
-    if (frame.type === 'event' || frame.type === 'snapshot') return this.dispatch(frame as LiveEvent)
+    if (frame.type === 'event' || frame.type === 'snapshot') {
+      this.dispatch(frame as LiveEvent)
+      return
+    }
     const reply = frame as Exclude<ServerFrame, LiveEvent>
     const pending = reply.id === undefined ? undefined : this.pending.get(reply.id)
     if (pending === undefined) {

@@ -74,8 +74,7 @@ export function spread(buyPrice: number, sellPrice: number, size: number, buyFee
 export const netBps = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number =>
   (netPerUnit(buyPrice, sellPrice, buyFee, sellFee) / buyPrice) * 1e4
 
-const netPerUnit = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number =>
-  sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
+const netPerUnit = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number): number => sellPrice * (1 - sellFee) - buyPrice * (1 + buyFee)
 
 /** Venues per symbol: pairs (and the work of each tick) grow with the square of this. */
 export const MAX_EXCHANGES_PER_SYMBOL = 64
@@ -94,7 +93,11 @@ class Quote {
   ts = 0
   receivedAt = 0
   valid = false
-  constructor(readonly exchange: string, readonly fee: number, readonly slot: number) {}
+  constructor(
+    readonly exchange: string,
+    readonly fee: number,
+    readonly slot: number
+  ) {}
 }
 
 /** A buy-on-one, sell-on-another pair and its open opportunity, if any. */
@@ -104,7 +107,10 @@ class Pair {
   /** What the last published event said, to judge whether a change is material. */
   lastNetBps = 0
   lastSize = 0
-  constructor(readonly buy: Quote, readonly sell: Quote) {}
+  constructor(
+    readonly buy: Quote,
+    readonly sell: Quote
+  ) {}
 }
 
 class SymbolBook {
@@ -238,8 +244,7 @@ export class ArbitrageEngine {
       this.counters.opened++
       return push(events, this.event(book, pair, 'open', now, age, size))
     }
-    const material = Math.abs(net - pair.lastNetBps) >= this.options.updateBps ||
-      Math.abs(size - pair.lastSize) >= SIZE_CHANGE * pair.lastSize
+    const material = Math.abs(net - pair.lastNetBps) >= this.options.updateBps || Math.abs(size - pair.lastSize) >= SIZE_CHANGE * pair.lastSize
     if (!material) return events
     this.counters.updated++
     return push(events, this.event(book, pair, 'update', now, age, size))

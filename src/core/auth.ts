@@ -2,8 +2,8 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createVerifier } from 'fast-jwt'
-import { ErrorCode, LiveError } from './protocol.ts'
-import { matches } from './topics.ts'
+import { ErrorCode, LiveError } from './protocol.js'
+import { matches } from './topics.js'
 
 export type AuthMode = 'loopback' | 'required' | 'none'
 
@@ -90,10 +90,16 @@ export function grantsOf(scopes: readonly string[], expiresAt: number | null, su
 /** API_KEYS: `key=scope scope;key=scope`; null when malformed (keys are at least 16 characters). */
 export function parseApiKeys(text: string): Map<string, string[]> | null {
   const keys = new Map<string, string[]>()
-  for (const entry of text.split(';').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(';')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const eq = entry.indexOf('=')
     const key = entry.slice(0, eq)
-    const scopes = entry.slice(eq + 1).split(/\s+/).filter(Boolean)
+    const scopes = entry
+      .slice(eq + 1)
+      .split(/\s+/)
+      .filter(Boolean)
     if (eq < 16 || !/^[\x21-\x7e]+$/.test(key) || scopes.length === 0) return null
     if (!scopes.every((s) => /^(subscribe|publish):[^\s]+$/.test(s))) return null
     keys.set(key, scopes)
@@ -158,7 +164,8 @@ export class Authenticator {
     } catch (err) {
       throw new LiveError(ErrorCode.unauthorized, `invalid token: ${jwtReason(err)}`)
     }
-    const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : Array.isArray(claims.scopes) ? claims.scopes.filter((s) => typeof s === 'string') : []
+    const scopes =
+      typeof claims.scope === 'string' ? claims.scope.split(' ') : Array.isArray(claims.scopes) ? claims.scopes.filter((s) => typeof s === 'string') : []
     const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : null
     // A token that never expires, or only in a year, is a key that cannot be taken back.
     if (expiresAt === null && this.requireExp) throw new LiveError(ErrorCode.unauthorized, 'invalid token: it has no exp')
@@ -183,7 +190,9 @@ function jwtVerifier(options: AuthOptions): ((token: string) => Record<string, u
       requiredClaims: [...(options.jwtIssuer ? ['iss'] : []), ...(options.jwtAudience ? ['aud'] : [])]
     })
   } catch (err) {
-    throw new Error(`${variable}: not a usable key (expected ${options.jwtSecret ? 'a secret' : 'an RS256 or ES256 public key in PEM, or the path of one'}): ${(err as Error).message}`)
+    throw new Error(
+      `${variable}: not a usable key (expected ${options.jwtSecret ? 'a secret' : 'an RS256 or ES256 public key in PEM, or the path of one'}): ${(err as Error).message}`
+    )
   }
 }
 
@@ -205,7 +214,11 @@ function jwtReason(err: unknown): string {
 }
 
 /** ALLOWED_ORIGINS as a list. */
-export const originList = (text: string): string[] => text.split(',').map((o) => o.trim()).filter(Boolean)
+export const originList = (text: string): string[] =>
+  text
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
 
 /** The credential of an HTTP request: `Authorization: Bearer <token>`, else `?token=`. */
 export function tokenOf(authorization: string | undefined, queryToken: string | undefined): string | undefined {

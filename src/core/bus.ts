@@ -1,8 +1,8 @@
 // The bus: where a publish gets its seq, enters history, sets the topic's last value and is handed to delivery.
 import { randomBytes } from 'node:crypto'
-import { isPattern, TopicTree, Work } from './topics.ts'
-import { encodeDataShared, StoredEvent } from './codec.ts'
-import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
+import { isPattern, TopicTree, Work } from './topics.js'
+import { encodeDataShared, StoredEvent } from './codec.js'
+import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 
 export type MaybePromise<T> = T | Promise<T>
 

@@ -1,6 +1,6 @@
 // Codecs: MessagePack (binary frames) and JSON (text frames), and choosing one per connection.
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import { ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.ts'
+import { ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.js'
 
 export type CodecName = 'msgpack' | 'json'
 
@@ -62,7 +62,13 @@ const NOT_DECODED = Symbol('not decoded')
  */
 export class StoredEvent implements BusEvent {
   private decoded: unknown = NOT_DECODED
-  constructor(readonly topic: string, readonly epoch: string, readonly seq: number, readonly ts: number, readonly encoded: Uint8Array) {}
+  constructor(
+    readonly topic: string,
+    readonly epoch: string,
+    readonly seq: number,
+    readonly ts: number,
+    readonly encoded: Uint8Array
+  ) {}
 
   get data(): unknown {
     if (this.decoded === NOT_DECODED) this.decoded = decodeData(this.encoded)
@@ -226,7 +232,8 @@ export function scanJsonDepth(bytes: Uint8Array, maxDepth: number): Refusal | nu
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]
     if (inString) {
-      if (c === 0x5c) i++ // backslash: skip the escaped byte
+      if (c === 0x5c)
+        i++ // backslash: skip the escaped byte
       else if (c === 0x22) inString = false
     } else if (c === 0x22) inString = true
     else if (c === 0x5b || c === 0x7b) {
@@ -244,7 +251,13 @@ const MALFORMED: Refusal = { code: ErrorCode.badRequest, message: 'undecodable M
  * left to the decoder, which reports them, unless `whole` asks for bytes that are exactly one
  * complete value: data that is passed on without being decoded.
  */
-export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: number, left: Float64Array = new Float64Array(maxDepth + 1), whole = false): Refusal | null {
+export function scanMsgpack(
+  bytes: Uint8Array,
+  maxDepth: number,
+  maxItems: number,
+  left: Float64Array = new Float64Array(maxDepth + 1),
+  whole = false
+): Refusal | null {
   const incomplete = whole ? MALFORMED : null
   // left[d]: values still to read in the container open at depth d, negative in a map (keys and
   // values alternate, so an even count left means a key comes next); left[0] is the frame itself.
@@ -264,14 +277,18 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number, maxItems: numbe
     if (isKey && isProtoKey(bytes, pos)) return PROTO_KEY
     let count = -1 // a container's element count (map: entries)
     let isMap = false
-    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) pos += 1 // fixint, nil, bool
+    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3)
+      pos += 1 // fixint, nil, bool
     else if (b <= 0x9f) {
       count = b & 0x0f
       isMap = b <= 0x8f
       pos += 1
-    } else if (b <= 0xbf) pos += 1 + (b & 0x1f) // fixstr
-    else if (b === 0xca || b === 0xcb) pos += b === 0xca ? 5 : 9 // float 32/64
-    else if (b >= 0xcc && b <= 0xd3) pos += 1 + (1 << (b & 0x03)) // uint/int 8..64
+    } else if (b <= 0xbf)
+      pos += 1 + (b & 0x1f) // fixstr
+    else if (b === 0xca || b === 0xcb)
+      pos += b === 0xca ? 5 : 9 // float 32/64
+    else if (b >= 0xcc && b <= 0xd3)
+      pos += 1 + (1 << (b & 0x03)) // uint/int 8..64
     else if ((b >= 0xc4 && b <= 0xc6) || (b >= 0xd9 && b <= 0xdb)) {
       const width = b === 0xc4 || b === 0xd9 ? 1 : b === 0xc5 || b === 0xda ? 2 : 4 // bin/str 8, 16, 32
       if (pos + 1 + width > bytes.length) return incomplete
@@ -301,9 +318,16 @@ const PROTO = Buffer.from('__proto__')
 /** Is the value at `pos` the string "__proto__", in any of MessagePack's string encodings? */
 function isProtoKey(bytes: Uint8Array, pos: number): boolean {
   const b = bytes[pos]
-  const start = b === 0xa9 ? pos + 1 : b === 0xd9 && bytes[pos + 1] === 9 ? pos + 2
-    : b === 0xda && bytes[pos + 1] === 0 && bytes[pos + 2] === 9 ? pos + 3
-      : b === 0xdb && bytes[pos + 1] === 0 && bytes[pos + 2] === 0 && bytes[pos + 3] === 0 && bytes[pos + 4] === 9 ? pos + 5 : -1
+  const start =
+    b === 0xa9
+      ? pos + 1
+      : b === 0xd9 && bytes[pos + 1] === 9
+        ? pos + 2
+        : b === 0xda && bytes[pos + 1] === 0 && bytes[pos + 2] === 9
+          ? pos + 3
+          : b === 0xdb && bytes[pos + 1] === 0 && bytes[pos + 2] === 0 && bytes[pos + 3] === 0 && bytes[pos + 4] === 9
+            ? pos + 5
+            : -1
   if (start === -1 || start + 9 > bytes.length) return false
   for (let i = 0; i < 9; i++) if (bytes[start + i] !== PROTO[i]) return false
   return true

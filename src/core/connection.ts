@@ -1,18 +1,29 @@
 // One client connection: decodes and dispatches its frames, and owns its send path (corking, slow-consumer policy).
 import type { Socket } from 'node:net'
-import { encodeEvent, encodeFrame, framePayload, type CodecName } from './codec.ts'
+import { encodeEvent, encodeFrame, framePayload, type CodecName } from './codec.js'
 import {
-  CloseCode, ErrorCode, FrameError, LiveError, errorFrame, validateFrame,
-  type BusEvent, type ClientFrame, type FrameId, type Position, type PublishFrame, type RequestFrame,
-  type SubscribeFrame, type UnsubscribeFrame
-} from './protocol.ts'
-import { FRAME_WORK, isPattern, SubscriptionIndex, Work } from './topics.ts'
-import type { MaybePromise } from './bus.ts'
-import { isThenable, type Hub } from './hub.ts'
-import type { LiveClient } from '../hooks/registry.ts'
-import { checkPublish, maySubscribe, type Grants } from './auth.ts'
-import { Strikes, TokenBucket } from './limits.ts'
-import type { LiveStats } from './stats.ts'
+  CloseCode,
+  ErrorCode,
+  FrameError,
+  LiveError,
+  errorFrame,
+  validateFrame,
+  type BusEvent,
+  type ClientFrame,
+  type FrameId,
+  type Position,
+  type PublishFrame,
+  type RequestFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame
+} from './protocol.js'
+import { FRAME_WORK, isPattern, SubscriptionIndex, Work } from './topics.js'
+import type { MaybePromise } from './bus.js'
+import { isThenable, type Hub } from './hub.js'
+import type { ClientInfo } from '../hooks/registry.js'
+import { checkPublish, maySubscribe, type Grants } from './auth.js'
+import { Strikes, TokenBucket } from './limits.js'
+import type { LiveStats } from './stats.js'
 
 type OutFrameType = keyof LiveStats['framesOut']
 
@@ -57,7 +68,7 @@ const MALFORMED: ReadonlySet<string> = new Set([ErrorCode.badRequest, ErrorCode.
 // setTimeout's longest delay; a credential expiring later is checked again when it fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-export class LiveConnection implements LiveClient {
+export class LiveConnection implements ClientInfo {
   readonly patterns = new Set<string>()
   readonly binary: boolean
   private readonly sendOptions: { binary: boolean }
@@ -117,7 +128,9 @@ export class LiveConnection implements LiveClient {
       if (this.expiry !== null) clearTimeout(this.expiry)
       hub.remove(this, code)
     })
-    socket.on('pong', () => { this.alive = true })
+    socket.on('pong', () => {
+      this.alive = true
+    })
     // ws emits 'error' for protocol violations (bad UTF-8, oversized frames) and then closes the socket itself.
     socket.on('error', (err) => hub.log.debug({ connection: id, err: err.message }, 'socket error'))
   }
@@ -130,7 +143,10 @@ export class LiveConnection implements LiveClient {
     if (this.socket.readyState !== OPEN) return
     if (this.bucket !== null) {
       const verdict = this.bucket.take(Date.now())
-      if (verdict !== 'ok') return this.refuse(verdict, data, isBinary)
+      if (verdict !== 'ok') {
+        this.refuse(verdict, data, isBinary)
+        return
+      }
     }
     if (data.length > this.hub.options.maxPayload) {
       // Reached only when a host app registered @fastify/websocket with a larger maxPayload.
@@ -149,11 +165,16 @@ export class LiveConnection implements LiveClient {
     if (this.pending !== null) {
       const size = data.length
       this.waitingBytes += size
-      if (this.waitingBytes > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) return this.closeSlow()
-      this.wait(this.pending.then(() => {
-        this.waitingBytes -= size
-        return this.handle(frame, size)
-      }))
+      if (this.waitingBytes > this.hub.options.maxQueuedBytes * REPLY_QUEUE_FACTOR) {
+        this.closeSlow()
+        return
+      }
+      this.wait(
+        this.pending.then(() => {
+          this.waitingBytes -= size
+          return this.handle(frame, size)
+        })
+      )
       return
     }
     const step = this.handle(frame, data.length)
@@ -197,13 +218,16 @@ export class LiveConnection implements LiveClient {
 
   private dispatch(frame: ClientFrame, size: number): Promise<void> | void {
     switch (frame.type) {
-      case 'request': return this.onRequest(frame)
-      case 'ping': return this.send(frame.id === undefined
-        ? { type: 'pong', serverTime: Date.now() }
-        : { type: 'pong', id: frame.id, serverTime: Date.now() })
-      case 'subscribe': return this.onSubscribe(frame)
-      case 'unsubscribe': return this.onUnsubscribe(frame)
-      case 'publish': return this.onPublish(frame, size)
+      case 'request':
+        return this.onRequest(frame)
+      case 'ping':
+        return this.send(frame.id === undefined ? { type: 'pong', serverTime: Date.now() } : { type: 'pong', id: frame.id, serverTime: Date.now() })
+      case 'subscribe':
+        return this.onSubscribe(frame)
+      case 'unsubscribe':
+        return this.onUnsubscribe(frame)
+      case 'publish':
+        return this.onPublish(frame, size)
     }
   }
 
@@ -213,7 +237,8 @@ export class LiveConnection implements LiveClient {
       if (frame.id !== undefined) reply.id = frame.id
       if ('timestamp' in frame) reply.timestamp = frame.timestamp
       reply.serverTime = Date.now()
-      return this.send(reply)
+      this.send(reply)
+      return
     }
     const method = this.hub.hooks.methods.get(frame.method)
     if (method === undefined) throw new LiveError(ErrorCode.notFound, `unknown method "${frame.method.slice(0, 64)}"`)
@@ -225,8 +250,7 @@ export class LiveConnection implements LiveClient {
     if (frameBytes > this.hub.options.maxPublishBytes) {
       throw new LiveError(ErrorCode.tooLarge, `publish larger than ${this.hub.options.maxPublishBytes} bytes`)
     }
-    this.settle(frame.id, this.hub.publish(frame.topic, frame.data), (event) =>
-      this.send({ type: 'ack', id: frame.id, seq: event.seq, epoch: event.epoch }))
+    this.settle(frame.id, this.hub.publish(frame.topic, frame.data), (event) => this.send({ type: 'ack', id: frame.id, seq: event.seq, epoch: event.epoch }))
   }
 
   private onUnsubscribe(frame: UnsubscribeFrame): void {
@@ -268,10 +292,11 @@ export class LiveConnection implements LiveClient {
 
     const bus = this.hub.bus
     const snapshot = frame.snapshot !== false
-    const read = () => [
-      since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
-      snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
-    ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
+    const read = () =>
+      [
+        since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
+        snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
+      ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
     const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
       this.sendSubscribed(frame.id, patterns, since, recovered, last)
     const undo = (err: unknown) => {
@@ -291,12 +316,14 @@ export class LiveConnection implements LiveClient {
       }
       return this.whileHeld(Promise.all([Promise.all(reads[0]), Promise.all(reads[1])]).then(([recovered, last]) => finish(recovered, last), undo))
     }
-    return this.whileHeld(Promise.all(watching)
-      .then(() => {
-        const [recoveries, lasts] = read()
-        return Promise.all([Promise.all(recoveries), Promise.all(lasts)] as const)
-      })
-      .then(([recovered, last]) => finish(recovered, last), undo))
+    return this.whileHeld(
+      Promise.all(watching)
+        .then(() => {
+          const [recoveries, lasts] = read()
+          return Promise.all([Promise.all(recoveries), Promise.all(lasts)] as const)
+        })
+        .then(([recovered, last]) => finish(recovered, last), undo)
+    )
   }
 
   /** Holds live events until `step` (a read and the writing of what it found) is done. */

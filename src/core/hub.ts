@@ -1,20 +1,39 @@
 // The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
 import type { Socket } from 'node:net'
-import { checkData, encodeEvent, FrameDecoder, type CodecName } from './codec.ts'
-import { LiveConnection, type LiveSocket } from './connection.ts'
-import { CloseCode, ErrorCode, LiveError, type BusEvent } from './protocol.ts'
-import { checkTopic, SubscriptionIndex } from './topics.ts'
-import type { Bus, MaybePromise } from './bus.ts'
-import type { HookRegistry, LiveClient } from '../hooks/registry.ts'
-import { Authenticator, UNRESTRICTED, maySubscribe, type AuthOptions, type Grants } from './auth.ts'
-import { Admission } from './limits.ts'
-import { LiveStats } from './stats.ts'
-import type { Config } from '../config.ts'
+import { checkData, encodeEvent, FrameDecoder, type CodecName } from './codec.js'
+import { LiveConnection, type LiveSocket } from './connection.js'
+import { CloseCode, ErrorCode, LiveError, type BusEvent } from './protocol.js'
+import { checkTopic, SubscriptionIndex } from './topics.js'
+import type { Bus, MaybePromise } from './bus.js'
+import type { HookRegistry, ClientInfo } from '../hooks/registry.js'
+import { Authenticator, UNRESTRICTED, maySubscribe, type AuthOptions, type Grants } from './auth.js'
+import { Admission } from './limits.js'
+import { LiveStats } from './stats.js'
+import type { Config } from '../config.js'
 
-export type HubOptions = Pick<Config,
-  | 'maxPayload' | 'maxPublishBytes' | 'maxQueuedBytes' | 'slowConsumer' | 'heartbeatInterval' | 'maxSubscriptions'
-  | 'maxTopicLength' | 'maxTopicTokens' | 'rateLimit' | 'publisherRateLimit' | 'rateStrikes' | 'maxFrameErrors' | 'decodeMaxDepth' | 'decodeMaxItems'
-  | 'maxConnections' | 'maxConnectionsPerIp' | 'maxSubscriptionsPerIp' | 'maxSubscriptionsTotal' | 'memoryLimitMb' | keyof AuthOptions>
+export type HubOptions = Pick<
+  Config,
+  | 'maxPayload'
+  | 'maxPublishBytes'
+  | 'maxQueuedBytes'
+  | 'slowConsumer'
+  | 'heartbeatInterval'
+  | 'maxSubscriptions'
+  | 'maxTopicLength'
+  | 'maxTopicTokens'
+  | 'rateLimit'
+  | 'publisherRateLimit'
+  | 'rateStrikes'
+  | 'maxFrameErrors'
+  | 'decodeMaxDepth'
+  | 'decodeMaxItems'
+  | 'maxConnections'
+  | 'maxConnectionsPerIp'
+  | 'maxSubscriptionsPerIp'
+  | 'maxSubscriptionsTotal'
+  | 'memoryLimitMb'
+  | keyof AuthOptions
+>
 
 export interface HubLogger {
   debug(obj: object, msg: string): void
@@ -27,7 +46,6 @@ const WARNS_PER_WINDOW = 20
 
 /** An in-process subscriber: called with every matching event after the sockets got theirs. */
 export type EventListener = (event: BusEvent) => void
-
 
 export class Hub {
   readonly connections = new Set<LiveConnection>()
@@ -50,7 +68,12 @@ export class Hub {
   private warnWindowStart = 0
   private warnsInWindow = 0
 
-  constructor(readonly bus: Bus, readonly options: HubOptions, readonly log: HubLogger, readonly hooks: HookRegistry) {
+  constructor(
+    readonly bus: Bus,
+    readonly options: HubOptions,
+    readonly log: HubLogger,
+    readonly hooks: HookRegistry
+  ) {
     this.decoder = new FrameDecoder(options)
     this.auth = new Authenticator(options)
     this.admission = new Admission(options)
@@ -59,9 +82,13 @@ export class Hub {
     this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
     const methods = hooks.methods
     methods.set('time', () => ({ serverTime: Date.now() }))
-    methods.set('topics', (_params, client) => then(bus.topics(), (topics) => topics
-      .filter((t) => maySubscribe(callerGrants(client), t.topic))
-      .map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))))
+    methods.set('topics', (_params, client) =>
+      then(bus.topics(), (topics) =>
+        topics
+          .filter((t) => maySubscribe(callerGrants(client), t.topic))
+          .map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))
+      )
+    )
     methods.set('hooks', () => hooks.figures())
     methods.set('snapshot', (params, client) => {
       const topic = (params as { topic?: unknown } | null)?.topic
@@ -196,6 +223,7 @@ export class Hub {
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
       const connection = subscribers[i]
+      // biome-ignore lint/suspicious/noAssignInExpressions: each codec's frame is encoded once, when its first subscriber needs it
       const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
       connection.deliver(event, frame)
     }
@@ -265,13 +293,12 @@ export class Hub {
 
 /** Applies `fn` to a value or a promise of one, staying synchronous for plain values. */
 export function then<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePromise<Awaited<R>> | R {
-  return isThenable(value) ? value.then(fn) as Promise<Awaited<R>> : fn(value)
+  return isThenable(value) ? (value.then(fn) as Promise<Awaited<R>>) : fn(value)
 }
 
 const noop = () => {}
 
 /** The grants of a method's caller: a live connection's, or everything for in-process callers. */
-const callerGrants = (client: LiveClient): Grants => (client as Partial<LiveConnection>).grants ?? UNRESTRICTED
+const callerGrants = (client: ClientInfo): Grants => (client as Partial<LiveConnection>).grants ?? UNRESTRICTED
 
-export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> =>
-  typeof (value as Promise<T> | null)?.then === 'function'
+export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> => typeof (value as Promise<T> | null)?.then === 'function'

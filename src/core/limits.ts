@@ -26,7 +26,12 @@ export class TokenBucket {
   private refilledAt: number
   private strikes: Strikes
 
-  constructor(private readonly rate: number, private readonly burst: number, maxStrikes: number, now: number) {
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    maxStrikes: number,
+    now: number
+  ) {
     this.tokens = burst
     this.refilledAt = now
     this.strikes = new Strikes(maxStrikes)
@@ -79,7 +84,10 @@ export class Admission {
   private readAt = -Infinity
   private collectedAt = -Infinity
 
-  constructor(private readonly options: AdmissionOptions, private readonly memory: MemoryProbe = processMemory) {}
+  constructor(
+    private readonly options: AdmissionOptions,
+    private readonly memory: MemoryProbe = processMemory
+  ) {}
 
   /** Why a new connection from `address` is refused, or null when it is admitted. */
   refusal(address: string | undefined): string | null {

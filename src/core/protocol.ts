@@ -1,4 +1,4 @@
-// The wire contract of ../shared/PROTOCOL.md: frame schemas (compiled once), error codes and close codes.
+// The wire contract of docs/PROTOCOL.md: frame schemas (compiled once), error codes and close codes.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 
@@ -29,7 +29,10 @@ export const CloseCode = {
 
 /** An error that carries a protocol error code; thrown by core code, turned into an `error` frame or HTTP status. */
 export class LiveError extends Error {
-  constructor(readonly code: ErrorCodeValue, message: string) {
+  constructor(
+    readonly code: ErrorCodeValue,
+    message: string
+  ) {
     // An answer to a client, not a bug: no stack trace (capturing one costs more than the rest of the reply).
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
@@ -88,8 +91,7 @@ const checks: Record<string, TypeCheck<TSchema>> = {
   ping: TypeCompiler.Compile(PingFrame)
 }
 
-const isId = (id: unknown): id is FrameId =>
-  (typeof id === 'string' && id.length <= 256) || Number.isInteger(id)
+const isId = (id: unknown): id is FrameId => (typeof id === 'string' && id.length <= 256) || Number.isInteger(id)
 
 /**
  * Checks a decoded value against the frame schemas. Throws LiveError with the
@@ -113,7 +115,11 @@ export function validateFrame(value: unknown): ClientFrame {
 }
 
 export class FrameError extends LiveError {
-  constructor(readonly id: FrameId | undefined, code: ErrorCodeValue, message: string) {
+  constructor(
+    readonly id: FrameId | undefined,
+    code: ErrorCodeValue,
+    message: string
+  ) {
     super(code, message)
   }
 }

@@ -2,10 +2,10 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
-import { encodeData, scanMsgpack, StoredEvent } from './codec.ts'
-import type { BackplaneFigures, Bus, TopicInfo } from './bus.ts'
-import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.ts'
-import { isPattern, TopicTree, Work } from './topics.ts'
+import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
+import type { BackplaneFigures, Bus, TopicInfo } from './bus.js'
+import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
+import { isPattern, TopicTree, Work } from './topics.js'
 
 export interface RedisBusOptions {
   redisUrl: string
@@ -153,7 +153,10 @@ export class RedisBus implements Bus {
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
   readonly name = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
 
-  constructor(private readonly options: RedisBusOptions, private readonly log: RedisBusLogger) {
+  constructor(
+    private readonly options: RedisBusOptions,
+    private readonly log: RedisBusLogger
+  ) {
     const common = { lazyConnect: false, connectionName: `live-${this.name}` }
     // Commands fail at once while Redis is away: a publish answers `unavailable` rather than waiting.
     // Auto-pipelining: the reads of one event-loop turn (history, last values) leave in one write.
@@ -161,7 +164,11 @@ export class RedisBus implements Bus {
     // Pipeline whose objects outlived young-generation GCs, so at 10,000 publishes/s the old
     // generation grew ~9 MB/s and mark-compacts set the latency tail.
     this.redis = new Redis(options.redisUrl, {
-      ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true, autoPipeliningIgnoredCommands: ['livePublish']
+      ...common,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands: ['livePublish']
     }) as RedisWithPublish
     this.sub = new Redis(options.redisUrl, { ...common, connectionName: `live-sub-${this.name}`, maxRetriesPerRequest: null, autoResubscribe: false })
     this.flushPublishes = this.flushPublishes.bind(this)
@@ -184,19 +191,23 @@ export class RedisBus implements Bus {
           for (const [topic, cursor] of this.cursors) if (cursor.queue === null) this.catchUp(topic, cursor)
         })
         .catch((err: Error) => log.warn({ err: err.message }, 'redis resubscribe failed; the next reconnect retries'))
-        .finally(() => { this.subscriberReadyBefore = true })
+        .finally(() => {
+          this.subscriberReadyBefore = true
+        })
     })
-    this.sub.on('close', () => { this.subscribed = false })
+    this.sub.on('close', () => {
+      this.subscribed = false
+    })
     const every = Math.max(1000, Math.min(60_000, options.topicTtl / 4))
     this.sweeper = setInterval(() => this.sweep(Date.now()), every).unref()
   }
 
   private subscribeChannel(channel: string): Promise<unknown> {
-    return channel === '*' ? this.sub.psubscribe(this.channelPrefix + '*') : this.sub.subscribe(this.channelPrefix + channel)
+    return channel === '*' ? this.sub.psubscribe(`${this.channelPrefix}*`) : this.sub.subscribe(this.channelPrefix + channel)
   }
 
   private unsubscribeChannel(channel: string): Promise<unknown> {
-    return channel === '*' ? this.sub.punsubscribe(this.channelPrefix + '*') : this.sub.unsubscribe(this.channelPrefix + channel)
+    return channel === '*' ? this.sub.punsubscribe(`${this.channelPrefix}*`) : this.sub.unsubscribe(this.channelPrefix + channel)
   }
 
   /**
@@ -249,16 +260,19 @@ export class RedisBus implements Bus {
       keys.push(this.key('m', topic), this.key('h', topic))
       args.push(ts, encoded, this.channelPrefix + channelOf(topic), topic)
     }
-    this.call(() => this.redis.livePublish(keys.length, ...keys, ...args)).then((results) => {
-      for (let i = 0; i < batch.length; i++) {
-        const { topic, ts, data, resolve, reject } = batch[i]
-        const [seq, epoch] = results[i]
-        if (seq === 0) reject(new LiveError(ErrorCode.unavailable, `the backplane holds its maximum of ${maxTopics} topics`))
-        else resolve({ topic, seq, epoch, ts, data })
+    this.call(() => this.redis.livePublish(keys.length, ...keys, ...args)).then(
+      (results) => {
+        for (let i = 0; i < batch.length; i++) {
+          const { topic, ts, data, resolve, reject } = batch[i]
+          const [seq, epoch] = results[i]
+          if (seq === 0) reject(new LiveError(ErrorCode.unavailable, `the backplane holds its maximum of ${maxTopics} topics`))
+          else resolve({ topic, seq, epoch, ts, data })
+        }
+      },
+      (err) => {
+        for (const { reject } of batch) reject(err)
       }
-    }, (err) => {
-      for (const { reject } of batch) reject(err)
-    })
+    )
   }
 
   async last(topic: string): Promise<BusEvent | undefined> {
@@ -278,7 +292,9 @@ export class RedisBus implements Bus {
       return tree
     })
     this.topicIndex = index
-    setImmediate(() => { this.topicIndex = null })
+    setImmediate(() => {
+      this.topicIndex = null
+    })
     return index
   }
 

@@ -1,6 +1,6 @@
 // What the live layer counts for /metrics and PM2: plain numbers bumped on the hot path (no
 // allocation, no labels), read and labelled only when scraped.
-import { Histogram } from './histogram.ts'
+import { Histogram } from './histogram.js'
 
 export class LiveStats {
   connects = 0

@@ -1,5 +1,5 @@
 // Topic names, wildcard patterns and the subscription index: a token trie with a per-topic cache of matches.
-import { ErrorCode, LiveError } from './protocol.ts'
+import { ErrorCode, LiveError } from './protocol.js'
 
 export interface TopicLimits {
   maxTopicLength: number
@@ -44,7 +44,7 @@ export function checkTopic(topic: string, limits: TopicLimits, wildcards: boolea
 }
 
 // Pattern semantics live with the client SDK, which runs in browsers too.
-export { isPattern, matches } from '../client/patterns.ts'
+export { isPattern, matches } from '../client/patterns.js'
 
 class TrieNode<S> {
   readonly children = new Map<string, TrieNode<S>>()
@@ -73,7 +73,7 @@ export class Work {
 
   spend(): void {
     if (--this.left < 0) {
-      throw new LiveError(ErrorCode.tooLarge, 'matching this frame\'s patterns, since entries and snapshots costs more than one frame may: send fewer per frame')
+      throw new LiveError(ErrorCode.tooLarge, "matching this frame's patterns, since entries and snapshots costs more than one frame may: send fewer per frame")
     }
   }
 }

@@ -1,5 +1,5 @@
 // Feed adapters: one exchange's public market-data message in, the normalized tick out (or null).
-import type { Tick } from '../core/arbitrage.ts'
+import type { Tick } from '../core/arbitrage.js'
 
 export interface FeedAdapter {
   readonly exchange: string
@@ -31,8 +31,12 @@ export const binanceBookTicker: FeedAdapter = {
     const symbol = splitBinanceSymbol(m.s)
     if (symbol === null) return null
     return {
-      exchange: 'binance', symbol,
-      bid: num(m.b), ask: num(m.a), bidSize: num(m.B), askSize: num(m.A),
+      exchange: 'binance',
+      symbol,
+      bid: num(m.b),
+      ask: num(m.a),
+      bidSize: num(m.B),
+      askSize: num(m.A),
       ts: typeof m.T === 'number' ? m.T : typeof m.E === 'number' ? m.E : receivedAt
     }
   }
@@ -46,8 +50,13 @@ export const coinbaseTicker: FeedAdapter = {
     if (m?.type !== 'ticker' || typeof m.product_id !== 'string') return null
     const ts = typeof m.time === 'string' ? Date.parse(m.time) : NaN
     return {
-      exchange: 'coinbase', symbol: m.product_id,
-      bid: num(m.best_bid), ask: num(m.best_ask), bidSize: num(m.best_bid_size), askSize: num(m.best_ask_size), ts
+      exchange: 'coinbase',
+      symbol: m.product_id,
+      bid: num(m.best_bid),
+      ask: num(m.best_ask),
+      bidSize: num(m.best_bid_size),
+      askSize: num(m.best_ask_size),
+      ts
     }
   }
 }

@@ -4,23 +4,62 @@
 import { parseArgs } from 'node:util'
 import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
-import { SyntheticFeed } from './synthetic.ts'
+import { SyntheticFeed } from './synthetic.js'
 import { Agent, fetch } from 'undici'
 
-const { values } = parseArgs({
-  options: {
-    url: { type: 'string', default: 'ws://127.0.0.1:8765/ws/live' },
-    http: { type: 'string' },
-    rate: { type: 'string', default: '1000' },
-    seed: { type: 'string', default: '1' },
-    symbols: { type: 'string', default: '20' },
-    exchanges: { type: 'string', default: '5' },
-    seconds: { type: 'string', default: '0' }
+const USAGE = `usage: node dist/feed/publisher.js [options]
+
+Publishes a synthetic ticker feed (ticker.<exchange>.<symbol>) with planted dislocations.
+
+  --url URL          live endpoint to publish over WebSocket (default ws://127.0.0.1:8765/ws/live)
+  --http URL         publish with POST /publish/:topic to this base URL instead
+  --rate N           ticks per second (default 1000)
+  --seed N           seed: same seed, same ticks (default 1)
+  --symbols N        symbols (default 20)
+  --exchanges N      exchanges (default 5)
+  --seconds N        stop after N seconds (default 0: until SIGINT or SIGTERM)
+  --help             this text
+
+Prints {sent, acked, refused} once a second. Exit codes: 0 done, 1 the server cannot be reached, 2 usage.
+`
+
+function usage(message: string): never {
+  process.stderr.write(`publisher: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        url: { type: 'string', default: 'ws://127.0.0.1:8765/ws/live' },
+        http: { type: 'string' },
+        rate: { type: 'string', default: '1000' },
+        seed: { type: 'string', default: '1' },
+        symbols: { type: 'string', default: '20' },
+        exchanges: { type: 'string', default: '5' },
+        seconds: { type: 'string', default: '0' },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    })
+  } catch (err) {
+    return usage((err as Error).message)
   }
-})
-const rate = Number(values.rate)
-const seconds = Number(values.seconds)
-const feed = new SyntheticFeed({ seed: Number(values.seed), symbols: Number(values.symbols), exchanges: Number(values.exchanges) })
+})()
+if (values.help) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+
+/** A whole number from `min` up, or a usage error naming the option. */
+function count(name: 'rate' | 'seed' | 'symbols' | 'exchanges' | 'seconds', min: number): number {
+  const n = Number(values[name])
+  if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be a whole number from ${min}, got "${values[name]}"`)
+  return n
+}
+const rate = count('rate', 1)
+const seconds = count('seconds', 0)
+const feed = new SyntheticFeed({ seed: count('seed', 0), symbols: count('symbols', 1), exchanges: count('exchanges', 2) })
 
 let send: (topic: string, data: unknown) => void
 let close: () => void = () => {}
@@ -31,16 +70,33 @@ if (values.http) {
   // A bounded pool: requests beyond it queue here instead of opening thousands of sockets, which
   // overflow the server's accept backlog on a loaded machine and come back as connection errors.
   const dispatcher = new Agent({ connections: 16 })
-  close = () => { void dispatcher.close() }
+  close = () => {
+    void dispatcher.close()
+  }
   send = (topic, data) => {
     fetch(`${base}/publish/${topic}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data), dispatcher })
-      .then((res) => { if (res.ok) acked++; else refused++; return res.arrayBuffer() })
-      .catch(() => { refused++ })
+      .then((res) => {
+        if (res.ok) acked++
+        else refused++
+        return res.arrayBuffer()
+      })
+      .catch(() => {
+        refused++
+      })
   }
 } else {
   const ws = new WebSocket(values.url, ['live.v1.msgpack'])
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  ws.on('message', (data: Buffer) => { if ((decode(data) as { type?: string }).type === 'ack') acked++; else refused++ })
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  }).catch((err: Error) => {
+    process.stderr.write(`publisher: cannot reach ${values.url}: ${err.message}\n`)
+    process.exit(1)
+  })
+  ws.on('message', (data: Buffer) => {
+    if ((decode(data) as { type?: string }).type === 'ack') acked++
+    else refused++
+  })
   send = (topic, data) => ws.send(encode({ type: 'publish', topic, data }))
   close = () => ws.close()
 }

@@ -1,17 +1,39 @@
 // A synthetic market: random-walk mids for up to 20 symbols on 3 to 5 exchanges, with realistic
 // spreads, sizes and per-exchange latency, and occasional planted dislocations that open arbitrage.
 // Deterministic: the same seed and clock give the same ticks.
-import type { Tick } from '../core/arbitrage.ts'
+import type { Tick } from '../core/arbitrage.js'
 
 export const SYMBOLS: readonly [string, number][] = [
-  ['BTC-USDT', 67000], ['ETH-USDT', 3500], ['SOL-USDT', 150], ['XRP-USDT', 0.6], ['ADA-USDT', 0.45],
-  ['DOGE-USDT', 0.15], ['AVAX-USDT', 35], ['LINK-USDT', 15], ['DOT-USDT', 7], ['LTC-USDT', 80],
-  ['TRX-USDT', 0.12], ['ATOM-USDT', 9], ['UNI-USDT', 8], ['ETC-USDT', 25], ['XLM-USDT', 0.11],
-  ['BCH-USDT', 450], ['APT-USDT', 9], ['ARB-USDT', 1.1], ['OP-USDT', 2.3], ['NEAR-USDT', 6]
+  ['BTC-USDT', 67000],
+  ['ETH-USDT', 3500],
+  ['SOL-USDT', 150],
+  ['XRP-USDT', 0.6],
+  ['ADA-USDT', 0.45],
+  ['DOGE-USDT', 0.15],
+  ['AVAX-USDT', 35],
+  ['LINK-USDT', 15],
+  ['DOT-USDT', 7],
+  ['LTC-USDT', 80],
+  ['TRX-USDT', 0.12],
+  ['ATOM-USDT', 9],
+  ['UNI-USDT', 8],
+  ['ETC-USDT', 25],
+  ['XLM-USDT', 0.11],
+  ['BCH-USDT', 450],
+  ['APT-USDT', 9],
+  ['ARB-USDT', 1.1],
+  ['OP-USDT', 2.3],
+  ['NEAR-USDT', 6]
 ]
 
 /** name, typical feed latency in ms */
-export const EXCHANGES: readonly [string, number][] = [['binance', 5], ['okx', 12], ['bybit', 15], ['coinbase', 20], ['kraken', 30]]
+export const EXCHANGES: readonly [string, number][] = [
+  ['binance', 5],
+  ['okx', 12],
+  ['bybit', 15],
+  ['coinbase', 20],
+  ['kraken', 30]
+]
 
 export interface SyntheticOptions {
   seed: number

@@ -2,17 +2,17 @@
 // methods), each hook with a time budget, a failure mode, a circuit breaker and its own figures.
 import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Histogram } from '../core/histogram.ts'
-import { ErrorCode, LiveError, validateFrame, type ClientFrame } from '../core/protocol.ts'
-import { matches } from '../core/topics.ts'
-import type { CodecName } from '../core/codec.ts'
-import type { MaybePromise } from '../core/bus.ts'
+import { Histogram } from '../core/histogram.js'
+import { ErrorCode, LiveError, validateFrame, type ClientFrame } from '../core/protocol.js'
+import { matches } from '../core/topics.js'
+import type { CodecName } from '../core/codec.js'
+import type { MaybePromise } from '../core/bus.js'
 
 /** Returned by a publish hook to drop the event: it gets no seq and reaches nobody. */
 export const DROP: unique symbol = Symbol('live.drop')
 
 /** What a hook learns about the client behind a frame. */
-export interface LiveClient {
+export interface ClientInfo {
   readonly id: number
   readonly codec: CodecName
   readonly remoteAddress: string | undefined
@@ -34,20 +34,20 @@ export interface HookOptions {
 /** Returns new data, undefined to leave it as it is, or DROP. */
 export type PublishHook = (topic: string, data: unknown) => unknown
 /** Returns a replacement frame or undefined; throws a LiveError to refuse the frame with its code. */
-export type InboundHook = (frame: ClientFrame, client: LiveClient) => ClientFrame | undefined | Promise<ClientFrame | undefined>
+export type InboundHook = (frame: ClientFrame, client: ClientInfo) => ClientFrame | undefined | Promise<ClientFrame | undefined>
 /** Returns false (or throws a LiveError) to deny the subscription. */
-export type SubscribeHook = (pattern: string, client: LiveClient) => boolean | undefined | Promise<boolean | undefined>
+export type SubscribeHook = (pattern: string, client: ClientInfo) => boolean | undefined | Promise<boolean | undefined>
 
 export interface MethodOptions<S extends TSchema> {
   name: string
   /** Validates `params`; invalid params are a bad_request. */
   params?: S
   budgetMs?: number
-  handler: (params: Static<S>, client: LiveClient) => unknown
+  handler: (params: Static<S>, client: ClientInfo) => unknown
 }
 
 /** A request method as the connection calls it. */
-export type RequestMethod = (params: unknown, client: LiveClient) => unknown
+export type RequestMethod = (params: unknown, client: ClientInfo) => unknown
 
 export interface HookLimits {
   hookBudget: number
@@ -75,14 +75,22 @@ export interface HookFigures {
   latencyMs: { p50: number; p99: number; max: number }
 }
 
-/** A hook that failed, ran over, or was not called because it is switched off. */
-const FAILED: unique symbol = Symbol('live.failed')
+/** A hook that threw, ran over its budget, or was not called because its breaker is open. */
+class Failure {
+  constructor(readonly kind: 'threw' | 'late' | 'off') {}
+}
+const THREW = new Failure('threw')
+const LATE = new Failure('late')
+const OFF = new Failure('off')
 const WARN_EVERY_MS = 10_000
 const TIME_EVERY = 8 // a power of two
 const MAX_CACHED_TOPICS = 10_000
 
 /** One registered hook: calls it inside its budget and keeps its figures and breaker. */
-class Hook<F extends (...args: any[]) => unknown> {
+/** Any hook function: the registry stores hooks of every stage side by side. */
+type HookFunction = (...args: never[]) => unknown
+
+class Hook<F extends HookFunction> {
   calls = 0
   errors = 0
   timeouts = 0
@@ -124,11 +132,11 @@ class Hook<F extends (...args: any[]) => unknown> {
     return Date.now() < this.offUntil ? 'open' : 'half-open'
   }
 
-  /** The hook's result, or FAILED. Synchronous hooks cost no promise; async ones race their budget. */
+  /** The hook's result, or a Failure. Synchronous hooks cost no promise; async ones race their budget. */
   invoke(a: Parameters<F>[0], b: Parameters<F>[1]): unknown {
     if (this.offUntil !== 0 && Date.now() < this.offUntil) {
       this.skipped++
-      return FAILED
+      return OFF
     }
     // Two clock reads are most of a no-op hook's cost, so a synchronous hook is timed on one call in
     // TIME_EVERY (and on every call while its breaker decides): a hook that is always late is still
@@ -187,23 +195,23 @@ class Hook<F extends (...args: any[]) => unknown> {
     this.offUntil = 0
   }
 
-  private failed(err: unknown): typeof FAILED {
+  private failed(err: unknown): Failure {
     this.errors++
-    return this.failure(`threw: ${(err as Error)?.message ?? String(err)}`)
+    return this.failure(THREW, `threw: ${(err as Error)?.message ?? String(err)}`)
   }
 
-  private overran(elapsed: number): typeof FAILED {
+  private overran(elapsed: number): Failure {
     this.timeouts++
     this.latency.record(elapsed)
-    return this.failure(`ran ${elapsed.toFixed(1)} ms, over its ${this.budgetMs} ms budget`)
+    return this.failure(LATE, `ran ${elapsed.toFixed(1)} ms, over its ${this.budgetMs} ms budget`)
   }
 
-  private failure(what: string): typeof FAILED {
+  private failure(failure: Failure, what: string): Failure {
     if (++this.failuresInRow >= this.limits.hookFailures || this.offUntil !== 0) {
       this.offUntil = Date.now() + this.limits.hookCooldown
       this.failuresInRow = 0
       this.log.warn({ hook: this.name, stage: this.stage, cooldownMs: this.limits.hookCooldown }, `hook ${this.name} switched off after failing: ${what}`)
-      return FAILED
+      return failure
     }
     // At most one warning per hook per interval, counting the ones it stands for.
     const now = Date.now()
@@ -213,21 +221,27 @@ class Hook<F extends (...args: any[]) => unknown> {
       this.lastWarnAt = now
       this.unwarned = 0
     }
-    return FAILED
+    return failure
   }
 
   figures(): HookFigures {
     const { p50, p99, max } = this.latency.summary()
     return {
-      name: this.name, stage: this.stage, budgetMs: this.budgetMs, failMode: this.failMode,
-      calls: this.calls, errors: this.errors, timeouts: this.timeouts, skipped: this.skipped,
-      breaker: this.breaker, latencyMs: { p50, p99, max }
+      name: this.name,
+      stage: this.stage,
+      budgetMs: this.budgetMs,
+      failMode: this.failMode,
+      calls: this.calls,
+      errors: this.errors,
+      timeouts: this.timeouts,
+      skipped: this.skipped,
+      breaker: this.breaker,
+      latencyMs: { p50, p99, max }
     }
   }
 }
 
-const failedError = (hook: Hook<any>) =>
-  new LiveError(ErrorCode.unavailable, `hook "${hook.name}" failed and refuses what it cannot check`)
+const failedError = (hook: Hook<HookFunction>) => new LiveError(ErrorCode.unavailable, `hook "${hook.name}" failed and refuses what it cannot check`)
 
 /**
  * The hooks of one live plugin. Empty stages cost one length check. Hooks of a stage run in
@@ -240,7 +254,10 @@ export class HookRegistry {
   private readonly subscribe: Hook<SubscribeHook>[] = []
   private readonly methodHooks: Hook<RequestMethod>[] = []
 
-  constructor(private readonly limits: HookLimits, private readonly log: HookLogger) {}
+  constructor(
+    private readonly limits: HookLimits,
+    private readonly log: HookLogger
+  ) {}
 
   onInbound(options: HookOptions, fn: InboundHook): void {
     this.inbound.push(this.hook('inbound', this.inbound, options, fn))
@@ -258,8 +275,7 @@ export class HookRegistry {
   method<S extends TSchema>(options: MethodOptions<S>): void {
     if (this.methods.has(options.name)) throw new Error(`request method "${options.name}" is already registered`)
     const check = options.params === undefined ? null : TypeCompiler.Compile(options.params)
-    const hook = this.hook('method', this.methodHooks, { name: options.name, budgetMs: options.budgetMs, failMode: 'closed' },
-      options.handler as RequestMethod)
+    const hook = this.hook('method', this.methodHooks, { name: options.name, budgetMs: options.budgetMs, failMode: 'closed' }, options.handler as RequestMethod)
     this.methodHooks.push(hook)
     this.methods.set(options.name, (params, client) => {
       if (check !== null && !check.Check(params)) {
@@ -267,10 +283,16 @@ export class HookRegistry {
         throw new LiveError(ErrorCode.badRequest, `${options.name}: params${first?.path.replaceAll('/', '.') ?? ''}: ${first?.message ?? 'invalid'}`)
       }
       const result = hook.invoke(params, client)
+      // What the client is told is what happened: it threw (internal), it was late (timeout), or it
+      // is switched off after failing (unavailable). A LiveError it threw went out with its own code.
       const settle = (value: unknown) => {
-        if (value !== FAILED) return value
-        throw new LiveError(hook.breaker === 'open' ? ErrorCode.unavailable : ErrorCode.timeout,
-          `method "${options.name}" failed or ran over its ${hook.budgetMs} ms budget`)
+        if (!(value instanceof Failure)) return value
+        if (value === THREW) throw new LiveError(ErrorCode.internal, `method "${options.name}" failed`)
+        if (value === LATE) throw new LiveError(ErrorCode.timeout, `method "${options.name}" ran over its ${hook.budgetMs} ms budget`)
+        throw new LiveError(
+          ErrorCode.unavailable,
+          `method "${options.name}" is switched off after failing; it is tried again after ${this.limits.hookCooldown} ms`
+        )
       }
       return isThenable(result) ? result.then(settle) : settle(result)
     })
@@ -305,7 +327,7 @@ export class HookRegistry {
   }
 
   /** The frame after every inbound hook; throws (or rejects with) a LiveError when refused. */
-  runInbound(frame: ClientFrame, client: LiveClient, from = 0): MaybePromise<ClientFrame> {
+  runInbound(frame: ClientFrame, client: ClientInfo, from = 0): MaybePromise<ClientFrame> {
     const hooks = this.inbound
     for (let i = from; i < hooks.length; i++) {
       const hook = hooks[i]
@@ -320,12 +342,13 @@ export class HookRegistry {
   }
 
   /** Resolves when every subscribe hook allows every pattern; throws (or rejects with) forbidden otherwise. */
-  runSubscribe(patterns: string[], client: LiveClient): MaybePromise<void> {
+  runSubscribe(patterns: string[], client: ClientInfo): MaybePromise<void> {
     let waits: Promise<unknown>[] | null = null
     for (const hook of this.subscribe) {
       for (const pattern of patterns) {
         if (!hook.appliesTo(pattern)) continue
         const out = hook.invoke(pattern, client)
+        // biome-ignore lint/suspicious/noAssignInExpressions: the list exists only once a hook went async
         if (isThenable(out)) (waits ??= []).push(out.then((value) => subscribeOutcome(hook, value, pattern)))
         else subscribeOutcome(hook, out, pattern)
       }
@@ -342,11 +365,11 @@ export class HookRegistry {
     return this.all().map((h) => ({ figures: h.figures(), latency: h.latency }))
   }
 
-  private all(): Hook<any>[] {
+  private all(): Hook<HookFunction>[] {
     return [...this.inbound, ...this.publish, ...this.subscribe, ...this.methodHooks]
   }
 
-  private hook<F extends (...args: any[]) => unknown>(stage: HookStage, list: Hook<F>[], options: HookOptions, fn: F): Hook<F> {
+  private hook<F extends HookFunction>(stage: HookStage, list: Hook<F>[], options: HookOptions, fn: F): Hook<F> {
     if (typeof fn !== 'function') throw new TypeError(`hook "${options.name}" needs a function`)
     if (list.some((h) => h.name === options.name)) throw new Error(`a ${stage} hook named "${options.name}" is already registered`)
     const budgetMs = options.budgetMs ?? this.limits.hookBudget
@@ -358,7 +381,7 @@ export class HookRegistry {
 function publishOutcome(hook: Hook<PublishHook>, out: unknown, data: unknown): unknown {
   if (out === undefined) return data
   if (out === DROP) throw new LiveError(ErrorCode.forbidden, `dropped by hook "${hook.name}"`)
-  if (out === FAILED) {
+  if (out instanceof Failure) {
     if (hook.failMode === 'open') return data
     throw failedError(hook)
   }
@@ -367,7 +390,7 @@ function publishOutcome(hook: Hook<PublishHook>, out: unknown, data: unknown): u
 
 function inboundOutcome(hook: Hook<InboundHook>, out: unknown, frame: ClientFrame): ClientFrame {
   if (out === undefined || out === frame) return frame
-  if (out === FAILED) {
+  if (out instanceof Failure) {
     if (hook.failMode === 'open') return frame
     throw failedError(hook)
   }
@@ -376,7 +399,7 @@ function inboundOutcome(hook: Hook<InboundHook>, out: unknown, frame: ClientFram
 
 function subscribeOutcome(hook: Hook<SubscribeHook>, out: unknown, pattern: string): void {
   if (out === false) throw new LiveError(ErrorCode.forbidden, `subscription to "${pattern}" denied by hook "${hook.name}"`)
-  if (out === FAILED && hook.failMode === 'closed') throw failedError(hook)
+  if (out instanceof Failure && hook.failMode === 'closed') throw failedError(hook)
 }
 
 const isThenable = (value: unknown): value is Promise<unknown> => typeof (value as Promise<unknown> | null)?.then === 'function'

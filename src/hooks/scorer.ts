@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { Config } from '../config.ts'
+import type { Config } from '../config.js'
 
 export interface ScorerModel {
   name: string
@@ -60,16 +60,21 @@ export class OpportunityScorer {
 
   score(o: Opportunity): number {
     const w = this.model.weights
-    const z = w.bias + w.netBps * o.netBps + w.ageMs * o.maxTickAgeMs + w.logSize * Math.log1p(o.size * o.buy.price) +
-      w.volatilityBps * this.volatilityBps(o.symbol)
+    const z =
+      w.bias + w.netBps * o.netBps + w.ageMs * o.maxTickAgeMs + w.logSize * Math.log1p(o.size * o.buy.price) + w.volatilityBps * this.volatilityBps(o.symbol)
     return Math.round((1 / (1 + Math.exp(-z))) * 1e4) / 1e4
   }
 }
 
 const isOpportunity = (d: unknown): d is Opportunity => {
   const o = d as Opportunity | null
-  return typeof o?.netBps === 'number' && typeof o.maxTickAgeMs === 'number' && typeof o.size === 'number' &&
-    typeof o.buy?.price === 'number' && typeof o.symbol === 'string'
+  return (
+    typeof o?.netBps === 'number' &&
+    typeof o.maxTickAgeMs === 'number' &&
+    typeof o.size === 'number' &&
+    typeof o.buy?.price === 'number' &&
+    typeof o.symbol === 'string'
+  )
 }
 
 export interface ScorerOptions {

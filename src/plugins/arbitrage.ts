@@ -2,10 +2,10 @@
 // through the one publish path, so onPublish hooks (the scorer) see every opportunity.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../core/arbitrage.ts'
-import { parseFees, type Config } from '../config.ts'
-import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.ts'
-import { isThenable } from '../core/hub.ts'
+import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../core/arbitrage.js'
+import { parseFees, type Config } from '../config.js'
+import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
+import { isThenable } from '../core/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,7 +41,10 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
       try {
         // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
         const result = app.live.hub.publish(`opportunities.${e.symbol}`, e)
-        if (isThenable(result)) result.catch(() => { counters.publishFailures++ })
+        if (isThenable(result))
+          result.catch(() => {
+            counters.publishFailures++
+          })
       } catch {
         counters.publishFailures++ // a hook dropped it, or the bus is down
       }
@@ -56,8 +59,10 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     if (exchange === null || symbol === null) throw new LiveError(ErrorCode.badRequest, `"${topic}": ticker topics are ticker.<exchange>.<symbol>`)
     if (data !== null && typeof data === 'object') {
       const tick = data as Partial<Record<'exchange' | 'symbol', unknown>>
-      if (tick.exchange !== undefined && tick.exchange !== exchange) throw new LiveError(ErrorCode.badRequest, `"${topic}": data.exchange must be "${exchange}", the topic's`)
-      if (tick.symbol !== undefined && tick.symbol !== symbol) throw new LiveError(ErrorCode.badRequest, `"${topic}": data.symbol must be "${symbol}", the topic's`)
+      if (tick.exchange !== undefined && tick.exchange !== exchange)
+        throw new LiveError(ErrorCode.badRequest, `"${topic}": data.exchange must be "${exchange}", the topic's`)
+      if (tick.symbol !== undefined && tick.symbol !== symbol)
+        throw new LiveError(ErrorCode.badRequest, `"${topic}": data.symbol must be "${symbol}", the topic's`)
     }
     return undefined
   })

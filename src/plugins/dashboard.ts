@@ -7,8 +7,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ErrorCode } from '../core/protocol.ts'
-import { sendError } from '../routes/errors.ts'
+import { ErrorCode } from '../core/protocol.js'
+import { sendError } from '../routes/errors.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const sdk = `${root}dist/client/`
@@ -25,7 +25,8 @@ const dashboard: FastifyPluginAsync = async (app) => {
   } else {
     // Running from source without a build (tsx): say so instead of a page that silently fails.
     app.get('/dashboard/sdk/*', async (_request, reply) =>
-      sendError(reply, 503, ErrorCode.unavailable, 'the dashboard needs the compiled client SDK: run npm run build'))
+      sendError(reply, 503, ErrorCode.unavailable, 'the dashboard needs the compiled client SDK: run npm run build')
+    )
   }
 }
 

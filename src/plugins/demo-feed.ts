@@ -1,7 +1,7 @@
 // DEMO_FEED=1: the synthetic feed published in process on ticker.<exchange>.<symbol>.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { SyntheticFeed } from '../feed/synthetic.ts'
+import { SyntheticFeed } from '../feed/synthetic.js'
 
 export interface DemoFeedOptions {
   rate: number
@@ -26,9 +26,11 @@ const demoFeedPlugin: FastifyPluginAsync<DemoFeedOptions> = async (app, options)
       }
     }, TICK_MS)
     const { port } = app.server.address() as { port: number }
-    app.log.info({ rate: options.rate, seed: options.seed, symbols: feed.symbols.map(([s]) => s), exchanges: feed.exchanges.map(([e]) => e) },
+    app.log.info(
+      { rate: options.rate, seed: options.seed, symbols: feed.symbols.map(([s]) => s), exchanges: feed.exchanges.map(([e]) => e) },
       `demo feed on: watch opportunities with {"type":"subscribe","topic":"opportunities.>"} at ws://localhost:${port}/ws/live, ` +
-      `e.g. npx realtime sub 'opportunities.>' --url ws://localhost:${port}/ws/live, or open http://localhost:${port}/dashboard`)
+        `e.g. npx realtime sub 'opportunities.>' --url ws://localhost:${port}/ws/live, or open http://localhost:${port}/dashboard`
+    )
   })
   app.addHook('onClose', async () => {
     if (timer !== null) clearInterval(timer)

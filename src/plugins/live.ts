@@ -2,14 +2,14 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyPluginAsync } from 'fastify'
-import { loadConfig, type Config } from '../config.ts'
-import { pickSubprotocol } from '../core/codec.ts'
-import { MemoryBus, type Bus } from '../core/bus.ts'
-import { Hub, isThenable, type EventListener } from '../core/hub.ts'
-import liveRoute from '../routes/live.ts'
-import publishRoute from '../routes/publish.ts'
-import hooksPlugin from './hooks.ts'
-import { isLoopback, originList } from '../core/auth.ts'
+import { loadConfig, type Config } from '../config.js'
+import { pickSubprotocol } from '../core/codec.js'
+import { MemoryBus, type Bus } from '../core/bus.js'
+import { Hub, isThenable, type EventListener } from '../core/hub.js'
+import liveRoute from '../routes/live.js'
+import publishRoute from '../routes/publish.js'
+import hooksPlugin from './hooks.js'
+import { isLoopback, originList } from '../core/auth.js'
 import { Server as TlsServer } from 'node:tls'
 import type { Server, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
@@ -54,9 +54,12 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
   // ioredis adds ~9 MiB of RSS to a process: it is loaded only when the Redis bus is configured.
   // A bus passed in stays the caller's; one made here is closed here.
-  const bus = typeof busOption === 'object' ? busOption
-    : config.bus === 'redis' ? new (await import('../core/redis-bus.ts')).RedisBus(config, app.log)
-      : new MemoryBus({ ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory: () => hub.admission.overMemory() })
+  const bus =
+    typeof busOption === 'object'
+      ? busOption
+      : config.bus === 'redis'
+        ? new (await import('../core/redis-bus.js')).RedisBus(config, app.log)
+        : new MemoryBus({ ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory: () => hub.admission.overMemory() })
   if (!app.hasDecorator('liveHooks')) {
     await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
   }

@@ -2,10 +2,10 @@
 // (core/stats.ts); they are read and labelled here, at scrape time, so the hot path never calls
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
-import { operatorOnly } from '../routes/auth.ts'
+import { operatorOnly } from '../routes/auth.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
-import type { Histogram } from '../core/histogram.ts'
+import type { Histogram } from '../core/histogram.js'
 
 // Seconds. Fan-out is measured in microseconds; hooks and backplane stalls in milliseconds.
 const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -26,7 +26,9 @@ const metrics: FastifyPluginAsync = async (app) => {
 
   const gauge = (name: string, help: string, read: () => number | Promise<number | undefined>) =>
     new Gauge({
-      name, help, registers,
+      name,
+      help,
+      registers,
       async collect() {
         const value = await read()
         if (value !== undefined) this.set(value)
@@ -35,27 +37,47 @@ const metrics: FastifyPluginAsync = async (app) => {
   // A counter whose totals are kept elsewhere: each scrape copies them in.
   const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<[Labels, number]>) =>
     new Counter({
-      name, help, labelNames, registers,
+      name,
+      help,
+      labelNames,
+      registers,
       collect() {
         this.reset()
         for (const [labels, value] of read()) this.inc(labels, value)
       }
     })
-  const byKey = (label: string, values: Record<string, number> | Map<number, number>) => function* (): Iterable<[Labels, number]> {
-    const entries = values instanceof Map ? values.entries() : Object.entries(values)
-    for (const [key, value] of entries) yield [{ [label]: String(key) }, value]
-  }
-  const total = (read: () => number) => function* (): Iterable<[Labels, number]> {
-    yield [{}, read()]
-  }
+  const byKey = (label: string, values: Record<string, number> | Map<number, number>) =>
+    function* (): Iterable<[Labels, number]> {
+      const entries = values instanceof Map ? values.entries() : Object.entries(values)
+      for (const [key, value] of entries) yield [{ [label]: String(key) }, value]
+    }
+  const total = (read: () => number) =>
+    function* (): Iterable<[Labels, number]> {
+      yield [{}, read()]
+    }
 
   gauge('realtime_connections', 'Open WebSocket connections.', () => hub.connections.size)
-  counter('realtime_connects_total', 'WebSocket connections accepted.', [], total(() => stats.connects))
+  counter(
+    'realtime_connects_total',
+    'WebSocket connections accepted.',
+    [],
+    total(() => stats.connects)
+  )
   counter('realtime_disconnects_total', 'WebSocket connections closed, by close code.', ['code'], byKey('code', stats.disconnects))
   counter('realtime_frames_in_total', 'Frames received, by type ("invalid": did not decode or validate).', ['type'], byKey('type', stats.framesIn))
   counter('realtime_frames_out_total', 'Frames sent, by type; an event counts once per subscriber.', ['type'], byKey('type', stats.framesOut))
-  counter('realtime_bytes_in_total', 'WebSocket message bytes received.', [], total(() => stats.bytesIn))
-  counter('realtime_bytes_out_total', 'Frame bytes written to client sockets.', [], total(() => stats.bytesOut))
+  counter(
+    'realtime_bytes_in_total',
+    'WebSocket message bytes received.',
+    [],
+    total(() => stats.bytesIn)
+  )
+  counter(
+    'realtime_bytes_out_total',
+    'Frame bytes written to client sockets.',
+    [],
+    total(() => stats.bytesOut)
+  )
   gauge('realtime_subscriptions', 'Subscriptions held by open connections (one per connection and pattern).', () => stats.subscriptions)
   gauge('realtime_topics', 'Topics that hold a value on the bus.', async () => {
     try {
@@ -64,45 +86,95 @@ const metrics: FastifyPluginAsync = async (app) => {
       return undefined // the backplane is away: realtime_backplane_up says so
     }
   })
-  counter('realtime_slow_consumer_actions_total', 'Slow-consumer policy actions: "close" (4008), "conflate" (congestion episodes).', ['action'],
-    function* () {
-      yield [{ action: 'close' }, stats.slowClosed]
-      yield [{ action: 'conflate' }, stats.slowConflated]
-    })
-  counter('realtime_conflated_events_total', 'Events held back while their connection was congested; only the latest per topic is sent.', [],
-    total(() => stats.conflatedEvents))
-  registry.registerMetric(histogram('realtime_publish_to_send_seconds',
-    'From the bus handing an event to delivery to the write of its frames to every subscriber.',
-    () => [[{}, stats.publishToSend]]))
+  counter('realtime_slow_consumer_actions_total', 'Slow-consumer policy actions: "close" (4008), "conflate" (congestion episodes).', ['action'], function* () {
+    yield [{ action: 'close' }, stats.slowClosed]
+    yield [{ action: 'conflate' }, stats.slowConflated]
+  })
+  counter(
+    'realtime_conflated_events_total',
+    'Events held back while their connection was congested; only the latest per topic is sent.',
+    [],
+    total(() => stats.conflatedEvents)
+  )
+  registry.registerMetric(
+    histogram('realtime_publish_to_send_seconds', 'From the bus handing an event to delivery to the write of its frames to every subscriber.', () => [
+      [{}, stats.publishToSend]
+    ])
+  )
 
   const hookLabels = ['hook', 'stage']
-  const perHook = (pick: (f: ReturnType<typeof app.liveHooks.figures>[number]) => number) => function* (): Iterable<[Labels, number]> {
-    for (const f of app.liveHooks.figures()) yield [{ hook: f.name, stage: f.stage }, pick(f)]
-  }
-  counter('realtime_hook_calls_total', 'Hook calls.', hookLabels, perHook((f) => f.calls))
-  counter('realtime_hook_errors_total', 'Hook calls that threw or rejected.', hookLabels, perHook((f) => f.errors))
-  counter('realtime_hook_timeouts_total', 'Hook calls that ran over their budget.', hookLabels, perHook((f) => f.timeouts))
-  counter('realtime_hook_skipped_total', 'Hook calls not made because the breaker was open.', hookLabels, perHook((f) => f.skipped))
+  const perHook = (pick: (f: ReturnType<typeof app.liveHooks.figures>[number]) => number) =>
+    function* (): Iterable<[Labels, number]> {
+      for (const f of app.liveHooks.figures()) yield [{ hook: f.name, stage: f.stage }, pick(f)]
+    }
+  counter(
+    'realtime_hook_calls_total',
+    'Hook calls.',
+    hookLabels,
+    perHook((f) => f.calls)
+  )
+  counter(
+    'realtime_hook_errors_total',
+    'Hook calls that threw or rejected.',
+    hookLabels,
+    perHook((f) => f.errors)
+  )
+  counter(
+    'realtime_hook_timeouts_total',
+    'Hook calls that ran over their budget.',
+    hookLabels,
+    perHook((f) => f.timeouts)
+  )
+  counter(
+    'realtime_hook_skipped_total',
+    'Hook calls not made because the breaker was open.',
+    hookLabels,
+    perHook((f) => f.skipped)
+  )
   new Gauge({
-    name: 'realtime_hook_breaker_open', help: 'Hook circuit breaker: 1 open or half-open, 0 closed.', labelNames: hookLabels, registers,
+    name: 'realtime_hook_breaker_open',
+    help: 'Hook circuit breaker: 1 open or half-open, 0 closed.',
+    labelNames: hookLabels,
+    registers,
     collect() {
       this.reset()
       for (const f of app.liveHooks.figures()) this.set({ hook: f.name, stage: f.stage }, f.breaker === 'closed' ? 0 : 1)
     }
   })
-  registry.registerMetric(histogram('realtime_hook_latency_seconds',
-    'Latency of hook calls that succeeded: every asynchronous call, one synchronous call in eight.',
-    () => app.liveHooks.latencies().map(({ figures, latency }) => [{ hook: figures.name, stage: figures.stage }, latency])))
+  registry.registerMetric(
+    histogram('realtime_hook_latency_seconds', 'Latency of hook calls that succeeded: every asynchronous call, one synchronous call in eight.', () =>
+      app.liveHooks.latencies().map(({ figures, latency }) => [{ hook: figures.name, stage: figures.stage }, latency])
+    )
+  )
 
   gauge('realtime_ready', '1 when /ready answers 200 (not draining, bus connected, under the memory limit).', () => (app.live.ready ? 1 : 0))
   gauge('realtime_backplane_up', '1 while the bus is connected (always 1 for the in-memory bus).', () => (bus.ready ? 1 : 0))
   const backplane = bus.backplane
   if (backplane !== undefined) {
-    counter('realtime_backplane_reconnects_total', 'Times the backplane subscriber connection came back and caught up from history.', [],
-      total(() => backplane.reconnects))
-    counter('realtime_backplane_gaps_total', 'Seq gaps seen on the backplane stream (messages it dropped).', [], total(() => backplane.gaps))
-    counter('realtime_backplane_refetched_events_total', 'Events fetched from history to fill backplane gaps.', [], total(() => backplane.refetched))
-    counter('realtime_backplane_unfilled_gaps_total', 'Backplane gaps history could not fill: clients saw a seq jump.', [], total(() => backplane.unfilled))
+    counter(
+      'realtime_backplane_reconnects_total',
+      'Times the backplane subscriber connection came back and caught up from history.',
+      [],
+      total(() => backplane.reconnects)
+    )
+    counter(
+      'realtime_backplane_gaps_total',
+      'Seq gaps seen on the backplane stream (messages it dropped).',
+      [],
+      total(() => backplane.gaps)
+    )
+    counter(
+      'realtime_backplane_refetched_events_total',
+      'Events fetched from history to fill backplane gaps.',
+      [],
+      total(() => backplane.refetched)
+    )
+    counter(
+      'realtime_backplane_unfilled_gaps_total',
+      'Backplane gaps history could not fill: clients saw a seq jump.',
+      [],
+      total(() => backplane.unfilled)
+    )
   }
 
   const processMetrics = processRegistry
@@ -124,7 +196,7 @@ function histogram(name: string, help: string, read: () => [Labels, Histogram][]
     const values: { metricName: string; labels: Labels; value: number }[] = []
     for (const [labels, h] of read()) {
       const counts = h.countsUpTo(BUCKETS_MS)
-      BUCKETS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(le) }, value: counts[i] }))
+      for (let i = 0; i < BUCKETS.length; i++) values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(BUCKETS[i]) }, value: counts[i] })
       values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count })
       values.push({ metricName: `${name}_sum`, labels, value: h.sum / 1000 })
       values.push({ metricName: `${name}_count`, labels, value: h.count })

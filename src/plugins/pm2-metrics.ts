@@ -2,7 +2,7 @@
 // when PM2 runs the process: connections, messages in and out per second, publish-to-send p99.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { Histogram } from '../core/histogram.ts'
+import type { Histogram } from '../core/histogram.js'
 
 const WINDOW_MS = 10_000 // the p99 shown is over the last 10 s, rates over the last second
 

@@ -1,9 +1,9 @@
 // The credential check shared by the socket upgrade and POST /publish.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, LiveError } from '../core/protocol.ts'
-import { sendError } from './errors.ts'
-import { tokenOf, type Grants } from '../core/auth.ts'
-import type { Hub } from '../core/hub.ts'
+import { ErrorCode, LiveError } from '../core/protocol.js'
+import { sendError } from './errors.js'
+import { tokenOf, type Grants } from '../core/auth.js'
+import type { Hub } from '../core/hub.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

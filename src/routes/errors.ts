@@ -1,6 +1,6 @@
 // HTTP answers for protocol error codes, so REST and socket clients see the same codes.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, LiveError, type ErrorCodeValue } from '../core/protocol.ts'
+import { ErrorCode, LiveError, type ErrorCodeValue } from '../core/protocol.js'
 import { STATUS_CODES } from 'node:http'
 
 const STATUS: Record<ErrorCodeValue, number> = {
@@ -17,8 +17,14 @@ const STATUS: Record<ErrorCodeValue, number> = {
 }
 
 const CODE_OF_STATUS: Record<number, ErrorCodeValue> = {
-  400: ErrorCode.badRequest, 401: ErrorCode.unauthorized, 403: ErrorCode.forbidden, 404: ErrorCode.notFound,
-  413: ErrorCode.tooLarge, 415: ErrorCode.badRequest, 429: ErrorCode.rateLimited, 503: ErrorCode.unavailable
+  400: ErrorCode.badRequest,
+  401: ErrorCode.unauthorized,
+  403: ErrorCode.forbidden,
+  404: ErrorCode.notFound,
+  413: ErrorCode.tooLarge,
+  415: ErrorCode.badRequest,
+  429: ErrorCode.rateLimited,
+  503: ErrorCode.unavailable
 }
 
 /** `{statusCode, code, error, message}` with `code` from PROTOCOL.md. */

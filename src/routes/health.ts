@@ -2,8 +2,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
-import { redactConfig, type Config } from '../config.ts'
-import { operatorOnly } from './auth.ts'
+import { redactConfig, type Config } from '../config.js'
+import { operatorOnly } from './auth.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 

@@ -1,11 +1,11 @@
 // POST /publish/:topic: the HTTP entry to the one publish path, with JSON or MessagePack bodies.
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import type { Hub } from '../core/hub.ts'
-import { ErrorCode, LiveError } from '../core/protocol.ts'
-import { liveErrorHandler } from './errors.ts'
-import { authenticate } from './auth.ts'
-import { checkPublish } from '../core/auth.ts'
+import type { Hub } from '../core/hub.js'
+import { ErrorCode, LiveError } from '../core/protocol.js'
+import { liveErrorHandler } from './errors.js'
+import { authenticate } from './auth.js'
+import { checkPublish } from '../core/auth.js'
 
 const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']
 
@@ -36,18 +36,22 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
   app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(true))
   app.setErrorHandler(liveErrorHandler)
 
-  app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>('/publish/:topic', {
-    bodyLimit: maxPublishBytes,
-    schema: { params: Params, querystring: Query, response: { 200: Published } },
-    // Before the body is read: a client without the grant never gets to hold a body in memory.
-    onRequest: async (request) => {
-      checkPublish(authenticate(hub, request), request.params.topic)
+  app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>(
+    '/publish/:topic',
+    {
+      bodyLimit: maxPublishBytes,
+      schema: { params: Params, querystring: Query, response: { 200: Published } },
+      // Before the body is read: a client without the grant never gets to hold a body in memory.
+      onRequest: async (request) => {
+        checkPublish(authenticate(hub, request), request.params.topic)
+      }
+    },
+    async (request) => {
+      if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
+      const event = await hub.publish(request.params.topic, request.body)
+      return { seq: event.seq, epoch: event.epoch }
     }
-  }, async (request) => {
-    if (request.body === undefined) throw new LiveError(ErrorCode.badRequest, 'the body is the data to publish; it is missing')
-    const event = await hub.publish(request.params.topic, request.body)
-    return { seq: event.seq, epoch: event.epoch }
-  })
+  )
 }
 
 export default publishRoute

@@ -4,7 +4,7 @@ import { WebSocket } from 'ws'
 import { decode, Encoder } from '@msgpack/msgpack'
 import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
-import { SyntheticFeed } from '../src/feed/synthetic.ts'
+import { SyntheticFeed } from '../src/market/synthetic.ts'
 
 type Args = Record<string, number | string>
 const [workload, portText, argsText] = process.argv.slice(2)

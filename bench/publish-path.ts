@@ -1,5 +1,6 @@
 // The publish path alone, in process: nanoseconds per publish with no hook, a no-op sync hook and the
 // reference scorer, to one in-process subscriber, so a hook's cost is not lost in socket noise.
+import { hubOf } from '../src/core/hub.ts'
 import { buildApp } from '../src/app.ts'
 import scorer from '../src/hooks/scorer.ts'
 
@@ -24,7 +25,7 @@ async function measure(hook: 'none' | 'noop' | 'scorer'): Promise<number[]> {
   if (hook === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
   if (hook === 'scorer') await app.register(scorer)
   await app.ready()
-  const hub = app.live.hub
+  const hub = hubOf(app.live)
   const samples: number[] = []
   for (let rep = 0; rep < REPS; rep++) {
     const t0 = process.hrtime.bigint()

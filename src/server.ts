@@ -31,8 +31,7 @@ if (process.env.pm_id !== undefined) await app.register(pm2Metrics)
 closeWithGrace({ delay: config.shutdownGrace, logger: app.log }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'shutting down after an error')
   else app.log.info({ signal }, 'shutting down')
-  app.live.drain()
-  await app.close()
+  await app.close() // its preClose drains: 1001 to every client first
   app.log.info('closed')
 })
 

@@ -1,8 +1,8 @@
 // The arbitrage engine: exact arithmetic, quote hygiene, lifecycle, the synthetic feed, adapters, end to end.
 import t from 'tap'
-import { ArbitrageEngine, spread, type OpportunityEvent, type Tick } from '../src/core/arbitrage.ts'
-import { SyntheticFeed } from '../src/feed/synthetic.ts'
-import { binanceBookTicker, coinbaseTicker, splitBinanceSymbol } from '../src/feed/adapters.ts'
+import { ArbitrageEngine, spread, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
+import { SyntheticFeed } from '../src/market/synthetic.ts'
+import { binanceBookTicker, coinbaseTicker, splitBinanceSymbol } from '../src/market/adapters.ts'
 import { startServer, TestClient } from './helper.ts'
 
 const options = { minNetBps: 5, maxTickAgeMs: 1000, updateBps: 0.5, fees: { a: 0.001, b: 0.001, pricey: 0.002 }, defaultFee: 0.001 }

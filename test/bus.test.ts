@@ -2,10 +2,10 @@ import t from 'tap'
 import { MemoryBus } from '../src/core/bus.ts'
 import type { BusEvent } from '../src/core/protocol.ts'
 
-t.test('seq rises by exactly one per topic, events reach onEvent in order', async (t) => {
+t.test('seq rises by exactly one per topic, events reach subscribers in order', async (t) => {
   const bus = new MemoryBus({ historySize: 10, historyTtl: 60_000 })
   const seen: BusEvent[] = []
-  bus.onEvent = (e) => seen.push(e)
+  bus.subscribe((e) => seen.push(e))
   const a1 = bus.publish('a', 1)
   const b1 = bus.publish('b', 'x')
   const a2 = bus.publish('a', 2)

@@ -11,7 +11,7 @@ t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
 
   const json = cli(['sub', 'px.*', '--json', '--count', '3', '--url', endpoint])
   const readable = cli(['sub', 'px.a', '--count', '2', '--codec', 'json'], { REALTIME_URL: endpoint })
-  await until(() => app.live.hub.stats.subscriptions === 2, 'both subscribed')
+  await until(() => app.live.stats.subscriptions === 2, 'both subscribed')
 
   const published = await cli(['pub', 'px.a', '{"v":1}', '--url', endpoint]).done
   t.equal(published.code, 0, published.stderr)
@@ -69,8 +69,8 @@ t.test('a server that cannot be reached is exit 1 at once, said once; sub --retr
 })
 
 t.test('the feed publisher: --help, usage errors without a stack trace, an unreachable server', async (t) => {
-  const publisher = (args: string[]) => spawnClean(process.execPath, ['--import=tsx', 'src/feed/publisher.ts', ...args]).done
-  t.match(await publisher(['--help']), { code: 0, stdout: /^usage: node dist\/feed\/publisher\.js/ })
+  const publisher = (args: string[]) => spawnClean(process.execPath, ['--import=tsx', 'src/market/publisher.ts', ...args]).done
+  t.match(await publisher(['--help']), { code: 0, stdout: /^usage: node dist\/market\/publisher\.js/ })
   for (const args of [['--bogus'], ['--rate', 'fast'], ['--symbols', '0']]) {
     const run = await publisher(args)
     t.equal(run.code, 2, args.join(' '))

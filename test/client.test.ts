@@ -1,5 +1,6 @@
 // The client SDK against the real server: requests, publish, subscriptions that survive reconnects
 // and restarts (recovering with `since`, or reporting that they could not), dead-server detection.
+import { hubOf } from '../src/core/hub.ts'
 import t from 'tap'
 import { createServer, type AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
@@ -51,7 +52,7 @@ for (const codec of ['msgpack', 'json'] as const) {
     await app.live.publish('px.a', { v: 0 })
     const events: LiveEvent<{ v: number }>[] = []
     await client.subscribe<{ v: number }>('px.*', (e) => events.push(e))
-    t.same(await client.publish('px.b', { v: 1 }), { seq: 1, epoch: (await app.live.hub.bus.last('px.b'))!.epoch })
+    t.same(await client.publish('px.b', { v: 1 }), { seq: 1, epoch: (await app.liveBus.last('px.b'))!.epoch })
     await client.publish('px.a', { v: 2 })
     await until(() => events.length === 3, 'snapshot and two events')
     t.same(
@@ -87,7 +88,7 @@ t.test('connections cut mid-stream: the subscriber resubscribes with since and m
       // Cut again only once the client recovered past the last cut: what it misses then (at most
       // the next 500 publishes plus what is in flight) stays within the history of 1,000 events.
       await until(() => opens === i / 500 && app.live.connections === 1 && (seen.at(-1) ?? 0) > i - 500, 'connected and recovered again')
-      for (const connection of app.live.hub.connections) connection.socket.terminate()
+      for (const connection of hubOf(app.live).connections) connection.socket.terminate()
     }
     if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1))
   }
@@ -253,7 +254,7 @@ t.test('a token goes as ?token=; a function is asked again on each reconnect', a
   await client.ready() // the first attempt is refused with 401, the second gets in
   t.same(asked, tokens)
   t.ok(errors.length >= 1, 'the refused attempt is reported')
-  t.same(await client.publish('px.a', 1), { seq: 1, epoch: (await app.live.hub.bus.last('px.a'))!.epoch })
+  t.same(await client.publish('px.a', 1), { seq: 1, epoch: (await app.liveBus.last('px.a'))!.epoch })
   await t.rejects(client.publish('other', 1), { code: 'forbidden' }, "grants are the token's")
 })
 

@@ -1,5 +1,6 @@
 // The dashboard in headless Chromium against a server running the synthetic feed: opportunity
 // rows and live figures appear. The screenshot is kept in test-artifacts/ (not committed).
+import { hubOf } from '../src/core/hub.ts'
 import t from 'tap'
 import { existsSync, mkdirSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
@@ -83,13 +84,13 @@ t.test('the page shows the connection dropping and coming back', { skip: skip ??
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
   // This server runs no feed: the page says so, and how to start one.
   await page.waitForSelector('#idle', { state: 'visible', timeout: 15_000 })
-  t.match(await page.textContent('#idle'), /Nothing is being published.*DEMO_FEED=true npm start.*dist\/feed\/publisher\.js/s)
+  t.match(await page.textContent('#idle'), /Nothing is being published.*DEMO_FEED=true npm start.*dist\/market\/publisher\.js/s)
   await page.evaluate(() => {
     const status = document.getElementById('status')!
     const seen: string[] = ((window as any).statuses = [])
     new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true })
   })
-  for (const connection of app.live.hub.connections) connection.socket.terminate()
+  for (const connection of hubOf(app.live).connections) connection.socket.terminate()
   await page.waitForFunction(
     () => {
       const seen: string[] = (window as any).statuses

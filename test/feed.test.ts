@@ -27,7 +27,7 @@ for (const mode of ['ws', 'http'] as const) {
     const watcher = await TestClient.open(url)
     await watcher.request({ type: 'subscribe', topic: 'opportunities.>' })
     const target = mode === 'ws' ? ['--url', `${url}/ws/live`] : ['--http', http]
-    const child = spawn(process.execPath, ['--import=tsx', 'src/feed/publisher.ts', ...target, '--rate', '2000', '--seconds', '3', '--seed', '5'], {
+    const child = spawn(process.execPath, ['--import=tsx', 'src/market/publisher.ts', ...target, '--rate', '2000', '--seconds', '3', '--seed', '5'], {
       cwd: root
     })
     let out = ''

@@ -1,4 +1,5 @@
 // Every security rule against a real server: credentials, scopes, origins, limits and their codes, redaction, TLS.
+import { hubOf } from '../src/core/hub.ts'
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -182,7 +183,7 @@ t.test('connection limits: overall and per address answer 503 before the upgrade
   t.match(JSON.parse((await upgradeStatus(url, { localAddress: '127.0.0.3' })).body).message, 'the server holds its maximum of 3 connections')
   const closes: number[] = []
   const fake = { readyState: 1, bufferedAmount: 0, send() {}, close: (code: number) => closes.push(code), terminate() {}, ping() {}, on() {} }
-  t.equal(app.live.hub.accept(fake, 'json', '127.0.0.4', ANONYMOUS_SUBSCRIBER), null)
+  t.equal(hubOf(app.live).accept(fake, 'json', '127.0.0.4', ANONYMOUS_SUBSCRIBER), null)
   t.same(closes, [1013])
   a.close()
   await a.closed

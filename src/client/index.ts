@@ -2,9 +2,10 @@
 // with timeouts, and subscriptions that survive reconnects by resubscribing with `since`, so a
 // subscriber either gets every event or is told what it missed (PROTOCOL.md "Delivery").
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import { isPattern, matches } from './patterns.js'
+import { isPattern, matches } from '../shared/patterns.js'
+import { SUBPROTOCOL_OF, type Codec } from '../shared/subprotocols.js'
 
-export type Codec = 'msgpack' | 'json'
+export type { Codec } from '../shared/subprotocols.js'
 export type FrameId = number | string
 
 export interface Position {
@@ -133,7 +134,6 @@ interface Pending {
 const OPEN = 1
 // Refusals that pass: the server (or its backplane) is busy or still starting.
 const TRANSIENT: ReadonlySet<string> = new Set(['unavailable', 'rate_limited', 'timeout', 'internal'])
-const SUBPROTOCOL: Record<Codec, string> = { msgpack: 'live.v1.msgpack', json: 'live.v1.json' }
 
 export class Subscription {
   /** The last position seen per concrete topic: what a resubscribe asks to recover from. */
@@ -357,7 +357,7 @@ export class LiveClient {
       const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? (await loadWs())
       const url = await this.endpoint()
       if (this.closed) return // closed while the token or the ws package was loading
-      socket = new WebSocketImpl(url, [SUBPROTOCOL[this.codec]])
+      socket = new WebSocketImpl(url, [SUBPROTOCOL_OF[this.codec]])
     } catch (err) {
       this.emit('error', err as Error)
       this.scheduleReconnect()

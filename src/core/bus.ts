@@ -2,9 +2,29 @@
 import { randomBytes } from 'node:crypto'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { encodeDataShared, StoredEvent } from './codec.js'
+import type { MaybePromise } from './maybe.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 
-export type MaybePromise<T> = T | Promise<T>
+export type { MaybePromise }
+
+export type BusListener = (event: BusEvent) => void
+
+/** Listeners of a bus: events go to each, in the order they subscribed. */
+export class Listeners {
+  private list: BusListener[] = []
+
+  add(listener: BusListener): () => void {
+    this.list = [...this.list, listener]
+    return () => {
+      this.list = this.list.filter((l) => l !== listener)
+    }
+  }
+
+  emit(event: BusEvent): void {
+    const list = this.list
+    for (let i = 0; i < list.length; i++) list[i](event)
+  }
+}
 
 export interface TopicInfo {
   topic: string
@@ -28,8 +48,8 @@ export interface BackplaneFigures {
  * callers check for a thenable instead of awaiting, so the in-memory path costs no microtask.
  */
 export interface Bus {
-  /** Receives every committed event, in seq order per topic. Set once by the delivery layer. */
-  onEvent: (event: BusEvent) => void
+  /** Calls `listener` with every committed event, in seq order per topic; returns the function that stops it. */
+  subscribe(listener: BusListener): () => void
   /** Assigns the next seq, records the event, and hands it to onEvent. */
   publish(topic: string, data: unknown): MaybePromise<BusEvent>
   /** The topic's last event, if it has one. */
@@ -223,8 +243,8 @@ function ringSlice(bytes: Uint8Array, position: number, size: number): Uint8Arra
  * freed with its history and last value, so topics cannot pile up for ever.
  */
 export class MemoryBus implements Bus {
-  onEvent: (event: BusEvent) => void = () => {}
   readonly ready = true
+  private readonly listeners = new Listeners()
   private readonly state = new Map<string, TopicState>()
   private readonly index = new TopicTree()
   /** Subscriptions by exact topic name: such a topic is kept however long it is idle. */
@@ -266,8 +286,12 @@ export class MemoryBus implements Bus {
       state.push(ts, encoded)
       this.retained += state.footprint - full
     }
-    this.onEvent(event)
+    this.listeners.emit(event)
     return event
+  }
+
+  subscribe(listener: BusListener): () => void {
+    return this.listeners.add(listener)
   }
 
   private create(topic: string, size: number): TopicState {

@@ -1,23 +1,24 @@
 // Codecs: MessagePack (binary frames) and JSON (text frames), and choosing one per connection.
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { ErrorCode, LiveError, eventFrame, eventHead, type BusEvent } from './protocol.js'
+import { SUBPROTOCOL_OF, type Codec } from '../shared/subprotocols.js'
 
-export type CodecName = 'msgpack' | 'json'
+export type CodecName = Codec
 
-export const SUBPROTOCOLS: Record<string, CodecName> = {
-  'live.v1.msgpack': 'msgpack',
-  'live.v1.json': 'json'
-}
+/** Subprotocol name -> codec, from the one shared map. */
+const CODEC_OF: Readonly<Record<string, CodecName>> = Object.freeze(
+  Object.fromEntries(Object.entries(SUBPROTOCOL_OF).map(([codec, name]) => [name, codec as CodecName]))
+)
 
 /** The first offered subprotocol we speak, in the client's order; false when none (ws then sends no header). */
 export function pickSubprotocol(offered: Iterable<string>): string | false {
-  for (const protocol of offered) if (Object.hasOwn(SUBPROTOCOLS, protocol)) return protocol
+  for (const protocol of offered) if (Object.hasOwn(CODEC_OF, protocol)) return protocol
   return false
 }
 
 /** PROTOCOL.md "Connecting": subprotocol, then ?codec=, then the server default. */
 export function negotiateCodec(subprotocol: string | undefined, queryCodec: string | undefined, useMsgpack: boolean): CodecName {
-  if (subprotocol && Object.hasOwn(SUBPROTOCOLS, subprotocol)) return SUBPROTOCOLS[subprotocol]
+  if (subprotocol && Object.hasOwn(CODEC_OF, subprotocol)) return CODEC_OF[subprotocol]
   if (queryCodec === 'msgpack' || queryCodec === 'json') return queryCodec
   return useMsgpack ? 'msgpack' : 'json'
 }

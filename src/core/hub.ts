@@ -1,39 +1,24 @@
-// The hub: every live connection, the subscription index, publish, and encode-once fan-out with corking.
-import type { Socket } from 'node:net'
-import { checkData, encodeEvent, FrameDecoder, type CodecName } from './codec.js'
-import { LiveConnection, type LiveSocket } from './connection.js'
-import { CloseCode, ErrorCode, LiveError, type BusEvent } from './protocol.js'
-import { checkTopic, SubscriptionIndex } from './topics.js'
-import type { Bus, MaybePromise } from './bus.js'
-import type { HookRegistry, ClientInfo } from '../hooks/registry.js'
-import { Authenticator, UNRESTRICTED, maySubscribe, type AuthOptions, type Grants } from './auth.js'
-import { Admission } from './limits.js'
+// The hub: every live connection, the subscription index, admission, the one publish path, and
+// encode-once fan-out. Connections send through their own send paths; the hub only hands them
+// the shared frame of each event.
+import { checkData, encodeEvent, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
+import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket } from './connection.js'
+import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
+import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
+import type { Bus } from './bus.js'
+import { isThenable, type MaybePromise } from './maybe.js'
+import type { HookRegistry } from './hooks.js'
+import { Authenticator, type AuthOptions, type Grants } from './auth.js'
+import { Admission, type AdmissionOptions } from './limits.js'
 import { LiveStats } from './stats.js'
-import type { Config } from '../config.js'
+import { CorkScheduler } from './send-path.js'
+import { registerBuiltInMethods } from './methods.js'
 
-export type HubOptions = Pick<
-  Config,
-  | 'maxPayload'
-  | 'maxPublishBytes'
-  | 'maxQueuedBytes'
-  | 'slowConsumer'
-  | 'heartbeatInterval'
-  | 'maxSubscriptions'
-  | 'maxTopicLength'
-  | 'maxTopicTokens'
-  | 'rateLimit'
-  | 'publisherRateLimit'
-  | 'rateStrikes'
-  | 'maxFrameErrors'
-  | 'decodeMaxDepth'
-  | 'decodeMaxItems'
-  | 'maxConnections'
-  | 'maxConnectionsPerIp'
-  | 'maxSubscriptionsPerIp'
-  | 'maxSubscriptionsTotal'
-  | 'memoryLimitMb'
-  | keyof AuthOptions
->
+/** What the hub is configured with; the server's Config satisfies it. */
+export interface HubOptions extends ConnectionOptions, DecodeLimits, TopicLimits, AdmissionOptions, AuthOptions {
+  /** Milliseconds between WebSocket pings; 0 turns them off. */
+  heartbeatInterval: number
+}
 
 export interface HubLogger {
   debug(obj: object, msg: string): void
@@ -47,7 +32,7 @@ const WARNS_PER_WINDOW = 20
 /** An in-process subscriber: called with every matching event after the sockets got theirs. */
 export type EventListener = (event: BusEvent) => void
 
-export class Hub {
+export class Hub implements ConnectionHost {
   readonly connections = new Set<LiveConnection>()
   readonly index = new SubscriptionIndex<LiveConnection>()
   private readonly listeners = new SubscriptionIndex<EventListener>()
@@ -55,16 +40,16 @@ export class Hub {
   readonly auth: Authenticator
   readonly admission: Admission
   readonly stats = new LiveStats()
+  readonly scheduler: CorkScheduler
   draining = false
   /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
   private readonly publishTails = new Map<string, Promise<unknown>>()
   private nextId = 1
-  private corked: LiveConnection[] = []
-  private flushScheduled = false
   /** When each event fanned out this turn reached delivery; its frames leave at the flush. */
   private deliveredAt = new Float64Array(1024)
   private deliveredCount = 0
   private readonly heartbeat: NodeJS.Timeout | null
+  private readonly stopListening: () => void
   private warnWindowStart = 0
   private warnsInWindow = 0
 
@@ -77,37 +62,10 @@ export class Hub {
     this.decoder = new FrameDecoder(options)
     this.auth = new Authenticator(options)
     this.admission = new Admission(options)
-    this.flush = this.flush.bind(this)
-    bus.onEvent = this.deliver.bind(this)
+    this.scheduler = new CorkScheduler(() => this.flushed())
+    this.stopListening = bus.subscribe((event) => this.deliver(event))
     this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
-    const methods = hooks.methods
-    methods.set('time', () => ({ serverTime: Date.now() }))
-    methods.set('topics', (_params, client) =>
-      then(bus.topics(), (topics) =>
-        topics
-          .filter((t) => maySubscribe(callerGrants(client), t.topic))
-          .map((t) => ({ topic: t.topic, seq: t.seq, epoch: t.epoch, subscribers: this.index.match(t.topic).length }))
-      )
-    )
-    methods.set('hooks', () => hooks.figures())
-    methods.set('snapshot', (params, client) => {
-      const topic = (params as { topic?: unknown } | null)?.topic
-      if (typeof topic !== 'string') throw new LiveError(ErrorCode.badRequest, 'snapshot: params.topic must be a string')
-      this.checkTopic(topic, false)
-      if (!maySubscribe(callerGrants(client), topic)) throw new LiveError(ErrorCode.forbidden, `no grant to read "${topic}"`)
-      return then(bus.last(topic), (e) => {
-        if (e === undefined) throw new LiveError(ErrorCode.notFound, `topic "${topic}" has no value`)
-        return { topic: e.topic, seq: e.seq, epoch: e.epoch, ts: e.ts, data: e.data }
-      })
-    })
-    // Renews a connection's credential before it expires: its grants become the new token's.
-    methods.set('auth', (params, client) => {
-      const token = (params as { token?: unknown } | null)?.token
-      if (typeof token !== 'string' || token === '') throw new LiveError(ErrorCode.badRequest, 'auth: params.token must be a non-empty string')
-      const grants = this.auth.verify(token)
-      ;(client as LiveConnection).renew(grants)
-      return { subject: grants.subject, expiresAt: grants.expiresAt, subscribe: grants.subscribe, publish: grants.publish }
-    })
+    registerBuiltInMethods(this)
   }
 
   /**
@@ -128,17 +86,22 @@ export class Hub {
     return connection
   }
 
-  /** Forgets a closed connection and its subscriptions. */
-  remove(connection: LiveConnection, code: number): void {
+  /** A connection's socket closed: forget it and what it subscribed. */
+  closed(connection: LiveConnection, code: number): void {
     if (!this.connections.delete(connection)) return
     this.stats.disconnected(code)
     this.admission.closed(connection.remoteAddress)
-    for (const pattern of connection.patterns) this.unsubscribe(connection, pattern)
+    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern)
     this.log.debug({ connection: connection.id, code }, 'connection closed')
   }
 
   checkTopic(topic: string, wildcards: boolean): void {
     checkTopic(topic, this.options, wildcards)
+  }
+
+  /** Connections whose patterns match a concrete topic. */
+  subscribers(topic: string): number {
+    return this.index.match(topic).length
   }
 
   /**
@@ -164,18 +127,15 @@ export class Hub {
     return published
   }
 
-  /** Adds a pattern; a promise when the bus confirms its upstream subscription later. */
-  subscribe(connection: LiveConnection, pattern: string): MaybePromise<void> {
-    if (connection.patterns.has(pattern)) return
-    connection.patterns.add(pattern)
+  /** A connection holds a new pattern: it is indexed, and the bus delivers it (a promise when a backplane confirms later). */
+  watch(connection: LiveConnection, pattern: string): MaybePromise<void> {
     this.stats.subscriptions++
     this.admission.subscribed(connection.remoteAddress, 1)
     this.index.add(pattern, connection)
     return this.bus.watch(pattern)
   }
 
-  unsubscribe(connection: LiveConnection, pattern: string): void {
-    if (!connection.patterns.delete(pattern)) return
+  unwatch(connection: LiveConnection, pattern: string): void {
     this.stats.subscriptions--
     this.admission.subscribed(connection.remoteAddress, -1)
     this.index.remove(pattern, connection)
@@ -195,8 +155,8 @@ export class Hub {
     }
   }
 
-  /** Fan-out: encode the event once per codec in use and send those same bytes to every subscriber. */
-  deliver(event: BusEvent): void {
+  /** Fan-out: encode the event once per codec in use and hand those same bytes to every subscriber. */
+  private deliver(event: BusEvent): void {
     const subscribers = this.index.match(event.topic)
     // One event that cannot be encoded (data another writer put on the backplane) is logged and
     // skipped: it never throws out of the bus's handler. Its subscribers see the seq jump.
@@ -227,7 +187,7 @@ export class Hub {
       const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
       connection.deliver(event, frame)
     }
-    if (this.flushScheduled) this.deliveredUntilFlush(start)
+    if (this.scheduler.pending) this.deliveredUntilFlush(start)
     else this.stats.publishToSend.record(performance.now() - start)
   }
 
@@ -240,21 +200,8 @@ export class Hub {
     this.deliveredAt[this.deliveredCount++] = start
   }
 
-  /** Holds a socket's writes until the end of this event-loop turn (or until the caps are reached). */
-  cork(connection: LiveConnection, raw: Socket): void {
-    raw.cork()
-    this.corked.push(connection)
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setImmediate(this.flush)
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false
-    const corked = this.corked
-    this.corked = []
-    for (let i = 0; i < corked.length; i++) corked[i].uncork()
+  /** The end-of-turn flush wrote this turn's frames: their events' publish-to-send times are known. */
+  private flushed(): void {
     const sent = performance.now()
     for (let i = 0; i < this.deliveredCount; i++) this.stats.publishToSend.record(sent - this.deliveredAt[i])
     this.deliveredCount = 0
@@ -279,26 +226,31 @@ export class Hub {
     }
   }
 
-  /** Stops taking connections and closes every open one with 1001. */
+  /** Stops taking connections and closes every open one with 1001. Idempotent. */
   drain(): void {
     this.draining = true
     for (const connection of this.connections) connection.close(1001, 'server shutting down')
   }
 
+  /** Stops the heartbeat and stops receiving the bus's events (after drain). */
   close(): void {
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
-    this.drain()
+    this.stopListening()
   }
-}
-
-/** Applies `fn` to a value or a promise of one, staying synchronous for plain values. */
-export function then<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePromise<Awaited<R>> | R {
-  return isThenable(value) ? (value.then(fn) as Promise<Awaited<R>>) : fn(value)
 }
 
 const noop = () => {}
 
-/** The grants of a method's caller: a live connection's, or everything for in-process callers. */
-const callerGrants = (client: ClientInfo): Grants => (client as Partial<LiveConnection>).grants ?? UNRESTRICTED
+const byApi = new WeakMap<object, Hub>()
 
-export const isThenable = <T>(value: MaybePromise<T>): value is Promise<T> => typeof (value as Promise<T> | null)?.then === 'function'
+/** Ties a hub to the API object an embedder holds (the live plugin's `app.live`), which does not expose it. */
+export const attachHub = (api: object, hub: Hub): void => {
+  byApi.set(api, hub)
+}
+
+/** The hub behind that API object: for this package's own plugins and tests, not part of the public API. */
+export function hubOf(api: object): Hub {
+  const hub = byApi.get(api)
+  if (hub === undefined) throw new Error('no live hub behind this object: is the live plugin registered?')
+  return hub
+}

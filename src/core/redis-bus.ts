@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
-import type { BackplaneFigures, Bus, TopicInfo } from './bus.js'
+import { Listeners, type BackplaneFigures, type Bus, type BusListener, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
 
@@ -128,7 +128,7 @@ export function channelOf(pattern: string): string {
 }
 
 export class RedisBus implements Bus {
-  onEvent: (event: BusEvent) => void = () => {}
+  private readonly listeners = new Listeners()
   private readonly redis: RedisWithPublish
   private readonly sub: Redis
   private readonly channelPrefix: string
@@ -225,6 +225,10 @@ export class RedisBus implements Bus {
       pipeline.zadd(`${this.options.redisPrefix}topics`, 'XX', now, topic)
     }
     pipeline.exec().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot refresh subscribed topics'))
+  }
+
+  subscribe(listener: BusListener): () => void {
+    return this.listeners.add(listener)
   }
 
   get ready(): boolean {
@@ -411,7 +415,7 @@ export class RedisBus implements Bus {
     if (event.seq <= cursor.seq) return
     if (event.seq === cursor.seq + 1) {
       cursor.seq = event.seq
-      this.onEvent(event)
+      this.listeners.emit(event)
       return
     }
     cursor.queue = [event]

@@ -44,7 +44,7 @@ export function checkTopic(topic: string, limits: TopicLimits, wildcards: boolea
 }
 
 // Pattern semantics live with the client SDK, which runs in browsers too.
-export { isPattern, matches } from '../client/patterns.js'
+export { isPattern, matches } from '../shared/patterns.js'
 
 class TrieNode<S> {
   readonly children = new Map<string, TrieNode<S>>()

@@ -9,7 +9,7 @@ export {
   type MethodOptions,
   type ClientInfo,
   type HookFigures
-} from './registry.js'
+} from '../core/hooks.js'
 export { default as scorer, OpportunityScorer, loadScorerModel } from './scorer.js'
 export { default as remoteModel } from './remote-model.js'
 export { default as liveHooks } from '../plugins/hooks.js'

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Agent, request } from 'undici'
-import type { FailMode } from './registry.js'
+import type { FailMode } from '../core/hooks.js'
 
 export interface RemoteModelOptions {
   /** The model's endpoint: POST JSON in, JSON out. */

@@ -2,10 +2,11 @@
 // through the one publish path, so onPublish hooks (the scorer) see every opportunity.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../core/arbitrage.js'
+import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { parseFees, type Config } from '../config.js'
 import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
-import { isThenable } from '../core/hub.js'
+import { isThenable } from '../core/maybe.js'
+import { hubOf } from '../core/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,12 +36,13 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
   })
   const counters = Object.assign(engine.counters, { publishFailures: 0 })
 
+  const hub = hubOf(app.live)
   const publish = (events: OpportunityEvent[] | null) => {
     if (events === null) return
     for (const e of events) {
       try {
         // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
-        const result = app.live.hub.publish(`opportunities.${e.symbol}`, e)
+        const result = hub.publish(`opportunities.${e.symbol}`, e)
         if (isThenable(result))
           result.catch(() => {
             counters.publishFailures++

@@ -8,10 +8,12 @@ import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ErrorCode } from '../core/protocol.js'
-import { sendError } from '../routes/errors.js'
+import { sendError } from '../http/errors.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const sdk = `${root}dist/client/`
+// What the SDK shares with the server (topic patterns), where its relative import finds it.
+const shared = `${root}dist/shared/`
 // Its ES modules (package.json "module"; "main" is CommonJS, which browsers cannot load).
 const msgpack = `${dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack/package.json')))}/dist.esm/`
 
@@ -22,6 +24,7 @@ const dashboard: FastifyPluginAsync = async (app) => {
   await app.register(fastifyStatic, { root: msgpack, prefix: '/dashboard/vendor/msgpack/', decorateReply: false })
   if (existsSync(`${sdk}index.js`)) {
     await app.register(fastifyStatic, { root: sdk, prefix: '/dashboard/sdk/', decorateReply: false })
+    await app.register(fastifyStatic, { root: shared, prefix: '/dashboard/shared/', decorateReply: false })
   } else {
     // Running from source without a build (tsx): say so instead of a page that silently fails.
     app.get('/dashboard/sdk/*', async (_request, reply) =>

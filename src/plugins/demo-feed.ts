@@ -1,7 +1,7 @@
 // DEMO_FEED=1: the synthetic feed published in process on ticker.<exchange>.<symbol>.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { SyntheticFeed } from '../feed/synthetic.js'
+import { SyntheticFeed } from '../market/synthetic.js'
 
 export interface DemoFeedOptions {
   rate: number

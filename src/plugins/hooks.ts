@@ -1,7 +1,7 @@
 // The `liveHooks` decorator: register it before the live plugin to add hooks first, or let the live plugin create it.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { HookRegistry, type HookLimits } from '../hooks/registry.js'
+import { HookRegistry, type HookLimits } from '../core/hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

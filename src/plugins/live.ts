@@ -5,7 +5,9 @@ import type { FastifyPluginAsync } from 'fastify'
 import { loadConfig, type Config } from '../config.js'
 import { pickSubprotocol } from '../core/codec.js'
 import { MemoryBus, type Bus } from '../core/bus.js'
-import { Hub, isThenable, type EventListener } from '../core/hub.js'
+import { attachHub, Hub, type EventListener } from '../core/hub.js'
+import { isThenable } from '../core/maybe.js'
+import type { LiveStats } from '../core/stats.js'
 import liveRoute from '../routes/live.js'
 import publishRoute from '../routes/publish.js'
 import hooksPlugin from './hooks.js'
@@ -24,15 +26,19 @@ export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
   httpRedirect?: string
 }
 
+/** What an embedding app uses: publish and listen in process, figures, readiness, drain. */
 export interface LiveApi {
   readonly config: Config
-  readonly hub: Hub
   /** Publishes from inside the process; resolves once the bus has assigned the seq. */
   publish(topic: string, data: unknown): Promise<{ seq: number; epoch: string }>
   /** Calls `listener` with every event matching `pattern` (wildcards allowed); returns the unsubscribe function. */
   subscribe(pattern: string, listener: EventListener): () => void
   /** Open WebSocket connections. */
   readonly connections: number
+  /** WebSocket connections whose subscriptions match a concrete topic. */
+  subscribers(topic: string): number
+  /** The live layer's counters (frames, bytes, subscriptions, slow consumers, publish-to-send times). */
+  readonly stats: LiveStats
   /** Accepting connections: not draining, connected to its bus, under its memory limit. */
   readonly ready: boolean
   /** Why it is not ready, or null. */
@@ -65,20 +71,21 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   }
   const hub: Hub = new Hub(bus, config, app.log, app.liveHooks)
 
+  // Drain (1001 to every client, no new upgrade) happens once, before the ws server shuts: in the
+  // ws server's own preClose when this plugin registers it, else in a preClose hook of ours.
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
       options: { maxPayload: config.maxPayload, handleProtocols: (offered) => pickSubprotocol(offered) },
-      // Close our clients with 1001 before the ws server shuts; the default closes them without a code.
       preClose(done) {
         hub.drain()
         this.websocketServer.close(() => done())
       }
     })
-  }
+  } else app.addHook('preClose', async () => hub.drain())
 
   const api: LiveApi = {
     config,
-    hub,
+    stats: hub.stats,
     async publish(topic, data) {
       const result = hub.publish(topic, data)
       const event = isThenable(result) ? await result : result
@@ -88,6 +95,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
     get connections() {
       return hub.connections.size
     },
+    subscribers: (topic) => hub.subscribers(topic),
     get ready() {
       return this.notReadyReason === null
     },
@@ -101,6 +109,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   }
   app.decorate('live', api)
   app.decorate('liveBus', bus)
+  attachHub(api, hub)
 
   app.decorateRequest('liveGrants', null) // set by routes/auth.ts on the upgrade and on POST /publish
   const allowedOrigins = originList(config.allowedOrigins)
@@ -115,7 +124,6 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
     }
   })
 
-  app.addHook('preClose', async () => hub.drain())
   app.addHook('onClose', async () => {
     hub.close()
     if (bus !== busOption) await bus.close()

@@ -2,7 +2,8 @@
 // (core/stats.ts); they are read and labelled here, at scrape time, so the hot path never calls
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
-import { operatorOnly } from '../routes/auth.js'
+import { operatorOnly } from '../http/auth.js'
+import { hubOf } from '../core/hub.js'
 import type { FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Histogram } from '../core/histogram.js'
@@ -20,8 +21,8 @@ let processRegistry: Registry | null = null
 const metrics: FastifyPluginAsync = async (app) => {
   processRegistry ??= defaultMetrics()
   const registry = new Registry()
-  const { hub } = app.live
-  const { stats, bus } = hub
+  const { stats } = app.live
+  const bus = app.liveBus
   const registers = [registry]
 
   const gauge = (name: string, help: string, read: () => number | Promise<number | undefined>) =>
@@ -56,7 +57,7 @@ const metrics: FastifyPluginAsync = async (app) => {
       yield [{}, read()]
     }
 
-  gauge('realtime_connections', 'Open WebSocket connections.', () => hub.connections.size)
+  gauge('realtime_connections', 'Open WebSocket connections.', () => app.live.connections)
   counter(
     'realtime_connects_total',
     'WebSocket connections accepted.',
@@ -178,7 +179,7 @@ const metrics: FastifyPluginAsync = async (app) => {
   }
 
   const processMetrics = processRegistry
-  app.get('/metrics', { logLevel: 'warn', onRequest: operatorOnly(app.live.hub) }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', onRequest: operatorOnly(hubOf(app.live)) }, async (_request, reply) => {
     const text = (await processMetrics.metrics()) + (await registry.metrics())
     return reply.type(registry.contentType).send(text)
   })

@@ -11,7 +11,7 @@ const pm2Metrics: FastifyPluginAsync = async (app) => {
   // exception handler (close-with-grace owns shutdown) and without patching http.
   const { default: io } = await import('@pm2/io')
   io.init({ catchExceptions: false, profiling: false, metrics: { v8: true, eventLoop: true, http: false, network: false, runtime: false } })
-  const { stats } = app.live.hub
+  const { stats } = app.live
   const framesIn = () => sum(stats.framesIn)
   const framesOut = () => sum(stats.framesOut)
 

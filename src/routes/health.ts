@@ -3,7 +3,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
 import { redactConfig, type Config } from '../config.js'
-import { operatorOnly } from './auth.js'
+import { operatorOnly } from '../http/auth.js'
+import { hubOf } from '../core/hub.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -30,7 +31,7 @@ const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { confi
     return reply.code(503).send({ ready: false, reason })
   })
 
-  const onRequest = operatorOnly(app.live.hub)
+  const onRequest = operatorOnly(hubOf(app.live))
   app.get('/config', { onRequest, schema: { response: { 200: ConfigReply } } }, async () => redactConfig(config))
 
   // Per-hook figures: calls, errors, timeouts, breaker state and latency (also the `hooks` request method).

@@ -3,8 +3,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Hub } from '../core/hub.js'
 import { ErrorCode, LiveError } from '../core/protocol.js'
-import { liveErrorHandler } from './errors.js'
-import { authenticate } from './auth.js'
+import { liveErrorHandler } from '../http/errors.js'
+import { authenticate } from '../http/auth.js'
 import { checkPublish } from '../core/auth.js'
 
 const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack']

@@ -1,5 +1,5 @@
 // Feed adapters: one exchange's public market-data message in, the normalized tick out (or null).
-import type { Tick } from '../core/arbitrage.js'
+import type { Tick } from './arbitrage.js'
 
 export interface FeedAdapter {
   readonly exchange: string

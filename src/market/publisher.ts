@@ -1,5 +1,5 @@
 // A standalone synthetic-feed publisher for demos and load tests:
-//   node dist/feed/publisher.js [--url ws://127.0.0.1:8765/ws/live | --http http://127.0.0.1:8765] [--rate 1000] [--seed 1]
+//   node dist/market/publisher.js [--url ws://127.0.0.1:8765/ws/live | --http http://127.0.0.1:8765] [--rate 1000] [--seed 1]
 //                               [--symbols 20] [--exchanges 5] [--seconds 0 (forever)]
 import { parseArgs } from 'node:util'
 import { WebSocket } from 'ws'
@@ -7,7 +7,7 @@ import { decode, encode } from '@msgpack/msgpack'
 import { SyntheticFeed } from './synthetic.js'
 import { Agent, fetch } from 'undici'
 
-const USAGE = `usage: node dist/feed/publisher.js [options]
+const USAGE = `usage: node dist/market/publisher.js [options]
 
 Publishes a synthetic ticker feed (ticker.<exchange>.<symbol>) with planted dislocations.
 

@@ -1,7 +1,7 @@
 // A synthetic market: random-walk mids for up to 20 symbols on 3 to 5 exchanges, with realistic
 // spreads, sizes and per-exchange latency, and occasional planted dislocations that open arbitrage.
 // Deterministic: the same seed and clock give the same ticks.
-import type { Tick } from '../core/arbitrage.js'
+import type { Tick } from './arbitrage.js'
 
 export const SYMBOLS: readonly [string, number][] = [
   ['BTC-USDT', 67000],

@@ -2,11 +2,11 @@
 // methods), each hook with a time budget, a failure mode, a circuit breaker and its own figures.
 import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Histogram } from '../core/histogram.js'
-import { ErrorCode, LiveError, validateFrame, type ClientFrame } from '../core/protocol.js'
-import { matches } from '../core/topics.js'
-import type { CodecName } from '../core/codec.js'
-import type { MaybePromise } from '../core/bus.js'
+import { Histogram } from './histogram.js'
+import { ErrorCode, LiveError, validateFrame, type ClientFrame } from './protocol.js'
+import { matches } from './topics.js'
+import type { CodecName } from './codec.js'
+import { isThenable, type MaybePromise } from './maybe.js'
 
 /** Returned by a publish hook to drop the event: it gets no seq and reaches nobody. */
 export const DROP: unique symbol = Symbol('live.drop')
@@ -401,5 +401,3 @@ function subscribeOutcome(hook: Hook<SubscribeHook>, out: unknown, pattern: stri
   if (out === false) throw new LiveError(ErrorCode.forbidden, `subscription to "${pattern}" denied by hook "${hook.name}"`)
   if (out instanceof Failure && hook.failMode === 'closed') throw failedError(hook)
 }
-
-const isThenable = (value: unknown): value is Promise<unknown> => typeof (value as Promise<unknown> | null)?.then === 'function'

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { encode } from '@msgpack/msgpack'
 import type { AddressInfo } from 'node:net'
-import live, { ConfigError, metrics } from '../src/index.ts'
+import live, { ConfigError, MemoryBus, metrics } from '../src/index.ts'
 import { TestClient } from './helper.ts'
 
 async function listen(app: ReturnType<typeof Fastify>) {
@@ -76,4 +76,32 @@ t.test('two host apps in one process, each with its own /metrics', async (t) => 
   t.match(texts[0], /^realtime_topics 1$/m)
   t.match(texts[1], /^realtime_topics 0$/m, 'each app counts its own')
   for (const text of texts) t.match(text, /^process_cpu_user_seconds_total /m, 'process metrics in both')
+})
+
+t.test('a bus the host passes in is used and left open; one the plugin made is closed with the app', async (t) => {
+  const own = new MemoryBus({ historySize: 10, historyTtl: 60_000 })
+  let closes = 0
+  const close = own.close.bind(own)
+  own.close = () => {
+    closes++
+    close()
+  }
+  const app = Fastify()
+  await app.register(live, { heartbeatInterval: 0, bus: own })
+  t.equal(app.liveBus, own)
+  await app.live.publish('kept.x', 1)
+  await app.close()
+  t.equal(closes, 0, 'the host still owns its bus')
+  t.equal(own.publish('kept.x', 2).seq, 2, 'and it goes on working')
+  const made = Fastify()
+  await made.register(live, { heartbeatInterval: 0 })
+  const bus = made.liveBus as MemoryBus
+  let madeCloses = 0
+  const closeMade = bus.close.bind(bus)
+  bus.close = () => {
+    madeCloses++
+    closeMade()
+  }
+  await made.close()
+  t.equal(madeCloses, 1, 'a bus the plugin made is closed with the app')
 })

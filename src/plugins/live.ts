@@ -4,7 +4,8 @@ import websocket from '@fastify/websocket'
 import type { FastifyPluginAsync } from 'fastify'
 import { loadConfig, type Config } from '../config.js'
 import { pickSubprotocol } from '../core/codec.js'
-import { MemoryBus, type Bus } from '../core/bus.js'
+import type { Bus } from '../core/bus.js'
+import busPlugin from './bus.js'
 import { attachHub, Hub, type EventListener } from '../core/hub.js'
 import { isThenable } from '../core/maybe.js'
 import type { LiveStats } from '../core/stats.js'
@@ -50,7 +51,6 @@ export interface LiveApi {
 declare module 'fastify' {
   interface FastifyInstance {
     live: LiveApi
-    liveBus: Bus
   }
 }
 
@@ -58,14 +58,9 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   if (app.hasDecorator('live')) throw new Error('the live plugin is already registered')
   const { bus: busOption, paths = ['/ws/live', '/'], httpRedirect, ...overrides } = options
   const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
-  // ioredis adds ~9 MiB of RSS to a process: it is loaded only when the Redis bus is configured.
-  // A bus passed in stays the caller's; one made here is closed here.
-  const bus =
-    typeof busOption === 'object'
-      ? busOption
-      : config.bus === 'redis'
-        ? new (await import('../core/redis-bus.js')).RedisBus(config, app.log)
-        : new MemoryBus({ ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory: () => hub.admission.overMemory() })
+  // The hub is made after the bus, which asks its admission only once events flow.
+  await app.register(busPlugin, { config, bus: typeof busOption === 'object' ? busOption : undefined, overMemory: () => hub.admission.overMemory() })
+  const bus = app.liveBus
   if (!app.hasDecorator('liveHooks')) {
     await app.register(hooksPlugin, { hookBudget: config.hookBudget, hookFailures: config.hookFailures, hookCooldown: config.hookCooldown })
   }
@@ -108,7 +103,6 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
     drain: () => hub.drain()
   }
   app.decorate('live', api)
-  app.decorate('liveBus', bus)
   attachHub(api, hub)
 
   app.decorateRequest('liveGrants', null) // set by routes/auth.ts on the upgrade and on POST /publish
@@ -124,10 +118,8 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
     }
   })
 
-  app.addHook('onClose', async () => {
-    hub.close()
-    if (bus !== busOption) await bus.close()
-  })
+  // The hub stops its heartbeat and lets go of the bus; the bus plugin closes the bus if it made it.
+  app.addHook('onClose', async () => hub.close())
 }
 
 const httpTimer = Symbol('httpTimer')

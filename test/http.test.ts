@@ -129,9 +129,9 @@ t.test('a browser GET of / lands on the dashboard; other live paths say they wan
   client.close()
 })
 
-t.test('dashboard files: the page, its SDK and MessagePack modules, and nothing outside them', async (t) => {
+t.test('dashboard files: the page, its SDK (and what it shares with the server) and MessagePack modules, and nothing outside them', async (t) => {
   const { http, app } = await startServer(t)
-  for (const path of ['dashboard.js', 'dashboard.css', 'sdk/index.js', 'sdk/patterns.js', 'vendor/msgpack/utils/utf8.mjs']) {
+  for (const path of ['dashboard.js', 'dashboard.css', 'sdk/index.js', 'shared/patterns.js', 'shared/subprotocols.js', 'vendor/msgpack/utils/utf8.mjs']) {
     const res = await fetch(`${http}/dashboard/${path}`)
     t.equal(res.status, 200, path)
     t.match(res.headers.get('content-type'), /^(application\/javascript|text\/css); charset=utf-8$/)

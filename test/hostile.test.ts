@@ -88,7 +88,12 @@ t.test('2. a web page on this host cannot publish without a credential (AUTH=loo
   const listed = await startServer(t, { allowedOrigins: 'http://127.0.0.1:1' })
   t.match(await publish(listed.url, { origin: 'http://127.0.0.1:1' }), { type: 'ack', seq: 1 }, 'an Origin listed in ALLOWED_ORIGINS is trusted like its host')
   const post = (headers: Record<string, string>, body = '{"bid":1}') => fetch(`${http}/publish/ticker.binance.BTC-USDT`, { method: 'POST', body, headers })
-  t.equal((await post({ 'content-type': 'text/plain' })).status, 415, 'text/plain (a no-cors fetch needs no preflight) is not a publish body')
+  const plain = await post({ 'content-type': 'text/plain' })
+  t.same(
+    [plain.status, (await plain.json()).message],
+    [415, 'a publish body is application/json or MessagePack (application/msgpack, application/x-msgpack, application/vnd.msgpack)'],
+    'text/plain (a no-cors fetch needs no preflight) is not a publish body'
+  )
   t.equal((await post({ 'content-type': 'application/x-www-form-urlencoded' }, 'bid=1')).status, 415)
   t.equal((await post({ 'content-type': 'application/json', origin: 'https://evil.example' })).status, 403)
   t.equal((await post({ 'content-type': 'application/json', forwarded: 'for=203.0.113.9' })).status, 403)

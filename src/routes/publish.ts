@@ -1,9 +1,9 @@
 // POST /publish/:topic: the HTTP entry to the one publish path, with JSON or MessagePack bodies.
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Hub } from '../core/hub.js'
 import { ErrorCode, LiveError } from '../core/protocol.js'
-import { liveErrorHandler } from '../http/errors.js'
+import { liveErrorHandler, sendError } from '../http/errors.js'
 import { authenticate } from '../http/auth.js'
 import { checkPublish } from '../core/auth.js'
 
@@ -34,7 +34,13 @@ const publishRoute: FastifyPluginAsync<PublishRouteOptions> = async (app, { hub,
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(false))
   app.addContentTypeParser(MSGPACK_TYPES, { parseAs: 'buffer', bodyLimit: maxPublishBytes }, parser(true))
-  app.setErrorHandler(liveErrorHandler)
+  app.setErrorHandler((err: FastifyError | LiveError, request, reply) => {
+    // Say which body types are taken, rather than Fastify's bare "Unsupported Media Type".
+    if ((err as FastifyError).statusCode === 415) {
+      return sendError(reply, 415, ErrorCode.badRequest, `a publish body is application/json or MessagePack (${MSGPACK_TYPES.join(', ')})`)
+    }
+    return liveErrorHandler(err, request, reply)
+  })
 
   app.post<{ Params: Static<typeof Params>; Querystring: Static<typeof Query> }>(
     '/publish/:topic',

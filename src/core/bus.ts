@@ -5,8 +5,6 @@ import { encodeDataShared, StoredEvent } from './codec.js'
 import type { MaybePromise } from './maybe.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 
-export type { MaybePromise }
-
 export type BusListener = (event: BusEvent) => void
 
 /** Listeners of a bus: events go to each, in the order they subscribed. */

@@ -29,33 +29,24 @@ interface Server {
 async function start(env: Record<string, string>): Promise<Server> {
   const child = spawn(process.execPath, [...NODE_ARGS, serverScript], {
     cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })
-  // LOG_LEVEL=warn hides the listening line: find the port from /proc once the process listens.
+  // The port is in the server's start-up log line; the rest of the log is read and dropped.
   const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    let found = false
+    child.stdout!.on('data', (chunk) => {
+      if (found) return
+      out += chunk
+      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      if (m === null) return
+      found = true
+      resolve(Number(m[1]))
+    })
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
-    const poll = setInterval(async () => {
-      const { stdout } = await run('ss', ['-ltnpH'])
-      const m = new RegExp(`127\\.0\\.0\\.1:(\\d+)\\s.*pid=${child.pid},`).exec(stdout)
-      if (m) {
-        clearInterval(poll)
-        resolve(Number(m[1]))
-      }
-    }, 100)
   })
   return { child, port, pid: child.pid! }
-}
-
-function run(command: string, args: string[]): Promise<{ stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args)
-    let stdout = ''
-    child.stdout.on('data', (c) => {
-      stdout += c
-    })
-    child.once('exit', () => resolve({ stdout }))
-  })
 }
 
 async function stop(server: Server) {

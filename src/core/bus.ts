@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { encodeDataShared, StoredEvent } from './codec.js'
+import { Tally } from './tally.js'
 import type { MaybePromise } from './maybe.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 
@@ -90,9 +91,6 @@ const TOPIC_OVERHEAD = 1024
 
 // Idle topics are looked for this often at most (and at least every minute).
 const SWEEP_MAX_MS = 60_000
-
-/** The frame-sized work budget where a caller gives none (in-process and tests). */
-const unlimitedWork = () => new Work(Number.MAX_SAFE_INTEGER)
 
 // A topic's history starts this small and doubles as it fills: most topics never need much.
 const FIRST_SLOTS = 16
@@ -246,7 +244,7 @@ export class MemoryBus implements Bus {
   private readonly state = new Map<string, TopicState>()
   private readonly index = new TopicTree()
   /** Subscriptions by exact topic name: such a topic is kept however long it is idle. */
-  private readonly pinned = new Map<string, number>()
+  private readonly pinned = new Tally<string>()
   private readonly topicTtl: number
   private readonly maxTopics: number
   private readonly busMemory: number
@@ -328,7 +326,7 @@ export class MemoryBus implements Bus {
     return this.state.get(topic)?.last
   }
 
-  lastMatching(pattern: string, work = unlimitedWork()): BusEvent[] {
+  lastMatching(pattern: string, work = Work.unlimited()): BusEvent[] {
     return this.index.matching(pattern, work).map((topic) => this.state.get(topic)!.last!)
   }
 
@@ -362,14 +360,11 @@ export class MemoryBus implements Bus {
   }
 
   watch(pattern: string): void {
-    if (!isPattern(pattern)) this.pinned.set(pattern, (this.pinned.get(pattern) ?? 0) + 1)
+    if (!isPattern(pattern)) this.pinned.add(pattern, 1)
   }
 
   unwatch(pattern: string): void {
-    const count = this.pinned.get(pattern)
-    if (count === undefined) return
-    if (count <= 1) this.pinned.delete(pattern)
-    else this.pinned.set(pattern, count - 1)
+    if (!isPattern(pattern)) this.pinned.add(pattern, -1)
   }
 
   close(): void {

@@ -302,7 +302,7 @@ export class LiveConnection implements ClientInfo {
         snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
       ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
     const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
-      this.flow.answer(frame.id, patterns, since, recovered, last, (ack) => this.send(ack))
+      this.flow.answer(frame.id, patterns, since, recovered, last)
     const undo = (err: unknown) => {
       for (const pattern of fresh) this.drop(pattern)
       this.fail(frame.id, err)

@@ -1,4 +1,5 @@
 // Admission and rate limits: how many connections, how much memory, how many frames per second.
+import { Tally } from './tally.js'
 
 /** Counts offences in a window of STRIKE_WINDOW_MS: more than `max` in one window is abuse. */
 export class Strikes {
@@ -76,8 +77,8 @@ const COLLECT_EVERY_MS = 5000
 
 /** Connections and subscriptions overall and per client address, and the memory budget: who may do more now. */
 export class Admission {
-  private readonly perAddress = new Map<string, number>()
-  private readonly subscriptionsPerAddress = new Map<string, number>()
+  private readonly perAddress = new Tally<string>()
+  private readonly subscriptionsPerAddress = new Tally<string>()
   private total = 0
   private subscriptions = 0
   private heldBytes = 0
@@ -92,7 +93,7 @@ export class Admission {
   /** Why a new connection from `address` is refused, or null when it is admitted. */
   refusal(address: string | undefined): string | null {
     if (this.total >= this.options.maxConnections) return `the server holds its maximum of ${this.options.maxConnections} connections`
-    if ((this.perAddress.get(address ?? '') ?? 0) >= this.options.maxConnectionsPerIp) {
+    if (this.perAddress.get(address ?? '') >= this.options.maxConnectionsPerIp) {
       return `this address holds its maximum of ${this.options.maxConnectionsPerIp} connections`
     }
     if (this.overMemory()) return 'the server is at its memory limit'
@@ -104,7 +105,7 @@ export class Admission {
     if (this.subscriptions + count > this.options.maxSubscriptionsTotal) {
       return `the server holds its maximum of ${this.options.maxSubscriptionsTotal} subscriptions`
     }
-    if ((this.subscriptionsPerAddress.get(address ?? '') ?? 0) + count > this.options.maxSubscriptionsPerIp) {
+    if (this.subscriptionsPerAddress.get(address ?? '') + count > this.options.maxSubscriptionsPerIp) {
       return `this address holds its maximum of ${this.options.maxSubscriptionsPerIp} subscriptions`
     }
     if (this.overMemory()) return 'the server is at its memory limit'
@@ -136,17 +137,17 @@ export class Admission {
 
   opened(address: string | undefined): void {
     this.total++
-    count(this.perAddress, address, 1)
+    this.perAddress.add(address ?? '', 1)
   }
 
   closed(address: string | undefined): void {
     this.total--
-    count(this.perAddress, address, -1)
+    this.perAddress.add(address ?? '', -1)
   }
 
   subscribed(address: string | undefined, n: number): void {
     this.subscriptions += n
-    count(this.subscriptionsPerAddress, address, n)
+    this.subscriptionsPerAddress.add(address ?? '', n)
   }
 }
 
@@ -166,12 +167,4 @@ const processMemory: MemoryProbe = {
     return heapUsed + external
   },
   collect: () => (globalThis as { gc?: () => void }).gc
-}
-
-/** Adds `n` to an address's count; an address at zero is forgotten. */
-function count(map: Map<string, number>, address: string | undefined, n: number): void {
-  const key = address ?? ''
-  const value = (map.get(key) ?? 0) + n
-  if (value <= 0) map.delete(key)
-  else map.set(key, value)
 }

@@ -6,6 +6,7 @@ import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
 import { Listeners, type BackplaneFigures, type Bus, type BusListener, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
+import { Tally } from './tally.js'
 
 export interface RedisBusOptions {
   redisUrl: string
@@ -132,10 +133,12 @@ export class RedisBus implements Bus {
   private readonly redis: RedisWithPublish
   private readonly sub: Redis
   private readonly channelPrefix: string
+  /** The sorted set of topics, scored by their last publish. */
+  private readonly topicsKey: string
   /** Local interest: refcount per channel (a first token, or '*' for all), each subscribed once. */
-  private readonly watched = new Map<string, number>()
+  private readonly watched = new Tally<string>()
   /** Local subscriptions by exact topic name: their keys are kept alive. */
-  private readonly pinned = new Map<string, number>()
+  private readonly pinned = new Tally<string>()
   /** The topic index read from Redis, shared by the snapshot reads of one event-loop turn. */
   private topicIndex: Promise<TopicTree> | null = null
   private readonly sweeper: NodeJS.Timeout
@@ -174,6 +177,7 @@ export class RedisBus implements Bus {
     this.flushPublishes = this.flushPublishes.bind(this)
     this.redis.defineCommand('livePublish', { lua: PUBLISH_SCRIPT })
     this.channelPrefix = `${options.redisPrefix}ev:`
+    this.topicsKey = `${options.redisPrefix}topics`
     for (const connection of [this.redis, this.sub]) {
       connection.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'))
     }
@@ -222,7 +226,7 @@ export class RedisBus implements Bus {
     const pipeline = this.redis.pipeline()
     for (const topic of this.pinned.keys()) {
       pipeline.pexpire(this.key('m', topic), this.options.topicTtl)
-      pipeline.zadd(`${this.options.redisPrefix}topics`, 'XX', now, topic)
+      pipeline.zadd(this.topicsKey, 'XX', now, topic)
     }
     pipeline.exec().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot refresh subscribed topics'))
   }
@@ -256,7 +260,7 @@ export class RedisBus implements Bus {
     const batch = this.batch
     this.batch = null
     if (batch === null) return
-    const keys: string[] = [`${this.options.redisPrefix}topics`]
+    const keys: string[] = [this.topicsKey]
     const epoch = this.epochPrefix + (++this.epochsProposed).toString(36)
     const { historySize, historyTtl, topicTtl, maxTopics } = this.options
     const args: (string | number | Buffer)[] = [historySize, Math.max(historyTtl, 1), epoch, topicTtl, Date.now() - topicTtl, maxTopics]
@@ -284,13 +288,18 @@ export class RedisBus implements Bus {
     return (entry && parseEntry(topic, entry)) ?? undefined
   }
 
+  /** Topics published to within TOPIC_TTL, from the index the publish script keeps. */
+  private liveTopicNames(): Promise<string[]> {
+    return this.call(() => this.redis.zrangebyscore(this.topicsKey, Date.now() - this.options.topicTtl, '+inf'))
+  }
+
   /**
    * The topic index, read once for all the snapshot reads of this event-loop turn (the patterns of
    * one subscribe frame): a pattern walks it instead of testing every topic.
    */
   private liveTopics(): Promise<TopicTree> {
     if (this.topicIndex !== null) return this.topicIndex
-    const index = this.call(() => this.redis.zrangebyscore(`${this.options.redisPrefix}topics`, Date.now() - this.options.topicTtl, '+inf')).then((topics) => {
+    const index = this.liveTopicNames().then((topics) => {
       const tree = new TopicTree()
       for (const topic of topics) tree.add(topic)
       return tree
@@ -302,7 +311,7 @@ export class RedisBus implements Bus {
     return index
   }
 
-  async lastMatching(pattern: string, work = new Work(Number.MAX_SAFE_INTEGER)): Promise<BusEvent[]> {
+  async lastMatching(pattern: string, work = Work.unlimited()): Promise<BusEvent[]> {
     const topics = (await this.liveTopics()).matching(pattern, work)
     if (topics.length === 0) return []
     const pipeline = this.redis.pipeline()
@@ -338,7 +347,7 @@ export class RedisBus implements Bus {
   }
 
   async topics(): Promise<TopicInfo[]> {
-    const topics = await this.call(() => this.redis.zrangebyscore(`${this.options.redisPrefix}topics`, Date.now() - this.options.topicTtl, '+inf'))
+    const topics = await this.liveTopicNames()
     const pipeline = this.redis.pipeline()
     for (const topic of topics) pipeline.hmget(this.key('m', topic), 'epoch', 'seq')
     const results = (await this.call(() => pipeline.exec())) ?? []
@@ -356,27 +365,17 @@ export class RedisBus implements Bus {
    * watched (the caller unwatches it if it gives up) and is subscribed on reconnection.
    */
   async watch(pattern: string): Promise<void> {
-    if (!isPattern(pattern)) this.pinned.set(pattern, (this.pinned.get(pattern) ?? 0) + 1)
+    if (!isPattern(pattern)) this.pinned.add(pattern, 1)
     const channel = channelOf(pattern)
-    const count = this.watched.get(channel) ?? 0
-    this.watched.set(channel, count + 1)
+    const count = this.watched.add(channel, 1)
     if (!this.subscribed) throw new LiveError(ErrorCode.unavailable, 'the bus is unavailable')
-    if (count === 0) await this.subscribeChannel(channel)
+    if (count === 1) await this.subscribeChannel(channel)
   }
 
   unwatch(pattern: string): void {
-    const pins = this.pinned.get(pattern)
-    if (pins !== undefined) {
-      if (pins > 1) this.pinned.set(pattern, pins - 1)
-      else this.pinned.delete(pattern)
-    }
+    if (!isPattern(pattern)) this.pinned.add(pattern, -1)
     const channel = channelOf(pattern)
-    const count = this.watched.get(channel) ?? 0
-    if (count > 1) {
-      this.watched.set(channel, count - 1)
-      return
-    }
-    this.watched.delete(channel)
+    if (this.watched.add(channel, -1) > 0) return
     this.unsubscribeChannel(channel).catch(() => {})
     // Events of topics no channel brings any more would leave a stale cursor behind.
     if (this.watched.has('*')) return

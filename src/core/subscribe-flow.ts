@@ -2,7 +2,7 @@
 // the ack, then per topic the replayed events or a snapshot, then live events with no gap and no
 // duplicate. Live events are held while a read or a replay is under way, replays are written as
 // the socket drains, and events the replay already covered are dropped.
-import { encodeEvent, type CodecName } from './codec.js'
+import { encodeEvent, encodeFrame, type CodecName } from './codec.js'
 import type { BusEvent, FrameId, Position } from './protocol.js'
 import { REPLY_QUEUE_FACTOR, type SendPath } from './send-path.js'
 
@@ -65,12 +65,11 @@ export class SubscribeFlow {
     patterns: string[],
     since: Map<string, Position> | null,
     recovered: (BusEvent[] | null)[],
-    last: (BusEvent | BusEvent[] | undefined)[],
-    ack: (frame: object) => void
+    last: (BusEvent | BusEvent[] | undefined)[]
   ): Promise<void> | undefined {
-    const frame: Record<string, unknown> = { type: 'ack', id, topics: patterns }
-    if (since !== null) frame.recovered = recovered.every((events) => events !== null)
-    ack(frame)
+    const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
+    if (since !== null) ack.recovered = recovered.every((events) => events !== null)
+    this.out.reply(encodeFrame(this.codec, ack), 'ack')
     const snapshots = new Map<string, BusEvent>()
     for (const entry of last) {
       if (Array.isArray(entry)) for (const e of entry) snapshots.set(e.topic, e)

@@ -71,6 +71,11 @@ export const FRAME_WORK = 100_000
 export class Work {
   constructor(private left: number) {}
 
+  /** No budget: for callers in process (the engine, tests), whose patterns are not a client's. */
+  static unlimited(): Work {
+    return new Work(Number.MAX_SAFE_INTEGER)
+  }
+
   spend(): void {
     if (--this.left < 0) {
       throw new LiveError(ErrorCode.tooLarge, "matching this frame's patterns, since entries and snapshots costs more than one frame may: send fewer per frame")

@@ -1,7 +1,7 @@
 // The measured attacks of SECURITY.md ("Hostile clients and publishers"), each against a fresh
 // server process on loopback, bounded in count and time. Compare builds by pointing
 // ATTACK_SERVER at another checkout's built server (default: this one's dist/server.js):
-//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,redis-patterns]
+//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,replay,redis-patterns]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +12,15 @@ import { rssMiB } from './proc.ts'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const serverScript = process.env.ATTACK_SERVER ?? `${root}dist/server.js`
 const NODE_ARGS = ['--no-allocation-site-pretenuring', '--max-semi-space-size=8', '--expose-gc']
-const ATTACKS: Record<string, () => Promise<void>> = { since, snapshot, subscriptions, 'slow-bodies': slowBodies, topics, 'redis-patterns': redisPatterns }
+const ATTACKS: Record<string, () => Promise<void>> = {
+  since,
+  snapshot,
+  subscriptions,
+  'slow-bodies': slowBodies,
+  topics,
+  replay,
+  'redis-patterns': redisPatterns
+}
 const chosen = (process.argv[2] ?? Object.keys(ATTACKS).join(',')).split(',')
 const unknown = chosen.filter((a) => !(a in ATTACKS))
 if (unknown.length > 0) {
@@ -170,6 +178,27 @@ async function topics() {
   const afterBig = `${mib(server)} MiB, /ready ${await ready()}`
   const small = await count(20_000, 200, (i) => `small.t${i}`, '{"v":1}')
   console.log(`topics: 60 KB ${big} (RSS ${before} -> ${afterBig}); small ${small} (RSS ${mib(server)} MiB, /ready ${await ready()})`)
+  await stop(server)
+}
+
+/** 1,000 topics x 1,000 events of history, then one client asks to recover all of them and never reads. */
+async function replay() {
+  const server = await start({ MAX_SUBSCRIPTIONS: '1000' })
+  const publisher = await open(server.port)
+  const since: Record<string, { epoch: string; seq: number }> = {}
+  for (let t = 0; t < 1000; t++) {
+    const acks = await Promise.all(Array.from({ length: 1000 }, (_, i) => reply(publisher, { type: 'publish', topic: `r.t${t}`, data: i })))
+    since[`r.t${t}`] = { epoch: acks[0].epoch, seq: 1 }
+  }
+  publisher.close()
+  await sleep(1000)
+  const before = mib(server)
+  const reader = await open(server.port)
+  ;(reader as unknown as { _socket: { pause(): void } })._socket.pause()
+  reader.send(encode({ type: 'subscribe', topics: Object.keys(since), since }))
+  await sleep(5000)
+  console.log(`replay: 999,000 events asked for by a client that does not read; RSS ${before} -> ${mib(server)} MiB`)
+  reader.terminate()
   await stop(server)
 }
 

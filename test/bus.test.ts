@@ -37,11 +37,11 @@ t.test('since: exact replays, and null when history cannot cover the gap', async
   for (let i = 1; i <= 12; i++) epoch = bus.publish('a', i).epoch
   t.same(bus.since('a', { epoch, seq: 12 }), [], 'already current')
   t.same(
-    bus.since('a', { epoch, seq: 9 })!.map((e) => e.seq),
+    [...bus.since('a', { epoch, seq: 9 })!].map((e) => e.seq),
     [10, 11, 12]
   )
   t.same(
-    bus.since('a', { epoch, seq: 7 })!.map((e) => e.seq),
+    [...bus.since('a', { epoch, seq: 7 })!].map((e) => e.seq),
     [8, 9, 10, 11, 12],
     'the whole ring'
   )
@@ -56,7 +56,7 @@ t.test('history expires by age', async (t) => {
   const { epoch } = bus.publish('a', 1)
   bus.publish('a', 2)
   t.same(
-    bus.since('a', { epoch, seq: 1 })!.map((e) => e.seq),
+    [...bus.since('a', { epoch, seq: 1 })!].map((e) => e.seq),
     [2]
   )
   await new Promise((r) => setTimeout(r, 50))
@@ -86,7 +86,7 @@ t.test('history bytes: events of every size survive growth and wrap-around exact
     published.push({ seq: e.seq, ts: e.ts, data })
     if (i % 97 === 0 || i === 2000) {
       const from = i - 50
-      const replay = bus.since('a', { epoch, seq: from })!
+      const replay = [...bus.since('a', { epoch, seq: from })!]
       t.equal(replay.length, 50, `50 events after seq ${from}`)
       t.same(
         replay.map(({ seq, ts, data }) => ({ seq, ts, data })),

@@ -192,6 +192,23 @@ t.test('subscribe flow: ack, replay, then live; a long replay waits for the sock
   t.match(frames[62], { type: 'pong', id: 8 }, 'then the ping, in the order sent')
 })
 
+t.test('subscribe flow: a replay holds a cursor into history; if history moves past a reader that slow, 4008', async (t) => {
+  const bus = new MemoryBus({ historySize: 100, historyTtl: 60_000 })
+  const { hub } = setup({ maxQueuedBytes: 16 * 1024 }, bus)
+  const tcp = new FakeTcp()
+  const { socket } = connect(hub, tcp)
+  const first = bus.publish('r', { n: 0, pad: 'x'.repeat(3000) })
+  for (let n = 1; n < 60; n++) bus.publish('r', { n, pad: 'x'.repeat(3000) })
+  const replay = bus.since('r', { epoch: first.epoch, seq: 0 })!
+  t.equal(replay.length, 60, 'the range covers 60 events, none read yet')
+  socket.receive({ type: 'subscribe', id: 1, topic: 'r', since: { epoch: first.epoch, seq: 0 } })
+  t.equal(tcp.frames().length, 7, 'ack and 6 events written, the rest waits for the socket')
+  bus.sweep(Date.now() + 120_000) // the history expires while the client is not reading
+  tcp.take()
+  t.same(socket.closedWith, { code: 4008, reason: 'slow consumer' }, 'the events it was promised are gone: closed as a slow consumer')
+  t.equal(tcp.frames().length, 7, 'nothing written after')
+})
+
 t.test('subscribe flow: with a bus that answers later, live events are held and those the replay covered dropped', async (t) => {
   const inner = new MemoryBus({ historySize: 100, historyTtl: 60_000 })
   let release: () => void = () => {}

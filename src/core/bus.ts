@@ -8,6 +8,14 @@ import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.j
 
 export type BusListener = (event: BusEvent) => void
 
+/** The events a recovery replays: how many, and each in turn. */
+export interface Replay extends Iterable<BusEvent> {
+  readonly length: number
+}
+
+/** A replay read lazily fell behind history: the events it promised are gone. */
+export class HistoryOverrun extends Error {}
+
 /** Listeners of a bus: events go to each, in the order they subscribed. */
 export class Listeners {
   private list: BusListener[] = []
@@ -55,8 +63,12 @@ export interface Bus {
   last(topic: string): MaybePromise<BusEvent | undefined>
   /** The last event of every topic the pattern matches, found through a topic index whose visits are spent from `work`. */
   lastMatching(pattern: string, work?: Work): MaybePromise<BusEvent[]>
-  /** Every event after `position`, oldest first, or null when some of them are gone (or the epoch differs). */
-  since(topic: string, position: Position): MaybePromise<BusEvent[] | null>
+  /**
+   * Every event after `position`, oldest first, or null when some of them are gone (or the epoch
+   * differs). It may be read lazily, as a replay is written: iterating throws HistoryOverrun when
+   * history moved past what was not read yet.
+   */
+  since(topic: string, position: Position): MaybePromise<Replay | null>
   /** Every topic that holds a value. */
   topics(): MaybePromise<TopicInfo[]>
   /**
@@ -223,6 +235,29 @@ class TopicState {
   }
 }
 
+/** Events `from`..`to` of a topic's history, each read (and its bytes copied) when iterated. */
+class HistoryRange implements Replay {
+  constructor(
+    private readonly state: TopicState,
+    private readonly topic: string,
+    private readonly from: number,
+    private readonly to: number
+  ) {}
+
+  get length(): number {
+    return this.to - this.from + 1
+  }
+
+  *[Symbol.iterator](): Iterator<BusEvent> {
+    const { state } = this
+    for (let seq = this.from; seq <= this.to; seq++) {
+      // Expiry or the history's cap may have dropped it while the replay waited for the socket.
+      if (seq < state.oldestSeq || seq > state.seq) throw new HistoryOverrun(`history of "${this.topic}" moved past seq ${seq}`)
+      yield state.at(this.topic, seq - state.oldestSeq)
+    }
+  }
+}
+
 /** `size` bytes at a position of a ring: a view, or a copy when they wrap around its end. */
 function ringSlice(bytes: Uint8Array, position: number, size: number): Uint8Array {
   const at = position % bytes.length
@@ -330,17 +365,17 @@ export class MemoryBus implements Bus {
     return this.index.matching(pattern, work).map((topic) => this.state.get(topic)!.last!)
   }
 
-  since(topic: string, position: Position): BusEvent[] | null {
+  /**
+   * The events after `position` as a range over the topic's history, read as it is iterated: a
+   * replay waiting for a slow socket holds a cursor, not a copy of every event it will send.
+   */
+  since(topic: string, position: Position): Replay | null {
     const state = this.state.get(topic)
     if (state === undefined || state.epoch !== position.epoch || position.seq > state.seq) return null
     if (position.seq === state.seq) return []
     state.expire(Date.now() - this.options.historyTtl)
-    if (state.count === 0) return null
-    const oldest = state.oldestSeq
-    if (oldest > position.seq + 1) return null
-    const events: BusEvent[] = []
-    for (let i = position.seq + 1 - oldest; i < state.count; i++) events.push(state.at(topic, i))
-    return events
+    if (state.count === 0 || state.oldestSeq > position.seq + 1) return null
+    return new HistoryRange(state, topic, position.seq + 1, state.seq)
   }
 
   topics(): TopicInfo[] {

@@ -20,7 +20,7 @@ import {
   type UnsubscribeFrame
 } from './protocol.js'
 import { FRAME_WORK, isPattern, SubscriptionIndex, Work } from './topics.js'
-import type { Bus } from './bus.js'
+import type { Bus, Replay } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { ClientInfo, HookRegistry } from './hooks.js'
 import { checkPublish, maySubscribe, type Grants } from './auth.js'
@@ -300,9 +300,8 @@ export class LiveConnection implements ClientInfo {
       [
         since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
         snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
-      ] as [MaybePromise<BusEvent[] | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
-    const finish = (recovered: (BusEvent[] | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
-      this.flow.answer(frame.id, patterns, since, recovered, last)
+      ] as [MaybePromise<Replay | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
+    const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) => this.flow.answer(frame.id, patterns, since, recovered, last)
     const undo = (err: unknown) => {
       for (const pattern of fresh) this.drop(pattern)
       this.fail(frame.id, err)
@@ -317,7 +316,7 @@ export class LiveConnection implements ClientInfo {
         return undefined
       }
       if (!reads[0].some(isThenable) && !reads[1].some(isThenable)) {
-        return finish(reads[0] as (BusEvent[] | null)[], reads[1] as (BusEvent | BusEvent[] | undefined)[])
+        return finish(reads[0] as (Replay | null)[], reads[1] as (BusEvent | BusEvent[] | undefined)[])
       }
       return this.flow.whileHeld(Promise.all([Promise.all(reads[0]), Promise.all(reads[1])]).then(([recovered, last]) => finish(recovered, last), undo))
     }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
-import { Listeners, type BackplaneFigures, type Bus, type BusListener, type TopicInfo } from './bus.js'
+import { Listeners, type BackplaneFigures, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { Tally } from './tally.js'
@@ -325,7 +325,7 @@ export class RedisBus implements Bus {
     return events
   }
 
-  async since(topic: string, position: Position): Promise<BusEvent[] | null> {
+  async since(topic: string, position: Position): Promise<Replay | null> {
     const [epoch, seq] = await this.call(() => this.redis.hmget(this.key('m', topic), 'epoch', 'seq'))
     if (epoch !== position.epoch || seq === null || position.seq > Number(seq)) return null
     if (position.seq === Number(seq)) return []

@@ -4,15 +4,16 @@
 // the socket drains, and events the replay already covered are dropped.
 import { encodeEvent, encodeFrame, type CodecName } from './codec.js'
 import type { BusEvent, FrameId, Position } from './protocol.js'
+import type { Replay } from './bus.js'
 import { REPLY_QUEUE_FACTOR, type SendPath } from './send-path.js'
 
 // Under the high-water mark no write returned false, so no 'drain' will come: look again after this.
 const ROOM_POLL_MS = 10
 
-/** A replayed event or a snapshot waiting to be written. */
-interface Replayed {
+/** Replayed events or snapshots waiting to be written, read one at a time as the socket takes them. */
+interface Source {
   type: 'event' | 'snapshot'
-  event: BusEvent
+  events: Iterator<BusEvent>
 }
 
 export class SubscribeFlow {
@@ -27,8 +28,9 @@ export class SubscribeFlow {
    * event of its topic, the map when it is empty.
    */
   private replayed: Map<string, BusEvent> | null = null
-  /** Replayed events and snapshots not written yet, last first: they go out as the socket drains. */
-  private backlog: Replayed[] | null = null
+  /** Replays and snapshots not written yet, in order: they go out as the socket drains. */
+  private backlog: Source[] | null = null
+  private sourceAt = 0
   private backlogDone: (() => void) | null = null
 
   constructor(
@@ -64,7 +66,7 @@ export class SubscribeFlow {
     id: FrameId | undefined,
     patterns: string[],
     since: Map<string, Position> | null,
-    recovered: (BusEvent[] | null)[],
+    recovered: (Replay | null)[],
     last: (BusEvent | BusEvent[] | undefined)[]
   ): Promise<void> | undefined {
     const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
@@ -75,20 +77,20 @@ export class SubscribeFlow {
       if (Array.isArray(entry)) for (const e of entry) snapshots.set(e.topic, e)
       else if (entry !== undefined) snapshots.set(entry.topic, entry)
     }
-    const backlog: Replayed[] = []
+    const backlog: Source[] = []
     if (since !== null) {
       let i = 0
       for (const topic of since.keys()) {
         const events = recovered[i++]
         if (events === null) continue // not recovered: its snapshot (if any) follows
         snapshots.delete(topic)
-        for (const e of events) backlog.push({ type: 'event', event: e })
+        if (events.length > 0) backlog.push({ type: 'event', events: events[Symbol.iterator]() })
       }
     }
-    for (const e of snapshots.values()) backlog.push({ type: 'snapshot', event: e })
+    if (snapshots.size > 0) backlog.push({ type: 'snapshot', events: snapshots.values() })
     if (backlog.length === 0) return undefined
     this.hold()
-    this.backlog = backlog.reverse() // written from the end: pop() is O(1)
+    this.backlog = backlog
     return new Promise<void>((resolve) => {
       this.backlogDone = resolve
       this.writeBacklog()
@@ -103,12 +105,26 @@ export class SubscribeFlow {
   private writeBacklog(): void {
     const backlog = this.backlog!
     const full = () => this.out.tcp !== null && this.out.queued > this.maxQueuedBytes
-    while (backlog.length > 0 && this.out.open) {
+    while (this.sourceAt < backlog.length && this.out.open) {
       if (full()) {
         this.waitForRoom()
         return
       }
-      const { type, event } = backlog.pop()!
+      const { type, events } = backlog[this.sourceAt]
+      let next: IteratorResult<BusEvent>
+      try {
+        next = events.next()
+      } catch {
+        // HistoryOverrun, the one error a replay raises: history moved past a reader this slow, so
+        // the events it was promised are gone; it is closed as the slow consumer it is (4008).
+        this.out.closeSlow()
+        break
+      }
+      if (next.done === true) {
+        this.sourceAt++
+        continue
+      }
+      const event = next.value
       if (this.replayed !== null && !(event.seq <= (this.replayed.get(event.topic)?.seq ?? 0))) this.replayed.set(event.topic, event)
       this.out.replayed(encodeEvent(this.codec, type, event), type)
     }
@@ -117,6 +133,7 @@ export class SubscribeFlow {
       return
     }
     this.backlog = null
+    this.sourceAt = 0
     this.backlogDone!()
     this.backlogDone = null
     this.release()
@@ -150,6 +167,7 @@ export class SubscribeFlow {
     this.held = null
     this.heldBytes = 0
     if (this.replayed!.size === 0) this.replayed = null
+    if (!this.out.open) return // closed meanwhile (a slow consumer): nothing more is written
     for (let i = 0; i < held.length; i += 2) this.live(held[i] as BusEvent, held[i + 1] as Buffer)
   }
 }

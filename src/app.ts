@@ -9,6 +9,8 @@ import metrics from './plugins/metrics.js'
 import dashboard from './plugins/dashboard.js'
 import arbitrage from './plugins/arbitrage.js'
 import demoFeed from './plugins/demo-feed.js'
+import venues from './plugins/venues.js'
+import feeds from './plugins/feeds.js'
 import scorer from './hooks/scorer.js'
 import { loadConfig, type Config } from './config.js'
 import type { Bus } from './core/bus.js'
@@ -32,6 +34,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus, httpRedirect: '/dashboard/' })
   await app.register(healthRoutes, { config })
+  await app.register(venues)
   await app.register(metrics)
   await app.register(dashboard)
   if (config.arbitrage) {
@@ -40,6 +43,10 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config
     await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee })
     await app.register(scorer, { config })
+  }
+  if (config.feeds) {
+    const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth } = config
+    await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth })
   }
   if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
   for (const path of config.hooks

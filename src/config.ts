@@ -2,6 +2,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
+import { parseEndpoints, parseFeeds } from './market/feeds.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
@@ -112,7 +113,33 @@ export const ConfigSchema = Type.Object({
   defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
   demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
-  demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)')
+  demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)'),
+  feeds: Type.String({
+    default: '',
+    syntax: 'feeds',
+    description: 'exchange connectors and their instruments, e.g. binance:BTC-USDT,ETH-USDT;okx:BTC-USDT-PERP (README "Market data"); empty: none'
+  }),
+  feedsEndpoints: Type.String({
+    default: '',
+    syntax: 'endpoints',
+    description: 'where venues are, when not at their public addresses: exchange=wsURL,restURL;... (a mock, a proxy, a testnet)'
+  }),
+  feedsMetadata: Type.String({
+    default: '',
+    description: "directory of saved instrument metadata, <dir>/<exchange>/*.json (the venues' own answers); empty: read it from each venue at start-up"
+  }),
+  bookDepth: Int(20, 1, 1000, 'levels per side in book.<exchange>.<symbol> events'),
+  feedsServerUrl: Type.String({
+    default: 'ws://127.0.0.1:8765/ws/live',
+    minLength: 1,
+    description: 'the feeds process (npm run feeds): live endpoint it publishes to'
+  }),
+  feedsToken: Type.String({
+    default: '',
+    secret: true,
+    description:
+      'the feeds process: credential with publish grants for ticker.>, book.> and venue.> (empty: none, enough for a loopback server under AUTH=loopback)'
+  })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -243,6 +270,11 @@ const SYNTAX = {
     parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null),
     accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...'
   },
+  feeds: {
+    parse: parseFeeds,
+    accepts: 'exchange:SYMBOL,SYMBOL;... with exchanges binance, binanceusdm, coinbase, kraken, okx and topic symbols such as BTC-USDT or BTC-USDT-PERP'
+  },
+  endpoints: { parse: parseEndpoints, accepts: 'exchange=ws(s)://...,http(s)://... separated by semicolons' },
   fees: { parse: parseFees, accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
   apiKeys: {
     parse: parseApiKeys,

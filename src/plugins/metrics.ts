@@ -178,6 +178,51 @@ const metrics: FastifyPluginAsync = async (app) => {
     )
   }
 
+  // One series per venue (label exchange only; at most MAX_VENUES), from its last venue.<exchange> event.
+  // The venues plugin is optional for embedders: without it there are no venue series.
+  const venues = () => (app.hasDecorator('liveVenues') ? app.liveVenues.list() : [])
+  const perVenue = (read: (v: ReturnType<typeof venues>[number]) => number | null) =>
+    function* (): Iterable<[Labels, number]> {
+      for (const v of venues()) {
+        const value = read(v)
+        if (value !== null) yield [{ exchange: v.exchange }, value]
+      }
+    }
+  const venueGauge = (name: string, help: string, read: Parameters<typeof perVenue>[0]) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['exchange'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [labels, value] of perVenue(read)()) this.set(labels, value)
+      }
+    })
+  venueGauge('realtime_venue_state', 'Venue health: 2 up, 1 degraded, 0 down.', (v) => (v.state === 'up' ? 2 : v.state === 'degraded' ? 1 : 0))
+  venueGauge('realtime_venue_books_live', 'Books in sequence (not resyncing).', (v) => v.booksLive)
+  venueGauge('realtime_venue_last_message_age_seconds', 'Seconds since the venue last sent anything.', (v) =>
+    v.lastMessageAgeMs === null ? null : v.lastMessageAgeMs / 1000
+  )
+  venueGauge('realtime_venue_clock_offset_seconds', 'Smallest receive time minus exchange time over recent messages.', (v) =>
+    v.clockOffsetMs === null ? null : v.clockOffsetMs / 1000
+  )
+  venueGauge('realtime_venue_latency_seconds', 'Median feed latency above that offset.', (v) => (v.latencyMs === null ? null : v.latencyMs / 1000))
+  for (const [name, key] of [
+    ['gaps', 'gaps'],
+    ['resyncs', 'resyncs'],
+    ['checksum_failures', 'checksumFailures'],
+    ['reconnects', 'reconnects'],
+    ['silences', 'silences'],
+    ['invalid_messages', 'invalid']
+  ] as const)
+    counter(
+      `realtime_venue_${name}_total`,
+      `Venue ${name.replace('_', ' ')} since its feed started.`,
+      ['exchange'],
+      perVenue((v) => v[key])
+    )
+
   const processMetrics = processRegistry
   app.get('/metrics', { logLevel: 'warn', onRequest: operatorOnly(hubOf(app.live)) }, async (_request, reply) => {
     const text = (await processMetrics.metrics()) + (await registry.metrics())

@@ -1,0 +1,123 @@
+// A local L2 order book: price levels per side, best first, with the venue's own text of each
+// price and size kept for the venues whose checksums are computed over that text.
+import { crc32 } from 'node:zlib'
+
+export interface Level {
+  price: number
+  size: number
+  priceText: string
+  sizeText: string
+}
+
+/** Levels kept per side: what a hostile or broken venue can make a book hold. */
+export const MAX_LEVELS = 5000
+
+export class BookSide {
+  readonly levels: Level[] = []
+
+  constructor(private readonly descending: boolean) {}
+
+  /** Index of `price`, or of where it would go (as -1 - index). */
+  private find(price: number): number {
+    const levels = this.levels
+    let lo = 0
+    let hi = levels.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const p = levels[mid].price
+      if (p === price) return mid
+      if (this.descending ? p > price : p < price) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -1 - lo
+  }
+
+  /** Sets a level's size; size 0 removes it. */
+  set(price: number, size: number, priceText: string, sizeText: string): void {
+    const at = this.find(price)
+    if (at >= 0) {
+      if (size === 0) this.levels.splice(at, 1)
+      else {
+        this.levels[at].size = size
+        this.levels[at].sizeText = sizeText
+      }
+      return
+    }
+    if (size === 0) return
+    const insertAt = -1 - at
+    if (insertAt >= MAX_LEVELS) return // worse than every kept level of a full side
+    this.levels.splice(insertAt, 0, { price, size, priceText, sizeText })
+    if (this.levels.length > MAX_LEVELS) this.levels.pop()
+  }
+
+  /** Keeps the best `depth` levels (venues that stop sending levels past the subscribed depth). */
+  truncate(depth: number): void {
+    if (this.levels.length > depth) this.levels.length = depth
+  }
+
+  clear(): void {
+    this.levels.length = 0
+  }
+
+  get best(): Level | undefined {
+    return this.levels[0]
+  }
+
+  /** The best `depth` levels as [price, size] pairs. */
+  top(depth: number): [number, number][] {
+    const n = Math.min(depth, this.levels.length)
+    const out = new Array<[number, number]>(n)
+    for (let i = 0; i < n; i++) out[i] = [this.levels[i].price, this.levels[i].size]
+    return out
+  }
+}
+
+export class OrderBook {
+  readonly bids = new BookSide(true)
+  readonly asks = new BookSide(false)
+
+  clear(): void {
+    this.bids.clear()
+    this.asks.clear()
+  }
+
+  get crossed(): boolean {
+    const bid = this.bids.best
+    const ask = this.asks.best
+    return bid !== undefined && ask !== undefined && bid.price >= ask.price
+  }
+}
+
+/** A price or size as the venue wrote it, parsed; NaN for anything that is not a plain non-negative decimal. */
+export function decimal(text: unknown): number {
+  if (typeof text !== 'string' || text.length > 40 || !/^\d+(\.\d+)?(e-?\d+)?$/i.test(text)) return NaN
+  return Number(text)
+}
+
+/**
+ * Kraken (WebSocket v1 and v2): CRC32 of the top 10 asks (lowest first) then the top 10 bids
+ * (highest first), each price and size with its "." and leading zeros removed.
+ * docs.kraken.com/api/docs/guides/spot-ws-book-v2
+ */
+export function krakenChecksum(book: OrderBook): number {
+  const strip = (text: string) => text.replace('.', '').replace(/^0+/, '')
+  let s = ''
+  for (const l of book.asks.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
+  for (const l of book.bids.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
+  return crc32(s)
+}
+
+/**
+ * OKX v5 `books`: CRC32, as a signed 32-bit integer, of the top 25 bids and asks interleaved
+ * (bid, ask, bid, ask ...), each as price:size, joined by ":".
+ */
+export function okxChecksum(book: OrderBook): number {
+  const parts: string[] = []
+  const bids = book.bids.levels
+  const asks = book.asks.levels
+  for (let i = 0; i < 25; i++) {
+    if (i < bids.length) parts.push(`${bids[i].priceText}:${bids[i].sizeText}`)
+    if (i < asks.length) parts.push(`${asks[i].priceText}:${asks[i].sizeText}`)
+  }
+  return crc32(parts.join(':')) | 0
+}

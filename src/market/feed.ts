@@ -1,0 +1,350 @@
+// What every venue connector shares: the socket's life (connect, keepalive, silence, reconnect with
+// backoff), one local book per instrument, publishing at most one book and one ticker event per
+// book per event-loop turn, and the venue's health. The venues (venues.ts) parse their own messages.
+import { WebSocket } from 'ws'
+import type { Instrument } from './instruments.js'
+import { OrderBook } from './book.js'
+
+export type Publish = (topic: string, data: unknown) => void
+
+export interface Endpoints {
+  /** WebSocket base URL. */
+  ws: string
+  /** REST base URL (snapshots, metadata). */
+  rest: string
+}
+
+export interface FeedOptions {
+  instruments: Instrument[]
+  endpoints: Endpoints
+  /** Levels per side in book.<exchange>.<symbol> events. */
+  bookDepth: number
+  publish: Publish
+  log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+  now?: () => number
+  /** Delay before the first reconnect; doubles up to 30 s, back to this once a connection lasts a minute. */
+  reconnectMs?: number
+  /** Override of the venue's silence limit (tests). */
+  silenceMs?: number
+  fetch?: typeof fetch
+}
+
+export type VenueState = 'up' | 'degraded' | 'down'
+
+export interface VenueCounters {
+  messages: number
+  /** Messages of a kind the connector did not ask for, or for instruments it did not subscribe. */
+  ignored: number
+  /** Messages that are not what the venue documents (not JSON, missing fields, bad numbers). */
+  invalid: number
+  gaps: number
+  checksumFailures: number
+  resyncs: number
+  reconnects: number
+  /** Sockets dropped because nothing came for longer than the venue's silence limit. */
+  silences: number
+  errors: number
+}
+
+/** venue.<exchange> events and the `venues` method: docs/PROTOCOL.md "Market data topics". */
+export interface VenueHealth extends VenueCounters {
+  exchange: string
+  state: VenueState
+  connected: boolean
+  instruments: number
+  booksLive: number
+  /** ms since the last message; null before the first. */
+  lastMessageAgeMs: number | null
+  /** Estimates over the last messages carrying exchange time: see docs/PROTOCOL.md. */
+  clockOffsetMs: number | null
+  latencyMs: number | null
+  ts: number
+}
+
+/** One instrument's book and where it stands in the venue's sequence. */
+export class BookState {
+  readonly book = new OrderBook()
+  /** The book is whole and in sequence: only a live book is published. */
+  live = false
+  /** Last applied sequence number (Binance update id, OKX seqId); -1 before a snapshot. */
+  seq = -1
+  exchangeTime: number | null = null
+  receivedAt = 0
+  /** Venue-specific pending state (Binance's diffs that arrived before the snapshot). */
+  pending: unknown[] = []
+  /** Binance: a diff has been joined to the snapshot, so each next one must follow the last. */
+  joined = false
+  /** Binance: failed snapshot requests in a row (their retries back off). */
+  snapshotFailures = 0
+  dirty = false
+  lastTicker = ''
+
+  constructor(readonly instrument: Instrument) {}
+
+  reset(): void {
+    this.book.clear()
+    this.live = false
+    this.seq = -1
+    this.joined = false
+    this.pending = []
+  }
+}
+
+const CLOCK_SAMPLES = 256
+const DEGRADED_AFTER_RESYNC_MS = 10_000
+
+export abstract class VenueFeed {
+  abstract readonly exchange: string
+  /** Milliseconds without any message (or pong) after which the socket is taken for dead. */
+  protected abstract readonly silenceLimitMs: number
+  protected readonly books = new Map<string, BookState>()
+  readonly counters: VenueCounters = { messages: 0, ignored: 0, invalid: 0, gaps: 0, checksumFailures: 0, resyncs: 0, reconnects: 0, silences: 0, errors: 0 }
+  protected ws: WebSocket | null = null
+  protected readonly now: () => number
+  private stopped = false
+  private opened = 0
+  private connectedAt = 0
+  private lastMessageAt: number | null = null
+  private lastResyncAt = -Infinity
+  private reconnectDelay: number
+  private reconnectTimer: NodeJS.Timeout | null = null
+  private watchdog: NodeJS.Timeout | null = null
+  private flushScheduled = false
+  private readonly clock: number[] = []
+  private clockAt = 0
+  private lastState: VenueState | null = null
+
+  constructor(protected readonly options: FeedOptions) {
+    this.now = options.now ?? Date.now
+    this.reconnectDelay = options.reconnectMs ?? 500
+    for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i))
+  }
+
+  /** The URL to connect to. */
+  protected abstract url(): string
+  /** Called when a socket opens: subscribe, fetch snapshots. */
+  protected abstract onOpen(): void
+  /** One parsed message. Throwing counts it invalid; it never takes the feed down. */
+  protected abstract onMessage(message: unknown, receivedAt: number): void
+  /** Get a fresh snapshot of one book (resubscribe, or a REST call). */
+  protected abstract resubscribe(state: BookState): void
+  /** Sent every keepalive interval while open (venues that want an application ping). */
+  protected keepalive(): void {
+    this.ws?.ping()
+  }
+  /** Messages that are not JSON but part of the protocol (OKX's "pong"). */
+  protected onText(_text: string): boolean {
+    return false
+  }
+
+  start(): void {
+    this.stopped = false
+    this.connect()
+    this.watchdog = setInterval(() => this.tick(), 1000)
+    this.watchdog.unref()
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
+    if (this.watchdog) clearInterval(this.watchdog)
+    this.ws?.terminate()
+    this.ws = null
+  }
+
+  private connect(): void {
+    const ws = new WebSocket(this.url(), { maxPayload: 16 * 1024 * 1024, handshakeTimeout: 10_000 })
+    this.ws = ws
+    ws.on('open', () => {
+      if (this.opened++ > 0) this.counters.reconnects++
+      this.connectedAt = this.now()
+      this.lastMessageAt = this.connectedAt
+      for (const state of this.books.values()) state.reset()
+      this.onOpen()
+    })
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary))
+    ws.on('pong', () => {
+      this.lastMessageAt = this.now()
+    })
+    ws.on('ping', () => {
+      this.lastMessageAt = this.now()
+    })
+    ws.on('error', (err) => {
+      this.counters.errors++
+      this.options.log?.warn({ exchange: this.exchange, err: err.message }, 'venue socket error')
+    })
+    ws.on('close', () => {
+      if (this.ws !== ws) return
+      this.ws = null
+      // Nothing stale is published: every book waits for a new snapshot.
+      for (const state of this.books.values()) state.reset()
+      this.publishHealth()
+      if (!this.stopped) this.scheduleReconnect()
+    })
+  }
+
+  private scheduleReconnect(): void {
+    if (this.now() - this.connectedAt > 60_000) this.reconnectDelay = this.options.reconnectMs ?? 500
+    const delay = this.reconnectDelay
+    this.reconnectDelay = Math.min(this.reconnectDelay * 2, 30_000)
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null
+      if (!this.stopped) this.connect()
+    }, delay)
+    this.reconnectTimer.unref()
+  }
+
+  private receive(data: Buffer, isBinary: boolean): void {
+    const receivedAt = this.now()
+    this.lastMessageAt = receivedAt
+    this.counters.messages++
+    const text = isBinary ? '' : data.toString()
+    if (this.onText(text)) return
+    let message: unknown
+    try {
+      message = JSON.parse(text)
+    } catch {
+      this.counters.invalid++
+      return
+    }
+    try {
+      this.onMessage(message, receivedAt)
+    } catch (err) {
+      this.counters.invalid++
+      this.options.log?.warn({ exchange: this.exchange, err: (err as Error).message }, 'venue message not understood')
+    }
+  }
+
+  private tick(): void {
+    const open = this.ws?.readyState === WebSocket.OPEN
+    if (open && this.lastMessageAt !== null && this.now() - this.lastMessageAt > (this.options.silenceMs ?? this.silenceLimitMs)) {
+      this.counters.silences++
+      this.options.log?.warn({ exchange: this.exchange }, 'venue silent past its limit: reconnecting')
+      this.ws?.terminate()
+      return
+    }
+    if (open) this.keepalive()
+    this.publishHealth()
+  }
+
+  /** Sends a message on the open socket (dropped when there is none: the next open resubscribes). */
+  protected send(message: unknown): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(typeof message === 'string' ? message : JSON.stringify(message))
+  }
+
+  /** Closes the socket: every book resyncs on the next connection. */
+  protected restart(): void {
+    this.ws?.terminate()
+  }
+
+  /** A book lost its way (gap, checksum, bad message): count it, forget it, ask for a new snapshot. */
+  protected resync(state: BookState, reason: 'gap' | 'checksum' | 'invalid'): void {
+    if (reason === 'gap') this.counters.gaps++
+    else if (reason === 'checksum') this.counters.checksumFailures++
+    else this.counters.invalid++
+    this.counters.resyncs++
+    this.lastResyncAt = this.now()
+    this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
+    state.reset()
+    this.resubscribe(state)
+  }
+
+  protected book(venueSymbol: unknown): BookState | undefined {
+    return typeof venueSymbol === 'string' ? this.books.get(venueSymbol) : undefined
+  }
+
+  /** A book changed: published once at the end of this event-loop turn, however many messages changed it. */
+  protected changed(state: BookState, exchangeTime: number | null, receivedAt: number): void {
+    state.exchangeTime = exchangeTime
+    state.receivedAt = receivedAt
+    if (exchangeTime !== null && Number.isFinite(exchangeTime)) this.sampleClock(receivedAt - exchangeTime)
+    if (state.dirty) return
+    state.dirty = true
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
+  }
+
+  private sampleClock(delta: number): void {
+    this.clock[this.clockAt] = delta
+    this.clockAt = (this.clockAt + 1) % CLOCK_SAMPLES
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    for (const state of this.books.values()) {
+      if (!state.dirty) continue
+      state.dirty = false
+      if (state.live && !state.book.crossed) this.publishBook(state)
+    }
+  }
+
+  /** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
+  private baseSize(i: Instrument, price: number, size: number): number {
+    if (i.kind === 'inverse-perp' || i.kind === 'inverse-future') return (size * i.contractSize) / price
+    return size * i.contractSize
+  }
+
+  private publishBook(state: BookState): void {
+    const i = state.instrument
+    const convert = (levels: [number, number][]) => {
+      if (i.contractSize !== 1 || i.kind !== 'spot') for (const l of levels) l[1] = this.baseSize(i, l[0], l[1])
+      return levels
+    }
+    const bids = convert(state.book.bids.top(this.options.bookDepth))
+    const asks = convert(state.book.asks.top(this.options.bookDepth))
+    const ts = state.exchangeTime ?? state.receivedAt
+    const common = { exchange: this.exchange, symbol: i.symbol, ts, exchangeTime: state.exchangeTime, receivedAt: state.receivedAt }
+    this.options.publish(`book.${this.exchange}.${i.symbol}`, { ...common, bids, asks })
+    const bid = bids[0]
+    const ask = asks[0]
+    if (bid === undefined || ask === undefined) return
+    const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
+    if (top === state.lastTicker) return
+    state.lastTicker = top
+    this.options.publish(`ticker.${this.exchange}.${i.symbol}`, { ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
+  }
+
+  health(): VenueHealth {
+    const now = this.now()
+    const connected = this.ws?.readyState === WebSocket.OPEN
+    let booksLive = 0
+    for (const state of this.books.values()) if (state.live) booksLive++
+    const age = this.lastMessageAt === null ? null : now - this.lastMessageAt
+    const silenceLimit = this.options.silenceMs ?? this.silenceLimitMs
+    const state: VenueState =
+      !connected || (age !== null && age > silenceLimit)
+        ? 'down'
+        : booksLive < this.books.size || now - this.lastResyncAt < DEGRADED_AFTER_RESYNC_MS || (age !== null && age > silenceLimit / 2)
+          ? 'degraded'
+          : 'up'
+    const samples = this.clock.slice().sort((a, b) => a - b)
+    const offset = samples.length > 0 ? samples[0] : null
+    const latency = offset === null ? null : samples[samples.length >> 1] - offset
+    return {
+      exchange: this.exchange,
+      state,
+      connected,
+      instruments: this.books.size,
+      booksLive,
+      lastMessageAgeMs: age,
+      clockOffsetMs: offset,
+      latencyMs: latency,
+      ...this.counters,
+      ts: now
+    }
+  }
+
+  /** venue.<exchange>: every second, and at once when the state changes. */
+  publishHealth(): void {
+    const health = this.health()
+    this.lastState = health.state
+    this.options.publish(`venue.${this.exchange}`, health)
+  }
+
+  /** For the venues: publish health at once if the state moved (a book went live). */
+  protected stateMaybeChanged(): void {
+    if (this.health().state !== this.lastState) this.publishHealth()
+  }
+}

@@ -1,0 +1,149 @@
+// FEEDS as configured: which instruments of which venues, where the venues are, and the registry
+// their metadata makes; then one connector per venue. Used by the feeds process (feeds-process.ts)
+// and, for a single-process setup, by the server's feeds plugin.
+import { readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import * as parse from './instruments.js'
+import { InstrumentRegistry, type Instrument } from './instruments.js'
+import type { Endpoints, FeedOptions, Publish, VenueFeed, VenueHealth } from './feed.js'
+import { EXCHANGES, type Exchange, VENUE_ENDPOINTS, createFeed } from './venues.js'
+
+const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
+
+/** FEEDS: `binance:BTC-USDT,ETH-USDT;okx:BTC-USDT-PERP`; null when malformed. */
+export function parseFeeds(text: string): Map<Exchange, string[]> | null {
+  const feeds = new Map<Exchange, string[]>()
+  for (const part of text
+    .split(';')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [exchange, list, extra] = part.split(':')
+    if (extra !== undefined || !(EXCHANGES as readonly string[]).includes(exchange.trim())) return null
+    const symbols = (list ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+    if (symbols.length === 0 || !symbols.every((s) => SYMBOL.test(s))) return null
+    const known = feeds.get(exchange.trim() as Exchange) ?? []
+    feeds.set(exchange.trim() as Exchange, [...new Set([...known, ...symbols])])
+  }
+  return feeds
+}
+
+/** FEEDS_ENDPOINTS: `binance=wss://host,https://host;okx=...`; null when malformed. */
+export function parseEndpoints(text: string): Partial<Record<Exchange, Endpoints>> | null {
+  const out: Partial<Record<Exchange, Endpoints>> = {}
+  for (const part of text
+    .split(';')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const m = /^([a-z]+)=(wss?:\/\/[^,\s]+),(https?:\/\/[^,\s]+)$/.exec(part)
+    if (m === null || !(EXCHANGES as readonly string[]).includes(m[1])) return null
+    out[m[1] as Exchange] = { ws: m[2].replace(/\/$/, ''), rest: m[3].replace(/\/$/, '') }
+  }
+  return out
+}
+
+/** The metadata each venue publishes: path under the REST base, and the parser of its answers. */
+const METADATA: Record<Exchange, { paths: string[]; parse: (...answers: unknown[]) => parse.Parsed }> = {
+  binance: { paths: ['/api/v3/exchangeInfo'], parse: parse.binanceSpot },
+  binanceusdm: { paths: ['/fapi/v1/exchangeInfo'], parse: parse.binanceUsdm },
+  coinbase: { paths: ['/products'], parse: parse.coinbase },
+  kraken: { paths: ['/0/public/AssetPairs'], parse: parse.kraken },
+  okx: { paths: ['SPOT', 'SWAP', 'FUTURES'].map((t) => `/api/v5/public/instruments?instType=${t}`), parse: parse.okx }
+}
+
+/**
+ * The registry for these venues: from `<metadataDir>/<exchange>/*.json` (the venues' own answers,
+ * saved; what tests and offline runs use) or, without a directory, from each venue's REST API.
+ */
+export async function loadRegistry(
+  exchanges: Exchange[],
+  { metadataDir, endpoints, fetchImpl = fetch }: { metadataDir?: string; endpoints: Record<Exchange, Endpoints>; fetchImpl?: typeof fetch }
+): Promise<InstrumentRegistry> {
+  const registry = new InstrumentRegistry()
+  for (const exchange of exchanges) {
+    const { paths, parse: parser } = METADATA[exchange]
+    let answers: unknown[]
+    if (metadataDir) {
+      const dir = join(metadataDir, exchange)
+      let files: string[]
+      try {
+        files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('depth-'))
+      } catch {
+        throw new Error(`FEEDS_METADATA: no metadata for ${exchange} in ${dir}`)
+      }
+      answers = files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    } else {
+      answers = await Promise.all(
+        paths.map(async (path) => {
+          const url = `${endpoints[exchange].rest}${path}`
+          const res = await fetchImpl(url, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => {
+            throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
+          })
+          if (!res.ok) throw new Error(`${exchange}: ${url} answered HTTP ${res.status}`)
+          return res.json()
+        })
+      )
+    }
+    // Coinbase's two product lists and OKX's three instrument types each parse on their own.
+    for (const answer of answers) registry.add(exchange, parser(answer))
+  }
+  return registry
+}
+
+export interface Feeds {
+  readonly feeds: VenueFeed[]
+  readonly registry: InstrumentRegistry
+  /** FEEDS entries no venue lists: skipped, never guessed. */
+  readonly unknown: { exchange: Exchange; symbol: string }[]
+  health(): VenueHealth[]
+  stop(): void
+}
+
+export interface StartOptions {
+  feeds: Map<Exchange, string[]>
+  endpoints?: Partial<Record<Exchange, Endpoints>>
+  metadataDir?: string
+  bookDepth: number
+  publish: Publish
+  log?: FeedOptions['log']
+  fetchImpl?: typeof fetch
+}
+
+export async function startFeeds(options: StartOptions): Promise<Feeds> {
+  const endpoints = { ...VENUE_ENDPOINTS, ...options.endpoints }
+  const exchanges = [...options.feeds.keys()]
+  const registry = await loadRegistry(exchanges, { metadataDir: options.metadataDir, endpoints, fetchImpl: options.fetchImpl })
+  const unknown: Feeds['unknown'] = []
+  const feeds: VenueFeed[] = []
+  for (const [exchange, symbols] of options.feeds) {
+    const instruments: Instrument[] = []
+    for (const symbol of symbols) {
+      const instrument = registry.topic(exchange, symbol)
+      if (instrument === undefined) unknown.push({ exchange, symbol })
+      else instruments.push(instrument)
+    }
+    if (instruments.length === 0) continue
+    feeds.push(
+      createFeed(exchange, {
+        instruments,
+        endpoints: endpoints[exchange],
+        bookDepth: options.bookDepth,
+        publish: options.publish,
+        log: options.log,
+        fetch: options.fetchImpl
+      })
+    )
+  }
+  for (const feed of feeds) feed.start()
+  return {
+    feeds,
+    registry,
+    unknown,
+    health: () => feeds.map((f) => f.health()),
+    stop: () => {
+      for (const feed of feeds) feed.stop()
+    }
+  }
+}

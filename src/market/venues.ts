@@ -1,0 +1,430 @@
+// The five markets, each keeping its books the way the venue documents it. Messages of kinds a
+// connector did not ask for are counted as ignored and change nothing.
+import { type BookState, VenueFeed, type FeedOptions, type Endpoints } from './feed.js'
+import { type BookSide, decimal, krakenChecksum, okxChecksum } from './book.js'
+
+type Row = Record<string, unknown>
+const isRow = (x: unknown): x is Row => x !== null && typeof x === 'object' && !Array.isArray(x)
+
+/** Applies [price, size] text pairs; false when one is not a decimal (the message is not what the venue documents). */
+function applyPairs(side: BookSide, levels: unknown): boolean {
+  if (!Array.isArray(levels)) return false
+  for (const level of levels) {
+    if (!Array.isArray(level)) return false
+    const price = decimal(level[0])
+    const size = decimal(level[1])
+    if (!(price > 0) || !(size >= 0)) return false
+    side.set(price, size, level[0], level[1])
+  }
+  return true
+}
+
+const MAX_PENDING = 1000
+
+/**
+ * Binance spot and USD-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
+ * snapshot per book, the venue's rules for joining them:
+ * developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly
+ * USD-M adds `pu` (the previous event's `u`), which must equal the last applied `u`.
+ */
+export class BinanceFeed extends VenueFeed {
+  readonly exchange: 'binance' | 'binanceusdm'
+  protected readonly silenceLimitMs = 30_000
+  private readonly fetchImpl: typeof fetch
+  private snapshotQueue: BookState[] = []
+  private snapshotRunning = false
+
+  constructor(options: FeedOptions, exchange: 'binance' | 'binanceusdm') {
+    super(options)
+    this.exchange = exchange
+    this.fetchImpl = options.fetch ?? fetch
+    // A combined stream carries at most 1024 streams; one per book here.
+    if (this.books.size > 1024) throw new Error(`${exchange}: at most 1024 instruments per connection`)
+  }
+
+  protected url(): string {
+    const streams = [...this.books.keys()].map((s) => `${s.toLowerCase()}@depth@100ms`).join('/')
+    return `${this.options.endpoints.ws}/stream?streams=${streams}`
+  }
+
+  protected onOpen(): void {
+    this.snapshotQueue = [...this.books.values()]
+    void this.fetchSnapshots()
+  }
+
+  protected resubscribe(state: BookState): void {
+    if (!this.snapshotQueue.includes(state)) this.snapshotQueue.push(state)
+    void this.fetchSnapshots()
+  }
+
+  /** One snapshot at a time: a full depth costs request weight the venue limits per minute. */
+  private async fetchSnapshots(): Promise<void> {
+    if (this.snapshotRunning) return
+    this.snapshotRunning = true
+    try {
+      for (let state = this.snapshotQueue.shift(); state !== undefined; state = this.snapshotQueue.shift()) {
+        const path = this.exchange === 'binance' ? '/api/v3/depth' : '/fapi/v1/depth'
+        const symbol = state.instrument.venueSymbol
+        let snapshot: unknown
+        try {
+          const res = await this.fetchImpl(`${this.options.endpoints.rest}${path}?symbol=${symbol}&limit=1000`, { signal: AbortSignal.timeout(10_000) })
+          if (!res.ok) throw new Error(`HTTP ${res.status}`)
+          snapshot = await res.json()
+        } catch (err) {
+          this.counters.errors++
+          this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
+          // Backs off to 30 s: a full depth costs request weight the venue limits per minute.
+          state.snapshotFailures++
+          await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000)).unref())
+          if (this.ws !== null) this.snapshotQueue.push(state)
+          continue
+        }
+        state.snapshotFailures = 0
+        if (this.ws !== null) this.applySnapshot(state, snapshot, this.now())
+      }
+    } finally {
+      this.snapshotRunning = false
+    }
+  }
+
+  private applySnapshot(state: BookState, snapshot: unknown, receivedAt: number): void {
+    const s = snapshot as Row
+    const lastUpdateId = Number(s?.lastUpdateId)
+    if (!Number.isSafeInteger(lastUpdateId)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    const pending = state.pending as Row[]
+    state.reset()
+    if (!applyPairs(state.book.bids, s.bids) || !applyPairs(state.book.asks, s.asks)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    state.seq = lastUpdateId
+    state.live = true
+    const time = typeof s.T === 'number' ? s.T : typeof s.E === 'number' ? s.E : null
+    this.changed(state, time, receivedAt)
+    // The diffs that came while the snapshot was on its way: the old ones are dropped, the rest joined.
+    for (const diff of pending) if (state.live) this.applyDiff(state, diff, receivedAt)
+    this.stateMaybeChanged()
+  }
+
+  protected onMessage(message: unknown, receivedAt: number): void {
+    const m = isRow(message) && isRow(message.data) ? message.data : message
+    if (!isRow(m) || m.e !== 'depthUpdate') {
+      this.counters.ignored++
+      return
+    }
+    const state = this.book(m.s)
+    if (state === undefined) {
+      this.counters.ignored++
+      return
+    }
+    if (state.seq === -1) {
+      // No snapshot yet: keep the diff (bounded) to join it once the snapshot arrives.
+      if (state.pending.length >= MAX_PENDING) state.pending.shift()
+      state.pending.push(m)
+      return
+    }
+    this.applyDiff(state, m, receivedAt)
+  }
+
+  private applyDiff(state: BookState, m: Row, receivedAt: number): void {
+    const first = Number(m.U)
+    const last = Number(m.u)
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    if (!state.joined) {
+      // The first diff after the snapshot must straddle it; older ones are dropped.
+      if (this.exchange === 'binance' ? last <= state.seq : last < state.seq) return
+      const straddles = this.exchange === 'binance' ? first <= state.seq + 1 && last >= state.seq + 1 : first <= state.seq && last >= state.seq
+      if (!straddles) {
+        this.resync(state, 'gap')
+        return
+      }
+    } else if (this.exchange === 'binance' ? first !== state.seq + 1 : Number(m.pu) !== state.seq) {
+      this.resync(state, 'gap')
+      return
+    }
+    if (!applyPairs(state.book.bids, m.b) || !applyPairs(state.book.asks, m.a)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    state.joined = true
+    state.seq = last
+    const time = typeof m.T === 'number' ? m.T : typeof m.E === 'number' ? m.E : null
+    this.changed(state, time, receivedAt)
+  }
+}
+
+/**
+ * Coinbase Advanced Trade `level2`: a snapshot then updates per product, and one `sequence_num` per
+ * connection across every channel: a gap means something on this connection was lost, so the
+ * connection restarts and every book comes back with a new snapshot.
+ * docs.cdp.coinbase.com/advanced-trade/docs/ws-channels#level2-channel
+ */
+export class CoinbaseFeed extends VenueFeed {
+  readonly exchange = 'coinbase'
+  // The heartbeats channel sends one message a second.
+  protected readonly silenceLimitMs = 10_000
+  private sequence = -1
+
+  protected url(): string {
+    return this.options.endpoints.ws
+  }
+
+  protected onOpen(): void {
+    this.sequence = -1
+    this.send({ type: 'subscribe', product_ids: [...this.books.keys()], channel: 'level2' })
+    this.send({ type: 'subscribe', channel: 'heartbeats' })
+  }
+
+  protected override keepalive(): void {}
+
+  protected resubscribe(): void {
+    this.restart()
+  }
+
+  protected onMessage(message: unknown, receivedAt: number): void {
+    if (!isRow(message)) throw new Error('not an object')
+    if (message.type === 'error') {
+      this.counters.errors++
+      this.options.log?.warn({ exchange: this.exchange, message: String(message.message).slice(0, 200) }, 'venue error')
+      return
+    }
+    const sequence = Number(message.sequence_num)
+    if (!Number.isSafeInteger(sequence)) throw new Error('no sequence_num')
+    if (this.sequence !== -1 && sequence !== this.sequence + 1) {
+      if (sequence <= this.sequence) return // a repeat
+      this.counters.gaps++
+      this.counters.resyncs++
+      this.options.log?.warn({ exchange: this.exchange, expected: this.sequence + 1, got: sequence }, 'sequence gap: reconnecting')
+      this.restart()
+      return
+    }
+    this.sequence = sequence
+    if (message.channel !== 'l2_data') {
+      if (message.channel !== 'heartbeats' && message.channel !== 'subscriptions') this.counters.ignored++
+      return
+    }
+    const time = typeof message.timestamp === 'string' ? Date.parse(message.timestamp) : Number.NaN
+    const exchangeTime = Number.isFinite(time) ? time : null
+    for (const event of Array.isArray(message.events) ? message.events : []) {
+      if (!isRow(event)) throw new Error('event not an object')
+      const state = this.book(event.product_id)
+      if (state === undefined) {
+        this.counters.ignored++
+        continue
+      }
+      if (event.type === 'snapshot') state.reset()
+      else if (event.type !== 'update' || !state.live) continue // updates before the snapshot join nothing
+      if (!this.applyUpdates(state, event.updates)) {
+        this.resync(state, 'invalid')
+        continue
+      }
+      state.live = true
+      this.changed(state, exchangeTime, receivedAt)
+    }
+    this.stateMaybeChanged()
+  }
+
+  private applyUpdates(state: BookState, updates: unknown): boolean {
+    if (!Array.isArray(updates)) return false
+    for (const u of updates) {
+      if (!isRow(u)) return false
+      const price = decimal(u.price_level)
+      const size = decimal(u.new_quantity)
+      if (!(price > 0) || !(size >= 0)) return false
+      const side = u.side === 'bid' ? state.book.bids : u.side === 'offer' || u.side === 'ask' ? state.book.asks : null
+      if (side === null) return false
+      side.set(price, size, u.price_level as string, u.new_quantity as string)
+    }
+    return true
+  }
+}
+
+/** Kraken's v2 book depths; the connector asks for the smallest one that covers BOOK_DEPTH. */
+const KRAKEN_DEPTHS = [10, 25, 100, 500, 1000]
+
+/**
+ * Kraken WebSocket v2 `book`: snapshot then updates per symbol, each with a CRC32 of the top 10
+ * levels (book.ts), the book truncated to the subscribed depth after every update.
+ * docs.kraken.com/api/docs/guides/spot-ws-book-v2
+ */
+export class KrakenFeed extends VenueFeed {
+  readonly exchange = 'kraken'
+  // Kraken sends a heartbeat every second on a subscribed connection.
+  protected readonly silenceLimitMs = 10_000
+  private readonly depth = KRAKEN_DEPTHS.find((d) => d >= this.options.bookDepth) ?? 1000
+
+  protected url(): string {
+    return this.options.endpoints.ws
+  }
+
+  protected onOpen(): void {
+    this.send({ method: 'subscribe', params: { channel: 'book', symbol: [...this.books.keys()], depth: this.depth, snapshot: true } })
+  }
+
+  protected override keepalive(): void {}
+
+  protected resubscribe(state: BookState): void {
+    const symbol = [state.instrument.venueSymbol]
+    this.send({ method: 'unsubscribe', params: { channel: 'book', symbol, depth: this.depth } })
+    this.send({ method: 'subscribe', params: { channel: 'book', symbol, depth: this.depth, snapshot: true } })
+  }
+
+  protected onMessage(message: unknown, receivedAt: number): void {
+    if (!isRow(message)) throw new Error('not an object')
+    if (message.channel !== 'book') {
+      if (message.method === 'subscribe' && message.success === false) {
+        this.counters.errors++
+        this.options.log?.warn({ exchange: this.exchange, error: String(message.error).slice(0, 200) }, 'subscribe refused')
+      } else if (message.channel !== 'heartbeat' && message.channel !== 'status' && message.method === undefined) this.counters.ignored++
+      return
+    }
+    if (message.type !== 'snapshot' && message.type !== 'update') throw new Error('book message of no known type')
+    for (const item of Array.isArray(message.data) ? message.data : []) {
+      if (!isRow(item)) throw new Error('book item not an object')
+      const state = this.book(item.symbol)
+      if (state === undefined) {
+        this.counters.ignored++
+        continue
+      }
+      if (message.type === 'snapshot') state.reset()
+      else if (!state.live) continue
+      if (!this.applyLevels(state, item.bids, state.book.bids) || !this.applyLevels(state, item.asks, state.book.asks)) {
+        this.resync(state, 'invalid')
+        continue
+      }
+      state.book.bids.truncate(this.depth)
+      state.book.asks.truncate(this.depth)
+      if (krakenChecksum(state.book) !== item.checksum) {
+        this.resync(state, 'checksum')
+        continue
+      }
+      state.live = true
+      const time = typeof item.timestamp === 'string' ? Date.parse(item.timestamp) : Number.NaN
+      this.changed(state, Number.isFinite(time) ? time : null, receivedAt)
+    }
+    this.stateMaybeChanged()
+  }
+
+  /** v2 sends numbers; the checksum needs the text the venue prints, which its pair's decimals give. */
+  private applyLevels(state: BookState, levels: unknown, side: BookSide): boolean {
+    if (!Array.isArray(levels)) return false
+    const { priceDecimals, sizeDecimals } = state.instrument
+    for (const l of levels) {
+      if (!isRow(l) || typeof l.price !== 'number' || typeof l.qty !== 'number' || !(l.price > 0) || !(l.qty >= 0) || !Number.isFinite(l.price + l.qty))
+        return false
+      side.set(l.price, l.qty, l.price.toFixed(priceDecimals), l.qty.toFixed(sizeDecimals))
+    }
+    return true
+  }
+}
+
+/**
+ * OKX v5 public `books` (400 levels): snapshot then updates per instrument, `prevSeqId` equal to the
+ * last applied `seqId`, and a CRC32 of the top 25 levels (book.ts) in every message.
+ * www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
+ */
+export class OkxFeed extends VenueFeed {
+  readonly exchange = 'okx'
+  // OKX closes a connection idle for 30 s; the connector sends "ping" every second it has nothing.
+  protected readonly silenceLimitMs = 30_000
+
+  protected url(): string {
+    return this.options.endpoints.ws
+  }
+
+  protected onOpen(): void {
+    this.send({ op: 'subscribe', args: [...this.books.keys()].map((instId) => ({ channel: 'books', instId })) })
+  }
+
+  protected override keepalive(): void {
+    this.send('ping')
+  }
+
+  protected override onText(text: string): boolean {
+    return text === 'pong'
+  }
+
+  protected resubscribe(state: BookState): void {
+    const args = [{ channel: 'books', instId: state.instrument.venueSymbol }]
+    this.send({ op: 'unsubscribe', args })
+    this.send({ op: 'subscribe', args })
+  }
+
+  protected onMessage(message: unknown, receivedAt: number): void {
+    if (!isRow(message)) throw new Error('not an object')
+    if (message.event !== undefined) {
+      if (message.event === 'error') {
+        this.counters.errors++
+        this.options.log?.warn({ exchange: this.exchange, msg: String(message.msg).slice(0, 200) }, 'venue error')
+      }
+      return
+    }
+    const arg = message.arg
+    if (!isRow(arg) || arg.channel !== 'books') {
+      this.counters.ignored++
+      return
+    }
+    const state = this.book(arg.instId)
+    if (state === undefined) {
+      this.counters.ignored++
+      return
+    }
+    for (const d of Array.isArray(message.data) ? message.data : []) {
+      if (!isRow(d)) throw new Error('book data not an object')
+      if (message.action === 'snapshot') state.reset()
+      else if (message.action !== 'update') throw new Error('book message of no known action')
+      else if (!state.live) continue
+      // seqId arrived in 2022: a connection without it is checked by checksum alone.
+      if (message.action === 'update' && d.prevSeqId !== undefined && d.prevSeqId !== state.seq) {
+        this.resync(state, 'gap')
+        return
+      }
+      if (!applyPairs(state.book.bids, d.bids) || !applyPairs(state.book.asks, d.asks)) {
+        this.resync(state, 'invalid')
+        return
+      }
+      if (okxChecksum(state.book) !== d.checksum) {
+        this.resync(state, 'checksum')
+        return
+      }
+      if (typeof d.seqId === 'number') state.seq = d.seqId
+      state.live = true
+      const time = Number(d.ts)
+      this.changed(state, Number.isFinite(time) && time > 0 ? time : null, receivedAt)
+    }
+    this.stateMaybeChanged()
+  }
+}
+
+export const EXCHANGES = ['binance', 'binanceusdm', 'coinbase', 'kraken', 'okx'] as const
+export type Exchange = (typeof EXCHANGES)[number]
+
+/** Where each venue is, as it publishes it (README "Market data" says how to point elsewhere). */
+export const VENUE_ENDPOINTS: Record<Exchange, Endpoints> = {
+  binance: { ws: 'wss://stream.binance.com:9443', rest: 'https://api.binance.com' },
+  binanceusdm: { ws: 'wss://fstream.binance.com', rest: 'https://fapi.binance.com' },
+  // Coinbase's instrument list: the Exchange API's public /products, whose ids Advanced Trade uses.
+  coinbase: { ws: 'wss://advanced-trade-ws.coinbase.com', rest: 'https://api.exchange.coinbase.com' },
+  kraken: { ws: 'wss://ws.kraken.com/v2', rest: 'https://api.kraken.com' },
+  okx: { ws: 'wss://ws.okx.com:8443/ws/v5/public', rest: 'https://www.okx.com' }
+}
+
+export function createFeed(exchange: Exchange, options: FeedOptions): VenueFeed {
+  switch (exchange) {
+    case 'binance':
+    case 'binanceusdm':
+      return new BinanceFeed(options, exchange)
+    case 'coinbase':
+      return new CoinbaseFeed(options)
+    case 'kraken':
+      return new KrakenFeed(options)
+    case 'okx':
+      return new OkxFeed(options)
+  }
+}

@@ -102,6 +102,8 @@ export abstract class VenueFeed {
   protected ws: WebSocket | null = null
   protected readonly now: () => number
   private stopped = false
+  /** Counts socket opens and closes: work started for one socket is dropped once it is gone. */
+  protected session = 0
   private opened = 0
   private connectedAt = 0
   private lastMessageAt: number | null = null
@@ -157,6 +159,7 @@ export abstract class VenueFeed {
     this.ws = ws
     ws.on('open', () => {
       if (this.opened++ > 0) this.counters.reconnects++
+      this.session++
       this.connectedAt = this.now()
       this.lastMessageAt = this.connectedAt
       for (const state of this.books.values()) state.reset()
@@ -176,6 +179,7 @@ export abstract class VenueFeed {
     ws.on('close', () => {
       if (this.ws !== ws) return
       this.ws = null
+      this.session++
       // Nothing stale is published: every book waits for a new snapshot.
       for (const state of this.books.values()) state.reset()
       this.publishHealth()

@@ -62,7 +62,8 @@ export class BinanceFeed extends VenueFeed {
     if (this.snapshotRunning) return
     this.snapshotRunning = true
     try {
-      for (let state = this.snapshotQueue.shift(); state !== undefined; state = this.snapshotQueue.shift()) {
+      const session = this.session
+      for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
         const path = this.exchange === 'binance' ? '/api/v3/depth' : '/fapi/v1/depth'
         const symbol = state.instrument.venueSymbol
         let snapshot: unknown
@@ -76,11 +77,11 @@ export class BinanceFeed extends VenueFeed {
           // Backs off to 30 s: a full depth costs request weight the venue limits per minute.
           state.snapshotFailures++
           await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000)).unref())
-          if (this.ws !== null) this.snapshotQueue.push(state)
+          this.snapshotQueue.push(state)
           continue
         }
         state.snapshotFailures = 0
-        if (this.ws !== null) this.applySnapshot(state, snapshot, this.now())
+        if (session === this.session) this.applySnapshot(state, snapshot, this.now())
       }
     } finally {
       this.snapshotRunning = false

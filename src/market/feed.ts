@@ -87,6 +87,7 @@ export class BookState {
     this.seq = -1
     this.joined = false
     this.pending = []
+    this.lastTicker = '' // a resynced book's first ticker is published whatever it says
   }
 }
 

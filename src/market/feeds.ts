@@ -109,6 +109,8 @@ export interface StartOptions {
   publish: Publish
   log?: FeedOptions['log']
   fetchImpl?: typeof fetch
+  /** Override of every venue's silence limit (tests). */
+  silenceMs?: number
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {
@@ -132,7 +134,8 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         bookDepth: options.bookDepth,
         publish: options.publish,
         log: options.log,
-        fetch: options.fetchImpl
+        fetch: options.fetchImpl,
+        silenceMs: options.silenceMs
       })
     )
   }

@@ -1,0 +1,147 @@
+// The connectors against the mock exchange (test/mock-exchange.ts: the recorded messages on
+// 127.0.0.1), as people run them: in the server (FEEDS on npm start), as the feeds process, and as
+// PM2's `feeds` app surviving kill -9.
+import t from 'tap'
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { LiveClient } from '../src/client/index.ts'
+import { startFeeds } from '../src/market/feeds.ts'
+import type { VenueHealth } from '../src/market/feed.ts'
+import { startMockExchange } from './mock-exchange.ts'
+import { root, scrape, spawnClean, startServer, until } from './helper.ts'
+
+const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT;okx:BTC-USDT,UNI-USD-INVPERP;okx:NOPE-USDT'
+
+t.test('FEEDS in the server: ticker, book and venue topics from all five markets', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const { url, http, app } = await startServer(t, { feeds: FEEDS, feedsEndpoints: mock.endpoints })
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const seen = new Map<string, Record<string, unknown>>()
+  for (const pattern of ['ticker.>', 'book.>', 'venue.>']) await client.subscribe(pattern, (e) => seen.set(e.topic, e.data as Record<string, unknown>))
+  const expected = [
+    'ticker.binance.NKN-USDT',
+    'ticker.binanceusdm.SUSHI-USDT-PERP',
+    'book.coinbase.BTC-USD',
+    'ticker.kraken.BTC-USD',
+    'ticker.kraken.BTC-USDT',
+    'ticker.okx.BTC-USDT',
+    'ticker.okx.UNI-USD-INVPERP'
+  ]
+  await until(() => expected.every((topic) => seen.has(topic)), `${expected} (seen ${[...seen.keys()]})`)
+  t.match(seen.get('ticker.kraken.BTC-USD'), {
+    exchange: 'kraken',
+    symbol: 'BTC-USD',
+    bid: 45283.5,
+    bidSize: 0.1,
+    ask: 45285.2,
+    askSize: 0.001,
+    receivedAt: Number
+  })
+  t.match(seen.get('book.coinbase.BTC-USD'), {
+    bids: [
+      [68900, 2],
+      [21921.73, 0.06317902],
+      [21921.3, 0.02]
+    ],
+    asks: []
+  })
+  t.same(app.liveFeeds.unknown, [{ exchange: 'okx', symbol: 'NOPE-USDT' }], 'an instrument the venue does not list is skipped, not guessed')
+
+  await until(() => app.liveVenues.list().length === 5, 'five venues report')
+  const { venues } = await client.request<{ venues: VenueHealth[] }>('venues')
+  t.same(venues.map((v) => v.exchange).sort(), ['binance', 'binanceusdm', 'coinbase', 'kraken', 'okx'])
+  await until(async () => (await client.request<{ venues: VenueHealth[] }>('venues')).venues.every((v) => v.state === 'up'), 'every venue up')
+  const metrics = await scrape(http)
+  t.equal(metrics.get('realtime_venue_state{exchange="okx"}'), 2)
+  t.equal(metrics.get('realtime_venue_gaps_total{exchange="binance"}'), 0)
+})
+
+t.test('a forced close reconnects and a silent venue is dropped: both resync their books', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const published: { topic: string; data: Record<string, unknown> }[] = []
+  const feeds = await startFeeds({
+    feeds: new Map([
+      ['binance', ['NKN-USDT']],
+      ['kraken', ['BTC-USD']]
+    ]),
+    endpoints: Object.fromEntries(mock.endpoints.split(';').map((e) => [e.split('=')[0], { ws: e.split('=')[1].split(',')[0], rest: e.split(',')[1] }])),
+    bookDepth: 5,
+    silenceMs: 1500,
+    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
+  })
+  t.teardown(() => feeds.stop())
+  const health = (exchange: string) => feeds.health().find((h) => h.exchange === exchange)!
+  const tickers = (topic: string) => published.filter((p) => p.topic === topic).length
+  await until(() => health('binance').booksLive === 1 && health('kraken').booksLive === 1, 'books live')
+
+  // Binance closes every connection after 24 h.
+  const binanceTickers = tickers('ticker.binance.NKN-USDT')
+  mock.venues.binance.closeAll(1001)
+  await until(() => health('binance').reconnects === 1 && health('binance').booksLive === 1, 'binance reconnected and resynced')
+  t.ok(tickers('ticker.binance.NKN-USDT') > binanceTickers, 'the resynced book publishes again')
+
+  // Kraken stops sending heartbeats and answering pings.
+  mock.venues.kraken.silent = true
+  await until(() => health('kraken').silences === 1, 'the silent socket is dropped', 15_000)
+  t.equal(health('kraken').booksLive, 0, 'nothing live while the venue is unreachable')
+  mock.venues.kraken.silent = false
+  await until(() => health('kraken').booksLive === 1 && health('kraken').state !== 'down', 'kraken back and resynced', 15_000)
+  t.ok(health('kraken').reconnects >= 1)
+})
+
+const built = existsSync(join(root, 'dist/feeds.js'))
+
+t.test('the feeds process publishes into a server; under PM2 it comes back after kill -9', { skip: !built, timeout: 120_000 }, async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const { url } = await startServer(t)
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const received: { topic: string; data: Record<string, unknown> }[] = []
+  await client.subscribe('ticker.okx.BTC-USDT', (e) => received.push({ topic: e.topic, data: e.data as Record<string, unknown> }))
+  const env = { FEEDS: 'okx:BTC-USDT', FEEDS_ENDPOINTS: mock.endpoints, FEEDS_SERVER_URL: `${url}/ws/live`, LOG_LEVEL: 'warn' }
+
+  const child = spawn(process.execPath, ['dist/feeds.js'], { cwd: root, env: { ...process.env, ...env } })
+  t.teardown(() => child.kill('SIGKILL'))
+  await until(() => received.length > 0, 'a ticker from the feeds process')
+  t.match(received[0].data, { exchange: 'okx', symbol: 'BTC-USDT' })
+  child.kill('SIGTERM')
+  await new Promise((r) => child.once('exit', r))
+
+  const beforePm2 = received.length
+  const home = mkdtempSync(join(tmpdir(), 'live-pm2-feeds-'))
+  const pm2 = (...args: string[]) => spawnClean(process.execPath, [join(root, 'node_modules/pm2/bin/pm2'), ...args], { PM2_HOME: home, ...env }).done
+  t.teardown(() => pm2('kill'))
+  const started = await pm2('start', join(root, 'pm2.config.json'), '--only', 'feeds')
+  t.equal(started.code, 0, started.stderr)
+  const feedsApp = async () => {
+    const list = JSON.parse((await pm2('jlist')).stdout) as { name: string; pid: number; pm2_env: { restart_time: number; status: string } }[]
+    return list.find((p) => p.name === 'feeds')
+  }
+  await until(async () => (await feedsApp())?.pm2_env.status === 'online', 'feeds online under PM2', 30_000)
+  await until(() => received.length > beforePm2, 'tickers from the PM2 feeds app', 30_000)
+  const { pid } = (await feedsApp())!
+  const beforeKill = received.length
+  process.kill(pid, 'SIGKILL')
+  await until(
+    async () => {
+      const app = await feedsApp()
+      return app !== undefined && app.pm2_env.restart_time >= 1 && app.pid !== pid && app.pm2_env.status === 'online'
+    },
+    'PM2 restarted the feeds app',
+    30_000
+  )
+  await until(() => received.length > beforeKill, 'its books resynced and publish again', 30_000)
+  t.pass('restarted and resynced')
+})
+
+t.test('FEEDS syntax errors stop start-up with one line', async (t) => {
+  const { loadConfig } = await import('../src/config.ts')
+  t.throws(() => loadConfig({ FEEDS: 'nyse:IBM-USD' }), /FEEDS="nyse:IBM-USD" is not valid; expected exchange:SYMBOL/)
+  t.throws(() => loadConfig({ FEEDS_ENDPOINTS: 'okx=ftp://x' }), /FEEDS_ENDPOINTS/)
+})

@@ -1,8 +1,7 @@
-// The arbitrage engine: exact arithmetic, quote hygiene, lifecycle, the synthetic feed, adapters, end to end.
+// The arbitrage engine: exact arithmetic, quote hygiene, lifecycle, the synthetic feed, end to end.
 import t from 'tap'
 import { ArbitrageEngine, spread, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
-import { binanceBookTicker, coinbaseTicker, splitBinanceSymbol } from '../src/market/adapters.ts'
 import { startServer, TestClient } from './helper.ts'
 
 const options = { minNetBps: 5, maxTickAgeMs: 1000, updateBps: 0.5, fees: { a: 0.001, b: 0.001, pricey: 0.002 }, defaultFee: 0.001 }
@@ -149,75 +148,6 @@ t.test('the synthetic feed is deterministic and the engine finds what it planted
   )
   t.ok(found.length / one.feed.planted.length > 0.9, `${found.length} of ${one.feed.planted.length} planted dislocations found`)
   t.not(run(8).feed.planted[0]?.from, one.feed.planted[0]?.from, 'another seed, another market')
-})
-
-t.test('Binance bookTicker and Coinbase ticker adapters', async (t) => {
-  t.equal(splitBinanceSymbol('BTCUSDT'), 'BTC-USDT')
-  t.equal(splitBinanceSymbol('ETHBTC'), 'ETH-BTC')
-  t.equal(splitBinanceSymbol('BTCFDUSD'), 'BTC-FDUSD')
-  t.equal(splitBinanceSymbol('XYZ'), null)
-  const spot = { u: 400900217, s: 'BNBUSDT', b: '25.35190000', B: '31.21000000', a: '25.36520000', A: '40.66000000' }
-  t.same(binanceBookTicker.parse(spot, 1700000000123), {
-    exchange: 'binance',
-    symbol: 'BNB-USDT',
-    bid: 25.3519,
-    ask: 25.3652,
-    bidSize: 31.21,
-    askSize: 40.66,
-    ts: 1700000000123
-  })
-  const futures = {
-    e: 'bookTicker',
-    u: 400900217,
-    E: 1568014460893,
-    T: 1568014460891,
-    s: 'BTCUSDT',
-    b: '25.35190000',
-    B: '31.21000000',
-    a: '25.36520000',
-    A: '40.66000000'
-  }
-  t.equal(binanceBookTicker.parse({ stream: 'btcusdt@bookTicker', data: futures }, 1)!.ts, 1568014460891, 'transaction time, inside a combined stream')
-  t.equal(binanceBookTicker.parse({ result: null, id: 1 }, 1), null, 'a subscription reply is no tick')
-  const cb = {
-    type: 'ticker',
-    sequence: 37475248783,
-    product_id: 'ETH-USD',
-    price: '1285.22',
-    open_24h: '1310.79',
-    volume_24h: '245532.79269678',
-    low_24h: '1280.52',
-    high_24h: '1313.8',
-    volume_30d: '9788783.60117027',
-    best_bid: '1285.04',
-    best_bid_size: '0.46688654',
-    best_ask: '1285.27',
-    best_ask_size: '1.56637040',
-    side: 'buy',
-    time: '2022-10-19T23:28:22.061769Z',
-    trade_id: 370843401,
-    last_size: '11.4396987'
-  }
-  t.same(coinbaseTicker.parse(cb, 0), {
-    exchange: 'coinbase',
-    symbol: 'ETH-USD',
-    bid: 1285.04,
-    ask: 1285.27,
-    bidSize: 0.46688654,
-    askSize: 1.5663704,
-    ts: Date.UTC(2022, 9, 19, 23, 28, 22, 61)
-  })
-  t.equal(coinbaseTicker.parse({ type: 'heartbeat', product_id: 'ETH-USD' }, 0), null)
-  const engine = new ArbitrageEngine({ ...options, fees: {} })
-  engine.onTick(
-    binanceBookTicker.parse({ s: 'ETHUSDT', b: '1279.0', B: '2', a: '1279.5', A: '3' }, Date.UTC(2022, 9, 19, 23, 28, 22, 100))!,
-    Date.UTC(2022, 9, 19, 23, 28, 22, 100)
-  )
-  t.match(
-    engine.onTick(coinbaseTicker.parse({ ...cb, product_id: 'ETH-USDT' }, 0)!, Date.UTC(2022, 9, 19, 23, 28, 22, 120)),
-    [{ status: 'open', buy: { exchange: 'binance', price: 1279.5 }, sell: { exchange: 'coinbase', price: 1285.04 } }],
-    'adapted ticks feed the engine'
-  )
 })
 
 t.test('end to end: ticks published over WebSocket, scored opportunities received over WebSocket', async (t) => {

@@ -111,6 +111,8 @@ export interface StartOptions {
   fetchImpl?: typeof fetch
   /** Override of every venue's silence limit (tests). */
   silenceMs?: number
+  /** The clock stamping receivedAt (benchmarks use a sub-millisecond one). */
+  now?: () => number
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {
@@ -135,7 +137,8 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         publish: options.publish,
         log: options.log,
         fetch: options.fetchImpl,
-        silenceMs: options.silenceMs
+        silenceMs: options.silenceMs,
+        now: options.now
       })
     )
   }

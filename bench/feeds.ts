@@ -1,0 +1,82 @@
+// Connector cost (npm run bench:feeds): book updates per second of CPU through the OKX connector
+// (JSON parse, sequence and CRC32 checksum, book, publish once per turn), on the 290 recorded
+// messages replayed in a loop; and socket-to-publish latency: a message's arrival on the
+// connector's socket to the publish call, over a real loopback WebSocket from the mock exchange.
+import { performance } from 'node:perf_hooks'
+import { readFileSync } from 'node:fs'
+import * as parse from '../src/market/instruments.ts'
+import { InstrumentRegistry } from '../src/market/instruments.ts'
+import { createFeed } from '../src/market/venues.ts'
+import { startFeeds } from '../src/market/feeds.ts'
+import { startMockExchange } from '../test/mock-exchange.ts'
+
+const dir = new URL('../test/fixtures/venues/', import.meta.url)
+const registry = new InstrumentRegistry().add(
+  'okx',
+  parse.okx(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`okx/instruments-${t}.json`, dir), 'utf8'))))
+)
+const session = readFileSync(new URL('okx/stream.jsonl', dir), 'utf8')
+  .trim()
+  .split('\n')
+  .filter((l) => l.includes('"channel":"books"') && l.includes('"action"'))
+let published = 0
+const feed = createFeed('okx', {
+  instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
+  endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+  bookDepth: 20,
+  publish: () => {
+    published++
+  }
+})
+const receive = (feed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(feed)
+const buffers = session.map((l) => Buffer.from(l))
+const rounds = Number(process.env.ROUNDS ?? 200)
+for (let r = 0; r < 20; r++) for (const b of buffers) receive(b, false) // warm-up
+const cpu0 = process.cpuUsage()
+const t0 = performance.now()
+for (let r = 0; r < rounds; r++) {
+  for (const b of buffers) receive(b, false)
+  await new Promise((resolve) => setImmediate(resolve)) // one publish per book per turn, as live
+}
+const wall = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
+const updates = rounds * buffers.length
+const cpuMs = (cpu.user + cpu.system) / 1000
+console.log(
+  JSON.stringify({
+    connector: 'okx (hand-written)',
+    updates,
+    checksumFailures: feed.counters.checksumFailures,
+    wallMs: Math.round(wall),
+    cpuMs: Math.round(cpuMs),
+    updatesPerCpuSecond: Math.round(updates / (cpuMs / 1000)),
+    usPerUpdate: +((cpuMs * 1000) / updates).toFixed(2),
+    published
+  })
+)
+
+// Socket to publish: the mock replays the session on subscribe; each publish is timed from the
+// arrival of the message that made it (the connector stamps receivedAt when the frame arrives).
+const mock = await startMockExchange()
+const lat: number[] = []
+const endpoints = Object.fromEntries(mock.endpoints.split(';').map((e) => [e.split('=')[0], { ws: e.split('=')[1].split(',')[0], rest: e.split(',')[1] }]))
+const offset = Date.now() - performance.now()
+for (let i = 0; i < 20; i++) {
+  const feeds = await startFeeds({
+    feeds: new Map([['okx', ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527']]]),
+    endpoints,
+    metadataDir: new URL('.', dir).pathname,
+    bookDepth: 20,
+    now: () => offset + performance.now(),
+    publish: (topic, data) => {
+      if (topic.startsWith('book.')) lat.push(offset + performance.now() - (data as { receivedAt: number }).receivedAt)
+    }
+  })
+  await new Promise((r) => setTimeout(r, 300))
+  feeds.stop()
+}
+await mock.close()
+lat.sort((a, b) => a - b)
+const q = (p: number) => +lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(3)
+console.log(JSON.stringify({ socketToPublishMs: { samples: lat.length, p50: q(0.5), p99: q(0.99), max: q(1) } }))
+process.exit(0)

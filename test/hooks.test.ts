@@ -119,7 +119,7 @@ t.test('budget overrun: fail-open goes on unmodified, fail-closed refuses; figur
   const http = await app.inject('/hooks')
   t.same(
     http.json().map((f: any) => f.name),
-    ['hangs-open', 'hangs-closed', 'slow-sync']
+    ['hangs-open', 'hangs-closed', 'slow-sync', 'venues'] // venues: the built-in method of venue health
   )
   pub.close()
 })

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
 import { createFeed } from '../src/market/venues.ts'
-import { startFeeds } from '../src/market/feeds.ts'
+import { parseEndpoints, startFeeds } from '../src/market/feeds.ts'
 import { startMockExchange } from '../test/mock-exchange.ts'
 
 const dir = new URL('../test/fixtures/venues/', import.meta.url)
@@ -59,7 +59,7 @@ console.log(
 // arrival of the message that made it (the connector stamps receivedAt when the frame arrives).
 const mock = await startMockExchange()
 const lat: number[] = []
-const endpoints = Object.fromEntries(mock.endpoints.split(';').map((e) => [e.split('=')[0], { ws: e.split('=')[1].split(',')[0], rest: e.split(',')[1] }]))
+const endpoints = parseEndpoints(mock.endpoints)!
 const offset = Date.now() - performance.now()
 for (let i = 0; i < 20; i++) {
   const feeds = await startFeeds({

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { LiveClient } from '../src/client/index.ts'
-import { startFeeds } from '../src/market/feeds.ts'
+import { parseEndpoints, startFeeds } from '../src/market/feeds.ts'
 import type { VenueHealth } from '../src/market/feed.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, scrape, spawnClean, startServer, until } from './helper.ts'
@@ -69,7 +69,7 @@ t.test('a forced close reconnects and a silent venue is dropped: both resync the
       ['binance', ['NKN-USDT']],
       ['kraken', ['BTC-USD']]
     ]),
-    endpoints: Object.fromEntries(mock.endpoints.split(';').map((e) => [e.split('=')[0], { ws: e.split('=')[1].split(',')[0], rest: e.split(',')[1] }])),
+    endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     silenceMs: 1500,
     publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })

@@ -110,6 +110,19 @@ export class Hub implements ConnectionHost {
    * hooks are still running holds back later events of its topic only, so seq order follows
    * publish order on each topic while other topics go on.
    */
+  /**
+   * publish() for in-process producers that do not wait for the answer (the engine, the feeds):
+   * a refusal, synchronous or not, is reported to `failed` instead of thrown or left unhandled.
+   */
+  publishDetached(topic: string, data: unknown, failed: () => void): void {
+    try {
+      const result = this.publish(topic, data)
+      if (isThenable(result)) result.catch(failed)
+    } catch {
+      failed() // a hook dropped it, or the bus is down
+    }
+  }
+
   publish(topic: string, data: unknown): MaybePromise<BusEvent> {
     this.checkTopic(topic, false)
     checkData(data, this.options.decodeMaxDepth)

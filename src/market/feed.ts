@@ -283,6 +283,7 @@ export abstract class VenueFeed {
       state.dirty = false
       if (state.live && !state.book.crossed) this.publishBook(state)
     }
+    this.stateMaybeChanged()
   }
 
   /** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
@@ -311,8 +312,8 @@ export abstract class VenueFeed {
     this.options.publish(`ticker.${this.exchange}.${i.symbol}`, { ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
   }
 
-  health(): VenueHealth {
-    const now = this.now()
+  /** up, degraded or down (README "Market data from the venues"); cheap: no clock statistics. */
+  private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
     const connected = this.ws?.readyState === WebSocket.OPEN
     let booksLive = 0
     for (const state of this.books.values()) if (state.live) booksLive++
@@ -324,6 +325,12 @@ export abstract class VenueFeed {
         : booksLive < this.books.size || now - this.lastResyncAt < DEGRADED_AFTER_RESYNC_MS || (age !== null && age > silenceLimit / 2)
           ? 'degraded'
           : 'up'
+    return { state, connected, booksLive, age }
+  }
+
+  health(): VenueHealth {
+    const now = this.now()
+    const { state, connected, booksLive, age } = this.state(now)
     const samples = this.clock.slice().sort((a, b) => a - b)
     const offset = samples.length > 0 ? samples[0] : null
     const latency = offset === null ? null : samples[samples.length >> 1] - offset
@@ -348,8 +355,8 @@ export abstract class VenueFeed {
     this.options.publish(`venue.${this.exchange}`, health)
   }
 
-  /** For the venues: publish health at once if the state moved (a book went live). */
-  protected stateMaybeChanged(): void {
-    if (this.health().state !== this.lastState) this.publishHealth()
+  /** Health at once when the state moved (a book went live): checked once per turn, in flush(). */
+  private stateMaybeChanged(): void {
+    if (this.state(this.now()).state !== this.lastState) this.publishHealth()
   }
 }

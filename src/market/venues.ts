@@ -107,7 +107,6 @@ export class BinanceFeed extends VenueFeed {
     this.changed(state, time, receivedAt)
     // The diffs that came while the snapshot was on its way: the old ones are dropped, the rest joined.
     for (const diff of pending) if (state.live) this.applyDiff(state, diff, receivedAt)
-    this.stateMaybeChanged()
   }
 
   protected onMessage(message: unknown, receivedAt: number): void {
@@ -228,7 +227,6 @@ export class CoinbaseFeed extends VenueFeed {
       state.live = true
       this.changed(state, exchangeTime, receivedAt)
     }
-    this.stateMaybeChanged()
   }
 
   private applyUpdates(state: BookState, updates: unknown): boolean {
@@ -309,7 +307,6 @@ export class KrakenFeed extends VenueFeed {
       const time = typeof item.timestamp === 'string' ? Date.parse(item.timestamp) : Number.NaN
       this.changed(state, Number.isFinite(time) ? time : null, receivedAt)
     }
-    this.stateMaybeChanged()
   }
 
   /** v2 sends numbers; the checksum needs the text the venue prints, which its pair's decimals give. */
@@ -399,7 +396,6 @@ export class OkxFeed extends VenueFeed {
       const time = Number(d.ts)
       this.changed(state, Number.isFinite(time) && time > 0 ? time : null, receivedAt)
     }
-    this.stateMaybeChanged()
   }
 }
 

@@ -5,7 +5,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { parseFees, type Config } from '../config.js'
 import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
-import { isThenable } from '../core/maybe.js'
 import { hubOf } from '../core/hub.js'
 
 declare module 'fastify' {
@@ -37,20 +36,13 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
   const counters = Object.assign(engine.counters, { publishFailures: 0 })
 
   const hub = hubOf(app.live)
+  const failed = () => {
+    counters.publishFailures++
+  }
   const publish = (events: OpportunityEvent[] | null) => {
     if (events === null) return
-    for (const e of events) {
-      try {
-        // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
-        const result = hub.publish(`opportunities.${e.symbol}`, e)
-        if (isThenable(result))
-          result.catch(() => {
-            counters.publishFailures++
-          })
-      } catch {
-        counters.publishFailures++ // a hook dropped it, or the bus is down
-      }
-    }
+    // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
+    for (const e of events) hub.publishDetached(`opportunities.${e.symbol}`, e, failed)
   }
   // A tick speaks for the exchange and symbol of its topic, which the publisher's grant covers:
   // data naming others is refused before it gets a seq (a feed scoped to ticker.binance.> cannot

@@ -3,7 +3,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { hubOf } from '../core/hub.js'
-import { isThenable } from '../core/maybe.js'
 import type { Config } from '../config.js'
 import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/feeds.js'
 
@@ -27,14 +26,7 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
     metadataDir: options.feedsMetadata || undefined,
     bookDepth: options.bookDepth,
     log: app.log,
-    publish(topic, data) {
-      try {
-        const result = hub.publish(topic, data)
-        if (isThenable(result)) result.catch(failed)
-      } catch {
-        failed()
-      }
-    }
+    publish: (topic, data) => hub.publishDetached(topic, data, failed)
   })
   for (const { exchange, symbol } of feeds.unknown) app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list: skipped')
   app.log.info({ venues: feeds.feeds.map((f) => f.exchange), instruments: feeds.feeds.reduce((n, f) => n + f.health().instruments, 0) }, 'feeds started')

@@ -354,3 +354,13 @@ t.test('bad input from a venue is counted, never thrown, never quoted', async (t
   t.doesNotThrow(() => (h.feed as unknown as { receive(d: Buffer, b: boolean): void }).receive(Buffer.from('{not json'), false))
   t.equal(h.feed.counters.invalid, 1)
 })
+
+t.test('binance: diffs held before the snapshot are capped by levels, not only by count', async (t) => {
+  const h = harness('binance', ['NKN-USDT'])
+  // A hostile or broken venue: 1,000 diffs of 10,000 levels each before any snapshot.
+  const levels = Array.from({ length: 10_000 }, (_, i) => [String(1 + i / 1e4), '1'])
+  for (let i = 0; i < 1000; i++) h.message({ e: 'depthUpdate', s: 'NKNUSDT', U: i, u: i, b: levels, a: [] })
+  const held = (h.state('NKNUSDT') as unknown as { pending: { b: unknown[] }[] }).pending
+  const total = held.reduce((n, d) => n + d.b.length, 0)
+  t.ok(total <= 100_000, `${total} levels held`)
+})

@@ -72,6 +72,7 @@ export class BookState {
   receivedAt = 0
   /** Venue-specific pending state (Binance's diffs that arrived before the snapshot). */
   pending: unknown[] = []
+  pendingLevels = 0
   /** Binance: a diff has been joined to the snapshot, so each next one must follow the last. */
   joined = false
   /** Binance: failed snapshot requests in a row (their retries back off). */
@@ -87,6 +88,7 @@ export class BookState {
     this.seq = -1
     this.joined = false
     this.pending = []
+    this.pendingLevels = 0
     this.lastTicker = '' // a resynced book's first ticker is published whatever it says
   }
 }

@@ -19,7 +19,10 @@ function applyPairs(side: BookSide, levels: unknown): boolean {
   return true
 }
 
+/** Levels of the diffs held for a book while its snapshot is on its way: what a venue can make it hold. */
+const MAX_PENDING_LEVELS = 100_000
 const MAX_PENDING = 1000
+const levelCount = (m: Row) => (Array.isArray(m.b) ? m.b.length : 0) + (Array.isArray(m.a) ? m.a.length : 0)
 
 /**
  * Binance spot and USD-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
@@ -122,8 +125,11 @@ export class BinanceFeed extends VenueFeed {
     }
     if (state.seq === -1) {
       // No snapshot yet: keep the diff (bounded) to join it once the snapshot arrives.
-      if (state.pending.length >= MAX_PENDING) state.pending.shift()
-      state.pending.push(m)
+      // Oldest first out: the snapshot joins the newest diffs, and a lost old one is a gap it detects.
+      const pending = state.pending as Row[]
+      pending.push(m)
+      state.pendingLevels += levelCount(m)
+      while (pending.length > MAX_PENDING || state.pendingLevels > MAX_PENDING_LEVELS) state.pendingLevels -= levelCount(pending.shift()!)
       return
     }
     this.applyDiff(state, m, receivedAt)

@@ -12,7 +12,7 @@ import type { VenueHealth } from '../src/market/feed.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, scrape, spawnClean, startServer, until } from './helper.ts'
 
-const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT;okx:BTC-USDT,UNI-USD-INVPERP;okx:NOPE-USDT'
+const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP;okx:NOPE-USDT'
 
 t.test('FEEDS in the server: ticker, book and venue topics from all five markets', async (t) => {
   const mock = await startMockExchange()
@@ -49,6 +49,9 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
     ],
     asks: []
   })
+  // Kraken's recorded ALGO/USD snapshot and the update after it: applied, checksums verified.
+  await until(() => (seen.get('book.kraken.ALGO-USD')?.bids as number[][] | undefined)?.[6]?.[1] === 6597.5173116, 'the Kraken update applied')
+  t.same((seen.get('book.kraken.ALGO-USD')!.bids as number[][])[6], [0.12275, 6597.5173116])
   t.same(app.liveFeeds.unknown, [{ exchange: 'okx', symbol: 'NOPE-USDT' }], 'an instrument the venue does not list is skipped, not guessed')
 
   await until(() => app.liveVenues.list().length === 5, 'five venues report')
@@ -58,6 +61,7 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
   const metrics = await scrape(http)
   t.equal(metrics.get('realtime_venue_state{exchange="okx"}'), 2)
   t.equal(metrics.get('realtime_venue_gaps_total{exchange="binance"}'), 0)
+  t.equal(metrics.get('realtime_venue_checksum_failures_total{exchange="kraken"}'), 0, 'every Kraken checksum verified')
 })
 
 t.test('a forced close reconnects and a silent venue is dropped: both resync their books', async (t) => {

@@ -112,7 +112,8 @@ function kraken(): Handler {
       venue.received.push(request)
       if (request.method !== 'subscribe') return
       const wanted = new Set(request.params.symbol as string[])
-      for (const { line, m } of book) if (m.channel === 'book' && m.type === 'snapshot' && wanted.has(m.data[0].symbol)) send(venue, ws, line)
+      // Snapshots, and the recorded updates that follow them (ALGO/USD), in recorded order.
+      for (const { line, m } of book) if (m.channel === 'book' && wanted.has(m.data[0].symbol)) send(venue, ws, line)
     }
   }
 }

@@ -99,14 +99,14 @@ t.test('checksums: the venues’ own figures on genuine books', async (t) => {
 })
 
 /** A connector with no socket: messages go straight to its parser, publishes are recorded. */
-function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch } = {}) {
+function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number } = {}) {
   const published: { topic: string; data: Record<string, unknown> }[] = []
   const sent: unknown[] = []
   const instruments = symbols.map((s) => registry.topic(exchange, s) as Instrument)
   const feed = createFeed(exchange, {
     instruments,
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
-    bookDepth: 5,
+    bookDepth: extra.bookDepth ?? 5,
     publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> }),
     fetch: extra.fetch
   }) as VenueFeed & Record<string, unknown>
@@ -295,6 +295,22 @@ t.test('kraken: snapshots check out; a mismatched checksum resubscribes that sym
     { method: 'subscribe', params: { channel: 'book', symbol: ['BTC/USD'], depth: 10, snapshot: true } }
   ])
   t.ok(h.state('BTC/USDT').live, 'the other book is untouched')
+})
+
+t.test('kraken: a recorded snapshot and the update that followed it, both checksums verified', async (t) => {
+  const h = harness('kraken', ['ALGO-USD'], { bookDepth: 10 })
+  h.open()
+  const [snapshot, update] = lines('kraken/book-v2.jsonl').slice(6, 8)
+  h.message(snapshot)
+  await h.turn()
+  h.message(update)
+  await h.turn()
+  t.match(h.feed.counters, { checksumFailures: 0, resyncs: 0, invalid: 0 })
+  const books = h.published.filter((p) => p.topic === 'book.kraken.ALGO-USD').map((p) => p.data as { bids: [number, number][] })
+  t.equal(books.length, 2)
+  t.same(books[0].bids[6], [0.12275, 4067], 'the snapshot level')
+  t.same(books[1].bids[6], [0.12275, 6597.5173116], 'the update replaced its size')
+  t.equal(h.published.filter((p) => p.topic === 'ticker.kraken.ALGO-USD').length, 1, 'the top did not move: one ticker')
 })
 
 t.test('coinbase: level2 snapshot and update; a sequence gap restarts the connection', async (t) => {

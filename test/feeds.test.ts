@@ -98,6 +98,55 @@ t.test('a forced close reconnects and a silent venue is dropped: both resync the
   t.ok(health('kraken').reconnects >= 1)
 })
 
+t.test('Binance rotation: a second socket takes over once its book is live, before the venue closes the first', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const published: { topic: string; data: Record<string, unknown> }[] = []
+  const states = new Set<string>()
+  const feeds = await startFeeds({
+    feeds: new Map([['binance', ['NKN-USDT']]]),
+    endpoints: parseEndpoints(mock.endpoints)!,
+    bookDepth: 5,
+    rotateAfterMs: 1500, // the venue's 24 h less 30 min, shortened
+    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
+  })
+  t.teardown(() => feeds.stop())
+  const health = () => feeds.health()[0]
+  await until(() => health().booksLive === 1, 'book live')
+  const watch = setInterval(() => states.add(health().state), 20)
+  t.teardown(() => clearInterval(watch))
+  const books = published.filter((p) => p.topic === 'book.binance.NKN-USDT').length
+  let most = 0
+  const sockets = setInterval(() => (most = Math.max(most, mock.venues.binance.sockets.size)), 5)
+  t.teardown(() => clearInterval(sockets))
+  await until(() => health().rotations === 1, 'one rotation', 10_000)
+  t.equal(most, 2, 'the new socket opened while the old one was still up')
+  await until(() => mock.venues.binance.sockets.size === 1, 'the old socket closed')
+  t.same([...states], ['up'], 'the venue never left up: no gap')
+  t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, booksLive: 1, instruments: 1 })
+  t.ok(published.filter((p) => p.topic === 'book.binance.NKN-USDT').length > books, 'the new socket publishes the book')
+})
+
+t.test('instruments beyond what one socket carries go on more sockets; the venue reports them as one', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const seen = new Set<string>()
+  const feeds = await startFeeds({
+    feeds: new Map([['okx', ['BTC-USDT', 'UNI-USD-INVPERP']]]),
+    endpoints: parseEndpoints(mock.endpoints)!,
+    bookDepth: 5,
+    perConnection: 1, // Binance: 200
+    publish: (topic) => seen.add(topic)
+  })
+  t.teardown(() => feeds.stop())
+  await until(() => seen.has('ticker.okx.BTC-USDT') && seen.has('ticker.okx.UNI-USD-INVPERP'), 'both books publish')
+  t.equal(mock.venues.okx.sockets.size, 2, 'one socket each')
+  const subscribed = mock.venues.okx.received.map((r) => (r as { args: { instId: string }[] }).args.map((a) => a.instId).join())
+  t.same(subscribed.sort(), ['BTC-USDT', 'UNI-USD-SWAP'], 'each socket subscribed its own instrument')
+  await until(() => feeds.health()[0].state === 'up', 'one venue, up')
+  t.match(feeds.health(), [{ exchange: 'okx', instruments: 2, booksLive: 2, connected: true }])
+})
+
 const built = existsSync(join(root, 'dist/feeds.js'))
 
 t.test('the feeds process publishes into a server; under PM2 it comes back after kill -9', { skip: !built, timeout: 120_000 }, async (t) => {

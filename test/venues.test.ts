@@ -10,6 +10,7 @@ import { InstrumentRegistry, type Instrument } from '../src/market/instruments.t
 import { OrderBook, krakenChecksum, okxChecksum } from '../src/market/book.ts'
 import { parseEndpoints, parseFeeds } from '../src/market/feeds.ts'
 import type { VenueFeed } from '../src/market/feed.ts'
+import { VenueGroup } from '../src/market/group.ts'
 import { createFeed, type Exchange } from '../src/market/venues.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
@@ -295,6 +296,19 @@ t.test('kraken: snapshots check out; a mismatched checksum resubscribes that sym
     { method: 'subscribe', params: { channel: 'book', symbol: ['BTC/USD'], depth: 10, snapshot: true } }
   ])
   t.ok(h.state('BTC/USDT').live, 'the other book is untouched')
+})
+
+t.test('a venue group splits its instruments across sockets and reports one venue', async (t) => {
+  const instruments = ['BTC-USDT', 'ETH-USDT', 'NKN-USDT'].map((s) => registry.topic('binance', s)!)
+  const group = new VenueGroup('binance', {
+    instruments,
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    publish: () => {},
+    perConnection: 2
+  })
+  t.equal((group as unknown as { shards: unknown[] }).shards.length, 2)
+  t.match(group.health(), { exchange: 'binance', state: 'down', connected: false, instruments: 3, booksLive: 0, rotations: 0, messages: 0 })
 })
 
 t.test('kraken: a recorded snapshot and the update that followed it, both checksums verified', async (t) => {

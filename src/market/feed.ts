@@ -58,6 +58,8 @@ export interface VenueHealth extends VenueCounters {
   /** Estimates over the last messages carrying exchange time: see docs/PROTOCOL.md. */
   clockOffsetMs: number | null
   latencyMs: number | null
+  /** Sockets replaced before the venue's own close (Binance, 24 h): no gap, not a reconnect. */
+  rotations: number
   ts: number
 }
 
@@ -314,6 +316,20 @@ export abstract class VenueFeed {
     this.options.publish(`ticker.${this.exchange}.${i.symbol}`, { ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
   }
 
+  get instruments(): Instrument[] {
+    return this.options.instruments
+  }
+
+  /** How long the current socket has been open; null while there is none. */
+  connectionAgeMs(): number | null {
+    return this.ws?.readyState === WebSocket.OPEN ? this.now() - this.connectedAt : null
+  }
+
+  /** Every book in sequence: cheap, no clock statistics. */
+  allBooksLive(): boolean {
+    return this.state(this.now()).booksLive === this.books.size
+  }
+
   /** up, degraded or down (README "Market data from the venues"); cheap: no clock statistics. */
   private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
     const connected = this.ws?.readyState === WebSocket.OPEN
@@ -345,6 +361,7 @@ export abstract class VenueFeed {
       lastMessageAgeMs: age,
       clockOffsetMs: offset,
       latencyMs: latency,
+      rotations: 0,
       ...this.counters,
       ts: now
     }

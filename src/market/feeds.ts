@@ -5,8 +5,9 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import * as parse from './instruments.js'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
-import type { Endpoints, FeedOptions, Publish, VenueFeed, VenueHealth } from './feed.js'
-import { EXCHANGES, type Exchange, VENUE_ENDPOINTS, createFeed } from './venues.js'
+import type { Endpoints, FeedOptions, Publish, VenueHealth } from './feed.js'
+import { VenueGroup } from './group.js'
+import { EXCHANGES, type Exchange, VENUE_ENDPOINTS } from './venues.js'
 
 const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
 
@@ -93,7 +94,8 @@ export async function loadRegistry(
 }
 
 export interface Feeds {
-  readonly feeds: VenueFeed[]
+  /** One per venue: its sockets (README "Market data from the venues"). */
+  readonly feeds: VenueGroup[]
   readonly registry: InstrumentRegistry
   /** FEEDS entries no venue lists: skipped, never guessed. */
   readonly unknown: { exchange: Exchange; symbol: string }[]
@@ -113,6 +115,9 @@ export interface StartOptions {
   silenceMs?: number
   /** The clock stamping receivedAt (benchmarks use a sub-millisecond one). */
   now?: () => number
+  /** Overrides of the venues' connection limits (tests): instruments per socket, socket age at rotation. */
+  perConnection?: number
+  rotateAfterMs?: number
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {
@@ -120,7 +125,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
   const exchanges = [...options.feeds.keys()]
   const registry = await loadRegistry(exchanges, { metadataDir: options.metadataDir, endpoints, fetchImpl: options.fetchImpl })
   const unknown: Feeds['unknown'] = []
-  const feeds: VenueFeed[] = []
+  const feeds: VenueGroup[] = []
   for (const [exchange, symbols] of options.feeds) {
     const instruments: Instrument[] = []
     for (const symbol of symbols) {
@@ -130,7 +135,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
     }
     if (instruments.length === 0) continue
     feeds.push(
-      createFeed(exchange, {
+      new VenueGroup(exchange, {
         instruments,
         endpoints: endpoints[exchange],
         bookDepth: options.bookDepth,
@@ -138,7 +143,9 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         log: options.log,
         fetch: options.fetchImpl,
         silenceMs: options.silenceMs,
-        now: options.now
+        now: options.now,
+        perConnection: options.perConnection,
+        rotateAfterMs: options.rotateAfterMs
       })
     )
   }

@@ -41,8 +41,6 @@ export class BinanceFeed extends VenueFeed {
     super(options)
     this.exchange = exchange
     this.fetchImpl = options.fetch ?? fetch
-    // A combined stream carries at most 1024 streams; one per book here.
-    if (this.books.size > 1024) throw new Error(`${exchange}: at most 1024 instruments per connection`)
   }
 
   protected url(): string {
@@ -416,6 +414,19 @@ export const VENUE_ENDPOINTS: Record<Exchange, Endpoints> = {
   coinbase: { ws: 'wss://advanced-trade-ws.coinbase.com', rest: 'https://api.exchange.coinbase.com' },
   kraken: { ws: 'wss://ws.kraken.com/v2', rest: 'https://api.kraken.com' },
   okx: { ws: 'wss://ws.okx.com:8443/ws/v5/public', rest: 'https://www.okx.com' }
+}
+
+/**
+ * What one socket carries and how long the venue keeps it. Binance allows 1024 streams a
+ * connection and closes every connection at 24 h (developers.binance.com, "WebSocket Streams");
+ * 200 streams keep the combined-stream URL under 8 KB, below common request-line limits.
+ */
+export const CONNECTION_LIMITS: Record<Exchange, { instruments: number; lifetimeMs: number | null }> = {
+  binance: { instruments: 200, lifetimeMs: 24 * 3600_000 },
+  binanceusdm: { instruments: 200, lifetimeMs: 24 * 3600_000 },
+  coinbase: { instruments: Number.POSITIVE_INFINITY, lifetimeMs: null },
+  kraken: { instruments: Number.POSITIVE_INFINITY, lifetimeMs: null },
+  okx: { instruments: Number.POSITIVE_INFINITY, lifetimeMs: null }
 }
 
 export function createFeed(exchange: Exchange, options: FeedOptions): VenueFeed {

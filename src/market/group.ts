@@ -1,0 +1,168 @@
+// One venue's sockets. Its instruments are split across as many connections as the venue's limit
+// per socket asks (CONNECTION_LIMITS), and a socket the venue will close at a fixed age (Binance,
+// 24 h) is replaced before that: a second connection subscribes the same books and takes over only
+// once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
+import type { FeedOptions, VenueCounters, VenueFeed, VenueHealth, VenueState } from './feed.js'
+import { CONNECTION_LIMITS, createFeed, type Exchange } from './venues.js'
+
+/** Rotate this long before the venue's own close. */
+const ROTATE_MARGIN_MS = 30 * 60_000
+/** A replacement that is not live by then is dropped and tried again later. */
+const STANDBY_TIMEOUT_MS = 120_000
+const STANDBY_RETRY_MS = 5 * 60_000
+
+export interface GroupOptions extends FeedOptions {
+  /** Instruments per socket; default the venue's (tests use 1). */
+  perConnection?: number
+  /** Socket age at which a replacement is opened; default the venue's lifetime less 30 min (tests use ms). */
+  rotateAfterMs?: number
+}
+
+interface Shard {
+  feed: VenueFeed
+  /** The replacement being brought up, publishing nothing until every book is live. */
+  next: VenueFeed | null
+  nextStartedAt: number
+  /** No replacement is tried before this (after one that failed to go live). */
+  retryAt: number
+}
+
+const ZERO: VenueCounters = { messages: 0, ignored: 0, invalid: 0, gaps: 0, checksumFailures: 0, resyncs: 0, reconnects: 0, silences: 0, errors: 0 }
+
+export class VenueGroup {
+  private readonly shards: Shard[] = []
+  private readonly shardOf = new Map<VenueFeed, Shard>()
+  /** Counters of the sockets rotated out, so the venue's totals never go back. */
+  private readonly retired: VenueCounters = { ...ZERO }
+  private rotations = 0
+  private readonly rotateAfterMs: number | null
+  private readonly now: () => number
+  private timer: NodeJS.Timeout | null = null
+  private lastPublishedAt = Number.NEGATIVE_INFINITY
+  private lastState: VenueState | null = null
+
+  constructor(
+    readonly exchange: Exchange,
+    private readonly options: GroupOptions
+  ) {
+    this.now = options.now ?? Date.now
+    const limits = CONNECTION_LIMITS[exchange]
+    this.rotateAfterMs = options.rotateAfterMs ?? (limits.lifetimeMs === null ? null : limits.lifetimeMs - ROTATE_MARGIN_MS)
+    const per = options.perConnection ?? limits.instruments
+    for (let i = 0; i < options.instruments.length; i += per) {
+      const shard: Shard = { feed: null as unknown as VenueFeed, next: null, nextStartedAt: 0, retryAt: 0 }
+      shard.feed = this.feed(shard, options.instruments.slice(i, i + per))
+      this.shards.push(shard)
+    }
+  }
+
+  start(): void {
+    for (const shard of this.shards) shard.feed.start()
+    if (this.rotateAfterMs !== null) {
+      this.timer = setInterval(() => this.checkRotations(), Math.min(1000, this.rotateAfterMs))
+      this.timer.unref()
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
+    for (const shard of this.shards) {
+      shard.feed.stop()
+      shard.next?.stop()
+    }
+  }
+
+  health(): VenueHealth {
+    const all = this.shards.map((s) => s.feed.health())
+    const merged: VenueHealth = { ...all[0], ...this.retired, rotations: this.rotations, ts: this.now() }
+    const down = all.filter((h) => h.state === 'down').length
+    merged.state = down === all.length ? 'down' : down > 0 || all.some((h) => h.state !== 'up') ? 'degraded' : 'up'
+    merged.connected = all.every((h) => h.connected)
+    merged.instruments = sum(all, (h) => h.instruments)
+    merged.booksLive = sum(all, (h) => h.booksLive)
+    merged.lastMessageAgeMs = pick(all, (h) => h.lastMessageAgeMs, Math.max)
+    merged.clockOffsetMs = pick(all, (h) => h.clockOffsetMs, Math.min)
+    merged.latencyMs = pick(all, (h) => h.latencyMs, Math.max)
+    for (const key of Object.keys(ZERO) as (keyof VenueCounters)[]) merged[key] = this.retired[key] + sum(all, (h) => h[key])
+    return merged
+  }
+
+  private feed(shard: Shard, instruments: FeedOptions['instruments']): VenueFeed {
+    const feed = createFeed(this.exchange, { ...this.options, instruments, publish: (topic, data) => this.forward(feed, topic, data) })
+    this.shardOf.set(feed, shard)
+    return feed
+  }
+
+  private forward(feed: VenueFeed, topic: string, data: unknown): void {
+    if (topic.startsWith('venue.')) {
+      this.publishHealth()
+      return
+    }
+    const shard = this.shardOf.get(feed)
+    if (shard === undefined) return // a socket rotated out: its last turn's books are not news
+    if (feed === shard.next) {
+      if (!feed.allBooksLive()) return
+      this.promote(shard)
+    }
+    this.options.publish(topic, data)
+  }
+
+  /** venue.<exchange>: every second (each socket ticks; merged at most once a second) and on a change of state. */
+  private publishHealth(): void {
+    const health = this.health()
+    if (health.state === this.lastState && this.now() - this.lastPublishedAt < 900) return
+    this.lastState = health.state
+    this.lastPublishedAt = this.now()
+    this.options.publish(`venue.${this.exchange}`, health)
+  }
+
+  private checkRotations(): void {
+    const now = this.now()
+    for (const shard of this.shards) {
+      if (shard.next !== null) {
+        if (now - shard.nextStartedAt < STANDBY_TIMEOUT_MS) continue
+        this.options.log?.warn({ exchange: this.exchange }, 'replacement socket not live in time: keeping the old one')
+        this.drop(shard.next)
+        shard.next = null
+        shard.retryAt = now + STANDBY_RETRY_MS
+        continue
+      }
+      const age = shard.feed.connectionAgeMs()
+      if (age === null || age < (this.rotateAfterMs as number) || now < shard.retryAt) continue
+      shard.next = this.feed(shard, shard.feed.instruments)
+      shard.nextStartedAt = now
+      shard.next.start()
+    }
+  }
+
+  /** The replacement has every book live: it publishes from now on, the old socket closes. */
+  private promote(shard: Shard): void {
+    const old = shard.feed
+    shard.feed = shard.next as VenueFeed
+    shard.next = null
+    this.rotations++
+    this.drop(old)
+    this.options.log?.info({ exchange: this.exchange, rotations: this.rotations }, 'socket rotated before the venue closes it')
+  }
+
+  private drop(feed: VenueFeed): void {
+    feed.stop()
+    this.shardOf.delete(feed)
+    for (const key of Object.keys(ZERO) as (keyof VenueCounters)[]) this.retired[key] += feed.counters[key]
+  }
+}
+
+function sum(all: VenueHealth[], value: (h: VenueHealth) => number): number {
+  let n = 0
+  for (const h of all) n += value(h)
+  return n
+}
+
+function pick(all: VenueHealth[], value: (h: VenueHealth) => number | null, choose: (a: number, b: number) => number): number | null {
+  let out: number | null = null
+  for (const h of all) {
+    const v = value(h)
+    if (v !== null) out = out === null ? v : choose(out, v)
+  }
+  return out
+}

@@ -97,6 +97,23 @@ t.test('hook calls, errors and latency', async (t) => {
   c.close()
 })
 
+t.test('venue health from a publisher: fields that are not numbers are left out, /metrics still answers', async (t) => {
+  const { url, http } = await startServer(t)
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  const data = { exchange: 'acme', state: 'up', messages: 'many', gaps: 3, resyncs: null, reconnects: { n: 1 }, clockOffsetMs: 'x' }
+  await c.request({ type: 'publish', id: 1, topic: 'venue.acme', data })
+  await until(
+    async () => (await fetch(`${http}/metrics`)).status === 200 && (await scrape(http)).has('realtime_venue_gaps_total{exchange="acme"}'),
+    'venue series'
+  )
+  const m = await scrape(http)
+  t.equal(m.get('realtime_venue_gaps_total{exchange="acme"}'), 3)
+  t.equal(m.get('realtime_venue_state{exchange="acme"}'), 2)
+  for (const name of ['messages_total', 'resyncs_total', 'reconnects_total', 'rotations_total', 'clock_offset_seconds'])
+    t.notOk(m.has(`realtime_venue_${name}{exchange="acme"}`), `${name}: not a number, no sample`)
+})
+
 t.test('slow-consumer actions', async (t) => {
   const { url, http, app } = await startServer(t, { maxQueuedBytes: 64 * 1024 })
   const slow = await TestClient.open(url)

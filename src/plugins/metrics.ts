@@ -181,11 +181,13 @@ const metrics: FastifyPluginAsync = async (app) => {
   // One series per venue (label exchange only; at most MAX_VENUES), from its last venue.<exchange> event.
   // The venues plugin is optional for embedders: without it there are no venue series.
   const venues = () => (app.hasDecorator('liveVenues') ? app.liveVenues.list() : [])
+  // Venue events come from publishers: a field that is not a finite number gives no sample
+  // (prom-client throws on one, and /metrics would answer 500 for every scrape).
   const perVenue = (read: (v: ReturnType<typeof venues>[number]) => number | null) =>
     function* (): Iterable<[Labels, number]> {
       for (const v of venues()) {
-        const value = read(v)
-        if (value !== null) yield [{ exchange: v.exchange }, value]
+        const value: unknown = read(v)
+        if (typeof value === 'number' && Number.isFinite(value)) yield [{ exchange: v.exchange }, value]
       }
     }
   const venueGauge = (name: string, help: string, read: Parameters<typeof perVenue>[0]) =>
@@ -214,6 +216,7 @@ const metrics: FastifyPluginAsync = async (app) => {
     ['checksum_failures', 'checksumFailures'],
     ['reconnects', 'reconnects'],
     ['silences', 'silences'],
+    ['rotations', 'rotations'],
     ['invalid_messages', 'invalid']
   ] as const)
     counter(

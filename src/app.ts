@@ -40,8 +40,8 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   if (config.arbitrage) {
     // The engine first: its check that a tick speaks for its topic's exchange runs before the
     // scorer observes the tick.
-    const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee } = config
-    await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee })
+    const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee, sizeLadder, quoteGroups, balances } = config
+    await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee, sizeLadder, quoteGroups, balances })
     await app.register(scorer, { config })
   }
   if (config.feeds) {

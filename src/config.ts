@@ -109,7 +109,28 @@ export const ConfigSchema = Type.Object({
   minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
   maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),
   opportunityUpdateBps: Num(1, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 25% size change)'),
-  takerFees: Type.String({ default: '', syntax: 'fees', description: 'taker fee per exchange as a fraction, e.g. binance=0.001,coinbase=0.006' }),
+  takerFees: Type.String({
+    default: '',
+    syntax: 'fees',
+    description: 'taker fee per exchange, or per exchange and instrument kind, as a fraction, e.g. binance:spot=0.001,binance:perp=0.0004,coinbase=0.006'
+  }),
+  sizeLadder: Type.String({
+    default: '1000,10000,100000',
+    syntax: 'ladder',
+    description: "buy notionals (in the buy leg's quote currency) at which every opportunity gives net bps and profit from the books"
+  }),
+  quoteGroups: Type.String({
+    default: 'USD,USDT,USDC',
+    syntax: 'quoteGroups',
+    description:
+      'quote currencies whose spot books of one base are compared through live conversion books; the first of a group is its reference; none: every symbol alone'
+  }),
+  balances: Type.String({
+    default: '',
+    syntax: 'balances',
+    description:
+      'what the desk holds per exchange and currency, e.g. binance:USDT=50000,BTC=1;coinbase:USD=20000: marks opportunities actionable; empty: not marked'
+  }),
   defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
   demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
@@ -275,23 +296,62 @@ const SYNTAX = {
     accepts: 'exchange:SYMBOL,SYMBOL;... with exchanges binance, binanceusdm, coinbase, kraken, okx and topic symbols such as BTC-USDT or BTC-USDT-PERP'
   },
   endpoints: { parse: parseEndpoints, accepts: 'exchange=ws(s)://...,http(s)://... separated by semicolons' },
-  fees: { parse: parseFees, accepts: 'exchange=fraction pairs separated by commas, e.g. binance=0.001,coinbase=0.006' },
+  fees: { parse: parseFees, accepts: 'exchange=fraction or exchange:kind=fraction (kind spot, perp, future) separated by commas' },
+  ladder: { parse: parseLadder, accepts: 'up to 10 positive numbers separated by commas' },
+  quoteGroups: { parse: parseQuoteGroups, accepts: 'none, or currency codes separated by commas, groups separated by semicolons, each currency in one group' },
+  balances: { parse: parseBalances, accepts: 'exchange:CURRENCY=amount,CURRENCY=amount;... with amounts of 0 or more' },
   apiKeys: {
     parse: parseApiKeys,
     accepts: 'key=scope scope;key=scope, keys of 16 or more characters, scopes subscribe:<pattern> or publish:<pattern>'
   }
 }
 
-/** TAKER_FEES: `exchange=fraction,...` as a map; null when malformed or a fee is outside 0..0.1. */
+const list = (text: string, separator: string) =>
+  text
+    .split(separator)
+    .map((p) => p.trim())
+    .filter(Boolean)
+
+/** TAKER_FEES: `exchange=fraction` or `exchange:kind=fraction`, comma-separated; null when malformed or a fee is outside 0..0.1. */
 export function parseFees(text: string): Record<string, number> | null {
   const fees: Record<string, number> = {}
-  for (const part of text
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const m = /^([A-Za-z0-9_-]+)=(\d+(\.\d+)?)$/.exec(part)
-    if (m === null || Number(m[2]) > 0.1) return null
-    fees[m[1]] = Number(m[2])
+  for (const part of list(text, ',')) {
+    const m = /^([A-Za-z0-9_-]+(:(spot|perp|future))?)=(\d+(\.\d+)?)$/.exec(part)
+    if (m === null || Number(m[4]) > 0.1) return null
+    fees[m[1]] = Number(m[4])
   }
   return fees
+}
+
+/** SIZE_LADDER: up to 10 positive notionals, ascending. */
+export function parseLadder(text: string): number[] | null {
+  const steps = list(text, ',').map(Number)
+  if (steps.length > 10 || !steps.every((n) => Number.isFinite(n) && n > 0)) return null
+  return steps.sort((a, b) => a - b)
+}
+
+/** QUOTE_GROUPS: `USD,USDT,USDC;EUR,EURC`, each currency in one group of two or more; `none`. */
+export function parseQuoteGroups(text: string): string[][] | null {
+  if (text.trim() === 'none') return []
+  const groups = list(text, ';').map((g) => list(g, ','))
+  const all = groups.flat()
+  if (new Set(all).size !== all.length || !groups.every((g) => g.length >= 2 && g.every((c) => /^[A-Z0-9]{1,20}$/.test(c)))) return null
+  return groups
+}
+
+/** BALANCES: `binance:USDT=50000,BTC=1;coinbase:USD=20000` as exchange → currency → amount. */
+export function parseBalances(text: string): Record<string, Record<string, number>> | null {
+  const balances: Record<string, Record<string, number>> = {}
+  for (const part of list(text, ';')) {
+    const [exchange, holdings, extra] = part.split(':')
+    if (extra !== undefined || !/^[A-Za-z0-9_-]+$/.test(exchange.trim()) || holdings === undefined) return null
+    const held: Record<string, number> = {}
+    for (const h of list(holdings, ',')) {
+      const m = /^([A-Z0-9]{1,20})=(\d+(\.\d+)?)$/.exec(h)
+      if (m === null) return null
+      held[m[1]] = Number(m[2])
+    }
+    balances[exchange.trim()] = held
+  }
+  return balances
 }

@@ -81,3 +81,25 @@ t.test("the README's configuration table is the schema's, row for row", async (t
     describeConfig().map((r) => `| \`${r.variable}\` | ${shown(r.default)} | ${r.accepts} | ${r.description} |`)
   )
 })
+
+t.test('engine options: fees per kind, the ladder, quote groups and balances parse or stop start-up naming the variable', async (t) => {
+  t.match(loadConfig({ TAKER_FEES: 'binance:spot=0.001,binance:perp=0.0004,coinbase=0.006' }), {
+    takerFees: 'binance:spot=0.001,binance:perp=0.0004,coinbase=0.006'
+  })
+  t.match(loadConfig({ SIZE_LADDER: '500,5000', QUOTE_GROUPS: 'USD,USDT;EUR,EURC', BALANCES: 'binance:USDT=50000,BTC=1;coinbase:USD=0' }), {
+    sizeLadder: '500,5000'
+  })
+  t.match(loadConfig({ QUOTE_GROUPS: 'none' }), { quoteGroups: 'none' }, 'no groups: every symbol is its own class')
+  for (const [variable, value] of [
+    ['TAKER_FEES', 'binance:swap=0.001'],
+    ['TAKER_FEES', 'binance=0.5'],
+    ['SIZE_LADDER', '1000,-5'],
+    ['SIZE_LADDER', '1,2,3,4,5,6,7,8,9,10,11'],
+    ['QUOTE_GROUPS', 'USD'],
+    ['QUOTE_GROUPS', 'USD,USDT;USDT,EUR'],
+    ['BALANCES', 'binance'],
+    ['BALANCES', 'binance:usdt=1'],
+    ['BALANCES', 'binance:USDT=-1']
+  ])
+    t.throws(() => loadConfig({ [variable]: value }), { message: new RegExp(`${variable}=`) }, `${variable}=${value}`)
+})

@@ -306,9 +306,11 @@ export abstract class VenueFeed {
     const asks = convert(state.book.asks.top(this.options.bookDepth))
     const ts = state.exchangeTime ?? state.receivedAt
     const common = { exchange: this.exchange, symbol: i.symbol, ts, exchangeTime: state.exchangeTime, receivedAt: state.receivedAt }
-    this.options.publish(`book.${this.exchange}.${i.symbol}`, { ...common, bids, asks })
     const bid = bids[0]
     const ask = asks[0]
+    // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
+    const lotSize = this.baseSize(i, ask?.[0] ?? bid?.[0] ?? 1, i.lotSize)
+    this.options.publish(`book.${this.exchange}.${i.symbol}`, { ...common, bids, asks, lotSize, minNotional: i.minNotional })
     if (bid === undefined || ask === undefined) return
     const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
     if (top === state.lastTicker) return

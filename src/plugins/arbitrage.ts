@@ -1,9 +1,10 @@
-// The arbitrage engine plugin: ticker.> events in (in process), opportunities.<symbol> events out
-// through the one publish path, so onPublish hooks (the scorer) see every opportunity.
+// The arbitrage engine plugin: book.>, ticker.> and venue.> events in (in process),
+// opportunities.<symbol> events out through the one publish path, so onPublish hooks (the scorer)
+// see every opportunity.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { ArbitrageEngine, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
-import { parseFees, type Config } from '../config.js'
+import { ArbitrageEngine, type BookData, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
+import { parseBalances, parseFees, parseLadder, parseQuoteGroups, type Config } from '../config.js'
 import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
 import { hubOf } from '../core/hub.js'
 
@@ -13,9 +14,10 @@ declare module 'fastify' {
   }
 }
 
-export type ArbitrageOptions = Pick<Config, 'minNetBps' | 'maxTickAgeMs' | 'opportunityUpdateBps' | 'takerFees' | 'defaultTakerFee'>
+export type ArbitrageOptions = Pick<Config, 'minNetBps' | 'maxTickAgeMs' | 'opportunityUpdateBps' | 'takerFees' | 'defaultTakerFee'> &
+  Partial<Pick<Config, 'sizeLadder' | 'quoteGroups' | 'balances'>>
 
-/** Token 1 (exchange) or 2 (symbol) of ticker.<exchange>.<symbol>; null for any other shape. */
+/** Token 1 (exchange) or 2 (symbol) of <kind>.<exchange>.<symbol>; null for any other shape. */
 function tickerToken(topic: string, token: 1 | 2): string | null {
   const a = topic.indexOf('.')
   const b = topic.indexOf('.', a + 1)
@@ -24,14 +26,20 @@ function tickerToken(topic: string, token: 1 | 2): string | null {
 }
 
 const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, options) => {
-  const fees = parseFees(options.takerFees)
-  if (fees === null) throw new Error(`arbitrage: takerFees "${options.takerFees}" is not exchange=fraction,...`)
+  const parsed = <T>(name: string, value: string, parse: (text: string) => T | null): T => {
+    const out = parse(value)
+    if (out === null) throw new Error(`arbitrage: ${name} "${value}" is malformed (README "Configuration")`)
+    return out
+  }
   const engine = new ArbitrageEngine({
     minNetBps: options.minNetBps,
     maxTickAgeMs: options.maxTickAgeMs,
     updateBps: options.opportunityUpdateBps,
-    fees,
-    defaultFee: options.defaultTakerFee
+    fees: parsed('takerFees', options.takerFees, parseFees),
+    defaultFee: options.defaultTakerFee,
+    sizeLadder: parsed('sizeLadder', options.sizeLadder ?? '1000,10000,100000', parseLadder),
+    quoteGroups: parsed('quoteGroups', options.quoteGroups ?? 'USD,USDT,USDC', parseQuoteGroups),
+    balances: options.balances ? parsed('balances', options.balances, parseBalances) : null
   })
   const counters = Object.assign(engine.counters, { publishFailures: 0 })
 
@@ -60,25 +68,27 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     }
     return undefined
   })
-  // The event's ts is when the server received the tick: the engine needs no clock of its own.
-  const stop = app.live.subscribe('ticker.>', (event: BusEvent) => {
-    const data = event.data
-    const exchange = tickerToken(event.topic, 1)
-    const symbol = tickerToken(event.topic, 2)
-    if (data === null || typeof data !== 'object' || exchange === null || symbol === null) {
-      counters.ticks++
-      counters.invalid++
-      return
-    }
-    publish(engine.onTick(data as Tick, event.ts, exchange, symbol))
-  })
+  // The event's ts is when the server received the update: the engine needs no clock of its own.
+  const stops = [
+    app.live.subscribe('ticker.>', (event: BusEvent) =>
+      publish(engine.onTick(event.data as Tick, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+    ),
+    app.live.subscribe('book.>', (event: BusEvent) =>
+      publish(engine.onBook(event.data as BookData, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+    ),
+    app.live.subscribe('venue.*', (event: BusEvent) => {
+      const exchange = event.topic.slice('venue.'.length)
+      const data = event.data as { exchange?: unknown; state?: unknown } | null
+      if (data !== null && typeof data === 'object' && data.exchange === exchange) publish(engine.onVenue(exchange, data.state, event.ts))
+    })
+  ]
   // Opportunities whose quotes go stale without a new tick are closed by the sweep.
   const sweep = setInterval(() => publish(engine.sweep(Date.now())), Math.max(50, options.maxTickAgeMs / 2)).unref()
   app.liveHooks.method({ name: 'arbitrage', handler: () => counters })
   app.decorate('liveArbitrage', { engine, counters })
   app.addHook('onClose', async () => {
     clearInterval(sweep)
-    stop()
+    for (const stop of stops) stop()
   })
 }
 

@@ -5,6 +5,7 @@ import t from 'tap'
 import { existsSync, mkdirSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 import { root, startServer } from './helper.ts'
+import { startMockExchange } from './mock-exchange.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const skip = existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium chromium-driver)`
@@ -26,7 +27,17 @@ async function launch(t: { teardown(fn: () => unknown): void }): Promise<Browser
 }
 
 t.test('live opportunities, tick rates, connections and latency appear', { skip: skip ?? false, timeout: 90_000 }, async (t) => {
-  const { http } = await startServer(t, { arbitrage: true, demoFeed: true, demoFeedRate: 2000, demoFeedSeed: 7 })
+  // The synthetic market for opportunities, and one real connector (against the mock) for venue health.
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const { http } = await startServer(t, {
+    arbitrage: true,
+    demoFeed: true,
+    demoFeedRate: 2000,
+    demoFeedSeed: 7,
+    feeds: 'binanceusdm:SUSHI-USDT-PERP',
+    feedsEndpoints: mock.endpoints
+  })
   const browser = await launch(t)
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   const errors: string[] = []
@@ -47,7 +58,25 @@ t.test('live opportunities, tick rates, connections and latency appear', { skip:
   t.match(first[2], /^\w+ @ \d+(\.\d+)?$/, 'where to buy')
   t.match(first[3], /^\w+ @ \d+(\.\d+)?$/, 'where to sell')
   t.ok(Number(first[5]) > 0, `a positive net spread: ${first[5]} bps`)
-  t.match(first[7], /^\d\.\d{3}$/, 'the model score')
+  t.ok(Number(first[6]) >= 0 && Number(first[7]) >= 0, `max size ${first[6]}, max profit ${first[7]}`)
+  t.match(first[8], /^1k: -?\d+\.\d( \(\d+%\))? · 10k: -?\d+\.\d( \(\d+%\))? · 100k: -?\d+\.\d( \(\d+%\))?$/, `the ladder: ${first[8]}`)
+  t.match(first[9], /^\d\.\d{3}$/, 'the model score')
+
+  // The chart: a line per symbol with open opportunities, drawn on the canvas, named in the legend.
+  await page.waitForFunction(() => (document.getElementById('spread-legend')?.children.length ?? 0) > 0, undefined, { timeout: 15_000 })
+  const colored = await page.$eval('#spread-chart', (canvas) => {
+    const c = canvas as HTMLCanvasElement
+    const pixels = c.getContext('2d')!.getImageData(50, 0, c.width - 50, c.height - 24).data
+    let n = 0
+    for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 0 && !(pixels[i] === pixels[i + 1] && pixels[i + 1] === pixels[i + 2])) n++
+    return n
+  })
+  t.ok(colored > 20, `${colored} colored pixels of spread lines`)
+
+  // Venue health from the real connector.
+  await page.waitForFunction(() => document.querySelector('#venues tbody tr td')?.textContent === 'binanceusdm', undefined, { timeout: 15_000 })
+  const venue = await page.$eval('#venues tbody tr', (tr) => [...tr.children].map((td) => td.textContent ?? ''))
+  t.match(venue.slice(0, 3), ['binanceusdm', /^(up|degraded)$/, '1 / 1'])
 
   // Live figures: after a few render cycles every one holds a number.
   await page.waitForFunction(() => Number(document.getElementById('tick-rate')?.textContent?.replace(/,/g, '')) > 0, undefined, { timeout: 15_000 })

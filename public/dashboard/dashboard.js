@@ -35,6 +35,88 @@ client
   )
   .catch(notice)
 
+// ---- venue health: the last venue.<exchange> of each ----
+const venues = new Map() // exchange -> health, with receivedAt
+client
+  .subscribe(
+    'venue.*',
+    ({ data }) => {
+      if (data && typeof data.exchange === 'string') venues.set(data.exchange, { ...data, receivedAt: Date.now() })
+    },
+    { onGap: notice }
+  )
+  .catch(notice)
+
+// ---- the chart: best net bps of the open opportunities per symbol, one point a second ----
+const CHART_SECONDS = 300
+const COLORS = ['#2563eb', '#059669', '#d97706', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#4b5563', '#9333ea']
+const series = new Map() // symbol -> { color, points: [{ at, bps|null }] }
+
+function sampleChart(open, wall) {
+  const best = new Map()
+  for (const o of open) best.set(o.symbol, Math.max(best.get(o.symbol) ?? -Infinity, o.netBps))
+  for (const symbol of best.keys()) if (!series.has(symbol) && series.size < COLORS.length) series.set(symbol, { color: COLORS[series.size], points: [] })
+  for (const [symbol, s] of series) {
+    s.points.push({ at: wall, bps: best.get(symbol) ?? null })
+    while (s.points.length > 0 && wall - s.points[0].at > CHART_SECONDS * 1000) s.points.shift()
+    if (s.points.every((p) => p.bps === null)) series.delete(symbol)
+  }
+}
+
+function drawChart(wall) {
+  const canvas = $('spread-chart')
+  const ctx = canvas.getContext('2d')
+  const { width, height } = canvas
+  const left = 48
+  const bottom = height - 22
+  ctx.clearRect(0, 0, width, height)
+  let max = 0
+  for (const s of series.values()) for (const p of s.points) if (p.bps !== null) max = Math.max(max, p.bps)
+  max = max > 0 ? Math.ceil(max / 20) * 20 : 20 // quarters on whole bps
+  const x = (at) => left + ((at - (wall - CHART_SECONDS * 1000)) / (CHART_SECONDS * 1000)) * (width - left - 8)
+  const y = (bps) => bottom - (Math.max(0, bps) / max) * (bottom - 8)
+  ctx.font = '12px system-ui, sans-serif'
+  ctx.fillStyle = '#6b7280'
+  ctx.strokeStyle = '#eef0f3'
+  for (let i = 0; i <= 4; i++) {
+    const v = (max * i) / 4
+    ctx.beginPath()
+    ctx.moveTo(left, y(v))
+    ctx.lineTo(width - 8, y(v))
+    ctx.stroke()
+    ctx.fillText(`${v.toFixed(0)} bps`, 2, y(v) + 4)
+  }
+  for (const m of [5, 4, 3, 2, 1, 0]) ctx.fillText(m === 0 ? 'now' : `−${m} min`, x(wall - m * 60_000) - 14, height - 4)
+  ctx.lineWidth = 2
+  for (const s of series.values()) {
+    ctx.strokeStyle = s.color
+    ctx.beginPath()
+    let drawing = false
+    for (const p of s.points) {
+      if (p.bps === null) {
+        drawing = false
+        continue
+      }
+      if (drawing) ctx.lineTo(x(p.at), y(p.bps))
+      else ctx.moveTo(x(p.at), y(p.bps))
+      drawing = true
+    }
+    ctx.stroke()
+    // A dot per second: a dislocation of a few seconds is seen, not a hairline.
+    ctx.fillStyle = s.color
+    for (const p of s.points) if (p.bps !== null) ctx.fillRect(x(p.at) - 2, y(p.bps) - 2, 4, 4)
+  }
+  $('spread-legend').replaceChildren(
+    ...[...series].map(([symbol, s]) => {
+      const li = document.createElement('li')
+      const swatch = document.createElement('span')
+      swatch.style.background = s.color
+      li.append(swatch, symbol)
+      return li
+    })
+  )
+}
+
 // ---- ticks ----
 const exchanges = new Map() // exchange -> { count, rate, last }
 let ticks = 0
@@ -120,16 +202,39 @@ function render() {
       row('open', [
         [o.symbol, 'text'],
         [o.status, 'text'],
-        [`${o.buy.exchange} @ ${o.buy.price}`, 'text'],
-        [`${o.sell.exchange} @ ${o.sell.price}`, 'text'],
-        [fixed(o.size, 4)],
+        [leg(o.buy, o.sell), 'text'],
+        [leg(o.sell, o.buy), 'text'],
+        [significant(o.size)],
         [fixed(o.netBps, 2), 'net'],
-        [fixed(o.profit, 2)],
+        [significant(o.maxSize)],
+        [significant(o.maxProfit)],
+        [ladder(o.ladder), 'ladder text'],
         [fixed(o.score, 3)],
         [`${Math.max(0, wall - o.detectedAt)} ms`]
       ])
     )
   )
+  sampleChart(open, wall)
+  drawChart(wall)
+  const reports = [...venues.values()].sort((a, b) => a.exchange.localeCompare(b.exchange))
+  if (reports.length > 0)
+    $('venues').tBodies[0].replaceChildren(
+      ...reports.map((v) => {
+        const state = wall - v.receivedAt > 5000 ? 'down' : v.state
+        return row(`venue-${state}`, [
+          [v.exchange, 'text'],
+          [state, 'text state'],
+          [`${v.booksLive} / ${v.instruments}`],
+          [duration(v.lastMessageAgeMs)],
+          [duration(v.clockOffsetMs)],
+          [duration(v.latencyMs)],
+          [v.gaps],
+          [v.resyncs],
+          [v.checksumFailures],
+          [v.reconnects]
+        ])
+      })
+    )
   // A closed one is history, not a trade: its figures at close (often negative) are not shown.
   $('closed').tBodies[0].replaceChildren(
     ...closed.map((o) =>
@@ -160,6 +265,35 @@ function row(cls, cells) {
     tr.append(td)
   }
   return tr
+}
+
+/** Where a leg trades: its exchange, and its instrument when the two legs trade different ones (USDT against USD). */
+function leg(l, other) {
+  return `${l.exchange}${l.symbol !== other.symbol ? ` ${l.symbol}` : ''} @ ${l.price}`
+}
+
+/** Net bps at each ladder notional; where the books were too thin, how much of it filled. */
+function ladder(steps) {
+  if (!Array.isArray(steps) || steps.length === 0) return '–'
+  const short = (n) => (n >= 1000 ? `${n / 1000}k` : `${n}`)
+  return steps
+    .map((s) => `${short(s.notional)}: ${s.filled < s.notional ? `${fixed(s.netBps, 1)} (${Math.round((s.filled / s.notional) * 100)}%)` : fixed(s.netBps, 1)}`)
+    .join(' · ')
+}
+
+/** ms as ms, s, h or days: a replayed recording's clock offset is years. */
+function duration(ms) {
+  if (typeof ms !== 'number') return '–'
+  const a = Math.abs(ms)
+  if (a < 10_000) return `${Math.round(ms)} ms`
+  if (a < 3_600_000) return `${(ms / 1000).toFixed(1)} s`
+  if (a < 172_800_000) return `${(ms / 3_600_000).toFixed(1)} h`
+  return `${Math.round(ms / 86_400_000)} days`
+}
+
+/** Four significant digits: an ETH-BTC profit of 0.00003 stays 0.00003. */
+function significant(n) {
+  return typeof n === 'number' ? Number(n.toPrecision(4)).toString() : '–'
 }
 
 function fixed(n, digits) {

@@ -292,6 +292,24 @@ async function fanout() {
  * triggered it. With `baseline`, the subscriber takes one ticker topic instead and measures the
  * ticks themselves: what publish-to-receive costs with no engine (the raw server has none).
  */
+/**
+ * Tracks what is open per class; true for an `open` in a class with none open. Before the update
+ * that caused it no pairing paid, so every paying pairing, the best first, has the updated quote as
+ * a leg: its newer leg's time is the cause's send. (A second pairing, or an update, may come from a
+ * third venue's quote, which no leg's time tells.)
+ */
+function openedAlone() {
+  const openIn = new Map<string, Set<string>>()
+  return (o: { id: string; status: string; symbol: string }) => {
+    const open = openIn.get(o.symbol) ?? new Set<string>()
+    openIn.set(o.symbol, open)
+    if (o.status === 'closed') open.delete(o.id)
+    const alone = o.status === 'open' && open.size === 0
+    if (o.status !== 'closed') open.add(o.id)
+    return alone
+  }
+}
+
 async function arbitrage() {
   const rate = Number(args.rate)
   const durationMs = Number(args.durationMs)
@@ -302,6 +320,7 @@ async function arbitrage() {
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
   let opportunities = 0
+  const opened = openedAlone()
   publisher.onFrame = () => {
     acks++
   }
@@ -310,10 +329,10 @@ async function arbitrage() {
       subscriber.onFrame = (payload) => {
         const frame = decode(payload) as { type: string; data: any }
         if (frame.type !== 'event') return
-        const sentAt = baseline ? frame.data.ts : Math.max(frame.data.buy?.ts, frame.data.sell?.ts)
-        if (!baseline && frame.data.status === 'closed') return
-        if (!baseline) opportunities++
-        latencies.record(sentAt, wall())
+        if (baseline) return latencies.record(frame.data.ts, wall())
+        if (frame.data.status !== 'closed') opportunities++
+        // Timed as in books(): an open in a class with none open, whose newer leg is its cause.
+        if (opened(frame.data)) latencies.record(Math.max(frame.data.buy.ts, frame.data.sell.ts), wall())
       }
       resolve()
     }
@@ -342,6 +361,76 @@ async function arbitrage() {
   return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, ...latencies.summary(), generatorCpu: cpu(started) }
 }
 
+/**
+ * Book updates to opportunities: `instruments` symbols × 5 venues of synthetic books (20 levels a
+ * side, built around SyntheticFeed's quotes, one SyntheticFeed per 20 symbols), published on
+ * book.<venue>.<symbol> at `rate` per second. Latency: a book's exchangeTime (stamped at send) to
+ * the opportunity event it caused; baseline: the same publishes to a subscriber of one book topic.
+ */
+async function books() {
+  const rate = Number(args.rate)
+  const instruments = Number(args.instruments)
+  const durationMs = Number(args.durationMs)
+  const baseline = Boolean(args.baseline)
+  const feeds = Array.from({ length: Math.ceil(instruments / 20) }, (_, g) => ({
+    g,
+    feed: new SyntheticFeed({ seed: 11 + g, symbols: Math.min(20, instruments - g * 20), exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.002) })
+  }))
+  const latencies = new Latencies(Number(args.warmupMs ?? 0))
+  const wall = () => performance.timeOrigin + performance.now()
+  const [publisher, subscriber] = await openLight(2)
+  let acks = 0
+  let opportunities = 0
+  publisher.onFrame = () => {
+    acks++
+  }
+  const opened = openedAlone()
+  // The first group's first symbol on the first venue: what the baseline subscriber watches.
+  const first = feeds[0].feed.symbols[0][0].replace('-', '0-')
+  await new Promise<void>((resolve) => {
+    subscriber.onFrame = () => {
+      subscriber.onFrame = (payload) => {
+        const frame = decode(payload) as { type: string; data: any }
+        if (frame.type !== 'event') return
+        if (baseline) return latencies.record(frame.data.exchangeTime, wall())
+        if (frame.data.status === 'open') opportunities++
+        if (opened(frame.data)) latencies.record(Math.max(frame.data.buy.ts, frame.data.sell.ts), wall())
+      }
+      resolve()
+    }
+    subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? `book.${feeds[0].feed.exchanges[0][0]}.${first}` : 'opportunities.>', snapshot: false }))
+  })
+  const started = process.cpuUsage()
+  const t0 = now()
+  latencies.start(wall())
+  const total = Math.floor((rate * durationMs) / 1000)
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
+    const date = Date.now()
+    for (; sent < due; sent++) {
+      const { g, feed } = feeds[sent % feeds.length]
+      const tick = feed.next(date)
+      const step = (tick.ask - tick.bid) / 2
+      const bids: [number, number][] = []
+      const asks: [number, number][] = []
+      for (let i = 0; i < 20; i++) {
+        bids.push([tick.bid - i * step, tick.bidSize * (1 + i / 2)])
+        asks.push([tick.ask + i * step, tick.askSize * (1 + i / 2)])
+      }
+      const symbol = tick.symbol.replace('-', `${g}-`)
+      publisher.sendBinary(encode({ type: 'publish', topic: `book.${tick.exchange}.${symbol}`, data: { bids, asks, exchangeTime: wall() } }))
+    }
+    await sleep(1)
+  }
+  const deadline = now() + 2000
+  while (acks < total && now() < deadline) await sleep(5)
+  await sleep(100)
+  publisher.destroy()
+  subscriber.destroy()
+  return { rate, instruments, books: total, acks, opportunities, ...latencies.summary(), generatorCpu: cpu(started) }
+}
+
 /** Many connected, subscribed, silent clients; holds them until told to let go. */
 async function idle() {
   const connections = Number(args.connections)
@@ -361,7 +450,7 @@ async function idle() {
   return { connections: clients.length }
 }
 
-const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, arbitrage }
+const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, arbitrage, books }
 const run = workloads[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
 // Reports over IPC when run by bench/run.ts, on stdout when run by hand.

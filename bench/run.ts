@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const WORKLOADS = ['floor', 'probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'backplane']
+const WORKLOADS = ['floor', 'probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'books', 'backplane']
 const only = (process.env.BENCH_ONLY || WORKLOADS.join(',')).split(',')
 const unknown = only.filter((w) => !WORKLOADS.includes(w))
 if (unknown.length > 0) {
@@ -308,7 +308,7 @@ async function hooksBench() {
 async function arbitrageBench() {
   log('\n### Tick to opportunity (20 symbols × 5 exchanges; ticks over WebSocket, opportunities to a WebSocket subscriber)\n')
   log(
-    '| server | measures | ticks/s | acked | opportunities | p50 ms | p99 ms | p99.9 ms | max ms | p99 ms after 1 s | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|'
+    '| server | measures | ticks/s | acked | opportunities (timed) | p50 ms | p99 ms | p99.9 ms | max ms | p99 ms after 1 s | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|'
   )
   for (const rate of [10_000, 50_000]) {
     for (const [target, baseline] of [
@@ -322,10 +322,38 @@ async function arbitrageBench() {
       results[`arbitrage-${rate}-${target}-${baseline ? 'tick' : 'opportunity'}`] = r
       const what = baseline ? 'tick publish → receive' : 'tick → opportunity'
       log(
-        `| ${target} | ${what} | ${rate} | ${r.acks} of ${r.ticks} | ${baseline ? '' : r.opportunities} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.latency.max} | ${r.steadyLatency.p99} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`
+        `| ${target} | ${what} | ${rate} | ${r.acks} of ${r.ticks} | ${baseline ? '' : `${r.opportunities} (${r.latency.samples})`} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.latency.max} | ${r.steadyLatency.p99} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`
       )
     }
   }
+}
+
+/** Book update to opportunity at 10, 50 and 200 instruments × 5 venues, raw ws's plain publish → receive in the same run. */
+async function booksBench() {
+  log('\n### Book update to opportunity (instruments × 5 venues, 20-level books over WebSocket; latency from the send of a book to the opportunity it opens in a class with none open)\n')
+  log(
+    '| instruments × venues | books/s | server | measures | books acked | opened (timed) | p50 ms | p99 ms | p99 ms after 1 s | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|'
+  )
+  for (const rate of [1000, 5000])
+    for (const instruments of [10, 50, 200]) {
+      for (const [target, baseline] of [
+        ['raw', true],
+        ['ours', false]
+      ] as [Target, boolean][]) {
+        const server = await startServer(target)
+        const r: any = await measured(server, () =>
+          generate('books', server.port, { rate, instruments, durationMs: quick ? 3000 : 8000, warmupMs: 1000, baseline })
+        )
+        await stopServer(server)
+        results[`books-${rate}-${instruments}-${target}`] = r
+        const what = baseline ? 'book publish → receive' : 'book → new opportunity'
+        log(
+          `| ${instruments} × 5 | ${rate} | ${target} | ${what} | ${r.acks} of ${r.books} | ${baseline ? '' : `${r.opportunities} (${r.latency.samples})`} | ${r.latency.p50} | ${r.latency.p99} | ${r.steadyLatency.p99} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`
+        )
+      }
+    }
+  log('\nThe engine alone (in process, no sockets): CPU per book update\n')
+  log(await scriptOutput('bench/engine.ts'))
 }
 
 /**
@@ -401,6 +429,7 @@ if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
 if (only.includes('hooks')) await hooksBench()
 if (only.includes('arbitrage')) await arbitrageBench()
+if (only.includes('books')) await booksBench()
 if (only.includes('backplane')) await backplaneBench()
 mkdirSync(`${root}/bench/out`, { recursive: true })
 writeFileSync(`${root}/bench/out/latest.json`, JSON.stringify(results, null, 2))

@@ -186,7 +186,8 @@ class Source {
     readonly exchange: string,
     readonly symbol: string,
     readonly quote: string,
-    readonly fee: number
+    readonly fee: number,
+    readonly venue: Venue
   ) {}
 }
 
@@ -206,18 +207,41 @@ interface Pairing {
   midRate: number
   size: number
   maxSize: number
-  maxProfit: number
-  ladder: LadderStep[]
+  /** What the walk took (maxSize before lots) and its profit. */
+  walked: number
+  walkedProfit: number
+  /** Where both books stood when this pairing's walk began: its ladder walks from there. */
+  start: { ai: number; al: number; bj: number; bl: number }
   buyTop: [number, number]
   sellTop: [number, number]
 }
 
 class MarketClass {
-  readonly sources = new Map<string, Source>()
+  readonly sources: Source[] = []
+  /** The symbols of its sources, to forget them with it. */
+  readonly symbols = new Set<string>()
   open: Open[] = []
   lastUpdate = 0
+  // The search's scratch, per source: where each side's walk is, and what is left of that level.
+  askAt: number[] = []
+  askLeft: number[] = []
+  bidAt: number[] = []
+  bidLeft: number[] = []
+  readonly usable: Source[] = []
   constructor(readonly key: string) {}
 }
+
+/** One topic symbol: its class, and its sources by exchange. */
+interface Instrument {
+  market: MarketClass
+  quote: string
+  kind: Kind
+  /** A spot book between two currencies of one quote group (USDT-USD): it moves conversions. */
+  converts: boolean
+  byExchange: Map<string, Source>
+}
+
+const SAME_CURRENCY = { rate: 1, mid: 1, via: [] as Conversion['via'] }
 
 /** A venue's clock and health as the engine sees them. */
 class Venue {
@@ -235,20 +259,25 @@ class Venue {
   }
 }
 
+const NO_PAIRINGS: Pairing[] = []
+
 const positive = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0
 
-/** A side as published: at most MAX_LEVELS [price, size] pairs, best first; null when malformed. */
+/**
+ * A side as published, best first, its first MAX_LEVELS levels kept (the published arrays, read
+ * only: no copy per update); null when malformed.
+ */
 function side(levels: unknown, descending: boolean): [number, number][] | null {
   if (!Array.isArray(levels)) return null
-  const out: [number, number][] = []
   const n = Math.min(levels.length, MAX_LEVELS)
+  let previous = descending ? Number.POSITIVE_INFINITY : 0
   for (let i = 0; i < n; i++) {
     const l = levels[i] as unknown
     if (!Array.isArray(l) || !positive(l[0]) || !positive(l[1])) return null
-    if (i > 0 && (descending ? l[0] >= out[i - 1][0] : l[0] <= out[i - 1][0])) return null
-    out.push([l[0], l[1]])
+    if (descending ? l[0] >= previous : l[0] <= previous) return null
+    previous = l[0]
   }
-  return out
+  return (levels.length > n ? levels.slice(0, n) : levels) as [number, number][]
 }
 
 /** Rounds down to a whole number of lots (exact for lots that are powers of ten, as the venues' are). */
@@ -264,9 +293,7 @@ function floorToLot(size: number, lot: number): number {
 export class ArbitrageEngine {
   readonly counters: EngineCounters = { ticks: 0, books: 0, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
   private readonly classes = new Map<string, MarketClass>()
-  /** symbol → the class it belongs to (and its quote). */
-  private readonly symbolClass = new Map<string, { key: string; quote: string; kind: Kind } | null>()
-  /** Conversion books: `${quote}-${reference}` spot sources, any venue. */
+  private readonly instruments = new Map<string, Instrument>()
   private readonly venues = new Map<string, Venue>()
   private readonly groupOf = new Map<string, readonly string[]>()
   private nextId = 1
@@ -340,7 +367,9 @@ export class ArbitrageEngine {
     const forgetBefore = now - FORGET_AFTER_AGES * this.options.maxTickAgeMs
     for (const [key, c] of this.classes) {
       if (c.open.length > 0) events = this.evaluate(c, now, events)
-      if (c.open.length === 0 && c.lastUpdate < forgetBefore) this.classes.delete(key)
+      if (c.open.length > 0 || c.lastUpdate >= forgetBefore) continue
+      this.classes.delete(key)
+      for (const symbol of c.symbols) this.instruments.delete(symbol)
     }
     return events
   }
@@ -367,17 +396,29 @@ export class ArbitrageEngine {
     return v
   }
 
-  private classify(symbol: string): { key: string; quote: string; kind: Kind } | null {
-    let c = this.symbolClass.get(symbol)
-    if (c !== undefined) return c
+  /** The instrument of a topic symbol, its class made on first sight. */
+  private instrument(symbol: string, now: number): Instrument {
+    let i = this.instruments.get(symbol)
+    if (i !== undefined) return i
     const parsed = parseSymbol(symbol)
-    if (parsed === null) c = { key: symbol, quote: '', kind: 'spot' }
-    else {
-      const group = parsed.kind === 'spot' ? this.groupOf.get(parsed.quote) : undefined
-      c = { key: group ? `${parsed.base}-${group[0]}` : symbol, quote: parsed.quote, kind: parsed.kind }
+    const group = parsed?.kind === 'spot' ? this.groupOf.get(parsed.quote) : undefined
+    const key = parsed !== null && group !== undefined ? `${parsed.base}-${group[0]}` : symbol
+    let market = this.classes.get(key)
+    if (market === undefined) {
+      market = new MarketClass(key)
+      market.lastUpdate = now
+      this.classes.set(key, market)
     }
-    if (this.symbolClass.size < 100_000) this.symbolClass.set(symbol, c)
-    return c
+    market.symbols.add(symbol)
+    i = {
+      market,
+      quote: parsed?.quote ?? '',
+      kind: parsed?.kind ?? 'spot',
+      converts: parsed !== null && group !== undefined && group.includes(parsed.base),
+      byExchange: new Map()
+    }
+    this.instruments.set(symbol, i)
+    return i
   }
 
   private source(exchange: unknown, symbol: unknown, now: number): Source | null {
@@ -385,24 +426,19 @@ export class ArbitrageEngine {
       this.counters.invalid++
       return null
     }
-    const c = this.classify(symbol)!
-    let market = this.classes.get(c.key)
-    if (market === undefined) {
-      market = new MarketClass(c.key)
-      this.classes.set(c.key, market)
-    }
-    const id = `${exchange} ${symbol}`
-    let source = market.sources.get(id)
+    const i = this.instrument(symbol, now)
+    let source = i.byExchange.get(exchange)
     if (source === undefined) {
-      if (market.sources.size >= MAX_EXCHANGES_PER_SYMBOL) {
+      if (i.market.sources.length >= MAX_EXCHANGES_PER_SYMBOL) {
         this.counters.refused++
         return null
       }
-      const fee = this.options.fees[`${exchange}:${c.kind}`] ?? this.options.fees[exchange] ?? this.options.defaultFee
-      source = new Source(exchange, symbol, c.quote, fee)
-      market.sources.set(id, source)
+      const fee = this.options.fees[`${exchange}:${i.kind}`] ?? this.options.fees[exchange] ?? this.options.defaultFee
+      source = new Source(exchange, symbol, i.quote, fee, this.venue(exchange))
+      i.byExchange.set(exchange, source)
+      i.market.sources.push(source)
     }
-    market.lastUpdate = now
+    i.market.lastUpdate = now
     return source
   }
 
@@ -410,28 +446,24 @@ export class ArbitrageEngine {
   private fresh(source: Source, now: number): boolean {
     if (now - source.receivedAt > this.options.maxTickAgeMs) return false
     if (source.exchangeTime === null) return true
-    const offset = this.venues.get(source.exchange)?.offset ?? 0
-    return now - source.exchangeTime - offset <= this.options.maxTickAgeMs
+    return now - source.exchangeTime - (source.venue.offset ?? 0) <= this.options.maxTickAgeMs
   }
 
   /** Degraded, down, or silent past VENUE_STALE_MS after reporting: takes part in nothing. */
-  private gated(exchange: string, now: number): boolean {
-    const v = this.venues.get(exchange)
-    if (v === undefined || v.state === null) return false // no health reported: its ticks are its health
+  private gated(v: Venue, now: number): boolean {
+    if (v.state === null) return false // no health reported: its ticks are its health
     return v.state !== 'up' || now - v.stateAt > VENUE_STALE_MS
   }
 
   private usable(source: Source, now: number): boolean {
-    return source.valid && this.fresh(source, now) && !this.gated(source.exchange, now)
+    return source.valid && this.fresh(source, now) && !this.gated(source.venue, now)
   }
 
   private evaluateClassOf(symbol: string, now: number): OpportunityEvent[] | null {
-    const market = this.classes.get(this.classify(symbol)!.key)!
-    let events = this.evaluate(market, now, null)
+    const i = this.instrument(symbol, now)
+    let events = this.evaluate(i.market, now, null)
     // A conversion book (USDT-USD) moves the classes that convert through it.
-    const parsed = parseSymbol(symbol)
-    if (parsed?.kind === 'spot' && this.groupOf.get(parsed.quote)?.includes(parsed.base))
-      for (const c of this.classes.values()) if (c !== market && c.open.length > 0) events = this.evaluate(c, now, events)
+    if (i.converts) for (const c of this.classes.values()) if (c !== i.market && c.open.length > 0) events = this.evaluate(c, now, events)
     return events
   }
 
@@ -440,13 +472,13 @@ export class ArbitrageEngine {
    * conversion book, and its mid; from === to is 1.
    */
   private convert(from: string, to: string, now: number): { rate: number; mid: number; via: Conversion['via'] } | null {
-    if (from === to) return { rate: 1, mid: 1, via: [] }
+    if (from === to) return SAME_CURRENCY
     let best: { rate: number; mid: number; via: Conversion['via'] } | null = null
     const consider = (symbol: string, sellBase: boolean) => {
-      const market = this.classes.get(this.classify(symbol)!.key)
-      if (market === undefined) return
-      for (const s of market.sources.values()) {
-        if (s.symbol !== symbol || !this.usable(s, now) || s.bids.length === 0 || s.asks.length === 0) continue
+      const i = this.instruments.get(symbol)
+      if (i === undefined) return
+      for (const s of i.byExchange.values()) {
+        if (!this.usable(s, now) || s.bids.length === 0 || s.asks.length === 0) continue
         const bid = s.bids[0][0]
         const ask = s.asks[0][0]
         // from-to book: sell `from` at its bid; to-from book: buy `to` at its ask.
@@ -463,7 +495,7 @@ export class ArbitrageEngine {
 
   /** Units of `buyQuote` per unit of `sellQuote`: direct, or through the group's reference currency. */
   private conversion(sellQuote: string, buyQuote: string, now: number): { rate: number; mid: number; via: Conversion['via'] } | null {
-    if (sellQuote === buyQuote) return { rate: 1, mid: 1, via: [] }
+    if (sellQuote === buyQuote) return SAME_CURRENCY
     const direct = this.convert(sellQuote, buyQuote, now)
     const group = this.groupOf.get(sellQuote)
     const reference = group?.[0]
@@ -482,18 +514,25 @@ export class ArbitrageEngine {
   }
 
   private search(market: MarketClass, now: number): Pairing[] {
-    const sources: Source[] = []
-    for (const s of market.sources.values()) if (this.usable(s, now)) sources.push(s)
+    const sources = market.usable
+    sources.length = 0
+    for (const s of market.sources) if (this.usable(s, now)) sources.push(s)
+    if (sources.length < 2) return NO_PAIRINGS
     const pairings: Pairing[] = []
-    if (sources.length < 2) return pairings
     // What each source has left: index and remaining size of its current level, per side.
-    const askAt = new Array<number>(sources.length).fill(0)
-    const askLeft = sources.map((s) => (s.asks.length > 0 ? s.asks[0][1] : 0))
-    const bidAt = new Array<number>(sources.length).fill(0)
-    const bidLeft = sources.map((s) => (s.bids.length > 0 ? s.bids[0][1] : 0))
-    const rates = new Map<string, ReturnType<ArbitrageEngine['conversion']>>()
+    const { askAt, askLeft, bidAt, bidLeft } = market
+    for (let k = 0; k < sources.length; k++) {
+      const s = sources[k]
+      askAt[k] = 0
+      askLeft[k] = s.asks.length > 0 ? s.asks[0][1] : 0
+      bidAt[k] = 0
+      bidLeft[k] = s.bids.length > 0 ? s.bids[0][1] : 0
+    }
+    let rates: Map<string, ReturnType<ArbitrageEngine['conversion']>> | null = null
     const rateOf = (sell: Source, buy: Source) => {
+      if (sell.quote === buy.quote) return SAME_CURRENCY
       const key = `${sell.quote} ${buy.quote}`
+      rates ??= new Map()
       if (!rates.has(key)) rates.set(key, this.conversion(sell.quote, buy.quote, now))
       return rates.get(key)!
     }
@@ -558,8 +597,9 @@ export class ArbitrageEngine {
         midRate: conv.mid,
         size: Math.min(start.al, start.bl),
         maxSize,
-        maxProfit: maxSize === size ? profit : this.walkProfit(buy, sell, start, maxSize, conv.rate),
-        ladder: this.ladder(buy, sell, start, conv.rate),
+        walked: size,
+        walkedProfit: profit,
+        start,
         buyTop,
         sellTop
       })
@@ -617,6 +657,7 @@ export class ArbitrageEngine {
 
   private publish(market: MarketClass, pairings: Pairing[], now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
     const open = market.open
+    if (pairings.length === 0 && open.length === 0) return events
     const matched = new Array<Open | null>(pairings.length).fill(null)
     const taken = new Set<Open>()
     // Identity: the same legs first, then a shared venue (the dislocation moved), then in order.
@@ -671,15 +712,15 @@ export class ArbitrageEngine {
 
   /** Why an opportunity no search found again ended. */
   private reason(market: MarketClass, last: OpportunityEvent, now: number): NonNullable<OpportunityEvent['reason']> {
-    const legs = [market.sources.get(`${last.buy.exchange} ${last.buy.symbol}`), market.sources.get(`${last.sell.exchange} ${last.sell.symbol}`)]
-    if (legs.some((s) => s !== undefined && this.gated(s.exchange, now))) return 'venue'
+    const legs = [this.instruments.get(last.buy.symbol)?.byExchange.get(last.buy.exchange), this.instruments.get(last.sell.symbol)?.byExchange.get(last.sell.exchange)]
+    if (legs.some((s) => s !== undefined && this.gated(s.venue, now))) return 'venue'
     if (legs.some((s) => s === undefined || !s.valid)) return 'invalid'
     if (legs.some((s) => s !== undefined && !this.fresh(s, now))) return 'stale'
     return 'spread'
   }
 
   private leg(s: Source, top: [number, number], now: number): Leg {
-    const offset = this.venues.get(s.exchange)?.offset ?? null
+    const offset = s.venue.offset
     return {
       exchange: s.exchange,
       symbol: s.symbol,
@@ -711,8 +752,9 @@ export class ArbitrageEngine {
       netBps: (unit / a) * 1e4,
       profit: size * unit,
       maxSize: p.maxSize,
-      maxProfit: p.maxProfit,
-      ladder: p.ladder,
+      // Figures only an event needs, computed for it alone (most evaluations publish nothing).
+      maxProfit: p.maxSize === p.walked ? p.walkedProfit : this.walkProfit(p.buy, p.sell, p.start, p.maxSize, p.rate),
+      ladder: this.ladder(p.buy, p.sell, p.start, p.rate),
       conversion: p.conversion,
       detectedAt: now,
       maxTickAgeMs: Math.max(now - p.buy.receivedAt, now - p.sell.receivedAt)

@@ -3,6 +3,9 @@
 // Deterministic: the same seed and clock give the same ticks.
 import type { Tick } from './arbitrage.js'
 
+/** A synthetic tick names its exchange and symbol. */
+export type SyntheticTick = Tick & { exchange: string; symbol: string }
+
 export const SYMBOLS: readonly [string, number][] = [
   ['BTC-USDT', 67000],
   ['ETH-USDT', 3500],
@@ -93,7 +96,7 @@ export class SyntheticFeed {
   }
 
   /** The next tick at server time `now` (ms): a random symbol on a random exchange. */
-  next(now: number): Tick {
+  next(now: number): SyntheticTick {
     const r = this.rng
     const s = Math.floor(r() * this.symbols.length)
     const e = Math.floor(r() * this.exchanges.length)

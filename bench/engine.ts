@@ -29,7 +29,10 @@ function updates(instruments: number): { exchange: string; symbol: string; book:
   return out
 }
 
-const rows: string[] = ['| instruments × venues | µs CPU per book update (median of 5) | book updates per CPU second | opportunity events |', '|---|---|---|---|']
+const rows: string[] = [
+  '| instruments × venues | µs CPU per book update (median of 5) | book updates per CPU second | opportunity events |',
+  '|---|---|---|---|'
+]
 for (const instruments of [10, 50, 200]) {
   const input = updates(instruments)
   const runs: { us: number; events: number }[] = []

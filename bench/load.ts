@@ -398,7 +398,9 @@ async function books() {
       }
       resolve()
     }
-    subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? `book.${feeds[0].feed.exchanges[0][0]}.${first}` : 'opportunities.>', snapshot: false }))
+    subscriber.sendBinary(
+      encode({ type: 'subscribe', topic: baseline ? `book.${feeds[0].feed.exchanges[0][0]}.${first}` : 'opportunities.>', snapshot: false })
+    )
   })
   const started = process.cpuUsage()
   const t0 = now()

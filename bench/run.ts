@@ -330,7 +330,9 @@ async function arbitrageBench() {
 
 /** Book update to opportunity at 10, 50 and 200 instruments × 5 venues, raw ws's plain publish → receive in the same run. */
 async function booksBench() {
-  log('\n### Book update to opportunity (instruments × 5 venues, 20-level books over WebSocket; latency from the send of a book to the opportunity it opens in a class with none open)\n')
+  log(
+    '\n### Book update to opportunity (instruments × 5 venues, 20-level books over WebSocket; latency from the send of a book to the opportunity it opens in a class with none open)\n'
+  )
   log(
     '| instruments × venues | books/s | server | measures | books acked | opened (timed) | p50 ms | p99 ms | p99 ms after 1 s | server CPU % | generator CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|'
   )

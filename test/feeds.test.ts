@@ -64,6 +64,42 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
   t.equal(metrics.get('realtime_venue_checksum_failures_total{exchange="kraken"}'), 0, 'every Kraken checksum verified')
 })
 
+t.test('FEEDS and the engine in one server: a recorded OKX book and a desk ticker make the opportunity computed by hand', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  // The recording is replayed once on subscribe: quotes count for a minute here, not a second.
+  const { url } = await startServer(t, { arbitrage: true, feeds: 'okx:BTC-USDT', feedsEndpoints: mock.endpoints, maxTickAgeMs: 60_000 })
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  let book: { asks: [number, number][] } | null = null
+  const opportunities: Record<string, any>[] = []
+  await client.subscribe('book.okx.BTC-USDT', (e) => {
+    book = e.data as { asks: [number, number][] }
+  })
+  await client.subscribe('opportunities.>', (e) => opportunities.push(e.data as Record<string, any>))
+  await until(() => book !== null, 'the OKX book')
+  await new Promise((r) => setTimeout(r, 300)) // the whole recorded session applied
+  const asks = book!.asks
+  const bid = asks[0][0] * 1.005
+  await client.publish('ticker.desk.BTC-USDT', { bid, ask: bid * 1.001, bidSize: 2, askSize: 1, ts: Date.now() })
+  await until(() => opportunities.some((o) => o.sell.exchange === 'desk'), 'an opportunity')
+  const o = opportunities.find((x) => x.sell.exchange === 'desk')!
+  // By hand, default fees (0.001 a side) and MIN_NET_BPS 5: OKX's asks while the marginal net holds.
+  let size = 0
+  let profit = 0
+  for (const [price, available] of asks) {
+    const unit = bid * 0.999 - price * 1.001
+    if ((unit / price) * 1e4 < 5 || size >= 2) break
+    const q = Math.min(available, 2 - size)
+    size += q
+    profit += q * unit
+  }
+  t.match(o, { symbol: 'BTC-USD', buy: { exchange: 'okx', symbol: 'BTC-USDT', price: asks[0][0] }, sell: { exchange: 'desk', price: bid } })
+  const r = (x: number) => Math.round(x * 1e9) / 1e9
+  t.equal(r(o.maxProfit), r(profit))
+  t.ok(o.maxSize > 0 && o.maxSize <= size + 1e-9, `maxSize ${o.maxSize} of the ${size} walked, in OKX's lots`)
+})
+
 t.test('a forced close reconnects and a silent venue is dropped: both resync their books', async (t) => {
   const mock = await startMockExchange()
   t.teardown(() => mock.close())

@@ -196,13 +196,13 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
     h.message(diffs[0])
     h.message(diffs[1])
     await h.turn()
-    const before = h.published.length
+    const before = h.topics().length
     h.message(diffs[3]) // diffs[2] never arrives
     t.equal(h.feed.counters.gaps, 1)
     t.notOk(h.state(venueSymbol).live, 'the book waits for a snapshot')
     h.message(diffs[4])
     await h.turn()
-    t.equal(h.published.length, before, 'nothing published for the book after the gap')
+    t.equal(h.topics().length, before, 'nothing published for the book after the gap')
     await new Promise((r) => setTimeout(r, 10))
     // The fake venue answers with the same old snapshot, which the next diffs do not join: asked again.
     t.ok(snapshots >= 2, `a new snapshot was asked for (${snapshots} in all)`)
@@ -242,19 +242,21 @@ t.test('okx: an altered checksum, and a sequence that skips, resync that book al
   h.message(session[0])
   h.message(session[1])
   await h.turn()
-  const before = h.published.length
+  const before = h.topics().length
   const altered = JSON.parse(session[2])
   altered.data[0].checksum += 1 // planted
   h.message(altered)
   t.equal(h.feed.counters.checksumFailures, 1)
   t.notOk(h.state('BTC-USDT').live)
+  // At once (this harness has no socket, so the state says down; live, it is degraded): the engine stops using the venue.
+  t.match(h.published.at(-1), { topic: 'venue.okx', data: { state: 'down', checksumFailures: 1, booksLive: 0 } }, 'venue health at once')
   t.same(h.sent.slice(-2), [
     { op: 'unsubscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },
     { op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] }
   ])
   h.message(session[3])
   await h.turn()
-  t.equal(h.published.length, before, 'updates before the new snapshot change and publish nothing')
+  t.equal(h.topics().length, before, 'updates before the new snapshot change and publish nothing')
 
   // seqId/prevSeqId (planted on the recorded messages, which predate them): a skip is a gap.
   const snapshot = JSON.parse(session[0])

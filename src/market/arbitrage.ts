@@ -712,7 +712,10 @@ export class ArbitrageEngine {
 
   /** Why an opportunity no search found again ended. */
   private reason(market: MarketClass, last: OpportunityEvent, now: number): NonNullable<OpportunityEvent['reason']> {
-    const legs = [this.instruments.get(last.buy.symbol)?.byExchange.get(last.buy.exchange), this.instruments.get(last.sell.symbol)?.byExchange.get(last.sell.exchange)]
+    const legs = [
+      this.instruments.get(last.buy.symbol)?.byExchange.get(last.buy.exchange),
+      this.instruments.get(last.sell.symbol)?.byExchange.get(last.sell.exchange)
+    ]
     if (legs.some((s) => s !== undefined && this.gated(s.venue, now))) return 'venue'
     if (legs.some((s) => s === undefined || !s.valid)) return 'invalid'
     if (legs.some((s) => s !== undefined && !this.fresh(s, now))) return 'stale'

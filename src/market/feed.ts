@@ -256,6 +256,8 @@ export abstract class VenueFeed {
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
     state.reset()
     this.resubscribe(state)
+    // At once, not at the next second's tick: the engine stops using this venue now (degraded).
+    this.publishHealth()
   }
 
   protected book(venueSymbol: unknown): BookState | undefined {

@@ -414,7 +414,7 @@ export class ArbitrageEngine {
       market,
       quote: parsed?.quote ?? '',
       kind: parsed?.kind ?? 'spot',
-      converts: parsed !== null && group !== undefined && group.includes(parsed.base),
+      converts: parsed !== null && (group?.includes(parsed.base) ?? false),
       byExchange: new Map()
     }
     this.instruments.set(symbol, i)
@@ -678,7 +678,7 @@ export class ArbitrageEngine {
     const next: Open[] = []
     for (const o of open) {
       if (taken.has(o)) continue
-      const closed: OpportunityEvent = { ...o.last, status: 'closed', detectedAt: now, lifetimeMs: now - o.openedAt, reason: this.reason(market, o.last, now) }
+      const closed: OpportunityEvent = { ...o.last, status: 'closed', detectedAt: now, lifetimeMs: now - o.openedAt, reason: this.reason(o.last, now) }
       this.counters.closed++
       events = push(events, closed)
     }
@@ -711,7 +711,7 @@ export class ArbitrageEngine {
   }
 
   /** Why an opportunity no search found again ended. */
-  private reason(market: MarketClass, last: OpportunityEvent, now: number): NonNullable<OpportunityEvent['reason']> {
+  private reason(last: OpportunityEvent, now: number): NonNullable<OpportunityEvent['reason']> {
     const legs = [
       this.instruments.get(last.buy.symbol)?.byExchange.get(last.buy.exchange),
       this.instruments.get(last.sell.symbol)?.byExchange.get(last.sell.exchange)

@@ -2,7 +2,7 @@
 // venues, in process, no sockets: the same synthetic 20-level books as the socket workload, built
 // before timing, then fed through ArbitrageEngine.onBook in order; median of 5 runs.
 import { ArbitrageEngine, type BookData } from '../src/market/arbitrage.ts'
-import { SyntheticFeed } from '../src/market/synthetic.ts'
+import { SyntheticFeed, bookAround } from '../src/market/synthetic.ts'
 
 const UPDATES = 100_000
 
@@ -17,14 +17,7 @@ function updates(instruments: number): { exchange: string; symbol: string; book:
     at += 0.2 // 5,000 updates a second, as over the socket
     const { g, feed } = feeds[n % feeds.length]
     const tick = feed.next(Math.floor(at))
-    const step = (tick.ask - tick.bid) / 2
-    const bids: [number, number][] = []
-    const asks: [number, number][] = []
-    for (let i = 0; i < 20; i++) {
-      bids.push([tick.bid - i * step, tick.bidSize * (1 + i / 2)])
-      asks.push([tick.ask + i * step, tick.askSize * (1 + i / 2)])
-    }
-    out.push({ exchange: tick.exchange, symbol: tick.symbol.replace('-', `${g}-`), book: { bids, asks, exchangeTime: at }, at })
+    out.push({ exchange: tick.exchange, symbol: tick.symbol.replace('-', `${g}-`), book: { ...bookAround(tick), exchangeTime: at }, at })
   }
   return out
 }

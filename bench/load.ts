@@ -4,7 +4,7 @@ import { WebSocket } from 'ws'
 import { decode, Encoder } from '@msgpack/msgpack'
 import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
-import { SyntheticFeed } from '../src/market/synthetic.ts'
+import { SyntheticFeed, bookAround } from '../src/market/synthetic.ts'
 
 type Args = Record<string, number | string>
 const [workload, portText, argsText] = process.argv.slice(2)
@@ -292,6 +292,18 @@ async function fanout() {
  * triggered it. With `baseline`, the subscriber takes one ticker topic instead and measures the
  * ticks themselves: what publish-to-receive costs with no engine (the raw server has none).
  */
+/** Calls `send(i, date)` `rate` times a second until `total`, from now; 1 ms slots. */
+async function paced(rate: number, total: number, send: (i: number, date: number) => void): Promise<void> {
+  const t0 = now()
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
+    const date = Date.now()
+    for (; sent < due; sent++) send(sent, date)
+    await sleep(1)
+  }
+}
+
 /**
  * Tracks what is open per class; true for an `open` in a class with none open. Before the update
  * that caused it no pairing paid, so every paying pairing, the best first, has the updated quote as
@@ -339,20 +351,13 @@ async function arbitrage() {
     subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? 'ticker.binance.BTC-USDT' : 'opportunities.>', snapshot: false }))
   })
   const started = process.cpuUsage()
-  const t0 = now()
   latencies.start(wall())
   const total = Math.floor((rate * durationMs) / 1000)
-  let sent = 0
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
-    const date = Date.now()
-    for (; sent < due; sent++) {
-      const tick = feed.next(date)
-      tick.ts = wall()
-      publisher.sendBinary(encode({ type: 'publish', topic: `ticker.${tick.exchange}.${tick.symbol}`, data: tick }))
-    }
-    await sleep(1)
-  }
+  await paced(rate, total, (_, date) => {
+    const tick = feed.next(date)
+    tick.ts = wall()
+    publisher.sendBinary(encode({ type: 'publish', topic: `ticker.${tick.exchange}.${tick.symbol}`, data: tick }))
+  })
   const deadline = now() + 2000
   while (acks < total && now() < deadline) await sleep(5)
   await sleep(100)
@@ -403,28 +408,14 @@ async function books() {
     )
   })
   const started = process.cpuUsage()
-  const t0 = now()
   latencies.start(wall())
   const total = Math.floor((rate * durationMs) / 1000)
-  let sent = 0
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((now() - t0) * rate) / 1000))
-    const date = Date.now()
-    for (; sent < due; sent++) {
-      const { g, feed } = feeds[sent % feeds.length]
-      const tick = feed.next(date)
-      const step = (tick.ask - tick.bid) / 2
-      const bids: [number, number][] = []
-      const asks: [number, number][] = []
-      for (let i = 0; i < 20; i++) {
-        bids.push([tick.bid - i * step, tick.bidSize * (1 + i / 2)])
-        asks.push([tick.ask + i * step, tick.askSize * (1 + i / 2)])
-      }
-      const symbol = tick.symbol.replace('-', `${g}-`)
-      publisher.sendBinary(encode({ type: 'publish', topic: `book.${tick.exchange}.${symbol}`, data: { bids, asks, exchangeTime: wall() } }))
-    }
-    await sleep(1)
-  }
+  await paced(rate, total, (i, date) => {
+    const { g, feed } = feeds[i % feeds.length]
+    const tick = feed.next(date)
+    const symbol = tick.symbol.replace('-', `${g}-`)
+    publisher.sendBinary(encode({ type: 'publish', topic: `book.${tick.exchange}.${symbol}`, data: { ...bookAround(tick), exchangeTime: wall() } }))
+  })
   const deadline = now() + 2000
   while (acks < total && now() < deadline) await sleep(5)
   await sleep(100)

@@ -139,3 +139,15 @@ function round(x: number, scale: number): number {
   const digits = Math.min(12, Math.max(0, 7 - Math.floor(Math.log10(scale))))
   return Number(x.toFixed(digits))
 }
+
+/** A book of `levels` a side around a tick: steps of half its spread, sizes growing by half the top's a level (benchmarks). */
+export function bookAround(tick: Tick, levels = 20): { bids: [number, number][]; asks: [number, number][] } {
+  const step = (tick.ask - tick.bid) / 2
+  const bids: [number, number][] = []
+  const asks: [number, number][] = []
+  for (let i = 0; i < levels; i++) {
+    bids.push([tick.bid - i * step, tick.bidSize * (1 + i / 2)])
+    asks.push([tick.ask + i * step, tick.askSize * (1 + i / 2)])
+  }
+  return { bids, asks }
+}

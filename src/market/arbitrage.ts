@@ -245,6 +245,8 @@ const SAME_CURRENCY = { rate: 1, mid: 1, via: [] as Conversion['via'] }
 
 /** A venue's clock and health as the engine sees them. */
 class Venue {
+  /** The classes it quotes in: what its health moves. */
+  readonly markets = new Set<MarketClass>()
   readonly samples: number[] = []
   at = 0
   offset: number | null = null
@@ -294,6 +296,8 @@ export class ArbitrageEngine {
   readonly counters: EngineCounters = { ticks: 0, books: 0, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
   private readonly classes = new Map<string, MarketClass>()
   private readonly instruments = new Map<string, Instrument>()
+  /** Classes with an open opportunity through a conversion book. */
+  private readonly converting = new Set<MarketClass>()
   private readonly venues = new Map<string, Venue>()
   private readonly groupOf = new Map<string, readonly string[]>()
   private nextId = 1
@@ -357,7 +361,7 @@ export class ArbitrageEngine {
     venue.stateAt = now
     if (before === state) return null
     let events: OpportunityEvent[] | null = null
-    for (const c of this.classes.values()) if (c.open.length > 0 || state === 'up') events = this.evaluate(c, now, events)
+    for (const c of venue.markets) events = this.evaluate(c, now, events)
     return events
   }
 
@@ -370,7 +374,10 @@ export class ArbitrageEngine {
       if (c.open.length > 0 || c.lastUpdate >= forgetBefore) continue
       this.classes.delete(key)
       for (const symbol of c.symbols) this.instruments.delete(symbol)
+      for (const s of c.sources) s.venue.markets.delete(c)
     }
+    // A venue quoting nothing and silent about its health is forgotten too (publishers name venues).
+    for (const [exchange, v] of this.venues) if (v.markets.size === 0 && v.stateAt < forgetBefore) this.venues.delete(exchange)
     return events
   }
 
@@ -437,6 +444,7 @@ export class ArbitrageEngine {
       source = new Source(exchange, symbol, i.quote, fee, this.venue(exchange))
       i.byExchange.set(exchange, source)
       i.market.sources.push(source)
+      source.venue.markets.add(i.market)
     }
     i.market.lastUpdate = now
     return source
@@ -462,8 +470,9 @@ export class ArbitrageEngine {
   private evaluateClassOf(symbol: string, now: number): OpportunityEvent[] | null {
     const i = this.instrument(symbol, now)
     let events = this.evaluate(i.market, now, null)
-    // A conversion book (USDT-USD) moves the classes that convert through it.
-    if (i.converts) for (const c of this.classes.values()) if (c !== i.market && c.open.length > 0) events = this.evaluate(c, now, events)
+    // A conversion book (USDT-USD) moves the classes whose open opportunities convert (a class
+    // that could start converting waits for its own next update).
+    if (i.converts) for (const c of this.converting) if (c !== i.market) events = this.evaluate(c, now, events)
     return events
   }
 
@@ -707,6 +716,8 @@ export class ArbitrageEngine {
       events = push(events, o.last)
     }
     market.open = next
+    if (next.some((o) => o.last.conversion !== null)) this.converting.add(market)
+    else this.converting.delete(market)
     return events
   }
 

@@ -274,10 +274,11 @@ t.test('fees that eat the spread, stale, crossed and invalid quotes make nothing
       asks: [],
       exchangeTime: 1
     },
-    { bids: [], asks: [[NaN, 1]], exchangeTime: 1 }
+    { bids: [], asks: [[NaN, 1]], exchangeTime: 1 },
+    { bids: [[1e200, 1e200]], asks: [[2e200, 1]], exchangeTime: 1 } // products past Infinity
   ])
     t.equal(engine.onBook(bad as unknown as BookData, 1000, 'c', 'BTC-USDT'), null)
-  t.equal(engine.counters.invalid, 8, 'unsorted or malformed books are counted, never quoted')
+  t.equal(engine.counters.invalid, 9, 'unsorted, malformed or absurd books are counted, never quoted')
 })
 
 t.test('lifecycle: open, material updates only, closed with lifetime and reason', async (t) => {

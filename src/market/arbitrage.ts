@@ -263,7 +263,8 @@ class Venue {
 
 const NO_PAIRINGS: Pairing[] = []
 
-const positive = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0
+/** A price or size: positive, and under 1e100 so that products of them stay finite (no real one comes near). */
+const positive = (x: unknown): x is number => typeof x === 'number' && x > 0 && x < 1e100
 
 /**
  * A side as published, best first, its first MAX_LEVELS levels kept (the published arrays, read

@@ -28,6 +28,7 @@ import { Strikes, TokenBucket, type Admission } from './limits.js'
 import type { LiveStats } from './stats.js'
 import { OPEN, REPLY_QUEUE_FACTOR, SendPath, type CorkScheduler, type OutFrameType, type SendSocket } from './send-path.js'
 import { SubscribeFlow } from './subscribe-flow.js'
+import { parseFilter, type Filter } from './filter.js'
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket extends SendSocket {
@@ -67,9 +68,9 @@ export interface ConnectionHost {
   readonly log: ConnectionLogger
   checkTopic(topic: string, wildcards: boolean): void
   publish(topic: string, data: unknown): MaybePromise<BusEvent>
-  /** The connection now holds this pattern: index it, and have the bus deliver it. */
-  watch(connection: LiveConnection, pattern: string): MaybePromise<void>
-  unwatch(connection: LiveConnection, pattern: string): void
+  /** The connection now holds this pattern (with this filter): index it, and have the bus deliver it. */
+  watch(connection: LiveConnection, pattern: string, filter: Filter | null): MaybePromise<void>
+  unwatch(connection: LiveConnection, pattern: string, filter: Filter | null): void
   /** The socket closed: forget the connection. */
   closed(connection: LiveConnection, code: number): void
   warnProtocol(connection: LiveConnection, err: LiveError): void
@@ -85,6 +86,8 @@ export class LiveConnection implements ClientInfo {
   readonly binary: boolean
   readonly out: SendPath
   private readonly patterns = new Set<string>()
+  /** The filters of the patterns subscribed with one. */
+  private readonly filters = new Map<string, Filter>()
   private readonly flow: SubscribeFlow
   private alive = true
   /** Set while an async step (a hook, a backplane read, a replay being written) runs: later frames wait behind it, in order. */
@@ -130,6 +133,11 @@ export class LiveConnection implements ClientInfo {
   /** The patterns this connection holds (the hub reads them; only the connection changes them). */
   get subscriptions(): ReadonlySet<string> {
     return this.patterns
+  }
+
+  /** The filter a held pattern was subscribed with; null for none. */
+  filterOf(pattern: string): Filter | null {
+    return this.filters.get(pattern) ?? null
   }
 
   // ---- inbound ----
@@ -272,10 +280,11 @@ export class LiveConnection implements ClientInfo {
     if (denied !== undefined) throw new LiveError(ErrorCode.forbidden, `no grant to subscribe to "${denied}"`)
     const work = new Work(FRAME_WORK)
     const since = this.sinceOf(frame, patterns, work)
+    const filter = frame.filter === undefined ? null : parseFilter(frame.filter)
     const { hooks } = this.host
     const verdict = hooks.hasSubscribe ? hooks.runSubscribe(patterns, this) : undefined
-    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work))
-    return this.subscribe(frame, patterns, since, work)
+    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work, filter))
+    return this.subscribe(frame, patterns, since, work, filter)
   }
 
   /**
@@ -283,7 +292,15 @@ export class LiveConnection implements ClientInfo {
    * socket, the returned promise makes the connection's later frames wait, so an unsubscribe sent
    * right behind is handled (and acked) after this subscribe, as sent.
    */
-  private subscribe(frame: SubscribeFrame, patterns: string[], since: Map<string, Position> | null, work: Work): Promise<void> | undefined {
+  private subscribe(
+    frame: SubscribeFrame,
+    patterns: string[],
+    since: Map<string, Position> | null,
+    work: Work,
+    filter: Filter | null
+  ): Promise<void> | undefined {
+    // A pattern held with another filter (or none) is subscribed again with this one.
+    for (const p of patterns) if (this.patterns.has(p) && this.filterOf(p)?.key !== filter?.key) this.drop(p)
     const fresh = patterns.filter((p) => !this.patterns.has(p))
     const { options, admission, bus } = this.host
     if (this.patterns.size + fresh.length > options.maxSubscriptions) {
@@ -293,7 +310,7 @@ export class LiveConnection implements ClientInfo {
     if (refusal !== null) throw new LiveError(ErrorCode.unavailable, refusal)
     // Subscribe first (a backplane confirms upstream), then read history: an event published
     // meanwhile is live (held, then deduplicated by seq).
-    const watching = fresh.map((pattern) => this.add(pattern)).filter(isThenable)
+    const watching = fresh.map((pattern) => this.add(pattern, filter)).filter(isThenable)
 
     const snapshot = frame.snapshot !== false
     const read = () =>
@@ -301,7 +318,17 @@ export class LiveConnection implements ClientInfo {
         since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
         snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
       ] as [MaybePromise<Replay | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
-    const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) => this.flow.answer(frame.id, patterns, since, recovered, last)
+    const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
+      filter === null
+        ? this.flow.answer(frame.id, patterns, since, recovered, last, null)
+        : this.flow.answer(
+            frame.id,
+            patterns,
+            since,
+            recovered.map((r) => (r === null ? null : matching(r, filter))),
+            last.map((l) => (Array.isArray(l) ? l.filter((e) => filter.test(e.data)) : l !== undefined && filter.test(l.data) ? l : undefined)),
+            filter.key
+          )
     const undo = (err: unknown) => {
       for (const pattern of fresh) this.drop(pattern)
       this.fail(frame.id, err)
@@ -330,13 +357,17 @@ export class LiveConnection implements ClientInfo {
     )
   }
 
-  private add(pattern: string): MaybePromise<void> {
+  private add(pattern: string, filter: Filter | null): MaybePromise<void> {
     this.patterns.add(pattern)
-    return this.host.watch(this, pattern)
+    if (filter !== null) this.filters.set(pattern, filter)
+    return this.host.watch(this, pattern, filter)
   }
 
   private drop(pattern: string): void {
-    if (this.patterns.delete(pattern)) this.host.unwatch(this, pattern)
+    if (!this.patterns.delete(pattern)) return
+    const filter = this.filterOf(pattern)
+    this.filters.delete(pattern)
+    this.host.unwatch(this, pattern, filter)
   }
 
   /** The patterns a (un)subscribe names, validated and without repeats. */
@@ -458,5 +489,15 @@ export class LiveConnection implements ClientInfo {
 
   close(code: number, reason: string): void {
     if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+}
+
+/** A replay with only the events a filter lets through, read as lazily as the replay itself. */
+function matching(replay: Replay, filter: Filter): Replay {
+  return {
+    length: replay.length,
+    *[Symbol.iterator]() {
+      for (const event of replay) if (filter.test(event.data)) yield event
+    }
   }
 }

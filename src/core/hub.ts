@@ -5,6 +5,7 @@ import { checkData, encodeEvent, FrameDecoder, type CodecName, type DecodeLimits
 import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket } from './connection.js'
 import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
 import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
+import type { Filter } from './filter.js'
 import type { Bus } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { HookRegistry } from './hooks.js'
@@ -34,7 +35,10 @@ export type EventListener = (event: BusEvent) => void
 
 export class Hub implements ConnectionHost {
   readonly connections = new Set<LiveConnection>()
-  readonly index = new SubscriptionIndex<LiveConnection>()
+  /** Subscribers per pattern: connections, and groups of connections sharing one filter. */
+  readonly index = new SubscriptionIndex<LiveConnection | FilterGroup>()
+  /** Filter groups by pattern and filter key. */
+  private readonly groups = new Map<string, FilterGroup>()
   private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
@@ -91,7 +95,7 @@ export class Hub implements ConnectionHost {
     if (!this.connections.delete(connection)) return
     this.stats.disconnected(code)
     this.admission.closed(connection.remoteAddress)
-    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern)
+    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern, connection.filterOf(pattern))
     this.log.debug({ connection: connection.id, code }, 'connection closed')
   }
 
@@ -99,9 +103,11 @@ export class Hub implements ConnectionHost {
     checkTopic(topic, this.options, wildcards)
   }
 
-  /** Connections whose patterns match a concrete topic. */
+  /** Subscriptions whose patterns match a concrete topic (a filtered one counts whatever its filter says). */
   subscribers(topic: string): number {
-    return this.index.match(topic).length
+    let n = 0
+    for (const s of this.index.match(topic)) n += s instanceof FilterGroup ? s.connections.size : 1
+    return n
   }
 
   /**
@@ -141,17 +147,35 @@ export class Hub implements ConnectionHost {
   }
 
   /** A connection holds a new pattern: it is indexed, and the bus delivers it (a promise when a backplane confirms later). */
-  watch(connection: LiveConnection, pattern: string): MaybePromise<void> {
+  watch(connection: LiveConnection, pattern: string, filter: Filter | null): MaybePromise<void> {
     this.stats.subscriptions++
     this.admission.subscribed(connection.remoteAddress, 1)
-    this.index.add(pattern, connection)
+    if (filter === null) this.index.add(pattern, connection)
+    else {
+      const key = `${pattern}\n${filter.key}`
+      let group = this.groups.get(key)
+      if (group === undefined) {
+        group = new FilterGroup(filter)
+        this.groups.set(key, group)
+        this.index.add(pattern, group)
+      }
+      group.connections.add(connection)
+    }
     return this.bus.watch(pattern)
   }
 
-  unwatch(connection: LiveConnection, pattern: string): void {
+  unwatch(connection: LiveConnection, pattern: string, filter: Filter | null): void {
     this.stats.subscriptions--
     this.admission.subscribed(connection.remoteAddress, -1)
-    this.index.remove(pattern, connection)
+    if (filter === null) this.index.remove(pattern, connection)
+    else {
+      const key = `${pattern}\n${filter.key}`
+      const group = this.groups.get(key)
+      if (group !== undefined && group.connections.delete(connection) && group.connections.size === 0) {
+        this.groups.delete(key)
+        this.index.remove(pattern, group)
+      }
+    }
     this.bus.unwatch(pattern)
   }
 
@@ -190,8 +214,15 @@ export class Hub implements ConnectionHost {
     }
   }
 
-  private fanOut(event: BusEvent, subscribers: readonly LiveConnection[]): void {
+  private fanOut(event: BusEvent, subscribers: readonly (LiveConnection | FilterGroup)[]): void {
     const start = performance.now()
+    if (this.groups.size === 0 || !hasGroup(subscribers)) this.sendToAll(event, subscribers as readonly LiveConnection[])
+    else this.sendFiltered(event, subscribers)
+    if (this.scheduler.pending) this.deliveredUntilFlush(start)
+    else this.stats.publishToSend.record(performance.now() - start)
+  }
+
+  private sendToAll(event: BusEvent, subscribers: readonly LiveConnection[]): void {
     let msgpack: Buffer | undefined
     let json: Buffer | undefined
     for (let i = 0; i < subscribers.length; i++) {
@@ -200,8 +231,37 @@ export class Hub implements ConnectionHost {
       const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
       connection.deliver(event, frame)
     }
-    if (this.scheduler.pending) this.deliveredUntilFlush(start)
-    else this.stats.publishToSend.record(performance.now() - start)
+  }
+
+  /**
+   * With filtered subscriptions: each distinct filter runs once for the event, its group shares
+   * the encoded frames, and a connection that two subscriptions match gets the event once.
+   */
+  private sendFiltered(event: BusEvent, subscribers: readonly (LiveConnection | FilterGroup)[]): void {
+    let msgpack: Buffer | undefined
+    let json: Buffer | undefined
+    const sent = new Set<LiveConnection>()
+    const verdicts = new Map<string, boolean>()
+    const send = (connection: LiveConnection) => {
+      if (sent.has(connection)) return
+      sent.add(connection)
+      // biome-ignore lint/suspicious/noAssignInExpressions: each codec's frame is encoded once, when its first subscriber needs it
+      const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
+      connection.deliver(event, frame)
+    }
+    for (let i = 0; i < subscribers.length; i++) {
+      const s = subscribers[i]
+      if (!(s instanceof FilterGroup)) {
+        send(s)
+        continue
+      }
+      let pass = verdicts.get(s.filter.key)
+      if (pass === undefined) {
+        pass = s.filter.test(event.data)
+        verdicts.set(s.filter.key, pass)
+      }
+      if (pass) for (const connection of s.connections) send(connection)
+    }
   }
 
   private deliveredUntilFlush(start: number): void {
@@ -266,4 +326,16 @@ export function hubOf(api: object): Hub {
   const hub = byApi.get(api)
   if (hub === undefined) throw new Error('no live hub behind this object: is the live plugin registered?')
   return hub
+}
+
+/** Subscriptions of one pattern with one filter: the filter runs once per event for all of them. */
+export class FilterGroup {
+  readonly connections = new Set<LiveConnection>()
+  constructor(readonly filter: Filter) {}
+}
+
+/** Whether a topic's subscribers include a filter group (else no filter runs and no dedupe is needed). */
+function hasGroup(subscribers: readonly (LiveConnection | FilterGroup)[]): boolean {
+  for (let i = 0; i < subscribers.length; i++) if (subscribers[i] instanceof FilterGroup) return true
+  return false
 }

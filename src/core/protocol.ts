@@ -58,7 +58,8 @@ export const SubscribeFrame = Type.Object({
   topic: Type.Optional(Type.String()),
   topics: Type.Optional(TopicList),
   since: Type.Optional(Type.Union([Position, Type.Record(Type.String(), Position)])),
-  snapshot: Type.Optional(Type.Boolean())
+  snapshot: Type.Optional(Type.Boolean()),
+  filter: Type.Optional(Type.String())
 })
 export const UnsubscribeFrame = Type.Object({
   type: Type.Literal('unsubscribe'),

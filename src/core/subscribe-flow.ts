@@ -67,9 +67,11 @@ export class SubscribeFlow {
     patterns: string[],
     since: Map<string, Position> | null,
     recovered: (Replay | null)[],
-    last: (BusEvent | BusEvent[] | undefined)[]
+    last: (BusEvent | BusEvent[] | undefined)[],
+    filter: string | null
   ): Promise<void> | undefined {
     const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
+    if (filter !== null) ack.filter = filter // its events skip seqs by design
     if (since !== null) ack.recovered = recovered.every((events) => events !== null)
     this.out.reply(encodeFrame(this.codec, ack), 'ack')
     const snapshots = new Map<string, BusEvent>()

@@ -1,0 +1,136 @@
+// Subscription filters: the expression (parse, errors, limits, meaning) and the server (live events,
+// snapshots and replays filtered, one evaluation per distinct filter, no duplicate, the ack says so).
+import t from 'tap'
+import { FILTER_LIMITS, parseFilter } from '../src/core/filter.ts'
+import { hubOf } from '../src/core/hub.ts'
+import { startServer, TestClient } from './helper.ts'
+
+t.test('expressions: comparisons, and/or/not, in lists, field paths; one canonical key however spaced', async (t) => {
+  const f = parseFilter('netBps >= 10 and symbol in ["BTC-USDT","ETH-USDT"] and not buy.exchange == "kraken"')
+  t.equal(f.key, '((netBps >= 10 and symbol in ["BTC-USDT","ETH-USDT"]) and not buy.exchange == "kraken")')
+  t.equal(parseFilter('  netBps>=10   and symbol in [ "BTC-USDT" , "ETH-USDT" ]and not buy.exchange=="kraken"').key, f.key)
+  t.equal(f.test({ netBps: 12, symbol: 'BTC-USDT', buy: { exchange: 'okx' } }), true)
+  t.equal(f.test({ netBps: 12, symbol: 'BTC-USDT', buy: { exchange: 'kraken' } }), false)
+  t.equal(f.test({ netBps: 9.99, symbol: 'BTC-USDT', buy: { exchange: 'okx' } }), false)
+  t.equal(f.test({ netBps: 12, symbol: 'SOL-USDT', buy: { exchange: 'okx' } }), false)
+  const or = parseFilter('a < 0 or (b == true and c != null)')
+  t.same(
+    [{ a: -1 }, { b: true, c: 1 }, { b: true, c: null }, { a: 'x' }, {}].map(or.test),
+    [true, true, false, false, false],
+    'an ordering needs a number (or two strings); a missing field is not equal to null'
+  )
+  const strings = parseFilter('symbol >= "B" and symbol < "C"')
+  t.same(
+    ['A-USD', 'BTC-USD', 'C-USD'].map((symbol) => strings.test({ symbol })),
+    [false, true, false]
+  )
+  const own = parseFilter('constructor == 1 or toString != 1 or a.length == 1')
+  t.same([own.test({}), own.test({ a: 'x' }), own.test(null), own.test(3)], [true, true, true, true], 'only own fields: inherited ones are absent')
+  t.equal(parseFilter('x == -1.5e3').test({ x: -1500 }), true)
+})
+
+t.test('a bad filter is bad_request naming the position; limits hold', async (t) => {
+  for (const [text, message] of [
+    ['netBps >=', /expected a number.*at position 9/],
+    ['netBps >= 10 and', /expected a field name, found "the end" at position 16/],
+    ['(a == 1', /expected "\)", found "the end" at position 7/],
+    ['a == 1 b', /unexpected "b" at position 7/],
+    ['a in []', /expected a number.*found "\]" at position 6/],
+    ['a == 1 @', /unexpected character "@" at position 7/],
+    ['and == 1', /expected a field name, found "and" at position 0/],
+    ['a == "unterminated', /unexpected character/],
+    ['', /empty/]
+  ] as const)
+    t.throws(() => parseFilter(text), { code: 'bad_request', message }, text)
+  t.throws(() => parseFilter('a == 1 or '.repeat(120) + 'a == 1'), { message: /longer than 1024/ })
+  t.throws(() => parseFilter(Array.from({ length: FILTER_LIMITS.comparisons + 1 }, (_, i) => `f${i} == 1`).join(' or ')), {
+    message: /more than 32 comparisons/
+  })
+  t.throws(() => parseFilter(`a in [${Array.from({ length: 101 }, (_, i) => i).join(',')}]`), { message: /more than 100 values/ })
+  t.throws(() => parseFilter(`${'not '.repeat(20)}a == 1`), { message: /nested deeper than 16/ })
+  t.throws(() => parseFilter(`${'('.repeat(20)}a == 1${')'.repeat(20)}`), { message: /nested deeper than 16/ })
+  t.throws(() => parseFilter(5 as unknown as string), { message: /a string expression/ })
+})
+
+t.test('the server: live events, snapshots and replays filtered; seqs stay the topic’s; the ack says so', async (t) => {
+  const { url } = await startServer(t)
+  const publisher = await TestClient.open(url)
+  const watcher = await TestClient.open(url)
+  t.teardown(() => {
+    publisher.close()
+    watcher.close()
+  })
+  const ack = await watcher.request({ type: 'subscribe', id: 1, topic: 'o.*', filter: 'x >= 10' })
+  t.match(ack, { type: 'ack', id: 1, topics: ['o.*'], filter: 'x >= 10' })
+  for (const [i, x] of [5, 12, 7, 20].entries()) t.match(await publisher.request({ type: 'publish', id: i, topic: 'o.a', data: { x } }), { type: 'ack' })
+  const events = await watcher.take(2)
+  t.same(
+    events.map((e) => [e.seq, (e.data as { x: number }).x]),
+    [
+      [2, 12],
+      [4, 20]
+    ],
+    'seq gaps by design'
+  )
+  await watcher.quiet(100)
+
+  // A snapshot only when the topic's last value passes; a replay of the matching events only.
+  const late = await TestClient.open(url)
+  t.teardown(() => late.close())
+  t.match(await late.request({ type: 'subscribe', topic: 'o.a', filter: 'x < 10' }), { type: 'ack', filter: 'x < 10' })
+  await late.quiet(100)
+  const { epoch } = events[0] as { epoch: string }
+  t.match(await late.request({ type: 'subscribe', topic: 'o.a', filter: 'x < 10', since: { epoch, seq: 0 } }), { type: 'ack', recovered: true })
+  const replayed = await late.take(2)
+  t.same(
+    replayed.map((e) => [e.type, e.seq]),
+    [
+      ['event', 1],
+      ['event', 3]
+    ],
+    'the replay skips what the filter does not let through'
+  )
+  const snapshot = await late.request({ type: 'subscribe', topic: 'o.a', filter: 'x > 10' })
+  t.match(snapshot, { type: 'ack', filter: 'x > 10' }, 'the same pattern with another filter replaces it')
+  t.match(await late.next(), { type: 'snapshot', seq: 4, data: { x: 20 } })
+
+  t.match(await watcher.request({ type: 'subscribe', id: 9, topic: 'o.*', filter: 'x >=' }), {
+    type: 'error',
+    id: 9,
+    code: 'bad_request',
+    message: 'filter: expected a number, a "string", true, false or null, found "the end" at position 4'
+  })
+})
+
+t.test('one evaluation per event per distinct filter, one frame per connection however many subscriptions match', async (t) => {
+  const { url, app } = await startServer(t)
+  const hub = hubOf(app.live) as unknown as { groups: Map<string, { filter: { test(d: unknown): boolean } }> }
+  const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(url)))
+  t.teardown(() => {
+    for (const c of clients) c.close()
+  })
+  for (const [i, c] of clients.entries()) await c.request({ type: 'subscribe', topic: 'f.*', filter: i % 2 === 0 ? 'x >= 10' : ' x>=10 ' })
+  t.equal(hub.groups.size, 1, 'twenty subscriptions, one filter group')
+  const group = [...hub.groups.values()][0]
+  let evaluations = 0
+  const test = group.filter.test
+  group.filter.test = (d) => {
+    evaluations++
+    return test(d)
+  }
+  // A connection also subscribed without a filter, and with another filter on a wider pattern.
+  await clients[0].request({ type: 'subscribe', topic: 'f.a' })
+  await clients[0].request({ type: 'subscribe', topic: 'f.>', filter: 'x > 0' })
+  await app.live.publish('f.a', { x: 11 })
+  await app.live.publish('f.a', { x: 1 })
+  const got = await Promise.all(clients.map((c) => c.next()))
+  t.same(new Set(got.map((e) => e.seq)), new Set([1]), 'every subscriber got x = 11')
+  t.equal(evaluations, 2, 'two events, one evaluation each for twenty subscribers')
+  t.match(await clients[0].next(), { seq: 2, data: { x: 1 } }, 'x = 1 reaches the unfiltered and x > 0 subscriptions, once')
+  await clients[0].quiet(100)
+  await clients[1].quiet(50)
+  t.equal(app.live.connections, 20)
+  for (const c of clients) c.close()
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal(hub.groups.size, 0, 'groups go with their last subscription')
+})

@@ -171,7 +171,7 @@ export class Hub implements ConnectionHost {
     else {
       const key = `${pattern}\n${filter.key}`
       const group = this.groups.get(key)
-      if (group !== undefined && group.connections.delete(connection) && group.connections.size === 0) {
+      if (group?.connections.delete(connection) && group.connections.size === 0) {
         this.groups.delete(key)
         this.index.remove(pattern, group)
       }

@@ -13,6 +13,7 @@ const USAGE = `usage: realtime <command> [options]
       --json             one JSON object per line instead of the readable form
       --count N          exit after N events
       --no-snapshot      start with live events, without each topic's last value
+      --filter EXPR      only events whose data passes EXPR, e.g. 'netBps >= 10 and symbol in ["BTC-USD"]'
       --retry            keep reconnecting (and recovering) when the server is away;
                          without it an unreachable server or a disconnect is exit 1
   pub <topic> <json>     publish <json> on <topic>; prints the seq and epoch
@@ -20,7 +21,7 @@ const USAGE = `usage: realtime <command> [options]
       --count N          probes to send (default 100)
       --interval MS      pause between probes (default 10)
   bench [workload...]    run the benchmark (npm run bench) in a checkout of the repository;
-      --quick            workloads: floor probe fanout idle memory hooks arbitrage backplane
+      --quick            workloads: floor probe fanout idle memory hooks arbitrage books backplane
   help                   this text (also --help; through npx: npx realtime help)
 
 common options:
@@ -45,6 +46,7 @@ const { values: flags, positionals } = (() => {
         count: { type: 'string' },
         interval: { type: 'string', default: '10' },
         'no-snapshot': { type: 'boolean', default: false },
+        filter: { type: 'string' },
         retry: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
@@ -121,6 +123,7 @@ async function sub(pattern: string | undefined): Promise<void> {
     },
     {
       snapshot: !flags['no-snapshot'],
+      filter: flags.filter,
       onGap: (gap) =>
         process.stderr.write(
           `realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`

@@ -39,6 +39,29 @@ t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
   t.ok(asJson.p50 <= asJson.p99 && asJson.p99 <= asJson.max, 'percentiles are ordered')
 })
 
+t.test('sub --filter: only the events that pass; a bad filter is exit 1 naming its position', async (t) => {
+  const { app, url } = await startServer(t)
+  const endpoint = `${url}/ws/live`
+  const sub = cli(['sub', 'fx.*', '--json', '--count', '2', '--no-snapshot', '--filter', 'v >= 10 and tag in ["a","b"]', '--url', endpoint])
+  await until(() => app.live.stats.subscriptions === 1, 'subscribed')
+  for (const data of [
+    { v: 11, tag: 'c' },
+    { v: 12, tag: 'a' },
+    { v: 1, tag: 'a' },
+    { v: 13, tag: 'b' }
+  ])
+    await app.live.publish('fx.x', data)
+  const got = (await sub.done).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  t.match(got, [
+    { seq: 2, data: { v: 12 } },
+    { seq: 4, data: { v: 13 } }
+  ])
+  t.match(await cli(['sub', 'fx.*', '--filter', 'v >', '--url', endpoint]).done, { code: 1, stderr: /bad_request: filter: expected a number.*at position 3/ })
+})
+
 t.test('errors: usage is exit 2, a refused publish exit 1 with its code', async (t) => {
   const { url } = await startServer(t)
   const endpoint = `${url}/ws/live`

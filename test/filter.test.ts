@@ -1,9 +1,10 @@
 // Subscription filters: the expression (parse, errors, limits, meaning) and the server (live events,
 // snapshots and replays filtered, one evaluation per distinct filter, no duplicate, the ack says so).
 import t from 'tap'
-import { FILTER_LIMITS, parseFilter } from '../src/core/filter.ts'
+import { FILTER_LIMITS, parseFilter } from '../src/shared/filter.ts'
 import { hubOf } from '../src/core/hub.ts'
-import { startServer, TestClient } from './helper.ts'
+import { startServer, TestClient, until } from './helper.ts'
+import { LiveClient } from '../src/client/index.ts'
 
 t.test('expressions: comparisons, and/or/not, in lists, field paths; one canonical key however spaced', async (t) => {
   const f = parseFilter('netBps >= 10 and symbol in ["BTC-USDT","ETH-USDT"] and not buy.exchange == "kraken"')
@@ -133,4 +134,34 @@ t.test('one evaluation per event per distinct filter, one frame per connection h
   for (const c of clients) c.close()
   await new Promise((r) => setTimeout(r, 100))
   t.equal(hub.groups.size, 0, 'groups go with their last subscription')
+})
+
+t.test('the SDK: filter option, no gap reports for skipped seqs, applied to events another subscription brings, kept across a reconnect', async (t) => {
+  const { url, app } = await startServer(t)
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const gaps: unknown[] = []
+  const filtered: number[] = []
+  const all: number[] = []
+  await client.subscribe<{ x: number }>('o.*', (e) => filtered.push(e.data.x), { filter: 'x >= 10', onGap: (g) => gaps.push(g) })
+  await client.subscribe<{ x: number }>('o.a', (e) => all.push(e.data.x), { snapshot: false })
+  await t.rejects(
+    client.subscribe('o.b', () => {}, { filter: 'x >=' }),
+    { code: 'bad_request', message: /position 4/ },
+    'checked before it is sent'
+  )
+  await t.rejects(
+    client.subscribe('o.*', () => {}, { filter: 'x < 0' }),
+    { code: 'bad_request', message: /another filter/ }
+  )
+  for (const x of [5, 12, 7, 20]) await app.live.publish('o.a', { x })
+  await until(() => all.length === 4, 'the unfiltered subscription gets all four')
+  t.same(filtered, [12, 20], 'the filtered one only what passes, though the connection got all four')
+  // Its connection drops; events published meanwhile come back through since, filtered.
+  for (const connection of hubOf(app.live).connections) connection.socket.terminate()
+  await until(() => !client.connected, 'dropped')
+  for (const x of [30, 1, 40]) await app.live.publish('o.a', { x })
+  await until(() => filtered.length === 4, 'recovered after the reconnect')
+  t.same(filtered, [12, 20, 30, 40])
+  t.same(gaps, [], 'no gap: the skipped seqs were filtered out')
 })

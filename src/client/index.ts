@@ -3,6 +3,7 @@
 // subscriber either gets every event or is told what it missed (PROTOCOL.md "Delivery").
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { isPattern, matches } from '../shared/patterns.js'
+import { parseFilter, type Filter } from '../shared/filter.js'
 import { SUBPROTOCOL_OF, type Codec } from '../shared/subprotocols.js'
 
 export type { Codec } from '../shared/subprotocols.js'
@@ -78,6 +79,12 @@ export interface Gap {
 export interface SubscribeOptions {
   /** Send the topic's last value first (default true). */
   snapshot?: boolean
+  /**
+   * Only events whose data passes this expression (docs/PROTOCOL.md "Filters"), e.g.
+   * `netBps >= 10 and symbol in ["BTC-USD"]`. Checked here before it is sent; skipped seqs are by
+   * design and are not reported to onGap.
+   */
+  filter?: string
   /** Told whenever events may have been missed; the next event or snapshot is current. */
   onGap?: (gap: Gap) => void
 }
@@ -147,6 +154,8 @@ export class Subscription {
   /** Refusals in a row of a subscribe that was held before, and the timer of the next try. */
   refusals = 0
   retry: ReturnType<typeof setTimeout> | null = null
+  /** Applied here too: another subscription of this connection may bring events this one filters out. */
+  readonly filter: Filter | null
 
   constructor(
     private readonly client: LiveClient,
@@ -154,6 +163,7 @@ export class Subscription {
     readonly handler: (event: LiveEvent) => void,
     readonly options: SubscribeOptions
   ) {
+    this.filter = options.filter === undefined ? null : parseFilter(options.filter)
     this.acked = new Promise<void>((resolve, reject) => {
       this.settle = (err) => {
         if (this.isAcked) return
@@ -175,20 +185,21 @@ export class Subscription {
     const known = this.positions.get(event.topic)
     if (known !== undefined && known.epoch === event.epoch) {
       if (event.seq <= known.seq) return // a replay overlapping what was delivered
-      if (event.type === 'event' && event.seq !== known.seq + 1) {
+      if (event.type === 'event' && event.seq !== known.seq + 1 && this.filter === null) {
         this.options.onGap?.({ pattern: this.pattern, reason: 'seq-jump', topic: event.topic, expected: known.seq + 1, received: event.seq })
       }
     } else if (known !== undefined && event.type === 'event') {
       this.options.onGap?.({ pattern: this.pattern, reason: 'epoch', topic: event.topic })
     }
     this.positions.set(event.topic, { epoch: event.epoch, seq: event.seq })
-    this.handler(event)
+    if (this.filter === null || this.filter.test(event.data)) this.handler(event)
   }
 
   /** The subscribe frame: with `since` for every topic already seen, so a resubscribe recovers them. */
   frame(): Record<string, unknown> {
     const frame: Record<string, unknown> = { type: 'subscribe', topic: this.pattern }
     if (this.options.snapshot === false) frame.snapshot = false
+    if (this.options.filter !== undefined) frame.filter = this.options.filter
     if (this.positions.size === 0) return frame
     if (!isPattern(this.pattern)) frame.since = this.positions.get(this.pattern)
     else frame.since = Object.fromEntries(this.positions)
@@ -282,7 +293,16 @@ export class LiveClient {
    */
   async subscribe<T = unknown>(pattern: string, handler: (event: LiveEvent<T>) => void, options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.closed) throw new LiveClientError('disconnected', 'the client is closed')
-    const subscription = new Subscription(this, pattern, handler as (event: LiveEvent) => void, options)
+    let subscription: Subscription
+    try {
+      subscription = new Subscription(this, pattern, handler as (event: LiveEvent) => void, options)
+    } catch (err) {
+      throw new LiveClientError('bad_request', (err as Error).message) // a filter that does not parse
+    }
+    // The server holds one filter per pattern and connection: a second one would replace the first.
+    for (const other of this.subscriptions)
+      if (other.pattern === pattern && other.filter?.key !== subscription.filter?.key)
+        throw new LiveClientError('bad_request', `"${pattern}" is subscribed with another filter on this client; use another client or one filter`)
     this.subscriptions.add(subscription)
     if (this.connected) this.resubscribe(subscription)
     await subscription.acked

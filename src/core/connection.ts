@@ -28,7 +28,7 @@ import { Strikes, TokenBucket, type Admission } from './limits.js'
 import type { LiveStats } from './stats.js'
 import { OPEN, REPLY_QUEUE_FACTOR, SendPath, type CorkScheduler, type OutFrameType, type SendSocket } from './send-path.js'
 import { SubscribeFlow } from './subscribe-flow.js'
-import { parseFilter, type Filter } from './filter.js'
+import { FilterError, parseFilter, type Filter } from '../shared/filter.js'
 
 /** The part of a `ws` WebSocket that a connection uses; tests pass a fake. */
 export interface LiveSocket extends SendSocket {
@@ -280,7 +280,7 @@ export class LiveConnection implements ClientInfo {
     if (denied !== undefined) throw new LiveError(ErrorCode.forbidden, `no grant to subscribe to "${denied}"`)
     const work = new Work(FRAME_WORK)
     const since = this.sinceOf(frame, patterns, work)
-    const filter = frame.filter === undefined ? null : parseFilter(frame.filter)
+    const filter = frame.filter === undefined ? null : filterOf(frame.filter)
     const { hooks } = this.host
     const verdict = hooks.hasSubscribe ? hooks.runSubscribe(patterns, this) : undefined
     if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work, filter))
@@ -499,5 +499,15 @@ function matching(replay: Replay, filter: Filter): Replay {
     *[Symbol.iterator]() {
       for (const event of replay) if (filter.test(event.data)) yield event
     }
+  }
+}
+
+/** A subscribe's filter, or bad_request naming where it went wrong. */
+function filterOf(text: string): Filter {
+  try {
+    return parseFilter(text)
+  } catch (err) {
+    if (err instanceof FilterError) throw new LiveError(ErrorCode.badRequest, err.message)
+    throw err
   }
 }

@@ -5,7 +5,7 @@ import { checkData, encodeEvent, FrameDecoder, type CodecName, type DecodeLimits
 import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket } from './connection.js'
 import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
 import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
-import type { Filter } from './filter.js'
+import type { Filter } from '../shared/filter.js'
 import type { Bus } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { HookRegistry } from './hooks.js'

@@ -1,7 +1,13 @@
 // Subscription filters (docs/PROTOCOL.md "Filters"): a small expression over an event's data,
 // parsed and checked once at subscribe time, then evaluated once per event per distinct filter.
 //   netBps >= 10 and symbol in ["BTC-USDT", "ETH-USDT"] and not buy.exchange == "kraken"
-import { ErrorCode, LiveError } from './protocol.js'
+// Shared by the server and the client SDK (which checks a filter before sending it, and applies it
+// when another subscription of the same connection brings an event), so it imports nothing.
+
+/** A filter that does not parse; the server answers it with bad_request and this message. */
+export class FilterError extends Error {
+  readonly code = 'bad_request'
+}
 
 /** Longest filter text, comparisons in one filter, values in one `in` list, nesting. */
 export const FILTER_LIMITS = { length: 1024, comparisons: 32, values: 100, depth: 16 } as const
@@ -56,7 +62,7 @@ function tokenize(text: string): Token[] {
 }
 
 function fail(message: string, at: number): never {
-  throw new LiveError(ErrorCode.badRequest, `filter: ${message} at position ${at}`)
+  throw new FilterError(`filter: ${message} at position ${at}`)
 }
 
 const WORDS = new Set(['and', 'or', 'not', 'in', 'true', 'false', 'null'])
@@ -209,9 +215,9 @@ function canonical(node: Node): string {
 
 /** Parses a subscribe's `filter`; throws bad_request naming the position of the first error. */
 export function parseFilter(text: unknown): Filter {
-  if (typeof text !== 'string') throw new LiveError(ErrorCode.badRequest, 'filter: a string expression')
-  if (text.length > FILTER_LIMITS.length) throw new LiveError(ErrorCode.badRequest, `filter: longer than ${FILTER_LIMITS.length} characters`)
-  if (text.trim() === '') throw new LiveError(ErrorCode.badRequest, 'filter: empty')
+  if (typeof text !== 'string') throw new FilterError('filter: a string expression')
+  if (text.length > FILTER_LIMITS.length) throw new FilterError(`filter: longer than ${FILTER_LIMITS.length} characters`)
+  if (text.trim() === '') throw new FilterError('filter: empty')
   const node = new Parser(tokenize(text)).parse()
   return { key: canonical(node), test: compile(node) }
 }

@@ -238,7 +238,9 @@ async function fanout() {
             open[i] = 0
             closes[code] = (closes[code] ?? 0) + 1
           }
-          ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false }))
+          // With `filters`: subscriber i's filter is one of that many distinct ones, each passing every event here.
+          const filter = args.filters ? { filter: `bid >= ${i % Number(args.filters)}` } : {}
+          ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false, ...filter }))
         })
     )
   )

@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const WORKLOADS = ['floor', 'probe', 'fanout', 'idle', 'memory', 'hooks', 'arbitrage', 'books', 'backplane']
+const WORKLOADS = ['floor', 'probe', 'fanout', 'filters', 'idle', 'memory', 'hooks', 'arbitrage', 'books', 'backplane']
 const only = (process.env.BENCH_ONLY || WORKLOADS.join(',')).split(',')
 const unknown = only.filter((w) => !WORKLOADS.includes(w))
 if (unknown.length > 0) {
@@ -152,6 +152,66 @@ async function probeBench() {
   }
 }
 
+/** The highest rate of a ladder sustained without loss (fanoutBench's rule), one server start. */
+async function sustainedRate(target: Target, subscribers: number, rates: number[], extra: object = {}): Promise<any> {
+  const server = await startServer(target)
+  let best: any = null
+  for (const rate of rates) {
+    const r = await measured(server, () =>
+      generate('fanout', server.port, { subscribers, rate, durationMs: quick ? 2000 : 4000, topic: `bench.${subscribers}.${rate}`, ...extra })
+    )
+    const sustained = r.lost === 0 && r.reordered === 0 && Object.keys(r.closes).length === 0 && r.lagMs !== null && r.lagMs <= 250 && r.latency.p99 <= 100
+    console.log(`  ${target} ${subscribers} subs @ ${rate}/s ${JSON.stringify(extra)}: ${sustained ? 'sustained' : 'NOT sustained'}`)
+    if (!sustained) break
+    best = r
+  }
+  await stopServer(server)
+  return best
+}
+
+/** Fan-out to 1,000 subscribers spread over 10 distinct filters (each passing every event) against none, same run. */
+async function filtersBench() {
+  log('\n### Filters: fan-out to 1,000 subscribers over 10 distinct filters (every event passes each) against no filter\n')
+  log('| server | subscriptions | rate/s | delivered msgs/s | p50 ms | p99 ms | server CPU % |\n|---|---|---|---|---|---|---|')
+  const rates = [25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000]
+  for (const [target, filters, what] of [
+    ['raw', 0, 'no filter'],
+    ['ours', 0, 'no filter'],
+    ['ours', 10, '10 distinct filters']
+  ] as [Target, number, string][]) {
+    const r = await sustainedRate(target, 1000, rates, filters ? { filters } : {})
+    results[`filters-${target}-${filters}`] = r
+    log(
+      r
+        ? `| ${target} | ${what} | ${r.rate} | ${r.deliveredPerSecond} | ${r.latency.p50} | ${r.latency.p99} | ${r.serverCpuPct} |`
+        : `| ${target} | ${what} | none sustained | | | | |`
+    )
+  }
+  // The ladder's steps are coarse: the same fixed rate with and without, for the server's CPU per delivery.
+  log('\nAt a fixed 150 publishes/s to the same 1,000 subscribers (8 s):\n')
+  log('| subscriptions | delivered | server CPU % | µs of server CPU per delivery | p50 ms | p99 ms |\n|---|---|---|---|---|---|')
+  for (const [filters, what] of [
+    [0, 'no filter'],
+    [10, '10 distinct filters']
+  ] as [number, string][]) {
+    const server = await startServer('ours')
+    const r: any = await measured(server, () =>
+      generate('fanout', server.port, {
+        subscribers: 1000,
+        rate: 150,
+        durationMs: quick ? 3000 : 8000,
+        topic: 'bench.filters',
+        ...(filters ? { filters } : {})
+      })
+    )
+    await stopServer(server)
+    const seconds = r.published / 150
+    log(
+      `| ${what} | ${r.delivered} of ${r.expectedDeliveries} | ${r.serverCpuPct} | ${(((r.serverCpuPct / 100) * seconds * 1e6) / r.delivered).toFixed(2)} | ${r.latency.p50} | ${r.latency.p99} |`
+    )
+  }
+}
+
 async function fanoutBench() {
   log(
     '\n### Fan-out: highest publish rate sustained without loss (a ladder of rates, 4 s each; a step fails on any loss, reordering or close, on p99 latency over 100 ms, or on the last delivery lagging over 250 ms behind the last publish)\n'
@@ -166,23 +226,13 @@ async function fanoutBench() {
   for (const subscribers of [100, 1000]) {
     const best: Record<string, any> = {}
     for (const target of ['raw', 'ours'] as Target[]) {
-      const server = await startServer(target)
-      for (const rate of ladders[subscribers]) {
-        const r = await measured(server, () =>
-          generate('fanout', server.port, { subscribers, rate, durationMs: quick ? 2000 : 4000, topic: `bench.${subscribers}.${rate}` })
-        )
-        const sustained = r.lost === 0 && r.reordered === 0 && Object.keys(r.closes).length === 0 && r.lagMs !== null && r.lagMs <= 250 && r.latency.p99 <= 100
-        console.log(`  ${target} ${subscribers} subs @ ${rate}/s: ${sustained ? 'sustained' : 'NOT sustained'} ${JSON.stringify(r)}`)
-        if (!sustained) break
+      const r = await sustainedRate(target, subscribers, ladders[subscribers])
+      if (r) {
         best[target] = r
-      }
-      await stopServer(server)
-      const r = best[target]
-      if (r)
         log(
           `| ${subscribers} | ${target} | ${r.rate} | ${r.deliveredPerSecond} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.lost} | ${r.reordered} | ${r.serverCpuPct} | ${r.generatorCpu.toFixed(2)} |`
         )
-      else log(`| ${subscribers} | ${target} | none sustained | | | | | | | | |`)
+      } else log(`| ${subscribers} | ${target} | none sustained | | | | | | | | |`)
     }
     results[`fanout-${subscribers}`] = best
     if (best.raw && best.ours)
@@ -427,6 +477,7 @@ log(`## ${results.date.slice(0, 10)} — ${results.machine}${quick ? ' (quick ru
 if (only.includes('floor')) await floorBench()
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
+if (only.includes('filters')) await filtersBench()
 if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
 if (only.includes('hooks')) await hooksBench()

@@ -229,6 +229,8 @@ export abstract class VenueFeed {
     if (open && this.lastMessageAt !== null && this.now() - this.lastMessageAt > (this.options.silenceMs ?? this.silenceLimitMs)) {
       this.counters.silences++
       this.options.log?.warn({ exchange: this.exchange }, 'venue silent past its limit: reconnecting')
+      // Its books are stale now, not when the socket's close event comes round.
+      for (const state of this.books.values()) state.reset()
       this.ws?.terminate()
       return
     }

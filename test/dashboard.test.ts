@@ -71,7 +71,7 @@ t.test('live opportunities, tick rates, connections and latency appear', { skip:
     for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 0 && !(pixels[i] === pixels[i + 1] && pixels[i + 1] === pixels[i + 2])) n++
     return n
   })
-  t.ok(colored > 20, `${colored} colored pixels of spread lines`)
+  t.ok(colored >= 12, `${colored} colored pixels of spread lines (a dot is 4 × 4)`)
 
   // Venue health from the real connector.
   await page.waitForFunction(() => document.querySelector('#venues tbody tr td')?.textContent === 'binanceusdm', undefined, { timeout: 15_000 })

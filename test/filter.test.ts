@@ -5,6 +5,8 @@ import { FILTER_LIMITS, parseFilter } from '../src/shared/filter.ts'
 import { hubOf } from '../src/core/hub.ts'
 import { startServer, TestClient, until } from './helper.ts'
 import { LiveClient } from '../src/client/index.ts'
+import { Encoder, decode } from '@msgpack/msgpack'
+import { applyDelta, applyStringDelta } from 'fossil-delta'
 
 t.test('expressions: comparisons, and/or/not, in lists, field paths; one canonical key however spaced', async (t) => {
   const f = parseFilter('netBps >= 10 and symbol in ["BTC-USDT","ETH-USDT"] and not buy.exchange == "kraken"')
@@ -105,7 +107,7 @@ t.test('the server: live events, snapshots and replays filtered; seqs stay the t
 
 t.test('one evaluation per event per distinct filter, one frame per connection however many subscriptions match', async (t) => {
   const { url, app } = await startServer(t)
-  const hub = hubOf(app.live) as unknown as { groups: Map<string, { filter: { test(d: unknown): boolean } }> }
+  const hub = hubOf(app.live) as unknown as { groups: Map<string, { mode: { filter: { test(d: unknown): boolean } } }> }
   const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(url)))
   t.teardown(() => {
     for (const c of clients) c.close()
@@ -114,8 +116,8 @@ t.test('one evaluation per event per distinct filter, one frame per connection h
   t.equal(hub.groups.size, 1, 'twenty subscriptions, one filter group')
   const group = [...hub.groups.values()][0]
   let evaluations = 0
-  const test = group.filter.test
-  group.filter.test = (d) => {
+  const test = group.mode.filter.test
+  group.mode.filter.test = (d) => {
     evaluations++
     return test(d)
   }
@@ -164,4 +166,76 @@ t.test('the SDK: filter option, no gap reports for skipped seqs, applied to even
   await until(() => filtered.length === 4, 'recovered after the reconnect')
   t.same(filtered, [12, 20, 30, 40])
   t.same(gaps, [], 'no gap: the skipped seqs were filtered out')
+})
+
+t.test('deltas: whole event first, then Fossil deltas against the event each connection holds; whole every 32; with a filter', async (t) => {
+  const { url, app } = await startServer(t)
+  const bin = await TestClient.open(url)
+  const text = await TestClient.open(url, { protocols: ['live.v1.json'], codec: 'json' })
+  const plain = await TestClient.open(url)
+  t.teardown(() => {
+    bin.close()
+    text.close()
+    plain.close()
+  })
+  t.match(await bin.request({ type: 'subscribe', topic: 'd.*', delta: true, snapshot: false }), { type: 'ack', delta: true })
+  t.match(await text.request({ type: 'subscribe', topic: 'd.*', delta: true, snapshot: false }), { type: 'ack', delta: true })
+  await plain.request({ type: 'subscribe', topic: 'd.*', snapshot: false })
+  // As a venue's book moves: one level's size changes per update.
+  const book = (i: number) => ({
+    bids: Array.from({ length: 20 }, (_, k) => [100 - k * 0.1, k === i % 20 ? 1 + i : 1]),
+    asks: Array.from({ length: 20 }, (_, k) => [100.1 + k * 0.1, 2]),
+    i
+  })
+  for (let i = 0; i < 40; i++) await app.live.publish('d.a', book(i))
+  const got = await bin.take(40)
+  const gotText = await text.take(40)
+  const gotPlain = await plain.take(40)
+  t.same(
+    gotPlain.map((e) => (e.data as { i: number }).i),
+    Array.from({ length: 40 }, (_, i) => i),
+    'a plain subscriber: whole events, as before'
+  )
+  // Rebuild what a delta client sees: the data's own encoding, patched by each delta.
+  const enc = new Encoder({ ignoreUndefined: true })
+  let bytes: Uint8Array | null = null
+  let json: string | null = null
+  const kinds: string[] = []
+  for (let k = 0; k < 40; k++) {
+    const e = got[k] as Record<string, any>
+    const j = gotText[k] as Record<string, any>
+    if ('delta' in e) {
+      t.equal(e.base, e.seq - 1)
+      bytes = applyDelta(bytes!, e.delta)
+      json = applyStringDelta(json!, j.delta)
+      kinds.push('delta')
+    } else {
+      bytes = enc.encode(e.data)
+      json = JSON.stringify(j.data)
+      kinds.push('whole')
+    }
+    t.same(decode(bytes!), book(k), `seq ${e.seq} rebuilt`)
+    t.same(JSON.parse(json), book(k))
+  }
+  t.same(kinds.map((k, i) => (k === 'whole' ? i + 1 : 0)).filter(Boolean), [1, 32], 'whole at the first event and every 32nd of the topic; deltas between')
+  const deltaBytes = got.filter((e) => 'delta' in e).reduce((n, e) => n + (e as any).delta.length, 0) / 38
+  const wholeBytes = enc.encode(book(0)).length
+  t.ok(deltaBytes < wholeBytes / 4, `a delta of a 20-level book: ${deltaBytes.toFixed(0)} bytes of ${wholeBytes}`)
+
+  // A late subscriber starts with a whole event; a filtered delta subscriber's deltas are against what it received.
+  const late = await TestClient.open(url)
+  t.teardown(() => late.close())
+  await late.request({ type: 'subscribe', topic: 'd.a', delta: true, snapshot: false, filter: 'i >= 41' })
+  for (let i = 40; i < 44; i++) await app.live.publish('d.a', book(i))
+  const lateGot = await late.take(3)
+  t.same(
+    lateGot.map((e) => [e.seq, 'delta' in e ? (e as any).base : 'whole']),
+    [
+      [42, 'whole'],
+      [43, 42],
+      [44, 43]
+    ]
+  )
+  const bytes42 = new Encoder({ ignoreUndefined: true }).encode(lateGot[0].data)
+  t.same(decode(applyDelta(bytes42, (lateGot[1] as any).delta)), book(42))
 })

@@ -68,9 +68,9 @@ export interface ConnectionHost {
   readonly log: ConnectionLogger
   checkTopic(topic: string, wildcards: boolean): void
   publish(topic: string, data: unknown): MaybePromise<BusEvent>
-  /** The connection now holds this pattern (with this filter): index it, and have the bus deliver it. */
-  watch(connection: LiveConnection, pattern: string, filter: Filter | null): MaybePromise<void>
-  unwatch(connection: LiveConnection, pattern: string, filter: Filter | null): void
+  /** The connection now holds this pattern (with this mode): index it, and have the bus deliver it. */
+  watch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): MaybePromise<void>
+  unwatch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): void
   /** The socket closed: forget the connection. */
   closed(connection: LiveConnection, code: number): void
   warnProtocol(connection: LiveConnection, err: LiveError): void
@@ -86,8 +86,10 @@ export class LiveConnection implements ClientInfo {
   readonly binary: boolean
   readonly out: SendPath
   private readonly patterns = new Set<string>()
-  /** The filters of the patterns subscribed with one. */
-  private readonly filters = new Map<string, Filter>()
+  /** The modes (filter, deltas) of the patterns subscribed with one. */
+  private readonly modes = new Map<string, SubscriptionMode>()
+  /** Per topic, the last seq sent through a delta subscription: what the next delta is against. */
+  private deltaSeqs: Map<string, number> | null = null
   private readonly flow: SubscribeFlow
   private alive = true
   /** Set while an async step (a hook, a backplane read, a replay being written) runs: later frames wait behind it, in order. */
@@ -135,9 +137,21 @@ export class LiveConnection implements ClientInfo {
     return this.patterns
   }
 
-  /** The filter a held pattern was subscribed with; null for none. */
-  filterOf(pattern: string): Filter | null {
-    return this.filters.get(pattern) ?? null
+  /** How a held pattern was subscribed: its filter, deltas; null for neither. */
+  modeOf(pattern: string): SubscriptionMode | null {
+    return this.modes.get(pattern) ?? null
+  }
+
+  /** The seq of the last event of `topic` sent to this connection through a delta subscription. */
+  deltaBase(topic: string): number | undefined {
+    return this.deltaSeqs?.get(topic)
+  }
+
+  deltaSent(topic: string, seq: number): void {
+    this.deltaSeqs ??= new Map()
+    // Bounded like a delta group's memory: past it, the next events go whole.
+    if (this.deltaSeqs.size >= MAX_DELTA_TOPICS && !this.deltaSeqs.has(topic)) this.deltaSeqs.clear()
+    this.deltaSeqs.set(topic, seq)
   }
 
   // ---- inbound ----
@@ -281,10 +295,11 @@ export class LiveConnection implements ClientInfo {
     const work = new Work(FRAME_WORK)
     const since = this.sinceOf(frame, patterns, work)
     const filter = frame.filter === undefined ? null : filterOf(frame.filter)
+    const mode = filter === null && frame.delta !== true ? null : { filter, delta: frame.delta === true }
     const { hooks } = this.host
     const verdict = hooks.hasSubscribe ? hooks.runSubscribe(patterns, this) : undefined
-    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work, filter))
-    return this.subscribe(frame, patterns, since, work, filter)
+    if (isThenable(verdict)) return verdict.then(() => this.subscribe(frame, patterns, since, work, mode))
+    return this.subscribe(frame, patterns, since, work, mode)
   }
 
   /**
@@ -297,10 +312,11 @@ export class LiveConnection implements ClientInfo {
     patterns: string[],
     since: Map<string, Position> | null,
     work: Work,
-    filter: Filter | null
+    mode: SubscriptionMode | null
   ): Promise<void> | undefined {
-    // A pattern held with another filter (or none) is subscribed again with this one.
-    for (const p of patterns) if (this.patterns.has(p) && this.filterOf(p)?.key !== filter?.key) this.drop(p)
+    // A pattern held with another filter or delta choice is subscribed again with this one.
+    const key = modeKey(mode)
+    for (const p of patterns) if (this.patterns.has(p) && modeKey(this.modeOf(p)) !== key) this.drop(p)
     const fresh = patterns.filter((p) => !this.patterns.has(p))
     const { options, admission, bus } = this.host
     if (this.patterns.size + fresh.length > options.maxSubscriptions) {
@@ -310,7 +326,8 @@ export class LiveConnection implements ClientInfo {
     if (refusal !== null) throw new LiveError(ErrorCode.unavailable, refusal)
     // Subscribe first (a backplane confirms upstream), then read history: an event published
     // meanwhile is live (held, then deduplicated by seq).
-    const watching = fresh.map((pattern) => this.add(pattern, filter)).filter(isThenable)
+    const watching = fresh.map((pattern) => this.add(pattern, mode)).filter(isThenable)
+    const filter = mode?.filter ?? null
 
     const snapshot = frame.snapshot !== false
     const read = () =>
@@ -320,14 +337,14 @@ export class LiveConnection implements ClientInfo {
       ] as [MaybePromise<Replay | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
     const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
       filter === null
-        ? this.flow.answer(frame.id, patterns, since, recovered, last, null)
+        ? this.flow.answer(frame.id, patterns, since, recovered, last, mode)
         : this.flow.answer(
             frame.id,
             patterns,
             since,
             recovered.map((r) => (r === null ? null : matching(r, filter))),
             last.map((l) => (Array.isArray(l) ? l.filter((e) => filter.test(e.data)) : l !== undefined && filter.test(l.data) ? l : undefined)),
-            filter.key
+            mode
           )
     const undo = (err: unknown) => {
       for (const pattern of fresh) this.drop(pattern)
@@ -357,17 +374,17 @@ export class LiveConnection implements ClientInfo {
     )
   }
 
-  private add(pattern: string, filter: Filter | null): MaybePromise<void> {
+  private add(pattern: string, mode: SubscriptionMode | null): MaybePromise<void> {
     this.patterns.add(pattern)
-    if (filter !== null) this.filters.set(pattern, filter)
-    return this.host.watch(this, pattern, filter)
+    if (mode !== null) this.modes.set(pattern, mode)
+    return this.host.watch(this, pattern, mode)
   }
 
   private drop(pattern: string): void {
     if (!this.patterns.delete(pattern)) return
-    const filter = this.filterOf(pattern)
-    this.filters.delete(pattern)
-    this.host.unwatch(this, pattern, filter)
+    const mode = this.modeOf(pattern)
+    this.modes.delete(pattern)
+    this.host.unwatch(this, pattern, mode)
   }
 
   /** The patterns a (un)subscribe names, validated and without repeats. */
@@ -491,6 +508,17 @@ export class LiveConnection implements ClientInfo {
     if (this.socket.readyState === OPEN) this.socket.close(code, reason)
   }
 }
+
+/** How a pattern is subscribed beyond plain events: a filter, deltas (docs/PROTOCOL.md "Filters", "Deltas"). */
+export interface SubscriptionMode {
+  filter: Filter | null
+  delta: boolean
+}
+
+/** Topics a connection remembers the last delta seq of. */
+const MAX_DELTA_TOPICS = 10_000
+
+const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)
 
 /** A replay with only the events a filter lets through, read as lazily as the replay itself. */
 function matching(replay: Replay, filter: Filter): Replay {

@@ -1,11 +1,11 @@
 // The hub: every live connection, the subscription index, admission, the one publish path, and
 // encode-once fan-out. Connections send through their own send paths; the hub only hands them
 // the shared frame of each event.
-import { checkData, encodeEvent, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
-import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket } from './connection.js'
+import { checkData, encodeData, encodeEvent, encodeFrame, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
+import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket, type SubscriptionMode } from './connection.js'
 import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
 import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
-import type { Filter } from '../shared/filter.js'
+import { createDelta, createStringDelta } from 'fossil-delta'
 import type { Bus } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { HookRegistry } from './hooks.js'
@@ -36,9 +36,9 @@ export type EventListener = (event: BusEvent) => void
 export class Hub implements ConnectionHost {
   readonly connections = new Set<LiveConnection>()
   /** Subscribers per pattern: connections, and groups of connections sharing one filter. */
-  readonly index = new SubscriptionIndex<LiveConnection | FilterGroup>()
-  /** Filter groups by pattern and filter key. */
-  private readonly groups = new Map<string, FilterGroup>()
+  readonly index = new SubscriptionIndex<LiveConnection | SubscriptionGroup>()
+  /** Groups by pattern, filter and delta. */
+  private readonly groups = new Map<string, SubscriptionGroup>()
   private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
@@ -95,7 +95,7 @@ export class Hub implements ConnectionHost {
     if (!this.connections.delete(connection)) return
     this.stats.disconnected(code)
     this.admission.closed(connection.remoteAddress)
-    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern, connection.filterOf(pattern))
+    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern, connection.modeOf(pattern))
     this.log.debug({ connection: connection.id, code }, 'connection closed')
   }
 
@@ -106,7 +106,7 @@ export class Hub implements ConnectionHost {
   /** Subscriptions whose patterns match a concrete topic (a filtered one counts whatever its filter says). */
   subscribers(topic: string): number {
     let n = 0
-    for (const s of this.index.match(topic)) n += s instanceof FilterGroup ? s.connections.size : 1
+    for (const s of this.index.match(topic)) n += s instanceof SubscriptionGroup ? s.connections.size : 1
     return n
   }
 
@@ -147,15 +147,15 @@ export class Hub implements ConnectionHost {
   }
 
   /** A connection holds a new pattern: it is indexed, and the bus delivers it (a promise when a backplane confirms later). */
-  watch(connection: LiveConnection, pattern: string, filter: Filter | null): MaybePromise<void> {
+  watch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): MaybePromise<void> {
     this.stats.subscriptions++
     this.admission.subscribed(connection.remoteAddress, 1)
-    if (filter === null) this.index.add(pattern, connection)
+    if (mode === null) this.index.add(pattern, connection)
     else {
-      const key = `${pattern}\n${filter.key}`
+      const key = groupKey(pattern, mode)
       let group = this.groups.get(key)
       if (group === undefined) {
-        group = new FilterGroup(filter)
+        group = new SubscriptionGroup(mode)
         this.groups.set(key, group)
         this.index.add(pattern, group)
       }
@@ -164,12 +164,12 @@ export class Hub implements ConnectionHost {
     return this.bus.watch(pattern)
   }
 
-  unwatch(connection: LiveConnection, pattern: string, filter: Filter | null): void {
+  unwatch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): void {
     this.stats.subscriptions--
     this.admission.subscribed(connection.remoteAddress, -1)
-    if (filter === null) this.index.remove(pattern, connection)
+    if (mode === null) this.index.remove(pattern, connection)
     else {
-      const key = `${pattern}\n${filter.key}`
+      const key = groupKey(pattern, mode)
       const group = this.groups.get(key)
       if (group?.connections.delete(connection) && group.connections.size === 0) {
         this.groups.delete(key)
@@ -214,10 +214,10 @@ export class Hub implements ConnectionHost {
     }
   }
 
-  private fanOut(event: BusEvent, subscribers: readonly (LiveConnection | FilterGroup)[]): void {
+  private fanOut(event: BusEvent, subscribers: readonly (LiveConnection | SubscriptionGroup)[]): void {
     const start = performance.now()
     if (this.groups.size === 0 || !hasGroup(subscribers)) this.sendToAll(event, subscribers as readonly LiveConnection[])
-    else this.sendFiltered(event, subscribers)
+    else this.sendGrouped(event, subscribers)
     if (this.scheduler.pending) this.deliveredUntilFlush(start)
     else this.stats.publishToSend.record(performance.now() - start)
   }
@@ -234,33 +234,52 @@ export class Hub implements ConnectionHost {
   }
 
   /**
-   * With filtered subscriptions: each distinct filter runs once for the event, its group shares
-   * the encoded frames, and a connection that two subscriptions match gets the event once.
+   * With grouped subscriptions (a filter, deltas): each distinct filter runs once for the event, a
+   * group's delta is made once per codec, its connections share the encoded frames, and a
+   * connection that two subscriptions match gets the event once.
    */
-  private sendFiltered(event: BusEvent, subscribers: readonly (LiveConnection | FilterGroup)[]): void {
+  private sendGrouped(event: BusEvent, subscribers: readonly (LiveConnection | SubscriptionGroup)[]): void {
     let msgpack: Buffer | undefined
     let json: Buffer | undefined
+    const full = (binary: boolean) =>
+      // biome-ignore lint/suspicious/noAssignInExpressions: each codec's frame is encoded once, when its first subscriber needs it
+      binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
     const sent = new Set<LiveConnection>()
     const verdicts = new Map<string, boolean>()
-    const send = (connection: LiveConnection) => {
-      if (sent.has(connection)) return
-      sent.add(connection)
-      // biome-ignore lint/suspicious/noAssignInExpressions: each codec's frame is encoded once, when its first subscriber needs it
-      const frame = connection.binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
-      connection.deliver(event, frame)
-    }
     for (let i = 0; i < subscribers.length; i++) {
       const s = subscribers[i]
-      if (!(s instanceof FilterGroup)) {
-        send(s)
+      if (!(s instanceof SubscriptionGroup)) {
+        if (!sent.has(s)) {
+          sent.add(s)
+          s.deliver(event, full(s.binary))
+        }
         continue
       }
-      let pass = verdicts.get(s.filter.key)
-      if (pass === undefined) {
-        pass = s.filter.test(event.data)
-        verdicts.set(s.filter.key, pass)
+      const filter = s.mode.filter
+      if (filter !== null) {
+        let pass = verdicts.get(filter.key)
+        if (pass === undefined) {
+          pass = filter.test(event.data)
+          verdicts.set(filter.key, pass)
+        }
+        if (!pass) continue
       }
-      if (pass) for (const connection of s.connections) send(connection)
+      if (!s.mode.delta) {
+        for (const connection of s.connections)
+          if (!sent.has(connection)) {
+            sent.add(connection)
+            connection.deliver(event, full(connection.binary))
+          }
+        continue
+      }
+      const delta = s.deltaFrames(event)
+      for (const connection of s.connections) {
+        if (sent.has(connection)) continue
+        sent.add(connection)
+        // A delta when this connection holds the event it is against; else the whole event.
+        connection.deliver(event, delta(connection.binary, connection.deltaBase(event.topic)) ?? full(connection.binary))
+        connection.deltaSent(event.topic, event.seq)
+      }
     }
   }
 
@@ -328,14 +347,74 @@ export function hubOf(api: object): Hub {
   return hub
 }
 
-/** Subscriptions of one pattern with one filter: the filter runs once per event for all of them. */
-export class FilterGroup {
-  readonly connections = new Set<LiveConnection>()
-  constructor(readonly filter: Filter) {}
+/** A whole event every this many of a topic, so a receiver that lost its way is back within it. */
+export const DELTA_FULL_EVERY = 32
+/** Topics a delta group keeps the last encoding of; past it, it starts over (whole events). */
+const DELTA_TOPICS = 10_000
+
+interface DeltaState {
+  seq: number
+  count: number
+  msgpack?: Uint8Array
+  json?: string
 }
 
-/** Whether a topic's subscribers include a filter group (else no filter runs and no dedupe is needed). */
-function hasGroup(subscribers: readonly (LiveConnection | FilterGroup)[]): boolean {
-  for (let i = 0; i < subscribers.length; i++) if (subscribers[i] instanceof FilterGroup) return true
+/**
+ * Subscriptions of one pattern with one filter (or none) and one delta choice: the filter runs once
+ * per event for all of them; with deltas, the group keeps each topic's last encoding and makes the
+ * delta (Fossil, docs/PROTOCOL.md "Deltas") once per event and codec for all of them.
+ */
+export class SubscriptionGroup {
+  readonly connections = new Set<LiveConnection>()
+  private readonly last = new Map<string, DeltaState>()
+  constructor(readonly mode: SubscriptionMode) {}
+
+  /**
+   * This event for the group: frame(binary, base) is its delta frame for a connection that holds
+   * the event `base` (made once per codec), or null when that connection needs the whole event (it
+   * holds another, or a whole one is due). Every codec's encoding is kept for the next event.
+   */
+  deltaFrames(event: BusEvent): (binary: boolean, base: number | undefined) => Buffer | null {
+    const previous = this.last.get(event.topic)
+    const state: DeltaState = { seq: event.seq, count: (previous?.count ?? 0) + 1 }
+    if (previous === undefined && this.last.size >= DELTA_TOPICS) this.last.clear()
+    this.last.set(event.topic, state)
+    const due = previous === undefined || previous.seq >= event.seq || state.count % DELTA_FULL_EVERY === 0
+    let msgpack: Buffer | null | undefined
+    let json: Buffer | null | undefined
+    const head = (delta: Uint8Array | string) => ({
+      type: 'event',
+      topic: event.topic,
+      seq: event.seq,
+      epoch: event.epoch,
+      ts: event.ts,
+      base: previous!.seq,
+      delta
+    })
+    return (binary, base) => {
+      if (binary) {
+        if (msgpack === undefined) {
+          // The bytes a whole event carries as its data: the client encodes what it decoded the same way.
+          state.msgpack = event.encoded ?? encodeData(event.data)
+          msgpack = due || previous.msgpack === undefined ? null : encodeFrame('msgpack', head(createDelta(previous.msgpack, state.msgpack)))
+        }
+        return base === previous?.seq ? msgpack : null
+      }
+      if (json === undefined) {
+        state.json = JSON.stringify(event.data)
+        json = due || previous.json === undefined ? null : encodeFrame('json', head(createStringDelta(previous.json, state.json)))
+      }
+      return base === previous?.seq ? json : null
+    }
+  }
+}
+
+function groupKey(pattern: string, mode: SubscriptionMode): string {
+  return `${pattern}\n${mode.filter?.key ?? ''}\n${mode.delta ? 'delta' : ''}`
+}
+
+/** Whether a topic's subscribers include a group (else no filter runs and no dedupe is needed). */
+function hasGroup(subscribers: readonly (LiveConnection | SubscriptionGroup)[]): boolean {
+  for (let i = 0; i < subscribers.length; i++) if (subscribers[i] instanceof SubscriptionGroup) return true
   return false
 }

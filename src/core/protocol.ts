@@ -59,7 +59,8 @@ export const SubscribeFrame = Type.Object({
   topics: Type.Optional(TopicList),
   since: Type.Optional(Type.Union([Position, Type.Record(Type.String(), Position)])),
   snapshot: Type.Optional(Type.Boolean()),
-  filter: Type.Optional(Type.String())
+  filter: Type.Optional(Type.String()),
+  delta: Type.Optional(Type.Boolean())
 })
 export const UnsubscribeFrame = Type.Object({
   type: Type.Literal('unsubscribe'),

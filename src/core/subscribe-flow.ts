@@ -68,10 +68,11 @@ export class SubscribeFlow {
     since: Map<string, Position> | null,
     recovered: (Replay | null)[],
     last: (BusEvent | BusEvent[] | undefined)[],
-    filter: string | null
+    mode: { filter: { key: string } | null; delta: boolean } | null
   ): Promise<void> | undefined {
     const ack: Record<string, unknown> = { type: 'ack', id, topics: patterns }
-    if (filter !== null) ack.filter = filter // its events skip seqs by design
+    if (mode?.filter) ack.filter = mode.filter.key // its events skip seqs by design
+    if (mode?.delta) ack.delta = true
     if (since !== null) ack.recovered = recovered.every((events) => events !== null)
     this.out.reply(encodeFrame(this.codec, ack), 'ack')
     const snapshots = new Map<string, BusEvent>()

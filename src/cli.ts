@@ -14,6 +14,7 @@ const USAGE = `usage: realtime <command> [options]
       --count N          exit after N events
       --no-snapshot      start with live events, without each topic's last value
       --filter EXPR      only events whose data passes EXPR, e.g. 'netBps >= 10 and symbol in ["BTC-USD"]'
+      --delta            events travel as deltas against the one before (printed whole)
       --retry            keep reconnecting (and recovering) when the server is away;
                          without it an unreachable server or a disconnect is exit 1
   pub <topic> <json>     publish <json> on <topic>; prints the seq and epoch
@@ -47,6 +48,7 @@ const { values: flags, positionals } = (() => {
         interval: { type: 'string', default: '10' },
         'no-snapshot': { type: 'boolean', default: false },
         filter: { type: 'string' },
+        delta: { type: 'boolean', default: false },
         retry: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
@@ -124,6 +126,7 @@ async function sub(pattern: string | undefined): Promise<void> {
     {
       snapshot: !flags['no-snapshot'],
       filter: flags.filter,
+      delta: flags.delta,
       onGap: (gap) =>
         process.stderr.write(
           `realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`

@@ -60,6 +60,19 @@ t.test('sub --filter: only the events that pass; a bad filter is exit 1 naming i
     { seq: 4, data: { v: 13 } }
   ])
   t.match(await cli(['sub', 'fx.*', '--filter', 'v >', '--url', endpoint]).done, { code: 1, stderr: /bad_request: filter: expected a number.*at position 3/ })
+  // --delta: deltas on the wire, whole events printed.
+  const deltas = cli(['sub', 'fy.*', '--json', '--count', '3', '--no-snapshot', '--delta', '--url', endpoint])
+  await until(() => app.live.stats.subscriptions === 1, 'subscribed with deltas')
+  for (let v = 0; v < 3; v++) await app.live.publish('fy.x', { v, levels: [1, 2, 3, v] })
+  const whole = (await deltas.done).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  t.match(whole, [
+    { seq: 1, data: { v: 0, levels: [1, 2, 3, 0] } },
+    { seq: 2, data: { v: 1, levels: [1, 2, 3, 1] } },
+    { seq: 3, data: { v: 2 } }
+  ])
 })
 
 t.test('errors: usage is exit 2, a refused publish exit 1 with its code', async (t) => {

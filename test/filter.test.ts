@@ -239,3 +239,25 @@ t.test('deltas: whole event first, then Fossil deltas against the event each con
   const bytes42 = new Encoder({ ignoreUndefined: true }).encode(lateGot[0].data)
   t.same(decode(applyDelta(bytes42, (lateGot[1] as any).delta)), book(42))
 })
+
+t.test('the SDK with delta: true: whole events to the handler, fewer bytes on the wire; a broken chain recovers', async (t) => {
+  const { url, app } = await startServer(t)
+  for (const codec of ['msgpack', 'json'] as const) {
+    const client = await LiveClient.connect({ url: `${url}/ws/live`, codec })
+    t.teardown(() => client.close())
+    const seen: number[] = []
+    const errors: string[] = []
+    client.on('error', (e) => errors.push(e.message))
+    await client.subscribe<{ i: number; bids: number[][] }>(`s${codec}.*`, (e) => seen.push(e.data.i), { delta: true, snapshot: false })
+    const book = (i: number) => ({ i, bids: Array.from({ length: 20 }, (_, k) => [100 - k, k === i % 20 ? 5 : 1]) })
+    for (let i = 0; i < 10; i++) await app.live.publish(`s${codec}.a`, book(i))
+    await until(() => seen.length === 10, `${codec}: ten events`)
+    t.same(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], `${codec}: every event whole, in order`)
+    // Break the chain the way a conflated queue would: the client forgets its base.
+    ;(client as unknown as { deltaBases: Map<string, unknown> }).deltaBases.clear()
+    for (let i = 10; i < 13; i++) await app.live.publish(`s${codec}.a`, book(i))
+    await until(() => seen.length === 13, `${codec}: recovered through since`)
+    t.same(seen.slice(10), [10, 11, 12], `${codec}: nothing lost, nothing twice`)
+    t.match(errors[0], /delta on s\w+\.a #11 not applied .*: recovering/)
+  }
+})

@@ -4,6 +4,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { isPattern, matches } from '../shared/patterns.js'
 import { parseFilter, type Filter } from '../shared/filter.js'
+import { applyDelta, applyStringDelta } from 'fossil-delta'
 import { SUBPROTOCOL_OF, type Codec } from '../shared/subprotocols.js'
 
 export type { Codec } from '../shared/subprotocols.js'
@@ -85,6 +86,11 @@ export interface SubscribeOptions {
    * design and are not reported to onGap.
    */
   filter?: string
+  /**
+   * Events as deltas against the one before (docs/PROTOCOL.md "Deltas"): fewer bytes, applied
+   * and verified here, so the handler sees whole events as without.
+   */
+  delta?: boolean
   /** Told whenever events may have been missed; the next event or snapshot is current. */
   onGap?: (gap: Gap) => void
 }
@@ -200,6 +206,7 @@ export class Subscription {
     const frame: Record<string, unknown> = { type: 'subscribe', topic: this.pattern }
     if (this.options.snapshot === false) frame.snapshot = false
     if (this.options.filter !== undefined) frame.filter = this.options.filter
+    if (this.options.delta === true) frame.delta = true
     if (this.positions.size === 0) return frame
     if (!isPattern(this.pattern)) frame.since = this.positions.get(this.pattern)
     else frame.since = Object.fromEntries(this.positions)
@@ -222,6 +229,10 @@ export class LiveClient {
   private retry: ReturnType<typeof setTimeout> | null = null
   private readonly encoder = new Encoder()
   private readonly decoder = new Decoder()
+  /** Encodes data as the server does (ignoreUndefined): a delta applies to those exact bytes. */
+  private readonly dataEncoder = new Encoder({ ignoreUndefined: true })
+  /** Per topic, the last whole data as the server encoded it: what its next delta applies to. */
+  private readonly deltaBases = new Map<string, { epoch: string; seq: number; bytes?: Uint8Array; text?: string }>()
   private readonly opened: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void }
 
   constructor(readonly options: ClientOptions) {
@@ -510,7 +521,10 @@ export class LiveClient {
       return
     }
     if (frame.type === 'event' || frame.type === 'snapshot') {
-      this.dispatch(frame as LiveEvent)
+      const event = 'delta' in frame ? this.undelta(frame as unknown as DeltaFrame) : (frame as LiveEvent)
+      if (event === null) return
+      if (!('delta' in frame)) this.keepBase(event)
+      this.dispatch(event)
       return
     }
     const reply = frame as Exclude<ServerFrame, LiveEvent>
@@ -525,10 +539,44 @@ export class LiveClient {
     else pending.resolve(reply)
   }
 
+  /** A delta frame made whole again, verified (base seq, Fossil's checksum); null when it cannot be. */
+  private undelta(frame: DeltaFrame): LiveEvent | null {
+    const base = this.deltaBases.get(frame.topic)
+    try {
+      if (base === undefined || base.epoch !== frame.epoch || base.seq !== frame.base) throw new Error(`no event #${frame.base} to apply it to`)
+      let data: unknown
+      if (typeof frame.delta === 'string') {
+        const text = applyStringDelta(base.text!, frame.delta)
+        data = JSON.parse(text)
+        this.deltaBases.set(frame.topic, { epoch: frame.epoch, seq: frame.seq, text })
+      } else {
+        const bytes = applyDelta(base.bytes!, frame.delta as Uint8Array)
+        data = this.decoder.decode(bytes)
+        this.deltaBases.set(frame.topic, { epoch: frame.epoch, seq: frame.seq, bytes })
+      }
+      return { type: 'event', topic: frame.topic, seq: frame.seq, epoch: frame.epoch, ts: frame.ts, data }
+    } catch (err) {
+      // Lost its way (a conflated queue, a base it never had): recover what it missed through since.
+      this.deltaBases.delete(frame.topic)
+      this.emit('error', new LiveClientError('bad_frame', `delta on ${frame.topic} #${frame.seq} not applied (${(err as Error).message}): recovering`))
+      for (const subscription of this.subscriptions)
+        if (subscription.options.delta && matchesTopic(subscription.pattern, frame.topic) && !subscription.inFlight) this.resubscribe(subscription)
+      return null
+    }
+  }
+
+  /** A whole event of a topic a delta subscription matches: its data as the server encoded it. */
+  private keepBase(event: LiveEvent): void {
+    let wanted = false
+    for (const s of this.subscriptions) if (s.options.delta && matchesTopic(s.pattern, event.topic)) wanted = true
+    if (!wanted) return
+    if (this.codec === 'msgpack') this.deltaBases.set(event.topic, { epoch: event.epoch, seq: event.seq, bytes: this.dataEncoder.encode(event.data) })
+    else this.deltaBases.set(event.topic, { epoch: event.epoch, seq: event.seq, text: JSON.stringify(event.data) })
+  }
+
   private dispatch(event: LiveEvent): void {
     for (const subscription of this.subscriptions) {
-      const pattern = subscription.pattern
-      if (pattern !== event.topic && !(isPattern(pattern) && matches(pattern, event.topic))) continue
+      if (!matchesTopic(subscription.pattern, event.topic)) continue
       try {
         subscription.receive(event)
       } catch (err) {
@@ -557,3 +605,16 @@ async function loadWs(): Promise<SocketConstructor> {
   const module = 'ws'
   return ((await import(module)) as { WebSocket: SocketConstructor }).WebSocket
 }
+
+/** An event frame of a delta subscription: `delta` against the event `base` of the same topic. */
+interface DeltaFrame {
+  type: 'event'
+  topic: string
+  seq: number
+  epoch: string
+  ts: number
+  base: number
+  delta: Uint8Array | string
+}
+
+const matchesTopic = (pattern: string, topic: string) => pattern === topic || (isPattern(pattern) && matches(pattern, topic))

@@ -1,6 +1,6 @@
 // GET /dashboard: a live page of opportunities, tick rates, connections and latency, built from
 // static assets and the client SDK running in the browser (the compiled dist/client, with
-// @msgpack/msgpack's ES modules through an import map: no bundler).
+// @msgpack/msgpack's and fossil-delta's ES modules through an import map: no bundler).
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync } from 'fastify'
@@ -16,12 +16,20 @@ const sdk = `${root}dist/client/`
 const shared = `${root}dist/shared/`
 // Its ES modules (package.json "module"; "main" is CommonJS, which browsers cannot load).
 const msgpack = `${dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack/package.json')))}/dist.esm/`
+// One ES module file (the SDK applies delta frames with it).
+const fossil = dirname(fileURLToPath(import.meta.resolve('fossil-delta')))
 
 const dashboard: FastifyPluginAsync = async (app) => {
   await app.register(fastifyStatic, { root: `${root}public/dashboard/`, prefix: '/dashboard/', index: 'index.html' })
   // The page's relative URLs need the trailing slash.
   app.get('/dashboard', async (_request, reply) => reply.redirect('/dashboard/'))
   await app.register(fastifyStatic, { root: msgpack, prefix: '/dashboard/vendor/msgpack/', decorateReply: false })
+  await app.register(fastifyStatic, {
+    root: fossil,
+    prefix: '/dashboard/vendor/fossil-delta/',
+    decorateReply: false,
+    allowedPath: (path) => path === '/fossil-delta.js'
+  })
   if (existsSync(`${sdk}index.js`)) {
     await app.register(fastifyStatic, { root: sdk, prefix: '/dashboard/sdk/', decorateReply: false })
     await app.register(fastifyStatic, { root: shared, prefix: '/dashboard/shared/', decorateReply: false })

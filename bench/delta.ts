@@ -4,18 +4,12 @@
 // connector, top 20 a side). For each event after a topic's first: bytes of the full data, of a
 // structural patch and of a Fossil delta, in MessagePack and in JSON; and the CPU to make and to
 // apply each. Nothing here is on the wire yet: this is the measurement that picks one.
-import { readFileSync } from 'node:fs'
 import { Encoder, decode } from '@msgpack/msgpack'
 import { applyDelta, applyStringDelta, createDelta, createStringDelta } from 'fossil-delta'
-import * as parse from '../src/market/instruments.ts'
-import { InstrumentRegistry } from '../src/market/instruments.ts'
-import { createFeed } from '../src/market/venues.ts'
-import { SyntheticFeed } from '../src/market/synthetic.ts'
+import { books, tickers, type Json } from './streams.ts'
 
 const encoder = new Encoder()
 const msgpack = (v: unknown) => encoder.encode(v)
-
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
 /** Changed and added keys with their new values, `$del` for removed ones, nested objects patched; arrays whole. */
 function patch(prev: Json, cur: Json): Json {
@@ -51,47 +45,6 @@ function same(a: Json | undefined, b: Json | undefined): boolean {
     return ka.length === Object.keys(b).length && ka.every((k) => same(a[k], b[k]))
   }
   return false
-}
-
-/** Consecutive data per topic. */
-function tickers(): Map<string, Json[]> {
-  const feed = new SyntheticFeed({ seed: 3, symbols: 5, exchanges: 5, dislocationRate: 0.001 })
-  const out = new Map<string, Json[]>()
-  let at = 1_700_000_000_000
-  for (let i = 0; i < 20_000; i++) {
-    at += 5
-    const tick = feed.next(at)
-    const topic = `ticker.${tick.exchange}.${tick.symbol}`
-    out.set(topic, [...(out.get(topic) ?? []), { ...tick } as unknown as Json])
-  }
-  return out
-}
-
-function books(): Map<string, Json[]> {
-  const dir = new URL('../test/fixtures/venues/okx/', import.meta.url)
-  const registry = new InstrumentRegistry().add(
-    'okx',
-    parse.okx(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`instruments-${t}.json`, dir), 'utf8'))))
-  )
-  const out = new Map<string, Json[]>()
-  let now = 1_652_459_000_000
-  const feed = createFeed('okx', {
-    instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
-    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
-    bookDepth: 20,
-    now: () => now,
-    publish: (topic, data) => {
-      if (topic.startsWith('book.')) out.set(topic, [...(out.get(topic) ?? []), structuredClone(data) as Json])
-    }
-  })
-  const receive = (feed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(feed)
-  // One message per turn, as they came: one book event per update.
-  for (const line of readFileSync(new URL('stream.jsonl', dir), 'utf8').trim().split('\n')) {
-    now += 10
-    receive(Buffer.from(line), false)
-    ;(feed as unknown as { flush(): void }).flush()
-  }
-  return out
 }
 
 function measure(kind: string, topics: Map<string, Json[]>) {

@@ -5,6 +5,7 @@ import { decode, Encoder } from '@msgpack/msgpack'
 import { Histogram } from '../src/core/histogram.ts'
 import { LightSocket } from './light-client.ts'
 import { SyntheticFeed, bookAround } from '../src/market/synthetic.ts'
+import { books as recordedBooks, tickers } from './streams.ts'
 
 type Args = Record<string, number | string>
 const [workload, portText, argsText] = process.argv.slice(2)
@@ -426,6 +427,60 @@ async function books() {
   return { rate, instruments, books: total, acks, opportunities, ...latencies.summary(), generatorCpu: cpu(started) }
 }
 
+/**
+ * Delta frames on the wire: `subscribers` light clients of one topic, with `delta` or without,
+ * while one publisher sends `rate` events a second of `kind`: the demo feed's ticks of one
+ * instrument, or the recorded OKX BTC-USDT book (bench/streams.ts), cycled. Bytes per delivery
+ * are the frames' payloads as received.
+ */
+async function deltas() {
+  const subscribers = Number(args.subscribers)
+  const rate = Number(args.rate)
+  const durationMs = Number(args.durationMs)
+  const kind = String(args.kind)
+  const all = kind === 'book' ? recordedBooks() : tickers()
+  const [topic, stream] = kind === 'book' ? ['bench.book', all.get('book.okx.BTC-USDT')!] : ['bench.ticker', [...all.values()][0]]
+  const clients = await openLight(subscribers)
+  let delivered = 0
+  let bytes = 0
+  let deltaFrames = 0
+  await Promise.all(
+    clients.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          ws.onFrame = () => {
+            ws.onFrame = (data) => {
+              delivered++
+              bytes += data.length
+              if (data.includes(DELTA_KEY)) deltaFrames++
+            }
+            resolve()
+          }
+          ws.sendBinary(encode({ type: 'subscribe', topic, snapshot: false, ...(args.delta ? { delta: true } : {}) }))
+        })
+    )
+  )
+  const [publisher] = await openLight(1)
+  publisher.onFrame = () => {}
+  const total = Math.floor((rate * durationMs) / 1000)
+  const started = process.cpuUsage()
+  await paced(rate, total, (i) => publisher.sendBinary(encode({ type: 'publish', topic, data: stream[i % stream.length] })))
+  const deadline = now() + 3000
+  while (delivered < total * subscribers && now() < deadline) await sleep(10)
+  for (const c of [...clients, publisher]) c.destroy()
+  return {
+    kind,
+    delta: Boolean(args.delta),
+    subscribers,
+    published: total,
+    delivered,
+    deltaFrames,
+    bytesPerDelivery: +(bytes / delivered).toFixed(1),
+    generatorCpu: cpu(started)
+  }
+}
+const DELTA_KEY = Buffer.from([0xa5, 0x64, 0x65, 0x6c, 0x74, 0x61]) // "delta" as a MessagePack fixstr
+
 /** Many connected, subscribed, silent clients; holds them until told to let go. */
 async function idle() {
   const connections = Number(args.connections)
@@ -445,7 +500,7 @@ async function idle() {
   return { connections: clients.length }
 }
 
-const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, arbitrage, books }
+const workloads: Record<string, () => Promise<object>> = { probe, fanout, idle, arbitrage, books, deltas }
 const run = workloads[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
 // Reports over IPC when run by bench/run.ts, on stdout when run by hand.

@@ -8,7 +8,7 @@ import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const quick = process.argv.includes('--quick')
-const WORKLOADS = ['floor', 'probe', 'fanout', 'filters', 'idle', 'memory', 'hooks', 'arbitrage', 'books', 'backplane']
+const WORKLOADS = ['floor', 'probe', 'fanout', 'filters', 'deltas', 'idle', 'memory', 'hooks', 'arbitrage', 'books', 'backplane']
 const only = (process.env.BENCH_ONLY || WORKLOADS.join(',')).split(',')
 const unknown = only.filter((w) => !WORKLOADS.includes(w))
 if (unknown.length > 0) {
@@ -210,6 +210,25 @@ async function filtersBench() {
       `| ${what} | ${r.delivered} of ${r.expectedDeliveries} | ${r.serverCpuPct} | ${(((r.serverCpuPct / 100) * seconds * 1e6) / r.delivered).toFixed(2)} | ${r.latency.p50} | ${r.latency.p99} |`
     )
   }
+}
+
+/** Delta frames against whole events: bytes and server CPU per delivery, ticker and book topics, same run. */
+async function deltasBench() {
+  const subscribers = 100
+  const rate = 100
+  log(`\n### Delta frames: ${subscribers} subscribers of one topic at ${rate} events/s, with and without deltas (MessagePack)\n`)
+  log('| topic | deltas | delivered | delta frames | bytes per delivery | server CPU % | µs of server CPU per delivery |\n|---|---|---|---|---|---|---|')
+  for (const kind of ['ticker', 'book'])
+    for (const delta of [false, true]) {
+      const server = await startServer('ours')
+      const r: any = await measured(server, () => generate('deltas', server.port, { kind, delta, subscribers, rate, durationMs: quick ? 3000 : 8000 }))
+      await stopServer(server)
+      results[`deltas-${kind}-${delta}`] = r
+      const seconds = r.published / rate
+      log(
+        `| ${kind} | ${delta ? 'yes' : 'no'} | ${r.delivered} | ${r.deltaFrames} | ${r.bytesPerDelivery} | ${r.serverCpuPct} | ${(((r.serverCpuPct / 100) * seconds * 1e6) / r.delivered).toFixed(2)} |`
+      )
+    }
 }
 
 async function fanoutBench() {
@@ -478,6 +497,7 @@ if (only.includes('floor')) await floorBench()
 if (only.includes('probe')) await probeBench()
 if (only.includes('fanout')) await fanoutBench()
 if (only.includes('filters')) await filtersBench()
+if (only.includes('deltas')) await deltasBench()
 if (only.includes('idle')) await idleBench()
 if (only.includes('memory')) await memoryBench()
 if (only.includes('hooks')) await hooksBench()

@@ -22,7 +22,7 @@ const USAGE = `usage: realtime <command> [options]
       --count N          probes to send (default 100)
       --interval MS      pause between probes (default 10)
   bench [workload...]    run the benchmark (npm run bench) in a checkout of the repository;
-      --quick            workloads: floor probe fanout filters idle memory hooks arbitrage books backplane
+      --quick            workloads: floor probe fanout filters deltas idle memory hooks arbitrage books backplane
   help                   this text (also --help; through npx: npx realtime help)
 
 common options:

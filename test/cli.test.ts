@@ -121,5 +121,8 @@ t.test('the feed publisher: --help, usage errors without a stack trace, an unrea
 t.test('bench passes its workloads to the benchmark, which refuses unknown ones', async (t) => {
   const run = await cli(['bench', 'nonsense']).done
   t.equal(run.code, 2)
-  t.match(run.stderr, /BENCH_ONLY: unknown workload nonsense; expected some of floor, probe, fanout, filters, idle, memory, hooks, arbitrage, books, backplane/)
+  t.match(
+    run.stderr,
+    /BENCH_ONLY: unknown workload nonsense; expected some of floor, probe, fanout, filters, deltas, idle, memory, hooks, arbitrage, books, backplane/
+  )
 })

@@ -163,6 +163,42 @@ t.test('send path: past MAX_QUEUED_BYTES, close with 4008, or conflate to the la
   t.equal(b.socket.closedWith, null)
 })
 
+t.test('deltas under the conflate policy: whole events while congested, deltas again after the drain', async (t) => {
+  const { hub, bus } = setup({ maxQueuedBytes: 1024, slowConsumer: 'conflate' })
+  const slow = new FakeTcp()
+  const c = connect(hub, slow)
+  c.socket.receive({ type: 'subscribe', topic: 'd', snapshot: false, delta: true })
+  await turn()
+  const data = (v: number) => ({ v, levels: [1, 2, 3, 4, 5, 6, 7, 8] })
+  bus.publish('d', data(1))
+  bus.publish('d', data(2))
+  await turn()
+  t.same(
+    slow
+      .frames()
+      .slice(1)
+      .map((f) => [f.seq, 'delta' in f ? f.base : 'whole']),
+    [
+      [1, 'whole'],
+      [2, 1]
+    ]
+  )
+  slow.writes.length = 0
+  slow.pending = 2048 // congested: the queue conflates
+  for (const v of [3, 4, 5]) bus.publish('d', data(v))
+  slow.take()
+  bus.publish('d', data(6))
+  await turn()
+  t.same(
+    slow.frames().map((f) => [f.seq, 'delta' in f ? f.base : 'whole']),
+    [
+      [5, 'whole'],
+      [6, 5]
+    ],
+    'the frame that survived conflation is whole (a delta against a dropped one could not be applied); then deltas against it'
+  )
+})
+
 t.test('subscribe flow: ack, replay, then live; a long replay waits for the socket, live events behind it', async (t) => {
   const { hub, bus } = setup({ maxQueuedBytes: 16 * 1024 })
   const tcp = new FakeTcp()

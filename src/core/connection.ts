@@ -142,9 +142,12 @@ export class LiveConnection implements ClientInfo {
     return this.modes.get(pattern) ?? null
   }
 
-  /** The seq of the last event of `topic` sent to this connection through a delta subscription. */
+  /**
+   * The seq of the last event of `topic` sent to this connection through a delta subscription;
+   * none while its queue conflates (a later frame may replace that one, so whole events go).
+   */
   deltaBase(topic: string): number | undefined {
-    return this.deltaSeqs?.get(topic)
+    return this.out.conflating ? undefined : this.deltaSeqs?.get(topic)
   }
 
   deltaSent(topic: string, seq: number): void {

@@ -110,6 +110,11 @@ export class SendPath {
     return this.socket.readyState === OPEN
   }
 
+  /** Congested under the conflate policy: queued events are replaced by newer ones of their topic. */
+  get conflating(): boolean {
+    return this.conflated !== null
+  }
+
   /** Bytes written and not yet taken by the kernel (ws's bufferedAmount). */
   get queued(): number {
     return this.socket.bufferedAmount

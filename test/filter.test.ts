@@ -261,3 +261,26 @@ t.test('the SDK with delta: true: whole events to the handler, fewer bytes on th
     t.match(errors[0], /delta on s\w+\.a #11 not applied .*: recovering/)
   }
 })
+
+t.test('what delta groups hold is capped: many filters over many topics stay within the budget, events go whole past it', async (t) => {
+  const { url, app } = await startServer(t)
+  const hub = hubOf(app.live) as unknown as { deltaMemory: { used: number; limit: number } }
+  hub.deltaMemory.limit = 20_000 // 64 MiB in production
+  const clients = await Promise.all(Array.from({ length: 5 }, () => TestClient.open(url)))
+  t.teardown(() => {
+    for (const c of clients) c.close()
+  })
+  for (const [i, c] of clients.entries()) await c.request({ type: 'subscribe', topic: 'm.*', delta: true, snapshot: false, filter: `n >= ${i}` })
+  let most = 0
+  for (let round = 0; round < 3; round++)
+    for (let n = 0; n < 100; n++) {
+      await app.live.publish(`m.t${n}`, { n: 10, pad: 'x'.repeat(100), round })
+      most = Math.max(most, hub.deltaMemory.used)
+    }
+  t.ok(most <= 20_000, `at most ${most} bytes held`)
+  const frames = await clients[4].take(300)
+  t.equal(frames.length, 300, 'every event still delivered')
+  for (const c of clients) c.close()
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal(hub.deltaMemory.used, 0, 'given back with the last subscription')
+})

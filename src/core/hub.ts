@@ -39,6 +39,8 @@ export class Hub implements ConnectionHost {
   readonly index = new SubscriptionIndex<LiveConnection | SubscriptionGroup>()
   /** Groups by pattern, filter and delta. */
   private readonly groups = new Map<string, SubscriptionGroup>()
+  /** What all delta groups hold of the topics' last encodings, against one budget. */
+  private readonly deltaMemory = { used: 0, limit: DELTA_MEMORY_BYTES }
   private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
@@ -155,7 +157,7 @@ export class Hub implements ConnectionHost {
       const key = groupKey(pattern, mode)
       let group = this.groups.get(key)
       if (group === undefined) {
-        group = new SubscriptionGroup(mode)
+        group = new SubscriptionGroup(mode, this.deltaMemory)
         this.groups.set(key, group)
         this.index.add(pattern, group)
       }
@@ -172,6 +174,7 @@ export class Hub implements ConnectionHost {
       const key = groupKey(pattern, mode)
       const group = this.groups.get(key)
       if (group?.connections.delete(connection) && group.connections.size === 0) {
+        group.release()
         this.groups.delete(key)
         this.index.remove(pattern, group)
       }
@@ -351,6 +354,12 @@ export function hubOf(api: object): Hub {
 export const DELTA_FULL_EVERY = 32
 /** Topics a delta group keeps the last encoding of; past it, it starts over (whole events). */
 const DELTA_TOPICS = 10_000
+/**
+ * Bytes all delta groups together keep of last encodings (the bases of the next deltas): a client
+ * cannot make the server hold more by subscribing with many filters. Past it, a group starts
+ * over, and what does not fit goes whole.
+ */
+export const DELTA_MEMORY_BYTES = 64 * 1024 * 1024
 
 interface DeltaState {
   seq: number
@@ -367,7 +376,37 @@ interface DeltaState {
 export class SubscriptionGroup {
   readonly connections = new Set<LiveConnection>()
   private readonly last = new Map<string, DeltaState>()
-  constructor(readonly mode: SubscriptionMode) {}
+  private held = 0
+  constructor(
+    readonly mode: SubscriptionMode,
+    private readonly memory: { used: number; limit: number }
+  ) {}
+
+  /** Gives back what the group held (its last subscription went). */
+  release(): void {
+    this.memory.used -= this.held
+    this.held = 0
+    this.last.clear()
+  }
+
+  /** Counts `bytes` of `topic`'s encoding against the budget; false (and nothing kept) when they do not fit. */
+  private keep(bytes: number, topic: string, state: DeltaState): boolean {
+    if (this.memory.used + bytes > this.memory.limit) {
+      this.release() // this group starts over; the event at hand stays its topic's last
+      this.last.set(topic, state)
+    }
+    if (this.memory.used + bytes > this.memory.limit) return false
+    this.memory.used += bytes
+    this.held += bytes
+    return true
+  }
+
+  private forget(state: DeltaState | undefined): void {
+    if (state === undefined) return
+    const bytes = (state.msgpack?.length ?? 0) + (state.json?.length ?? 0)
+    this.memory.used -= bytes
+    this.held -= bytes
+  }
 
   /**
    * This event for the group: frame(binary, base) is its delta frame for a connection that holds
@@ -377,7 +416,8 @@ export class SubscriptionGroup {
   deltaFrames(event: BusEvent): (binary: boolean, base: number | undefined) => Buffer | null {
     const previous = this.last.get(event.topic)
     const state: DeltaState = { seq: event.seq, count: (previous?.count ?? 0) + 1 }
-    if (previous === undefined && this.last.size >= DELTA_TOPICS) this.last.clear()
+    if (previous === undefined && this.last.size >= DELTA_TOPICS) this.release()
+    this.forget(previous)
     this.last.set(event.topic, state)
     const due = previous === undefined || previous.seq >= event.seq || state.count % DELTA_FULL_EVERY === 0
     let msgpack: Buffer | null | undefined
@@ -395,14 +435,16 @@ export class SubscriptionGroup {
       if (binary) {
         if (msgpack === undefined) {
           // The bytes a whole event carries as its data: the client encodes what it decoded the same way.
-          state.msgpack = event.encoded ?? encodeData(event.data)
-          msgpack = due || previous.msgpack === undefined ? null : encodeFrame('msgpack', head(createDelta(previous.msgpack, state.msgpack)))
+          const bytes = event.encoded ?? encodeData(event.data)
+          if (this.keep(bytes.length, event.topic, state)) state.msgpack = bytes
+          msgpack = due || previous.msgpack === undefined ? null : encodeFrame('msgpack', head(createDelta(previous.msgpack, bytes)))
         }
         return base === previous?.seq ? msgpack : null
       }
       if (json === undefined) {
-        state.json = JSON.stringify(event.data)
-        json = due || previous.json === undefined ? null : encodeFrame('json', head(createStringDelta(previous.json, state.json)))
+        const text = JSON.stringify(event.data)
+        if (this.keep(text.length, event.topic, state)) state.json = text
+        json = due || previous.json === undefined ? null : encodeFrame('json', head(createStringDelta(previous.json, text)))
       }
       return base === previous?.seq ? json : null
     }

@@ -446,7 +446,7 @@ async function deltas() {
   let deltaFrames = 0
   await Promise.all(
     clients.map(
-      (ws) =>
+      (ws, i) =>
         new Promise<void>((resolve) => {
           ws.onFrame = () => {
             ws.onFrame = (data) => {
@@ -456,7 +456,8 @@ async function deltas() {
             }
             resolve()
           }
-          ws.sendBinary(encode({ type: 'subscribe', topic, snapshot: false, ...(args.delta ? { delta: true } : {}) }))
+          const filter = args.filters ? { filter: `ts >= ${i % Number(args.filters)}` } : {}
+          ws.sendBinary(encode({ type: 'subscribe', topic, snapshot: false, ...(args.delta ? { delta: true } : {}), ...filter }))
         })
     )
   )

@@ -218,17 +218,23 @@ async function deltasBench() {
   const rate = 100
   log(`\n### Delta frames: ${subscribers} subscribers of one topic at ${rate} events/s, with and without deltas (MessagePack)\n`)
   log('| topic | deltas | delivered | delta frames | bytes per delivery | server CPU % | µs of server CPU per delivery |\n|---|---|---|---|---|---|---|')
-  for (const kind of ['ticker', 'book'])
-    for (const delta of [false, true]) {
-      const server = await startServer('ours')
-      const r: any = await measured(server, () => generate('deltas', server.port, { kind, delta, subscribers, rate, durationMs: quick ? 3000 : 8000 }))
-      await stopServer(server)
-      results[`deltas-${kind}-${delta}`] = r
-      const seconds = r.published / rate
-      log(
-        `| ${kind} | ${delta ? 'yes' : 'no'} | ${r.delivered} | ${r.deltaFrames} | ${r.bytesPerDelivery} | ${r.serverCpuPct} | ${(((r.serverCpuPct / 100) * seconds * 1e6) / r.delivered).toFixed(2)} |`
-      )
-    }
+  // The last row: deltas and a filter at once (ten distinct filters that every book passes).
+  for (const [kind, delta, filters] of [
+    ['ticker', false, 0],
+    ['ticker', true, 0],
+    ['book', false, 0],
+    ['book', true, 0],
+    ['book', true, 10]
+  ] as [string, boolean, number][]) {
+    const server = await startServer('ours')
+    const r: any = await measured(server, () => generate('deltas', server.port, { kind, delta, filters, subscribers, rate, durationMs: quick ? 3000 : 8000 }))
+    await stopServer(server)
+    results[`deltas-${kind}-${delta}-${filters}`] = r
+    const seconds = r.published / rate
+    log(
+      `| ${kind} | ${delta ? 'yes' : 'no'}${filters ? `, ${filters} distinct filters` : ''} | ${r.delivered} | ${r.deltaFrames} | ${r.bytesPerDelivery} | ${r.serverCpuPct} | ${(((r.serverCpuPct / 100) * seconds * 1e6) / r.delivered).toFixed(2)} |`
+    )
+  }
 }
 
 async function fanoutBench() {

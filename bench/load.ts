@@ -308,6 +308,23 @@ async function paced(rate: number, total: number, send: (i: number, date: number
 }
 
 /**
+ * The subscriber's frames in the tick and book workloads. Baseline (`sentField`): each event of its
+ * one topic, timed from that field of its data. Otherwise opportunities: each open counted, and
+ * timed when it opens in a class with none open (openedAlone).
+ */
+function timed(latencies: Latencies, sentField: 'ts' | 'exchangeTime' | null, opened: () => void): (payload: Buffer) => void {
+  const wall = () => performance.timeOrigin + performance.now()
+  const alone = openedAlone()
+  return (payload) => {
+    const frame = decode(payload) as { type: string; data: any }
+    if (frame.type !== 'event') return
+    if (sentField !== null) return latencies.record(frame.data[sentField], wall())
+    if (frame.data.status === 'open') opened()
+    if (alone(frame.data)) latencies.record(Math.max(frame.data.buy.ts, frame.data.sell.ts), wall())
+  }
+}
+
+/**
  * Tracks what is open per class; true for an `open` in a class with none open. Before the update
  * that caused it no pairing paid, so every paying pairing, the best first, has the updated quote as
  * a leg: its newer leg's time is the cause's send. (A second pairing, or an update, may come from a
@@ -335,20 +352,12 @@ async function arbitrage() {
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
   let opportunities = 0
-  const opened = openedAlone()
   publisher.onFrame = () => {
     acks++
   }
   await new Promise<void>((resolve) => {
     subscriber.onFrame = () => {
-      subscriber.onFrame = (payload) => {
-        const frame = decode(payload) as { type: string; data: any }
-        if (frame.type !== 'event') return
-        if (baseline) return latencies.record(frame.data.ts, wall())
-        if (frame.data.status !== 'closed') opportunities++
-        // Timed as in books(): an open in a class with none open, whose newer leg is its cause.
-        if (opened(frame.data)) latencies.record(Math.max(frame.data.buy.ts, frame.data.sell.ts), wall())
-      }
+      subscriber.onFrame = timed(latencies, baseline ? 'ts' : null, () => opportunities++)
       resolve()
     }
     subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? 'ticker.binance.BTC-USDT' : 'opportunities.>', snapshot: false }))
@@ -392,18 +401,11 @@ async function books() {
   publisher.onFrame = () => {
     acks++
   }
-  const opened = openedAlone()
   // The first group's first symbol on the first venue: what the baseline subscriber watches.
   const first = feeds[0].feed.symbols[0][0].replace('-', '0-')
   await new Promise<void>((resolve) => {
     subscriber.onFrame = () => {
-      subscriber.onFrame = (payload) => {
-        const frame = decode(payload) as { type: string; data: any }
-        if (frame.type !== 'event') return
-        if (baseline) return latencies.record(frame.data.exchangeTime, wall())
-        if (frame.data.status === 'open') opportunities++
-        if (opened(frame.data)) latencies.record(Math.max(frame.data.buy.ts, frame.data.sell.ts), wall())
-      }
+      subscriber.onFrame = timed(latencies, baseline ? 'exchangeTime' : null, () => opportunities++)
       resolve()
     }
     subscriber.sendBinary(

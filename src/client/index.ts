@@ -231,6 +231,8 @@ export class LiveClient {
   private readonly decoder = new Decoder()
   /** Encodes data as the server does (ignoreUndefined): a delta applies to those exact bytes. */
   private readonly dataEncoder = new Encoder({ ignoreUndefined: true })
+  /** Subscriptions with delta: true held now. */
+  private deltaSubscriptions = 0
   /** Per topic, the last whole data as the server encoded it: what its next delta applies to. */
   private readonly deltaBases = new Map<string, { epoch: string; seq: number; bytes?: Uint8Array; text?: string }>()
   private readonly opened: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void }
@@ -315,6 +317,7 @@ export class LiveClient {
       if (other.pattern === pattern && other.filter?.key !== subscription.filter?.key)
         throw new LiveClientError('bad_request', `"${pattern}" is subscribed with another filter on this client; use another client or one filter`)
     this.subscriptions.add(subscription)
+    if (subscription.options.delta) this.deltaSubscriptions++
     if (this.connected) this.resubscribe(subscription)
     await subscription.acked
     return subscription
@@ -334,7 +337,7 @@ export class LiveClient {
         subscription.inFlight = false
         if (err.code === 'disconnected' && !this.closed) return // the next connection subscribes again
         if (!subscription.isAcked || this.closed) {
-          this.subscriptions.delete(subscription)
+          this.forget(subscription)
           return subscription.settle(err)
         }
         if (TRANSIENT.has(err.code)) {
@@ -350,7 +353,7 @@ export class LiveClient {
           return
         }
         // Refused for good (its grant was withdrawn, say): it ends, and the caller hears so.
-        this.subscriptions.delete(subscription)
+        this.forget(subscription)
         this.emit('error', new LiveClientError(err.code, `subscription to "${subscription.pattern}" ended: ${err.message}`))
       }
     )
@@ -358,7 +361,7 @@ export class LiveClient {
 
   async unsubscribe(subscription: Subscription): Promise<void> {
     if (subscription.retry !== null) clearTimeout(subscription.retry)
-    if (!this.subscriptions.delete(subscription)) return
+    if (!this.forget(subscription)) return
     const stillWanted = [...this.subscriptions].some((s) => s.pattern === subscription.pattern)
     if (!stillWanted && this.connected) await this.call({ type: 'unsubscribe', topic: subscription.pattern })
   }
@@ -523,7 +526,8 @@ export class LiveClient {
     if (frame.type === 'event' || frame.type === 'snapshot') {
       const event = 'delta' in frame ? this.undelta(frame as unknown as DeltaFrame) : (frame as LiveEvent)
       if (event === null) return
-      if (!('delta' in frame)) this.keepBase(event)
+      // Only a client with a delta subscription keeps bases (no scan of the subscriptions otherwise).
+      if (this.deltaSubscriptions > 0 && !('delta' in frame)) this.keepBase(event)
       this.dispatch(event)
       return
     }
@@ -537,6 +541,13 @@ export class LiveClient {
     clearTimeout(pending.timer)
     if (reply.type === 'error') pending.reject(new LiveClientError(reply.code, reply.message))
     else pending.resolve(reply)
+  }
+
+  /** Drops a subscription from the client's set; false when it was not there. */
+  private forget(subscription: Subscription): boolean {
+    if (!this.subscriptions.delete(subscription)) return false
+    if (subscription.options.delta) this.deltaSubscriptions--
+    return true
   }
 
   /** A delta frame made whole again, verified (base seq, Fossil's checksum); null when it cannot be. */
@@ -568,7 +579,11 @@ export class LiveClient {
   /** A whole event of a topic a delta subscription matches: its data as the server encoded it. */
   private keepBase(event: LiveEvent): void {
     let wanted = false
-    for (const s of this.subscriptions) if (s.options.delta && matchesTopic(s.pattern, event.topic)) wanted = true
+    for (const s of this.subscriptions)
+      if (s.options.delta && matchesTopic(s.pattern, event.topic)) {
+        wanted = true
+        break
+      }
     if (!wanted) return
     if (this.codec === 'msgpack') this.deltaBases.set(event.topic, { epoch: event.epoch, seq: event.seq, bytes: this.dataEncoder.encode(event.data) })
     else this.deltaBases.set(event.topic, { epoch: event.epoch, seq: event.seq, text: JSON.stringify(event.data) })

@@ -59,11 +59,14 @@ t.test('registry: venue metadata to one identity per instrument', async (t) => {
   t.equal(registry.topic('okx', 'BTC-USDT')?.venueSymbol, 'BTC-USDT')
   t.equal(registry.topic('okx', 'BTC-USDT-PERP')?.venueSymbol, 'BTC-USDT-SWAP')
 
-  // Advanced Trade's own product list names BTC-USDC, whose Coinbase alias is BTC-USD: not guessed to be BTC-USD.
+  // Advanced Trade's own product list names BTC-USD and BTC-USDC (each the other's alias): each its own, not merged.
   const advanced = parse.coinbase(json('coinbase/advanced-products.json'))
   t.same(
-    advanced.instruments.map((i) => i.symbol),
-    ['BTC-USDC']
+    advanced.instruments.map((i) => [i.symbol, i.venueSymbol, i.tickSize, i.lotSize, i.minNotional]),
+    [
+      ['BTC-USD', 'BTC-USD', 0.01, 1e-8, 1],
+      ['BTC-USDC', 'BTC-USDC', 0.01, 1e-8, 1]
+    ]
   )
   // Not trading, or of kinds not streamed, are skipped and counted (Binance lists BTCSTUSDT's own kind).
   t.same(parse.binanceSpot({ symbols: [{ symbol: 'X', status: 'BREAK', baseAsset: 'A', quoteAsset: 'B' }, 'junk', null] }), { instruments: [], skipped: 1 })

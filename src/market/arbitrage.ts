@@ -187,7 +187,9 @@ class Source {
     readonly symbol: string,
     readonly quote: string,
     readonly fee: number,
-    readonly venue: Venue
+    readonly venue: Venue,
+    /** Its symbol's instrument: the class it is searched in, and whether it converts quotes. */
+    readonly instrument: Instrument
   ) {}
 }
 
@@ -325,7 +327,7 @@ export class ArbitrageEngine {
       source.asks = [[t.ask, t.askSize]]
       this.received(source, t.ts as number, now)
     }
-    return this.evaluateClassOf(source.symbol, now)
+    return this.evaluateSource(source, now)
   }
 
   /** book.<exchange>.<symbol>: the connectors' top levels. */
@@ -350,7 +352,7 @@ export class ArbitrageEngine {
       source.minNotional = positive(b?.minNotional) ? b.minNotional : 0
       this.received(source, time ?? null, now)
     }
-    return this.evaluateClassOf(source.symbol, now)
+    return this.evaluateSource(source, now)
   }
 
   /** venue.<exchange>: its state gates it (degraded or down take part in nothing). */
@@ -442,7 +444,7 @@ export class ArbitrageEngine {
         return null
       }
       const fee = this.options.fees[`${exchange}:${i.kind}`] ?? this.options.fees[exchange] ?? this.options.defaultFee
-      source = new Source(exchange, symbol, i.quote, fee, this.venue(exchange))
+      source = new Source(exchange, symbol, i.quote, fee, this.venue(exchange), i)
       i.byExchange.set(exchange, source)
       i.market.sources.push(source)
       source.venue.markets.add(i.market)
@@ -468,8 +470,8 @@ export class ArbitrageEngine {
     return source.valid && this.fresh(source, now) && !this.gated(source.venue, now)
   }
 
-  private evaluateClassOf(symbol: string, now: number): OpportunityEvent[] | null {
-    const i = this.instrument(symbol, now)
+  private evaluateSource(source: Source, now: number): OpportunityEvent[] | null {
+    const i = source.instrument
     let events = this.evaluate(i.market, now, null)
     // A conversion book (USDT-USD) moves the classes whose open opportunities convert (a class
     // that could start converting waits for its own next update).

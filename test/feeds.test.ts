@@ -25,7 +25,7 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
   const expected = [
     'ticker.binance.NKN-USDT',
     'ticker.binanceusdm.SUSHI-USDT-PERP',
-    'book.coinbase.BTC-USD',
+    'ticker.coinbase.BTC-USD',
     'ticker.kraken.BTC-USD',
     'ticker.kraken.BTC-USDT',
     'ticker.okx.BTC-USDT',
@@ -41,13 +41,19 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
     askSize: 0.001,
     receivedAt: Number
   })
+  // nautilus_trader's BTC-USD snapshot and the update after it (which removes the best offer).
+  await until(() => seen.get('ticker.coinbase.BTC-USD')?.ask === 68901.5, 'the Coinbase update applied')
+  t.match(seen.get('ticker.coinbase.BTC-USD'), { bid: 68900, bidSize: 2, ask: 68901.5, askSize: 1.2 })
   t.match(seen.get('book.coinbase.BTC-USD'), {
     bids: [
       [68900, 2],
-      [21921.73, 0.06317902],
-      [21921.3, 0.02]
+      [68899.5, 0.75],
+      [68899, 2.3]
     ],
-    asks: []
+    asks: [
+      [68901.5, 1.2],
+      [68902, 0.8]
+    ]
   })
   // Kraken's recorded ALGO/USD snapshot and the update after it: applied, checksums verified.
   await until(() => (seen.get('book.kraken.ALGO-USD')?.bids as number[][] | undefined)?.[6]?.[1] === 6597.5173116, 'the Kraken update applied')

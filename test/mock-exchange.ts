@@ -119,7 +119,9 @@ function kraken(): Handler {
 }
 
 function coinbase(): Handler {
-  const [docsSnapshot, , levelAck, heartbeatsAck, heartbeat, update] = lines('coinbase/l2.jsonl')
+  // nautilus_trader's BTC-USD snapshot and the update after it (a two-sided book), its
+  // subscriptions acknowledgement (sent for each subscribe) and heartbeat.
+  const [, snapshot, update, subscriptions, heartbeat] = lines('coinbase/l2.jsonl')
   // A connection numbers its messages itself (sequence_num counts per connection, every channel).
   const counters = new WeakMap<WebSocket, number>()
   const numbered = (ws: WebSocket, line: string) => {
@@ -139,14 +141,9 @@ function coinbase(): Handler {
       const request = JSON.parse(text)
       venue.received.push(request)
       if (request.type !== 'subscribe') return
-      if (request.channel === 'heartbeats') {
-        send(venue, ws, numbered(ws, heartbeatsAck))
-        return
-      }
-      if (request.channel !== 'level2') return
-      send(venue, ws, numbered(ws, levelAck))
-      if ((request.product_ids as string[]).includes('BTC-USD')) {
-        send(venue, ws, numbered(ws, docsSnapshot))
+      send(venue, ws, numbered(ws, subscriptions))
+      if (request.channel === 'level2' && (request.product_ids as string[]).includes('BTC-USD')) {
+        send(venue, ws, numbered(ws, snapshot))
         send(venue, ws, numbered(ws, update))
       }
     }

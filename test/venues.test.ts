@@ -339,29 +339,64 @@ t.test('coinbase: level2 snapshot and update; a sequence gap restarts the connec
     { type: 'subscribe', product_ids: ['BTC-USD'], channel: 'level2' },
     { type: 'subscribe', channel: 'heartbeats' }
   ])
-  const [docs, intx, levelAck, heartbeatsAck, heartbeat, update, error] = lines('coinbase/l2.jsonl')
+  const [, snapshot, update, subscriptions, heartbeat, trades, error] = lines('coinbase/l2.jsonl')
   const numbered = (line: string, n: number) => line.replace(/"sequence_num":\d+/, `"sequence_num":${n}`)
-  h.message(numbered(levelAck, 0))
-  h.message(numbered(docs, 1))
-  h.message(numbered(intx, 2)) // a product not subscribed
-  h.message(numbered(update, 3))
-  h.message(numbered(heartbeatsAck, 4))
-  h.message(numbered(heartbeat, 5))
+  h.message(numbered(subscriptions, 0))
+  h.message(numbered(snapshot, 1), 2000)
+  h.message(numbered(update, 2), 3000)
+  h.message(numbered(trades, 3)) // a channel not asked for
+  h.message(numbered(heartbeat, 4))
   const { book } = h.state('BTC-USD')
   t.same(book.bids.top(5), [
     [68900, 2],
+    [68899.5, 0.75],
+    [68899, 2.3]
+  ])
+  t.same(
+    book.asks.top(5),
+    [
+      [68901.5, 1.2],
+      [68902, 0.8]
+    ],
+    'the update removed the best offer'
+  )
+  t.match(h.feed.counters, { ignored: 1, gaps: 0 })
+  await h.turn()
+  t.same(h.topics(), ['book.coinbase.BTC-USD', 'ticker.coinbase.BTC-USD'], 'one event per book per turn')
+  const exchangeTime = Date.parse('2026-04-07T14:30:01.456789Z')
+  t.same(h.published.find((p) => p.topic === 'ticker.coinbase.BTC-USD')!.data, {
+    exchange: 'coinbase',
+    symbol: 'BTC-USD',
+    ts: exchangeTime,
+    exchangeTime,
+    receivedAt: 3000,
+    bid: 68900,
+    bidSize: 2,
+    ask: 68901.5,
+    askSize: 1.2
+  })
+  h.message(error)
+  t.equal(h.feed.counters.errors, 1)
+  h.message(numbered(heartbeat, 6)) // 5 never arrives
+  t.equal(h.feed.counters.gaps, 1)
+  t.equal(h.restarts(), 1, 'the connection restarts: every book comes back with a new snapshot')
+})
+
+t.test("coinbase: the documentation's snapshot has bids only: a book is published, a ticker is not", async (t) => {
+  const [docs] = lines('coinbase/l2.jsonl')
+  const h = harness('coinbase', ['BTC-USD'])
+  h.message(docs)
+  t.same(h.state('BTC-USD').book.bids.top(5), [
     [21921.73, 0.06317902],
     [21921.3, 0.02]
   ])
-  t.same(book.asks.top(5), [], 'the documented snapshot has no offers; the update removes one that was not there')
-  t.match(h.feed.counters, { ignored: 1, gaps: 0 })
   await h.turn()
-  t.same(h.topics(), ['book.coinbase.BTC-USD'], 'a book with one side is published; a ticker needs both')
-  h.message(error)
-  t.equal(h.feed.counters.errors, 1)
-  h.message(numbered(heartbeat, 7)) // 6 never arrives
-  t.equal(h.feed.counters.gaps, 1)
-  t.equal(h.restarts(), 1, 'the connection restarts: every book comes back with a new snapshot')
+  t.same(h.topics(), ['book.coinbase.BTC-USD'], 'a ticker needs both sides')
+  const other = harness('coinbase', ['ETH-USD'])
+  other.message(docs)
+  await other.turn()
+  t.equal(other.feed.counters.ignored, 1, 'a product not subscribed is counted')
+  t.same(other.topics(), [], 'and changes nothing')
 })
 
 t.test('bad input from a venue is counted, never thrown, never quoted', async (t) => {

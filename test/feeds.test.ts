@@ -10,7 +10,7 @@ import { LiveClient } from '../src/client/index.ts'
 import { parseEndpoints, startFeeds } from '../src/market/feeds.ts'
 import type { VenueHealth } from '../src/market/feed.ts'
 import { startMockExchange } from './mock-exchange.ts'
-import { root, scrape, spawnClean, startServer, until } from './helper.ts'
+import { root, scrape, sleep, spawnClean, startServer, until } from './helper.ts'
 
 const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP;okx:NOPE-USDT'
 
@@ -106,15 +106,19 @@ t.test('FEEDS and the engine in one server: a recorded OKX book and a desk ticke
   t.ok(o.maxSize > 0 && o.maxSize <= size + 1e-9, `maxSize ${o.maxSize} of the ${size} walked, in OKX's lots`)
 })
 
-t.test('a forced close reconnects and a silent venue is dropped: both resync their books', async (t) => {
+t.test('every market: a forced close reconnects and a silent socket is dropped; both resync their books', async (t) => {
   const mock = await startMockExchange()
   t.teardown(() => mock.close())
   const published: { topic: string; data: Record<string, unknown> }[] = []
+  const markets = [
+    ['binance', 'NKN-USDT'],
+    ['binanceusdm', 'SUSHI-USDT-PERP'],
+    ['coinbase', 'BTC-USD'],
+    ['kraken', 'BTC-USD'],
+    ['okx', 'BTC-USDT']
+  ] as const
   const feeds = await startFeeds({
-    feeds: new Map([
-      ['binance', ['NKN-USDT']],
-      ['kraken', ['BTC-USD']]
-    ]),
+    feeds: new Map(markets.map(([exchange, symbol]) => [exchange, [symbol]])),
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     silenceMs: 1500,
@@ -122,22 +126,25 @@ t.test('a forced close reconnects and a silent venue is dropped: both resync the
   })
   t.teardown(() => feeds.stop())
   const health = (exchange: string) => feeds.health().find((h) => h.exchange === exchange)!
-  const tickers = (topic: string) => published.filter((p) => p.topic === topic).length
-  await until(() => health('binance').booksLive === 1 && health('kraken').booksLive === 1, 'books live')
+  const books = (exchange: string) => published.filter((p) => p.topic.startsWith(`book.${exchange}.`)).length
+  const every = (check: (exchange: string) => boolean) => markets.every(([exchange]) => check(exchange))
+  await until(() => every((e) => health(e).booksLive === 1), 'every book live')
 
-  // Binance closes every connection after 24 h.
-  const binanceTickers = tickers('ticker.binance.NKN-USDT')
-  mock.venues.binance.closeAll(1001)
-  await until(() => health('binance').reconnects === 1 && health('binance').booksLive === 1, 'binance reconnected and resynced')
-  t.ok(tickers('ticker.binance.NKN-USDT') > binanceTickers, 'the resynced book publishes again')
+  // The venue closes the connection (Binance does so after 24 h).
+  const before = new Map(markets.map(([e]) => [e, books(e)]))
+  for (const [e] of markets) mock.venues[e].closeAll(1001)
+  await until(() => every((e) => health(e).reconnects === 1 && health(e).booksLive === 1 && books(e) > before.get(e)!), 'reconnected and resynced')
+  t.pass('every market reconnected, took a new snapshot and publishes again')
 
-  // Kraken stops sending heartbeats and answering pings.
-  mock.venues.kraken.silent = true
-  await until(() => health('kraken').silences === 1, 'the silent socket is dropped', 15_000)
-  t.equal(health('kraken').booksLive, 0, 'nothing live while the venue is unreachable')
-  mock.venues.kraken.silent = false
-  await until(() => health('kraken').booksLive === 1 && health('kraken').state !== 'down', 'kraken back and resynced', 15_000)
-  t.ok(health('kraken').reconnects >= 1)
+  // The venue goes quiet: no messages, no pongs.
+  for (const [e] of markets) mock.venues[e].silent = true
+  await until(() => every((e) => health(e).silences >= 1 && health(e).booksLive === 0), 'every silent socket dropped', 15_000)
+  const quiet = new Map(markets.map(([e]) => [e, books(e)]))
+  await sleep(300)
+  t.same(new Map(markets.map(([e]) => [e, books(e)])), quiet, 'nothing published while no book is live')
+  for (const [e] of markets) mock.venues[e].silent = false
+  await until(() => every((e) => health(e).booksLive === 1 && health(e).state !== 'down' && books(e) > quiet.get(e)!), 'back and resynced', 20_000)
+  t.pass('every market came back with a new snapshot')
 })
 
 t.test('Binance rotation: a second socket takes over once its book is live, before the venue closes the first', async (t) => {

@@ -49,8 +49,8 @@ app.log.info(
   { websocket: `ws${scheme}://${host}:${port}/ws/live`, dashboard: `http${scheme}://${host}:${port}/dashboard/` },
   'serving the live stream and the dashboard'
 )
-if (!config.demoFeed) {
-  app.log.info('no feed runs in this process: publish ticks on ticker.<exchange>.<symbol>, or start with DEMO_FEED=true for the synthetic one')
+if (!config.demoFeed && config.feeds === '') {
+  app.log.info('no feed runs in this process: publish ticks on ticker.<exchange>.<symbol>, or start with FEEDS=<exchange>:<symbols> or DEMO_FEED=true')
 }
 // PM2's wait_ready: the process counts as online only once it listens.
 process.send?.('ready')

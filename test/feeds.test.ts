@@ -127,7 +127,7 @@ t.test('every market: a forced close reconnects and a silent socket is dropped; 
   t.teardown(() => feeds.stop())
   const health = (exchange: string) => feeds.health().find((h) => h.exchange === exchange)!
   const books = (exchange: string) => published.filter((p) => p.topic.startsWith(`book.${exchange}.`)).length
-  const every = (check: (exchange: string) => boolean) => markets.every(([exchange]) => check(exchange))
+  const every = (check: (exchange: (typeof markets)[number][0]) => boolean) => markets.every(([exchange]) => check(exchange))
   await until(() => every((e) => health(e).booksLive === 1), 'every book live')
 
   // The venue closes the connection (Binance does so after 24 h).

@@ -1,6 +1,6 @@
 // The arbitrage engine: exact arithmetic, quote hygiene, lifecycle, the synthetic feed, end to end.
 import t from 'tap'
-import { ArbitrageEngine, spread, type BookData, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
+import { ArbitrageEngine, floorToLot, spread, type BookData, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
 import { readFileSync } from 'node:fs'
 import * as parseInstruments from '../src/market/instruments.ts'
@@ -463,4 +463,13 @@ t.test('hostile venue and conversion updates cost what their own sources cost, n
   engine.sweep(1000 + 61_000)
   const held = engine as unknown as { classes: Map<string, unknown>; instruments: Map<string, unknown>; venues: Map<string, unknown> }
   t.same([held.classes.size, held.instruments.size, held.venues.size], [0, 0, 0], 'after a minute of nothing, nothing held: classes, symbols, venues')
+})
+
+t.test('floorToLot: float error in a size summed from levels never costs a lot; a real part of one is dropped', async (t) => {
+  t.equal(0.7 + 0.1 + 0.1 + 0.1, 0.9999999999999999, 'a sum that falls short of 1 by float error')
+  t.equal(floorToLot(0.7 + 0.1 + 0.1 + 0.1, 1e-8), 1)
+  t.equal(floorToLot(1.9999999999999996, 1e-8), 2, '2e8 lots of 1e-8, not one fewer')
+  t.equal(floorToLot(1.999999985, 1e-8), 199999998 * 1e-8, 'half a lot is not a lot')
+  t.equal(floorToLot(6.9999, 1), 6)
+  t.equal(floorToLot(0.25, 0), 0.25, 'no lot size: the size as it is')
 })

@@ -70,7 +70,11 @@ function binance(prefix: string, dir: string): Handler {
 }
 
 function okx(): Handler {
-  const stream = lines('okx/stream.jsonl').map((line) => ({ line, m: JSON.parse(line) }))
+  // BTC-USDT as OKX sends it now (2026: seqId/prevSeqId, checksum 0); the other instruments from
+  // the 2022 session (CRC32 checksums, before seqId).
+  const current = lines('okx/books-2026.jsonl')
+  const earlier = lines('okx/stream.jsonl').filter((line) => !line.includes('"instId":"BTC-USDT"'))
+  const stream = [...current, ...earlier].map((line) => ({ line, m: JSON.parse(line) }))
   return {
     rest(path, query) {
       if (path === '/api/v5/public/instruments') {

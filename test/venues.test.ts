@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry, type Instrument } from '../src/market/instruments.ts'
-import { OrderBook, krakenChecksum, okxChecksum } from '../src/market/book.ts'
+import { MAX_LEVELS, OrderBook, krakenChecksum, okxChecksum } from '../src/market/book.ts'
 import { parseEndpoints, parseFeeds } from '../src/market/feeds.ts'
 import type { VenueFeed } from '../src/market/feed.ts'
 import { VenueGroup } from '../src/market/group.ts'
@@ -100,6 +100,29 @@ t.test('checksums: the venues’ own figures on genuine books', async (t) => {
   for (const [p, s] of m.data[0].bids) okx.bids.set(Number(p), Number(s), p, s)
   for (const [p, s] of m.data[0].asks) okx.asks.set(Number(p), Number(s), p, s)
   t.equal(okxChecksum(okx), m.data[0].checksum, 'OKX BTC-USDT snapshot')
+})
+
+t.test('a side that dropped levels knows how deep it is exact', async (t) => {
+  const book = new OrderBook()
+  const bid = (price: number, size = 1) => book.bids.set(price, size, String(price), String(size))
+  for (let p = 1; p <= MAX_LEVELS; p++) bid(p)
+  t.ok(book.covers(MAX_LEVELS), 'a full side that dropped nothing is exact to its end')
+  bid(0.5) // worse than every kept level: dropped
+  t.equal(book.bids.levels.length, MAX_LEVELS)
+  t.equal(book.bids.levels.at(-1)!.price, 1)
+  bid(MAX_LEVELS + 1) // the best: kept, the worst (1) dropped
+  t.equal(book.bids.levels.at(-1)!.price, 2)
+  t.ok(book.covers(20))
+  // Removing all but 19 of the levels known to be whole (2 and better): the 20th is not known.
+  for (let p = MAX_LEVELS + 1; p > 20; p--) bid(p, 0)
+  t.same(book.bids.top(1), [[20, 1]])
+  t.ok(book.covers(19), '19 levels, from 20 down to 2, are exact')
+  t.notOk(book.covers(20), 'a 20th would be one the side dropped')
+  bid(1.5) // a level past what is known joins, but does not make it known
+  t.notOk(book.covers(20))
+  book.clear()
+  bid(3)
+  t.ok(book.covers(20), 'a new snapshot knows every level again')
 })
 
 /** A connector with no socket: messages go straight to its parser, publishes are recorded. */
@@ -212,6 +235,38 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
   })
 }
 
+t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it knows no longer covers BOOK_DEPTH", async (t) => {
+  const depth = json('binanceusdm/depth-SUSHIUSDT.json')
+  t.equal(depth.bids.length, 1000, 'the recorded snapshot is cut at limit=1000')
+  let snapshots = 0
+  const fetchCounting: typeof fetch = async (...args) => {
+    snapshots++
+    return fakeFetch({ SUSHIUSDT: depth })(...args)
+  }
+  const h = harness('binanceusdm', ['SUSHI-USDT-PERP'], { fetch: fetchCounting })
+  h.open()
+  await new Promise((r) => setTimeout(r, 10))
+  const diffs = lines('binanceusdm/stream.jsonl')
+    .map((l) => JSON.parse(l).data)
+    .filter((m) => m.e === 'depthUpdate' && m.s === 'SUSHIUSDT' && m.u > depth.lastUpdateId)
+  h.message(diffs[0])
+  await h.turn()
+  t.ok(h.topics().includes('book.binanceusdm.SUSHI-USDT-PERP'))
+  const before = h.topics().length
+  // Planted: the next recorded diff, edited to empty the 996 best bid levels (the harness
+  // publishes 5 levels; 4 known ones are left, and the venue never resends the ones past them).
+  const bids = h
+    .state('SUSHIUSDT')
+    .book.bids.levels.slice(0, 996)
+    .map((l) => [l.priceText, '0'])
+  h.message({ ...diffs[1], b: bids })
+  await h.turn()
+  t.equal(h.topics().length, before, 'nothing published from the thinned book')
+  t.match(h.feed.counters, { resyncs: 1, gaps: 0, invalid: 0 })
+  await new Promise((r) => setTimeout(r, 10))
+  t.equal(snapshots, 2, 'a new snapshot was asked for')
+})
+
 t.test('okx: a recorded session checks out, checksum by checksum', async (t) => {
   const h = harness('okx', ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'])
   h.open()
@@ -260,19 +315,53 @@ t.test('okx: an altered checksum, and a sequence that skips, resync that book al
   h.message(session[3])
   await h.turn()
   t.equal(h.topics().length, before, 'updates before the new snapshot change and publish nothing')
+})
 
-  // seqId/prevSeqId (planted on the recorded messages, which predate them): a skip is a gap.
-  const snapshot = JSON.parse(session[0])
-  snapshot.data[0].seqId = 10
-  snapshot.data[0].prevSeqId = -1
-  h.message(snapshot)
-  t.ok(h.state('BTC-USDT').live)
-  const update = JSON.parse(session[1])
-  update.data[0].seqId = 12
-  update.data[0].prevSeqId = 11
-  h.message(update)
-  t.equal(h.feed.counters.gaps, 1)
-  t.notOk(h.state('BTC-USDT').live)
+t.test('okx: a 2026 session (checksum 0 since OKX deprecated it, seqId chained) reproduces the book; a skipped seqId is a gap', async (t) => {
+  const [ack, snapshot, ...updates] = lines('okx/books-2026.jsonl')
+  const h = harness('okx', ['BTC-USDT'])
+  for (const line of [ack, snapshot, ...updates]) h.message(line, 5000)
+  t.match(h.feed.counters, { checksumFailures: 0, gaps: 0, resyncs: 0, invalid: 0 })
+  const { book } = h.state('BTC-USDT')
+  t.same(book.bids.top(5), [
+    [78722.2, 0.35528063],
+    [78721.5, 0.03229],
+    [78721.2, 0.0000102],
+    [78719.3, 0.00126257],
+    [78719.2, 0.0457243]
+  ])
+  t.same(book.asks.top(5), [
+    [78722.3, 0.44699492],
+    [78722.7, 0.0000102],
+    [78724.1, 0.00001275],
+    [78724.6, 0.03285579],
+    [78724.7, 0.11006965]
+  ])
+  await h.turn()
+  t.match(h.published.filter((p) => p.topic === 'ticker.okx.BTC-USDT').pop()!.data, {
+    bid: 78722.2,
+    bidSize: 0.35528063,
+    ask: 78722.3,
+    askSize: 0.44699492,
+    exchangeTime: 1787612486707,
+    receivedAt: 5000
+  })
+
+  const gap = harness('okx', ['BTC-USDT'])
+  gap.message(snapshot)
+  gap.message(updates[0])
+  await gap.turn()
+  const before = gap.topics().length
+  gap.message(updates[2]) // updates[1] never arrives: its prevSeqId names a seqId not applied
+  t.match(gap.feed.counters, { gaps: 1, resyncs: 1 })
+  t.notOk(gap.state('BTC-USDT').live)
+  t.same(gap.sent.slice(-2), [
+    { op: 'unsubscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },
+    { op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] }
+  ])
+  gap.message(updates[3])
+  await gap.turn()
+  t.equal(gap.topics().length, before, 'nothing published until a new snapshot')
 })
 
 t.test('kraken: snapshots check out; a mismatched checksum resubscribes that symbol', async (t) => {

@@ -285,10 +285,15 @@ function side(levels: unknown, descending: boolean): [number, number][] | null {
   return (levels.length > n ? levels.slice(0, n) : levels) as [number, number][]
 }
 
-/** Rounds down to a whole number of lots (exact for lots that are powers of ten, as the venues' are). */
-function floorToLot(size: number, lot: number): number {
+/**
+ * Rounds down to a whole number of lots. A size summed from many book levels falls short of a whole
+ * number of lots by float error that grows with the count (2 BTC in 1e-8 lots is 2e8 of them): the
+ * tolerance is relative, far below one lot, so rounding error never costs a lot.
+ */
+export function floorToLot(size: number, lot: number): number {
   if (!(lot > 0)) return size
-  return Math.floor(size / lot + 1e-9) * lot
+  const lots = size / lot
+  return Math.floor(lots + Math.max(1e-9, lots * 1e-12)) * lot
 }
 
 /**

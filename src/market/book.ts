@@ -14,8 +14,26 @@ export const MAX_LEVELS = 5000
 
 export class BookSide {
   readonly levels: Level[] = []
+  /**
+   * Levels worse than this price may exist that this side does not hold (dropped past MAX_LEVELS,
+   * or cut off by a venue's snapshot limit: a level there that never changes is never sent again);
+   * null while the side holds every level the venue has.
+   */
+  private knownTo: number | null = null
 
   constructor(private readonly descending: boolean) {}
+
+  /** Levels worse than `price` are not all known. */
+  unknownPast(price: number): void {
+    if (this.knownTo === null || (this.descending ? price > this.knownTo : price < this.knownTo)) this.knownTo = price
+  }
+
+  /** Whether the best `depth` levels are certainly the venue's: none missing between them. */
+  covers(depth: number): boolean {
+    if (this.knownTo === null) return true
+    const at = this.find(this.knownTo)
+    return (at >= 0 ? at + 1 : -1 - at) >= depth
+  }
 
   /** Index of `price`, or of where it would go (as -1 - index). */
   private find(price: number): number {
@@ -45,18 +63,29 @@ export class BookSide {
     }
     if (size === 0) return
     const insertAt = -1 - at
-    if (insertAt >= MAX_LEVELS) return // worse than every kept level of a full side
+    if (insertAt >= MAX_LEVELS) {
+      // Worse than every level of a full side: dropped, so what lies past the worst kept is not known.
+      this.unknownPast(this.levels[MAX_LEVELS - 1].price)
+      return
+    }
     this.levels.splice(insertAt, 0, { price, size, priceText, sizeText })
-    if (this.levels.length > MAX_LEVELS) this.levels.pop()
+    if (this.levels.length > MAX_LEVELS) {
+      this.levels.pop()
+      this.unknownPast(this.levels[MAX_LEVELS - 1].price)
+    }
   }
 
-  /** Keeps the best `depth` levels (venues that stop sending levels past the subscribed depth). */
+  /**
+   * Keeps the best `depth` levels, for venues that keep the subscribed depth whole themselves
+   * (Kraken sends the levels that come into it), so nothing past it becomes unknown.
+   */
   truncate(depth: number): void {
     if (this.levels.length > depth) this.levels.length = depth
   }
 
   clear(): void {
     this.levels.length = 0
+    this.knownTo = null
   }
 
   get best(): Level | undefined {
@@ -81,6 +110,11 @@ export class OrderBook {
     this.asks.clear()
   }
 
+  /** Whether the best `depth` levels of both sides are certainly the venue's. */
+  covers(depth: number): boolean {
+    return this.bids.covers(depth) && this.asks.covers(depth)
+  }
+
   get crossed(): boolean {
     const bid = this.bids.best
     const ask = this.asks.best
@@ -91,7 +125,8 @@ export class OrderBook {
 /** A price or size as the venue wrote it, parsed; NaN for anything that is not a plain non-negative decimal. */
 export function decimal(text: unknown): number {
   if (typeof text !== 'string' || text.length > 40 || !/^\d+(\.\d+)?(e-?\d+)?$/i.test(text)) return NaN
-  return Number(text)
+  const value = Number(text)
+  return Number.isFinite(value) ? value : NaN // "1e400" is Infinity
 }
 
 /**

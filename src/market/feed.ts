@@ -248,11 +248,14 @@ export abstract class VenueFeed {
     this.ws?.terminate()
   }
 
-  /** A book lost its way (gap, checksum, bad message): count it, forget it, ask for a new snapshot. */
-  protected resync(state: BookState, reason: 'gap' | 'checksum' | 'invalid'): void {
+  /**
+   * A book lost its way (gap, checksum, bad message, or the levels it knows no longer cover
+   * BOOK_DEPTH): count it, forget it, ask for a new snapshot.
+   */
+  protected resync(state: BookState, reason: 'gap' | 'checksum' | 'invalid' | 'depth'): void {
     if (reason === 'gap') this.counters.gaps++
     else if (reason === 'checksum') this.counters.checksumFailures++
-    else this.counters.invalid++
+    else if (reason === 'invalid') this.counters.invalid++
     this.counters.resyncs++
     this.lastResyncAt = this.now()
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
@@ -289,7 +292,9 @@ export abstract class VenueFeed {
     for (const state of this.books.values()) {
       if (!state.dirty) continue
       state.dirty = false
-      if (state.live && !state.book.crossed) this.publishBook(state)
+      if (!state.live || state.book.crossed) continue
+      if (state.book.covers(this.options.bookDepth)) this.publishBook(state)
+      else this.resync(state, 'depth')
     }
     this.stateMaybeChanged()
   }

@@ -23,6 +23,12 @@ function applyPairs(side: BookSide, levels: unknown): boolean {
 const MAX_PENDING_LEVELS = 100_000
 const MAX_PENDING = 1000
 const levelCount = (m: Row) => (Array.isArray(m.b) ? m.b.length : 0) + (Array.isArray(m.a) ? m.a.length : 0)
+/** Levels a side of Binance's depth snapshot holds at most (request weight grows past it). */
+const SNAPSHOT_LIMIT = 1000
+function cutAtLimit(side: BookSide, levels: unknown[]): void {
+  const worst = side.levels.at(-1)
+  if (levels.length >= SNAPSHOT_LIMIT && worst !== undefined) side.unknownPast(worst.price)
+}
 
 /**
  * Binance spot and USD-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
@@ -69,7 +75,9 @@ export class BinanceFeed extends VenueFeed {
         const symbol = state.instrument.venueSymbol
         let snapshot: unknown
         try {
-          const res = await this.fetchImpl(`${this.options.endpoints.rest}${path}?symbol=${symbol}&limit=1000`, { signal: AbortSignal.timeout(10_000) })
+          const res = await this.fetchImpl(`${this.options.endpoints.rest}${path}?symbol=${symbol}&limit=${SNAPSHOT_LIMIT}`, {
+            signal: AbortSignal.timeout(10_000)
+          })
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
           snapshot = await res.json()
         } catch (err) {
@@ -102,6 +110,10 @@ export class BinanceFeed extends VenueFeed {
       this.resync(state, 'invalid')
       return
     }
+    // A side cut at the limit: levels past it that never change are never sent (Binance says so),
+    // so that book resyncs once the levels it knows no longer cover BOOK_DEPTH (feed.ts).
+    cutAtLimit(state.book.bids, s.bids as unknown[])
+    cutAtLimit(state.book.asks, s.asks as unknown[])
     state.seq = lastUpdateId
     state.live = true
     const time = typeof s.T === 'number' ? s.T : typeof s.E === 'number' ? s.E : null
@@ -328,7 +340,8 @@ export class KrakenFeed extends VenueFeed {
 
 /**
  * OKX v5 public `books` (400 levels): snapshot then updates per instrument, `prevSeqId` equal to the
- * last applied `seqId`, and a CRC32 of the top 25 levels (book.ts) in every message.
+ * last applied `seqId`, and, until OKX deprecated it in June 2026 (now always 0), a CRC32 of the
+ * top 25 levels (book.ts) in every message.
  * www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
  */
 export class OkxFeed extends VenueFeed {
@@ -391,7 +404,9 @@ export class OkxFeed extends VenueFeed {
         this.resync(state, 'invalid')
         return
       }
-      if (okxChecksum(state.book) !== d.checksum) {
+      // OKX sends 0 since it deprecated the checksum (June 2026: "must no longer be used"); seqId
+      // and prevSeqId carry the check then. Older sessions have no seqId and a real checksum.
+      if (typeof d.checksum === 'number' && d.checksum !== 0 && okxChecksum(state.book) !== d.checksum) {
         this.resync(state, 'checksum')
         return
       }

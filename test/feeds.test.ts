@@ -41,20 +41,20 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
     askSize: 0.001,
     receivedAt: Number
   })
-  // nautilus_trader's BTC-USD snapshot and the update after it (which removes the best offer).
-  await until(() => seen.get('ticker.coinbase.BTC-USD')?.ask === 68901.5, 'the Coinbase update applied')
-  t.match(seen.get('ticker.coinbase.BTC-USD'), { bid: 68900, bidSize: 2, ask: 68901.5, askSize: 1.2 })
-  t.match(seen.get('book.coinbase.BTC-USD'), {
-    bids: [
-      [68900, 2],
-      [68899.5, 0.75],
-      [68899, 2.3]
-    ],
-    asks: [
-      [68901.5, 1.2],
-      [68902, 0.8]
-    ]
-  })
+  // The live Coinbase session: its last update sets the best offer's size.
+  await until(() => seen.get('ticker.coinbase.BTC-USD')?.askSize === 0.08023149, 'the Coinbase session applied')
+  t.match(seen.get('ticker.coinbase.BTC-USD'), { bid: 78856.05, bidSize: 0.04868904, ask: 78856.06, askSize: 0.08023149 })
+  const coinbase = seen.get('book.coinbase.BTC-USD') as { bids: number[][]; asks: number[][] }
+  t.same(coinbase.bids.slice(0, 3), [
+    [78856.05, 0.04868904],
+    [78855.8, 0.0023974],
+    [78855.79, 0.10195826]
+  ])
+  t.same(coinbase.asks.slice(0, 3), [
+    [78856.06, 0.08023149],
+    [78857.64, 0.02536216],
+    [78857.75, 0.1785107]
+  ])
   // Kraken's recorded ALGO/USD snapshot and the update after it: applied, checksums verified.
   await until(() => (seen.get('book.kraken.ALGO-USD')?.bids as number[][] | undefined)?.[6]?.[1] === 6597.5173116, 'the Kraken update applied')
   t.same((seen.get('book.kraken.ALGO-USD')!.bids as number[][])[6], [0.12275, 6597.5173116])

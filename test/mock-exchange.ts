@@ -123,9 +123,11 @@ function kraken(): Handler {
 }
 
 function coinbase(): Handler {
-  // nautilus_trader's BTC-USD snapshot and the update after it (a two-sided book), its
-  // subscriptions acknowledgement (sent for each subscribe) and heartbeat.
-  const [, snapshot, update, subscriptions, heartbeat] = lines('coinbase/l2.jsonl')
+  // A live BTC-USD level2 session (2026: snapshot, updates and its own subscriptions message,
+  // numbered together) for level2; nautilus_trader's subscriptions and heartbeats messages for the
+  // heartbeats channel.
+  const session = lines('coinbase/l2-2026.jsonl')
+  const [, subscriptions, heartbeat] = lines('coinbase/l2.jsonl')
   // A connection numbers its messages itself (sequence_num counts per connection, every channel).
   const counters = new WeakMap<WebSocket, number>()
   const numbered = (ws: WebSocket, line: string) => {
@@ -145,10 +147,9 @@ function coinbase(): Handler {
       const request = JSON.parse(text)
       venue.received.push(request)
       if (request.type !== 'subscribe') return
-      send(venue, ws, numbered(ws, subscriptions))
-      if (request.channel === 'level2' && (request.product_ids as string[]).includes('BTC-USD')) {
-        send(venue, ws, numbered(ws, snapshot))
-        send(venue, ws, numbered(ws, update))
+      if (request.channel === 'heartbeats') send(venue, ws, numbered(ws, subscriptions))
+      else if (request.channel === 'level2' && (request.product_ids as string[]).includes('BTC-USD')) {
+        for (const line of session) send(venue, ws, numbered(ws, line))
       }
     }
   }

@@ -421,52 +421,54 @@ t.test('kraken: a recorded snapshot and the update that followed it, both checks
   t.equal(h.published.filter((p) => p.topic === 'ticker.kraken.ALGO-USD').length, 1, 'the top did not move: one ticker')
 })
 
-t.test('coinbase: level2 snapshot and update; a sequence gap restarts the connection', async (t) => {
+t.test('coinbase: a live level2 session reproduces the book; an error is counted; a sequence gap restarts the connection', async (t) => {
   const h = harness('coinbase', ['BTC-USD'])
   h.open()
   t.same(h.sent, [
     { type: 'subscribe', product_ids: ['BTC-USD'], channel: 'level2' },
     { type: 'subscribe', channel: 'heartbeats' }
   ])
-  const [, snapshot, update, subscriptions, heartbeat, trades, error] = lines('coinbase/l2.jsonl')
+  const session = lines('coinbase/l2-2026.jsonl')
+  const [, subscriptions, heartbeat, trades, error] = lines('coinbase/l2.jsonl')
+  // The recorded numbering, its subscriptions message (sequence_num 3) among the updates.
+  for (const line of session) h.message(line, 9000)
   const numbered = (line: string, n: number) => line.replace(/"sequence_num":\d+/, `"sequence_num":${n}`)
-  h.message(numbered(subscriptions, 0))
-  h.message(numbered(snapshot, 1), 2000)
-  h.message(numbered(update, 2), 3000)
-  h.message(numbered(trades, 3)) // a channel not asked for
-  h.message(numbered(heartbeat, 4))
+  h.message(numbered(trades, 12)) // a channel not asked for
+  h.message(numbered(subscriptions, 13))
+  h.message(numbered(heartbeat, 14))
   const { book } = h.state('BTC-USD')
   t.same(book.bids.top(5), [
-    [68900, 2],
-    [68899.5, 0.75],
-    [68899, 2.3]
+    [78856.05, 0.04868904],
+    [78855.8, 0.0023974],
+    [78855.79, 0.10195826],
+    [78855.47, 0.02540066],
+    [78854.47, 0.02536318]
   ])
-  t.same(
-    book.asks.top(5),
-    [
-      [68901.5, 1.2],
-      [68902, 0.8]
-    ],
-    'the update removed the best offer'
-  )
-  t.match(h.feed.counters, { ignored: 1, gaps: 0 })
+  t.same(book.asks.top(5), [
+    [78856.06, 0.08023149],
+    [78857.64, 0.02536216],
+    [78857.75, 0.1785107],
+    [78857.76, 0.27901289],
+    [78859.51, 0.16657159]
+  ])
+  t.match(h.feed.counters, { ignored: 1, gaps: 0, invalid: 0 })
   await h.turn()
   t.same(h.topics(), ['book.coinbase.BTC-USD', 'ticker.coinbase.BTC-USD'], 'one event per book per turn')
-  const exchangeTime = Date.parse('2026-04-07T14:30:01.456789Z')
+  const exchangeTime = Date.parse('2026-08-24T22:34:14.032071137Z')
   t.same(h.published.find((p) => p.topic === 'ticker.coinbase.BTC-USD')!.data, {
     exchange: 'coinbase',
     symbol: 'BTC-USD',
     ts: exchangeTime,
     exchangeTime,
-    receivedAt: 3000,
-    bid: 68900,
-    bidSize: 2,
-    ask: 68901.5,
-    askSize: 1.2
+    receivedAt: 9000,
+    bid: 78856.05,
+    bidSize: 0.04868904,
+    ask: 78856.06,
+    askSize: 0.08023149
   })
   h.message(error)
   t.equal(h.feed.counters.errors, 1)
-  h.message(numbered(heartbeat, 6)) // 5 never arrives
+  h.message(numbered(heartbeat, 16)) // 15 never arrives
   t.equal(h.feed.counters.gaps, 1)
   t.equal(h.restarts(), 1, 'the connection restarts: every book comes back with a new snapshot')
 })

@@ -35,10 +35,10 @@ t.test('FEEDS in the server: ticker, book and venue topics from all five markets
   t.match(seen.get('ticker.kraken.BTC-USD'), {
     exchange: 'kraken',
     symbol: 'BTC-USD',
-    bid: 45283.5,
-    bidSize: 0.1,
-    ask: 45285.2,
-    askSize: 0.001,
+    bid: 78871.5,
+    bidSize: 0.01266503,
+    ask: 78871.6,
+    askSize: 4.21103066,
     receivedAt: Number
   })
   // The live Coinbase session: its last update sets the best offer's size.

@@ -99,7 +99,12 @@ function okx(): Handler {
 }
 
 function kraken(): Handler {
-  const book = lines('kraken/book-v2.jsonl').map((line) => ({ line, m: JSON.parse(line) }))
+  // BTC/USD from a live 2026 session (depth 10, whatever depth is asked); the other symbols from
+  // the documentation and earlier recordings.
+  const book = [...lines('kraken/book-2026.jsonl'), ...lines('kraken/book-v2.jsonl').filter((line) => !line.includes('"symbol":"BTC/USD"'))].map((line) => ({
+    line,
+    m: JSON.parse(line)
+  }))
   const timers = new WeakMap<WebSocket, NodeJS.Timeout>()
   return {
     rest(path) {

@@ -405,6 +405,28 @@ t.test('a venue group splits its instruments across sockets and reports one venu
   t.match(group.health(), { exchange: 'binance', state: 'down', connected: false, instruments: 3, booksLive: 0, rotations: 0, messages: 0 })
 })
 
+t.test('kraken: a live 2026 session (status, subscribe reply, snapshot, heartbeats, updates): every checksum verifies', async (t) => {
+  const h = harness('kraken', ['BTC-USD'], { bookDepth: 10 })
+  h.open()
+  for (const line of lines('kraken/book-2026.jsonl')) h.message(line, 7000)
+  t.match(h.feed.counters, { checksumFailures: 0, resyncs: 0, invalid: 0, ignored: 0 })
+  const { book } = h.state('BTC/USD')
+  t.same(
+    book.bids.top(10).map(([price]) => price),
+    [78871.5, 78868.4, 78867.3, 78865.8, 78865.7, 78864.5, 78860.6, 78860.5, 78857, 78856.8],
+    '78858.8 and 78859.2 removed, 78857.0 and 78856.8 come into the ten'
+  )
+  t.same(book.bids.top(10)[9], [78856.8, 0.60870868])
+  await h.turn()
+  t.match(h.published.filter((p) => p.topic === 'ticker.kraken.BTC-USD').pop()!.data, {
+    bid: 78871.5,
+    bidSize: 0.01266503,
+    ask: 78871.6,
+    askSize: 4.21103066,
+    exchangeTime: Date.parse('2026-08-24T22:21:58.345080Z')
+  })
+})
+
 t.test('kraken: a recorded snapshot and the update that followed it, both checksums verified', async (t) => {
   const h = harness('kraken', ['ALGO-USD'], { bookDepth: 10 })
   h.open()

@@ -11,7 +11,7 @@ import { MAX_LEVELS, OrderBook, krakenChecksum, okxChecksum } from '../src/marke
 import { parseEndpoints, parseFeeds } from '../src/market/feeds.ts'
 import type { VenueFeed } from '../src/market/feed.ts'
 import { VenueGroup } from '../src/market/group.ts'
-import { createFeed, type Exchange } from '../src/market/venues.ts'
+import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
@@ -84,6 +84,14 @@ t.test('FEEDS and FEEDS_ENDPOINTS', async (t) => {
   for (const bad of ['nasdaq:AAPL-USD', 'binance:', 'binance:btc-usdt', 'binance:BTC.USDT', 'binance:BTC-USDT:x']) t.equal(parseFeeds(bad), null, bad)
   t.same(parseEndpoints('okx=ws://127.0.0.1:1/,http://127.0.0.1:1'), { okx: { ws: 'ws://127.0.0.1:1', rest: 'http://127.0.0.1:1' } })
   t.equal(parseEndpoints('okx=http://x,http://y'), null)
+  // Binance USD-M serves depth on its routed /public path (the bare one is its legacy form).
+  const usdm = createFeed('binanceusdm', {
+    instruments: [registry.topic('binanceusdm', 'SUSHI-USDT-PERP')!],
+    endpoints: VENUE_ENDPOINTS.binanceusdm,
+    bookDepth: 5,
+    publish() {}
+  })
+  t.equal((usdm as unknown as { url(): string }).url(), 'wss://fstream.binance.com/public/stream?streams=sushiusdt@depth@100ms')
 })
 
 t.test('checksums: the venues’ own figures on genuine books', async (t) => {

@@ -424,7 +424,9 @@ export type Exchange = (typeof EXCHANGES)[number]
 /** Where each venue is, as it publishes it (README "Market data" says how to point elsewhere). */
 export const VENUE_ENDPOINTS: Record<Exchange, Endpoints> = {
   binance: { ws: 'wss://stream.binance.com:9443', rest: 'https://api.binance.com' },
-  binanceusdm: { ws: 'wss://fstream.binance.com', rest: 'https://fapi.binance.com' },
+  // USD-M routes streams by path since April 2026: depth is on /public (Binance's "USD-M Futures
+  // routes streams by path", developers.binance.com/docs/products/caas/market-data-streams).
+  binanceusdm: { ws: 'wss://fstream.binance.com/public', rest: 'https://fapi.binance.com' },
   // Coinbase's instrument list: the Exchange API's public /products, whose ids Advanced Trade uses.
   coinbase: { ws: 'wss://advanced-trade-ws.coinbase.com', rest: 'https://api.exchange.coinbase.com' },
   kraken: { ws: 'wss://ws.kraken.com/v2', rest: 'https://api.kraken.com' },

@@ -2,7 +2,7 @@
 // 127.0.0.1), as people run them: in the server (FEEDS on npm start), as the feeds process, and as
 // PM2's `feeds` app surviving kill -9.
 import t from 'tap'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -181,6 +181,34 @@ t.test('Binance rotation: a second socket takes over once its book is live, befo
   t.same([...states], ['up'], 'every venue event said up: no gap')
   t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, booksLive: 1, instruments: 1 })
   t.ok(published.filter((p) => p.topic === 'book.binance.NKN-USDT').length > books, 'the new socket publishes the book')
+})
+
+t.test('Binance serverShutdown: the socket is replaced at once, not at its planned age, with no gap', async (t) => {
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const published: { topic: string; data: Record<string, unknown> }[] = []
+  const feeds = await startFeeds({
+    feeds: new Map([['binance', ['NKN-USDT']]]),
+    endpoints: parseEndpoints(mock.endpoints)!,
+    bookDepth: 5,
+    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
+  })
+  t.teardown(() => feeds.stop())
+  const health = () => feeds.health()[0]
+  await until(() => health().booksLive === 1, 'book live')
+  const from = published.length
+  const shutdown = readFileSync(new URL('./fixtures/venues/binance/server-shutdown.json', import.meta.url), 'utf8').trim()
+  for (const ws of mock.venues.binance.sockets) ws.send(shutdown)
+  await until(() => health().rotations === 1, 'rotated', 10_000)
+  await until(() => mock.venues.binance.sockets.size === 1, 'the announced socket closed')
+  const states = new Set(
+    published
+      .slice(from)
+      .filter((p) => p.topic === 'venue.binance')
+      .map((p) => p.data.state)
+  )
+  t.same([...states], ['up'], 'every venue event said up: no gap')
+  t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, ignored: 0, booksLive: 1 })
 })
 
 t.test('instruments beyond what one socket carries go on more sockets; the venue reports them as one', async (t) => {

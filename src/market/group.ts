@@ -128,7 +128,7 @@ export class VenueGroup {
         continue
       }
       const age = shard.feed.connectionAgeMs()
-      if (age === null || age < (this.rotateAfterMs as number) || now < shard.retryAt) continue
+      if (age === null || now < shard.retryAt || (age < (this.rotateAfterMs as number) && !shard.feed.closingSoon)) continue
       shard.next = this.feed(shard, shard.feed.instruments)
       shard.nextStartedAt = now
       shard.next.start()

@@ -55,6 +55,7 @@ export class BinanceFeed extends VenueFeed {
   }
 
   protected onOpen(): void {
+    this.closingSoon = false
     this.snapshotQueue = [...this.books.values()]
     void this.fetchSnapshots()
   }
@@ -124,6 +125,12 @@ export class BinanceFeed extends VenueFeed {
 
   protected onMessage(message: unknown, receivedAt: number): void {
     const m = isRow(message) && isRow(message.data) ? message.data : message
+    if (isRow(m) && (m.e === 'serverShutdown' || (isRow(m.event) && m.event.e === 'serverShutdown'))) {
+      // "Please establish a new connection as soon as possible": the group rotates this socket.
+      this.closingSoon = true
+      this.options.log?.info({ exchange: this.exchange }, 'venue announced a server shutdown: rotating the socket')
+      return
+    }
     if (!isRow(m) || m.e !== 'depthUpdate') {
       this.counters.ignored++
       return

@@ -71,6 +71,20 @@ t.test('registry: venue metadata to one identity per instrument', async (t) => {
   // Not trading, or of kinds not streamed, are skipped and counted (Binance lists BTCSTUSDT's own kind).
   t.same(parse.binanceSpot({ symbols: [{ symbol: 'X', status: 'BREAK', baseAsset: 'A', quoteAsset: 'B' }, 'junk', null] }), { instruments: [], skipped: 1 })
   t.equal(parse.okx({ data: [{ instType: 'OPTION', state: 'live', instId: 'BTC-USD-220527-30000-C' }] }).skipped, 1)
+
+  // Hostile metadata (planted on recorded rows) is a skipped row, never a start-up that throws.
+  const quarterly = json('binanceusdm/exchangeInfo.json').symbols.find((r: { symbol: string }) => r.symbol === 'BTCUSDT_210924')
+  t.same(parse.binanceUsdm({ symbols: [{ ...quarterly, deliveryDate: 1e20 }] }), { instruments: [], skipped: 1 }, 'a date past what Date holds')
+  const pairs = json('kraken/AssetPairs.json')
+  const [name, xbt] = Object.entries(pairs.result).find(([, r]) => (r as { wsname: string }).wsname === 'XBT/USD')!
+  t.same(parse.kraken({ result: { [name]: { ...(xbt as object), pair_decimals: 1000 } } }), { instruments: [], skipped: 1 }, 'decimals no price has')
+  const throwing = {
+    ...quarterly,
+    get filters(): never {
+      throw new Error('a getter')
+    }
+  }
+  t.same(parse.binanceUsdm({ symbols: [throwing, quarterly] }).skipped, 1, 'a row that throws is skipped, the rest kept')
 })
 
 t.test('FEEDS and FEEDS_ENDPOINTS', async (t) => {

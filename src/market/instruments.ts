@@ -86,7 +86,8 @@ function make(
   fields: Omit<Instrument, 'symbol' | 'priceDecimals' | 'sizeDecimals'> & Partial<Pick<Instrument, 'priceDecimals' | 'sizeDecimals'>>
 ): Instrument | null {
   if (![fields.tickSize, fields.lotSize, fields.contractSize].every((n) => Number.isFinite(n) && n > 0)) return null
-  if ((fields.kind === 'future' || fields.kind === 'inverse-future') && !Number.isFinite(fields.expiry)) return null
+  // A date Date can hold (±8.64e15 ms): past it, toISOString throws.
+  if ((fields.kind === 'future' || fields.kind === 'inverse-future') && !Number.isFinite(new Date(fields.expiry as number).getTime())) return null
   return {
     ...fields,
     symbol: topicSymbol(fields.base, fields.quote, fields.kind, fields.expiry),
@@ -103,7 +104,12 @@ function collect(list: Row[], one: (row: Row) => Instrument | null): Parsed {
   const instruments: Instrument[] = []
   let skipped = 0
   for (const row of list) {
-    const instrument = one(row)
+    let instrument: Instrument | null = null
+    try {
+      instrument = one(row)
+    } catch {
+      // A row no parser foresaw is skipped like any other unsupported one, never the whole venue.
+    }
     if (instrument === null) skipped++
     else instruments.push(instrument)
   }
@@ -206,7 +212,9 @@ export function kraken(assetPairs: unknown): Parsed {
     if (base === null || quote === null || extra !== undefined) return null
     const priceDecimals = Number(row.pair_decimals)
     const sizeDecimals = Number(row.lot_decimals)
-    if (!Number.isInteger(priceDecimals) || !Number.isInteger(sizeDecimals)) return null
+    // Checksums format prices with these (toFixed takes 0 to 100; no venue uses more than 18).
+    const decimalsOk = (n: number) => Number.isInteger(n) && n >= 0 && n <= 18
+    if (!decimalsOk(priceDecimals) || !decimalsOk(sizeDecimals)) return null
     return make({
       exchange: 'kraken',
       venueSymbol: `${base}/${quote}`,

@@ -12,6 +12,7 @@ import { parseEndpoints, parseFeeds } from '../src/market/feeds.ts'
 import type { VenueFeed } from '../src/market/feed.ts'
 import { VenueGroup } from '../src/market/group.ts'
 import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues.ts'
+import { until } from './helper.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
@@ -558,6 +559,43 @@ t.test('bad input from a venue is counted, never thrown, never quoted', async (t
   const h = harness('kraken', ['BTC-USD'])
   t.doesNotThrow(() => (h.feed as unknown as { receive(d: Buffer, b: boolean): void }).receive(Buffer.from('{not json'), false))
   t.equal(h.feed.counters.invalid, 1)
+})
+
+t.test('binance: a snapshot the connector throws on is counted and resynced, never an unhandled rejection', async (t) => {
+  let calls = 0
+  const throwing = (async () => {
+    calls++
+    return {
+      ok: true,
+      json: async () => ({
+        get lastUpdateId(): number {
+          throw new Error('unforeseen')
+        }
+      })
+    }
+  }) as unknown as typeof fetch
+  const h = harness('binance', ['NKN-USDT'], { fetch: throwing })
+  h.open()
+  await until(() => calls >= 2, 'asked again', 3000)
+  t.ok(h.feed.counters.invalid >= 1)
+  t.notOk(h.state('NKNUSDT').live)
+  h.feed.stop()
+})
+
+t.test('binance: an unusable snapshot is asked for again after a backoff, not in a loop that hammers the venue', async (t) => {
+  let calls = 0
+  const invalid: typeof fetch = async () => {
+    calls++
+    return new Response('{"lastUpdateId":"none","bids":[],"asks":[]}')
+  }
+  const h = harness('binance', ['NKN-USDT'], { fetch: invalid })
+  h.open()
+  await new Promise((r) => setTimeout(r, 1500))
+  h.feed.stop()
+  t.equal(calls, 2, 'at once, then after 1 s (it used to ask again at once, forever)')
+  t.equal(h.feed.counters.invalid, 2)
+  await new Promise((r) => setTimeout(r, 2500))
+  t.equal(calls, 2, 'a stopped feed asks for nothing more')
 })
 
 t.test('binance: diffs held before the snapshot are capped by levels, not only by count', async (t) => {

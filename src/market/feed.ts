@@ -153,6 +153,7 @@ export abstract class VenueFeed {
 
   stop(): void {
     this.stopped = true
+    this.session++ // work started for this socket (snapshot requests) ends with it
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     if (this.watchdog) clearInterval(this.watchdog)
     this.ws?.terminate()

@@ -65,13 +65,21 @@ export class BinanceFeed extends VenueFeed {
     void this.fetchSnapshots()
   }
 
-  /** One snapshot at a time: a full depth costs request weight the venue limits per minute. */
+  /**
+   * One snapshot at a time: a full depth costs request weight the venue limits per minute. A book
+   * whose last snapshot failed (no answer, or one it could not use) waits before the next one,
+   * 1 s doubling to 30 s, so a broken venue is not hammered and the loop always yields.
+   */
   private async fetchSnapshots(): Promise<void> {
     if (this.snapshotRunning) return
     this.snapshotRunning = true
     try {
       const session = this.session
       for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
+        if (state.snapshotFailures > 0) {
+          await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000)).unref())
+          if (session !== this.session) break
+        }
         const path = this.exchange === 'binance' ? '/api/v3/depth' : '/fapi/v1/depth'
         const symbol = state.instrument.venueSymbol
         let snapshot: unknown
@@ -84,14 +92,18 @@ export class BinanceFeed extends VenueFeed {
         } catch (err) {
           this.counters.errors++
           this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
-          // Backs off to 30 s: a full depth costs request weight the venue limits per minute.
           state.snapshotFailures++
-          await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000)).unref())
           this.snapshotQueue.push(state)
           continue
         }
-        state.snapshotFailures = 0
-        if (session === this.session) this.applySnapshot(state, snapshot, this.now())
+        if (session !== this.session) break
+        try {
+          this.applySnapshot(state, snapshot, this.now())
+        } catch {
+          // As a message that throws: counted, that book resyncs; never a rejection that ends the process.
+          this.resync(state, 'invalid')
+        }
+        state.snapshotFailures = state.live ? 0 : state.snapshotFailures + 1
       }
     } finally {
       this.snapshotRunning = false

@@ -340,6 +340,22 @@ t.test('okx: an altered checksum, and a sequence that skips, resync that book al
   t.equal(h.topics().length, before, 'updates before the new snapshot change and publish nothing')
 })
 
+t.test('okx: a book that keeps failing resubscribes later and later, not on every message', async (t) => {
+  const h = harness('okx', ['BTC-USDT'])
+  const snapshot = JSON.parse(lines('okx/stream.jsonl').find((l) => l.includes('"instId":"BTC-USDT"},"action":"snapshot"'))!)
+  snapshot.data[0].checksum += 1 // planted: a snapshot that always fails
+  const subscribes = () => h.sent.filter((m) => (m as { op: string }).op === 'subscribe').length
+  h.message(snapshot)
+  t.equal(subscribes(), 1, 'the first failure resubscribes at once')
+  h.message(snapshot)
+  h.message(snapshot)
+  t.equal(subscribes(), 1, 'failures in a row wait')
+  t.equal(h.feed.counters.checksumFailures, 3)
+  await until(() => subscribes() === 2, 'asked again after the backoff')
+  t.equal(h.feed.counters.resyncs, 3)
+  h.feed.stop()
+})
+
 t.test('okx: a 2026 session (checksum 0 since OKX deprecated it, seqId chained) reproduces the book; a skipped seqId is a gap', async (t) => {
   const [ack, snapshot, ...updates] = lines('okx/books-2026.jsonl')
   const h = harness('okx', ['BTC-USDT'])

@@ -81,6 +81,10 @@ export class BookState {
   snapshotFailures = 0
   dirty = false
   lastTicker = ''
+  /** Resyncs in a row, each within RESYNC_STREAK_MS of the last: how long the next one waits. */
+  resyncStreak = 0
+  lastResyncAt = Number.NEGATIVE_INFINITY
+  resubscribeTimer: NodeJS.Timeout | null = null
 
   constructor(readonly instrument: Instrument) {}
 
@@ -96,6 +100,8 @@ export class BookState {
 }
 
 const CLOCK_SAMPLES = 256
+/** Resyncs of one book closer together than this make a streak, and the streak backs off. */
+const RESYNC_STREAK_MS = 10_000
 const DEGRADED_AFTER_RESYNC_MS = 10_000
 
 export abstract class VenueFeed {
@@ -258,10 +264,28 @@ export abstract class VenueFeed {
     else if (reason === 'checksum') this.counters.checksumFailures++
     else if (reason === 'invalid') this.counters.invalid++
     this.counters.resyncs++
-    this.lastResyncAt = this.now()
+    const now = this.now()
+    this.lastResyncAt = now
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
     state.reset()
-    this.resubscribe(state)
+    // A book that keeps failing asks again later and later (at once, then 1 s doubling to 30 s):
+    // a venue that keeps sending what fails is not flooded with (rate-limited) subscribe requests.
+    state.resyncStreak = now - state.lastResyncAt < RESYNC_STREAK_MS ? state.resyncStreak + 1 : 0
+    state.lastResyncAt = now
+    if (state.resubscribeTimer !== null) clearTimeout(state.resubscribeTimer)
+    state.resubscribeTimer = null
+    if (state.resyncStreak === 0) this.resubscribe(state)
+    else {
+      const session = this.session
+      state.resubscribeTimer = setTimeout(
+        () => {
+          state.resubscribeTimer = null
+          if (session === this.session) this.resubscribe(state)
+        },
+        Math.min(1000 * 2 ** (state.resyncStreak - 1), 30_000)
+      )
+      state.resubscribeTimer.unref()
+    }
     // At once, not at the next second's tick: the engine stops using this venue now (degraded).
     this.publishHealth()
   }

@@ -10,7 +10,7 @@ import { LiveClient } from '../src/client/index.ts'
 import { parseEndpoints, startFeeds } from '../src/market/feeds.ts'
 import type { VenueHealth } from '../src/market/feed.ts'
 import { startMockExchange } from './mock-exchange.ts'
-import { root, scrape, sleep, spawnClean, startServer, until } from './helper.ts'
+import { root, scrape, sleep, spawnClean, startServer, type Teardown, until } from './helper.ts'
 
 const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP;okx:NOPE-USDT'
 
@@ -147,20 +147,38 @@ t.test('every market: a forced close reconnects and a silent socket is dropped; 
   t.pass('every market came back with a new snapshot')
 })
 
-t.test('Binance rotation: a second socket takes over once its book is live, before the venue closes the first', async (t) => {
+type Published = { topic: string; data: Record<string, unknown> }[]
+
+/** The distinct states venue.<exchange> events said from `from` on. */
+const statesSince = (published: Published, from: number, exchange: string) => [
+  ...new Set(
+    published
+      .slice(from)
+      .filter((p) => p.topic === `venue.${exchange}`)
+      .map((p) => p.data.state)
+  )
+]
+
+/** One Binance book (NKN-USDT) from the mock exchange, live; what it publishes is recorded. */
+async function binanceBook(t: Teardown, rotateAfterMs?: number) {
   const mock = await startMockExchange()
   t.teardown(() => mock.close())
-  const published: { topic: string; data: Record<string, unknown> }[] = []
+  const published: Published = []
   const feeds = await startFeeds({
     feeds: new Map([['binance', ['NKN-USDT']]]),
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
-    rotateAfterMs: 1500, // the venue's 24 h less 30 min, shortened
+    rotateAfterMs,
     publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
   })
   t.teardown(() => feeds.stop())
   const health = () => feeds.health()[0]
   await until(() => health().booksLive === 1, 'book live')
+  return { mock, published, health }
+}
+
+t.test('Binance rotation: a second socket takes over once its book is live, before the venue closes the first', async (t) => {
+  const { mock, published, health } = await binanceBook(t, 1500) // the venue's 24 h less 30 min, shortened
   const books = published.filter((p) => p.topic === 'book.binance.NKN-USDT').length
   const from = published.length
   // The mock replays its stream to a socket as it opens: the old one is still up then.
@@ -172,42 +190,19 @@ t.test('Binance rotation: a second socket takes over once its book is live, befo
   await until(() => health().rotations === 1, 'one rotation', 10_000)
   t.equal(most, 2, 'the new socket opened while the old one was still up')
   await until(() => mock.venues.binance.sockets.size === 1, 'the old socket closed')
-  const states = new Set(
-    published
-      .slice(from)
-      .filter((p) => p.topic === 'venue.binance')
-      .map((p) => p.data.state)
-  )
-  t.same([...states], ['up'], 'every venue event said up: no gap')
+  t.same(statesSince(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
   t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, booksLive: 1, instruments: 1 })
   t.ok(published.filter((p) => p.topic === 'book.binance.NKN-USDT').length > books, 'the new socket publishes the book')
 })
 
 t.test('Binance serverShutdown: the socket is replaced at once, not at its planned age, with no gap', async (t) => {
-  const mock = await startMockExchange()
-  t.teardown(() => mock.close())
-  const published: { topic: string; data: Record<string, unknown> }[] = []
-  const feeds = await startFeeds({
-    feeds: new Map([['binance', ['NKN-USDT']]]),
-    endpoints: parseEndpoints(mock.endpoints)!,
-    bookDepth: 5,
-    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
-  })
-  t.teardown(() => feeds.stop())
-  const health = () => feeds.health()[0]
-  await until(() => health().booksLive === 1, 'book live')
+  const { mock, published, health } = await binanceBook(t)
   const from = published.length
   const shutdown = readFileSync(new URL('./fixtures/venues/binance/server-shutdown.json', import.meta.url), 'utf8').trim()
   for (const ws of mock.venues.binance.sockets) ws.send(shutdown)
   await until(() => health().rotations === 1, 'rotated', 10_000)
   await until(() => mock.venues.binance.sockets.size === 1, 'the announced socket closed')
-  const states = new Set(
-    published
-      .slice(from)
-      .filter((p) => p.topic === 'venue.binance')
-      .map((p) => p.data.state)
-  )
-  t.same([...states], ['up'], 'every venue event said up: no gap')
+  t.same(statesSince(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
   t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, ignored: 0, booksLive: 1 })
 })
 

@@ -10,7 +10,7 @@ import type { Config } from '../src/config.ts'
 import type { Bus } from '../src/core/bus.ts'
 import type { FastifyInstance } from 'fastify'
 
-interface Teardown {
+export interface Teardown {
   teardown(fn: () => unknown): void
 }
 

@@ -515,7 +515,8 @@ t.test('coinbase: a live level2 session reproduces the book; an error is counted
   t.match(h.feed.counters, { ignored: 1, gaps: 0, invalid: 0 })
   await h.turn()
   t.same(h.topics(), ['book.coinbase.BTC-USD', 'ticker.coinbase.BTC-USD'], 'one event per book per turn')
-  const exchangeTime = Date.parse('2026-08-24T22:34:14.032071137Z')
+  // The last update's event_time (the change), not its message's timestamp (22:34:14.032, when sent).
+  const exchangeTime = Date.parse('2026-08-24T22:34:14.005584Z')
   t.same(h.published.find((p) => p.topic === 'ticker.coinbase.BTC-USD')!.data, {
     exchange: 'coinbase',
     symbol: 'BTC-USD',

@@ -255,27 +255,39 @@ export class CoinbaseFeed extends VenueFeed {
       }
       if (event.type === 'snapshot') state.reset()
       else if (event.type !== 'update' || !state.live) continue // updates before the snapshot join nothing
-      if (!this.applyUpdates(state, event.updates)) {
+      const changedAt = this.applyUpdates(state, event.updates)
+      if (changedAt === null) {
         this.resync(state, 'invalid')
         continue
       }
       state.live = true
-      this.changed(state, exchangeTime, receivedAt)
+      // The time of the change (event_time) where there is one: the message's timestamp is when
+      // it was sent, 0.2 s later on the live capture. The documentation's snapshot has 1970 there.
+      this.changed(state, changedAt > 0 ? changedAt : exchangeTime, receivedAt)
     }
   }
 
-  private applyUpdates(state: BookState, updates: unknown): boolean {
-    if (!Array.isArray(updates)) return false
+  /** Applies the levels; the latest event_time among them (0 if none), or null if one is invalid. */
+  private applyUpdates(state: BookState, updates: unknown): number | null {
+    if (!Array.isArray(updates)) return null
+    let latest = 0
+    let latestText = ''
     for (const u of updates) {
-      if (!isRow(u)) return false
+      if (!isRow(u)) return null
       const price = decimal(u.price_level)
       const size = decimal(u.new_quantity)
-      if (!(price > 0) || !(size >= 0)) return false
+      if (!(price > 0) || !(size >= 0)) return null
       const side = u.side === 'bid' ? state.book.bids : u.side === 'offer' || u.side === 'ask' ? state.book.asks : null
-      if (side === null) return false
+      if (side === null) return null
       side.set(price, size, u.price_level as string, u.new_quantity as string)
+      // One message's levels share one event_time: parsed once, not per level.
+      if (typeof u.event_time === 'string' && u.event_time !== latestText) {
+        latestText = u.event_time
+        const t = Date.parse(u.event_time)
+        if (t > latest) latest = t
+      }
     }
-    return true
+    return latest
   }
 }
 

@@ -356,13 +356,13 @@ export abstract class VenueFeed {
     return this.options.instruments
   }
 
-  /** How long the current socket has been open; null while there is none. */
   /**
    * The venue said this socket will close soon (Binance's serverShutdown): its group opens the
    * replacement now instead of at the socket's planned age. Reset by the next connection.
    */
   closingSoon = false
 
+  /** How long the current socket has been open; null while there is none. */
   connectionAgeMs(): number | null {
     return this.ws?.readyState === WebSocket.OPEN ? this.now() - this.connectedAt : null
   }

@@ -174,6 +174,7 @@ export abstract class VenueFeed {
       this.session++
       this.connectedAt = this.now()
       this.lastMessageAt = this.connectedAt
+      this.closingSoon = false
       for (const state of this.books.values()) state.reset()
       this.onOpen()
     })

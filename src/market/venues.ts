@@ -55,7 +55,6 @@ export class BinanceFeed extends VenueFeed {
   }
 
   protected onOpen(): void {
-    this.closingSoon = false
     this.snapshotQueue = [...this.books.values()]
     void this.fetchSnapshots()
   }

@@ -60,15 +60,15 @@ t.test('registry: venue metadata to one identity per instrument', async (t) => {
   t.equal(registry.topic('okx', 'BTC-USDT')?.venueSymbol, 'BTC-USDT')
   t.equal(registry.topic('okx', 'BTC-USDT-PERP')?.venueSymbol, 'BTC-USDT-SWAP')
 
-  // Advanced Trade's own product list names BTC-USD and BTC-USDC (each the other's alias): each its own, not merged.
+  // Advanced Trade's own product list names BTC-USD and BTC-USDC (each the other's alias). Its market
+  // data channels stream BTC-USDC as BTC-USD's book, so BTC-USDC is skipped (on both lists).
   const advanced = parse.coinbase(json('coinbase/advanced-products.json'))
   t.same(
     advanced.instruments.map((i) => [i.symbol, i.venueSymbol, i.tickSize, i.lotSize, i.minNotional]),
-    [
-      ['BTC-USD', 'BTC-USD', 0.01, 1e-8, 1],
-      ['BTC-USDC', 'BTC-USDC', 0.01, 1e-8, 1]
-    ]
+    [['BTC-USD', 'BTC-USD', 0.01, 1e-8, 1]]
   )
+  t.equal(advanced.skipped, 1)
+  t.equal(registry.topic('coinbase', 'BTC-USDC'), undefined, 'the Exchange list has BTC-USDC too: skipped alike')
   // Not trading, or of kinds not streamed, are skipped and counted (Binance lists BTCSTUSDT's own kind).
   t.same(parse.binanceSpot({ symbols: [{ symbol: 'X', status: 'BREAK', baseAsset: 'A', quoteAsset: 'B' }, 'junk', null] }), { instruments: [], skipped: 1 })
   t.equal(parse.okx({ data: [{ instType: 'OPTION', state: 'live', instId: 'BTC-USD-220527-30000-C' }] }).skipped, 1)

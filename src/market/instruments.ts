@@ -175,6 +175,13 @@ export function binanceUsdm(info: unknown): Parsed {
  * Coinbase: Advanced Trade `GET /api/v3/brokerage/market/products` ({products: [...]}, spot only) or
  * Exchange `GET /products` (an array); the two agree on the product ids the WebSocket uses.
  */
+/**
+ * The only -USDC products Advanced Trade streams as their own books: its market data channels
+ * "return the same data as the corresponding -USD based products" for the others (docs.cdp.coinbase.com,
+ * Advanced Trade WebSocket channels), so those are skipped, not subscribed to a book that never comes.
+ */
+const COINBASE_USDC_BOOKS = new Set(['USDT', 'EURC'])
+
 export function coinbase(products: unknown): Parsed {
   const list = Array.isArray(products) ? rows(products) : rows((products as Row)?.products)
   return collect(list, (row) => {
@@ -185,6 +192,7 @@ export function coinbase(products: unknown): Parsed {
     const online = typeof row.status === 'string' && row.status.toLowerCase() === 'online' && row.trading_disabled !== true && row.is_disabled !== true
     if (!online || typeof id !== 'string' || base === null || quote === null) return null
     if (advanced && row.product_type !== 'SPOT') return null
+    if (quote === 'USDC' && !COINBASE_USDC_BOOKS.has(base)) return null
     return make({
       exchange: 'coinbase',
       venueSymbol: id,

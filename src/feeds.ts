@@ -39,7 +39,8 @@ const feeds = await startFeeds({
   log.fatal({ err: err.message }, 'cannot start the feeds')
   process.exit(1)
 })
-for (const { exchange, symbol } of feeds.unknown) log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list: skipped')
+for (const { exchange, symbol } of feeds.unknown)
+  log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list or stream (README "Market data from the venues"): skipped')
 log.info({ venues: feeds.feeds.map((f) => f.exchange) }, 'feeds started')
 
 closeWithGrace({ delay: config.shutdownGrace }, async ({ signal }) => {

@@ -28,7 +28,8 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
     log: app.log,
     publish: (topic, data) => hub.publishDetached(topic, data, failed)
   })
-  for (const { exchange, symbol } of feeds.unknown) app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list: skipped')
+  for (const { exchange, symbol } of feeds.unknown)
+    app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list or stream (README "Market data from the venues"): skipped')
   app.log.info({ venues: feeds.feeds.map((f) => f.exchange), instruments: feeds.feeds.reduce((n, f) => n + f.health().instruments, 0) }, 'feeds started')
   app.decorate(
     'liveFeeds',

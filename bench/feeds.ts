@@ -1,6 +1,7 @@
 // Connector cost (npm run bench:feeds): book updates per second of CPU through the OKX connector
 // (JSON parse, sequence and CRC32 checksum, book, publish once per turn), on the 290 recorded
-// messages replayed in a loop; and socket-to-publish latency: a message's arrival on the
+// messages replayed in a loop; the Coinbase connector's CPU per message against JSON.parse alone;
+// and socket-to-publish latency: a message's arrival on the
 // connector's socket to the publish call, over a real loopback WebSocket from the mock exchange.
 import { performance } from 'node:perf_hooks'
 import { readFileSync } from 'node:fs'
@@ -52,6 +53,49 @@ console.log(
     updatesPerCpuSecond: Math.round(updates / (cpuMs / 1000)),
     usPerUpdate: +((cpuMs * 1000) / updates).toFixed(2),
     published
+  })
+)
+
+// Coinbase: the live 2026 level2 session (a snapshot, updates, its subscriptions message) replayed
+// as one connection numbers it (sequence_num carried on from one replay to the next); the floor is
+// JSON.parse of the same messages, in the same invocation.
+const coinbaseLines = readFileSync(new URL('coinbase/l2-2026.jsonl', dir), 'utf8').trim().split('\n')
+const coinbaseProducts = parse.coinbase(JSON.parse(readFileSync(new URL('coinbase/exchange-products.json', dir), 'utf8')))
+const coinbaseFeed = createFeed('coinbase', {
+  instruments: [new InstrumentRegistry().add('coinbase', coinbaseProducts).topic('coinbase', 'BTC-USD')!],
+  endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+  bookDepth: 20,
+  publish: () => {}
+})
+const coinbaseReceive = (coinbaseFeed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(coinbaseFeed)
+const numbered = (round: number) =>
+  coinbaseLines.map((line, i) => Buffer.from(line.replace(/"sequence_num":\d+/, `"sequence_num":${round * coinbaseLines.length + i}`)))
+const warm = 20
+const coinbaseRounds = Array.from({ length: warm + rounds * 10 }, (_, r) => numbered(r))
+for (const round of coinbaseRounds.slice(0, warm)) for (const b of round) coinbaseReceive(b, false)
+const measured = coinbaseRounds.slice(warm)
+const cbCpu0 = process.cpuUsage()
+for (const round of measured) {
+  for (const b of round) coinbaseReceive(b, false)
+  await new Promise((resolve) => setImmediate(resolve))
+}
+const cbCpu = process.cpuUsage(cbCpu0)
+const floorCpu0 = process.cpuUsage()
+for (const round of measured) {
+  for (const b of round) JSON.parse(b.toString())
+  await new Promise((resolve) => setImmediate(resolve))
+}
+const floorCpu = process.cpuUsage(floorCpu0)
+const coinbaseMessages = measured.length * coinbaseLines.length
+const us = (c: NodeJS.CpuUsage) => +((c.user + c.system) / coinbaseMessages).toFixed(2)
+console.log(
+  JSON.stringify({
+    connector: 'coinbase (hand-written)',
+    messages: coinbaseMessages,
+    gaps: coinbaseFeed.counters.gaps,
+    usPerMessage: us(cbCpu),
+    floorUsPerMessage: us(floorCpu),
+    ratio: +(us(cbCpu) / us(floorCpu)).toFixed(2)
   })
 )
 

@@ -149,7 +149,7 @@ t.test('a side that dropped levels knows how deep it is exact', async (t) => {
 })
 
 /** A connector with no socket: messages go straight to its parser, publishes are recorded. */
-function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number } = {}) {
+function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number; now?: () => number } = {}) {
   const published: { topic: string; data: Record<string, unknown> }[] = []
   const sent: unknown[] = []
   const instruments = symbols.map((s) => registry.topic(exchange, s) as Instrument)
@@ -158,7 +158,8 @@ function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof 
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: extra.bookDepth ?? 5,
     publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> }),
-    fetch: extra.fetch
+    fetch: extra.fetch,
+    now: extra.now
   }) as VenueFeed & Record<string, unknown>
   const internals = feed as unknown as {
     onMessage(m: unknown, at: number): void
@@ -584,6 +585,8 @@ t.test('binance: a snapshot the connector throws on is counted and resynced, nev
     calls++
     return {
       ok: true,
+      status: 200,
+      headers: new Headers(),
       json: async () => ({
         get lastUpdateId(): number {
           throw new Error('unforeseen')
@@ -613,6 +616,36 @@ t.test('binance: an unusable snapshot is asked for again after a backoff, not in
   t.equal(h.feed.counters.invalid, 2)
   await new Promise((r) => setTimeout(r, 2500))
   t.equal(calls, 2, 'a stopped feed asks for nothing more')
+})
+
+t.test("binance: a 429's Retry-After pauses every snapshot, and a minute's weight spent waits for the next minute", async (t) => {
+  // Binance's documented answers: 429 with Retry-After (seconds); X-MBX-USED-WEIGHT-1M on every answer.
+  const depth = json('binance/depth-NKNUSDT.json')
+  const asked: number[] = []
+  const answers = [
+    () => new Response(null, { status: 429, headers: { 'retry-after': '3' } }), // its body is not read
+    () => new Response(JSON.stringify(depth), { headers: { 'x-mbx-used-weight-1m': '5900' } }),
+    () => new Response(JSON.stringify(depth), { headers: { 'x-mbx-used-weight-1m': '50' } })
+  ]
+  const paced: typeof fetch = async () => {
+    asked.push(performance.now())
+    return answers[Math.min(asked.length - 1, answers.length - 1)]()
+  }
+  // A clock that starts 4.6 s before a minute's end: the 429 answers at 55.4 s, the spent weight at
+  // about 58.4 s (1.6 s before the minute turns, room for a loaded machine), and the next snapshot
+  // waits for 60.25 s (the minute turned, a quarter second on).
+  const start = performance.now()
+  const clock = () => 55_400 + (performance.now() - start)
+  const h = harness('binance', ['NKN-USDT'], { fetch: paced, now: clock })
+  h.open()
+  await until(() => asked.length >= 2, 'asked again after Retry-After')
+  t.ok(asked[1] - asked[0] >= 2990, `the 429 paused snapshots ${Math.round(asked[1] - asked[0])} ms (Retry-After: 3; a failure alone waits 1 s)`)
+  // The second answer is a good snapshot with 5,900 of 6,000 used: when the book next resyncs (a
+  // gap, here called directly), its snapshot waits for the minute to turn.
+  ;(h.feed as unknown as { resync(s: unknown, r: string): void }).resync(h.state('NKNUSDT'), 'gap')
+  await until(() => asked.length >= 3, 'asked once the minute turned')
+  t.ok(55_400 + asked[2] - start >= 60_000, `asked at ${Math.round(55_400 + asked[2] - start)} ms of the minute: after it turned`)
+  h.feed.stop()
 })
 
 t.test('binance: diffs held before the snapshot are capped by levels, not only by count', async (t) => {

@@ -31,6 +31,20 @@ function cutAtLimit(side: BookSide, levels: unknown[]): void {
 }
 
 /**
+ * Binance's REST request weight per minute and IP (spot REQUEST_WEIGHT 6000, USD-M 2400): snapshots
+ * pause at 80% of it until the next minute, so many books starting at once never reach the 429
+ * that, ignored, becomes an IP ban (418).
+ */
+const WEIGHT_PER_MINUTE = { binance: 6000, binanceusdm: 2400 } as const
+const WEIGHT_SHARE = 0.8
+
+/** Seconds from a Retry-After header (Binance sends it with 429 and 418); 60 when it says nothing usable. */
+function retryAfterMs(res: Response): number {
+  const seconds = Number(res.headers.get('retry-after'))
+  return (Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 3 * 24 * 3600) : 60) * 1000
+}
+
+/**
  * Binance spot and USD-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
  * snapshot per book, the venue's rules for joining them:
  * developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly
@@ -42,6 +56,8 @@ export class BinanceFeed extends VenueFeed {
   private readonly fetchImpl: typeof fetch
   private snapshotQueue: BookState[] = []
   private snapshotRunning = false
+  /** No snapshot is asked for before this (a 429/418's Retry-After, or the weight budget spent). */
+  private restPausedUntil = 0
 
   constructor(options: FeedOptions, exchange: 'binance' | 'binanceusdm') {
     super(options)
@@ -75,8 +91,10 @@ export class BinanceFeed extends VenueFeed {
     try {
       const session = this.session
       for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
-        if (state.snapshotFailures > 0) {
-          await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000)).unref())
+        const backoff = state.snapshotFailures > 0 ? Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000) : 0
+        const wait = Math.max(backoff, this.restPausedUntil - this.now())
+        if (wait > 0) {
+          await new Promise((r) => setTimeout(r, wait).unref())
           if (session !== this.session) break
         }
         const path = this.exchange === 'binance' ? '/api/v3/depth' : '/fapi/v1/depth'
@@ -86,6 +104,7 @@ export class BinanceFeed extends VenueFeed {
           const res = await this.fetchImpl(`${this.options.endpoints.rest}${path}?symbol=${symbol}&limit=${SNAPSHOT_LIMIT}`, {
             signal: AbortSignal.timeout(10_000)
           })
+          this.pace(res)
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
           snapshot = await res.json()
         } catch (err) {
@@ -106,6 +125,21 @@ export class BinanceFeed extends VenueFeed {
       }
     } finally {
       this.snapshotRunning = false
+    }
+  }
+
+  /** Reads the venue's rate-limit answer: Retry-After on 429 and 418, the weight used this minute. */
+  private pace(res: Response): void {
+    const now = this.now()
+    if (res.status === 429 || res.status === 418) {
+      this.restPausedUntil = Math.max(this.restPausedUntil, now + retryAfterMs(res))
+      this.options.log?.warn({ exchange: this.exchange, status: res.status, resumeInMs: this.restPausedUntil - now }, 'venue rate limit: snapshots paused')
+      return
+    }
+    const used = Number(res.headers.get('x-mbx-used-weight-1m'))
+    if (used >= WEIGHT_PER_MINUTE[this.exchange] * WEIGHT_SHARE) {
+      // Binance's minute intervals start on the minute; a quarter second past it for clock skew.
+      this.restPausedUntil = Math.max(this.restPausedUntil, now - (now % 60_000) + 60_250)
     }
   }
 

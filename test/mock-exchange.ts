@@ -49,10 +49,9 @@ function send(venue: MockVenue, ws: WebSocket, message: string): void {
 const json = (body: string) => ({ status: 200, body })
 
 function binance(prefix: string, dir: string): Handler {
-  const depth = JSON.parse(read(`${dir}/${readdirSync(DIR + dir).find((f) => f.startsWith('depth-'))}`))
-  const depthSymbol = readdirSync(DIR + dir)
-    .find((f) => f.startsWith('depth-'))!
-    .slice(6, -5)
+  const depthFile = readdirSync(DIR + dir).find((f) => f.startsWith('depth-') && f.endsWith('.json'))!
+  const depth = JSON.parse(read(`${dir}/${depthFile}`))
+  const depthSymbol = depthFile.slice(6, -5)
   const stream = lines(`${dir}/stream.jsonl`)
   return {
     rest(path, query) {

@@ -3,7 +3,7 @@
 // against the bookTicker the venue sent for the same update id), and each planted fault (a dropped
 // message, an altered checksum or sequence) resyncing the book with nothing stale published.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry, type Instrument } from '../src/market/instruments.ts'
@@ -15,11 +15,9 @@ import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues
 import { until } from './helper.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
-const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
-const lines = (path: string): string[] =>
-  readFileSync(DIR + path, 'utf8')
-    .trim()
-    .split('\n')
+const read = (path: string) => readFileSync(DIR + path, 'utf8')
+const json = (path: string) => JSON.parse(read(path))
+const lines = (path: string): string[] => read(path).trim().split('\n')
 
 const registry = new InstrumentRegistry()
   .add('binance', parse.binanceSpot(json('binance/exchangeInfo.json')))
@@ -27,6 +25,21 @@ const registry = new InstrumentRegistry()
   .add('coinbase', parse.coinbase(json('coinbase/exchange-products.json')))
   .add('kraken', parse.kraken(json('kraken/AssetPairs.json')))
   .add('okx', parse.okx(...['SPOT', 'SWAP', 'FUTURES'].map((type) => json(`okx/instruments-${type}.json`))))
+
+t.test('every venue fixture names its source beside it, as SOURCES.md does', async (t) => {
+  const rows = new Map<string, string[]>()
+  for (const [, file, what, source] of read('SOURCES.md').matchAll(/^\| `([^`]+)` \| (.*) \| (.*) \|$/gm)) {
+    rows.set(file, [...(rows.get(file) ?? []), `- ${what}\n  Source: ${source}`])
+  }
+  const files = readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter((f) => /\.(json|jsonl)$/.test(f))
+  t.equal(files.length, 19)
+  for (const file of files) {
+    t.ok(rows.has(file), `${file} is in the table`)
+    const beside = read(`${file}.source.md`)
+    t.match(beside, /https:\/\//, `${file}.source.md names a URL`)
+    for (const row of rows.get(file) ?? []) t.ok(beside.includes(row), `${file}.source.md says what the table says`)
+  }
+})
 
 t.test('registry: venue metadata to one identity per instrument', async (t) => {
   t.match(registry.venue('binance', 'BTCUSDT'), {

@@ -521,7 +521,8 @@ export interface SubscriptionMode {
 /** Topics a connection remembers the last delta seq of. */
 const MAX_DELTA_TOPICS = 10_000
 
-const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)
+/** Equal for two subscriptions of the same filter and delta choice (the hub groups by it). */
+export const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)
 
 /** A replay with only the events a filter lets through, read as lazily as the replay itself. */
 function matching(replay: Replay, filter: Filter): Replay {

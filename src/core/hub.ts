@@ -2,7 +2,7 @@
 // encode-once fan-out. Connections send through their own send paths; the hub only hands them
 // the shared frame of each event.
 import { checkData, encodeData, encodeEvent, encodeFrame, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
-import { LiveConnection, type ConnectionHost, type ConnectionOptions, type LiveSocket, type SubscriptionMode } from './connection.js'
+import { LiveConnection, modeKey, type ConnectionHost, type ConnectionOptions, type LiveSocket, type SubscriptionMode } from './connection.js'
 import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
 import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
 import { createDelta, createStringDelta } from 'fossil-delta'
@@ -118,19 +118,6 @@ export class Hub implements ConnectionHost {
    * hooks are still running holds back later events of its topic only, so seq order follows
    * publish order on each topic while other topics go on.
    */
-  /**
-   * publish() for in-process producers that do not wait for the answer (the engine, the feeds):
-   * a refusal, synchronous or not, is reported to `failed` instead of thrown or left unhandled.
-   */
-  publishDetached(topic: string, data: unknown, failed: () => void): void {
-    try {
-      const result = this.publish(topic, data)
-      if (isThenable(result)) result.catch(failed)
-    } catch {
-      failed() // a hook dropped it, or the bus is down
-    }
-  }
-
   publish(topic: string, data: unknown): MaybePromise<BusEvent> {
     this.checkTopic(topic, false)
     checkData(data, this.options.decodeMaxDepth)
@@ -146,6 +133,19 @@ export class Hub implements ConnectionHost {
       if (this.publishTails.get(topic) === settled) this.publishTails.delete(topic)
     })
     return published
+  }
+
+  /**
+   * publish() for in-process producers that do not wait for the answer (the engine, the feeds):
+   * a refusal, synchronous or not, is reported to `failed` instead of thrown or left unhandled.
+   */
+  publishDetached(topic: string, data: unknown, failed: () => void): void {
+    try {
+      const result = this.publish(topic, data)
+      if (isThenable(result)) result.catch(failed)
+    } catch {
+      failed() // a hook dropped it, or the bus is down
+    }
   }
 
   /** A connection holds a new pattern: it is indexed, and the bus delivers it (a promise when a backplane confirms later). */
@@ -452,7 +452,7 @@ export class SubscriptionGroup {
 }
 
 function groupKey(pattern: string, mode: SubscriptionMode): string {
-  return `${pattern}\n${mode.filter?.key ?? ''}\n${mode.delta ? 'delta' : ''}`
+  return `${pattern}\n${modeKey(mode)}`
 }
 
 /** Whether a topic's subscribers include a group (else no filter runs and no dedupe is needed). */

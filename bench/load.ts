@@ -36,6 +36,17 @@ async function connectMany(count: number, batch = 200): Promise<WebSocket[]> {
 // Subscribers spread round-robin over these servers (the backplane workload: several nodes); the publisher uses the first.
 const subscriberPorts = args.subscriberPorts ? String(args.subscriberPorts).split(',').map(Number) : [Number(portText)]
 
+/** Sends a light client its subscribe frame; resolves at the answer, after which `receive` takes its frames. */
+function subscribeLight(ws: LightSocket, frame: Record<string, unknown>, receive: (data: Buffer) => void): Promise<void> {
+  return new Promise((resolve) => {
+    ws.onFrame = () => {
+      ws.onFrame = receive
+      resolve()
+    }
+    ws.sendBinary(encode(frame))
+  })
+}
+
 async function openLight(count: number): Promise<LightSocket[]> {
   const out: LightSocket[] = []
   for (let i = 0; i < count; i += 200) {
@@ -217,33 +228,26 @@ async function fanout() {
   let lastDeliveryAt = 0
   const closes: Record<string, number> = {}
   await Promise.all(
-    clients.map(
-      (ws, i) =>
-        new Promise<void>((resolve) => {
-          ws.onFrame = () => {
-            ws.onFrame = (data) => {
-              const { type, seq } = readHead(data)
-              if (type !== 'event') return
-              if (seq === expected[i]) expected[i]++
-              else if (seq > expected[i]) {
-                lost += seq - expected[i]
-                expected[i] = seq + 1
-              } else reordered++
-              delivered++
-              lastDeliveryAt = now()
-              latencies.record(sentAt[seq], lastDeliveryAt)
-            }
-            resolve()
-          }
-          ws.onClose = (code) => {
-            open[i] = 0
-            closes[code] = (closes[code] ?? 0) + 1
-          }
-          // With `filters`: subscriber i's filter is one of that many distinct ones, each passing every event here.
-          const filter = args.filters ? { filter: `bid >= ${i % Number(args.filters)}` } : {}
-          ws.sendBinary(encode({ type: 'subscribe', id: 0, topic, snapshot: false, ...filter }))
-        })
-    )
+    clients.map((ws, i) => {
+      ws.onClose = (code) => {
+        open[i] = 0
+        closes[code] = (closes[code] ?? 0) + 1
+      }
+      // With `filters`: subscriber i's filter is one of that many distinct ones, each passing every event here.
+      const filter = args.filters ? { filter: `bid >= ${i % Number(args.filters)}` } : {}
+      return subscribeLight(ws, { type: 'subscribe', id: 0, topic, snapshot: false, ...filter }, (data) => {
+        const { type, seq } = readHead(data)
+        if (type !== 'event') return
+        if (seq === expected[i]) expected[i]++
+        else if (seq > expected[i]) {
+          lost += seq - expected[i]
+          expected[i] = seq + 1
+        } else reordered++
+        delivered++
+        lastDeliveryAt = now()
+        latencies.record(sentAt[seq], lastDeliveryAt)
+      })
+    })
   )
   for (let i = 0; i < paused; i++) clients[i].pause() // these never read again
   const publisher = await connect()
@@ -288,13 +292,6 @@ async function fanout() {
   }
 }
 
-/**
- * Tick to opportunity: synthetic ticks (20 symbols × 5 exchanges) published over WebSocket at a
- * fixed rate, each stamped with its send time as its exchange time; a subscriber of
- * opportunities.> measures receive time minus the newer leg's stamp, i.e. from the tick that
- * triggered it. With `baseline`, the subscriber takes one ticker topic instead and measures the
- * ticks themselves: what publish-to-receive costs with no engine (the raw server has none).
- */
 /** Calls `send(i, date)` `rate` times a second until `total`, from now; 1 ms slots. */
 async function paced(rate: number, total: number, send: (i: number, date: number) => void): Promise<void> {
   const t0 = now()
@@ -313,7 +310,6 @@ async function paced(rate: number, total: number, send: (i: number, date: number
  * timed when it opens in a class with none open (openedAlone).
  */
 function timed(latencies: Latencies, sentField: 'ts' | 'exchangeTime' | null, opened: () => void): (payload: Buffer) => void {
-  const wall = () => performance.timeOrigin + performance.now()
   const alone = openedAlone()
   return (payload) => {
     const frame = decode(payload) as { type: string; data: any }
@@ -342,40 +338,60 @@ function openedAlone() {
   }
 }
 
+/**
+ * Tick to opportunity: synthetic ticks (20 symbols × 5 exchanges) published over WebSocket at a
+ * fixed rate, each stamped with its send time as its exchange time; a subscriber of
+ * opportunities.> measures receive time minus the newer leg's stamp, i.e. from the tick that
+ * triggered it. With `baseline`, the subscriber takes one ticker topic instead and measures the
+ * ticks themselves: what publish-to-receive costs with no engine (the raw server has none).
+ */
 async function arbitrage() {
   const rate = Number(args.rate)
-  const durationMs = Number(args.durationMs)
   const baseline = Boolean(args.baseline)
   const feed = new SyntheticFeed({ seed: 11, symbols: 20, exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.0005) })
+  const total = Math.floor((rate * Number(args.durationMs)) / 1000)
+  const run = await publishAndReceive(baseline ? 'ticker.binance.BTC-USDT' : 'opportunities.>', baseline ? 'ts' : null, rate, total, (_, date) => {
+    const tick = feed.next(date)
+    tick.ts = wall()
+    return { type: 'publish', topic: `ticker.${tick.exchange}.${tick.symbol}`, data: tick }
+  })
+  return { rate, ticks: total, acks: run.acks, opportunities: run.received, dislocations: feed.planted.length, ...run.latency }
+}
+
+const wall = () => performance.timeOrigin + performance.now()
+
+/**
+ * The tick and book workloads' run: one publisher and one subscriber of `topic` (timed as
+ * `timed` says), `total` publishes at `rate` a second (`next(i, date)` gives each publish frame), then the acks awaited (2 s at most).
+ */
+async function publishAndReceive(
+  topic: string,
+  sentField: 'ts' | 'exchangeTime' | null,
+  rate: number,
+  total: number,
+  next: (i: number, date: number) => { type: 'publish'; topic: string; data: unknown }
+) {
   const latencies = new Latencies(Number(args.warmupMs ?? 0))
-  const wall = () => performance.timeOrigin + performance.now()
   const [publisher, subscriber] = await openLight(2)
   let acks = 0
-  let opportunities = 0
+  let received = 0
   publisher.onFrame = () => {
     acks++
   }
-  await new Promise<void>((resolve) => {
-    subscriber.onFrame = () => {
-      subscriber.onFrame = timed(latencies, baseline ? 'ts' : null, () => opportunities++)
-      resolve()
-    }
-    subscriber.sendBinary(encode({ type: 'subscribe', topic: baseline ? 'ticker.binance.BTC-USDT' : 'opportunities.>', snapshot: false }))
-  })
+  await subscribeLight(
+    subscriber,
+    { type: 'subscribe', topic, snapshot: false },
+    timed(latencies, sentField, () => received++)
+  )
   const started = process.cpuUsage()
   latencies.start(wall())
-  const total = Math.floor((rate * durationMs) / 1000)
-  await paced(rate, total, (_, date) => {
-    const tick = feed.next(date)
-    tick.ts = wall()
-    publisher.sendBinary(encode({ type: 'publish', topic: `ticker.${tick.exchange}.${tick.symbol}`, data: tick }))
-  })
+  await paced(rate, total, (i, date) => publisher.sendBinary(encode(next(i, date))))
   const deadline = now() + 2000
   while (acks < total && now() < deadline) await sleep(5)
   await sleep(100)
   publisher.destroy()
   subscriber.destroy()
-  return { rate, ticks: total, acks, opportunities, dislocations: feed.planted.length, ...latencies.summary(), generatorCpu: cpu(started) }
+  return { acks, received, latency: { ...latencies.summary(), generatorCpu: cpu(started) } }
 }
 
 /**
@@ -387,46 +403,22 @@ async function arbitrage() {
 async function books() {
   const rate = Number(args.rate)
   const instruments = Number(args.instruments)
-  const durationMs = Number(args.durationMs)
   const baseline = Boolean(args.baseline)
   const feeds = Array.from({ length: Math.ceil(instruments / 20) }, (_, g) => ({
     g,
     feed: new SyntheticFeed({ seed: 11 + g, symbols: Math.min(20, instruments - g * 20), exchanges: 5, dislocationRate: Number(args.dislocationRate ?? 0.002) })
   }))
-  const latencies = new Latencies(Number(args.warmupMs ?? 0))
-  const wall = () => performance.timeOrigin + performance.now()
-  const [publisher, subscriber] = await openLight(2)
-  let acks = 0
-  let opportunities = 0
-  publisher.onFrame = () => {
-    acks++
-  }
   // The first group's first symbol on the first venue: what the baseline subscriber watches.
   const first = feeds[0].feed.symbols[0][0].replace('-', '0-')
-  await new Promise<void>((resolve) => {
-    subscriber.onFrame = () => {
-      subscriber.onFrame = timed(latencies, baseline ? 'exchangeTime' : null, () => opportunities++)
-      resolve()
-    }
-    subscriber.sendBinary(
-      encode({ type: 'subscribe', topic: baseline ? `book.${feeds[0].feed.exchanges[0][0]}.${first}` : 'opportunities.>', snapshot: false })
-    )
-  })
-  const started = process.cpuUsage()
-  latencies.start(wall())
-  const total = Math.floor((rate * durationMs) / 1000)
-  await paced(rate, total, (i, date) => {
+  const total = Math.floor((rate * Number(args.durationMs)) / 1000)
+  const topic = baseline ? `book.${feeds[0].feed.exchanges[0][0]}.${first}` : 'opportunities.>'
+  const run = await publishAndReceive(topic, baseline ? 'exchangeTime' : null, rate, total, (i, date) => {
     const { g, feed } = feeds[i % feeds.length]
     const tick = feed.next(date)
     const symbol = tick.symbol.replace('-', `${g}-`)
-    publisher.sendBinary(encode({ type: 'publish', topic: `book.${tick.exchange}.${symbol}`, data: { ...bookAround(tick), exchangeTime: wall() } }))
+    return { type: 'publish', topic: `book.${tick.exchange}.${symbol}`, data: { ...bookAround(tick), exchangeTime: wall() } }
   })
-  const deadline = now() + 2000
-  while (acks < total && now() < deadline) await sleep(5)
-  await sleep(100)
-  publisher.destroy()
-  subscriber.destroy()
-  return { rate, instruments, books: total, acks, opportunities, ...latencies.summary(), generatorCpu: cpu(started) }
+  return { rate, instruments, books: total, acks: run.acks, opportunities: run.received, ...run.latency }
 }
 
 /**
@@ -447,21 +439,14 @@ async function deltas() {
   let bytes = 0
   let deltaFrames = 0
   await Promise.all(
-    clients.map(
-      (ws, i) =>
-        new Promise<void>((resolve) => {
-          ws.onFrame = () => {
-            ws.onFrame = (data) => {
-              delivered++
-              bytes += data.length
-              if (data.includes(DELTA_KEY)) deltaFrames++
-            }
-            resolve()
-          }
-          const filter = args.filters ? { filter: `ts >= ${i % Number(args.filters)}` } : {}
-          ws.sendBinary(encode({ type: 'subscribe', topic, snapshot: false, ...(args.delta ? { delta: true } : {}), ...filter }))
-        })
-    )
+    clients.map((ws, i) => {
+      const filter = args.filters ? { filter: `ts >= ${i % Number(args.filters)}` } : {}
+      return subscribeLight(ws, { type: 'subscribe', topic, snapshot: false, ...(args.delta ? { delta: true } : {}), ...filter }, (data) => {
+        delivered++
+        bytes += data.length
+        if (data.includes(DELTA_KEY)) deltaFrames++
+      })
+    })
   )
   const [publisher] = await openLight(1)
   publisher.onFrame = () => {}

@@ -3,6 +3,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
 import { parseEndpoints, parseFeeds } from './market/feeds.js'
+import { DEFAULT_QUOTE_GROUPS, DEFAULT_SIZE_LADDER } from './market/arbitrage.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
@@ -115,12 +116,12 @@ export const ConfigSchema = Type.Object({
     description: 'taker fee per exchange, or per exchange and instrument kind, as a fraction, e.g. binance:spot=0.001,binance:perp=0.0004,coinbase=0.006'
   }),
   sizeLadder: Type.String({
-    default: '1000,10000,100000',
+    default: DEFAULT_SIZE_LADDER.join(','),
     syntax: 'ladder',
     description: "buy notionals (in the buy leg's quote currency) at which every opportunity gives net bps and profit from the books"
   }),
   quoteGroups: Type.String({
-    default: 'USD,USDT,USDC',
+    default: DEFAULT_QUOTE_GROUPS.map((group) => group.join(',')).join(';'),
     syntax: 'quoteGroups',
     description:
       'quote currencies whose spot books of one base are compared through live conversion books; the first of a group is its reference; none: every symbol alone'

@@ -37,8 +37,9 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     updateBps: options.opportunityUpdateBps,
     fees: parsed('takerFees', options.takerFees, parseFees),
     defaultFee: options.defaultTakerFee,
-    sizeLadder: parsed('sizeLadder', options.sizeLadder ?? '1000,10000,100000', parseLadder),
-    quoteGroups: parsed('quoteGroups', options.quoteGroups ?? 'USD,USDT,USDC', parseQuoteGroups),
+    // Left out by an embedder: the engine's defaults (the configuration's defaults are the same).
+    sizeLadder: options.sizeLadder === undefined ? undefined : parsed('sizeLadder', options.sizeLadder, parseLadder),
+    quoteGroups: options.quoteGroups === undefined ? undefined : parsed('quoteGroups', options.quoteGroups, parseQuoteGroups),
     balances: options.balances ? parsed('balances', options.balances, parseBalances) : null
   })
   const counters = Object.assign(engine.counters, { publishFailures: 0 })

@@ -25,16 +25,14 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const port = await server.port
     const clients = await Promise.all([1, 2, 3].map(() => TestClient.open(`ws://127.0.0.1:${port}`)))
     for (const c of clients) t.match(await c.request({ type: 'ping' }), { type: 'pong' })
-    const started = Date.now()
     server.child.kill(signal)
     const closes = await Promise.all(clients.map((c) => c.closed))
     t.same(
       closes.map((c) => c.code),
       [1001, 1001, 1001]
     )
+    // Exit code 0 is a shutdown that finished inside SHUTDOWN_GRACE (past it the process exits 1).
     t.same(await server.exited, { code: 0, signal: null })
-    const took = Date.now() - started
-    t.ok(took < 5000, `shut down in ${took} ms, inside PM2's kill_timeout`)
     t.match(server.output(), /"msg":"closed"/, 'the last log line made it out')
     const urls = new RegExp(`"websocket":"ws://127\\.0\\.0\\.1:${port}/ws/live","dashboard":"http://127\\.0\\.0\\.1:${port}/dashboard/"`)
     t.match(server.output(), urls, 'the start-up log names the WebSocket and dashboard URLs')

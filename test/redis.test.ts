@@ -2,6 +2,7 @@
 import t from 'tap'
 import { startProcess, startServer, TestClient, scrape, sleep, until, type Frame } from './helper.ts'
 import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
+import { encode } from '@msgpack/msgpack'
 import type { RedisBus } from '../src/core/redis-bus.ts'
 
 const skip = redisUnavailable()
@@ -227,4 +228,126 @@ t.test('a malformed message on the backplane is dropped with a warning: the node
   for (const s of subs) t.match(await s.next(), { type: 'event', topic: 'bad.x', seq: 1, data: { ok: true } }, `${s.codec}: the good event, nothing before it`)
   t.equal((await fetch(`${a.http}/health`)).status, 200)
   for (const s of subs) s.close()
+})
+
+/** The node's Redis subscriber connection, cut and brought back by the test (no automatic reconnect meanwhile). */
+function subscriberOf(node: { app: { liveBus: unknown } }) {
+  return (node.app.liveBus as unknown as { sub: import('ioredis').Redis }).sub
+}
+
+t.test(
+  'a subscriber connection away while more is published than HISTORY_SIZE keeps: one seq jump, then live again, no loop',
+  { skip: skip ?? false },
+  async (t) => {
+    const redis = await startRedis(t)
+    const [a, b] = await Promise.all([
+      startServer(t, { bus: 'redis', redisUrl: redis.url, historySize: 20 }),
+      startServer(t, { bus: 'redis', redisUrl: redis.url, historySize: 20 })
+    ])
+    await until(() => a.app.live.ready && b.app.live.ready, 'both nodes ready')
+    const sub = await TestClient.open(b.url)
+    t.match(await sub.request({ type: 'subscribe', topic: 'jump.x', snapshot: false }), { type: 'ack' })
+    for (let i = 1; i <= 5; i++) await a.app.live.publish('jump.x', { i })
+    const before = await sub.take(5)
+    t.same(seqs(before), range(1, 5))
+
+    const connection = subscriberOf(b)
+    connection.disconnect(false)
+    await until(() => !b.app.live.ready, 'node b sees its subscriber gone')
+    for (let i = 6; i <= 105; i++) await a.app.live.publish('jump.x', { i })
+    await connection.connect()
+    await until(() => b.app.live.ready, 'node b subscribed again')
+    await a.app.live.publish('jump.x', { i: 106 })
+    const after = await sub.take(21, 10_000)
+    t.same(seqs(after), range(86, 106), 'what history keeps (86..105), then live 106: one jump from 5 to 86')
+    const bus = b.app.liveBus as RedisBus
+    // A loop would have asked history again and again: a settled node asks no more.
+    const gaps = bus.backplane.gaps
+    const unfilled = bus.backplane.unfilled
+    t.ok(unfilled >= 1, 'the jump is counted as an unfilled gap')
+    for (let i = 107; i <= 110; i++) await a.app.live.publish('jump.x', { i })
+    t.same(seqs(await sub.take(4)), range(107, 110), 'live afterwards, gapless')
+    t.equal(bus.backplane.gaps, gaps, 'no more gaps once past the jump')
+    t.equal(bus.backplane.unfilled, unfilled, 'no more unfilled gaps')
+    const last = before[before.length - 1]
+    t.match(
+      await sub.request({ type: 'subscribe', id: 'r', topic: 'jump.x', since: { epoch: last.epoch, seq: 5 } }),
+      { recovered: false },
+      'recovery from before the jump says so'
+    )
+    sub.close()
+  }
+)
+
+t.test(
+  'foreign backplane messages (impossible seqs, another epoch, the next seq but one) are refused and counted: real events stay',
+  { skip: skip ?? false },
+  async (t) => {
+    const redis = await startRedis(t)
+    const [a, b] = await nodes(t, redis, 2)
+    const subs = await Promise.all([TestClient.open(a.url), TestClient.open(b.url)])
+    for (const s of subs) t.match(await s.request({ type: 'subscribe', topic: 'evil.>', snapshot: false }), { type: 'ack' })
+    const first = await a.app.live.publish('evil.x', { real: 1 })
+    for (const s of subs) t.match(await s.next(), { seq: 1, data: { real: 1 } })
+    const forge = (topic: string, epoch: string, seq: number, data: unknown) =>
+      redis.admin.publish('live:ev:evil', Buffer.concat([Buffer.from(`${topic}\n${epoch}|${seq}|${Date.now()}|`), Buffer.from(encode(data))]))
+    await forge('evil.x', first.epoch, 2 ** 53 - 1, { forged: 'max' })
+    await forge('evil.x', first.epoch, 3, { forged: 'seq+2' })
+    await forge('evil.x', 'another-epoch', 1, { forged: 'epoch' })
+    await forge('evil.y', first.epoch, 2 ** 53 - 1, { forged: 'a topic the nodes have not seen' })
+    for (let i = 2; i <= 6; i++) await a.app.live.publish('evil.x', { real: i })
+    await a.app.live.publish('evil.y', { real: 1 })
+    for (const s of subs) {
+      const frames = await s.take(6, 10_000)
+      t.same(
+        frames.map((f) => [f.topic, f.seq, f.data]),
+        [...range(2, 6).map((i) => ['evil.x', i, { real: i }]), ['evil.y', 1, { real: 1 }]],
+        'only the real events, each once, in order'
+      )
+    }
+    await sleep(50)
+    for (const s of subs) t.same(s.frames, [], 'nothing forged came after')
+    for (const node of [a, b]) {
+      const figures = (node.app.liveBus as RedisBus).backplane
+      t.equal(figures.refused, 4, 'every forged message refused and counted')
+      t.ok(figures.gaps <= 2, `gaps bounded: ${figures.gaps}`)
+      t.equal((await scrape(node.http)).get('realtime_backplane_refused_total'), 4, '/metrics shows them')
+    }
+    for (const s of subs) s.close()
+  }
+)
+
+t.test('a Redis replay is read in pages as it is written: a recovering client holds one page, not the history', { skip: skip ?? false }, async (t) => {
+  const redis = await startRedis(t)
+  const [a] = await nodes(t, redis, 1)
+  const payload = 'x'.repeat(500)
+  const published = await Promise.all(Array.from({ length: 1000 }, (_, i) => a.app.live.publish('page.x', { i, payload })))
+  const bus = a.app.liveBus as RedisBus
+  const replay = (await bus.since('page.x', { epoch: published[0].epoch, seq: 0 }))!
+  t.equal(replay.length, 1000)
+  // What a replay holds before it must wait: the events readable without another Redis read.
+  let ready = 0
+  for (const item of replay) {
+    if (!('seq' in item)) break
+    ready++
+  }
+  t.ok(ready > 0 && ready <= 64, `one page at a time (${ready} events), not the 1,000 of the history`)
+
+  // Clients recovering without reading, as in the attack: the server holds their pages, and each is
+  // served whole once it reads.
+  const clients = await Promise.all(Array.from({ length: 4 }, () => TestClient.open(a.url)))
+  for (const c of clients) {
+    c.ws.pause()
+    c.send({ type: 'subscribe', id: 1, topic: 'page.x', since: { epoch: published[0].epoch, seq: 0 } })
+  }
+  await sleep(200)
+  for (const c of clients) c.ws.resume()
+  for (const c of clients) {
+    t.match(await c.next(), { type: 'ack', recovered: true })
+    const frames = await c.take(1000, 30_000)
+    t.same(seqs(frames), range(1, 1000), 'every event in order')
+  }
+  await a.app.live.publish('page.x', { i: 1000, payload })
+  for (const c of clients) t.match(await c.next(), { type: 'event', seq: 1001 }, 'then live')
+  for (const c of clients) c.close()
 })

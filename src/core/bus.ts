@@ -8,8 +8,13 @@ import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.j
 
 export type BusListener = (event: BusEvent) => void
 
-/** The events a recovery replays: how many, and each in turn. */
-export interface Replay extends Iterable<BusEvent> {
+/** A replay read in pages yields this when it must read its next page: wait for `ready`, then iterate on. */
+export class PageRead {
+  constructor(readonly ready: Promise<void>) {}
+}
+
+/** The events a recovery replays: how many, and each in turn (with a PageRead between pages read from a backplane). */
+export interface Replay<T = BusEvent | PageRead> extends Iterable<T> {
   readonly length: number
 }
 
@@ -47,6 +52,8 @@ export interface BackplaneFigures {
   refetched: number
   /** Gaps that history could not fill: clients saw a seq jump. */
   unfilled: number
+  /** Messages on the stream that Redis never published (another epoch, a seq beyond the topic's): dropped. */
+  refused: number
 }
 
 /**
@@ -236,7 +243,7 @@ class TopicState {
 }
 
 /** Events `from`..`to` of a topic's history, each read (and its bytes copied) when iterated. */
-class HistoryRange implements Replay {
+class HistoryRange implements Replay<BusEvent> {
   constructor(
     private readonly state: TopicState,
     private readonly topic: string,
@@ -369,7 +376,7 @@ export class MemoryBus implements Bus {
    * The events after `position` as a range over the topic's history, read as it is iterated: a
    * replay waiting for a slow socket holds a cursor, not a copy of every event it will send.
    */
-  since(topic: string, position: Position): Replay | null {
+  since(topic: string, position: Position): Replay<BusEvent> | null {
     const state = this.state.get(topic)
     if (state === undefined || state.epoch !== position.epoch || position.seq > state.seq) return null
     if (position.seq === state.seq) return []

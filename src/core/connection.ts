@@ -20,7 +20,7 @@ import {
   type UnsubscribeFrame
 } from './protocol.js'
 import { FRAME_WORK, isPattern, SubscriptionIndex, Work } from './topics.js'
-import type { Bus, Replay } from './bus.js'
+import { PageRead, type Bus, type Replay } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { ClientInfo, HookRegistry } from './hooks.js'
 import { checkPublish, maySubscribe, type Grants } from './auth.js'
@@ -529,7 +529,7 @@ function matching(replay: Replay, filter: Filter): Replay {
   return {
     length: replay.length,
     *[Symbol.iterator]() {
-      for (const event of replay) if (filter.test(event.data)) yield event
+      for (const event of replay) if (event instanceof PageRead || filter.test(event.data)) yield event
     }
   }
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
-import { Listeners, type BackplaneFigures, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
+import { HistoryOverrun, Listeners, PageRead, type BackplaneFigures, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { Tally } from './tally.js'
@@ -79,7 +79,10 @@ interface PendingPublish {
   reject(err: unknown): void
 }
 
-/** What this node has delivered of one topic; `queue` holds events that wait while a gap is fetched. */
+/**
+ * What this node has delivered of one topic; `queue` holds events that wait while Redis is asked
+ * about them (a gap, a new epoch, a topic new to this node). An empty epoch: nothing delivered yet.
+ */
 interface Cursor {
   epoch: string
   seq: number
@@ -88,8 +91,32 @@ interface Cursor {
   seenAt: number
 }
 
+/**
+ * One page of a topic's history, read atomically: `count` entries from seq `from` of the topic's
+ * current epoch, located from the end of the list (its last entry is always the newest seq).
+ * KEYS: meta hash, history list. ARGV: epoch, from, count. Returns {newest seq, entries...}, or {}
+ * when the topic is gone or has another epoch.
+ */
+const PAGE_SCRIPT = `
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if meta[1] ~= ARGV[1] or not meta[2] then return {} end
+local top, from = tonumber(meta[2]), tonumber(ARGV[2])
+local out = {}
+if from <= top then
+  local first = from - top - 1
+  out = redis.call('LRANGE', KEYS[2], first, math.min(first + tonumber(ARGV[3]) - 1, -1))
+end
+table.insert(out, 1, tostring(top))
+return out
+`
+
+// Events a replay reads from Redis at a time, as the socket takes them: what a recovering client
+// that does not read can make the node hold per topic (with 500 B events, 16 KiB).
+export const REPLAY_PAGE = 32
+
 type RedisWithPublish = Redis & {
   livePublish(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<[number, string][]>
+  livePageBuffer(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<Buffer[]>
 }
 
 const BAR = 0x7c // '|'
@@ -128,6 +155,47 @@ export function channelOf(pattern: string): string {
   return first === '*' || first === '>' ? '*' : first
 }
 
+/** Events `from`..`to` of a topic in Redis, read a page at a time as the replay is written. */
+class RedisReplay implements Replay {
+  constructor(
+    private readonly bus: RedisBus,
+    private readonly topic: string,
+    private readonly epoch: string,
+    private readonly from: number,
+    private readonly to: number,
+    private first: BusEvent[]
+  ) {}
+
+  get length(): number {
+    return this.to - this.from + 1
+  }
+
+  *[Symbol.iterator](): Iterator<BusEvent | PageRead> {
+    let page = this.first
+    this.first = []
+    let seq = this.from
+    for (;;) {
+      for (const event of page) {
+        if (event.seq !== seq) break
+        yield event
+        if (++seq > this.to) return
+      }
+      let next: BusEvent[] = []
+      yield new PageRead(
+        this.bus.page(this.topic, this.epoch, seq).then(
+          (read) => {
+            next = read?.events ?? []
+          },
+          () => {}
+        )
+      )
+      // Trimmed by newer events, expired, or Redis away: the events this replay promised are gone.
+      if (next[0]?.seq !== seq) throw new HistoryOverrun(`history of "${this.topic}" moved past seq ${seq}`)
+      page = next
+    }
+  }
+}
+
 export class RedisBus implements Bus {
   private readonly listeners = new Listeners()
   private readonly redis: RedisWithPublish
@@ -151,7 +219,7 @@ export class RedisBus implements Bus {
   private subscribed = false
   /** Publishes waiting for the end of this turn's microtasks, when they leave as one script call. */
   private batch: PendingPublish[] | null = null
-  readonly backplane: BackplaneFigures = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0 }
+  readonly backplane: BackplaneFigures = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0, refused: 0 }
 
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
   readonly name = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
@@ -176,6 +244,7 @@ export class RedisBus implements Bus {
     this.sub = new Redis(options.redisUrl, { ...common, connectionName: `live-sub-${this.name}`, maxRetriesPerRequest: null, autoResubscribe: false })
     this.flushPublishes = this.flushPublishes.bind(this)
     this.redis.defineCommand('livePublish', { lua: PUBLISH_SCRIPT })
+    this.redis.defineCommand('livePage', { lua: PAGE_SCRIPT })
     this.channelPrefix = `${options.redisPrefix}ev:`
     this.topicsKey = `${options.redisPrefix}topics`
     for (const connection of [this.redis, this.sub]) {
@@ -192,7 +261,11 @@ export class RedisBus implements Bus {
           if (!this.subscriberReadyBefore) return
           this.backplane.reconnects++
           log.info({}, 'redis subscriber reconnected: catching up from history')
-          for (const [topic, cursor] of this.cursors) if (cursor.queue === null) this.catchUp(topic, cursor)
+          for (const [topic, cursor] of this.cursors) {
+            if (cursor.epoch === '')
+              this.cursors.delete(topic) // nothing delivered yet: nothing to catch up
+            else if (cursor.queue === null) this.catchUp(topic, cursor)
+          }
         })
         .catch((err: Error) => log.warn({ err: err.message }, 'redis resubscribe failed; the next reconnect retries'))
         .finally(() => {
@@ -325,13 +398,35 @@ export class RedisBus implements Bus {
     return events
   }
 
+  /**
+   * A replay read from Redis a page at a time as it is written (a client recovering without
+   * reading holds one page per topic, not the history); null when some of it is gone.
+   */
   async since(topic: string, position: Position): Promise<Replay | null> {
-    const [epoch, seq] = await this.call(() => this.redis.hmget(this.key('m', topic), 'epoch', 'seq'))
-    if (epoch !== position.epoch || seq === null || position.seq > Number(seq)) return null
-    if (position.seq === Number(seq)) return []
-    const events = await this.history(topic)
-    if (events.length === 0 || events[0].seq > position.seq + 1 || events[0].epoch !== position.epoch) return null
-    return events.filter((e) => e.seq > position.seq)
+    if (!Number.isSafeInteger(position.seq) || position.seq < 0) return null
+    const from = position.seq + 1
+    const page = await this.page(topic, position.epoch, from)
+    if (page === null || position.seq > page.top) return null
+    if (position.seq === page.top) return []
+    const first = page.events[0]
+    if (first === undefined || first.seq !== from || first.ts < Date.now() - this.options.historyTtl) return null
+    return new RedisReplay(this, topic, position.epoch, from, page.top, page.events)
+  }
+
+  /**
+   * Up to REPLAY_PAGE consecutive events of a topic from seq `from` of `epoch`, and its newest seq;
+   * null when the topic is gone or has another epoch.
+   */
+  async page(topic: string, epoch: string, from: number): Promise<{ top: number; events: BusEvent[] } | null> {
+    const reply = await this.call(() => this.redis.livePageBuffer(2, this.key('m', topic), this.key('h', topic), epoch, from, REPLAY_PAGE))
+    if (reply.length === 0) return null
+    const events: BusEvent[] = []
+    for (let i = 1; i < reply.length; i++) {
+      const event = parseEntry(topic, reply[i])
+      if (event === null || event.epoch !== epoch || event.seq !== from + events.length) break
+      events.push(event)
+    }
+    return { top: Number(reply[0].toString()), events }
   }
 
   /** The topic's retained events within HISTORY_TTL, oldest first. */
@@ -386,6 +481,8 @@ export class RedisBus implements Bus {
    * Every event passes here in the order Redis sent it. Pub/sub is at-most-once: a seq gap means
    * messages were lost between Redis and this node, and they are fetched from history before
    * anything later of that topic is delivered. Duplicates (overlapping patterns) are dropped.
+   * Anyone who can PUBLISH on the channel can send a message: a gap, another epoch or a topic new
+   * to this node is checked with Redis before it is delivered (docs/ARCHITECTURE.md, "Backplane").
    */
   private receive(message: Buffer): void {
     const newline = message.indexOf(NEWLINE)
@@ -397,63 +494,102 @@ export class RedisBus implements Bus {
     }
     let cursor = this.cursors.get(topic)
     if (cursor === undefined) {
-      cursor = { epoch: event.epoch, seq: event.seq - 1, queue: null, seenAt: 0 }
+      cursor = { epoch: '', seq: 0, queue: null, seenAt: 0 }
       this.cursors.set(topic, cursor)
     }
-    cursor.seenAt = event.ts
+    cursor.seenAt = Date.now()
     if (cursor.queue !== null) cursor.queue.push(event)
     else this.advance(topic, cursor, event)
   }
 
   private advance(topic: string, cursor: Cursor, event: BusEvent): void {
-    if (event.epoch !== cursor.epoch) {
-      // Redis lost this topic's history: a new sequence starts; clients see the new epoch.
-      cursor.epoch = event.epoch
-      cursor.seq = event.seq - 1
-    }
-    if (event.seq <= cursor.seq) return
-    if (event.seq === cursor.seq + 1) {
-      cursor.seq = event.seq
-      this.listeners.emit(event)
-      return
+    if (event.epoch === cursor.epoch) {
+      if (event.seq <= cursor.seq) return
+      if (event.seq === cursor.seq + 1) {
+        cursor.seq = event.seq
+        this.listeners.emit(event)
+        return
+      }
+      this.backplane.gaps++
     }
     cursor.queue = [event]
-    this.backplane.gaps++
-    this.fill(topic, cursor)
-  }
-
-  /** Fetches what the node missed from history, then delivers it and whatever queued meanwhile. */
-  private fill(topic: string, cursor: Cursor): void {
-    this.history(topic)
-      .then((events) => {
-        const missing = events.filter((e) => e.epoch === cursor.epoch && e.seq > cursor.seq)
-        this.backplane.refetched += missing.length
-        if (missing.length > 0 && missing[0].seq !== cursor.seq + 1) {
-          this.backplane.unfilled++
-          this.log.warn({ topic, from: cursor.seq + 1, to: missing[0].seq - 1 }, 'backplane gap older than the history: clients see a seq jump')
-        }
-        return missing
-      })
-      .catch((err: Error) => {
-        this.backplane.unfilled++
-        this.log.warn({ topic, err: err.message }, 'cannot fetch a backplane gap: clients see a seq jump')
-        return [] as BusEvent[]
-      })
-      .then((missing) => {
-        const queued = cursor.queue ?? []
-        cursor.queue = null
-        for (const event of [...missing, ...queued]) {
-          const waiting = cursor.queue as BusEvent[] | null // set again when a new gap opens while draining
-          if (waiting !== null) waiting.push(event)
-          else this.advance(topic, cursor, event)
-        }
-      })
+    this.check(topic, cursor, event.epoch === cursor.epoch)
   }
 
   /** After the subscriber connection came back: deliver what was published while it was away. */
   private catchUp(topic: string, cursor: Cursor): void {
     cursor.queue = []
-    this.fill(topic, cursor)
+    this.check(topic, cursor, true)
+  }
+
+  /**
+   * Asks Redis for the topic's epoch and newest seq, and its history when `gap`, then delivers what
+   * they confirm. A queued event that was there before the question was sent is real only if Redis
+   * has its epoch and seq: others are foreign, refused and counted. Events that came while the
+   * question travelled go through advance() again afterwards (one more question at most).
+   */
+  private check(topic: string, cursor: Cursor, gap: boolean): void {
+    const asked = cursor.queue!.length
+    Promise.all([this.call(() => this.redis.hmget(this.key('m', topic), 'epoch', 'seq')), gap ? this.history(topic) : []]).then(
+      ([[epoch, top], history]) => this.settle(topic, cursor, asked, epoch ?? '', Number(top ?? 0), history),
+      (err: Error) => {
+        // Nothing can be confirmed: what waited is dropped (the next event asks again, and finds it in history).
+        this.backplane.unfilled++
+        this.log.warn({ topic, err: err.message }, 'cannot check the backplane with Redis: events wait for the next one')
+        const queued = cursor.queue!
+        cursor.queue = null
+        this.redo(topic, cursor, queued.slice(asked))
+      }
+    )
+  }
+
+  private settle(topic: string, cursor: Cursor, asked: number, epoch: string, top: number, history: BusEvent[]): void {
+    const queued = cursor.queue!
+    cursor.queue = null
+    const confirmed = history.filter((e) => e.epoch === epoch)
+    const held = new Set(confirmed.map((e) => e.seq))
+    let refused = 0
+    const later: BusEvent[] = []
+    for (let i = 0; i < queued.length; i++) {
+      const event = queued[i]
+      if (event.epoch === epoch && event.seq <= top) {
+        if (!held.has(event.seq)) confirmed.push(event) // older than history keeps, or none is kept
+      } else if (i >= asked) later.push(event)
+      else refused++
+    }
+    if (refused > 0) {
+      this.backplane.refused += refused
+      this.log.warn({ topic, refused }, 'backplane messages that Redis never published refused')
+    }
+    confirmed.sort((x, y) => x.seq - y.seq)
+    if (epoch !== cursor.epoch && confirmed.length > 0) {
+      // A topic new to this node, or a new epoch (Redis lost the topic): it starts at the first confirmed event.
+      cursor.epoch = epoch
+      cursor.seq = confirmed[0].seq - 1
+    }
+    if (epoch === cursor.epoch) {
+      const missing = confirmed.filter((e) => e.seq > cursor.seq)
+      for (const event of missing) if (held.has(event.seq)) this.backplane.refetched++
+      if (missing.length > 0 && missing[0].seq !== cursor.seq + 1) {
+        this.backplane.unfilled++
+        this.log.warn({ topic, from: cursor.seq + 1, to: missing[0].seq - 1 }, 'backplane gap older than the history: clients see a seq jump')
+      }
+      // Delivered in order, over any seq Redis no longer has: a jump, never another question.
+      for (const event of missing) {
+        if (event.seq <= cursor.seq) continue
+        cursor.seq = event.seq
+        this.listeners.emit(event)
+      }
+    }
+    this.redo(topic, cursor, later)
+  }
+
+  /** Events that came while Redis was asked, in order, as if they came now. */
+  private redo(topic: string, cursor: Cursor, events: BusEvent[]): void {
+    for (const event of events) {
+      if (cursor.queue !== null) cursor.queue.push(event)
+      else this.advance(topic, cursor, event)
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
 // the socket drains, and events the replay already covered are dropped.
 import { encodeEvent, encodeFrame, type CodecName } from './codec.js'
 import type { BusEvent, FrameId, Position } from './protocol.js'
-import type { Replay } from './bus.js'
+import { PageRead, type Replay } from './bus.js'
 import { REPLY_QUEUE_FACTOR, type SendPath } from './send-path.js'
 
 // Under the high-water mark no write returned false, so no 'drain' will come: look again after this.
@@ -13,7 +13,7 @@ const ROOM_POLL_MS = 10
 /** Replayed events or snapshots waiting to be written, read one at a time as the socket takes them. */
 interface Source {
   type: 'event' | 'snapshot'
-  events: Iterator<BusEvent>
+  events: Iterator<BusEvent | PageRead>
 }
 
 export class SubscribeFlow {
@@ -114,7 +114,7 @@ export class SubscribeFlow {
         return
       }
       const { type, events } = backlog[this.sourceAt]
-      let next: IteratorResult<BusEvent>
+      let next: IteratorResult<BusEvent | PageRead>
       try {
         next = events.next()
       } catch {
@@ -128,6 +128,11 @@ export class SubscribeFlow {
         continue
       }
       const event = next.value
+      if (event instanceof PageRead) {
+        // A backplane reads the next page: writing goes on when it is here.
+        event.ready.then(this.writeBacklog)
+        return
+      }
       if (this.replayed !== null && !(event.seq <= (this.replayed.get(event.topic)?.seq ?? 0))) this.replayed.set(event.topic, event)
       this.out.replayed(encodeEvent(this.codec, type, event), type)
     }

@@ -176,6 +176,12 @@ const metrics: FastifyPluginAsync = async (app) => {
       [],
       total(() => backplane.unfilled)
     )
+    counter(
+      'realtime_backplane_refused_total',
+      "Backplane messages Redis never published (another epoch, a seq beyond the topic's): dropped.",
+      [],
+      total(() => backplane.refused)
+    )
   }
 
   // One series per venue (label exchange only; at most MAX_VENUES), from its last venue.<exchange> event.

@@ -45,8 +45,8 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     await app.register(scorer, { config })
   }
   if (config.feeds) {
-    const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth } = config
-    await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth })
+    const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb } = config
+    await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb })
   }
   if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
   for (const path of config.hooks

@@ -151,6 +151,13 @@ export const ConfigSchema = Type.Object({
     description: "directory of saved instrument metadata, <dir>/<exchange>/*.json (the venues' own answers); empty: read it from each venue at start-up"
   }),
   bookDepth: Int(20, 1, 1000, 'levels per side in book.<exchange>.<symbol> events'),
+  venueBufferMb: Int(
+    16,
+    1,
+    1024,
+    "MiB one venue connection may hold in diffs kept for books waiting for their snapshot, and the largest depth snapshot read; past it the book resyncs (or the snapshot is refused), counted in the venue's overflows"
+  ),
+  venueMetadataMb: Int(32, 1, 4096, "MiB of one venue's instrument list read at start-up; a larger one stops start-up naming the venue"),
   feedsServerUrl: Type.String({
     default: 'ws://127.0.0.1:8765/ws/live',
     minLength: 1,

@@ -28,6 +28,8 @@ const feeds = await startFeeds({
   endpoints: parseEndpoints(config.feedsEndpoints)!,
   metadataDir: config.feedsMetadata || undefined,
   bookDepth: config.bookDepth,
+  bufferBytes: config.venueBufferMb * 1024 * 1024,
+  metadataBytes: config.venueMetadataMb * 1024 * 1024,
   log,
   publish(topic, data) {
     // Fire and count: a book or ticker is superseded by the next one, so a refusal is not retried.

@@ -23,6 +23,8 @@ export interface MockVenue {
   silent: boolean
   /** Replaces messages before they are sent (planting faults); returning null drops one. */
   rewrite: ((message: string) => string | null) | null
+  /** Answers REST requests before the recorded ones (planting faults): 'hang' never answers, null falls through. */
+  answer: ((path: string, query: URLSearchParams) => Answer | 'hang' | null) | null
   /** The venue's forced disconnect (Binance closes every connection after 24 h). */
   closeAll(code?: number): void
 }
@@ -34,8 +36,15 @@ export interface MockExchange {
   close(): Promise<void>
 }
 
+/** A REST answer; `chunked` sends the body in 64 KiB pieces with no Content-Length, as a stream. */
+export interface Answer {
+  status: number
+  body: string
+  chunked?: boolean
+}
+
 interface Handler {
-  rest(path: string, query: URLSearchParams): { status: number; body: string } | null
+  rest(path: string, query: URLSearchParams): Answer | null
   open(venue: MockVenue, ws: WebSocket, url: URL): void
   message(venue: MockVenue, ws: WebSocket, text: string): void
 }
@@ -171,8 +180,24 @@ async function startVenue(exchange: Exchange): Promise<{ venue: MockVenue; serve
   const handler = HANDLERS[exchange]()
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    const answer = handler.rest(url.pathname, url.searchParams) ?? { status: 404, body: '{"error":"not found"}' }
-    res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body)
+    const planted = venue.answer?.(url.pathname, url.searchParams) ?? null
+    if (planted === 'hang') return
+    const answer = planted ?? handler.rest(url.pathname, url.searchParams) ?? { status: 404, body: '{"error":"not found"}' }
+    if (!answer.chunked) {
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body)
+      return
+    }
+    res.writeHead(answer.status, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
+    const body = Buffer.from(answer.body)
+    const write = (at: number): void => {
+      if (at >= body.length || res.destroyed) {
+        res.end()
+        return
+      }
+      if (res.write(body.subarray(at, at + 65536))) setImmediate(write, at + 65536)
+      else res.once('drain', () => write(at + 65536))
+    }
+    write(0)
   })
   const wss = new WebSocketServer({ server, autoPong: false })
   const venue: MockVenue = {
@@ -182,6 +207,7 @@ async function startVenue(exchange: Exchange): Promise<{ venue: MockVenue; serve
     received: [],
     silent: false,
     rewrite: null,
+    answer: null,
     closeAll(code = 1000) {
       for (const ws of venue.sockets) ws.close(code)
     }

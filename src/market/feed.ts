@@ -27,7 +27,14 @@ export interface FeedOptions {
   /** Override of the venue's silence limit (tests). */
   silenceMs?: number
   fetch?: typeof fetch
+  /**
+   * Bytes one connection may hold for a venue: the text of the diffs kept while their books wait for
+   * a snapshot, and the size of one REST snapshot answer (VENUE_BUFFER_MB).
+   */
+  bufferBytes?: number
 }
+
+export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024
 
 export type VenueState = 'up' | 'degraded' | 'down'
 
@@ -44,6 +51,21 @@ export interface VenueCounters {
   /** Sockets dropped because nothing came for longer than the venue's silence limit. */
   silences: number
   errors: number
+  /** Books resynced and REST answers refused because the connection would hold more than VENUE_BUFFER_MB. */
+  overflows: number
+}
+
+export const ZERO_COUNTERS: Readonly<VenueCounters> = {
+  messages: 0,
+  ignored: 0,
+  invalid: 0,
+  gaps: 0,
+  checksumFailures: 0,
+  resyncs: 0,
+  reconnects: 0,
+  silences: 0,
+  errors: 0,
+  overflows: 0
 }
 
 /** venue.<exchange> events and the `venues` method: docs/PROTOCOL.md "Market data topics". */
@@ -60,7 +82,15 @@ export interface VenueHealth extends VenueCounters {
   latencyMs: number | null
   /** Sockets replaced before the venue's own close (Binance, 24 h): no gap, not a reconnect. */
   rotations: number
+  /** Bytes held for books waiting for their snapshot (at most VENUE_BUFFER_MB per connection). */
+  heldBytes: number
   ts: number
+}
+
+/** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
+export interface PendingMessage {
+  text: string
+  levels: number
 }
 
 /** One instrument's book and where it stands in the venue's sequence. */
@@ -72,9 +102,10 @@ export class BookState {
   seq = -1
   exchangeTime: number | null = null
   receivedAt = 0
-  /** Venue-specific pending state (Binance's diffs that arrived before the snapshot). */
-  pending: unknown[] = []
+  /** Binance's diffs that arrived before the snapshot, counted in the connection's held bytes. */
+  pending: PendingMessage[] = []
   pendingLevels = 0
+  pendingBytes = 0
   /** Binance: a diff has been joined to the snapshot, so each next one must follow the last. */
   joined = false
   /** Binance: failed snapshot requests in a row (their retries back off). */
@@ -86,7 +117,25 @@ export class BookState {
   lastResyncAt = Number.NEGATIVE_INFINITY
   resubscribeTimer: NodeJS.Timeout | null = null
 
-  constructor(readonly instrument: Instrument) {}
+  constructor(
+    readonly instrument: Instrument,
+    /** What the connection holds for all its books (VenueFeed.heldBytes). */
+    private readonly held: { bytes: number }
+  ) {}
+
+  /** Keeps a message until the snapshot; the oldest go first past MAX_PENDING messages or MAX_PENDING_LEVELS levels. */
+  hold(message: PendingMessage): void {
+    this.pending.push(message)
+    this.pendingLevels += message.levels
+    this.pendingBytes += message.text.length
+    this.held.bytes += message.text.length
+    while (this.pending.length > MAX_PENDING || this.pendingLevels > MAX_PENDING_LEVELS) {
+      const old = this.pending.shift() as PendingMessage
+      this.pendingLevels -= old.levels
+      this.pendingBytes -= old.text.length
+      this.held.bytes -= old.text.length
+    }
+  }
 
   reset(): void {
     this.book.clear()
@@ -95,9 +144,15 @@ export class BookState {
     this.joined = false
     this.pending = []
     this.pendingLevels = 0
+    this.held.bytes -= this.pendingBytes
+    this.pendingBytes = 0
     this.lastTicker = '' // a resynced book's first ticker is published whatever it says
   }
 }
+
+/** Messages and their levels kept for one book while its snapshot is on its way. */
+const MAX_PENDING = 1000
+const MAX_PENDING_LEVELS = 100_000
 
 const CLOCK_SAMPLES = 256
 /** Resyncs of one book closer together than this make a streak, and the streak backs off. */
@@ -109,7 +164,10 @@ export abstract class VenueFeed {
   /** Milliseconds without any message (or pong) after which the socket is taken for dead. */
   protected abstract readonly silenceLimitMs: number
   protected readonly books = new Map<string, BookState>()
-  readonly counters: VenueCounters = { messages: 0, ignored: 0, invalid: 0, gaps: 0, checksumFailures: 0, resyncs: 0, reconnects: 0, silences: 0, errors: 0 }
+  readonly counters: VenueCounters = { ...ZERO_COUNTERS }
+  /** Bytes this connection holds for books waiting for their snapshot, at most `bufferBytes`. */
+  private readonly held = { bytes: 0 }
+  protected readonly bufferBytes: number
   protected ws: WebSocket | null = null
   protected readonly now: () => number
   private stopped = false
@@ -130,15 +188,16 @@ export abstract class VenueFeed {
   constructor(protected readonly options: FeedOptions) {
     this.now = options.now ?? Date.now
     this.reconnectDelay = options.reconnectMs ?? 500
-    for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i))
+    this.bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES
+    for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i, this.held))
   }
 
   /** The URL to connect to. */
   protected abstract url(): string
   /** Called when a socket opens: subscribe, fetch snapshots. */
   protected abstract onOpen(): void
-  /** One parsed message. Throwing counts it invalid; it never takes the feed down. */
-  protected abstract onMessage(message: unknown, receivedAt: number): void
+  /** One parsed message (and its text). Throwing counts it invalid; it never takes the feed down. */
+  protected abstract onMessage(message: unknown, receivedAt: number, text: string): void
   /** Get a fresh snapshot of one book (resubscribe, or a REST call). */
   protected abstract resubscribe(state: BookState): void
   /** Sent every keepalive interval while open (venues that want an application ping). */
@@ -225,7 +284,7 @@ export abstract class VenueFeed {
       return
     }
     try {
-      this.onMessage(message, receivedAt)
+      this.onMessage(message, receivedAt, text)
     } catch (err) {
       this.counters.invalid++
       this.options.log?.warn({ exchange: this.exchange, err: (err as Error).message }, 'venue message not understood')
@@ -260,10 +319,11 @@ export abstract class VenueFeed {
    * A book lost its way (gap, checksum, bad message, or the levels it knows no longer cover
    * BOOK_DEPTH): count it, forget it, ask for a new snapshot.
    */
-  protected resync(state: BookState, reason: 'gap' | 'checksum' | 'invalid' | 'depth'): void {
+  protected resync(state: BookState, reason: 'gap' | 'checksum' | 'invalid' | 'depth' | 'overflow'): void {
     if (reason === 'gap') this.counters.gaps++
     else if (reason === 'checksum') this.counters.checksumFailures++
     else if (reason === 'invalid') this.counters.invalid++
+    else if (reason === 'overflow') this.counters.overflows++
     this.counters.resyncs++
     const now = this.now()
     this.lastResyncAt = now
@@ -289,6 +349,21 @@ export abstract class VenueFeed {
     }
     // At once, not at the next second's tick: the engine stops using this venue now (degraded).
     this.publishHealth()
+  }
+
+  /**
+   * Keeps a message for a book that waits for its snapshot. Past the connection's `bufferBytes`
+   * (a venue that sends more than it answers), the book drops what it held and resyncs: counted in
+   * `overflows`, and the connection never holds more than its limit.
+   */
+  protected hold(state: BookState, message: PendingMessage): void {
+    state.hold(message)
+    if (this.held.bytes > this.bufferBytes) this.resync(state, 'overflow')
+  }
+
+  /** Bytes this connection holds for books waiting for their snapshot. */
+  get heldBytes(): number {
+    return this.held.bytes
   }
 
   protected book(venueSymbol: unknown): BookState | undefined {
@@ -405,6 +480,7 @@ export abstract class VenueFeed {
       clockOffsetMs: offset,
       latencyMs: latency,
       rotations: 0,
+      heldBytes: this.held.bytes,
       ...this.counters,
       ts: now
     }

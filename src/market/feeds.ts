@@ -8,6 +8,7 @@ import { InstrumentRegistry, type Instrument } from './instruments.js'
 import type { Endpoints, FeedOptions, Publish, VenueHealth } from './feed.js'
 import { VenueGroup } from './group.js'
 import { EXCHANGES, type Exchange, VENUE_ENDPOINTS } from './venues.js'
+import { readJson } from './rest.js'
 
 const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
 
@@ -54,13 +55,21 @@ const METADATA: Record<Exchange, { paths: string[]; parse: (...answers: unknown[
   okx: { paths: ['SPOT', 'SWAP', 'FUTURES'].map((t) => `/api/v5/public/instruments?instType=${t}`), parse: parse.okx }
 }
 
+/** Bytes of one instrument-list answer read at start-up (VENUE_METADATA_MB). */
+export const DEFAULT_METADATA_BYTES = 32 * 1024 * 1024
+
 /**
  * The registry for these venues: from `<metadataDir>/<exchange>/*.json` (the venues' own answers,
  * saved; what tests and offline runs use) or, without a directory, from each venue's REST API.
  */
 export async function loadRegistry(
   exchanges: Exchange[],
-  { metadataDir, endpoints, fetchImpl = fetch }: { metadataDir?: string; endpoints: Record<Exchange, Endpoints>; fetchImpl?: typeof fetch }
+  {
+    metadataDir,
+    endpoints,
+    fetchImpl = fetch,
+    metadataBytes = DEFAULT_METADATA_BYTES
+  }: { metadataDir?: string; endpoints: Record<Exchange, Endpoints>; fetchImpl?: typeof fetch; metadataBytes?: number }
 ): Promise<InstrumentRegistry> {
   const registry = new InstrumentRegistry()
   for (const exchange of exchanges) {
@@ -83,7 +92,9 @@ export async function loadRegistry(
             throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
           })
           if (!res.ok) throw new Error(`${exchange}: ${url} answered HTTP ${res.status}`)
-          return res.json()
+          return readJson(res, metadataBytes, 'VENUE_METADATA_MB').catch((err: Error) => {
+            throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
+          })
         })
       )
     }
@@ -118,12 +129,20 @@ export interface StartOptions {
   /** Overrides of the venues' connection limits (tests): instruments per socket, socket age at rotation. */
   perConnection?: number
   rotateAfterMs?: number
+  /** VENUE_BUFFER_MB and VENUE_METADATA_MB in bytes. */
+  bufferBytes?: number
+  metadataBytes?: number
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {
   const endpoints = { ...VENUE_ENDPOINTS, ...options.endpoints }
   const exchanges = [...options.feeds.keys()]
-  const registry = await loadRegistry(exchanges, { metadataDir: options.metadataDir, endpoints, fetchImpl: options.fetchImpl })
+  const registry = await loadRegistry(exchanges, {
+    metadataDir: options.metadataDir,
+    endpoints,
+    fetchImpl: options.fetchImpl,
+    metadataBytes: options.metadataBytes
+  })
   const unknown: Feeds['unknown'] = []
   const feeds: VenueGroup[] = []
   for (const [exchange, symbols] of options.feeds) {
@@ -145,7 +164,8 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         silenceMs: options.silenceMs,
         now: options.now,
         perConnection: options.perConnection,
-        rotateAfterMs: options.rotateAfterMs
+        rotateAfterMs: options.rotateAfterMs,
+        bufferBytes: options.bufferBytes
       })
     )
   }

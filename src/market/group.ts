@@ -2,7 +2,7 @@
 // per socket asks (CONNECTION_LIMITS), and a socket the venue will close at a fixed age (Binance,
 // 24 h) is replaced before that: a second connection subscribes the same books and takes over only
 // once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
-import type { FeedOptions, VenueCounters, VenueFeed, VenueHealth, VenueState } from './feed.js'
+import { type FeedOptions, type VenueCounters, type VenueFeed, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './feed.js'
 import { CONNECTION_LIMITS, createFeed, type Exchange } from './venues.js'
 
 /** Rotate this long before the venue's own close. */
@@ -26,8 +26,6 @@ interface Shard {
   /** No replacement is tried before this (after one that failed to go live). */
   retryAt: number
 }
-
-const ZERO: VenueCounters = { messages: 0, ignored: 0, invalid: 0, gaps: 0, checksumFailures: 0, resyncs: 0, reconnects: 0, silences: 0, errors: 0 }
 
 export class VenueGroup {
   private readonly shards: Shard[] = []
@@ -80,6 +78,7 @@ export class VenueGroup {
     merged.connected = all.every((h) => h.connected)
     merged.instruments = sum(all, (h) => h.instruments)
     merged.booksLive = sum(all, (h) => h.booksLive)
+    merged.heldBytes = sum(all, (h) => h.heldBytes)
     merged.lastMessageAgeMs = pick(all, (h) => h.lastMessageAgeMs, Math.max)
     merged.clockOffsetMs = pick(all, (h) => h.clockOffsetMs, Math.min)
     merged.latencyMs = pick(all, (h) => h.latencyMs, Math.max)

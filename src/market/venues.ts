@@ -2,6 +2,7 @@
 // connector did not ask for are counted as ignored and change nothing.
 import { type BookState, VenueFeed, type FeedOptions, type Endpoints } from './feed.js'
 import { type BookSide, decimal, krakenChecksum, okxChecksum } from './book.js'
+import { readJson, TooLargeError } from './rest.js'
 
 type Row = Record<string, unknown>
 const isRow = (x: unknown): x is Row => x !== null && typeof x === 'object' && !Array.isArray(x)
@@ -19,10 +20,10 @@ function applyPairs(side: BookSide, levels: unknown): boolean {
   return true
 }
 
-/** Levels of the diffs held for a book while its snapshot is on its way: what a venue can make it hold. */
-const MAX_PENDING_LEVELS = 100_000
-const MAX_PENDING = 1000
 const levelCount = (m: Row) => (Array.isArray(m.b) ? m.b.length : 0) + (Array.isArray(m.a) ? m.a.length : 0)
+/** A combined stream's payload (`{stream, data}`), or the message itself on a raw stream. */
+const diffOf = (message: unknown) => (isRow(message) && isRow(message.data) ? message.data : message)
+
 /** Levels a side of Binance's depth snapshot holds at most (request weight grows past it). */
 const SNAPSHOT_LIMIT = 1000
 function cutAtLimit(side: BookSide, levels: unknown[]): void {
@@ -106,9 +107,10 @@ export class BinanceFeed extends VenueFeed {
           })
           this.pace(res)
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
-          snapshot = await res.json()
+          snapshot = await readJson(res, this.bufferBytes, 'VENUE_BUFFER_MB')
         } catch (err) {
-          this.counters.errors++
+          if (err instanceof TooLargeError) this.counters.overflows++
+          else this.counters.errors++
           this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
           state.snapshotFailures++
           this.snapshotQueue.push(state)
@@ -150,7 +152,7 @@ export class BinanceFeed extends VenueFeed {
       this.resync(state, 'invalid')
       return
     }
-    const pending = state.pending as Row[]
+    const pending = state.pending
     state.reset()
     if (!applyPairs(state.book.bids, s.bids) || !applyPairs(state.book.asks, s.asks)) {
       this.resync(state, 'invalid')
@@ -165,11 +167,11 @@ export class BinanceFeed extends VenueFeed {
     const time = typeof s.T === 'number' ? s.T : typeof s.E === 'number' ? s.E : null
     this.changed(state, time, receivedAt)
     // The diffs that came while the snapshot was on its way: the old ones are dropped, the rest joined.
-    for (const diff of pending) if (state.live) this.applyDiff(state, diff, receivedAt)
+    for (const diff of pending) if (state.live) this.applyDiff(state, diffOf(JSON.parse(diff.text)) as Row, receivedAt)
   }
 
-  protected onMessage(message: unknown, receivedAt: number): void {
-    const m = isRow(message) && isRow(message.data) ? message.data : message
+  protected onMessage(message: unknown, receivedAt: number, text: string): void {
+    const m = diffOf(message)
     if (isRow(m) && (m.e === 'serverShutdown' || (isRow(m.event) && m.event.e === 'serverShutdown'))) {
       // "Please establish a new connection as soon as possible": the group rotates this socket.
       this.closingSoon = true
@@ -186,12 +188,10 @@ export class BinanceFeed extends VenueFeed {
       return
     }
     if (state.seq === -1) {
-      // No snapshot yet: keep the diff (bounded) to join it once the snapshot arrives.
-      // Oldest first out: the snapshot joins the newest diffs, and a lost old one is a gap it detects.
-      const pending = state.pending as Row[]
-      pending.push(m)
-      state.pendingLevels += levelCount(m)
-      while (pending.length > MAX_PENDING || state.pendingLevels > MAX_PENDING_LEVELS) state.pendingLevels -= levelCount(pending.shift()!)
+      // No snapshot yet: keep the diff's text (bounded in count, levels and the connection's bytes)
+      // to join it once the snapshot arrives. Oldest first out: the snapshot joins the newest diffs,
+      // and a lost old one is a gap it detects.
+      this.hold(state, { text, levels: levelCount(m) })
       return
     }
     this.applyDiff(state, m, receivedAt)

@@ -12,7 +12,7 @@ declare module 'fastify' {
   }
 }
 
-export type FeedsOptions = Pick<Config, 'feeds' | 'feedsEndpoints' | 'feedsMetadata' | 'bookDepth'>
+export type FeedsOptions = Pick<Config, 'feeds' | 'feedsEndpoints' | 'feedsMetadata' | 'bookDepth' | 'venueBufferMb' | 'venueMetadataMb'>
 
 const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
   const hub = hubOf(app.live)
@@ -25,6 +25,8 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
     endpoints: parseEndpoints(options.feedsEndpoints)!,
     metadataDir: options.feedsMetadata || undefined,
     bookDepth: options.bookDepth,
+    bufferBytes: options.venueBufferMb * 1024 * 1024,
+    metadataBytes: options.venueMetadataMb * 1024 * 1024,
     log: app.log,
     publish: (topic, data) => hub.publishDetached(topic, data, failed)
   })

@@ -215,6 +215,7 @@ const metrics: FastifyPluginAsync = async (app) => {
   venueGauge('realtime_venue_clock_offset_seconds', 'Smallest receive time minus exchange time over recent messages.', (v) =>
     v.clockOffsetMs === null ? null : v.clockOffsetMs / 1000
   )
+  venueGauge('realtime_venue_held_bytes', 'Bytes held for books waiting for their snapshot (at most VENUE_BUFFER_MB per connection).', (v) => v.heldBytes)
   venueGauge('realtime_venue_latency_seconds', 'Median feed latency above that offset.', (v) => (v.latencyMs === null ? null : v.latencyMs / 1000))
   for (const [name, key] of [
     ['gaps', 'gaps'],
@@ -223,7 +224,8 @@ const metrics: FastifyPluginAsync = async (app) => {
     ['reconnects', 'reconnects'],
     ['silences', 'silences'],
     ['rotations', 'rotations'],
-    ['invalid_messages', 'invalid']
+    ['invalid_messages', 'invalid'],
+    ['overflows', 'overflows']
   ] as const)
     counter(
       `realtime_venue_${name}_total`,

@@ -1,0 +1,137 @@
+// The market pipeline's output on the recorded venue sessions, kept as a golden file: every venue's
+// recorded frames (test/fixtures/venues, as the mock exchange sends them to the connectors that
+// test/feeds.test.ts runs) go through the connectors one frame per event-loop turn on a fake clock,
+// their book and ticker events into the arbitrage engine as the arbitrage plugin feeds it (venue
+// health is left out: it is about sockets and timers, which this replay has none of),
+// and every book, ticker and opportunity event that comes out is compared with
+// test/fixtures/golden/pipeline.jsonl. A change of the market code that changes what reaches a
+// client's socket changes this file; refactors must leave it equal.
+// UPDATE_GOLDEN=1 npx tap test/golden.test.ts rewrites it (say why in the commit).
+import t from 'tap'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { loadRegistry } from '../src/market/feeds.ts'
+import type { VenueFeed } from '../src/market/feed.ts'
+import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues.ts'
+import { ArbitrageEngine, type BookData, type Tick } from '../src/market/arbitrage.ts'
+
+const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
+const GOLDEN = fileURLToPath(new URL('./fixtures/golden/pipeline.jsonl', import.meta.url))
+const lines = (path: string) => readFileSync(DIR + path, 'utf8').trim().split('\n')
+
+/** The instruments of test/feeds.test.ts's FEEDS, by venue, and the frames the mock sends each connection. */
+const SESSIONS: Record<Exchange, { symbols: string[]; frames: () => string[]; depth?: Record<string, string> }> = {
+  binance: {
+    symbols: ['NKN-USDT'],
+    frames: () => lines('binance/stream.jsonl').filter((l) => JSON.parse(l).stream === 'nknusdt@depth@100ms'),
+    depth: { NKNUSDT: 'binance/depth-NKNUSDT.json' }
+  },
+  binanceusdm: {
+    symbols: ['SUSHI-USDT-PERP'],
+    frames: () => lines('binanceusdm/stream.jsonl').filter((l) => JSON.parse(l).stream === 'sushiusdt@depth@100ms'),
+    depth: { SUSHIUSDT: 'binanceusdm/depth-SUSHIUSDT.json' }
+  },
+  coinbase: {
+    symbols: ['BTC-USD'],
+    // The level2 session, then the heartbeats subscription's answer; one sequence per connection.
+    frames: () => [...lines('coinbase/l2-2026.jsonl'), lines('coinbase/l2.jsonl')[1]].map((l, n) => l.replace(/"sequence_num":\d+/, `"sequence_num":${n}`))
+  },
+  kraken: {
+    symbols: ['BTC-USD', 'BTC-USDT', 'ALGO-USD'],
+    frames: () =>
+      [...lines('kraken/book-2026.jsonl'), ...lines('kraken/book-v2.jsonl').filter((l) => !l.includes('"symbol":"BTC/USD"'))].filter((l) => {
+        const m = JSON.parse(l)
+        return m.channel === 'book' && ['BTC/USD', 'BTC/USDT', 'ALGO/USD'].includes(m.data[0].symbol)
+      })
+  },
+  okx: {
+    symbols: ['BTC-USDT', 'UNI-USD-INVPERP'],
+    frames: () =>
+      [...lines('okx/books-2026.jsonl'), ...lines('okx/stream.jsonl').filter((l) => !l.includes('"instId":"BTC-USDT"'))].filter((l) => {
+        const m = JSON.parse(l)
+        return m.arg?.channel === 'books' && ['BTC-USDT', 'UNI-USD-SWAP'].includes(m.arg.instId)
+      })
+  }
+}
+
+t.test('the recorded venue sessions through connectors and engine give the golden events', async (t) => {
+  const exchanges = Object.keys(SESSIONS) as Exchange[]
+  const registry = await loadRegistry(exchanges, { metadataDir: DIR, endpoints: VENUE_ENDPOINTS })
+  let clock = 1_800_000_000_000
+  const now = () => clock
+  // As the arbitrage plugin is configured by default, with a net threshold low enough that the
+  // recorded books (of different days) open, update and close opportunities, and balances so the
+  // actionable size is computed too.
+  const engine = new ArbitrageEngine({
+    minNetBps: -100,
+    maxTickAgeMs: 60_000,
+    updateBps: 1,
+    fees: { 'okx:perp': 0.0005, coinbase: 0.006 },
+    defaultFee: 0.001,
+    balances: { kraken: { USD: 50_000, BTC: 1 }, coinbase: { USD: 20_000, BTC: 0.5 }, okx: { USDT: 10_000, BTC: 0.2 } }
+  })
+  const out: string[] = []
+  const record = (topic: string, data: unknown) => out.push(JSON.stringify({ topic, data }))
+  const token = (topic: string, n: 1 | 2) => topic.split('.')[n]
+  const publish = (topic: string, data: unknown) => {
+    let opportunities = null
+    if (topic.startsWith('book.')) {
+      record(topic, data)
+      opportunities = engine.onBook(data as BookData, now(), token(topic, 1), token(topic, 2))
+    } else if (topic.startsWith('ticker.')) {
+      record(topic, data)
+      opportunities = engine.onTick(data as Tick, now(), token(topic, 1), token(topic, 2))
+    }
+    for (const o of opportunities ?? []) record(`opportunities.${o.symbol}`, o)
+  }
+
+  const connectors = exchanges.map((exchange) => {
+    const session = SESSIONS[exchange]
+    const depth = session.depth ?? {}
+    const fakeFetch: typeof fetch = async (url) => {
+      const symbol = new URL(String(url)).searchParams.get('symbol') ?? ''
+      return new Response(readFileSync(DIR + depth[symbol], 'utf8'))
+    }
+    const feed = createFeed(exchange, {
+      instruments: session.symbols.map((s) => registry.topic(exchange, s)!),
+      endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+      bookDepth: 10,
+      publish,
+      fetch: fakeFetch,
+      now
+    })
+    return { feed, frames: session.frames() }
+  })
+
+  const turn = () => new Promise((r) => setImmediate(r))
+  for (const { feed } of connectors) open(feed)
+  for (let i = 0; i < 3; i++) await turn() // the snapshots' answers read and applied
+  const longest = Math.max(...connectors.map((c) => c.frames.length))
+  for (let n = 0; n < longest; n++) {
+    for (const { feed, frames } of connectors) {
+      if (n >= frames.length) continue
+      clock += 1
+      deliver(feed, frames[n])
+      await turn()
+    }
+  }
+
+  t.ok(out.some((l) => l.startsWith('{"topic":"opportunities.')), 'the sessions make opportunities')
+  for (const exchange of exchanges) t.ok(out.some((l) => l.startsWith(`{"topic":"book.${exchange}.`)), `${exchange} publishes books`)
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, `${out.join('\n')}\n`)
+  const golden = readFileSync(GOLDEN, 'utf8').trimEnd().split('\n')
+  t.equal(out.length, golden.length, 'as many events as the golden file')
+  for (let i = 0; i < Math.max(out.length, golden.length); i++) if (out[i] !== golden[i]) t.equal(out[i], golden[i], `event ${i}`)
+})
+
+/** The connection opens: the connector subscribes (sent nowhere) and asks for snapshots. */
+function open(feed: VenueFeed): void {
+  const internals = feed as unknown as { onOpen(): void; send(m: unknown): void }
+  internals.send = () => {}
+  internals.onOpen()
+}
+
+/** One frame as the socket hands it over. */
+function deliver(feed: VenueFeed, frame: string): void {
+  ;(feed as unknown as { receive(data: Buffer, isBinary: boolean): void }).receive(Buffer.from(frame), false)
+}

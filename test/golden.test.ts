@@ -17,7 +17,10 @@ import { ArbitrageEngine, type BookData, type Tick } from '../src/market/arbitra
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const GOLDEN = fileURLToPath(new URL('./fixtures/golden/pipeline.jsonl', import.meta.url))
-const lines = (path: string) => readFileSync(DIR + path, 'utf8').trim().split('\n')
+const lines = (path: string) =>
+  readFileSync(DIR + path, 'utf8')
+    .trim()
+    .split('\n')
 
 /** The instruments of test/feeds.test.ts's FEEDS, by venue, and the frames the mock sends each connection. */
 const SESSIONS: Record<Exchange, { symbols: string[]; frames: () => string[]; depth?: Record<string, string> }> = {
@@ -116,8 +119,15 @@ t.test('the recorded venue sessions through connectors and engine give the golde
     }
   }
 
-  t.ok(out.some((l) => l.startsWith('{"topic":"opportunities.')), 'the sessions make opportunities')
-  for (const exchange of exchanges) t.ok(out.some((l) => l.startsWith(`{"topic":"book.${exchange}.`)), `${exchange} publishes books`)
+  t.ok(
+    out.some((l) => l.startsWith('{"topic":"opportunities.')),
+    'the sessions make opportunities'
+  )
+  for (const exchange of exchanges)
+    t.ok(
+      out.some((l) => l.startsWith(`{"topic":"book.${exchange}.`)),
+      `${exchange} publishes books`
+    )
   if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, `${out.join('\n')}\n`)
   const golden = readFileSync(GOLDEN, 'utf8').trimEnd().split('\n')
   t.equal(out.length, golden.length, 'as many events as the golden file')

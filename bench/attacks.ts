@@ -1,13 +1,13 @@
 // The measured attacks of SECURITY.md ("Hostile clients and publishers"), each against a fresh
 // server process on loopback, bounded in count and time. Compare builds by pointing
 // ATTACK_SERVER at another checkout's built server (default: this one's dist/server.js):
-//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,replay,redis-patterns]
+//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,replay,redis-patterns,filters,delta-groups,delta-patterns]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { decode, encode } from '@msgpack/msgpack'
-import { rssMiB } from './proc.ts'
+import { cpuSeconds, rssMiB } from './proc.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const serverScript = process.env.ATTACK_SERVER ?? `${root}dist/server.js`
@@ -19,7 +19,10 @@ const ATTACKS: Record<string, () => Promise<void>> = {
   'slow-bodies': slowBodies,
   topics,
   replay,
-  'redis-patterns': redisPatterns
+  'redis-patterns': redisPatterns,
+  filters,
+  'delta-groups': deltaGroups,
+  'delta-patterns': deltaPatterns
 }
 const chosen = (process.argv[2] ?? Object.keys(ATTACKS).join(',')).split(',')
 const unknown = chosen.filter((a) => !(a in ATTACKS))
@@ -232,6 +235,126 @@ async function redisPatterns() {
   for (const ws of held) ws.close()
   await stop(server)
   redis.kill('SIGKILL')
+}
+
+/** `GET /health` answer times while `attack` runs (one request at a time), and the server's CPU seconds over it. */
+async function whileHealthProbed(server: Server, attack: () => Promise<void>): Promise<string> {
+  const ms: number[] = []
+  let running = true
+  const probe = (async () => {
+    while (running) {
+      const t0 = performance.now()
+      await fetch(`http://127.0.0.1:${server.port}/health`)
+      ms.push(performance.now() - t0)
+      await sleep(10)
+    }
+  })()
+  const cpu0 = cpuSeconds(server.pid)
+  const t0 = performance.now()
+  await attack()
+  const took = performance.now() - t0
+  const cpu = cpuSeconds(server.pid) - cpu0
+  running = false
+  await probe
+  ms.sort((a, b) => a - b)
+  return `took ${took.toFixed(0)} ms, server CPU ${cpu.toFixed(2)} s; /health ${ms.length} answers, median ${ms[ms.length >> 1].toFixed(1)} ms, max ${ms.at(-1)!.toFixed(1)} ms`
+}
+
+/** Sends every frame at once and collects one answer per frame. */
+function answers(ws: WebSocket, frames: unknown[]): Promise<Record<string, number>> {
+  return new Promise((resolve) => {
+    const counts: Record<string, number> = {}
+    let left = frames.length
+    const onMessage = (d: Buffer) => {
+      const a = answer(decode(d))
+      counts[a] = (counts[a] ?? 0) + 1
+      if (--left === 0) {
+        ws.off('message', onMessage)
+        resolve(counts)
+      }
+    }
+    ws.on('message', onMessage)
+    for (const frame of frames) ws.send(encode(frame))
+  })
+}
+
+// An 11-token topic and 1,000 distinct patterns that all match it (its last ten tokens literal or `*`).
+const TAIL = 'a.b.c.d.e.g.h.i.j.k'
+const masks = (first: string) =>
+  Array.from(
+    { length: 1000 },
+    (_, i) =>
+      `${first}.${TAIL.split('.')
+        .map((t, bit) => ((i >> bit) & 1 ? '*' : t))
+        .join('.')}`
+  )
+
+/** 10 connections × 1,000 distinct filters that never pass, then a burst of 50 tiny events. */
+async function filters() {
+  const server = await start({})
+  const held: WebSocket[] = []
+  const counts: Record<string, number> = {}
+  for (let c = 0; c < 10; c++) {
+    const ws = await open(server.port)
+    held.push(ws)
+    const got = await answers(
+      ws,
+      masks('f').map((topic, i) => ({ type: 'subscribe', id: i, topic, filter: `v < ${-(c * 1000 + i)}`, snapshot: false }))
+    )
+    for (const [k, n] of Object.entries(got)) counts[k] = (counts[k] ?? 0) + n
+  }
+  const open_ = held.filter((ws) => ws.readyState === WebSocket.OPEN).length
+  const publisher = await open(server.port)
+  const burst = await whileHealthProbed(server, async () => {
+    await answers(
+      publisher,
+      Array.from({ length: 50 }, (_, i) => ({ type: 'publish', id: i, topic: `f.${TAIL}`, data: { v: i } }))
+    )
+  })
+  console.log(`filters: subscribe answers ${JSON.stringify(counts)}, ${open_} of 10 attackers still open; 50 events: ${burst}`)
+  for (const ws of [...held, publisher]) ws.close()
+  await stop(server)
+}
+
+/** 20 subscribers, each with a filter of its own that every event passes, with deltas; 20 publishes of 60 KB. */
+async function deltaGroups() {
+  const server = await start({})
+  const held: WebSocket[] = []
+  for (let c = 0; c < 20; c++) {
+    const ws = await open(server.port)
+    held.push(ws)
+    await reply(ws, { type: 'subscribe', topic: 'd.a', delta: true, filter: `i >= ${-c}`, snapshot: false })
+  }
+  const publisher = await open(server.port)
+  const blob = (i: number) => Array.from({ length: 7500 }, (_, k) => ((k * 2654435761 + i * 40503) >>> 0).toString(16).padStart(8, '0')).join('')
+  const frames = Array.from({ length: 20 }, (_, i) => ({ type: 'publish', id: i, topic: 'd.a', data: { i, blob: blob(i) } }))
+  const burst = await whileHealthProbed(server, async () => {
+    await answers(publisher, frames)
+  })
+  console.log(`delta-groups: 20 publishes of ${encode(frames[0]).length} bytes to 20 filtered delta subscribers: ${burst}`)
+  for (const ws of [...held, publisher]) ws.close()
+  await stop(server)
+}
+
+/** One connection with 1,000 delta patterns over 1,700 topics (three events each). */
+async function deltaPatterns() {
+  const server = await start({})
+  const ready = async () => (await fetch(`http://127.0.0.1:${server.port}/ready`)).status
+  const before = mib(server)
+  const ws = await open(server.port)
+  const patterns = masks('*')
+  for (let i = 0; i < patterns.length; i += 250) await reply(ws, { type: 'subscribe', topics: patterns.slice(i, i + 250), delta: true, snapshot: false })
+  const publisher = await open(server.port)
+  for (let round = 0; round < 3; round++)
+    for (let k = 0; k < 1700; k += 100)
+      await answers(
+        publisher,
+        Array.from({ length: 100 }, (_, j) => ({ type: 'publish', topic: `x${k + j}.${TAIL}`, data: { k: k + j, round, pad: 'p'.repeat(100) } }))
+      )
+  await sleep(1000)
+  console.log(`delta-patterns: RSS ${before} -> ${mib(server)} MiB, /ready ${await ready()}`)
+  for (const c of [ws, publisher]) c.close()
+  await stop(server)
 }
 
 for (const name of chosen) await ATTACKS[name]()

@@ -16,6 +16,8 @@ const app = await buildApp({
   maxConnections: 1_000_000,
   maxSubscriptionsPerIp: 100_000_000,
   maxSubscriptionsTotal: 100_000_000,
+  maxFilterCostPerIp: 100_000_000,
+  maxFilterCostTotal: 100_000_000,
   memoryLimitMb: 0
 })
 if (process.env.HOOK === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)

@@ -79,6 +79,25 @@ export const ConfigSchema = Type.Object({
   maxConnectionsPerIp: Int(1000, 1, 10_000_000, 'open connections per client address; past it upgrades get 503'),
   maxSubscriptionsPerIp: Int(10_000, 1, 100_000_000, 'subscriptions held by all connections of one client address; past it subscribe answers unavailable'),
   maxSubscriptionsTotal: Int(100_000, 1, 100_000_000, 'subscriptions held in all; past it subscribe answers unavailable'),
+  maxFilterCost: Int(
+    256,
+    1,
+    100_000_000,
+    'field reads per event the distinct filters of one connection may cost (a comparison reads one, of a.b two); past it subscribe answers too_large'
+  ),
+  maxFilterCostPerIp: Int(4096, 1, 100_000_000, 'the same for all connections of one client address; past it subscribe answers unavailable'),
+  maxFilterCostTotal: Int(
+    16_384,
+    1,
+    100_000_000,
+    "the same for the server's distinct filters (a filter many subscriptions share counts once): what filters may cost one publish; past it subscribe answers unavailable"
+  ),
+  deltaMemoryMb: Int(
+    32,
+    1,
+    1_048_576,
+    "MiB of delta state (each topic's last event per codec, the last event each delta subscriber was sent per topic); past it the oldest topics start over and their next events go whole"
+  ),
   memoryLimitMb: Int(
     160,
     0,

@@ -2,6 +2,7 @@
 // snapshots and replays filtered, one evaluation per distinct filter, no duplicate, the ack says so).
 import t from 'tap'
 import { FILTER_LIMITS, parseFilter } from '../src/shared/filter.ts'
+import { FilterTable } from '../src/core/filter-table.ts'
 import { hubOf } from '../src/core/hub.ts'
 import { startServer, TestClient, until } from './helper.ts'
 import { LiveClient } from '../src/client/index.ts'
@@ -262,25 +263,169 @@ t.test('the SDK with delta: true: whole events to the handler, fewer bytes on th
   }
 })
 
-t.test('what delta groups hold is capped: many filters over many topics stay within the budget, events go whole past it', async (t) => {
+// Issue #26: an 11-token topic, and 1,000 distinct patterns that all match it (each of its last ten
+// tokens literal or `*`), so one connection can hold 1,000 groups that every event of it reaches.
+const TOPIC_TAIL = 'a.b.c.d.e.g.h.i.j.k'
+const masks = (first: string) =>
+  Array.from(
+    { length: 1000 },
+    (_, i) =>
+      `${first}.${TOPIC_TAIL.split('.')
+        .map((token, bit) => ((i >> bit) & 1 ? '*' : token))
+        .join('.')}`
+  )
+
+t.test(
+  '#26 filters: 10 connections x 1,000 distinct never-passing filters; each connection is held to its budget, a publish costs what the budgets allow',
+  async (t) => {
+    // Frame-error strikes off: each refusal is counted here instead of closing the attacker after 100.
+    const { url, app } = await startServer(t, { maxFrameErrors: 0 })
+    const hub = hubOf(app.live)
+    const attackers = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(url)))
+    const honest = await TestClient.open(url)
+    const filtered = await TestClient.open(url)
+    t.teardown(() => {
+      for (const c of [...attackers, honest, filtered]) c.close()
+    })
+    const answers: Record<string, number> = {}
+    let message = ''
+    for (const [c, attacker] of attackers.entries()) {
+      const patterns = masks('f')
+      for (const [i, topic] of patterns.entries()) attacker.send({ type: 'subscribe', id: i, topic, filter: `v < ${-(c * 1000 + i)}`, snapshot: false })
+      for (const reply of await attacker.take(patterns.length)) {
+        const answer = reply.type === 'error' ? (reply.code as string) : (reply.type as string)
+        answers[answer] = (answers[answer] ?? 0) + 1
+        if (reply.type === 'error') message = reply.message as string
+      }
+    }
+    t.same(answers, { ack: 2560, too_large: 7440 }, 'MAX_FILTER_COST (256 field reads) per connection')
+    t.equal(message, "this connection's filters would cost more than 256 field reads per event")
+    t.same(hub.filters.size, { filters: 2560, cost: 2560 })
+    await honest.request({ type: 'subscribe', topic: 'f.>', snapshot: false })
+    await filtered.request({ type: 'subscribe', topic: 'f.>', filter: 'v >= 0', snapshot: false })
+    const before = hub.filters.evaluations
+    for (let i = 0; i < 50; i++) await app.live.publish(`f.${TOPIC_TAIL}`, { v: i })
+    t.equal(hub.filters.evaluations - before, 50 * 2561, 'each distinct filter evaluated once per event: at most MAX_FILTER_COST_TOTAL field reads')
+    t.same(
+      (await honest.take(50)).map((e) => e.seq),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+      'the honest subscriber got every event'
+    )
+    t.same(
+      (await filtered.take(50)).map((e) => e.seq),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+      'and the honest filtered one'
+    )
+    for (const attacker of attackers) await attacker.quiet(0)
+    for (const attacker of attackers) attacker.close()
+    await until(() => hub.filters.size.filters === 1, 'the attackers’ filters go with their connections')
+    t.same(hub.filters.size, { filters: 1, cost: 1 })
+  }
+)
+
+t.test('#26 filters: the address and server budgets refuse with unavailable, naming which; a shared filter is charged once to the server', async (t) => {
+  const table = new FilterTable({ maxFilterCost: 100, maxFilterCostPerIp: 10, maxFilterCostTotal: 12 })
+  const f = (text: string) => parseFilter(text)
+  t.equal(f('a.b.c == 1 and d in [1, 2]').cost, 4, 'a comparison costs the names of its field')
+  const held = Array.from({ length: 5 }, (_, i) => table.hold('1.1.1.1', f(`a.b == ${i}`)))
+  t.equal(table.refusal('1.1.1.1', f('x == 1')), "this address's filters cost their maximum of 10 field reads per event")
+  const shared = table.hold('2.2.2.2', f('a.b == 0'))
+  t.equal(shared, held[0], 'one compiled filter for every holder of the same text')
+  t.same(table.size, { filters: 5, cost: 10 }, 'held twice, counted once')
+  table.hold('2.2.2.2', f('y == 1'))
+  table.hold('2.2.2.2', f('z == 1'))
+  t.equal(table.refusal('3.3.3.3', f('w == 1')), "the server's filters cost their maximum of 12 field reads per event")
+  t.equal(table.refusal('3.3.3.3', f('a.b == 1')), null, 'a filter already held costs the server nothing more')
+  for (const h of held) table.release('1.1.1.1', h)
+  t.same(table.size, { filters: 3, cost: 4 })
+  t.equal(table.refusal('1.1.1.1', f('x == 1')), null, 'released budgets admit again')
+
+  const { url } = await startServer(t, { maxFilterCostPerIp: 3 })
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  t.match(await c.request({ type: 'subscribe', topic: 'a', filter: 'x == 1 or y == 1' }), { type: 'ack' })
+  t.match(await c.request({ type: 'subscribe', topic: 'b', filter: 'x == 1 or y == 1' }), { type: 'ack' }, 'the same filter again costs nothing more')
+  t.match(await c.request({ type: 'subscribe', id: 3, topic: 'c', filter: 'x == 2 or y == 2' }), {
+    type: 'error',
+    id: 3,
+    code: 'unavailable',
+    message: "this address's filters cost their maximum of 3 field reads per event"
+  })
+  await c.request({ type: 'unsubscribe', topics: ['a', 'b'] })
+  t.match(await c.request({ type: 'subscribe', topic: 'c', filter: 'x == 2 or y == 2' }), { type: 'ack' }, 'unsubscribing gave it back')
+})
+
+t.test('#26 canonical forms never merge different meanings: numbers outside the double range are refused; list order does not matter', async (t) => {
+  for (const text of ['v < 1e999', 'v < -1e999', 'v in [1, 2e308]'])
+    t.throws(() => parseFilter(text), { code: 'bad_request', message: /number outside the double range at position/ }, text)
+  t.equal(parseFilter('v < 1.7976931348623157e308').key, 'v < 1.7976931348623157e+308')
+  t.equal(parseFilter('s in ["b", "a", "b"]').key, parseFilter('s in ["a","b"]').key, 'a list is a set')
+  t.not(parseFilter('v in [1]').key, parseFilter('v in ["1"]').key)
+  const { url } = await startServer(t)
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  t.match(await c.request({ type: 'subscribe', id: 1, topic: 'a', filter: 'v < 1e999' }), { type: 'error', id: 1, code: 'bad_request' })
+})
+
+t.test('#26 deltas: made once per event and codec for every filtered subscriber that holds the base, whole for the others', async (t) => {
   const { url, app } = await startServer(t)
-  const hub = hubOf(app.live) as unknown as { deltaMemory: { used: number; limit: number } }
-  hub.deltaMemory.limit = 20_000 // 64 MiB in production
-  const clients = await Promise.all(Array.from({ length: 5 }, () => TestClient.open(url)))
+  const hub = hubOf(app.live)
+  const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(url)))
   t.teardown(() => {
     for (const c of clients) c.close()
   })
-  for (const [i, c] of clients.entries()) await c.request({ type: 'subscribe', topic: 'm.*', delta: true, snapshot: false, filter: `n >= ${i}` })
-  let most = 0
-  for (let round = 0; round < 3; round++)
-    for (let n = 0; n < 100; n++) {
-      await app.live.publish(`m.t${n}`, { n: 10, pad: 'x'.repeat(100), round })
-      most = Math.max(most, hub.deltaMemory.used)
+  // Twenty trivial filters that every event passes, and one that lets every other event through.
+  for (const [i, c] of clients.entries())
+    await c.request({ type: 'subscribe', topic: 'd.a', delta: true, snapshot: false, filter: i === 19 ? 'odd == true' : `i >= ${-i}` })
+  const book = (i: number) => ({ i, odd: i % 2 === 1, bids: Array.from({ length: 20 }, (_, k) => [100 - k, k === i % 20 ? 5 : 1]) })
+  for (let i = 0; i < 20; i++) await app.live.publish('d.a', book(i))
+  t.equal(hub.deltas.made, 19, 'one delta per event after the first, not one per filter group')
+  const got = await Promise.all(clients.slice(0, 19).map((c) => c.take(20)))
+  for (const frames of got) {
+    let bytes: Uint8Array | null = null
+    for (const [k, e] of frames.entries()) {
+      bytes = 'delta' in e ? applyDelta(bytes!, (e as any).delta) : new Encoder({ ignoreUndefined: true }).encode(e.data)
+      t.same(decode(bytes!), book(k))
     }
-  t.ok(most <= 20_000, `at most ${most} bytes held`)
-  const frames = await clients[4].take(300)
-  t.equal(frames.length, 300, 'every event still delivered')
-  for (const c of clients) c.close()
-  await new Promise((r) => setTimeout(r, 100))
-  t.equal(hub.deltaMemory.used, 0, 'given back with the last subscription')
+    t.equal(frames.filter((e) => 'delta' in e).length, 19)
+  }
+  const odd = await clients[19].take(10)
+  t.same(
+    odd.map((e) => [e.seq, 'delta' in e]),
+    Array.from({ length: 10 }, (_, k) => [2 * k + 2, false]),
+    'its last event is never the shared base: every event whole'
+  )
+})
+
+t.test('#26 deltas: one connection with 1,000 delta patterns over 1,700 topics holds one state per topic, every byte counted and capped', async (t) => {
+  const { url, app } = await startServer(t, { deltaMemoryMb: 1 })
+  const hub = hubOf(app.live)
+  const attacker = await TestClient.open(url)
+  const honest = await TestClient.open(url)
+  t.teardown(() => {
+    attacker.close()
+    honest.close()
+  })
+  const patterns = masks('*')
+  for (let i = 0; i < patterns.length; i += 250) await attacker.request({ type: 'subscribe', topics: patterns.slice(i, i + 250), delta: true, snapshot: false })
+  await honest.request({ type: 'subscribe', topic: 'x0.>', delta: true, snapshot: false })
+  let most = 0
+  for (let round = 0; round < 2; round++)
+    for (let k = 0; k < 1700; k++) {
+      await app.live.publish(`x${k}.${TOPIC_TAIL}`, { k, round, pad: 'p'.repeat(200) })
+      most = Math.max(most, hub.deltas.used)
+    }
+  t.ok(most <= 1024 * 1024, `at most ${most} bytes of delta state, of 1 MiB`)
+  t.ok(hub.deltas.size.topics <= 1700, `${hub.deltas.size.topics} topic states for 1,000 groups: one per topic`)
+  t.ok(hub.deltas.used >= hub.deltas.size.topics * 160, 'each topic state counted with what holds it, not only its encodings')
+  t.equal((await attacker.take(3400)).length, 3400, 'every event delivered, once per connection')
+  t.same(
+    (await honest.take(2)).map((e) => e.seq),
+    [1, 2],
+    'the honest subscriber got its topic'
+  )
+  attacker.close()
+  honest.close()
+  await until(() => hub.deltas.used === 0, 'all of it given back with the last delta subscription')
+  t.same(hub.deltas.size, { topics: 0, receivers: 0 })
 })

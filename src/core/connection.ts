@@ -45,6 +45,8 @@ export interface ConnectionOptions {
   maxQueuedBytes: number
   slowConsumer: 'close' | 'conflate'
   maxSubscriptions: number
+  /** Field reads per event the distinct filters of one connection may cost. */
+  maxFilterCost: number
   rateLimit: number
   publisherRateLimit: number
   rateStrikes: number
@@ -71,6 +73,11 @@ export interface ConnectionHost {
   /** The connection now holds this pattern (with this mode): index it, and have the bus deliver it. */
   watch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): MaybePromise<void>
   unwatch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): void
+  /** Why this connection may not start holding `filter` (its address's or the server's filter budget), or null. */
+  filterRefusal(connection: LiveConnection, filter: Filter): string | null
+  /** The connection starts holding `filter`: the hub's shared, compiled one is returned. */
+  holdFilter(connection: LiveConnection, filter: Filter): Filter
+  releaseFilter(connection: LiveConnection, filter: Filter): void
   /** The socket closed: forget the connection. */
   closed(connection: LiveConnection, code: number): void
   warnProtocol(connection: LiveConnection, err: LiveError): void
@@ -88,8 +95,11 @@ export class LiveConnection implements ClientInfo {
   private readonly patterns = new Set<string>()
   /** The modes (filter, deltas) of the patterns subscribed with one. */
   private readonly modes = new Map<string, SubscriptionMode>()
-  /** Per topic, the last seq sent through a delta subscription: what the next delta is against. */
-  private deltaSeqs: Map<string, number> | null = null
+  /** The distinct filters held, with how many patterns hold each; what they cost per event, in field reads. */
+  private readonly filters = new Map<string, { filter: Filter; patterns: number }>()
+  private filterCost = 0
+  /** Patterns held with deltas. */
+  private deltaPatterns = 0
   private readonly flow: SubscribeFlow
   private alive = true
   /** Set while an async step (a hook, a backplane read, a replay being written) runs: later frames wait behind it, in order. */
@@ -142,19 +152,9 @@ export class LiveConnection implements ClientInfo {
     return this.modes.get(pattern) ?? null
   }
 
-  /**
-   * The seq of the last event of `topic` sent to this connection through a delta subscription;
-   * none while its queue conflates (a later frame may replace that one, so whole events go).
-   */
-  deltaBase(topic: string): number | undefined {
-    return this.out.conflating ? undefined : this.deltaSeqs?.get(topic)
-  }
-
-  deltaSent(topic: string, seq: number): void {
-    this.deltaSeqs ??= new Map()
-    // Bounded like a delta group's memory: past it, the next events go whole.
-    if (this.deltaSeqs.size >= MAX_DELTA_TOPICS && !this.deltaSeqs.has(topic)) this.deltaSeqs.clear()
-    this.deltaSeqs.set(topic, seq)
+  /** Whether some pattern is held with deltas. */
+  get subscribesDeltas(): boolean {
+    return this.deltaPatterns > 0
   }
 
   // ---- inbound ----
@@ -315,10 +315,10 @@ export class LiveConnection implements ClientInfo {
     patterns: string[],
     since: Map<string, Position> | null,
     work: Work,
-    mode: SubscriptionMode | null
+    asked: SubscriptionMode | null
   ): Promise<void> | undefined {
     // A pattern held with another filter or delta choice is subscribed again with this one.
-    const key = modeKey(mode)
+    const key = modeKey(asked)
     for (const p of patterns) if (this.patterns.has(p) && modeKey(this.modeOf(p)) !== key) this.drop(p)
     const fresh = patterns.filter((p) => !this.patterns.has(p))
     const { options, admission, bus } = this.host
@@ -327,6 +327,7 @@ export class LiveConnection implements ClientInfo {
     }
     const refusal = fresh.length === 0 ? null : admission.subscriptionRefusal(this.remoteAddress, fresh.length)
     if (refusal !== null) throw new LiveError(ErrorCode.unavailable, refusal)
+    const mode = asked?.filter && fresh.length > 0 ? { filter: this.holdFilter(asked.filter), delta: asked.delta } : asked
     // Subscribe first (a backplane confirms upstream), then read history: an event published
     // meanwhile is live (held, then deduplicated by seq).
     const watching = fresh.map((pattern) => this.add(pattern, mode)).filter(isThenable)
@@ -377,9 +378,32 @@ export class LiveConnection implements ClientInfo {
     )
   }
 
+  /**
+   * The shared filter for a subscribe's `filter`. One this connection does not hold yet is charged
+   * to its filter budget (too_large past it), then its address's and the server's (unavailable).
+   */
+  private holdFilter(filter: Filter): Filter {
+    const held = this.filters.get(filter.key)
+    if (held !== undefined) return held.filter
+    const { maxFilterCost } = this.host.options
+    if (this.filterCost + filter.cost > maxFilterCost) {
+      throw new LiveError(ErrorCode.tooLarge, `this connection's filters would cost more than ${maxFilterCost} field reads per event`)
+    }
+    const refusal = this.host.filterRefusal(this, filter)
+    if (refusal !== null) throw new LiveError(ErrorCode.unavailable, refusal)
+    const shared = this.host.holdFilter(this, filter)
+    this.filters.set(filter.key, { filter: shared, patterns: 0 })
+    this.filterCost += filter.cost
+    return shared
+  }
+
   private add(pattern: string, mode: SubscriptionMode | null): MaybePromise<void> {
     this.patterns.add(pattern)
-    if (mode !== null) this.modes.set(pattern, mode)
+    if (mode !== null) {
+      this.modes.set(pattern, mode)
+      if (mode.filter !== null) this.filters.get(mode.filter.key)!.patterns++
+      if (mode.delta) this.deltaPatterns++
+    }
     return this.host.watch(this, pattern, mode)
   }
 
@@ -387,7 +411,19 @@ export class LiveConnection implements ClientInfo {
     if (!this.patterns.delete(pattern)) return
     const mode = this.modeOf(pattern)
     this.modes.delete(pattern)
+    if (mode?.delta) this.deltaPatterns--
     this.host.unwatch(this, pattern, mode)
+    const held = mode?.filter ? this.filters.get(mode.filter.key) : undefined
+    if (held !== undefined && --held.patterns === 0) {
+      this.filters.delete(held.filter.key)
+      this.filterCost -= held.filter.cost
+      this.host.releaseFilter(this, held.filter)
+    }
+  }
+
+  /** The socket closed: every pattern goes. */
+  dropAll(): void {
+    for (const pattern of this.patterns) this.drop(pattern)
   }
 
   /** The patterns a (un)subscribe names, validated and without repeats. */
@@ -517,9 +553,6 @@ export interface SubscriptionMode {
   filter: Filter | null
   delta: boolean
 }
-
-/** Topics a connection remembers the last delta seq of. */
-const MAX_DELTA_TOPICS = 10_000
 
 /** Equal for two subscriptions of the same filter and delta choice (the hub groups by it). */
 export const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)

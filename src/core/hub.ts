@@ -1,11 +1,10 @@
 // The hub: every live connection, the subscription index, admission, the one publish path, and
 // encode-once fan-out. Connections send through their own send paths; the hub only hands them
 // the shared frame of each event.
-import { checkData, encodeData, encodeEvent, encodeFrame, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
+import { checkData, encodeEvent, FrameDecoder, type CodecName, type DecodeLimits } from './codec.js'
 import { LiveConnection, modeKey, type ConnectionHost, type ConnectionOptions, type LiveSocket, type SubscriptionMode } from './connection.js'
 import { CloseCode, type LiveError, type BusEvent } from './protocol.js'
 import { checkTopic, SubscriptionIndex, type TopicLimits } from './topics.js'
-import { createDelta, createStringDelta } from 'fossil-delta'
 import type { Bus } from './bus.js'
 import { isThenable, type MaybePromise } from './maybe.js'
 import type { HookRegistry } from './hooks.js'
@@ -14,11 +13,16 @@ import { Admission, type AdmissionOptions } from './limits.js'
 import { LiveStats } from './stats.js'
 import { CorkScheduler } from './send-path.js'
 import { registerBuiltInMethods } from './methods.js'
+import { FilterTable, type FilterLimits, type HeldFilter } from './filter-table.js'
+import { Deltas } from './deltas.js'
+import type { Filter } from '../shared/filter.js'
 
 /** What the hub is configured with; the server's Config satisfies it. */
-export interface HubOptions extends ConnectionOptions, DecodeLimits, TopicLimits, AdmissionOptions, AuthOptions {
+export interface HubOptions extends ConnectionOptions, DecodeLimits, TopicLimits, AdmissionOptions, AuthOptions, FilterLimits {
   /** Milliseconds between WebSocket pings; 0 turns them off. */
   heartbeatInterval: number
+  /** MiB all delta state may hold (last encodings per topic, last event sent per connection and topic). */
+  deltaMemoryMb: number
 }
 
 export interface HubLogger {
@@ -39,8 +43,11 @@ export class Hub implements ConnectionHost {
   readonly index = new SubscriptionIndex<LiveConnection | SubscriptionGroup>()
   /** Groups by pattern, filter and delta. */
   private readonly groups = new Map<string, SubscriptionGroup>()
-  /** What all delta groups hold of the topics' last encodings, against one budget. */
-  private readonly deltaMemory = { used: 0, limit: DELTA_MEMORY_BYTES }
+  /** The distinct filters held, compiled once, evaluated once per event, their cost budgeted. */
+  readonly filters: FilterTable
+  /** What delta frames are made against, for every delta subscription, against one memory budget. */
+  readonly deltas: Deltas<LiveConnection>
+  private deltaGroups = 0
   private readonly listeners = new SubscriptionIndex<EventListener>()
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
@@ -68,6 +75,8 @@ export class Hub implements ConnectionHost {
     this.decoder = new FrameDecoder(options)
     this.auth = new Authenticator(options)
     this.admission = new Admission(options)
+    this.filters = new FilterTable(options)
+    this.deltas = new Deltas(options.deltaMemoryMb * 1024 * 1024)
     this.scheduler = new CorkScheduler(() => this.flushed())
     this.stopListening = bus.subscribe((event) => this.deliver(event))
     this.heartbeat = options.heartbeatInterval > 0 ? setInterval(() => this.beat(), options.heartbeatInterval).unref() : null
@@ -97,12 +106,24 @@ export class Hub implements ConnectionHost {
     if (!this.connections.delete(connection)) return
     this.stats.disconnected(code)
     this.admission.closed(connection.remoteAddress)
-    for (const pattern of connection.subscriptions) this.unwatch(connection, pattern, connection.modeOf(pattern))
+    connection.dropAll()
     this.log.debug({ connection: connection.id, code }, 'connection closed')
   }
 
   checkTopic(topic: string, wildcards: boolean): void {
     checkTopic(topic, this.options, wildcards)
+  }
+
+  filterRefusal(connection: LiveConnection, filter: Filter): string | null {
+    return this.filters.refusal(connection.remoteAddress, filter)
+  }
+
+  holdFilter(connection: LiveConnection, filter: Filter): HeldFilter {
+    return this.filters.hold(connection.remoteAddress, filter)
+  }
+
+  releaseFilter(connection: LiveConnection, filter: HeldFilter): void {
+    this.filters.release(connection.remoteAddress, filter)
   }
 
   /** Subscriptions whose patterns match a concrete topic (a filtered one counts whatever its filter says). */
@@ -157,9 +178,10 @@ export class Hub implements ConnectionHost {
       const key = groupKey(pattern, mode)
       let group = this.groups.get(key)
       if (group === undefined) {
-        group = new SubscriptionGroup(mode, this.deltaMemory)
+        group = new SubscriptionGroup(mode)
         this.groups.set(key, group)
         this.index.add(pattern, group)
+        if (mode.delta) this.deltaGroups++
       }
       group.connections.add(connection)
     }
@@ -174,10 +196,11 @@ export class Hub implements ConnectionHost {
       const key = groupKey(pattern, mode)
       const group = this.groups.get(key)
       if (group?.connections.delete(connection) && group.connections.size === 0) {
-        group.release()
         this.groups.delete(key)
         this.index.remove(pattern, group)
+        if (mode.delta && --this.deltaGroups === 0) this.deltas.clear()
       }
+      if (mode.delta && !connection.subscribesDeltas) this.deltas.forget(connection)
     }
     this.bus.unwatch(pattern)
   }
@@ -237,9 +260,10 @@ export class Hub implements ConnectionHost {
   }
 
   /**
-   * With grouped subscriptions (a filter, deltas): each distinct filter runs once for the event, a
-   * group's delta is made once per codec, its connections share the encoded frames, and a
-   * connection that two subscriptions match gets the event once.
+   * With grouped subscriptions (a filter, deltas): each distinct filter runs once for the event, its
+   * delta is made once per codec for every connection that holds the topic's previous event, the
+   * connections share the encoded frames, and a connection that two subscriptions match gets the
+   * event once.
    */
   private sendGrouped(event: BusEvent, subscribers: readonly (LiveConnection | SubscriptionGroup)[]): void {
     let msgpack: Buffer | undefined
@@ -248,41 +272,36 @@ export class Hub implements ConnectionHost {
       // biome-ignore lint/suspicious/noAssignInExpressions: each codec's frame is encoded once, when its first subscriber needs it
       binary ? (msgpack ??= encodeEvent('msgpack', 'event', event)) : (json ??= encodeEvent('json', 'event', event))
     const sent = new Set<LiveConnection>()
-    const verdicts = new Map<string, boolean>()
-    for (let i = 0; i < subscribers.length; i++) {
-      const s = subscribers[i]
-      if (!(s instanceof SubscriptionGroup)) {
-        if (!sent.has(s)) {
-          sent.add(s)
-          s.deliver(event, full(s.binary))
-        }
-        continue
-      }
-      const filter = s.mode.filter
-      if (filter !== null) {
-        let pass = verdicts.get(filter.key)
-        if (pass === undefined) {
-          pass = filter.test(event.data)
-          verdicts.set(filter.key, pass)
-        }
-        if (!pass) continue
-      }
-      if (!s.mode.delta) {
-        for (const connection of s.connections)
-          if (!sent.has(connection)) {
-            sent.add(connection)
-            connection.deliver(event, full(connection.binary))
+    const { filters, deltas } = this
+    filters.nextEvent()
+    let delta = false
+    try {
+      for (let i = 0; i < subscribers.length; i++) {
+        const s = subscribers[i]
+        if (!(s instanceof SubscriptionGroup)) {
+          if (!sent.has(s)) {
+            sent.add(s)
+            s.deliver(event, full(s.binary))
           }
-        continue
+          continue
+        }
+        const filter = s.mode.filter as HeldFilter | null
+        if (filter !== null && !filters.passes(filter, event.data)) continue
+        if (s.mode.delta && !delta) {
+          deltas.begin(event)
+          delta = true
+        }
+        for (const connection of s.connections) {
+          if (sent.has(connection)) continue
+          sent.add(connection)
+          const { binary } = connection
+          // A delta when this connection holds the event it is against; else the whole event.
+          const frame = s.mode.delta ? (deltas.frame(binary, connection, connection.out.conflating) ?? full(binary)) : full(binary)
+          connection.deliver(event, frame)
+        }
       }
-      const delta = s.deltaFrames(event)
-      for (const connection of s.connections) {
-        if (sent.has(connection)) continue
-        sent.add(connection)
-        // A delta when this connection holds the event it is against; else the whole event.
-        connection.deliver(event, delta(connection.binary, connection.deltaBase(event.topic)) ?? full(connection.binary))
-        connection.deltaSent(event.topic, event.seq)
-      }
+    } finally {
+      if (delta) deltas.end()
     }
   }
 
@@ -350,105 +369,10 @@ export function hubOf(api: object): Hub {
   return hub
 }
 
-/** A whole event every this many of a topic, so a receiver that lost its way is back within it. */
-export const DELTA_FULL_EVERY = 32
-/** Topics a delta group keeps the last encoding of; past it, it starts over (whole events). */
-const DELTA_TOPICS = 10_000
-/**
- * Bytes all delta groups together keep of last encodings (the bases of the next deltas): a client
- * cannot make the server hold more by subscribing with many filters. Past it, a group starts
- * over, and what does not fit goes whole.
- */
-export const DELTA_MEMORY_BYTES = 64 * 1024 * 1024
-
-interface DeltaState {
-  seq: number
-  count: number
-  msgpack?: Uint8Array
-  json?: string
-}
-
-/**
- * Subscriptions of one pattern with one filter (or none) and one delta choice: the filter runs once
- * per event for all of them; with deltas, the group keeps each topic's last encoding and makes the
- * delta (Fossil, docs/PROTOCOL.md "Deltas") once per event and codec for all of them.
- */
+/** Subscriptions of one pattern with one filter (or none) and one delta choice: the filter runs once per event for all of them. */
 export class SubscriptionGroup {
   readonly connections = new Set<LiveConnection>()
-  private readonly last = new Map<string, DeltaState>()
-  private held = 0
-  constructor(
-    readonly mode: SubscriptionMode,
-    private readonly memory: { used: number; limit: number }
-  ) {}
-
-  /** Gives back what the group held (its last subscription went). */
-  release(): void {
-    this.memory.used -= this.held
-    this.held = 0
-    this.last.clear()
-  }
-
-  /** Counts `bytes` of `topic`'s encoding against the budget; false (and nothing kept) when they do not fit. */
-  private keep(bytes: number, topic: string, state: DeltaState): boolean {
-    if (this.memory.used + bytes > this.memory.limit) {
-      this.release() // this group starts over; the event at hand stays its topic's last
-      this.last.set(topic, state)
-    }
-    if (this.memory.used + bytes > this.memory.limit) return false
-    this.memory.used += bytes
-    this.held += bytes
-    return true
-  }
-
-  private forget(state: DeltaState | undefined): void {
-    if (state === undefined) return
-    const bytes = (state.msgpack?.length ?? 0) + (state.json?.length ?? 0)
-    this.memory.used -= bytes
-    this.held -= bytes
-  }
-
-  /**
-   * This event for the group: frame(binary, base) is its delta frame for a connection that holds
-   * the event `base` (made once per codec), or null when that connection needs the whole event (it
-   * holds another, or a whole one is due). Every codec's encoding is kept for the next event.
-   */
-  deltaFrames(event: BusEvent): (binary: boolean, base: number | undefined) => Buffer | null {
-    const previous = this.last.get(event.topic)
-    const state: DeltaState = { seq: event.seq, count: (previous?.count ?? 0) + 1 }
-    if (previous === undefined && this.last.size >= DELTA_TOPICS) this.release()
-    this.forget(previous)
-    this.last.set(event.topic, state)
-    const due = previous === undefined || previous.seq >= event.seq || state.count % DELTA_FULL_EVERY === 0
-    let msgpack: Buffer | null | undefined
-    let json: Buffer | null | undefined
-    const head = (delta: Uint8Array | string) => ({
-      type: 'event',
-      topic: event.topic,
-      seq: event.seq,
-      epoch: event.epoch,
-      ts: event.ts,
-      base: previous!.seq,
-      delta
-    })
-    return (binary, base) => {
-      if (binary) {
-        if (msgpack === undefined) {
-          // The bytes a whole event carries as its data: the client encodes what it decoded the same way.
-          const bytes = event.encoded ?? encodeData(event.data)
-          if (this.keep(bytes.length, event.topic, state)) state.msgpack = bytes
-          msgpack = due || previous.msgpack === undefined ? null : encodeFrame('msgpack', head(createDelta(previous.msgpack, bytes)))
-        }
-        return base === previous?.seq ? msgpack : null
-      }
-      if (json === undefined) {
-        const text = JSON.stringify(event.data)
-        if (this.keep(text.length, event.topic, state)) state.json = text
-        json = due || previous.json === undefined ? null : encodeFrame('json', head(createStringDelta(previous.json, text)))
-      }
-      return base === previous?.seq ? json : null
-    }
-  }
+  constructor(readonly mode: SubscriptionMode) {}
 }
 
 function groupKey(pattern: string, mode: SubscriptionMode): string {

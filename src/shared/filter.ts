@@ -24,6 +24,8 @@ export interface Filter {
   /** The canonical text: equal filters, however spaced, share a key (and their result per event). */
   readonly key: string
   readonly test: (data: unknown) => boolean
+  /** What one evaluation costs at most, in field reads: one per name of each comparison's field (`a.b` reads two). */
+  readonly cost: number
 }
 
 const TOKEN = /(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|("(?:[^"\\]|\\.)*")|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(==|!=|<=|>=|<|>|\(|\)|\[|\]|,)/y
@@ -44,8 +46,12 @@ function tokenize(text: string): Token[] {
     TOKEN.lastIndex = at
     const m = TOKEN.exec(text)
     if (m === null) fail(`unexpected character "${text[at]}"`, at)
-    if (m[1] !== undefined) tokens.push({ type: 'number', text: m[1], value: Number(m[1]), at })
-    else if (m[2] !== undefined) {
+    if (m[1] !== undefined) {
+      // 1e999 would read as Infinity, which has no JSON form: its canonical text would be `null`.
+      const value = Number(m[1])
+      if (!Number.isFinite(value)) fail(`number outside the double range`, at)
+      tokens.push({ type: 'number', text: m[1], value, at })
+    } else if (m[2] !== undefined) {
       let value: string
       try {
         value = JSON.parse(m[2])
@@ -154,14 +160,22 @@ class Parser {
   }
 }
 
-/** The field at `path` of `data`, own properties only; undefined when absent. */
-function field(data: unknown, path: string[]): unknown {
-  let v: unknown = data
-  for (const key of path) {
-    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return undefined
-    v = (v as Record<string, unknown>)[key]
+/** Reads the field at `path` of the data, own properties only; undefined when absent. */
+type Read = (data: unknown) => unknown
+
+function reader(path: string[]): Read {
+  if (path.length === 1) {
+    const key = path[0]
+    return (d) => (d !== null && typeof d === 'object' && Object.hasOwn(d, key) ? (d as Record<string, unknown>)[key] : undefined)
   }
-  return v
+  return (d) => {
+    let v = d
+    for (let i = 0; i < path.length; i++) {
+      if (v === null || typeof v !== 'object' || !Object.hasOwn(v, path[i])) return undefined
+      v = (v as Record<string, unknown>)[path[i]]
+    }
+    return v
+  }
 }
 
 function compile(node: Node): (data: unknown) => boolean {
@@ -181,21 +195,52 @@ function compile(node: Node): (data: unknown) => boolean {
       return (d) => !o(d)
     }
     case 'in': {
-      const { path } = node
+      const read = reader(node.path)
       const values = new Set(node.values)
-      return (d) => values.has(field(d, path) as Value)
+      return (d) => values.has(read(d) as Value)
     }
     case 'cmp': {
-      const { path, op, value } = node
-      if (op === '==') return (d) => field(d, path) === value
-      if (op === '!=') return (d) => field(d, path) !== value
+      const read = reader(node.path)
+      const { op, value } = node
+      if (op === '==') return (d) => read(d) === value
+      if (op === '!=') return (d) => read(d) !== value
       // Orderings hold between two numbers or two strings; anything else is false.
-      const ordered = (x: unknown): x is number | string => typeof x === typeof value && (typeof x === 'number' || typeof x === 'string')
-      if (op === '<') return (d) => ordered(field(d, path)) && (field(d, path) as number) < (value as number)
-      if (op === '<=') return (d) => ordered(field(d, path)) && (field(d, path) as number) <= (value as number)
-      if (op === '>') return (d) => ordered(field(d, path)) && (field(d, path) as number) > (value as number)
-      return (d) => ordered(field(d, path)) && (field(d, path) as number) >= (value as number)
+      if (typeof value !== 'number' && typeof value !== 'string') return () => false
+      const type = typeof value
+      const bound = value as number
+      if (op === '<')
+        return (d) => {
+          const x = read(d)
+          return typeof x === type && (x as number) < bound
+        }
+      if (op === '<=')
+        return (d) => {
+          const x = read(d)
+          return typeof x === type && (x as number) <= bound
+        }
+      if (op === '>')
+        return (d) => {
+          const x = read(d)
+          return typeof x === type && (x as number) > bound
+        }
+      return (d) => {
+        const x = read(d)
+        return typeof x === type && (x as number) >= bound
+      }
     }
+  }
+}
+
+function cost(node: Node): number {
+  switch (node.kind) {
+    case 'and':
+    case 'or':
+      return cost(node.left) + cost(node.right)
+    case 'not':
+      return cost(node.operand)
+    case 'in':
+    case 'cmp':
+      return node.path.length
   }
 }
 
@@ -206,8 +251,11 @@ function canonical(node: Node): string {
       return `(${canonical(node.left)} ${node.kind} ${canonical(node.right)})`
     case 'not':
       return `not ${canonical(node.operand)}`
-    case 'in':
-      return `${node.path.join('.')} in [${node.values.map((v) => JSON.stringify(v)).join(',')}]`
+    case 'in': {
+      // A list is a set: the same values in any order, repeated or not, are one filter.
+      const values = [...new Set(node.values.map((v) => JSON.stringify(v)))].sort()
+      return `${node.path.join('.')} in [${values.join(',')}]`
+    }
     case 'cmp':
       return `${node.path.join('.')} ${node.op} ${JSON.stringify(node.value)}`
   }
@@ -219,5 +267,5 @@ export function parseFilter(text: unknown): Filter {
   if (text.length > FILTER_LIMITS.length) throw new FilterError(`filter: longer than ${FILTER_LIMITS.length} characters`)
   if (text.trim() === '') throw new FilterError('filter: empty')
   const node = new Parser(tokenize(text)).parse()
-  return { key: canonical(node), test: compile(node) }
+  return { key: canonical(node), test: compile(node), cost: cost(node) }
 }

@@ -12,6 +12,7 @@ import demoFeed from './plugins/demo-feed.js'
 import venues from './plugins/venues.js'
 import feeds from './plugins/feeds.js'
 import scorer from './hooks/scorer.js'
+import { models } from './hooks/models.js'
 import { loadConfig, type Config } from './config.js'
 import type { Bus } from './core/bus.js'
 
@@ -44,6 +45,8 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee, sizeLadder, quoteGroups, balances })
     await app.register(scorer, { config })
   }
+  // After the scorer, whose volatility feature a model may read.
+  if (config.models) await app.register(models, { dir: config.models, reloadMs: config.modelsReloadMs })
   if (config.feeds) {
     const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb } = config
     await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb })

@@ -124,7 +124,12 @@ export const ConfigSchema = Type.Object({
   hookFailures: Int(5, 1, 1000, 'consecutive failures (throws or overruns) that switch a hook off'),
   hookCooldown: Int(10_000, 100, 3_600_000, 'milliseconds a failing hook stays off before it is tried again'),
   hooks: Type.String({ default: '', description: 'comma-separated paths of modules whose default export is a Fastify plugin registering hooks' }),
-  scorerWeights: Type.String({ default: '', description: 'JSON weights for the reference opportunity scorer (empty: the shipped defaults)' }),
+  models: Type.String({
+    default: '',
+    description:
+      'directory of model folders NAME/VERSION/ holding a card model.json and a model.onnx, or a card naming a KServe v2 or HTTP "url" (README "AI/ML hooks"); empty: the shipped models/ (the reference opportunity scorer) when ARBITRAGE is on'
+  }),
+  modelsReloadMs: Int(1000, 0, 3_600_000, 'milliseconds between scans of MODELS for new, changed or removed versions; 0: read once at start'),
   arbitrage: Type.Boolean({ default: true, description: 'run the arbitrage engine on ticker.> events' }),
   minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
   maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),

@@ -425,7 +425,7 @@ t.test('end to end: ticks published over WebSocket, scored opportunities receive
     status: 'open',
     buy: { exchange: 'a', price: 100, ts: now },
     sell: { exchange: 'b', price: 100.3, ts: now },
-    model: { name: 'opportunity-logistic', version: '1.0.0' }
+    models: { scorer: { version: '1', arm: 'serving' } }
   })
   t.equal(r(e.data.netBps), 9.97)
   t.ok(e.data.score > 0 && e.data.score < 1, `scored ${e.data.score}`)

@@ -14,7 +14,7 @@ t.test('DEMO_FEED publishes ticks in process and opportunities follow', async (t
   while (!seen.has('ticker') || !seen.has('open')) {
     const e = await c.next(10_000)
     seen.add(e.topic.startsWith('ticker.') ? 'ticker' : e.data.status)
-    if (e.topic.startsWith('opportunities.')) t.match(e.data, { score: Number, model: { name: 'opportunity-logistic' } })
+    if (e.topic.startsWith('opportunities.')) t.match(e.data, { score: Number, models: { scorer: { version: '1' } } })
   }
   t.pass('ticks and an opened opportunity arrived')
   c.close()

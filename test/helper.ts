@@ -15,7 +15,9 @@ export interface Teardown {
 }
 
 export async function startServer(t: Teardown, overrides: Partial<Config> = {}, bus?: Bus) {
-  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, ...overrides }, { bus })
+  // A hook budget no stall reaches: the shipped scorer is an ONNX model answering off the event loop,
+  // which a loaded machine can delay past the 5 ms default. Budget tests set their own.
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, hookBudget: 60_000, ...overrides }, { bus })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as AddressInfo).port

@@ -1,11 +1,9 @@
-// The two reference hooks: the logistic opportunity scorer and a model served over HTTP.
+// The two reference hooks: the opportunity scorer (its volatility feature and shipped model) and a model served over HTTP.
 import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { Type } from '@sinclair/typebox'
-import scorer, { OpportunityScorer, loadScorerModel } from '../src/hooks/scorer.ts'
+import scorer, { Volatility } from '../src/hooks/scorer.ts'
 import remoteModel from '../src/hooks/remote-model.ts'
 import { buildApp } from '../src/app.ts'
 import type { MemoryBus } from '../src/core/bus.ts'
@@ -25,40 +23,33 @@ const opportunity = {
   maxTickAgeMs: 50
 }
 
-t.test('logistic score with exact values, and volatility from ticks', async (t) => {
-  const s = new OpportunityScorer(loadScorerModel())
-  t.same(s.model.weights, { bias: -1, netBps: 0.12, ageMs: -0.004, logSize: 0.15, volatilityBps: -0.08 }, 'the shipped weights')
-  t.equal(s.score(opportunity), 0.9397, 'sigmoid(-1 + 0.12*20 - 0.004*50 + 0.15*ln(1 + 30000))')
-  s.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 99.5, ask: 100.5 })
-  t.equal(s.volatilityBps('BTC-USDT'), 0, 'one tick is no return yet')
-  s.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 100.5, ask: 101.5 })
-  t.equal(s.volatilityBps('BTC-USDT'), 100)
-  s.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 99.5, ask: 100.5 })
-  t.equal(s.volatilityBps('BTC-USDT'), Math.sqrt(10000 + 0.1 * ((1e4 / 101) ** 2 - 10000)))
-  s.observeTick('ticker.b.BTC-USDT', { symbol: 'BTC-USDT', bid: -1, ask: 5 })
-  t.equal(s.score(opportunity), 0.0052, 'high volatility pulls the score down')
+t.test('volatility from ticks with exact values, and the shipped model on it', async (t) => {
+  const v = new Volatility()
+  v.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 99.5, ask: 100.5 })
+  t.equal(v.volatilityBps('BTC-USDT'), 0, 'one tick is no return yet')
+  v.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 100.5, ask: 101.5 })
+  t.equal(v.volatilityBps('BTC-USDT'), 100)
+  v.observeTick('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 99.5, ask: 100.5 })
+  t.equal(v.volatilityBps('BTC-USDT'), Math.sqrt(10000 + 0.1 * ((1e4 / 101) ** 2 - 10000)))
+  v.observeTick('ticker.b.BTC-USDT', { symbol: 'BTC-USDT', bid: -1, ask: 5 })
+  t.equal(v.volatilityBps('BTC-USDT'), Math.sqrt(10000 + 0.1 * ((1e4 / 101) ** 2 - 10000)), 'a crossed or negative quote is not observed')
 })
 
-t.test('bad weight files are refused with the field named', async (t) => {
-  const dir = t.testdir({ 'w.json': JSON.stringify({ name: 'm', version: '1', weights: { bias: 0, netBps: 'x' } }) })
-  t.throws(() => loadScorerModel(join(dir, 'w.json')), { message: /weights\.netBps must be a finite number/ })
-})
-
-t.test('the scorer fills score and model on opportunities published through the server', async (t) => {
-  const dir = t.testdir({})
-  const weights = join(dir, 'weights.json')
-  writeFileSync(weights, JSON.stringify({ name: 'test-model', version: '2.1', weights: { bias: 0, netBps: 0, ageMs: 0, logSize: 0, volatilityBps: 0 } }))
-  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, scorerWeights: weights })
+t.test('the scorer fills volatilityBps, score and models on opportunities published through the server', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, hookBudget: 60_000 })
   await app.register(scorer, { config: app.live.config as any })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const c = await TestClient.open(`ws://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
   await c.request({ type: 'subscribe', topic: 'opportunities.>' })
+  await app.live.publish('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 99.5, ask: 100.5 })
+  await app.live.publish('ticker.a.BTC-USDT', { symbol: 'BTC-USDT', bid: 100.5, ask: 101.5 })
   await app.live.publish('opportunities.BTC-USDT', opportunity)
   const e = await c.next()
-  t.match(e.data, { id: 'o1', score: 0.5, model: { name: 'test-model', version: '2.1' } })
-  await app.live.publish('opportunities.BTC-USDT', { ...opportunity, status: 'closed' })
-  t.notOk('score' in (await c.next()).data, 'closed opportunities are not scored')
+  // sigmoid(-1 + 0.12*20 - 0.004*50 + 0.15*ln(1 + 30000) - 0.08*100): high volatility pulls it down
+  const z = -1 + 0.12 * 20 - 0.004 * 50 + 0.15 * Math.log1p(30000) - 0.08 * 100
+  t.match(e.data, { id: 'o1', volatilityBps: 100, models: { scorer: { version: '1', arm: 'serving' } } })
+  t.ok(Math.abs(e.data.score - 1 / (1 + Math.exp(-z))) < 1e-5, `score ${e.data.score}`)
   c.close()
 })
 
@@ -92,9 +83,11 @@ t.test('remote model: enriches events over keep-alive HTTP and answers a request
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })
   await app.register(remoteModel, {
     url: model.url,
+    protocol: 'http',
     name: 'remote',
     version: '3',
     topics: 'opportunities.>',
+    output: 'fill',
     method: 'predict',
     params: Type.Object({ symbol: Type.String() }),
     budgetMs: 60_000 // a budget no loaded machine's stall reaches: this test is about the answers
@@ -102,8 +95,12 @@ t.test('remote model: enriches events over keep-alive HTTP and answers a request
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   for (let i = 0; i < 5; i++) await app.live.publish('opportunities.ETH-USDT', { n: i })
-  t.same((app.liveBus as MemoryBus).last('opportunities.ETH-USDT')!.data, { n: 4, score: 0.42, model: { name: 'remote', version: '3' } })
-  t.same(model.bodies[0], { topic: 'opportunities.ETH-USDT', data: { n: 0 } })
+  t.same(
+    (app.liveBus as MemoryBus).last('opportunities.ETH-USDT')!.data,
+    { n: 4, fill: { score: 0.42 }, models: { remote: { version: '3', arm: 'serving' } } },
+    'the answer under its own field: it overwrites nothing of the event or of another model'
+  )
+  t.same(model.bodies[0], { topic: 'opportunities.ETH-USDT', data: { n: 0 }, features: [] })
   t.ok(model.sockets.size < 5, `five calls over ${model.sockets.size} kept-alive connection(s)`)
   const c = await TestClient.open(`ws://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
   t.same(await c.request({ type: 'request', id: 1, method: 'predict', params: { symbol: 'ETH-USDT' } }), {
@@ -115,19 +112,28 @@ t.test('remote model: enriches events over keep-alive HTTP and answers a request
   c.close()
 })
 
-t.test('remote model that hangs: the call is aborted inside the budget and the event goes on', async (t) => {
+t.test('remote model that hangs: events go on saying so, late answers count as timeouts, the method answers timeout', async (t) => {
   const model = await modelServer(t, () => ({ score: 1 }), Infinity)
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, hookFailures: 2, hookCooldown: 60_000 })
-  await app.register(remoteModel, { url: model.url, name: 'hanging', topics: 'opportunities.>', method: 'predict', budgetMs: 30 })
+  await app.register(remoteModel, { url: model.url, protocol: 'http', name: 'hanging', topics: 'opportunities.>', method: 'predict', budgetMs: 30 })
   await app.ready()
   t.teardown(() => app.close())
-  // The model never answers: the publish completing at all is the call aborted at the budget.
+  // The model never answers: the publish completing at all is the budget deciding.
   await app.live.publish('opportunities.X', { n: 1 })
-  t.same((app.liveBus as MemoryBus).last('opportunities.X')!.data, { n: 1 }, 'unmodified (fail-open)')
+  t.same((app.liveBus as MemoryBus).last('opportunities.X')!.data, { n: 1, modelStatus: { hanging: 'timeout' } }, 'unmodified but for why (fail-open)')
   await app.live.publish('opportunities.X', { n: 2 })
-  const figures = app.liveHooks.figures().find((f) => f.name === 'hanging-enrich')!
-  t.match(figures, { calls: 2, breaker: 'open' }, 'two failures in a row switch it off')
-  t.equal(figures.timeouts + figures.errors, 2)
+  const figures = app.liveHooks.figures().find((f) => f.name === 'hanging')!
+  t.match(figures, { calls: 2, timeouts: 2, errors: 0, breaker: 'open' }, 'two late answers in a row switch it off')
   await app.live.publish('opportunities.X', { n: 3 })
+  t.same((app.liveBus as MemoryBus).last('opportunities.X')!.data, { n: 3, modelStatus: { hanging: 'off' } })
   t.equal(model.bodies.length, 2, 'not called while switched off')
+  await t.rejects(
+    app.liveHooks.methods.get('predict')!({}, { id: 1, codec: 'json', remoteAddress: undefined }) as Promise<unknown>,
+    { code: 'timeout', message: 'method "predict" ran over its 30 ms budget' },
+    'a late answer is a timeout, not internal'
+  )
+  t.match(
+    app.liveHooks.figures().find((f) => f.name === 'predict'),
+    { timeouts: 1, errors: 0 }
+  )
 })

@@ -29,6 +29,13 @@ export interface HookOptions {
   failMode?: FailMode
   /** Publish and subscribe hooks: only topics (or patterns) this pattern matches. */
   topics?: string
+  /**
+   * Publish hooks that enrich events for a model: an event the hook failed to enrich (it threw, was
+   * late, or its breaker is open) goes on with `modelStatus[statusKey]` saying so (fail-open).
+   */
+  statusKey?: string
+  /** Extra figures shown under `model` in GET /hooks and the `hooks` method (a model's versions). */
+  details?: () => unknown
 }
 
 /** Returns new data, undefined to leave it as it is, or DROP. */
@@ -73,6 +80,7 @@ export interface HookFigures {
   skipped: number
   breaker: 'closed' | 'open' | 'half-open'
   latencyMs: { p50: number; p99: number; max: number }
+  model?: unknown
 }
 
 /** A hook that threw, ran over its budget, or was not called because its breaker is open. */
@@ -110,7 +118,9 @@ class Hook<F extends HookFunction> {
     readonly failMode: FailMode,
     readonly topics: string | null,
     private readonly limits: HookLimits,
-    private readonly log: HookLogger
+    private readonly log: HookLogger,
+    readonly statusKey: string | null = null,
+    private readonly details: (() => unknown) | null = null
   ) {
     this.applies = topics === null ? null : new Map()
   }
@@ -182,8 +192,10 @@ class Hook<F extends HookFunction> {
         (err) => {
           if (settled) return
           clearTimeout(timer)
-          if (err instanceof LiveError) reject(err)
-          else resolve(this.failed(err))
+          if (err instanceof LiveError) return reject(err)
+          // A failure that arrives past the budget (an HTTP call aborted late) was a late answer first.
+          const elapsed = performance.now() - start
+          resolve(elapsed > this.budgetMs ? this.overran(elapsed) : this.failed(err))
         }
       )
     })
@@ -236,7 +248,8 @@ class Hook<F extends HookFunction> {
       timeouts: this.timeouts,
       skipped: this.skipped,
       breaker: this.breaker,
-      latencyMs: { p50, p99, max }
+      latencyMs: { p50, p99, max },
+      ...(this.details === null ? {} : { model: this.details() })
     }
   }
 }
@@ -296,6 +309,11 @@ export class HookRegistry {
       }
       return isThenable(result) ? result.then(settle) : settle(result)
     })
+  }
+
+  /** HOOK_BUDGET: the budget of a hook that sets none. */
+  get defaultBudgetMs(): number {
+    return this.limits.hookBudget
   }
 
   get hasInbound(): boolean {
@@ -374,7 +392,18 @@ export class HookRegistry {
     if (list.some((h) => h.name === options.name)) throw new Error(`a ${stage} hook named "${options.name}" is already registered`)
     const budgetMs = options.budgetMs ?? this.limits.hookBudget
     if (!(budgetMs > 0)) throw new RangeError(`hook "${options.name}": budgetMs must be positive`)
-    return new Hook(stage, options.name, fn, budgetMs, options.failMode ?? 'open', options.topics ?? null, this.limits, this.log)
+    return new Hook(
+      stage,
+      options.name,
+      fn,
+      budgetMs,
+      options.failMode ?? 'open',
+      options.topics ?? null,
+      this.limits,
+      this.log,
+      options.statusKey ?? null,
+      options.details ?? null
+    )
   }
 }
 
@@ -382,9 +411,23 @@ function publishOutcome(hook: Hook<PublishHook>, out: unknown, data: unknown): u
   if (out === undefined) return data
   if (out === DROP) throw new LiveError(ErrorCode.forbidden, `dropped by hook "${hook.name}"`)
   if (out instanceof Failure) {
-    if (hook.failMode === 'open') return data
-    throw failedError(hook)
+    if (hook.failMode === 'closed') throw failedError(hook)
+    return hook.statusKey === null ? data : withModelStatus(data, hook.statusKey, STATUS[out.kind])
   }
+  return out
+}
+
+const STATUS = { threw: 'error', late: 'timeout', off: 'off' } as const
+
+/** Why a model did not enrich an event */
+export type ModelStatus = 'error' | 'timeout' | 'off' | 'unavailable' | 'missing-feature'
+
+/** A copy of an event's data whose `modelStatus[model]` says why the model did not enrich it. */
+export function withModelStatus(data: unknown, model: string, status: ModelStatus): unknown {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return data
+  const out = Object.assign({}, data) as Record<string, unknown>
+  const before = out.modelStatus
+  out.modelStatus = Object.assign(before !== null && typeof before === 'object' && !Array.isArray(before) ? Object.assign({}, before) : {}, { [model]: status })
   return out
 }
 

@@ -1,0 +1,166 @@
+// What runs one model version: an ONNX file in process (onnxruntime-node), or a remote server
+// speaking the KServe v2 inference protocol or plain JSON over HTTP (undici, keep-alive).
+import { Agent, request, type Dispatcher } from 'undici'
+import type { ModelCard } from './model-card.js'
+
+export interface Runner {
+  readonly kind: 'onnx' | 'kserve' | 'http'
+  /** The model's answer for one event. `features` is read before the first await: callers reuse it. */
+  run(features: Float64Array, topic: string, data: unknown): Promise<unknown>
+  close(): Promise<void>
+}
+
+type Ort = typeof import('onnxruntime-node')
+let ort: Promise<Ort> | null = null
+// Loaded on first use: a server without in-process models never maps the native library.
+const loadOrt = (): Promise<Ort> => (ort ??= import('onnxruntime-node').then((m) => ((m as { default?: Ort }).default ?? m) as Ort))
+
+/** An ONNX model in process. Throws when the file is not a model or does not take `featureCount` numbers. */
+export async function openOnnx(file: string, featureCount: number): Promise<Runner> {
+  const { InferenceSession, Tensor } = await loadOrt()
+  // One thread each: the event loop's own core runs the small models hooks use fastest, without
+  // a thread pool competing with the server for the machine.
+  const session = await InferenceSession.create(file, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })
+  try {
+    if (session.inputMetadata.length !== 1) throw new Error(`the model takes ${session.inputMetadata.length} inputs; a hook model takes one tensor of features`)
+    const input = session.inputMetadata[0]
+    if (!input.isTensor || (input.type !== 'float32' && input.type !== 'float64')) throw new Error(`input "${input.name}" is not a float32 or float64 tensor`)
+    const shape = input.shape
+    const width = shape.length === 2 ? shape[1] : shape.length === 1 ? shape[0] : undefined
+    if (
+      width === undefined ||
+      (typeof width === 'number' && width !== featureCount) ||
+      (shape.length === 2 && typeof shape[0] === 'number' && shape[0] !== 1)
+    ) {
+      throw new Error(`input "${input.name}" has shape [${shape.join(', ')}]; the card names ${featureCount} features, so it must take [N, ${featureCount}]`)
+    }
+    const output = session.outputMetadata[0]
+    if (output === undefined || !output.isTensor) throw new Error('the first output is not a tensor')
+    const dims = shape.length === 2 ? [1, featureCount] : [featureCount]
+    const inputName = input.name
+    const outputName = output.name
+    const Row = input.type === 'float32' ? Float32Array : Float64Array
+    const runner: Runner = {
+      kind: 'onnx',
+      async run(features) {
+        const tensor = new Tensor(input.type as 'float32', Row.from(features) as Float32Array, dims)
+        const result = await session.run({ [inputName]: tensor })
+        const value = result[outputName].data[0]
+        return typeof value === 'bigint' ? Number(value) : value
+      },
+      close: () => session.release()
+    }
+    // One run on zeros: a model whose graph cannot take the card's row fails here, not on an event.
+    const trial = await runner.run(new Float64Array(featureCount), '', null)
+    if (typeof trial !== 'number') throw new Error(`the first output "${outputName}" is not numeric`)
+    return runner
+  } catch (err) {
+    await session.release()
+    throw err
+  }
+}
+
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+/** A JSON answer read with a size cap: a broken or hostile server cannot make the process hold more. */
+async function json(res: Dispatcher.ResponseData, what: string): Promise<unknown> {
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    await res.body.dump()
+    throw new Error(`${what} answered HTTP ${res.statusCode}`)
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length
+    if (size > MAX_ANSWER_BYTES) {
+      res.body.destroy()
+      throw new Error(`${what} answered more than ${MAX_ANSWER_BYTES} bytes`)
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+}
+
+export interface RemoteOptions {
+  /** The remote model's name, when the card names none. */
+  name: string
+  budgetMs: number
+  connections?: number
+}
+
+/**
+ * A keep-alive JSON client for one budget. Calls are aborted a second after the budget, never
+ * before it: the hook's budget decides a late answer (a timeout), the abort only frees the connection.
+ */
+export function jsonClient(budgetMs: number, connections = 16) {
+  const agent = new Agent({ connections, keepAliveTimeout: 30_000, pipelining: 1 })
+  const abortAfter = budgetMs + 1000
+  const post = async (url: string, body: unknown, what: string) =>
+    json(
+      await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        dispatcher: agent,
+        signal: AbortSignal.timeout(abortAfter),
+        headersTimeout: abortAfter,
+        bodyTimeout: abortAfter
+      }),
+      what
+    )
+  const get = async (url: string, what: string) =>
+    json(await request(url, { dispatcher: agent, signal: AbortSignal.timeout(Math.max(abortAfter, 2000)) }), what)
+  return { post, get, close: () => agent.close() }
+}
+
+/** A remote model over the KServe v2 inference protocol or plain JSON. */
+export function remoteRunner(card: ModelCard, options: RemoteOptions): Runner & { ready(featureCount: number): Promise<void> } {
+  const { post, get, close } = jsonClient(options.budgetMs, options.connections)
+  const base = card.url!
+
+  if (card.protocol === 'http') {
+    return {
+      kind: 'http',
+      // POST {topic, data, features} -> any JSON: the answer is the model's output.
+      run: (features, topic, data) => post(base, { topic, data, features: Array.from(features) }, 'the model'),
+      close,
+      ready: async () => undefined
+    }
+  }
+  const remoteName = encodeURIComponent(card.remoteName ?? options.name)
+  const modelPath = `${base}/v2/models/${remoteName}${card.remoteVersion ? `/versions/${encodeURIComponent(card.remoteVersion)}` : ''}`
+  const inferUrl = `${modelPath}/infer`
+  const inputName = card.input ?? 'features'
+  const datatype = card.datatype ?? 'FP32'
+  return {
+    kind: 'kserve',
+    async run(features) {
+      const body = { inputs: [{ name: inputName, shape: [1, features.length], datatype, data: Array.from(features) }] }
+      const answer = (await post(inferUrl, body, 'the KServe v2 model')) as { outputs?: { data?: unknown[] }[] }
+      let value: unknown = answer?.outputs?.[0]?.data?.[0]
+      while (Array.isArray(value)) value = value[0] // some servers nest the data by shape
+      if (typeof value !== 'number') throw new Error('the KServe v2 answer has no number at outputs[0].data[0]')
+      return value
+    },
+    close,
+    /** The server and the model answer ready (/v2/health/ready, /v2/models/{name}/ready), and the model takes the card's features. */
+    async ready(featureCount) {
+      await get(`${base}/v2/health/ready`, `${base}/v2/health/ready`).catch(notReady)
+      await get(`${modelPath}/ready`, `${modelPath}/ready`).catch(notReady)
+      const metadata = (await get(modelPath, `${modelPath} (metadata)`).catch(() => null)) as { inputs?: { name?: unknown; shape?: unknown }[] } | null
+      const declared = metadata?.inputs?.find((i) => i.name === inputName)
+      if (metadata?.inputs !== undefined && declared === undefined) throw new Error(`the model has no input "${inputName}" (card field "input")`)
+      const shape = declared?.shape
+      const width = Array.isArray(shape) ? shape[shape.length - 1] : -1
+      if (typeof width === 'number' && width > 0 && width !== featureCount) {
+        throw new Error(`input "${inputName}" has shape [${(shape as unknown[]).join(', ')}]; the card names ${featureCount} features`)
+      }
+    }
+  }
+}
+
+class NotReady extends Error {}
+const notReady = (err: Error): never => {
+  throw new NotReady(`not ready: ${err.message}`)
+}
+export const isNotReady = (err: unknown): boolean => err instanceof NotReady

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { buildApp } from '../src/app.ts'
 import type { Config } from '../src/config.ts'
@@ -67,6 +68,15 @@ t.test('the reference scorer as ONNX equals its Python reference outputs within 
   t.pass(`${recorded.length} scores within 1e-5`)
 })
 
+t.test('models/make-scorer.py (python3-onnx) makes exactly the shipped model folder', async (t) => {
+  const out = t.testdir()
+  const run = spawnSync('/usr/bin/python3', [join(root, 'models/make-scorer.py'), '--out', out], { encoding: 'utf8' })
+  t.equal(run.status, 0, run.stderr)
+  for (const file of ['model.onnx', 'model.json', 'reference.json']) {
+    t.ok(readFileSync(join(out, file)).equals(readFileSync(join(SHIPPED_MODELS, 'scorer/1', file))), `${file} as committed`)
+  }
+})
+
 t.test('the default server scores opportunities with the shipped model and the volatility it observes', async (t) => {
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: true, hookBudget: 60_000 })
   await app.ready()
@@ -103,9 +113,10 @@ t.test('a new version folder serves without a lost or unscored event under a ste
   const { app, last, figures, scan, lines } = await appWith(t, { models: dir })
   const published: Promise<unknown>[] = []
   let n = 0
-  // Publishes keep going while version 2 is written, renamed in and loaded.
+  let reloaded = false
+  // Publishes keep going, ten a turn, while version 2 is written, renamed in and loaded, and after.
   const publisher = (async () => {
-    while (n < 400) {
+    while (!reloaded || n < 400) {
       const i = n++
       published.push(app.live.publish('opportunities.X', { ...recorded[i % recorded.length], id: `o${i}` }))
       if (i % 10 === 0) await new Promise((r) => setImmediate(r))
@@ -114,13 +125,15 @@ t.test('a new version folder serves without a lost or unscored event under a ste
   await new Promise((r) => setImmediate(r))
   version('2', scorerCard, otherWeights)
   await scan()
+  reloaded = true
   await publisher
   const acks = (await Promise.all(published)) as { seq: number }[]
   t.same(
     acks.map((a) => a.seq),
-    Array.from({ length: 400 }, (_, i) => i + 1),
-    'every publish acked, in order, none dropped'
+    Array.from({ length: n }, (_, i) => i + 1),
+    `every one of ${n} publishes acked, in order, none dropped`
   )
+  await app.live.publish('opportunities.X', recorded[0])
   t.equal(last('opportunities.X').data.models.scorer.version, '2', 'the new version serves')
   t.match(figures(), {
     serving: '2',

@@ -189,6 +189,9 @@ export class Model {
     this.versions.set(version, v)
     try {
       this.checkCompatible(card)
+      // The first valid card registers the hook, loaded or not: until a version serves, the events
+      // it was meant for say `unavailable`.
+      if (this.card === null) this.register(card)
       v.runner = await open(this.name, card, source, this.budgetOf(card))
     } catch (err) {
       const reason = (err as Error).message
@@ -203,7 +206,6 @@ export class Model {
       this.choose()
       return false
     }
-    if (this.card === null) this.register(card)
     if (old !== undefined && old.runner !== null) old.retire()
     v.state = 'standby'
     this.choose()

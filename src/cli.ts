@@ -35,6 +35,21 @@ exit codes: 0 done, 1 refused or unreachable (the reason is printed), 2 usage
 
 class UsageError extends Error {}
 
+// C0 and C1 controls and DEL: what a terminal acts on (titles, screen clears, OSC 52 clipboard writes).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g
+
+/**
+ * Text from the server as the terminal may see it: controls as \u escapes (inside JSON strings
+ * that is the same JSON), so a server can never drive the user's terminal.
+ */
+function printable(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+const out = (line: string) => process.stdout.write(`${printable(line)}\n`)
+const warn = (line: string) => process.stderr.write(`realtime: ${printable(line)}\n`)
+
 const { values: flags, positionals } = (() => {
   try {
     return parseArgs({
@@ -60,8 +75,8 @@ const { values: flags, positionals } = (() => {
 })()
 
 function fail(err: unknown): never {
-  if (err instanceof UsageError) process.stderr.write(`realtime: ${err.message}\n\n${USAGE}`)
-  else process.stderr.write(`realtime: ${(err as { code?: string }).code ? `${(err as { code: string }).code}: ` : ''}${(err as Error).message}\n`)
+  if (err instanceof UsageError) process.stderr.write(`realtime: ${printable(err.message)}\n\n${USAGE}`)
+  else warn(`${(err as { code?: string }).code ? `${(err as { code: string }).code}: ` : ''}${(err as Error).message}`)
   process.exit(err instanceof UsageError ? 2 : 1)
 }
 
@@ -92,15 +107,15 @@ async function connected(): Promise<LiveClient> {
       }, reject)
     })
   } else await live.ready()
-  live.on('error', (err) => process.stderr.write(`realtime: ${err.message}\n`))
+  live.on('error', (err) => warn(err.message))
   return live
 }
 
-const time = (ms: number) => new Date(ms).toISOString().slice(11, 23)
+const time = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString().slice(11, 23) : String(ms))
 
 function printEvent(e: LiveEvent): void {
-  if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`)
-  else process.stdout.write(`${time(e.ts)} ${e.topic} #${e.seq}${e.type === 'snapshot' ? ' (snapshot)' : ''} ${JSON.stringify(e.data)}\n`)
+  if (flags.json) out(JSON.stringify(e))
+  else out(`${time(e.ts)} ${e.topic} #${e.seq}${e.type === 'snapshot' ? ' (snapshot)' : ''} ${JSON.stringify(e.data)}`)
 }
 
 async function sub(pattern: string | undefined): Promise<void> {
@@ -109,7 +124,7 @@ async function sub(pattern: string | undefined): Promise<void> {
   const live = await connected()
   let seen = 0
   live.on('close', ({ code, reason }) => {
-    process.stderr.write(`realtime: disconnected (${code}${reason ? ` ${reason}` : ''})${flags.retry ? '; reconnecting' : ''}\n`)
+    warn(`disconnected (${code}${reason ? ` ${reason}` : ''})${flags.retry ? '; reconnecting' : ''}`)
     if (flags.retry) return
     live.close()
     process.exit(1)
@@ -127,10 +142,7 @@ async function sub(pattern: string | undefined): Promise<void> {
       snapshot: !flags['no-snapshot'],
       filter: flags.filter,
       delta: flags.delta,
-      onGap: (gap) =>
-        process.stderr.write(
-          `realtime: gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}\n`
-        )
+      onGap: (gap) => warn(`gap on ${gap.topic ?? gap.pattern}: ${gap.reason}${gap.expected ? ` (expected #${gap.expected}, got #${gap.received})` : ''}`)
     }
   )
   process.once('SIGINT', () => live.close())
@@ -147,7 +159,7 @@ async function pub(topic: string | undefined, json: string | undefined): Promise
   const live = await connected()
   try {
     const { seq, epoch } = await live.publish(topic, data)
-    process.stdout.write(flags.json ? `${JSON.stringify({ topic, seq, epoch })}\n` : `${topic} #${seq} (epoch ${epoch})\n`)
+    out(flags.json ? JSON.stringify({ topic, seq, epoch }) : `${topic} #${seq} (epoch ${epoch})`)
   } finally {
     live.close()
   }

@@ -126,3 +126,40 @@ t.test('bench passes its workloads to the benchmark, which refuses unknown ones'
     /BENCH_ONLY: unknown workload nonsense; expected some of floor, probe, fanout, filters, deltas, idle, memory, hooks, arbitrage, books, backplane/
   )
 })
+
+t.test(
+  'sub prints what a hostile server sends with its control characters escaped: no title, clear screen or clipboard write reaches the terminal',
+  async (t) => {
+    const { WebSocketServer } = await import('ws')
+    const { encode, decode } = await import('@msgpack/msgpack')
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (offered) => [...offered][0] ?? false })
+    t.teardown(() => new Promise((r) => wss.close(r)))
+    await new Promise((r) => wss.once('listening', r))
+    const osc52 = '\u001b]52;c;ZWNobyBwd25lZA==\u0007' // OSC 52: write "echo pwned" to the clipboard
+    wss.on('connection', (socket) =>
+      socket.on('message', (data: Buffer) => {
+        const frame = decode(data) as { id: unknown }
+        socket.send(encode({ type: 'ack', id: frame.id, topics: ['h.>'] }))
+        socket.send(encode({ type: 'error', code: 'internal', message: `\u001b]0;owned title\u0007${osc52}` }))
+        socket.send(encode({ type: 'event', topic: `h.z\u001b[2J\u009b2J`, seq: 1, epoch: 'e', ts: 0, data: { text: `${osc52}\u009d0;t\u009c\u007f` } }))
+        socket.send(encode({ type: 'event', topic: 'h.z', seq: 2, epoch: 'e', ts: 0, data: 'fine' }))
+      })
+    )
+    const url = `ws://127.0.0.1:${(wss.address() as import('node:net').AddressInfo).port}`
+    for (const json of [false, true]) {
+      const run = await cli(['sub', 'h.>', '--count', '2', '--url', url, ...(json ? ['--json'] : [])]).done
+      t.equal(run.code, 0, run.stderr)
+      for (const [name, text] of [
+        ['stdout', run.stdout],
+        ['stderr', run.stderr]
+      ]) {
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for them is the point
+        t.notMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${json ? '--json' : 'readable'} ${name}: no control character but line ends`)
+      }
+      t.match(run.stdout, '\\u001b]52;c;ZWNobyBwd25lZA==\\u0007', 'the clipboard sequence shows as text')
+      t.match(run.stdout, 'h.z\\u001b[2J\\u009b2J', 'so does the screen clear in a topic')
+      t.match(run.stderr, 'realtime: \\u001b]0;owned title\\u0007', 'and the title in an error message')
+      if (json) t.same(JSON.parse(run.stdout.split('\n')[0]).data, { text: `${osc52}\u009d0;t\u009c\u007f` }, '--json lines stay JSON meaning what was sent')
+    }
+  }
+)

@@ -323,3 +323,109 @@ t.test('an undecodable frame from the server is reported as an error event; the 
   t.same(events, ['ok'])
   t.ok(client.connected)
 })
+
+/** Fossil's checksum of a delta's result (fossil-delta does not export it): what a valid hostile delta must carry. */
+function fossilChecksum(a: Uint8Array): number {
+  const lanes = [0, 0, 0, 0]
+  const whole = a.length - (a.length % 4)
+  for (let i = 0; i < whole; i++) lanes[i & 3] = (lanes[i & 3] + a[i]) | 0
+  let sum = (((((lanes[3] + (lanes[2] << 8)) | 0) + (lanes[1] << 16)) | 0) + (lanes[0] << 24)) | 0
+  const tail = a.length - whole
+  if (tail >= 3) sum = (sum + (a[whole + 2] << 8)) | 0
+  if (tail >= 2) sum = (sum + (a[whole + 1] << 16)) | 0
+  if (tail >= 1) sum = (sum + (a[whole] << 24)) | 0
+  return sum >>> 0
+}
+
+const FOSSIL_DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~'
+function fossilInt(n: number): string {
+  let out = ''
+  do {
+    out = FOSSIL_DIGITS[n % 64] + out
+    n = Math.floor(n / 64)
+  } while (n > 0)
+  return out
+}
+
+/**
+ * A small delta whose result is `{ pad: 'x' × size }`, made of copies of the base's run of x's:
+ * a few KB on the wire that a client applying it turns into `size` bytes.
+ */
+function inflatingDelta(base: Uint8Array, run: number, size: number, declared = -1): Uint8Array {
+  const target = encode({ pad: 'x'.repeat(size) })
+  const header = target.length - size
+  const xAt = base.length - run
+  let commands = `${fossilInt(header)}:`
+  const parts: (string | Uint8Array)[] = []
+  parts.push(commands)
+  parts.push(target.subarray(0, header))
+  commands = ''
+  for (let left = size; left > 0; left -= run) commands += `${fossilInt(Math.min(run, left))}@${fossilInt(xAt)},`
+  parts.push(`${commands}${fossilInt(fossilChecksum(target))};`)
+  const bytes = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))))
+  return Buffer.concat([Buffer.from(`${fossilInt(declared >= 0 ? declared : target.length)}\n`, 'latin1'), bytes])
+}
+
+/** A stand-in server that acks every subscribe (with delta when asked) and then sends `frames` of that subscribe (1, 2, ...). */
+async function hostileServer(t: Teardown, frames: (subscribe: number) => (Uint8Array | string)[]) {
+  const wss = await fakeServer(t)
+  let subscribes = 0
+  wss.on('connection', (socket) => {
+    socket.on('message', (data: Buffer) => {
+      const frame = decode(data) as { type: string; id: unknown; topic: string; delta?: boolean }
+      if (frame.type !== 'subscribe') return
+      socket.send(encode({ type: 'ack', id: frame.id, topics: [frame.topic], ...(frame.delta ? { delta: true } : {}) }))
+      for (const f of frames(++subscribes)) socket.send(f)
+    })
+  })
+  return `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`
+}
+
+t.test('a hostile server: a delta declaring more than maxFrameBytes is refused before it is applied', async (t) => {
+  const run = 60_000
+  const baseData = { pad: 'x'.repeat(run) }
+  const base = encode(baseData)
+  const event = (seq: number, rest: object) => encode({ type: 'event', topic: 'h.x', seq, epoch: 'e', ts: 0, ...rest })
+  const url = await hostileServer(t, (subscribe) => [
+    ...(subscribe > 1 ? [] : [event(1, { data: baseData })]),
+    // 8 MiB out of ~1 KB of copy commands, with a valid checksum: the old client built and decoded it.
+    event(2, { base: 1, delta: inflatingDelta(base, run, 8 * 1024 * 1024) }),
+    // 4 GB declared in a few bytes (the most a Fossil delta can declare): refused on its declaration alone.
+    event(2, { base: 1, delta: inflatingDelta(base, run, 1024, 2 ** 32 - 1) }),
+    event(3, { data: { honest: true } })
+  ])
+  const client = new LiveClient({ url, maxFrameBytes: 1024 * 1024, reconnect: false })
+  t.teardown(() => client.close())
+  const errors: string[] = []
+  client.on('error', (err) => errors.push(err.message))
+  const sizes: number[] = []
+  await client.subscribe('h.x', (e) => sizes.push(JSON.stringify(e.data).length), { delta: true })
+  await until(() => sizes.length >= 2, 'the whole events')
+  t.same(sizes, [JSON.stringify(baseData).length, JSON.stringify({ honest: true }).length], 'nothing the deltas made reached the handler')
+  t.match(errors[0], /delta on h\.x #2 not applied \(it declares 8388618 bytes, more than maxFrameBytes 1048576\)/)
+  t.match(errors[1], /it declares 4294967295 bytes/)
+})
+
+t.test('a hostile server: a frame past maxFrameBytes or nested past maxDepth is dropped before it is decoded; the stream goes on', async (t) => {
+  const deep = Buffer.concat([Buffer.alloc(10_000, 0x91), Buffer.from([0xc0])]) // [[[[...null]]]] 10,000 deep
+  const frame = (seq: number, data: Buffer) =>
+    Buffer.concat([encode({ type: 'event', topic: 'h.y', seq, epoch: 'e', ts: 0, data: null }).subarray(0, -1), data])
+  const url = await hostileServer(t, (subscribe) =>
+    subscribe === 1
+      ? [frame(1, deep), encode({ type: 'event', topic: 'h.y', seq: 2, epoch: 'e', ts: 0, data: 'x'.repeat(2 * 1024 * 1024) })]
+      : [encode({ type: 'event', topic: 'h.y', seq: 3, epoch: 'e', ts: 0, data: { honest: true } })]
+  )
+  const client = new LiveClient({ url, maxFrameBytes: 1024 * 1024, maxDepth: 64, reconnect: { minDelayMs: 10, maxDelayMs: 50 } })
+  t.teardown(() => client.close())
+  const errors: string[] = []
+  const closes: number[] = []
+  client.on('error', (err) => errors.push(err.message))
+  client.on('close', ({ code }) => closes.push(code))
+  const seen: unknown[] = []
+  await client.subscribe('h.y', (e) => seen.push(e.data))
+  await until(() => seen.length >= 1, 'the honest event after reconnecting')
+  t.same(seen, [{ honest: true }], 'only the honest event reached the handler')
+  t.match(errors[0], /frame nests deeper than 64 levels/)
+  t.match(errors[1], /Max payload size exceeded/, 'the 2 MiB frame was refused by ws (maxPayload) before it was buffered whole')
+  t.equal(closes.length, 1, 'which closed that connection; the client connected again')
+})

@@ -4,8 +4,9 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { isPattern, matches } from '../shared/patterns.js'
 import { parseFilter, type Filter } from '../shared/filter.js'
-import { applyDelta, applyStringDelta } from 'fossil-delta'
+import { applyDelta, applyStringDelta, getDeltaTargetSize, getStringDeltaTargetSize } from 'fossil-delta'
 import { SUBPROTOCOL_OF, type Codec } from '../shared/subprotocols.js'
+import { scanJsonDepth, scanMsgpack } from '../shared/scan.js'
 
 export type { Codec } from '../shared/subprotocols.js'
 export type FrameId = number | string
@@ -108,6 +109,8 @@ interface SocketLike {
   close(code?: number, reason?: string): void
 }
 type SocketConstructor = new (url: string, protocols?: string[]) => SocketLike
+/** Browsers' and undici's WebSocket ignore a third argument; ws takes its options there. */
+type WsConstructor = new (url: string, protocols: string[], options: { maxPayload: number }) => SocketLike
 
 export interface ClientOptions {
   /** ws:// or wss:// URL of the live endpoint, e.g. ws://localhost:8765/ws/live. */
@@ -126,7 +129,18 @@ export interface ClientOptions {
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
   /** A WebSocket implementation; default: the global one, else the `ws` package (Node 20). */
   WebSocket?: SocketConstructor
+  /**
+   * Largest frame taken from the server, and largest event a delta may make (default 4 MiB):
+   * larger ones are dropped with an error, before they are decoded or applied. Applying a delta
+   * holds about 8 bytes per byte of its result for a moment (fossil-delta builds it in an array).
+   */
+  maxFrameBytes?: number
+  /** Deepest nesting a frame may have (default 128): deeper ones are dropped before they are decoded. */
+  maxDepth?: number
 }
+
+const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+const DEFAULT_MAX_DEPTH = 128
 
 type ClientEvents = {
   open: () => void
@@ -228,7 +242,11 @@ export class LiveClient {
   private watchdog: ReturnType<typeof setInterval> | null = null
   private retry: ReturnType<typeof setTimeout> | null = null
   private readonly encoder = new Encoder()
-  private readonly decoder = new Decoder()
+  private readonly decoder: Decoder
+  /** What a hostile server can make this client hold or walk: checked on the bytes, before any decoding. */
+  private readonly maxFrameBytes: number
+  private readonly maxDepth: number
+  private readonly scanStack: Float64Array
   /** Encodes data as the server does (ignoreUndefined): a delta applies to those exact bytes. */
   private readonly dataEncoder = new Encoder({ ignoreUndefined: true })
   /** Subscriptions with delta: true held now. */
@@ -239,6 +257,12 @@ export class LiveClient {
 
   constructor(readonly options: ClientOptions) {
     this.codec = options.codec ?? 'msgpack'
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH
+    this.scanStack = new Float64Array(this.maxDepth + 1)
+    const max = this.maxFrameBytes
+    // A container's every element takes a byte at least: no declared length past the frame is believed.
+    this.decoder = new Decoder({ maxStrLength: max, maxBinLength: max, maxArrayLength: max, maxMapLength: max, maxExtLength: max })
     let resolve!: () => void
     let reject!: (err: Error) => void
     this.opened = {
@@ -391,7 +415,8 @@ export class LiveClient {
       const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? (await loadWs())
       const url = await this.endpoint()
       if (this.closed) return // closed while the token or the ws package was loading
-      socket = new WebSocketImpl(url, [SUBPROTOCOL_OF[this.codec]])
+      // ws (Node 20) refuses a larger frame before buffering it; other implementations hand it over and it is dropped here.
+      socket = new (WebSocketImpl as WsConstructor)(url, [SUBPROTOCOL_OF[this.codec]], { maxPayload: this.maxFrameBytes })
     } catch (err) {
       this.emit('error', err as Error)
       this.scheduleReconnect()
@@ -404,8 +429,18 @@ export class LiveClient {
     const heartbeat = this.options.heartbeatMs ?? 5000
     this.watchdog = setInterval(() => this.checkAlive(heartbeat), Math.max(50, heartbeat / 2))
     socket.onopen = () => this.onOpen()
-    socket.onmessage = (ev) => this.onFrame(ev.data)
-    socket.onerror = () => this.emit('error', new LiveClientError('unavailable', `cannot reach ${this.options.url}`))
+    socket.onmessage = (ev) => {
+      try {
+        this.onFrame(ev.data)
+      } catch (err) {
+        // A frame of a shape no server sends: reported, never thrown into the socket's event loop.
+        this.emit('error', new LiveClientError('bad_frame', `frame from the server not handled: ${(err as Error).message}`))
+      }
+    }
+    socket.onerror = (ev) => {
+      const why = (ev as { message?: unknown }).message
+      this.emit('error', new LiveClientError('unavailable', `cannot reach ${this.options.url}${typeof why === 'string' && why !== '' ? `: ${why}` : ''}`))
+    }
     socket.onclose = (ev) => {
       if (this.socket !== socket) return
       this.dropSocket()
@@ -518,12 +553,16 @@ export class LiveClient {
     this.lastFrameAt = Date.now()
     let frame: ServerFrame
     try {
-      frame = (typeof data === 'string' ? JSON.parse(data) : this.decoder.decode(new Uint8Array(data as ArrayBuffer))) as ServerFrame
+      frame = this.decode(typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer)) as ServerFrame
     } catch (err) {
       this.emit('error', new LiveClientError('bad_frame', `undecodable frame from the server: ${(err as Error).message}`))
       return
     }
     if (frame.type === 'event' || frame.type === 'snapshot') {
+      if (typeof frame.topic !== 'string' || typeof frame.epoch !== 'string' || !Number.isSafeInteger(frame.seq)) {
+        this.emit('error', new LiveClientError('bad_frame', 'an event without a topic, epoch or seq: dropped'))
+        return
+      }
       const event = 'delta' in frame ? this.undelta(frame as unknown as DeltaFrame) : (frame as LiveEvent)
       if (event === null) return
       // Only a client with a delta subscription keeps bases (no scan of the subscriptions otherwise).
@@ -543,6 +582,14 @@ export class LiveClient {
     else pending.resolve(reply)
   }
 
+  /** A frame (or a delta's result) decoded once its size and depth passed, checked on the bytes. */
+  private decode(encoded: string | Uint8Array): unknown {
+    if (encoded.length > this.maxFrameBytes) throw new Error(`${encoded.length} bytes, more than maxFrameBytes ${this.maxFrameBytes}`)
+    const refused = typeof encoded === 'string' ? scanJsonDepth(encoded, this.maxDepth) : scanMsgpack(encoded, this.maxDepth, Infinity, this.scanStack)
+    if (refused !== null) throw new Error(refused.message)
+    return typeof encoded === 'string' ? JSON.parse(encoded) : this.decoder.decode(encoded)
+  }
+
   /** Drops a subscription from the client's set; false when it was not there. */
   private forget(subscription: Subscription): boolean {
     if (!this.subscriptions.delete(subscription)) return false
@@ -554,15 +601,18 @@ export class LiveClient {
   private undelta(frame: DeltaFrame): LiveEvent | null {
     const base = this.deltaBases.get(frame.topic)
     try {
+      // The size a delta declares bounds what applying it makes (the applier stops past it).
+      const size = typeof frame.delta === 'string' ? getStringDeltaTargetSize(frame.delta) : getDeltaTargetSize(frame.delta)
+      if (!(size <= this.maxFrameBytes)) throw new Error(`it declares ${size} bytes, more than maxFrameBytes ${this.maxFrameBytes}`)
       if (base === undefined || base.epoch !== frame.epoch || base.seq !== frame.base) throw new Error(`no event #${frame.base} to apply it to`)
       let data: unknown
       if (typeof frame.delta === 'string') {
         const text = applyStringDelta(base.text!, frame.delta)
-        data = JSON.parse(text)
+        data = this.decode(text)
         this.deltaBases.set(frame.topic, { epoch: frame.epoch, seq: frame.seq, text })
       } else {
         const bytes = applyDelta(base.bytes!, frame.delta as Uint8Array)
-        data = this.decoder.decode(bytes)
+        data = this.decode(bytes)
         this.deltaBases.set(frame.topic, { epoch: frame.epoch, seq: frame.seq, bytes })
       }
       return { type: 'event', topic: frame.topic, seq: frame.seq, epoch: frame.epoch, ts: frame.ts, data }

@@ -51,7 +51,7 @@ if (kind === 'floor') {
   ws.send(JSON.stringify({ op: 'subscribe', args: INST_IDS.map((instId) => ({ channel: 'books', instId })) }))
   stop = () => ws.terminate()
 } else if (kind === 'ours') {
-  const { startFeeds } = await import('../dist/market/feeds.js')
+  const { startFeeds } = await import('../dist/market/setup.js')
   let feeds
   // startFeeds reads the instruments over REST, then connects; CPU counts from the subscription.
   const ready = startFeeds({

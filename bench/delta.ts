@@ -103,7 +103,7 @@ function measure(kind: string, topics: Map<string, Json[]>) {
   }
 }
 
-const rows = [measure('ticker (demo feed)', tickers()), measure('book (recorded OKX, top 20)', books())]
+const rows = [measure('ticker (demo feed)', tickers()), measure('book (recorded OKX, top 20)', await books())]
 for (const r of rows) console.log(JSON.stringify(r))
 console.log(
   '\n| topic | events | MessagePack full / patch / Fossil bytes | JSON full / patch / Fossil bytes | µs to make: patch / Fossil | µs to apply: patch / Fossil |\n|---|---|---|---|---|---|'

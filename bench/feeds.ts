@@ -5,23 +5,27 @@
 // connector's socket to the publish call, over a real loopback WebSocket from the mock exchange.
 import { performance } from 'node:perf_hooks'
 import { readFileSync } from 'node:fs'
-import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
-import { createFeed } from '../src/market/venues.ts'
-import { parseEndpoints, startFeeds } from '../src/market/feeds.ts'
+import { createConnection } from '../src/market/venues/index.ts'
+import { coinbaseProducts as parseProducts } from '../src/market/venues/coinbase.ts'
+import { okxInstruments } from '../src/market/venues/okx.ts'
+import { parseEndpoints, startFeeds } from '../src/market/setup.ts'
+import { fakeConnect } from '../test/fake-venue.ts'
 import { startMockExchange } from '../test/mock-exchange.ts'
 
 const dir = new URL('../test/fixtures/venues/', import.meta.url)
 const registry = new InstrumentRegistry().add(
   'okx',
-  parse.okx(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`okx/instruments-${t}.json`, dir), 'utf8'))))
+  okxInstruments(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`okx/instruments-${t}.json`, dir), 'utf8'))))
 )
 const session = readFileSync(new URL('okx/stream.jsonl', dir), 'utf8')
   .trim()
   .split('\n')
   .filter((l) => l.includes('"channel":"books"') && l.includes('"action"'))
 let published = 0
-const feed = createFeed('okx', {
+const okxSocket = fakeConnect()
+const feed = createConnection('okx', {
+  connect: okxSocket.connect,
   instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
   endpoints: { ws: 'ws://unused', rest: 'http://unused' },
   bookDepth: 20,
@@ -29,7 +33,8 @@ const feed = createFeed('okx', {
     published++
   }
 })
-const receive = (feed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(feed)
+feed.start()
+const receive = (b: Buffer, isBinary: boolean) => okxSocket.sockets[0].deliver(b, isBinary)
 const buffers = session.map((l) => Buffer.from(l))
 const rounds = Number(process.env.ROUNDS ?? 200)
 for (let r = 0; r < 20; r++) for (const b of buffers) receive(b, false) // warm-up
@@ -60,14 +65,17 @@ console.log(
 // as one connection numbers it (sequence_num carried on from one replay to the next); the floor is
 // JSON.parse of the same messages, in the same invocation.
 const coinbaseLines = readFileSync(new URL('coinbase/l2-2026.jsonl', dir), 'utf8').trim().split('\n')
-const coinbaseProducts = parse.coinbase(JSON.parse(readFileSync(new URL('coinbase/exchange-products.json', dir), 'utf8')))
-const coinbaseFeed = createFeed('coinbase', {
+const coinbaseProducts = parseProducts(JSON.parse(readFileSync(new URL('coinbase/exchange-products.json', dir), 'utf8')))
+const coinbaseSocket = fakeConnect()
+const coinbaseFeed = createConnection('coinbase', {
+  connect: coinbaseSocket.connect,
   instruments: [new InstrumentRegistry().add('coinbase', coinbaseProducts).topic('coinbase', 'BTC-USD')!],
   endpoints: { ws: 'ws://unused', rest: 'http://unused' },
   bookDepth: 20,
   publish: () => {}
 })
-const coinbaseReceive = (coinbaseFeed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(coinbaseFeed)
+coinbaseFeed.start()
+const coinbaseReceive = (b: Buffer, isBinary: boolean) => coinbaseSocket.sockets[0].deliver(b, isBinary)
 const numbered = (round: number) =>
   coinbaseLines.map((line, i) => Buffer.from(line.replace(/"sequence_num":\d+/, `"sequence_num":${round * coinbaseLines.length + i}`)))
 const warm = 20

@@ -432,7 +432,7 @@ async function deltas() {
   const rate = Number(args.rate)
   const durationMs = Number(args.durationMs)
   const kind = String(args.kind)
-  const all = kind === 'book' ? recordedBooks() : tickers()
+  const all = kind === 'book' ? await recordedBooks() : tickers()
   const [topic, stream] = kind === 'book' ? ['bench.book', all.get('book.okx.BTC-USDT')!] : ['bench.ticker', [...all.values()][0]]
   const clients = await openLight(subscribers)
   let delivered = 0

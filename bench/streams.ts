@@ -2,9 +2,10 @@
 // bench/load.ts): consecutive data per topic, tickers from the demo feed and books from the
 // recorded OKX session through the real connector (top 20 a side).
 import { readFileSync } from 'node:fs'
-import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
-import { createFeed } from '../src/market/venues.ts'
+import { createConnection } from '../src/market/venues/index.ts'
+import { okxInstruments } from '../src/market/venues/okx.ts'
+import { fakeConnect } from '../test/fake-venue.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
@@ -23,15 +24,17 @@ export function tickers(): Map<string, Json[]> {
   return out
 }
 
-export function books(): Map<string, Json[]> {
+export async function books(): Promise<Map<string, Json[]>> {
   const dir = new URL('../test/fixtures/venues/okx/', import.meta.url)
   const registry = new InstrumentRegistry().add(
     'okx',
-    parse.okx(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`instruments-${t}.json`, dir), 'utf8'))))
+    okxInstruments(...['SPOT', 'SWAP', 'FUTURES'].map((t) => JSON.parse(readFileSync(new URL(`instruments-${t}.json`, dir), 'utf8'))))
   )
   const out = new Map<string, Json[]>()
   let now = 1_652_459_000_000
-  const feed = createFeed('okx', {
+  const { connect, sockets } = fakeConnect()
+  const feed = createConnection('okx', {
+    connect,
     instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 20,
@@ -40,12 +43,13 @@ export function books(): Map<string, Json[]> {
       if (topic.startsWith('book.')) out.set(topic, [...(out.get(topic) ?? []), structuredClone(data) as Json])
     }
   })
-  const receive = (feed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(feed)
+  feed.start()
   // One message per turn, as they came: one book event per update.
   for (const line of readFileSync(new URL('stream.jsonl', dir), 'utf8').trim().split('\n')) {
     now += 10
-    receive(Buffer.from(line), false)
-    ;(feed as unknown as { flush(): void }).flush()
+    sockets[0].deliver(line)
+    await new Promise((resolve) => setImmediate(resolve))
   }
+  feed.stop()
   return out
 }

@@ -2,7 +2,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
-import { parseEndpoints, parseFeeds } from './market/feeds.js'
+import { parseEndpoints, parseFeeds } from './market/setup.js'
+import { EXCHANGES } from './market/venues/index.js'
 import { DEFAULT_QUOTE_GROUPS, DEFAULT_SIZE_LADDER } from './market/arbitrage.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
@@ -325,7 +326,7 @@ const SYNTAX = {
   },
   feeds: {
     parse: parseFeeds,
-    accepts: 'exchange:SYMBOL,SYMBOL;... with exchanges binance, binanceusdm, coinbase, kraken, okx and topic symbols such as BTC-USDT or BTC-USDT-PERP'
+    accepts: `exchange:SYMBOL,SYMBOL;... with exchanges ${EXCHANGES.join(', ')} and topic symbols such as BTC-USDT or BTC-USDT-PERP`
   },
   endpoints: { parse: parseEndpoints, accepts: 'exchange=ws(s)://...,http(s)://... separated by semicolons' },
   fees: { parse: parseFees, accepts: 'exchange=fraction or exchange:kind=fraction (kind spot, perp, future) separated by commas' },

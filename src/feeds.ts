@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { LiveClient } from './client/index.js'
-import { parseEndpoints, parseFeeds, startFeeds } from './market/feeds.js'
+import { parseEndpoints, parseFeeds, startFeeds } from './market/setup.js'
 
 let config: Config
 try {

@@ -3,9 +3,10 @@ import t from 'tap'
 import { ArbitrageEngine, floorToLot, spread, type BookData, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
 import { readFileSync } from 'node:fs'
-import * as parseInstruments from '../src/market/instruments.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
-import { createFeed } from '../src/market/venues.ts'
+import { createConnection } from '../src/market/venues/index.ts'
+import { okxInstruments } from '../src/market/venues/okx.ts'
+import { fakeConnect } from './fake-venue.ts'
 import { startServer, TestClient } from './helper.ts'
 
 const options = { minNetBps: 5, maxTickAgeMs: 1000, updateBps: 0.5, fees: { a: 0.001, b: 0.001, pricey: 0.002 }, defaultFee: 0.001 }
@@ -322,12 +323,14 @@ t.test('recorded OKX messages through the connector and the engine: the opportun
   const dir = new URL('./fixtures/venues/okx/', import.meta.url)
   const registry = new InstrumentRegistry().add(
     'okx',
-    parseInstruments.okx(...['SPOT', 'SWAP', 'FUTURES'].map((k) => JSON.parse(readFileSync(new URL(`instruments-${k}.json`, dir), 'utf8'))))
+    okxInstruments(...['SPOT', 'SWAP', 'FUTURES'].map((k) => JSON.parse(readFileSync(new URL(`instruments-${k}.json`, dir), 'utf8'))))
   )
   const session = readFileSync(new URL('stream.jsonl', dir), 'utf8').trim().split('\n')
   const engine = new ArbitrageEngine(zeroFees)
   const now = 1_000_000
-  const feed = createFeed('okx', {
+  const { connect, sockets } = fakeConnect()
+  const feed = createConnection('okx', {
+    connect,
     instruments: [registry.topic('okx', 'BTC-USDT')!],
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 20,
@@ -338,8 +341,9 @@ t.test('recorded OKX messages through the connector and the engine: the opportun
       if (kind === 'book') engine.onBook(data as BookData, now, exchange, symbol)
     }
   })
-  const receive = (feed as unknown as { receive(d: Buffer, binary: boolean): void }).receive.bind(feed)
-  for (const line of session) receive(Buffer.from(line), false)
+  feed.start()
+  t.teardown(() => feed.stop())
+  for (const line of session) sockets[0].deliver(line)
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(feed.counters.checksumFailures, 0)
 

@@ -10,9 +10,9 @@
 import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { loadRegistry } from '../src/market/feeds.ts'
-import type { VenueFeed } from '../src/market/feed.ts'
-import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues.ts'
+import { loadRegistry, VENUE_ENDPOINTS } from '../src/market/setup.ts'
+import { createConnection, type Exchange } from '../src/market/venues/index.ts'
+import { fakeConnect } from './fake-venue.ts'
 import { ArbitrageEngine, type BookData, type Tick } from '../src/market/arbitrage.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
@@ -95,26 +95,31 @@ t.test('the recorded venue sessions through connectors and engine give the golde
       const symbol = new URL(String(url)).searchParams.get('symbol') ?? ''
       return new Response(readFileSync(DIR + depth[symbol], 'utf8'))
     }
-    const feed = createFeed(exchange, {
+    const { connect, sockets } = fakeConnect()
+    const feed = createConnection(exchange, {
       instruments: session.symbols.map((s) => registry.topic(exchange, s)!),
       endpoints: { ws: 'ws://unused', rest: 'http://unused' },
       bookDepth: 10,
       publish,
       fetch: fakeFetch,
-      now
+      now,
+      connect
     })
-    return { feed, frames: session.frames() }
+    feed.start()
+    t.teardown(() => feed.stop())
+    return { socket: sockets[0], frames: session.frames() }
   })
 
   const turn = () => new Promise((r) => setImmediate(r))
-  for (const { feed } of connectors) open(feed)
+  // The connections open: each subscribes (to the fake socket) and asks for its snapshots.
+  for (const { socket } of connectors) socket.accept()
   for (let i = 0; i < 3; i++) await turn() // the snapshots' answers read and applied
   const longest = Math.max(...connectors.map((c) => c.frames.length))
   for (let n = 0; n < longest; n++) {
-    for (const { feed, frames } of connectors) {
+    for (const { socket, frames } of connectors) {
       if (n >= frames.length) continue
       clock += 1
-      deliver(feed, frames[n])
+      socket.deliver(frames[n])
       await turn()
     }
   }
@@ -133,15 +138,3 @@ t.test('the recorded venue sessions through connectors and engine give the golde
   t.equal(out.length, golden.length, 'as many events as the golden file')
   for (let i = 0; i < Math.max(out.length, golden.length); i++) if (out[i] !== golden[i]) t.equal(out[i], golden[i], `event ${i}`)
 })
-
-/** The connection opens: the connector subscribes (sent nowhere) and asks for snapshots. */
-function open(feed: VenueFeed): void {
-  const internals = feed as unknown as { onOpen(): void; send(m: unknown): void }
-  internals.send = () => {}
-  internals.onOpen()
-}
-
-/** One frame as the socket hands it over. */
-function deliver(feed: VenueFeed, frame: string): void {
-  ;(feed as unknown as { receive(data: Buffer, isBinary: boolean): void }).receive(Buffer.from(frame), false)
-}

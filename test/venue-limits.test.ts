@@ -6,9 +6,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { loadRegistry, parseEndpoints, startFeeds } from '../src/market/feeds.ts'
+import { loadRegistry, parseEndpoints, startFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { readJson, TooLargeError } from '../src/market/rest.ts'
-import { VENUE_ENDPOINTS } from '../src/market/venues.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { until } from './helper.ts'
 

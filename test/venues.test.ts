@@ -5,14 +5,19 @@
 import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import * as parse from '../src/market/instruments.ts'
 import { InstrumentRegistry, type Instrument } from '../src/market/instruments.ts'
-import { MAX_LEVELS, OrderBook, krakenChecksum, okxChecksum } from '../src/market/book.ts'
-import { parseEndpoints, parseFeeds } from '../src/market/feeds.ts'
-import type { BookState, VenueFeed } from '../src/market/feed.ts'
+import { MAX_LEVELS, OrderBook } from '../src/market/book.ts'
+import { parseEndpoints, parseFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { VenueGroup } from '../src/market/group.ts'
-import { createFeed, VENUE_ENDPOINTS, type Exchange } from '../src/market/venues.ts'
+import { createConnection, type Exchange } from '../src/market/venues/index.ts'
+import { binanceSpot, binanceUsdm } from '../src/market/venues/binance.ts'
+import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
+import { krakenAssetPairs, krakenChecksum } from '../src/market/venues/kraken.ts'
+import { okxChecksum, okxInstruments } from '../src/market/venues/okx.ts'
+import { fakeConnect } from './fake-venue.ts'
 import { until } from './helper.ts'
+
+const parse = { binanceSpot, binanceUsdm, coinbase: coinbaseProducts, kraken: krakenAssetPairs, okx: okxInstruments }
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const read = (path: string) => readFileSync(DIR + path, 'utf8')
@@ -113,13 +118,17 @@ t.test('FEEDS and FEEDS_ENDPOINTS', async (t) => {
   t.same(parseEndpoints('okx=ws://127.0.0.1:1/,http://127.0.0.1:1'), { okx: { ws: 'ws://127.0.0.1:1', rest: 'http://127.0.0.1:1' } })
   t.equal(parseEndpoints('okx=http://x,http://y'), null)
   // Binance USD-M serves depth on its routed /public path (the bare one is its legacy form).
-  const usdm = createFeed('binanceusdm', {
+  const { connect, sockets } = fakeConnect()
+  const usdm = createConnection('binanceusdm', {
     instruments: [registry.topic('binanceusdm', 'SUSHI-USDT-PERP')!],
     endpoints: VENUE_ENDPOINTS.binanceusdm,
     bookDepth: 5,
-    publish() {}
+    publish() {},
+    connect
   })
-  t.equal((usdm as unknown as { url(): string }).url(), 'wss://fstream.binance.com/public/stream?streams=sushiusdt@depth@100ms')
+  usdm.start()
+  usdm.stop()
+  t.equal(sockets[0].url, 'wss://fstream.binance.com/public/stream?streams=sushiusdt@depth@100ms')
 })
 
 t.test('checksums: the venues’ own figures on genuine books', async (t) => {
@@ -161,44 +170,39 @@ t.test('a side that dropped levels knows how deep it is exact', async (t) => {
   t.ok(book.covers(20), 'a new snapshot knows every level again')
 })
 
-/** A connector with no socket: messages go straight to its parser, publishes are recorded. */
+/**
+ * A connection on a fake socket, open: frames go in as the venue's, what it sends and publishes is
+ * recorded, and its clock says what the test says (the `at` of the last frame). Without a fetch, a
+ * snapshot request never answers (nothing reaches the network).
+ */
 function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number; now?: () => number } = {}) {
   const published: { topic: string; data: Record<string, unknown> }[] = []
-  const sent: unknown[] = []
-  const instruments = symbols.map((s) => registry.topic(exchange, s) as Instrument)
-  const feed = createFeed(exchange, {
-    instruments,
+  const { connect, sockets } = fakeConnect()
+  let at = 1
+  const feed = createConnection(exchange, {
+    instruments: symbols.map((s) => registry.topic(exchange, s) as Instrument),
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: extra.bookDepth ?? 5,
     publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> }),
-    fetch: extra.fetch,
-    now: extra.now
-  }) as VenueFeed & Record<string, unknown>
-  const internals = feed as unknown as {
-    onMessage(m: unknown, at: number, text: string): void
-    onOpen(): void
-    send(m: unknown): void
-    restart(): void
-    books: Map<string, BookState>
-  }
-  internals.send = (m) => sent.push(m)
-  let restarts = 0
-  internals.restart = () => {
-    restarts++
-  }
-  const turn = () => new Promise((r) => setImmediate(r))
+    fetch: extra.fetch ?? (() => new Promise<Response>(() => {})),
+    now: extra.now ?? (() => at),
+    connect
+  })
+  feed.start()
+  const socket = sockets[0]
+  socket.accept()
   return {
     feed,
+    socket,
     published,
-    sent,
-    restarts: () => restarts,
-    message: (m: unknown, at = 1) => {
-      const text = typeof m === 'string' ? m : JSON.stringify(m)
-      internals.onMessage(JSON.parse(text), at, text)
+    sent: socket.sent,
+    restarts: () => socket.terminated,
+    message: (m: unknown, receivedAt = 1) => {
+      at = receivedAt
+      socket.deliver(typeof m === 'string' ? m : JSON.stringify(m))
     },
-    open: () => internals.onOpen(),
-    state: (venueSymbol: string) => internals.books.get(venueSymbol)!,
-    turn,
+    state: (venueSymbol: string) => feed.book(venueSymbol)!,
+    turn: () => new Promise((r) => setImmediate(r)),
     topics: () => published.filter((p) => !p.topic.startsWith('venue.')).map((p) => p.topic)
   }
 }
@@ -219,7 +223,6 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
 
   t.test(`${exchange}: snapshot + recorded diffs reproduce the venue's own bookTicker at each shared update id`, async (t) => {
     const h = harness(exchange, [symbol], { fetch: fakeFetch({ [venueSymbol]: depth }) })
-    h.open()
     await h.turn()
     await new Promise((r) => setTimeout(r, 10))
     t.ok(h.state(venueSymbol).live, 'live once the snapshot is in')
@@ -256,7 +259,6 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
       return fakeFetch({ [venueSymbol]: depth })(...args)
     }
     const h = harness(exchange, [symbol], { fetch: fetchCounting })
-    h.open()
     await new Promise((r) => setTimeout(r, 10))
     const diffs = stream.filter((m) => m.e === 'depthUpdate' && m.s === venueSymbol && m.u > depth.lastUpdateId)
     h.message(diffs[0])
@@ -284,7 +286,6 @@ t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it kn
     return fakeFetch({ SUSHIUSDT: depth })(...args)
   }
   const h = harness('binanceusdm', ['SUSHI-USDT-PERP'], { fetch: fetchCounting })
-  h.open()
   await new Promise((r) => setTimeout(r, 10))
   const diffs = lines('binanceusdm/stream.jsonl')
     .map((l) => JSON.parse(l).data)
@@ -309,7 +310,6 @@ t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it kn
 
 t.test('okx: a recorded session checks out, checksum by checksum', async (t) => {
   const h = harness('okx', ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'])
-  h.open()
   t.same(h.sent, [
     {
       op: 'subscribe',
@@ -346,8 +346,8 @@ t.test('okx: an altered checksum, and a sequence that skips, resync that book al
   h.message(altered)
   t.equal(h.feed.counters.checksumFailures, 1)
   t.notOk(h.state('BTC-USDT').live)
-  // At once (this harness has no socket, so the state says down; live, it is degraded): the engine stops using the venue.
-  t.match(h.published.at(-1), { topic: 'venue.okx', data: { state: 'down', checksumFailures: 1, booksLive: 0 } }, 'venue health at once')
+  // At once: the engine stops using the venue.
+  t.match(h.published.at(-1), { topic: 'venue.okx', data: { state: 'degraded', checksumFailures: 1, booksLive: 0 } }, 'venue health at once')
   t.same(h.sent.slice(-2), [
     { op: 'unsubscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },
     { op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] }
@@ -361,7 +361,8 @@ t.test('okx: a book that keeps failing resubscribes later and later, not on ever
   const h = harness('okx', ['BTC-USDT'])
   const snapshot = JSON.parse(lines('okx/stream.jsonl').find((l) => l.includes('"instId":"BTC-USDT"},"action":"snapshot"'))!)
   snapshot.data[0].checksum += 1 // planted: a snapshot that always fails
-  const subscribes = () => h.sent.filter((m) => (m as { op: string }).op === 'subscribe').length
+  // The subscribe the connection sent as it opened is not a resync's.
+  const subscribes = () => h.sent.filter((m) => (m as { op: string }).op === 'subscribe').length - 1
   h.message(snapshot)
   t.equal(subscribes(), 1, 'the first failure resubscribes at once')
   h.message(snapshot)
@@ -422,7 +423,6 @@ t.test('okx: a 2026 session (checksum 0 since OKX deprecated it, seqId chained) 
 
 t.test('kraken: snapshots check out; a mismatched checksum resubscribes that symbol', async (t) => {
   const h = harness('kraken', ['BTC-USD', 'BTC-USDT'])
-  h.open()
   t.same(h.sent, [{ method: 'subscribe', params: { channel: 'book', symbol: ['BTC/USD', 'BTC/USDT'], depth: 10, snapshot: true } }])
   const [docs, recorded, , , heartbeat, ack] = lines('kraken/book-v2.jsonl')
   h.message(docs)
@@ -450,20 +450,27 @@ t.test('kraken: snapshots check out; a mismatched checksum resubscribes that sym
 
 t.test('a venue group splits its instruments across sockets and reports one venue', async (t) => {
   const instruments = ['BTC-USDT', 'ETH-USDT', 'NKN-USDT'].map((s) => registry.topic('binance', s)!)
+  const { connect, sockets } = fakeConnect()
   const group = new VenueGroup('binance', {
+    connect,
     instruments,
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 5,
     publish: () => {},
     perConnection: 2
   })
-  t.equal((group as unknown as { shards: unknown[] }).shards.length, 2)
+  group.start()
+  group.stop()
+  t.same(
+    sockets.map((s) => s.url),
+    ['ws://unused/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms', 'ws://unused/stream?streams=nknusdt@depth@100ms'],
+    'two sockets'
+  )
   t.match(group.health(), { exchange: 'binance', state: 'down', connected: false, instruments: 3, booksLive: 0, rotations: 0, messages: 0 })
 })
 
 t.test('kraken: a live 2026 session (status, subscribe reply, snapshot, heartbeats, updates): every checksum verifies', async (t) => {
   const h = harness('kraken', ['BTC-USD'], { bookDepth: 10 })
-  h.open()
   for (const line of lines('kraken/book-2026.jsonl')) h.message(line, 7000)
   t.match(h.feed.counters, { checksumFailures: 0, resyncs: 0, invalid: 0, ignored: 0 })
   const { book } = h.state('BTC/USD')
@@ -485,7 +492,6 @@ t.test('kraken: a live 2026 session (status, subscribe reply, snapshot, heartbea
 
 t.test('kraken: a recorded snapshot and the update that followed it, both checksums verified', async (t) => {
   const h = harness('kraken', ['ALGO-USD'], { bookDepth: 10 })
-  h.open()
   const [snapshot, update] = lines('kraken/book-v2.jsonl').slice(6, 8)
   h.message(snapshot)
   await h.turn()
@@ -501,7 +507,6 @@ t.test('kraken: a recorded snapshot and the update that followed it, both checks
 
 t.test('coinbase: a live level2 session reproduces the book; an error is counted; a sequence gap restarts the connection', async (t) => {
   const h = harness('coinbase', ['BTC-USD'])
-  h.open()
   t.same(h.sent, [
     { type: 'subscribe', product_ids: ['BTC-USD'], channel: 'level2' },
     { type: 'subscribe', channel: 'heartbeats' }
@@ -591,7 +596,7 @@ t.test('bad input from a venue is counted, never thrown, never quoted', async (t
     t.same(h.topics(), [], `${exchange}: nothing published`)
   }
   const h = harness('kraken', ['BTC-USD'])
-  t.doesNotThrow(() => (h.feed as unknown as { receive(d: Buffer, b: boolean): void }).receive(Buffer.from('{not json'), false))
+  t.doesNotThrow(() => h.socket.deliver('{not json'))
   t.equal(h.feed.counters.invalid, 1)
 })
 
@@ -605,7 +610,6 @@ t.test('binance: a snapshot the connector throws on is counted and resynced, nev
   const h = harness('binance', ['NKN-USDT'], { fetch: answer })
   // A held diff whose text no longer parses: joining it throws inside the snapshot's application.
   h.state('NKNUSDT').pending.push({ text: '{"unforeseen"', levels: 0 })
-  h.open()
   await until(() => calls >= 2, 'asked again', 3000)
   t.ok(h.feed.counters.invalid >= 1)
   h.feed.stop()
@@ -618,7 +622,6 @@ t.test('binance: an unusable snapshot is asked for again after a backoff, not in
     return new Response('{"lastUpdateId":"none","bids":[],"asks":[]}')
   }
   const h = harness('binance', ['NKN-USDT'], { fetch: invalid })
-  h.open()
   await new Promise((r) => setTimeout(r, 1500))
   h.feed.stop()
   t.equal(calls, 2, 'at once, then after 1 s (it used to ask again at once, forever)')
@@ -646,12 +649,14 @@ t.test("binance: a 429's Retry-After pauses every snapshot, and a minute's weigh
   const start = performance.now()
   const clock = () => 55_400 + (performance.now() - start)
   const h = harness('binance', ['NKN-USDT'], { fetch: paced, now: clock })
-  h.open()
   await until(() => asked.length >= 2, 'asked again after Retry-After')
   t.ok(asked[1] - asked[0] >= 2990, `the 429 paused snapshots ${Math.round(asked[1] - asked[0])} ms (Retry-After: 3; a failure alone waits 1 s)`)
   // The second answer is a good snapshot with 5,900 of 6,000 used: when the book next resyncs (a
-  // gap, here called directly), its snapshot waits for the minute to turn.
-  ;(h.feed as unknown as { resync(s: unknown, r: string): void }).resync(h.state('NKNUSDT'), 'gap')
+  // diff that skips past it: a gap), its snapshot waits for the minute to turn.
+  await until(() => h.state('NKNUSDT').live, 'the second snapshot applied')
+  const skip = depth.lastUpdateId + 100
+  h.message({ stream: 'nknusdt@depth@100ms', data: { e: 'depthUpdate', E: 1, s: 'NKNUSDT', U: skip, u: skip, b: [], a: [] } }, clock())
+  t.equal(h.feed.counters.gaps, 1)
   await until(() => asked.length >= 3, 'asked once the minute turned')
   t.ok(55_400 + asked[2] - start >= 60_000, `asked at ${Math.round(55_400 + asked[2] - start)} ms of the minute: after it turned`)
   h.feed.stop()

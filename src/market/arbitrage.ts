@@ -6,6 +6,8 @@
 // perpetual pairs only with the same perpetual elsewhere, never with spot). No Fastify, no I/O.
 // docs/PROTOCOL.md "Opportunities" is the contract of what comes out.
 
+import { parseSymbol } from './instruments.js'
+
 /** A top-of-book tick: ticker.<exchange>.<symbol> from any authorized publisher. */
 export interface Tick {
   exchange?: string
@@ -160,16 +162,6 @@ export const DEFAULT_SIZE_LADDER = [1000, 10_000, 100_000] as const
 export const DEFAULT_QUOTE_GROUPS = [['USD', 'USDT', 'USDC']] as const
 
 type Kind = 'spot' | 'perp' | 'future'
-
-/** Spot `BASE-QUOTE`, perpetual `...-PERP` / `...-INVPERP`, dated `...-YYYYMMDD` / `...-INVYYYYMMDD` (README). */
-export function parseSymbol(symbol: string): { base: string; quote: string; kind: Kind } | null {
-  const parts = symbol.split('-')
-  if (parts.length === 2) return { base: parts[0], quote: parts[1], kind: 'spot' }
-  if (parts.length !== 3) return null
-  if (parts[2] === 'PERP' || parts[2] === 'INVPERP') return { base: parts[0], quote: parts[1], kind: 'perp' }
-  if (/^(INV)?\d{8}$/.test(parts[2])) return { base: parts[0], quote: parts[1], kind: 'future' }
-  return null
-}
 
 /** One venue's book (or top of book) for one instrument, updated in place. */
 class Source {

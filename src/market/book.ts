@@ -1,6 +1,5 @@
 // A local L2 order book: price levels per side, best first, with the venue's own text of each
 // price and size kept for the venues whose checksums are computed over that text.
-import { crc32 } from 'node:zlib'
 
 export interface Level {
   price: number
@@ -129,30 +128,15 @@ export function decimal(text: unknown): number {
   return Number.isFinite(value) ? value : NaN // "1e400" is Infinity
 }
 
-/**
- * Kraken (WebSocket v1 and v2): CRC32 of the top 10 asks (lowest first) then the top 10 bids
- * (highest first), each price and size with its "." and leading zeros removed.
- * docs.kraken.com/api/docs/guides/spot-ws-book-v2
- */
-export function krakenChecksum(book: OrderBook): number {
-  const strip = (text: string) => text.replace('.', '').replace(/^0+/, '')
-  let s = ''
-  for (const l of book.asks.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
-  for (const l of book.bids.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
-  return crc32(s)
-}
-
-/**
- * OKX v5 `books`: CRC32, as a signed 32-bit integer, of the top 25 bids and asks interleaved
- * (bid, ask, bid, ask ...), each as price:size, joined by ":".
- */
-export function okxChecksum(book: OrderBook): number {
-  const parts: string[] = []
-  const bids = book.bids.levels
-  const asks = book.asks.levels
-  for (let i = 0; i < 25; i++) {
-    if (i < bids.length) parts.push(`${bids[i].priceText}:${bids[i].sizeText}`)
-    if (i < asks.length) parts.push(`${asks[i].priceText}:${asks[i].sizeText}`)
+/** Applies [price, size] text pairs; false when one is not a decimal (the message is not what the venue documents). */
+export function applyPairs(side: BookSide, levels: unknown): boolean {
+  if (!Array.isArray(levels)) return false
+  for (const level of levels) {
+    if (!Array.isArray(level)) return false
+    const price = decimal(level[0])
+    const size = decimal(level[1])
+    if (!(price > 0) || !(size >= 0)) return false
+    side.set(price, size, level[0], level[1])
   }
-  return crc32(parts.join(':')) | 0
+  return true
 }

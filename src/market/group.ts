@@ -1,9 +1,9 @@
 // One venue's sockets. Its instruments are split across as many connections as the venue's limit
-// per socket asks (CONNECTION_LIMITS), and a socket the venue will close at a fixed age (Binance,
-// 24 h) is replaced before that: a second connection subscribes the same books and takes over only
+// per socket asks (its room's limits), and a socket the venue will close at a fixed age (24 h on
+// one venue) is replaced before that: a second connection subscribes the same books and takes over only
 // once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
-import { type FeedOptions, type VenueCounters, type VenueFeed, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './feed.js'
-import { CONNECTION_LIMITS, createFeed, type Exchange } from './venues.js'
+import { type ConnectionOptions, type VenueCounters, type VenueConnection, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './connection.js'
+import { type Exchange, VENUES } from './venues/index.js'
 
 /** Rotate this long before the venue's own close. */
 const ROTATE_MARGIN_MS = 30 * 60_000
@@ -11,7 +11,7 @@ const ROTATE_MARGIN_MS = 30 * 60_000
 const STANDBY_TIMEOUT_MS = 120_000
 const STANDBY_RETRY_MS = 5 * 60_000
 
-export interface GroupOptions extends FeedOptions {
+export interface GroupOptions extends ConnectionOptions {
   /** Instruments per socket; default the venue's (tests use 1). */
   perConnection?: number
   /** Socket age at which a replacement is opened; default the venue's lifetime less 30 min (tests use ms). */
@@ -19,9 +19,9 @@ export interface GroupOptions extends FeedOptions {
 }
 
 interface Shard {
-  feed: VenueFeed
+  feed: VenueConnection
   /** The replacement being brought up, publishing nothing until every book is live. */
-  next: VenueFeed | null
+  next: VenueConnection | null
   nextStartedAt: number
   /** No replacement is tried before this (after one that failed to go live). */
   retryAt: number
@@ -29,7 +29,7 @@ interface Shard {
 
 export class VenueGroup {
   private readonly shards: Shard[] = []
-  private readonly shardOf = new Map<VenueFeed, Shard>()
+  private readonly shardOf = new Map<VenueConnection, Shard>()
   /** Counters of the sockets rotated out, so the venue's totals never go back. */
   private readonly retired: VenueCounters = { ...ZERO }
   private rotations = 0
@@ -44,11 +44,11 @@ export class VenueGroup {
     private readonly options: GroupOptions
   ) {
     this.now = options.now ?? Date.now
-    const limits = CONNECTION_LIMITS[exchange]
+    const limits = VENUES[exchange].limits
     this.rotateAfterMs = options.rotateAfterMs ?? (limits.lifetimeMs === null ? null : limits.lifetimeMs - ROTATE_MARGIN_MS)
     const per = options.perConnection ?? limits.instruments
     for (let i = 0; i < options.instruments.length; i += per) {
-      const shard: Shard = { feed: null as unknown as VenueFeed, next: null, nextStartedAt: 0, retryAt: 0 }
+      const shard: Shard = { feed: null as unknown as VenueConnection, next: null, nextStartedAt: 0, retryAt: 0 }
       shard.feed = this.feed(shard, options.instruments.slice(i, i + per))
       this.shards.push(shard)
     }
@@ -86,13 +86,13 @@ export class VenueGroup {
     return merged
   }
 
-  private feed(shard: Shard, instruments: FeedOptions['instruments']): VenueFeed {
-    const feed = createFeed(this.exchange, { ...this.options, instruments, publish: (topic, data) => this.forward(feed, topic, data) })
+  private feed(shard: Shard, instruments: ConnectionOptions['instruments']): VenueConnection {
+    const feed = VENUES[this.exchange].connection({ ...this.options, instruments, publish: (topic, data) => this.forward(feed, topic, data) })
     this.shardOf.set(feed, shard)
     return feed
   }
 
-  private forward(feed: VenueFeed, topic: string, data: unknown): void {
+  private forward(feed: VenueConnection, topic: string, data: unknown): void {
     if (topic.startsWith('venue.')) {
       this.publishHealth()
       return
@@ -137,14 +137,14 @@ export class VenueGroup {
   /** The replacement has every book live: it publishes from now on, the old socket closes. */
   private promote(shard: Shard): void {
     const old = shard.feed
-    shard.feed = shard.next as VenueFeed
+    shard.feed = shard.next as VenueConnection
     shard.next = null
     this.rotations++
     this.drop(old)
     this.options.log?.info({ exchange: this.exchange, rotations: this.rotations }, 'socket rotated before the venue closes it')
   }
 
-  private drop(feed: VenueFeed): void {
+  private drop(feed: VenueConnection): void {
     feed.stop()
     this.shardOf.delete(feed)
     for (const key of Object.keys(ZERO) as (keyof VenueCounters)[]) this.retired[key] += feed.counters[key]

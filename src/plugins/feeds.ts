@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { hubOf } from '../core/hub.js'
 import type { Config } from '../config.js'
-import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/feeds.js'
+import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/setup.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

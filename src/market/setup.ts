@@ -1,14 +1,16 @@
 // FEEDS as configured: which instruments of which venues, where the venues are, and the registry
-// their metadata makes; then one connector per venue. Used by the feeds process (feeds-process.ts)
+// their metadata makes; then one group of connections per venue. Used by the feeds process (feeds.ts)
 // and, for a single-process setup, by the server's feeds plugin.
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import * as parse from './instruments.js'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
-import type { Endpoints, FeedOptions, Publish, VenueHealth } from './feed.js'
+import type { ConnectionOptions, Endpoints, Publish, VenueHealth } from './connection.js'
 import { VenueGroup } from './group.js'
-import { EXCHANGES, type Exchange, VENUE_ENDPOINTS } from './venues.js'
+import { EXCHANGES, type Exchange, VENUES } from './venues/index.js'
 import { readJson } from './rest.js'
+
+/** Where each venue is, as its room says (FEEDS_ENDPOINTS points elsewhere). */
+export const VENUE_ENDPOINTS = Object.fromEntries(EXCHANGES.map((e) => [e, VENUES[e].endpoints])) as Record<Exchange, Endpoints>
 
 const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
 
@@ -46,15 +48,6 @@ export function parseEndpoints(text: string): Partial<Record<Exchange, Endpoints
   return out
 }
 
-/** The metadata each venue publishes: path under the REST base, and the parser of its answers. */
-const METADATA: Record<Exchange, { paths: string[]; parse: (...answers: unknown[]) => parse.Parsed }> = {
-  binance: { paths: ['/api/v3/exchangeInfo'], parse: parse.binanceSpot },
-  binanceusdm: { paths: ['/fapi/v1/exchangeInfo'], parse: parse.binanceUsdm },
-  coinbase: { paths: ['/products'], parse: parse.coinbase },
-  kraken: { paths: ['/0/public/AssetPairs'], parse: parse.kraken },
-  okx: { paths: ['SPOT', 'SWAP', 'FUTURES'].map((t) => `/api/v5/public/instruments?instType=${t}`), parse: parse.okx }
-}
-
 /** Bytes of one instrument-list answer read at start-up (VENUE_METADATA_MB). */
 export const DEFAULT_METADATA_BYTES = 32 * 1024 * 1024
 
@@ -73,7 +66,7 @@ export async function loadRegistry(
 ): Promise<InstrumentRegistry> {
   const registry = new InstrumentRegistry()
   for (const exchange of exchanges) {
-    const { paths, parse: parser } = METADATA[exchange]
+    const { paths, parse: parser } = VENUES[exchange].metadata
     let answers: unknown[]
     if (metadataDir) {
       const dir = join(metadataDir, exchange)
@@ -98,7 +91,7 @@ export async function loadRegistry(
         })
       )
     }
-    // Coinbase's two product lists and OKX's three instrument types each parse on their own.
+    // A venue's several answers (product lists, instrument types) each parse on their own.
     for (const answer of answers) registry.add(exchange, parser(answer))
   }
   return registry
@@ -120,8 +113,10 @@ export interface StartOptions {
   metadataDir?: string
   bookDepth: number
   publish: Publish
-  log?: FeedOptions['log']
+  log?: ConnectionOptions['log']
   fetchImpl?: typeof fetch
+  /** Opens the venues' sockets (default ws; tests and replays hand in their own). */
+  connect?: ConnectionOptions['connect']
   /** Override of every venue's silence limit (tests). */
   silenceMs?: number
   /** The clock stamping receivedAt (benchmarks use a sub-millisecond one). */
@@ -161,6 +156,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         publish: options.publish,
         log: options.log,
         fetch: options.fetchImpl,
+        connect: options.connect,
         silenceMs: options.silenceMs,
         now: options.now,
         perConnection: options.perConnection,

@@ -1,9 +1,10 @@
-// What every venue connector shares: the socket's life (connect, keepalive, silence, reconnect with
+// What every venue connection shares: the socket's life (connect, keepalive, silence, reconnect with
 // backoff), one local book per instrument, publishing at most one book and one ticker event per
-// book per event-loop turn, and the venue's health. The venues (venues.ts) parse their own messages.
-import { WebSocket } from 'ws'
+// book per event-loop turn, and the venue's health. Each venue's room (venues/) parses its own
+// messages; the socket, REST access and clock come in through transport.ts's seams.
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
+import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
 export type Publish = (topic: string, data: unknown) => void
 
@@ -14,19 +15,23 @@ export interface Endpoints {
   rest: string
 }
 
-export interface FeedOptions {
+export interface ConnectionOptions {
   instruments: Instrument[]
   endpoints: Endpoints
   /** Levels per side in book.<exchange>.<symbol> events. */
   bookDepth: number
   publish: Publish
   log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
-  now?: () => number
+  /** The clock (default Date.now). */
+  now?: Now
   /** Delay before the first reconnect; doubles up to 30 s, back to this once a connection lasts a minute. */
   reconnectMs?: number
   /** Override of the venue's silence limit (tests). */
   silenceMs?: number
+  /** REST access (default fetch). */
   fetch?: typeof fetch
+  /** Opens the socket (default ws). */
+  connect?: Connect
   /**
    * Bytes one connection may hold for a venue: the text of the diffs kept while their books wait for
    * a snapshot, and the size of one REST snapshot answer (VENUE_BUFFER_MB).
@@ -159,7 +164,7 @@ const CLOCK_SAMPLES = 256
 const RESYNC_STREAK_MS = 10_000
 const DEGRADED_AFTER_RESYNC_MS = 10_000
 
-export abstract class VenueFeed {
+export abstract class VenueConnection {
   abstract readonly exchange: string
   /** Milliseconds without any message (or pong) after which the socket is taken for dead. */
   protected abstract readonly silenceLimitMs: number
@@ -168,8 +173,10 @@ export abstract class VenueFeed {
   /** Bytes this connection holds for books waiting for their snapshot, at most `bufferBytes`. */
   private readonly held = { bytes: 0 }
   protected readonly bufferBytes: number
-  protected ws: WebSocket | null = null
-  protected readonly now: () => number
+  protected ws: VenueSocket | null = null
+  protected readonly now: Now
+  protected readonly fetch: typeof fetch
+  private readonly connectSocket: Connect
   private stopped = false
   /** Counts socket opens and closes: work started for one socket is dropped once it is gone. */
   protected session = 0
@@ -185,8 +192,10 @@ export abstract class VenueFeed {
   private clockAt = 0
   private lastState: VenueState | null = null
 
-  constructor(protected readonly options: FeedOptions) {
+  constructor(protected readonly options: ConnectionOptions) {
     this.now = options.now ?? Date.now
+    this.fetch = options.fetch ?? fetch
+    this.connectSocket = options.connect ?? connectWebSocket
     this.reconnectDelay = options.reconnectMs ?? 500
     this.bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES
     for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i, this.held))
@@ -226,37 +235,35 @@ export abstract class VenueFeed {
   }
 
   private connect(): void {
-    const ws = new WebSocket(this.url(), { maxPayload: 16 * 1024 * 1024, handshakeTimeout: 10_000 })
+    const ws: VenueSocket = this.connectSocket(this.url(), {
+      onOpen: () => {
+        if (this.opened++ > 0) this.counters.reconnects++
+        this.session++
+        this.connectedAt = this.now()
+        this.lastMessageAt = this.connectedAt
+        this.closingSoon = false
+        for (const state of this.books.values()) state.reset()
+        this.onOpen()
+      },
+      onMessage: (data, isBinary) => this.receive(data, isBinary),
+      onAlive: () => {
+        this.lastMessageAt = this.now()
+      },
+      onError: (err) => {
+        this.counters.errors++
+        this.options.log?.warn({ exchange: this.exchange, err: err.message }, 'venue socket error')
+      },
+      onClose: () => {
+        if (this.ws !== ws) return
+        this.ws = null
+        this.session++
+        // Nothing stale is published: every book waits for a new snapshot.
+        for (const state of this.books.values()) state.reset()
+        this.publishHealth()
+        if (!this.stopped) this.scheduleReconnect()
+      }
+    })
     this.ws = ws
-    ws.on('open', () => {
-      if (this.opened++ > 0) this.counters.reconnects++
-      this.session++
-      this.connectedAt = this.now()
-      this.lastMessageAt = this.connectedAt
-      this.closingSoon = false
-      for (const state of this.books.values()) state.reset()
-      this.onOpen()
-    })
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary))
-    ws.on('pong', () => {
-      this.lastMessageAt = this.now()
-    })
-    ws.on('ping', () => {
-      this.lastMessageAt = this.now()
-    })
-    ws.on('error', (err) => {
-      this.counters.errors++
-      this.options.log?.warn({ exchange: this.exchange, err: err.message }, 'venue socket error')
-    })
-    ws.on('close', () => {
-      if (this.ws !== ws) return
-      this.ws = null
-      this.session++
-      // Nothing stale is published: every book waits for a new snapshot.
-      for (const state of this.books.values()) state.reset()
-      this.publishHealth()
-      if (!this.stopped) this.scheduleReconnect()
-    })
   }
 
   private scheduleReconnect(): void {
@@ -292,7 +299,7 @@ export abstract class VenueFeed {
   }
 
   private tick(): void {
-    const open = this.ws?.readyState === WebSocket.OPEN
+    const open = this.ws?.open === true
     if (open && this.lastMessageAt !== null && this.now() - this.lastMessageAt > (this.options.silenceMs ?? this.silenceLimitMs)) {
       this.counters.silences++
       this.options.log?.warn({ exchange: this.exchange }, 'venue silent past its limit: reconnecting')
@@ -307,7 +314,7 @@ export abstract class VenueFeed {
 
   /** Sends a message on the open socket (dropped when there is none: the next open resubscribes). */
   protected send(message: unknown): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(typeof message === 'string' ? message : JSON.stringify(message))
+    if (this.ws?.open) this.ws.send(typeof message === 'string' ? message : JSON.stringify(message))
   }
 
   /** Closes the socket: every book resyncs on the next connection. */
@@ -366,7 +373,8 @@ export abstract class VenueFeed {
     return this.held.bytes
   }
 
-  protected book(venueSymbol: unknown): BookState | undefined {
+  /** The book of a venue symbol the venue sent (anything), if this connection keeps it. */
+  book(venueSymbol: unknown): BookState | undefined {
     return typeof venueSymbol === 'string' ? this.books.get(venueSymbol) : undefined
   }
 
@@ -440,7 +448,7 @@ export abstract class VenueFeed {
 
   /** How long the current socket has been open; null while there is none. */
   connectionAgeMs(): number | null {
-    return this.ws?.readyState === WebSocket.OPEN ? this.now() - this.connectedAt : null
+    return this.ws?.open ? this.now() - this.connectedAt : null
   }
 
   /** Every book in sequence: cheap, no clock statistics. */
@@ -450,7 +458,7 @@ export abstract class VenueFeed {
 
   /** up, degraded or down (README "Market data from the venues"); cheap: no clock statistics. */
   private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
-    const connected = this.ws?.readyState === WebSocket.OPEN
+    const connected = this.ws?.open === true
     let booksLive = 0
     for (const state of this.books.values()) if (state.live) booksLive++
     const age = this.lastMessageAt === null ? null : now - this.lastMessageAt

@@ -539,13 +539,15 @@ class LiveClient:
     # ---- connection ----
 
     async def _run(self) -> None:
+        failure = LiveClientError("disconnected", f"cannot reach {self.url}")
         while not self._closed:
             try:
                 socket = await self._open()
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - unreachable, refused, or a token function that failed
-                self._report(LiveClientError("unavailable", f"cannot reach {self.url}: {err}"))
+                failure = LiveClientError("unavailable", f"cannot reach {self.url}: {err}")
+                self._report(failure)
                 socket = None
             if socket is not None:
                 await self._serve(socket)
@@ -554,7 +556,7 @@ class LiveClient:
             await asyncio.sleep(self._backoff(self._attempt))
             self._attempt += 1
         if not self._closed and self._opened is not None and not self._opened.done():
-            self._opened.set_exception(LiveClientError("disconnected", f"cannot reach {self.url}"))
+            self._opened.set_exception(failure)
 
     async def _open(self) -> websockets.WebSocketClientProtocol:
         token = self._token() if callable(self._token) else self._token

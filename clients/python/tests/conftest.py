@@ -146,3 +146,56 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 30) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.01)
+
+
+class FakeServer:
+    """A hostile or scripted server on an ephemeral port: `script(socket, frames, connection)` runs
+    per connection (frames: an asyncio.Queue of what the client sent, decoded)."""
+
+    def __init__(self, script: Callable[..., Awaitable[None]]) -> None:
+        self.script = script
+        self.connections = 0
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[Any] = []
+        self.server: Any = None
+
+    async def __aenter__(self) -> "FakeServer":
+        import msgpack
+        import websockets
+
+        async def handle(socket: Any, path: str = "") -> None:
+            self.connections += 1
+            self.headers.append(socket.request_headers)
+            frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+            async def read() -> None:
+                async for message in socket:
+                    frame = msgpack.unpackb(message) if isinstance(message, bytes) else __import__("json").loads(message)
+                    self.received.append(frame)
+                    frames.put_nowait(frame)
+
+            reader = asyncio.ensure_future(read())
+            try:
+                await self.script(socket, frames, self.connections)
+            except Exception:  # noqa: BLE001 - the client went away mid-script
+                pass
+            finally:
+                reader.cancel()
+
+        self.server = await websockets.serve(handle, "127.0.0.1", 0, subprotocols=["live.v1.msgpack", "live.v1.json"], max_size=None, ping_interval=None)
+        return self
+
+    @property
+    def url(self) -> str:
+        port = self.server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/ws/live"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def pack(frame: dict[str, Any]) -> bytes:
+    import msgpack
+
+    return msgpack.packb(frame)

@@ -92,13 +92,15 @@ _END = object()
 
 
 class _Pending:
-    __slots__ = ("future", "frame", "sent", "timer")
+    __slots__ = ("future", "frame", "sent", "timer", "then")
 
     def __init__(self, future: asyncio.Future[dict[str, Any]], frame: dict[str, Any]) -> None:
         self.future = future
         self.frame = frame
         self.sent = False
         self.timer: Optional[asyncio.TimerHandle] = None
+        # Called as the answer is read, before the next frame (a future's callbacks would run later).
+        self.then: Optional[Callable[[Optional[dict[str, Any]], Optional[LiveClientError]], None]] = None
 
 
 class Subscription:
@@ -452,21 +454,18 @@ class LiveClient:
     def _resubscribe(self, subscription: Subscription) -> None:
         again = subscription.is_acked
         subscription.in_flight = True
-        future = self._call(subscription._frame())
-        future.add_done_callback(lambda f: self._subscribed(subscription, again, f))
+        self._call(subscription._frame(), then=lambda ack, err: self._subscribed(subscription, again, ack, err))
 
-    def _subscribed(self, subscription: Subscription, again: bool, future: asyncio.Future[dict[str, Any]]) -> None:
+    def _subscribed(self, subscription: Subscription, again: bool, ack: Optional[dict[str, Any]], err: Optional[LiveClientError]) -> None:
         subscription.in_flight = False
-        if future.cancelled():
-            return
-        err = future.exception()
-        if err is None:
+        if ack is not None:
             subscription.refusals = 0
-            if again and future.result().get("recovered") is False:
+            if again and ack.get("recovered") is False:
                 subscription._gap(Gap(subscription.pattern, "not-recovered"))
             subscription._settle()
             return
-        code = getattr(err, "code", "internal")
+        assert err is not None
+        code = err.code
         if code == "disconnected" and not self._closed:
             return  # the next connection subscribes again
         if not subscription.is_acked or self._closed:
@@ -490,13 +489,14 @@ class LiveClient:
         subscription._end()
         self._report(LiveClientError(code, f'subscription to "{subscription.pattern}" ended: {err}'))
 
-    def _call(self, frame: dict[str, Any], timeout: Optional[float] = None) -> asyncio.Future[dict[str, Any]]:
+    def _call(self, frame: dict[str, Any], timeout: Optional[float] = None, then: Any = None) -> asyncio.Future[dict[str, Any]]:
         self._start()
         ident = self._next_id
         self._next_id += 1
         frame["id"] = ident
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         pending = _Pending(future, frame)
+        pending.then = then
         seconds = self.request_timeout if timeout is None else timeout
         pending.timer = self._loop.call_later(seconds, self._time_out, ident, seconds)
         self._pending[ident] = pending
@@ -506,8 +506,8 @@ class LiveClient:
 
     def _time_out(self, ident: int, seconds: float) -> None:
         pending = self._pending.pop(ident, None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_exception(LiveClientError("timeout", f"no answer to {pending.frame['type']} within {seconds} s"))
+        if pending is not None:
+            self._fail(pending, LiveClientError("timeout", f"no answer to {pending.frame['type']} within {seconds} s"))
 
     def _transmit(self, pending: _Pending) -> None:
         pending.sent = True
@@ -529,9 +529,20 @@ class LiveClient:
             pass  # the connection is closing; its reader ends it and fails what was in flight
 
     @staticmethod
+    def _answer(pending: _Pending, frame: dict[str, Any]) -> None:
+        if pending.timer is not None:
+            pending.timer.cancel()
+        if pending.then is not None:
+            pending.then(frame, None)
+        if not pending.future.done():
+            pending.future.set_result(frame)
+
+    @staticmethod
     def _fail(pending: _Pending, err: LiveClientError) -> None:
         if pending.timer is not None:
             pending.timer.cancel()
+        if pending.then is not None:
+            pending.then(None, err)
         if not pending.future.done():
             pending.future.set_exception(err)
             pending.future.exception()  # retrieved: the caller may have stopped waiting
@@ -592,17 +603,23 @@ class LiveClient:
         self._callback(self.on_open)
         if self._opened is not None and not self._opened.done():
             self._opened.set_result(None)
+        code, reason = 1006, ""
         try:
             async for message in socket:
                 wait = self._on_frame(message)
                 if wait is not None:
                     await wait
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as closed:
+            # The code that ended it: the server's, or the client's own (1009 for a frame too large).
+            frame = closed.rcvd if closed.rcvd_then_sent or closed.sent is None else closed.sent
+            if frame is not None:
+                code, reason = frame.code, frame.reason
         finally:
             watchdog.cancel()
             self._drop(socket)
-        self._callback(self.on_close, socket.close_code or 1006, socket.close_reason or "")
+        if socket.close_code is not None and code == 1006:
+            code, reason = socket.close_code, socket.close_reason or ""
+        self._callback(self.on_close, code, reason)
 
     async def _watch(self, socket: websockets.WebSocketClientProtocol) -> None:
         """No frame for `heartbeat`: ping. None for `dead_after`: the server or the path is gone."""
@@ -648,14 +665,10 @@ class LiveClient:
                 if kind == "error":
                     self._report(LiveClientError(str(frame.get("code")), str(frame.get("message"))))
                 return None
-            if pending.timer is not None:
-                pending.timer.cancel()
-            if pending.future.done():
-                return None
             if kind == "error":
-                pending.future.set_exception(LiveClientError(str(frame.get("code")), str(frame.get("message"))))
+                self._fail(pending, LiveClientError(str(frame.get("code")), str(frame.get("message"))))
             else:
-                pending.future.set_result(frame)
+                self._answer(pending, frame)
         except Exception as err:  # noqa: BLE001 - a hostile or broken frame never stops the reader
             self._report(LiveClientError("bad_frame", f"undecodable frame from the server: {err!r}"[:500]))
         return None

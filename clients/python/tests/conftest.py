@@ -175,12 +175,13 @@ class FakeServer:
                     frames.put_nowait(frame)
 
             reader = asyncio.ensure_future(read())
-            try:
-                await self.script(socket, frames, self.connections)
-            except Exception:  # noqa: BLE001 - the client went away mid-script
-                pass
-            finally:
-                reader.cancel()
+            script = asyncio.ensure_future(self.script(socket, frames, self.connections))
+            closed = asyncio.ensure_future(socket.wait_closed())
+            # The script ends with its connection (a client that went away mid-script is no error).
+            await asyncio.wait({script, closed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (reader, script, closed):
+                task.cancel()
+            await asyncio.gather(reader, script, closed, return_exceptions=True)
 
         self.server = await websockets.serve(handle, "127.0.0.1", 0, subprotocols=["live.v1.msgpack", "live.v1.json"], max_size=None, ping_interval=None)
         return self

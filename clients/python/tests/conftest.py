@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from typing import Any, Awaitable, Callable, Iterator, Optional
 
 import pytest
@@ -47,7 +48,7 @@ class Server:
     def start(self) -> None:
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", **self.env}
         env.pop("REALTIME_URL", None)
-        # LOG_LEVEL=warn hides the listening line: wait for the port instead.
+        # LOG_LEVEL=warn hides the listening line: the port is chosen here, and /ready polled.
         self.process = subprocess.Popen([NODE, str(SERVER)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         process = self.process
         threading.Thread(target=lambda: self.output.extend(process.stdout or []), daemon=True).start()
@@ -56,11 +57,13 @@ class Server:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}: {''.join(self.output)}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+                # Ready, not just listening: with BUS=redis it answers 503 until its backplane is up.
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=5) as answer:
+                    if answer.status == 200:
+                        return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"server did not listen on {self.port}: {''.join(self.output)}")
+        raise RuntimeError(f"server was not ready on {self.port}: {''.join(self.output)}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:

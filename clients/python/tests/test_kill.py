@@ -45,57 +45,50 @@ async def publish_through_a_kill(server: Any, acked: dict[tuple[str, int], Any],
             await asyncio.gather(*(one() for _ in range(WINDOW)))
 
 
+async def stream_through_a_kill(server: Any, total: int, kill_at: int) -> tuple[list[LiveEvent[Any]], list[Gap], dict[tuple[str, int], Any]]:
+    """A subscriber's events and gaps, and what was acked, across a kill -9 mid-stream; returns
+    once the subscriber holds the last acked event."""
+    events: list[LiveEvent[Any]] = []
+    gaps: list[Gap] = []
+    acked: dict[tuple[str, int], Any] = {}
+    async with LiveClient(server.url, min_delay=0.05, max_delay=0.5) as subscriber:
+        await subscriber.subscribe(TOPIC, events.append, on_gap=gaps.append)
+        await publish_through_a_kill(server, acked, total, kill_at)
+        epoch = list(acked)[-1][0]
+        last = max(seq for e, seq in acked if e == epoch)
+        await until(lambda: events and events[-1].epoch == epoch and events[-1].seq >= last, "the last acked event delivered", timeout=60)
+    return events, gaps, acked
+
+
 def test_kill_9_with_redis_loses_nothing_acked_and_reports_no_gap(start_server, redis):
     server = start_server(BUS="redis", REDIS_URL=redis.url)
-
-    async def main() -> None:
-        events: list[LiveEvent[Any]] = []
-        gaps: list[Gap] = []
-        acked: dict[tuple[str, int], Any] = {}
-        async with LiveClient(server.url, min_delay=0.05, max_delay=0.5) as subscriber:
-            await subscriber.subscribe(TOPIC, events.append, on_gap=gaps.append)
-            await publish_through_a_kill(server, acked, total=400, kill_at=150)
-            last = max(seq for _, seq in acked)
-            await until(lambda: events and events[-1].seq >= last, "every acked event delivered", timeout=60)
-        assert gaps == []
-        assert len({e.epoch for e in events}) == 1, "Redis kept the epoch"
-        seqs = [e.seq for e in events]
-        assert seqs == list(range(1, len(seqs) + 1)), "no seq missing or doubled"
-        delivered = {(e.epoch, e.seq): e.data for e in events}
-        assert all(delivered[key] == data for key, data in acked.items()), "every acked event, with its data"
-
-    run(main(), timeout=240)
+    events, gaps, acked = run(stream_through_a_kill(server, total=400, kill_at=150), timeout=240)
+    assert gaps == []
+    assert len({e.epoch for e in events}) == 1, "Redis kept the epoch"
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "no seq missing or doubled"
+    delivered = {(e.epoch, e.seq): e.data for e in events}
+    assert all(delivered[key] == data for key, data in acked.items()), "every acked event, with its data"
 
 
 def test_kill_9_in_memory_reports_the_gap(start_server):
     server = start_server()
-
-    async def main() -> None:
-        events: list[LiveEvent[Any]] = []
-        gaps: list[Gap] = []
-        acked: dict[tuple[str, int], Any] = {}
-        async with LiveClient(server.url, min_delay=0.05, max_delay=0.5) as subscriber:
-            await subscriber.subscribe(TOPIC, events.append, on_gap=gaps.append)
-            await publish_through_a_kill(server, acked, total=300, kill_at=150)
-            epochs = list(dict.fromkeys(epoch for epoch, _ in acked))
-            assert len(epochs) == 2, "the restart began a new epoch (history was in memory)"
-            last = max(seq for epoch, seq in acked if epoch == epochs[1])
-            await until(lambda: events and events[-1].epoch == epochs[1] and events[-1].seq >= last, "the new epoch's events", timeout=60)
-        # The gap is reported: the resubscribe could not recover (and the new epoch says so too).
-        assert any(g.reason == "not-recovered" for g in gaps), gaps
-        # Within each epoch nothing is missing silently: seqs run without holes from where it picked up.
-        for epoch in epochs:
-            seqs = [e.seq for e in events if e.epoch == epoch]
-            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), epoch
-        assert [e.seq for e in events if e.epoch == epochs[0]][0] == 1
-        delivered = {(e.epoch, e.seq): e.data for e in events}
-        assert all(delivered[key] == data for key, data in acked.items() if key in delivered)
-        # What was acked and never delivered lies between the last event before the kill and the
-        # snapshot after the gap: exactly where the gap was reported.
-        missed = [key for key in acked if key not in delivered]
-        before = max(e.seq for e in events if e.epoch == epochs[0])
-        resumed = next(e for e in events if e.epoch == epochs[1])
-        assert resumed.type == "snapshot" or resumed.seq == 1
-        assert all((epoch == epochs[0] and seq > before) or (epoch == epochs[1] and seq < resumed.seq) for epoch, seq in missed), missed
-
-    run(main(), timeout=240)
+    events, gaps, acked = run(stream_through_a_kill(server, total=300, kill_at=150), timeout=240)
+    epochs = list(dict.fromkeys(epoch for epoch, _ in acked))
+    assert len(epochs) == 2, "the restart began a new epoch (history was in memory)"
+    # The gap is reported: the resubscribe could not recover.
+    assert any(g.reason == "not-recovered" for g in gaps), gaps
+    # Within each epoch nothing is missing silently: seqs run without holes from where it picked up.
+    for epoch in epochs:
+        seqs = [e.seq for e in events if e.epoch == epoch]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), epoch
+    assert [e.seq for e in events if e.epoch == epochs[0]][0] == 1
+    delivered = {(e.epoch, e.seq): e.data for e in events}
+    assert all(delivered[key] == data for key, data in acked.items() if key in delivered)
+    # What was acked and never delivered lies between the last event before the kill and the
+    # snapshot after the gap: exactly where the gap was reported.
+    missed = [key for key in acked if key not in delivered]
+    before = max(e.seq for e in events if e.epoch == epochs[0])
+    resumed = next(e for e in events if e.epoch == epochs[1])
+    assert resumed.type == "snapshot" or resumed.seq == 1
+    assert all((epoch == epochs[0] and seq > before) or (epoch == epochs[1] and seq < resumed.seq) for epoch, seq in missed), missed

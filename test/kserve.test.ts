@@ -144,6 +144,17 @@ t.test('the request is the KServe v2 infer call with typed inputs, over kept-ali
   t.ok(fake.sockets.size <= 2, `eight requests over ${fake.sockets.size} connection(s)`)
 })
 
+t.test('the card picks the KServe v2 output by name and index', async (t) => {
+  const fake = await fakeKServe(t, { value: 0.75 })
+  const { app, last } = await appWithCard(t, { url: fake.url, outputTensor: 'p', budgetMs: 60_000 })
+  await app.live.publish('opportunities.X', recorded[0])
+  t.equal(last().fill, 0.75)
+  const other = await appWithCard(t, { url: fake.url, outputTensor: 'q', budgetMs: 60_000 })
+  await other.app.live.publish('opportunities.X', recorded[0])
+  t.same(other.last().modelStatus, { fill: 'error' })
+  t.match(other.figures().versions[0], { errors: 1 })
+})
+
 t.test('a slow model: past its budget the event goes on saying timeout, counted as a timeout', async (t) => {
   const fake = await fakeKServe(t, { infer: 'hang' })
   // The model never answers: only the budget can end the wait, however loaded the machine.

@@ -213,6 +213,18 @@ t.test('a corrupt or incompatible version is refused with one log line and a cou
   t.match(figures(), { serving: '3', refused: 4 })
 })
 
+t.test('the card picks the output tensor and the value in it; a model without them is refused', async (t) => {
+  const { dir, version } = modelsDir(t)
+  version('2', { ...scorerCard, outputTensor: 'probabilities' })
+  version('3', { ...scorerCard, outputIndex: 1 })
+  version('4', { ...scorerCard, outputTensor: 'score', outputIndex: 0 })
+  const { figures } = await appWith(t, { models: dir })
+  const f = figures()
+  t.equal(f.serving, '4', 'the same output named explicitly')
+  t.match(f.versions[1], { version: '3', state: 'refused', reason: 'output "score" has no number at index 1' })
+  t.match(f.versions[2], { version: '2', state: 'refused', reason: 'the model has no output "probabilities" (it has score)' })
+})
+
 t.test('a shadow scores beside the serving version and never changes an event', async (t) => {
   const { dir, version } = modelsDir(t)
   version('2', { ...scorerCard, mode: 'shadow' }, otherWeights)

@@ -8,8 +8,12 @@ export interface ModelCard {
   topics: string
   /** Field paths into the event's data, in the order the model takes them ("buy.price"). */
   features: string[]
-  /** Field of the event's data that receives the model's first output. */
+  /** Field of the event's data that receives the model's answer. */
   output: string
+  /** The model output to read (default: its first) and the value in it (default 0): a scikit-learn
+   * classifier's "probabilities" with index 1 is the probability of class 1. */
+  outputTensor?: string
+  outputIndex?: number
   budgetMs?: number
   failMode?: FailMode
   /** 'shadow': scored beside the serving version, never touching events. */
@@ -84,7 +88,12 @@ export function parseCard(json: unknown): ModelCard {
     if (c.protocol !== 'kserve' && c.protocol !== 'http') throw new Error('"protocol" must be "kserve" or "http"')
     card.protocol = c.protocol
   }
-  for (const key of ['remoteName', 'remoteVersion', 'input'] as const) {
+  if (c.outputIndex !== undefined) {
+    if (!Number.isInteger(c.outputIndex) || (c.outputIndex as number) < 0 || (c.outputIndex as number) > 65_535)
+      throw new Error('"outputIndex" must be an integer from 0 to 65535')
+    card.outputIndex = c.outputIndex as number
+  }
+  for (const key of ['remoteName', 'remoteVersion', 'input', 'outputTensor'] as const) {
     const v = c[key]
     if (v === undefined) continue
     if (typeof v !== 'string' || !/^[A-Za-z0-9_.-]{1,128}$/.test(v)) throw new Error(`"${key}" must be 1 to 128 letters, digits, '_', '.' or '-'`)
@@ -104,6 +113,8 @@ const TEMPLATE: Record<keyof ModelCard, true> = {
   topics: true,
   features: true,
   output: true,
+  outputTensor: true,
+  outputIndex: true,
   budgetMs: true,
   failMode: true,
   mode: true,

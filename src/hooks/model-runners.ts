@@ -12,11 +12,21 @@ export interface Runner {
 
 type Ort = typeof import('onnxruntime-node')
 let ort: Promise<Ort> | null = null
-// Loaded on first use: a server without in-process models never maps the native library.
-const loadOrt = (): Promise<Ort> => (ort ??= import('onnxruntime-node').then((m) => ((m as { default?: Ort }).default ?? m) as Ort))
+// Loaded on first use: a server without in-process models never maps the native library. It is an
+// optional dependency: its install script fetches CUDA libraries unless told to skip them, which
+// fails offline, and an app that runs no ONNX model should not fail to install for it.
+const loadOrt = (): Promise<Ort> =>
+  (ort ??= import('onnxruntime-node').then(
+    (m) => ((m as { default?: Ort }).default ?? m) as Ort,
+    () => {
+      ort = null
+      throw new Error('onnxruntime-node is not installed: npm install onnxruntime-node --onnxruntime-node-install=skip')
+    }
+  ))
 
 /** An ONNX model in process. Throws when the file is not a model or does not take `featureCount` numbers. */
-export async function openOnnx(file: string, featureCount: number): Promise<Runner> {
+export async function openOnnx(file: string, card: ModelCard): Promise<Runner> {
+  const featureCount = card.features.length
   const { InferenceSession, Tensor } = await loadOrt()
   // One thread each: the event loop's own core runs the small models hooks use fastest, without
   // a thread pool competing with the server for the machine.
@@ -34,8 +44,10 @@ export async function openOnnx(file: string, featureCount: number): Promise<Runn
     ) {
       throw new Error(`input "${input.name}" has shape [${shape.join(', ')}]; the card names ${featureCount} features, so it must take [N, ${featureCount}]`)
     }
-    const output = session.outputMetadata[0]
-    if (output === undefined || !output.isTensor) throw new Error('the first output is not a tensor')
+    const output = card.outputTensor === undefined ? session.outputMetadata[0] : session.outputMetadata.find((o) => o.name === card.outputTensor)
+    if (output === undefined) throw new Error(`the model has no output "${card.outputTensor}" (it has ${session.outputNames.join(', ')})`)
+    if (!output.isTensor) throw new Error(`output "${output.name}" is not a tensor (a scikit-learn classifier exported with zipmap: export it with zipmap off)`)
+    const index = card.outputIndex ?? 0
     const dims = shape.length === 2 ? [1, featureCount] : [featureCount]
     const inputName = input.name
     const outputName = output.name
@@ -45,14 +57,14 @@ export async function openOnnx(file: string, featureCount: number): Promise<Runn
       async run(features) {
         const tensor = new Tensor(input.type as 'float32', Row.from(features) as Float32Array, dims)
         const result = await session.run({ [inputName]: tensor })
-        const value = result[outputName].data[0]
+        const value = result[outputName].data[index]
         return typeof value === 'bigint' ? Number(value) : value
       },
       close: () => session.release()
     }
     // One run on zeros: a model whose graph cannot take the card's row fails here, not on an event.
     const trial = await runner.run(new Float64Array(featureCount), '', null)
-    if (typeof trial !== 'number') throw new Error(`the first output "${outputName}" is not numeric`)
+    if (typeof trial !== 'number') throw new Error(`output "${outputName}" has no number at index ${index}`)
     return runner
   } catch (err) {
     await session.release()
@@ -132,14 +144,18 @@ export function remoteRunner(card: ModelCard, options: RemoteOptions): Runner & 
   const inferUrl = `${modelPath}/infer`
   const inputName = card.input ?? 'features'
   const datatype = card.datatype ?? 'FP32'
+  const { outputTensor, outputIndex = 0 } = card
   return {
     kind: 'kserve',
     async run(features) {
       const body = { inputs: [{ name: inputName, shape: [1, features.length], datatype, data: Array.from(features) }] }
-      const answer = (await post(inferUrl, body, 'the KServe v2 model')) as { outputs?: { data?: unknown[] }[] }
-      let value: unknown = answer?.outputs?.[0]?.data?.[0]
-      while (Array.isArray(value)) value = value[0] // some servers nest the data by shape
-      if (typeof value !== 'number') throw new Error('the KServe v2 answer has no number at outputs[0].data[0]')
+      const answer = (await post(inferUrl, body, 'the KServe v2 model')) as { outputs?: { name?: unknown; data?: unknown[] }[] }
+      const outputs = Array.isArray(answer?.outputs) ? answer.outputs : []
+      const output = outputTensor === undefined ? outputs[0] : outputs.find((o) => o?.name === outputTensor)
+      const data = output?.data
+      // Flat in row-major order, or nested by shape as some servers send it.
+      const value = Array.isArray(data) ? (Array.isArray(data[0]) ? (data as unknown[]).flat(Infinity) : data)[outputIndex] : undefined
+      if (typeof value !== 'number') throw new Error(`the KServe v2 answer has no number at output ${outputTensor ?? 0}, index ${outputIndex}`)
       return value
     },
     close,

@@ -376,7 +376,7 @@ function compare(shadow: Version, theirs: Promise<unknown>, ours: Promise<unknow
 }
 
 async function open(name: string, card: ModelCard, source: Source, budgetMs: number): Promise<Runner> {
-  if ('file' in source) return openOnnx(source.file, card.features.length)
+  if ('file' in source) return openOnnx(source.file, card)
   const runner = remoteRunner(card, { name, budgetMs })
   try {
     await runner.ready(card.features.length)

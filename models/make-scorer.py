@@ -98,6 +98,8 @@ def main():
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
+    if not os.path.exists(RECORDED):  # an installed package ships no tests: no reference outputs then
+        return
     with open(RECORDED) as f:
         opportunities = json.load(f)
     with open(os.path.join(args.out, "reference.json"), "w") as f:

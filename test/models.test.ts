@@ -247,6 +247,25 @@ t.test('a shadow scores beside the serving version and never changes an event', 
   writeFileSync(join(dir, 'scorer', '2', 'model.json'), JSON.stringify(scorerCard))
   await Promise.all(app.liveModels.map((d) => d.scan()))
   t.match(figures(), { serving: '2', shadow: null })
+  // Rolling back: version 2's folder goes, version 1 is loaded again before 2 stops serving.
+  const seen: unknown[] = []
+  app.liveHooks.onPublish({ name: 'watch', topics: 'opportunities.>' }, (_topic, data: any) => {
+    seen.push(data.modelStatus ?? data.models.scorer.version)
+    return undefined
+  })
+  rmSync(join(dir, 'scorer', '2'), { recursive: true })
+  await Promise.all([
+    Promise.all(app.liveModels.map((d) => d.scan())),
+    ...Array.from({ length: 100 }, (_, i) => app.live.publish('opportunities.X', { ...recorded[0], id: `r${i}` }))
+  ])
+  await app.live.publish('opportunities.X', recorded[0])
+  t.same(
+    seen.filter((s) => s !== '1' && s !== '2'),
+    [],
+    'every event scored during the rollback'
+  )
+  t.equal(seen.at(-1), '1')
+  t.match(figures(), { serving: '1', versions: [{ version: '1', state: 'serving' }] })
 })
 
 t.test('A/B: traffic sends its share of opportunities to the candidate by a hash of the id, one id on one arm', async (t) => {

@@ -222,10 +222,13 @@ export class Model {
   }
 
   /** A version whose folder is gone. */
-  remove(version: string): void {
+  async remove(version: string): Promise<void> {
     const v = this.versions.get(version)
     if (v === undefined) return
     this.versions.delete(version)
+    // The version to serve next is loaded before this one stops: a rollback drops no event.
+    const next = this.nextServing()
+    if (next !== null && next.runner === null) await this.load(next.version, next.card, next.source)
     v.retire()
     this.choose()
   }
@@ -274,13 +277,19 @@ export class Model {
   }
 
   /** The serving version is the highest one that is neither shadow nor candidate; a candidate or shadow counts only above it. */
-  private choose(): void {
+  /** The highest usable version that is neither shadow nor candidate, loaded or on standby. */
+  private nextServing(): Version | null {
     let serving: Version | null = null
     for (const v of this.versions.values()) {
-      if (v.runner === null && v.state !== 'standby') continue
       if (v.state === 'refused' || v.state === 'unready' || v.state === 'loading') continue
+      if (v.runner === null && v.state !== 'standby') continue
       if (v.card.mode !== 'shadow' && v.card.traffic === undefined && (serving === null || v.number > serving.number)) serving = v
     }
+    return serving
+  }
+
+  private choose(): void {
+    let serving = this.nextServing()
     let candidate: Version | null = null
     let shadow: Version | null = null
     const floor = serving?.number ?? -1
@@ -449,7 +458,7 @@ export class ModelDirectory {
       }
       for (const version of [...model.versions.keys()]) {
         if (found.has(version)) continue
-        model.remove(version)
+        await model.remove(version)
         this.seen.delete(`${name}/${version}`)
       }
     }

@@ -31,7 +31,6 @@ export const ConfigSchema = Type.Object({
   redisUrl: Type.String({
     default: 'redis://127.0.0.1:6379',
     minLength: 1,
-    secret: 'password',
     syntax: 'redisUrl',
     description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)'
   }),
@@ -274,7 +273,7 @@ function checkTogether(config: Config): void {
   if (!config.tlsCert !== !config.tlsKey) throw new ConfigError(config.tlsCert ? 'TLS_KEY' : 'TLS_CERT', '', 'a path, given together with the other')
 }
 
-/** Options marked `secret: true` in the schema never leave the process. */
+/** Options marked `secret: true` in the schema never leave the process; URLs in the others lose their credentials. */
 export function redactConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const properties = ConfigSchema.properties as Record<string, TSchema>
@@ -282,17 +281,30 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return out
 }
 
-/** `secret: true`: the whole value; `secret: 'password'`: the passwords in a URL. An empty secret shows as empty. */
+/**
+ * `secret: true`: the whole value. Any other string: the credentials of every URL in it (one
+ * setting may hold several, as FEEDS_ENDPOINTS does). An empty secret shows as empty.
+ */
 function redactValue(schema: TSchema, value: unknown): unknown {
-  if (value === '' || !schema.secret) return value
-  if (schema.secret === 'password') return typeof value === 'string' ? redactUrlPassword(value) : '[redacted]'
-  return '[redacted]'
+  if (value === '') return value
+  if (schema.secret === true) return '[redacted]'
+  return typeof value === 'string' ? redactUrls(value) : value
+}
+
+// A URL inside a setting: a scheme, then up to the next separator of lists (, ;) or space.
+const URL_IN_TEXT = /[a-z][a-z0-9+.-]*:\/\/[^\s,;]+/gi
+// Query parameters that carry credentials by name: token=, access_token=, password=, apiKey=, sig=...
+const SECRET_PARAM = /([?&][a-z0-9_.-]*(?:token|password|passwd|secret|key|auth|signature|sig|credential)[a-z0-9_.-]*=)[^&#]*/gi
+
+/** Every URL in a text with its credentials replaced (redactUrlPassword). */
+export function redactUrls(text: string): string {
+  return text.replace(URL_IN_TEXT, redactUrlPassword)
 }
 
 /**
  * A URL with its secrets replaced: the password of `user:password@` (which may itself hold `@`:
  * the host follows the last one), a user part alone (clients take it as the password), and
- * `password=` query parameters, as ioredis reads them.
+ * query parameters named for credentials (`password=`, as ioredis reads it; `token=`, ...).
  */
 export function redactUrlPassword(url: string): string {
   const scheme = url.indexOf('://')
@@ -305,7 +317,7 @@ export function redactUrlPassword(url: string): string {
     const keep = colon !== -1 && colon < at ? colon + 1 : start
     out = `${url.slice(0, keep)}[redacted]${url.slice(at)}`
   }
-  return out.replace(/([?&][a-z]*password=)[^&#]*/gi, '$1[redacted]')
+  return out.replace(SECRET_PARAM, '$1[redacted]')
 }
 
 /** The README's configuration table rows, generated so docs and schema cannot drift. */

@@ -103,3 +103,26 @@ t.test('engine options: fees per kind, the ladder, quote groups and balances par
   ])
     t.throws(() => loadConfig({ [variable]: value }), { message: new RegExp(`${variable}=`) }, `${variable}=${value}`)
 })
+
+t.test('/config redacts the credentials of every URL-valued setting: tokens in queries, user:password@ in lists of URLs', async (t) => {
+  const c = loadConfig({
+    FEEDS_SERVER_URL: 'wss://feeds:pw-secret@live.example/ws/live?token=eyJ.tok-secret&codec=json',
+    FEEDS_ENDPOINTS:
+      'binance=wss://u1:p1-secret@proxy.example/ws,https://u2:p2-secret@proxy.example/api?apiKey=k-secret;okx=wss://ws.okx.example/ws/v5/public,https://www.okx.example',
+    REDIS_URL: 'rediss://default:r-secret@redis.example:6380/0?password=q-secret'
+  })
+  const redacted = redactConfig(c)
+  t.notMatch(JSON.stringify(redacted), /secret/, 'no credential shows')
+  t.equal(redacted.feedsServerUrl, 'wss://feeds:[redacted]@live.example/ws/live?token=[redacted]&codec=json')
+  t.equal(
+    redacted.feedsEndpoints,
+    'binance=wss://u1:[redacted]@proxy.example/ws,https://u2:[redacted]@proxy.example/api?apiKey=[redacted];okx=wss://ws.okx.example/ws/v5/public,https://www.okx.example',
+    'hosts and paths stay: one can still see where each venue is'
+  )
+  t.equal(redacted.redisUrl, 'rediss://default:[redacted]@redis.example:6380/0?password=[redacted]')
+  t.throws(
+    () => loadConfig({ FEEDS_ENDPOINTS: 'nope=wss://u:pw-secret@x' }),
+    { message: /FEEDS_ENDPOINTS="nope=wss:\/\/u:\[redacted\]@x"/ },
+    'a refused value is redacted too'
+  )
+})

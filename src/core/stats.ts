@@ -2,10 +2,14 @@
 // allocation, no labels), read and labelled only when scraped.
 import { Histogram } from './histogram.js'
 
+// Close codes counted by their number: RFC 6455's (1000-1015) and the server's own. Clients may
+// close with any of 3000-4999; those count as 'other', so they cannot mint /metrics series.
+const NAMED_CLOSE_CODES: ReadonlySet<number> = new Set([...Array.from({ length: 16 }, (_, i) => 1000 + i), 4008, 4029])
+
 export class LiveStats {
   connects = 0
-  /** Disconnects by close code; written once per connection, not per frame. */
-  readonly disconnects = new Map<number, number>()
+  /** Disconnects by close code (or 'other'); written once per connection, not per frame. */
+  readonly disconnects = new Map<number | 'other', number>()
   /** Frames received by type; `invalid` ones did not decode or validate. */
   readonly framesIn = { request: 0, ping: 0, subscribe: 0, unsubscribe: 0, publish: 0, invalid: 0 }
   /** Frames sent by type; an event counts once per subscriber it was written to. */
@@ -23,6 +27,7 @@ export class LiveStats {
   readonly publishToSend = new Histogram()
 
   disconnected(code: number): void {
-    this.disconnects.set(code, (this.disconnects.get(code) ?? 0) + 1)
+    const key = NAMED_CLOSE_CODES.has(code) ? code : 'other'
+    this.disconnects.set(key, (this.disconnects.get(key) ?? 0) + 1)
   }
 }

@@ -47,7 +47,7 @@ const metrics: FastifyPluginAsync = async (app) => {
         for (const [labels, value] of read()) this.inc(labels, value)
       }
     })
-  const byKey = (label: string, values: Record<string, number> | Map<number, number>) =>
+  const byKey = (label: string, values: Record<string, number> | Map<number | string, number>) =>
     function* (): Iterable<[Labels, number]> {
       const entries = values instanceof Map ? values.entries() : Object.entries(values)
       for (const [key, value] of entries) yield [{ [label]: String(key) }, value]
@@ -64,7 +64,12 @@ const metrics: FastifyPluginAsync = async (app) => {
     [],
     total(() => stats.connects)
   )
-  counter('realtime_disconnects_total', 'WebSocket connections closed, by close code.', ['code'], byKey('code', stats.disconnects))
+  counter(
+    'realtime_disconnects_total',
+    'WebSocket connections closed, by close code ("other": codes a client chose).',
+    ['code'],
+    byKey('code', stats.disconnects)
+  )
   counter('realtime_frames_in_total', 'Frames received, by type ("invalid": did not decode or validate).', ['type'], byKey('type', stats.framesIn))
   counter('realtime_frames_out_total', 'Frames sent, by type; an event counts once per subscriber.', ['type'], byKey('type', stats.framesOut))
   counter(

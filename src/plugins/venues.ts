@@ -9,10 +9,43 @@ import type { VenueHealth } from '../market/connection.js'
 export const MAX_VENUES = 64
 /** A feed publishes its health every second: after this long without one, the venue counts as down. */
 export const VENUE_STALE_MS = 5000
+/** A venue not heard from for this long is forgotten (gone from `venues` and /metrics). */
+export const VENUE_FORGET_MS = 3_600_000
 
 export interface VenueView extends VenueHealth {
   /** No venue.<exchange> event for VENUE_STALE_MS: the feed (or its process) is gone. */
   stale: boolean
+}
+
+/**
+ * The last health of each venue, kept in the order they were last heard from. Full, a new venue
+ * takes the place of the one heard from longest ago if that one is stale: names that stopped
+ * reporting (a feed gone, or fakes published once) never keep a live venue out.
+ */
+export class VenueTable {
+  private readonly latest = new Map<string, { health: VenueHealth; at: number }>()
+
+  update(health: VenueHealth, now: number): boolean {
+    const exchange = health.exchange
+    if (!this.latest.delete(exchange) && this.latest.size >= MAX_VENUES) {
+      const [oldest, { at }] = this.latest.entries().next().value!
+      if (now - at <= VENUE_STALE_MS) return false
+      this.latest.delete(oldest)
+    }
+    this.latest.set(exchange, { health, at: now })
+    return true
+  }
+
+  list(now: number): VenueView[] {
+    for (const [exchange, { at }] of this.latest) {
+      if (now - at <= VENUE_FORGET_MS) break // the rest were heard from later
+      this.latest.delete(exchange)
+    }
+    return [...this.latest.values()].map(({ health, at }) => {
+      const stale = now - at > VENUE_STALE_MS
+      return { ...health, state: stale ? 'down' : health.state, stale }
+    })
+  }
 }
 
 declare module 'fastify' {
@@ -22,19 +55,13 @@ declare module 'fastify' {
 }
 
 const venuesPlugin: FastifyPluginAsync = async (app) => {
-  const latest = new Map<string, { health: VenueHealth; at: number }>()
+  const table = new VenueTable()
   const stop = app.live.subscribe('venue.*', (event: BusEvent) => {
-    const exchange = event.topic.slice('venue.'.length)
     const health = event.data as VenueHealth
-    if (health === null || typeof health !== 'object' || health.exchange !== exchange) return
-    if (!latest.has(exchange) && latest.size >= MAX_VENUES) return
-    latest.set(exchange, { health, at: Date.now() })
+    if (health === null || typeof health !== 'object' || health.exchange !== event.topic.slice('venue.'.length)) return
+    table.update(health, Date.now())
   })
-  const list = (now = Date.now()): VenueView[] =>
-    [...latest.values()].map(({ health, at }) => {
-      const stale = now - at > VENUE_STALE_MS
-      return { ...health, state: stale ? 'down' : health.state, stale }
-    })
+  const list = (now = Date.now()): VenueView[] => table.list(now)
   app.liveHooks.method({ name: 'venues', handler: () => ({ venues: list() }) })
   app.decorate('liveVenues', { list })
   app.addHook('onClose', async () => stop())

@@ -131,7 +131,7 @@ t.test('slow-consumer actions', async (t) => {
 t.test('close codes clients choose cannot mint /metrics series: they count as one "other"', async (t) => {
   const { url, http } = await startServer(t)
   const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.open(url)))
-  clients.forEach((c, i) => c.ws.close(3001 + i * 37, 'mine'))
+  for (const [i, c] of clients.entries()) c.ws.close(3001 + i * 37, 'mine')
   await until(async () => (await scrape(http)).get('realtime_connections') === 0, 'every close counted')
   const m = await scrape(http)
   const series = [...m.keys()].filter((k) => k.startsWith('realtime_disconnects_total'))

@@ -131,3 +131,52 @@ t.test('the page shows the connection dropping and coming back', { skip: skip ??
   )
   t.equal(app.live.connections, 1, 'the page reconnected')
 })
+
+t.test(
+  'published data that fails the shape check is dropped, also after a reload; the page is served with a Content-Security-Policy',
+  { skip: skip ?? false, timeout: 60_000 },
+  async (t) => {
+    const { http, app } = await startServer(t)
+    const leg = (exchange: string, price: number) => ({ exchange, symbol: 'BTC-USDT', price, size: 1, ts: Date.now() })
+    const good = {
+      id: 'good',
+      symbol: 'BTC-USDT',
+      status: 'open',
+      buy: leg('kraken', 100),
+      sell: leg('okx', 101),
+      size: 1,
+      netBps: 12.5,
+      detectedAt: Date.now()
+    }
+    // Last values: every reload gets them again as snapshots.
+    await app.live.publish('opportunities.BAD-LEGS', { id: 'no-legs', symbol: 'BAD-LEGS', status: 'open', netBps: 99 })
+    await app.live.publish('opportunities.BAD-NULL', null)
+    await app.live.publish('ticker.evil.X', { bid: 1 }) // no exchange: sorted with localeCompare, it threw every second
+    await app.live.publish('venue.evil', [1, 2])
+    const response = await fetch(`${http}/dashboard/`)
+    const policy = response.headers.get('content-security-policy') ?? ''
+    t.match(policy, /default-src 'none'/)
+    t.match(policy, /script-src 'self' 'sha256-[A-Za-z0-9+/]+=*'/, 'its own scripts and the import map by hash')
+    t.match(policy, /frame-ancestors 'none'/)
+
+    const browser = await launch(t)
+    const page = await browser.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(msg.text())
+    })
+    for (const load of ['first load', 'reload']) {
+      if (load === 'first load') await page.goto(`${http}/dashboard/`)
+      else await page.reload()
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
+      if (load === 'first load') await app.live.publish('opportunities.BTC-USDT', good)
+      await page.waitForSelector('#opportunities tbody tr.open', { timeout: 15_000 })
+      const rows = await page.$$eval('#opportunities tbody tr', (trs) => trs.map((tr) => tr.children[0]?.textContent))
+      t.same(rows, ['BTC-USDT'], `${load}: the well-formed opportunity renders, the malformed ones do not`)
+      t.match(await page.textContent('#malformed'), /^\d+ malformed events ignored$/, `${load}: the page says it ignored some`)
+      await page.waitForFunction(() => document.getElementById('tick-rate')?.textContent !== '–', undefined, { timeout: 5_000 })
+    }
+    t.same(errors, [], 'no errors in the page, no Content-Security-Policy violation')
+  }
+)

@@ -21,12 +21,37 @@ const setStatus = (text, cls) => {
 client.on('open', () => setStatus('live', 'open'))
 client.on('close', () => setStatus('reconnecting…', 'down'))
 
+// ---- what the page reads of published data, checked before it is kept ----
+// Anyone with a publish grant can put anything on these topics (and a topic's last value comes
+// back on every reload): what fails its check is counted and dropped, never rendered.
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isLeg = (l) => isObject(l) && typeof l.exchange === 'string' && typeof l.symbol === 'string' && typeof l.price === 'number'
+const isOpportunity = (d) =>
+  isObject(d) &&
+  typeof d.id === 'string' &&
+  typeof d.symbol === 'string' &&
+  typeof d.status === 'string' &&
+  typeof d.netBps === 'number' &&
+  isLeg(d.buy) &&
+  isLeg(d.sell)
+const isTick = (d) => isObject(d) && typeof d.exchange === 'string' && typeof d.symbol === 'string'
+const isVenue = (d) => isObject(d) && typeof d.exchange === 'string' && typeof d.state === 'string'
+let malformed = 0
+const accept = (check, data) => {
+  if (check(data)) return true
+  malformed++
+  $('malformed').hidden = false
+  $('malformed').textContent = `${malformed} malformed event${malformed === 1 ? '' : 's'} ignored`
+  return false
+}
+
 // ---- opportunities ----
 const opportunities = new Map() // id -> latest event data, with receivedAt and the best net bps while open
 client
   .subscribe(
     'opportunities.>',
     ({ data }) => {
+      if (!accept(isOpportunity, data)) return
       const before = opportunities.get(data.id)
       const bestNetBps = data.status === 'closed' ? before?.bestNetBps : Math.max(before?.bestNetBps ?? -Infinity, data.netBps)
       opportunities.set(data.id, { ...data, bestNetBps, receivedAt: Date.now() })
@@ -41,7 +66,7 @@ client
   .subscribe(
     'venue.*',
     ({ data }) => {
-      if (data && typeof data.exchange === 'string') venues.set(data.exchange, { ...data, receivedAt: Date.now() })
+      if (accept(isVenue, data)) venues.set(data.exchange, { ...data, receivedAt: Date.now() })
     },
     { onGap: notice }
   )
@@ -126,6 +151,7 @@ client
   .subscribe(
     'ticker.>',
     ({ data }) => {
+      if (!accept(isTick, data)) return
       ticks++
       lastTickAt = Date.now()
       const e = exchanges.get(data.exchange) ?? { count: 0, rate: 0, last: data }
@@ -167,7 +193,18 @@ async function scrapeMetrics() {
 // ---- rendering, once a second ----
 let lastTicks = 0
 let lastRender = performance.now()
+/** Each part of the page on its own: one that throws leaves the others (and the next second) drawing. */
 function render() {
+  for (const part of [renderFigures, renderTables]) {
+    try {
+      part()
+    } catch (err) {
+      notice(err)
+    }
+  }
+}
+
+function renderFigures() {
   const now = performance.now()
   const seconds = (now - lastRender) / 1000
   lastRender = now
@@ -183,7 +220,9 @@ function render() {
     const at = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)].toFixed(2)
     $('latency').textContent = `${at(50)} / ${at(99)}`
   }
+}
 
+function renderTables() {
   const wall = Date.now()
   $('idle').hidden = !(client.connected && wall - Math.max(lastTickAt, openedAt) > IDLE_AFTER_MS)
   for (const [id, o] of opportunities) if (o.status === 'closed' && wall - o.receivedAt > CLOSED_KEEP_MS) opportunities.delete(id)

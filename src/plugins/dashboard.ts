@@ -4,7 +4,8 @@
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync } from 'fastify'
-import { existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ErrorCode } from '../core/protocol.js'
@@ -19,7 +20,31 @@ const msgpack = `${dirname(fileURLToPath(import.meta.resolve('@msgpack/msgpack/p
 // One ES module file (the SDK applies delta frames with it).
 const fossil = dirname(fileURLToPath(import.meta.resolve('fossil-delta')))
 
+/**
+ * The page runs only its own scripts (and its inline import map, by hash), styles and sockets:
+ * whatever a publisher puts in an event, the browser runs nothing of it, and no other site frames it.
+ */
+function contentSecurityPolicy(): string {
+  const page = readFileSync(`${root}public/dashboard/index.html`, 'utf8')
+  const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(page)?.[1] ?? ''
+  const hash = createHash('sha256').update(importMap).digest('base64')
+  return [
+    "default-src 'none'",
+    `script-src 'self' 'sha256-${hash}'`,
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'"
+  ].join('; ')
+}
+
 const dashboard: FastifyPluginAsync = async (app) => {
+  const policy = contentSecurityPolicy()
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/dashboard')) reply.header('content-security-policy', policy)
+  })
   await app.register(fastifyStatic, { root: `${root}public/dashboard/`, prefix: '/dashboard/', index: 'index.html' })
   // The page's relative URLs need the trailing slash.
   app.get('/dashboard', async (_request, reply) => reply.redirect('/dashboard/'))

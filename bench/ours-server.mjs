@@ -11,6 +11,9 @@ const app = await buildApp({
   arbitrage: process.env.ARBITRAGE !== 'false',
   bus: process.env.BUS ?? 'memory',
   redisUrl: process.env.REDIS_URL || undefined,
+  // HISTORY_DIR and HISTORY_FSYNC: the journal benchmark's (bench/journal.ts).
+  historyDir: process.env.HISTORY_DIR || undefined,
+  historyFsync: process.env.HISTORY_FSYNC || undefined,
   // Every benchmark client comes from 127.0.0.1, and RSS is what is measured: admission limits off.
   maxConnectionsPerIp: 1_000_000,
   maxConnections: 1_000_000,

@@ -50,6 +50,16 @@ export const ConfigSchema = Type.Object({
     1_048_576,
     'MiB the in-memory bus may hold in history and last values; past it a publish to a new topic answers unavailable and a topic that publishes keeps only its newest event'
   ),
+  historyDir: Type.String({
+    default: '',
+    description:
+      'directory where the in-memory bus journals its events, so a restart (even kill -9) keeps epochs, seqs, history and last values; empty: memory only. The server process (npm start, PM2) uses ./data unless it is set'
+  }),
+  historyFsync: Type.Union([Type.Literal('always'), Type.Literal('everysec'), Type.Literal('no')], {
+    default: 'everysec',
+    description:
+      'when the journal is synced to disk: always (every group commit, before its acks), everysec (once a second: a power loss can take the last second), no (when the OS writes it)'
+  }),
   maxQueuedBytes: Int(1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes held for a connection beyond what the OS accepted'),
   slowConsumer: Type.Union([Type.Literal('close'), Type.Literal('conflate')], {
     default: 'close',

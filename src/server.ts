@@ -6,7 +6,8 @@ import pm2Metrics from './plugins/pm2-metrics.js'
 
 let config: Config
 try {
-  config = loadConfig(process.env)
+  // The server process journals its history by default, so a restart keeps it (README "Running under PM2").
+  config = loadConfig({ HISTORY_DIR: './data', ...process.env })
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err
   process.stderr.write(`${err.message}\n`)

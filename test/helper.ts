@@ -30,7 +30,8 @@ export const root = fileURLToPath(new URL('..', import.meta.url))
 export function startProcess(env: Record<string, string>, nodeArgs: string[] = []) {
   const child = spawn(process.execPath, [...nodeArgs, '--import=tsx', 'src/server.ts'], {
     cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env }
+    // HISTORY_DIR empty: no test shares the process's default ./data journal.
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', HISTORY_DIR: '', ...env }
   })
   let output = ''
   const port = new Promise<number>((resolve, reject) => {

@@ -14,7 +14,7 @@ t.test('custom metrics under PM2', { skip: !built, timeout: 120_000 }, async (t)
   const home = mkdtempSync(join(tmpdir(), 'live-pm2-'))
   const port = await freePort()
   // The file as shipped; the port and the rest come from the environment, as the README says.
-  const env = { PM2_HOME: home, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }
+  const env = { PM2_HOME: home, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HISTORY_DIR: join(home, 'data') }
   const pm2 = (...args: string[]) => spawnClean(process.execPath, [join(root, 'node_modules/pm2/bin/pm2'), ...args], env).done
   t.teardown(() => pm2('kill'))
 

@@ -4,6 +4,7 @@ import { isPattern, TopicTree, Work } from './topics.js'
 import { encodeDataShared, StoredEvent } from './codec.js'
 import { Tally } from './tally.js'
 import type { MaybePromise } from './maybe.js'
+import type { JournalRecord } from './journal.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 
 export type BusListener = (event: BusEvent) => void
@@ -121,14 +122,15 @@ const FIRST_BYTES = 1024
  * per retained event. Retained objects were what every young-generation GC had to copy, and the
  * bulk of its pause at 10,000 ticks/s; a replay decodes the few events it sends.
  */
-class TopicState {
+export class TopicState {
   seq = 0
+  /** The newest event that is committed (journaled, delivered): what snapshots and replays go up to. */
+  committed = 0
   last: BusEvent | undefined = undefined
   /** Encoded bytes of the last value. */
   lastSize = 0
   /** When it was last published to (ms). */
   touchedAt = 0
-  readonly epoch = randomBytes(6).toString('hex')
   count = 0
   private head = 0 // slot of the oldest event
   private end = 0 // byte position after the newest event; positions grow forever, bytes wrap around
@@ -137,7 +139,10 @@ class TopicState {
   private stamps: Float64Array
   private bytes: Uint8Array
 
-  constructor(private readonly capacity: number) {
+  constructor(
+    private readonly capacity: number,
+    public epoch = randomBytes(6).toString('hex')
+  ) {
     const slots = Math.min(capacity, FIRST_SLOTS)
     this.offsets = new Float64Array(slots)
     this.sizes = new Uint32Array(slots)
@@ -193,6 +198,14 @@ class TopicState {
   at(topic: string, i: number): BusEvent {
     const slot = (this.head + i) % this.offsets.length
     return new StoredEvent(topic, this.epoch, this.oldestSeq + i, this.stamps[slot], Uint8Array.prototype.slice.call(this.read(slot)))
+  }
+
+  /** The events held as journal records, oldest first; their bytes are views, valid until the next push. */
+  *records(topic: string): Iterable<JournalRecord> {
+    for (let i = 0; i < this.count; i++) {
+      const slot = (this.head + i) % this.offsets.length
+      yield { topic, epoch: this.epoch, seq: this.oldestSeq + i, ts: this.stamps[slot], data: this.read(slot) }
+    }
   }
 
   private dropOldest(): void {
@@ -276,25 +289,27 @@ function ringSlice(bytes: Uint8Array, position: number, size: number): Uint8Arra
 }
 
 /**
- * The embedded default: one process, everything in memory, every answer synchronous. A topic
- * lives while it is published to or subscribed by name; TOPIC_TTL after the last of both it is
- * freed with its history and last value, so topics cannot pile up for ever.
+ * What the in-memory bus and its journaled form share: topics, their seqs, histories and last
+ * values, in this process. A topic lives while it is published to or subscribed by name;
+ * TOPIC_TTL after the last of both it is freed with its history and last value, so topics cannot
+ * pile up for ever.
  */
-export class MemoryBus implements Bus {
-  readonly ready = true
-  private readonly listeners = new Listeners()
-  private readonly state = new Map<string, TopicState>()
+export abstract class LocalBus implements Bus {
+  protected readonly listeners = new Listeners()
+  protected readonly state = new Map<string, TopicState>()
   private readonly index = new TopicTree()
   /** Subscriptions by exact topic name: such a topic is kept however long it is idle. */
   private readonly pinned = new Tally<string>()
   private readonly topicTtl: number
-  private readonly maxTopics: number
+  protected readonly maxTopics: number
   private readonly busMemory: number
   /** Bytes held by every topic's history and last value (their footprints). */
-  private retained = 0
+  protected retained = 0
   private readonly sweeper: NodeJS.Timeout
+  /** The encoding of the event stage() staged last: a view of the shared encoder's buffer. */
+  protected staged: Uint8Array = new Uint8Array(0)
 
-  constructor(private readonly options: MemoryBusOptions) {
+  constructor(protected readonly options: MemoryBusOptions) {
     this.topicTtl = options.topicTtl ?? 3_600_000
     this.maxTopics = options.maxTopics ?? Infinity
     this.busMemory = options.busMemoryBytes ?? Infinity
@@ -302,15 +317,29 @@ export class MemoryBus implements Bus {
     this.sweeper = setInterval(() => this.sweep(Date.now()), every).unref()
   }
 
-  publish(topic: string, data: unknown): BusEvent {
+  /** Publishes: seq, history and last value; the subclass says when it is committed and delivered. */
+  abstract publish(topic: string, data: unknown): MaybePromise<BusEvent>
+
+  /**
+   * The part of a publish every local bus shares: the topic's next seq, its history and touch
+   * time. Returns the topic's state; the event's encoding is `this.staged` until the next encode.
+   */
+  protected stage(topic: string, data: unknown): TopicState {
     // A view of the shared encoder's buffer: used before anything else encodes.
     const encoded = encodeDataShared(data)
     let state = this.state.get(topic)
     if (state === undefined) state = this.create(topic, encoded.length)
+    this.record(state, state.seq + 1, Date.now(), encoded)
+    this.staged = encoded
+    return state
+  }
+
+  /** Sets the topic's seq to `seq` and records the event in its history, within BUS_MEMORY_MB. */
+  protected record(state: TopicState, seq: number, ts: number, encoded: Uint8Array): void {
     const before = state.footprint
-    const ts = Date.now()
-    const event: BusEvent = { topic, seq: ++state.seq, epoch: state.epoch, ts, data }
-    state.last = event
+    // A seq that does not follow (a journal with a damaged part) starts the history afresh.
+    if (seq !== state.seq + 1) state.clear()
+    state.seq = seq
     state.lastSize = encoded.length
     state.touchedAt = ts
     state.expire(ts - this.options.historyTtl)
@@ -324,8 +353,6 @@ export class MemoryBus implements Bus {
       state.push(ts, encoded)
       this.retained += state.footprint - full
     }
-    this.listeners.emit(event)
-    return event
   }
 
   subscribe(listener: BusListener): () => void {
@@ -337,11 +364,20 @@ export class MemoryBus implements Bus {
     if (this.retained + TOPIC_OVERHEAD + 2 * size > this.busMemory || this.options.overMemory?.() === true) {
       throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit: no new topics')
     }
-    const state = new TopicState(this.options.historySize)
+    return this.add(topic, new TopicState(this.options.historySize))
+  }
+
+  protected add(topic: string, state: TopicState): TopicState {
     this.state.set(topic, state)
     this.index.add(topic)
     this.retained += state.footprint
     return state
+  }
+
+  protected drop(topic: string, state: TopicState): void {
+    this.state.delete(topic)
+    this.index.remove(topic)
+    this.retained -= state.footprint
   }
 
   /**
@@ -353,11 +389,8 @@ export class MemoryBus implements Bus {
     const oldest = now - this.options.historyTtl
     for (const [topic, state] of this.state) {
       const before = state.footprint
-      if (state.touchedAt < idleBefore && !this.pinned.has(topic)) {
-        this.state.delete(topic)
-        this.index.remove(topic)
-        this.retained -= before
-      } else {
+      if (state.touchedAt < idleBefore && !this.pinned.has(topic)) this.drop(topic, state)
+      else {
         state.expire(oldest)
         this.retained += state.footprint - before
       }
@@ -369,7 +402,13 @@ export class MemoryBus implements Bus {
   }
 
   lastMatching(pattern: string, work = Work.unlimited()): BusEvent[] {
-    return this.index.matching(pattern, work).map((topic) => this.state.get(topic)!.last!)
+    const out: BusEvent[] = []
+    // A topic whose first event waits for its group commit has no last value yet.
+    for (const topic of this.index.matching(pattern, work)) {
+      const last = this.state.get(topic)!.last
+      if (last !== undefined) out.push(last)
+    }
+    return out
   }
 
   /**
@@ -378,16 +417,16 @@ export class MemoryBus implements Bus {
    */
   since(topic: string, position: Position): Replay<BusEvent> | null {
     const state = this.state.get(topic)
-    if (state === undefined || state.epoch !== position.epoch || position.seq > state.seq) return null
-    if (position.seq === state.seq) return []
+    if (state === undefined || state.epoch !== position.epoch || position.seq > state.committed) return null
+    if (position.seq === state.committed) return []
     state.expire(Date.now() - this.options.historyTtl)
     if (state.count === 0 || state.oldestSeq > position.seq + 1) return null
-    return new HistoryRange(state, topic, position.seq + 1, state.seq)
+    return new HistoryRange(state, topic, position.seq + 1, state.committed)
   }
 
   topics(): TopicInfo[] {
     const out: TopicInfo[] = []
-    for (const [topic, state] of this.state) if (state.last !== undefined) out.push({ topic, seq: state.seq, epoch: state.epoch })
+    for (const [topic, state] of this.state) if (state.last !== undefined) out.push({ topic, seq: state.committed, epoch: state.epoch })
     return out
   }
 
@@ -409,7 +448,27 @@ export class MemoryBus implements Bus {
     if (!isPattern(pattern)) this.pinned.add(pattern, -1)
   }
 
+  get ready(): boolean {
+    return true
+  }
+
   close(): void {
     clearInterval(this.sweeper)
+  }
+}
+
+/**
+ * The embedded default: one process, everything in memory, every answer synchronous. A topic
+ * lives while it is published to or subscribed by name; TOPIC_TTL after the last of both it is
+ * freed with its history and last value, so topics cannot pile up for ever.
+ */
+export class MemoryBus extends LocalBus {
+  publish(topic: string, data: unknown): BusEvent {
+    const state = this.stage(topic, data)
+    const event: BusEvent = { topic, seq: state.seq, epoch: state.epoch, ts: state.touchedAt, data }
+    state.last = event
+    state.committed = state.seq
+    this.listeners.emit(event)
+    return event
   }
 }

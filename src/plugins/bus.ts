@@ -2,8 +2,8 @@
 // (in memory, or Redis: ioredis, ~9 MiB of RSS, is loaded only then) or takes one the caller
 // passes, and closes only a bus it made.
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync } from 'fastify'
-import { MemoryBus, type Bus } from '../core/bus.js'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import { MemoryBus, type Bus, type MemoryBusOptions } from '../core/bus.js'
 import type { Config } from '../config.js'
 
 declare module 'fastify' {
@@ -26,12 +26,43 @@ const busPlugin: FastifyPluginAsync<BusPluginOptions> = async (app, { config, bu
     app.decorate('liveBus', given)
     return
   }
+  const options = { ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory }
   const bus: Bus =
     config.bus === 'redis'
       ? new (await import('../core/redis-bus.js')).RedisBus(config, app.log)
-      : new MemoryBus({ ...config, busMemoryBytes: config.busMemoryMb * 1024 * 1024, overMemory })
+      : config.historyDir !== ''
+        ? await journaled(app, config, options)
+        : new MemoryBus(options)
   app.decorate('liveBus', bus)
   app.addHook('onClose', async () => bus.close())
+}
+
+/** The in-memory bus with HISTORY_DIR's journal, loaded: what was read and what was not is logged, and damage never stops start-up. */
+async function journaled(app: FastifyInstance, config: Config, options: MemoryBusOptions): Promise<Bus> {
+  const { Journal } = await import('../core/journal.js')
+  const { JournaledBus } = await import('../core/journaled-bus.js')
+  const bus = new JournaledBus(options, new Journal(config.historyDir, config.historyFsync), (err) => {
+    if (err) app.log.error({ err }, 'the history journal cannot be written: publishes are refused until it can')
+    else app.log.warn('the history journal is written again')
+  })
+  const started = performance.now()
+  const report = bus.restore()
+  const loaded = {
+    dir: config.historyDir,
+    segments: report.segments,
+    records: report.records,
+    topics: report.topics,
+    ms: Math.round(performance.now() - started)
+  }
+  app.log.info(loaded, 'history journal loaded')
+  for (const damage of report.damaged) app.log.error({ dir: config.historyDir }, `history journal damaged: ${damage}`)
+  if (report.refused > 0) app.log.warn({ refused: report.refused }, `history journal: records of topics past MAX_TOPICS (${config.maxTopics}) not loaded`)
+  if (report.uncleanReboot && config.historyFsync !== 'always') {
+    app.log.warn(
+      `the machine restarted without the journal being closed: what HISTORY_FSYNC=${config.historyFsync} had not synced may be lost, so every topic takes a new epoch (clients recover with recovered:false)`
+    )
+  }
+  return bus
 }
 
 export default fp(busPlugin, { name: 'live-bus', fastify: '5.x' })

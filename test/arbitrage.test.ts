@@ -1,6 +1,6 @@
 // The arbitrage engine: exact arithmetic, quote hygiene, lifecycle, the synthetic feed, end to end.
 import t from 'tap'
-import { ArbitrageEngine, floorToLot, spread, type BookData, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
+import { ArbitrageEngine, floorToLot, spread, HEALTH_FORGET_MS, type BookData, type OpportunityEvent, type Tick } from '../src/market/arbitrage.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
 import { readFileSync } from 'node:fs'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
@@ -225,6 +225,28 @@ t.test('a venue degraded or down takes part in nothing; open opportunities using
   t.equal(engine.onTick(quote('A', 'X-USD', 99, 100), 1004), null, 'degraded: none either')
   t.match(engine.onVenue('A', 'up', 1005), [{ status: 'open', buy: { exchange: 'A' } }])
   t.match(engine.onTick(quote('A', 'X-USD', 99, 100, [1, 1], 7000), 7000), [{ status: 'closed', reason: 'venue' }], 'no health for 5 s counts as down')
+})
+
+t.test('a venue that stops reporting is forgotten after 30 s: other publishers of its name count again', async (t) => {
+  // A feed reported venue A down, then its process stopped; a desk publishes ticks named A.
+  const engine = new ArbitrageEngine(zeroFees)
+  engine.onVenue('A', 'down', 1000)
+  engine.onTick(quote('B', 'X-USD', 100.8, 101, [1, 1], 2000), 2000)
+  t.equal(engine.onTick(quote('A', 'X-USD', 99, 100, [1, 1], 2000), 2000), null, 'held back by the last health A reported')
+  t.equal(engine.sweep(1000 + HEALTH_FORGET_MS), null, 'at 30 s the health still gates (its quotes are stale by now anyway)')
+  t.equal(engine.onTick(quote('A', 'X-USD', 99, 100, [1, 1], 31_000), 31_000), null)
+  engine.onTick(quote('B', 'X-USD', 100.8, 101, [1, 1], 31_000), 31_000)
+  t.match(engine.sweep(1001 + HEALTH_FORGET_MS), [{ status: 'open', buy: { exchange: 'A' }, sell: { exchange: 'B' } }], 'forgotten: the quotes open one')
+  t.match(engine.onVenue('A', 'down', 31_500), [{ status: 'closed', reason: 'venue' }], 'a feed reporting again gates again')
+})
+
+t.test('venues says when a health stops gating quotes', async (t) => {
+  const { app } = await startServer(t)
+  await app.live.publish('venue.A', { exchange: 'A', state: 'down' })
+  const now = Date.now()
+  t.match(app.liveVenues.list(now), [{ exchange: 'A', state: 'down', stale: false, gatesQuotes: true }])
+  t.match(app.liveVenues.list(now + 6000), [{ exchange: 'A', state: 'down', stale: true, gatesQuotes: true }])
+  t.match(app.liveVenues.list(now + HEALTH_FORGET_MS + 1000), [{ exchange: 'A', state: 'down', stale: true, gatesQuotes: false }])
 })
 
 t.test('an ETH-BTC profit of 0.00003 BTC is shown as such', async (t) => {

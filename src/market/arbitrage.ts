@@ -157,6 +157,12 @@ const SIZE_CHANGE = 0.25
 const CLOCK_SAMPLES = 256
 /** Venue health older than this counts as down (a feed publishes it every second). */
 const VENUE_STALE_MS = 5000
+/**
+ * A venue with no health event for this long is forgotten as a reporter: its feed (or the
+ * process running it) is gone, and the name's quotes from other publishers count again by their
+ * own freshness, as for a venue that never reported.
+ */
+export const HEALTH_FORGET_MS = 30_000
 
 export const DEFAULT_SIZE_LADDER = [1000, 10_000, 100_000] as const
 export const DEFAULT_QUOTE_GROUPS = [['USD', 'USDT', 'USDC']] as const
@@ -368,6 +374,11 @@ export class ArbitrageEngine {
   /** Closes what went stale with no update since and forgets idle classes; call it on a timer. */
   sweep(now: number): OpportunityEvent[] | null {
     let events: OpportunityEvent[] | null = null
+    for (const v of this.venues.values()) {
+      if (v.state === null || now - v.stateAt <= HEALTH_FORGET_MS) continue
+      v.state = null
+      for (const c of v.markets) events = this.evaluate(c, now, events)
+    }
     const forgetBefore = now - FORGET_AFTER_AGES * this.options.maxTickAgeMs
     for (const [key, c] of this.classes) {
       if (c.open.length > 0) events = this.evaluate(c, now, events)
@@ -457,7 +468,7 @@ export class ArbitrageEngine {
     return now - source.exchangeTime - (source.venue.offset ?? 0) <= this.options.maxTickAgeMs
   }
 
-  /** Degraded, down, or silent past VENUE_STALE_MS after reporting: takes part in nothing. */
+  /** Degraded, down, or silent past VENUE_STALE_MS after reporting (until HEALTH_FORGET_MS): takes part in nothing. */
   private gated(v: Venue, now: number): boolean {
     if (v.state === null) return false // no health reported: its ticks are its health
     return v.state !== 'up' || now - v.stateAt > VENUE_STALE_MS

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { BusEvent } from '../core/protocol.js'
 import type { VenueHealth } from '../market/connection.js'
+import { HEALTH_FORGET_MS } from '../market/arbitrage.js'
 
 /** Venues tracked: a fixed bound on what publishers can make the server hold and Prometheus list. */
 export const MAX_VENUES = 64
@@ -15,6 +16,12 @@ export const VENUE_FORGET_MS = 3_600_000
 export interface VenueView extends VenueHealth {
   /** No venue.<exchange> event for VENUE_STALE_MS: the feed (or its process) is gone. */
   stale: boolean
+  /**
+   * Whether this health decides if quotes of the exchange's name take part in opportunities. False
+   * after HEALTH_FORGET_MS without an event: the arbitrage engine forgot it, and ticks and books
+   * other publishers send under the name count by their own freshness.
+   */
+  gatesQuotes: boolean
 }
 
 /**
@@ -43,7 +50,7 @@ export class VenueTable {
     }
     return [...this.latest.values()].map(({ health, at }) => {
       const stale = now - at > VENUE_STALE_MS
-      return { ...health, state: stale ? 'down' : health.state, stale }
+      return { ...health, state: stale ? 'down' : health.state, stale, gatesQuotes: now - at <= HEALTH_FORGET_MS }
     })
   }
 }

@@ -59,10 +59,13 @@ if (kind === 'floor') {
     endpoints: { okx: { ws: `${wsBase}/public`, rest } },
     bookDepth: 20,
     now,
-    publish: (topic, data) => {
-      if (!topic.startsWith('book.')) return
-      if (topic === 'book.okx.BTC-USDT') top = { bids: data.bids, asks: data.asks }
-      observe(data.exchangeTime)
+    sink: {
+      book: (data) => {
+        if (data.exchange === 'okx' && data.symbol === 'BTC-USDT') top = { bids: data.bids, asks: data.asks }
+        observe(data.exchangeTime)
+      },
+      ticker() {},
+      venue() {}
     }
   })
   feeds = await ready

@@ -29,9 +29,7 @@ const feed = createConnection('okx', {
   instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
   endpoints: { ws: 'ws://unused', rest: 'http://unused' },
   bookDepth: 20,
-  publish: () => {
-    published++
-  }
+  sink: { book: () => published++, ticker: () => published++, venue: () => published++ }
 })
 feed.start()
 const receive = (b: Buffer, isBinary: boolean) => okxSocket.sockets[0].deliver(b, isBinary)
@@ -72,7 +70,7 @@ const coinbaseFeed = createConnection('coinbase', {
   instruments: [new InstrumentRegistry().add('coinbase', coinbaseProducts).topic('coinbase', 'BTC-USD')!],
   endpoints: { ws: 'ws://unused', rest: 'http://unused' },
   bookDepth: 20,
-  publish: () => {}
+  sink: { book() {}, ticker() {}, venue() {} }
 })
 coinbaseFeed.start()
 const coinbaseReceive = (b: Buffer, isBinary: boolean) => coinbaseSocket.sockets[0].deliver(b, isBinary)
@@ -120,9 +118,7 @@ for (let i = 0; i < 20; i++) {
     metadataDir: new URL('.', dir).pathname,
     bookDepth: 20,
     now: () => offset + performance.now(),
-    publish: (topic, data) => {
-      if (topic.startsWith('book.')) lat.push(offset + performance.now() - (data as { receivedAt: number }).receivedAt)
-    }
+    sink: { book: (e) => lat.push(offset + performance.now() - e.receivedAt), ticker() {}, venue() {} }
   })
   await new Promise((r) => setTimeout(r, 300))
   feeds.stop()

@@ -3,6 +3,7 @@
 // recorded OKX session through the real connector (top 20 a side).
 import { readFileSync } from 'node:fs'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
+import { topicSink } from '../src/market/events.ts'
 import { createConnection } from '../src/market/venues/index.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from '../test/fake-venue.ts'
@@ -39,9 +40,9 @@ export async function books(): Promise<Map<string, Json[]>> {
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 20,
     now: () => now,
-    publish: (topic, data) => {
+    sink: topicSink((topic, data) => {
       if (topic.startsWith('book.')) out.set(topic, [...(out.get(topic) ?? []), structuredClone(data) as Json])
-    }
+    })
   })
   feed.start()
   // One message per turn, as they came: one book event per update.

@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { LiveClient } from './client/index.js'
 import { parseEndpoints, parseFeeds, startFeeds } from './market/setup.js'
+import { topicSink } from './market/events.js'
 
 let config: Config
 try {
@@ -31,12 +32,12 @@ const feeds = await startFeeds({
   bufferBytes: config.venueBufferMb * 1024 * 1024,
   metadataBytes: config.venueMetadataMb * 1024 * 1024,
   log,
-  publish(topic, data) {
+  sink: topicSink((topic, data) => {
     // Fire and count: a book or ticker is superseded by the next one, so a refusal is not retried.
     client.publish(topic, data).catch((err: Error) => {
       if (failures++ % 1000 === 0) log.warn({ topic, err: err.message, failures }, 'publish refused')
     })
-  }
+  })
 }).catch((err: Error) => {
   log.fatal({ err: err.message }, 'cannot start the feeds')
   process.exit(1)

@@ -5,6 +5,7 @@ import { SyntheticFeed } from '../src/market/synthetic.ts'
 import { readFileSync } from 'node:fs'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
 import { createConnection } from '../src/market/venues/index.ts'
+import { topicSink } from '../src/market/events.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from './fake-venue.ts'
 import { startServer, TestClient } from './helper.ts'
@@ -358,10 +359,10 @@ t.test('recorded OKX messages through the connector and the engine: the opportun
     bookDepth: 20,
     now: () => now,
     // The server's path: a book event's exchange and symbol are its topic's.
-    publish: (topic, data) => {
+    sink: topicSink((topic, data) => {
       const [kind, exchange, symbol] = topic.split('.')
       if (kind === 'book') engine.onBook(data as BookData, now, exchange, symbol)
-    }
+    })
   })
   feed.start()
   t.teardown(() => feed.stop())

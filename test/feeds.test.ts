@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { LiveClient } from '../src/client/index.ts'
 import { parseEndpoints, startFeeds } from '../src/market/setup.ts'
-import type { VenueHealth } from '../src/market/connection.ts'
+import { topicSink, type VenueHealth } from '../src/market/events.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, scrape, sleep, spawnClean, startServer, type Teardown, until } from './helper.ts'
 
@@ -122,7 +122,7 @@ t.test('every market: a forced close reconnects and a silent socket is dropped; 
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     silenceMs: 1500,
-    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
+    sink: topicSink((topic, data) => published.push({ topic, data: data as Record<string, unknown> }))
   })
   t.teardown(() => feeds.stop())
   const health = (exchange: string) => feeds.health().find((h) => h.exchange === exchange)!
@@ -169,7 +169,7 @@ async function binanceBook(t: Teardown, rotateAfterMs?: number) {
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     rotateAfterMs,
-    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> })
+    sink: topicSink((topic, data) => published.push({ topic, data: data as Record<string, unknown> }))
   })
   t.teardown(() => feeds.stop())
   const health = () => feeds.health()[0]
@@ -215,7 +215,7 @@ t.test('instruments beyond what one socket carries go on more sockets; the venue
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     perConnection: 1, // Binance: 200
-    publish: (topic) => seen.add(topic)
+    sink: topicSink((topic) => seen.add(topic))
   })
   t.teardown(() => feeds.stop())
   await until(() => seen.has('ticker.okx.BTC-USDT') && seen.has('ticker.okx.UNI-USD-INVPERP'), 'both books publish')

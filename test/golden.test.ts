@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { loadRegistry, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { createConnection, type Exchange } from '../src/market/venues/index.ts'
+import { topicSink } from '../src/market/events.ts'
 import { fakeConnect } from './fake-venue.ts'
 import { ArbitrageEngine, type BookData, type Tick } from '../src/market/arbitrage.ts'
 
@@ -100,7 +101,7 @@ t.test('the recorded venue sessions through connectors and engine give the golde
       instruments: session.symbols.map((s) => registry.topic(exchange, s)!),
       endpoints: { ws: 'ws://unused', rest: 'http://unused' },
       bookDepth: 10,
-      publish,
+      sink: topicSink(publish),
       fetch: fakeFetch,
       now,
       connect

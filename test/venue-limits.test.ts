@@ -41,7 +41,7 @@ t.test('a venue that never answers the snapshot and sends huge diffs: the connec
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     bufferBytes: 4 * MiB,
-    publish() {}
+    sink: { book() {}, ticker() {}, venue() {} }
   })
   t.teardown(() => feeds.stop())
   const health = () => feeds.health()[0]
@@ -78,7 +78,7 @@ t.test('a depth snapshot larger than VENUE_BUFFER_MB is refused as it streams an
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     bufferBytes: MiB,
-    publish() {}
+    sink: { book() {}, ticker() {}, venue() {} }
   })
   t.teardown(() => feeds.stop())
   const health = () => feeds.health()[0]

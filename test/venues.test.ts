@@ -9,6 +9,7 @@ import { InstrumentRegistry, type Instrument } from '../src/market/instruments.t
 import { MAX_LEVELS, OrderBook } from '../src/market/book.ts'
 import { parseEndpoints, parseFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { VenueGroup } from '../src/market/group.ts'
+import { topicSink } from '../src/market/events.ts'
 import { createConnection, type Exchange } from '../src/market/venues/index.ts'
 import { binanceSpot, binanceUsdm } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
@@ -123,7 +124,7 @@ t.test('FEEDS and FEEDS_ENDPOINTS', async (t) => {
     instruments: [registry.topic('binanceusdm', 'SUSHI-USDT-PERP')!],
     endpoints: VENUE_ENDPOINTS.binanceusdm,
     bookDepth: 5,
-    publish() {},
+    sink: { book() {}, ticker() {}, venue() {} },
     connect
   })
   usdm.start()
@@ -183,7 +184,7 @@ function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof 
     instruments: symbols.map((s) => registry.topic(exchange, s) as Instrument),
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: extra.bookDepth ?? 5,
-    publish: (topic, data) => published.push({ topic, data: data as Record<string, unknown> }),
+    sink: topicSink((topic, data) => published.push({ topic, data: data as Record<string, unknown> })),
     fetch: extra.fetch ?? (() => new Promise<Response>(() => {})),
     now: extra.now ?? (() => at),
     connect
@@ -456,7 +457,7 @@ t.test('a venue group splits its instruments across sockets and reports one venu
     instruments,
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 5,
-    publish: () => {},
+    sink: { book() {}, ticker() {}, venue() {} },
     perConnection: 2
   })
   group.start()

@@ -6,29 +6,17 @@
 // perpetual pairs only with the same perpetual elsewhere, never with spot). No Fastify, no I/O.
 // docs/PROTOCOL.md "Opportunities" is the contract of what comes out.
 
+import type { BookEvent, TickerEvent } from './events.js'
 import { parseSymbol } from './instruments.js'
 
-/** A top-of-book tick: ticker.<exchange>.<symbol> from any authorized publisher. */
-export interface Tick {
-  exchange?: string
-  symbol?: string
-  bid: number
-  ask: number
-  bidSize: number
-  askSize: number
-  /** Exchange time, ms. */
-  ts: number
-}
+/**
+ * A top of book: ticker.<exchange>.<symbol>, from the connectors (a TickerEvent) or any authorized
+ * publisher; the fields the engine reads.
+ */
+export type Tick = Pick<TickerEvent, 'bid' | 'ask' | 'bidSize' | 'askSize' | 'ts'> & Partial<Pick<TickerEvent, 'exchange' | 'symbol'>>
 
-/** A book from the server's connectors: book.<exchange>.<symbol>. */
-export interface BookData {
-  bids: [number, number][]
-  asks: [number, number][]
-  /** The venue's time of the change; null where it gives none. */
-  exchangeTime: number | null
-  lotSize?: number
-  minNotional?: number
-}
+/** A book: book.<exchange>.<symbol> (a BookEvent); the fields the engine reads. */
+export type BookData = Pick<BookEvent, 'bids' | 'asks' | 'exchangeTime'> & Partial<Pick<BookEvent, 'lotSize' | 'minNotional'>>
 
 export interface Leg {
   exchange: string

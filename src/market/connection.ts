@@ -2,11 +2,11 @@
 // backoff), one local book per instrument, publishing at most one book and one ticker event per
 // book per event-loop turn, and the venue's health. Each venue's room (venues/) parses its own
 // messages; the socket, REST access and clock come in through transport.ts's seams.
+import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS } from './events.js'
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
 import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
-export type Publish = (topic: string, data: unknown) => void
 
 export interface Endpoints {
   /** WebSocket base URL. */
@@ -20,7 +20,8 @@ export interface ConnectionOptions {
   endpoints: Endpoints
   /** Levels per side in book.<exchange>.<symbol> events. */
   bookDepth: number
-  publish: Publish
+  /** Where the books, tickers and health go. */
+  sink: MarketSink
   log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
   /** The clock (default Date.now). */
   now?: Now
@@ -40,57 +41,6 @@ export interface ConnectionOptions {
 }
 
 export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024
-
-export type VenueState = 'up' | 'degraded' | 'down'
-
-export interface VenueCounters {
-  messages: number
-  /** Messages of a kind the connector did not ask for, or for instruments it did not subscribe. */
-  ignored: number
-  /** Messages that are not what the venue documents (not JSON, missing fields, bad numbers). */
-  invalid: number
-  gaps: number
-  checksumFailures: number
-  resyncs: number
-  reconnects: number
-  /** Sockets dropped because nothing came for longer than the venue's silence limit. */
-  silences: number
-  errors: number
-  /** Books resynced and REST answers refused because the connection would hold more than VENUE_BUFFER_MB. */
-  overflows: number
-}
-
-export const ZERO_COUNTERS: Readonly<VenueCounters> = {
-  messages: 0,
-  ignored: 0,
-  invalid: 0,
-  gaps: 0,
-  checksumFailures: 0,
-  resyncs: 0,
-  reconnects: 0,
-  silences: 0,
-  errors: 0,
-  overflows: 0
-}
-
-/** venue.<exchange> events and the `venues` method: docs/PROTOCOL.md "Market data topics". */
-export interface VenueHealth extends VenueCounters {
-  exchange: string
-  state: VenueState
-  connected: boolean
-  instruments: number
-  booksLive: number
-  /** ms since the last message; null before the first. */
-  lastMessageAgeMs: number | null
-  /** Estimates over the last messages carrying exchange time: see docs/PROTOCOL.md. */
-  clockOffsetMs: number | null
-  latencyMs: number | null
-  /** Sockets replaced before the venue's own close (Binance, 24 h): no gap, not a reconnect. */
-  rotations: number
-  /** Bytes held for books waiting for their snapshot (at most VENUE_BUFFER_MB per connection). */
-  heldBytes: number
-  ts: number
-}
 
 /** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
 export interface PendingMessage {
@@ -428,12 +378,12 @@ export abstract class VenueConnection {
     const ask = asks[0]
     // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
     const lotSize = this.baseSize(i, ask?.[0] ?? bid?.[0] ?? 1, i.lotSize)
-    this.options.publish(`book.${this.exchange}.${i.symbol}`, { ...common, bids, asks, lotSize, minNotional: i.minNotional })
+    this.options.sink.book({ ...common, bids, asks, lotSize, minNotional: i.minNotional })
     if (bid === undefined || ask === undefined) return
     const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
     if (top === state.lastTicker) return
     state.lastTicker = top
-    this.options.publish(`ticker.${this.exchange}.${i.symbol}`, { ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
+    this.options.sink.ticker({ ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
   }
 
   get instruments(): Instrument[] {
@@ -498,7 +448,7 @@ export abstract class VenueConnection {
   publishHealth(): void {
     const health = this.health()
     this.lastState = health.state
-    this.options.publish(`venue.${this.exchange}`, health)
+    this.options.sink.venue(health)
   }
 
   /** Health at once when the state moved (a book went live): checked once per turn, in flush(). */

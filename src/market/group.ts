@@ -2,7 +2,8 @@
 // per socket asks (its room's limits), and a socket the venue will close at a fixed age (24 h on
 // one venue) is replaced before that: a second connection subscribes the same books and takes over only
 // once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
-import { type ConnectionOptions, type VenueCounters, type VenueConnection, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './connection.js'
+import type { ConnectionOptions, VenueConnection } from './connection.js'
+import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './events.js'
 import { type Exchange, VENUES } from './venues/index.js'
 
 /** Rotate this long before the venue's own close. */
@@ -87,23 +88,30 @@ export class VenueGroup {
   }
 
   private feed(shard: Shard, instruments: ConnectionOptions['instruments']): VenueConnection {
-    const feed = VENUES[this.exchange].connection({ ...this.options, instruments, publish: (topic, data) => this.forward(feed, topic, data) })
+    const sink: MarketSink = {
+      book: (e) => {
+        if (this.passes(feed)) this.options.sink.book(e)
+      },
+      ticker: (e) => {
+        if (this.passes(feed)) this.options.sink.ticker(e)
+      },
+      // One socket's health is part of the venue's: the group publishes the merge.
+      venue: () => this.publishHealth()
+    }
+    const feed = VENUES[this.exchange].connection({ ...this.options, instruments, sink })
     this.shardOf.set(feed, shard)
     return feed
   }
 
-  private forward(feed: VenueConnection, topic: string, data: unknown): void {
-    if (topic.startsWith('venue.')) {
-      this.publishHealth()
-      return
-    }
+  /** Whether this socket's books go out: its shard's socket, or the replacement once every book is live. */
+  private passes(feed: VenueConnection): boolean {
     const shard = this.shardOf.get(feed)
-    if (shard === undefined) return // a socket rotated out: its last turn's books are not news
+    if (shard === undefined) return false // a socket rotated out: its last turn's books are not news
     if (feed === shard.next) {
-      if (!feed.allBooksLive()) return
+      if (!feed.allBooksLive()) return false
       this.promote(shard)
     }
-    this.options.publish(topic, data)
+    return true
   }
 
   /** venue.<exchange>: every second (each socket ticks; merged at most once a second) and on a change of state. */
@@ -112,7 +120,7 @@ export class VenueGroup {
     if (health.state === this.lastState && this.now() - this.lastPublishedAt < 900) return
     this.lastState = health.state
     this.lastPublishedAt = this.now()
-    this.options.publish(`venue.${this.exchange}`, health)
+    this.options.sink.venue(health)
   }
 
   private checkRotations(): void {

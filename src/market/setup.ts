@@ -4,7 +4,8 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
-import type { ConnectionOptions, Endpoints, Publish, VenueHealth } from './connection.js'
+import type { ConnectionOptions, Endpoints } from './connection.js'
+import type { MarketSink, VenueHealth } from './events.js'
 import { VenueGroup } from './group.js'
 import { EXCHANGES, type Exchange, VENUES } from './venues/index.js'
 import { readJson } from './rest.js'
@@ -112,7 +113,7 @@ export interface StartOptions {
   endpoints?: Partial<Record<Exchange, Endpoints>>
   metadataDir?: string
   bookDepth: number
-  publish: Publish
+  sink: MarketSink
   log?: ConnectionOptions['log']
   fetchImpl?: typeof fetch
   /** Opens the venues' sockets (default ws; tests and replays hand in their own). */
@@ -153,7 +154,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         instruments,
         endpoints: endpoints[exchange],
         bookDepth: options.bookDepth,
-        publish: options.publish,
+        sink: options.sink,
         log: options.log,
         fetch: options.fetchImpl,
         connect: options.connect,

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { hubOf } from '../core/hub.js'
 import type { Config } from '../config.js'
 import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/setup.js'
+import { topicSink } from '../market/events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,7 +29,7 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
     bufferBytes: options.venueBufferMb * 1024 * 1024,
     metadataBytes: options.venueMetadataMb * 1024 * 1024,
     log: app.log,
-    publish: (topic, data) => hub.publishDetached(topic, data, failed)
+    sink: topicSink((topic, data) => hub.publishDetached(topic, data, failed))
   })
   for (const { exchange, symbol } of feeds.unknown)
     app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list or stream (README "Market data from the venues"): skipped')

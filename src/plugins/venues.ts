@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { BusEvent } from '../core/protocol.js'
-import type { VenueHealth } from '../market/connection.js'
+import type { VenueHealth } from '../market/events.js'
 import { HEALTH_FORGET_MS } from '../market/arbitrage.js'
 
 /** Venues tracked: a fixed bound on what publishers can make the server hold and Prometheus list. */

@@ -1,7 +1,7 @@
 // The venue-health table behind the `venues` method and the realtime_venue_* series, on a fake clock.
 import t from 'tap'
 import { MAX_VENUES, VENUE_FORGET_MS, VENUE_STALE_MS, VenueTable } from '../src/plugins/venues.ts'
-import type { VenueHealth } from '../src/market/connection.ts'
+import type { VenueHealth } from '../src/market/events.ts'
 import { startServer, until } from './helper.ts'
 
 const health = (exchange: string, state: VenueHealth['state'] = 'up') => ({ exchange, state }) as VenueHealth

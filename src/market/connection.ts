@@ -7,7 +7,6 @@ import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
 import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
-
 export interface Endpoints {
   /** WebSocket base URL. */
   ws: string

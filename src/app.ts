@@ -11,17 +11,21 @@ import arbitrage from './plugins/arbitrage.js'
 import demoFeed from './plugins/demo-feed.js'
 import venues from './plugins/venues.js'
 import feeds from './plugins/feeds.js'
+import recorder from './plugins/recorder.js'
 import scorer from './hooks/scorer.js'
 import { models } from './hooks/models.js'
 import { loadConfig, type Config } from './config.js'
 import type { Bus } from './core/bus.js'
+import type { SegmentFiles } from './record/recorder.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
   bus?: Bus
+  /** Where RECORD_DIR's segments are written (tests: a disk that fills up). */
+  recordFiles?: SegmentFiles
 }
 
-export async function buildApp(overrides: Partial<Config> = {}, { logger = false, bus }: BuildOptions = {}) {
+export async function buildApp(overrides: Partial<Config> = {}, { logger = false, bus, recordFiles }: BuildOptions = {}) {
   const config = loadConfig({}, overrides)
   // Per-request lines would flood the log under load-balancer polling; the live layer logs what matters.
   const app = Fastify({
@@ -38,6 +42,11 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   await app.register(venues)
   await app.register(metrics)
   await app.register(dashboard)
+  // Before the engine: a client's publish is recorded before the engine's marker for it.
+  if (config.recordDir) {
+    const { recordDir, recordMaxMb, recordMaxAge, recordSegmentMb, recordSegmentAge } = config
+    await app.register(recorder, { recordDir, recordMaxMb, recordMaxAge, recordSegmentMb, recordSegmentAge, files: recordFiles })
+  }
   if (config.arbitrage) {
     // The engine first: its check that a tick speaks for its topic's exchange runs before the
     // scorer observes the tick.

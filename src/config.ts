@@ -202,7 +202,15 @@ export const ConfigSchema = Type.Object({
     secret: true,
     description:
       'the feeds process: credential with publish grants for ticker.>, book.> and venue.> (empty: none, enough for a loopback server under AUTH=loopback)'
-  })
+  }),
+  recordDir: Type.String({
+    default: '',
+    description: 'directory the market session is recorded in (venue frames, REST answers, market publishes; docs/RECORDING.md); empty: no recording'
+  }),
+  recordMaxMb: Int(10_240, 1, 10_485_760, 'MiB all recorded segments may take together; past it the oldest segments are removed'),
+  recordMaxAge: Int(0, 0, 31_536_000_000, 'milliseconds a recorded segment is kept after it was last written; 0 keeps them (RECORD_MAX_MB still bounds them)'),
+  recordSegmentMb: Int(64, 1, 4096, 'MiB written to one segment file before the next is begun'),
+  recordSegmentAge: Int(3_600_000, 1000, 86_400_000, 'milliseconds one segment file is written to before the next is begun')
 })
 
 export type Config = Static<typeof ConfigSchema>

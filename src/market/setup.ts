@@ -128,19 +128,28 @@ export interface StartOptions {
   /** VENUE_BUFFER_MB and VENUE_METADATA_MB in bytes. */
   bufferBytes?: number
   metadataBytes?: number
+  /** The registry to use instead of loading one (a replay rebuilds it from the recording). */
+  registry?: InstrumentRegistry
+  /** Per venue: its socket, REST access and clock instead of the ones above (recording, replay). */
+  transport?: (exchange: Exchange) => { connect?: ConnectionOptions['connect']; fetch?: typeof fetch; now?: () => number }
+  /** Called with each venue's instruments before any socket opens (the recording's metadata). */
+  beforeStart?: (instruments: Map<Exchange, Instrument[]>) => void
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {
   const endpoints = { ...VENUE_ENDPOINTS, ...options.endpoints }
   const exchanges = [...options.feeds.keys()]
-  const registry = await loadRegistry(exchanges, {
-    metadataDir: options.metadataDir,
-    endpoints,
-    fetchImpl: options.fetchImpl,
-    metadataBytes: options.metadataBytes
-  })
+  const registry =
+    options.registry ??
+    (await loadRegistry(exchanges, {
+      metadataDir: options.metadataDir,
+      endpoints,
+      fetchImpl: options.fetchImpl,
+      metadataBytes: options.metadataBytes
+    }))
   const unknown: Feeds['unknown'] = []
   const feeds: VenueGroup[] = []
+  const streamed = new Map<Exchange, Instrument[]>()
   for (const [exchange, symbols] of options.feeds) {
     const instruments: Instrument[] = []
     for (const symbol of symbols) {
@@ -149,6 +158,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
       else instruments.push(instrument)
     }
     if (instruments.length === 0) continue
+    streamed.set(exchange, instruments)
     feeds.push(
       new VenueGroup(exchange, {
         instruments,
@@ -162,10 +172,12 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         now: options.now,
         perConnection: options.perConnection,
         rotateAfterMs: options.rotateAfterMs,
-        bufferBytes: options.bufferBytes
+        bufferBytes: options.bufferBytes,
+        ...options.transport?.(exchange)
       })
     )
   }
+  options.beforeStart?.(streamed)
   for (const feed of feeds) feed.start()
   return {
     feeds,

@@ -6,6 +6,7 @@ import { hubOf } from '../core/hub.js'
 import type { Config } from '../config.js'
 import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/setup.js'
 import { topicSink } from '../market/events.js'
+import { recordingOf } from './recorder.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,6 +22,7 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
   const failed = () => {
     publishFailures++
   }
+  const sink = topicSink((topic, data) => hub.publishDetached(topic, data, failed))
   const feeds = await startFeeds({
     feeds: parseFeeds(options.feeds)!,
     endpoints: parseEndpoints(options.feedsEndpoints)!,
@@ -29,7 +31,8 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
     bufferBytes: options.venueBufferMb * 1024 * 1024,
     metadataBytes: options.venueMetadataMb * 1024 * 1024,
     log: app.log,
-    sink: topicSink((topic, data) => hub.publishDetached(topic, data, failed))
+    sink,
+    ...recordingOf(app)?.feeds(sink, options.bookDepth)
   })
   for (const { exchange, symbol } of feeds.unknown)
     app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list or stream (README "Market data from the venues"): skipped')

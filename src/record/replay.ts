@@ -1,0 +1,358 @@
+// Replay = live: a recording's frames go to the same connectors through their transport seam (a
+// socket that delivers what was received, REST answers as they came), its client publishes and the
+// engine's recorded input times to the same engine, under a clock that reads the recorded receive
+// times. What comes out is what the live run published: same ids, statuses, legs and figures.
+import { ArbitrageEngine, type BookData, type EngineOptions, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
+import { InstrumentRegistry } from '../market/instruments.js'
+import { topicSink } from '../market/events.js'
+import { startFeeds, type Feeds } from '../market/setup.js'
+import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
+import type { Exchange } from '../market/venues/index.js'
+import { Kind } from './format.js'
+import type { RecordingMeta } from './capture.js'
+import { readRecording, RecordingError, type Damage } from './reader.js'
+
+/** What a replay's consumer is told: every event the replayed world publishes, with its time. */
+export interface ReplaySink {
+  /** Opportunities from the engine, and (when wanted) the connectors' books, tickers and venue health. */
+  event(topic: string, data: unknown, time: number): void
+}
+
+export interface ReplayOptions {
+  dir: string
+  /** This release (a recording of another format names both). */
+  app: string
+  /** Events before `from` are replayed at full speed and not reported; replay stops after `to`. */
+  from?: number
+  to?: number
+  /** 'max': as fast as it goes; N: N times the recorded pace. */
+  speed: number | 'max'
+  engine: EngineOptions
+  sink: ReplaySink
+  /** Connector events (book.>, ticker.>, venue.>) go to the sink too, not only opportunities. */
+  market?: boolean
+  onDamage?: (damage: Damage) => void
+  /** Waits for the pace (tests hand in a virtual one: no real time passes). */
+  sleep?: (ms: number) => Promise<void>
+  /** The real clock the pace is measured against. */
+  realNow?: () => number
+  log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+}
+
+export interface ReplayResult {
+  records: number
+  frames: number
+  opportunities: number
+  /** Engine inputs the replay could not find again (a replay that is not the live run's). */
+  diverged: number
+  damage: Damage[]
+  first: number | null
+  last: number | null
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** A venue socket whose frames come from the recording. */
+class ReplaySocket implements VenueSocket {
+  open = false
+  constructor(readonly events: SocketEvents) {}
+  send(): void {}
+  ping(): void {}
+  /** The connection gave up on it; the recording says when it closed. */
+  terminate(): void {}
+}
+
+interface RestAnswer {
+  status: number
+  body: Buffer
+  error?: string
+}
+
+/** One run (a server's start to its stop): its connectors, engine and what the recording says of both. */
+class Run {
+  clock: number
+  private readonly sockets = new Map<number, ReplaySocket>()
+  /** Per venue: sockets the connectors opened and recorded connections not yet paired with them. */
+  private readonly unpairedSockets = new Map<string, ReplaySocket[]>()
+  private readonly unpairedConns = new Map<string, number[]>()
+  private readonly rest = new Map<string, { answers: RestAnswer[]; waiting: ((a: RestAnswer) => void)[] }>()
+  /** Book and ticker events waiting for the engine's marker: replayed connectors' and recorded client publishes. */
+  private readonly inputs: { topic: string; data: unknown }[] = []
+  readonly engine: ArbitrageEngine
+  feeds: Feeds | null = null
+  diverged = 0
+
+  constructor(
+    readonly meta: RecordingMeta,
+    start: number,
+    private readonly options: ReplayOptions,
+    private readonly report: () => boolean
+  ) {
+    this.clock = start
+    this.engine = new ArbitrageEngine(options.engine)
+  }
+
+  async start(): Promise<void> {
+    const registry = new InstrumentRegistry()
+    const feeds = new Map<Exchange, string[]>()
+    for (const [exchange, instruments] of Object.entries(this.meta.instruments)) {
+      registry.add(exchange, { instruments, skipped: 0 })
+      feeds.set(
+        exchange as Exchange,
+        instruments.map((i) => i.symbol)
+      )
+    }
+    this.feeds = await startFeeds({
+      feeds,
+      registry,
+      bookDepth: this.meta.bookDepth,
+      now: () => this.clock,
+      transport: (exchange) => ({ connect: this.connect(exchange), fetch: this.fetch(exchange) }),
+      sink: topicSink((topic, data) => this.published(topic, data))
+    })
+  }
+
+  stop(): void {
+    this.feeds?.stop()
+  }
+
+  private connect(venue: string): Connect {
+    return (_url, events) => {
+      const socket = new ReplaySocket(events)
+      const conn = this.unpairedConns.get(venue)?.shift()
+      if (conn === undefined) push(this.unpairedSockets, venue, socket)
+      else this.sockets.set(conn, socket)
+      return socket
+    }
+  }
+
+  private fetch(venue: string): typeof fetch {
+    return (input) => {
+      const key = restKey(venue, String(input instanceof Request ? input.url : input))
+      const entry = this.restEntry(key)
+      const answer = entry.answers.shift()
+      const pending = answer ? Promise.resolve(answer) : new Promise<RestAnswer>((resolve) => entry.waiting.push(resolve))
+      return pending.then((a) => {
+        if (a.error !== undefined && a.status === 0) throw new TypeError(a.error)
+        return new Response(new Uint8Array(a.body), { status: a.status })
+      })
+    }
+  }
+
+  private restEntry(key: string) {
+    const known = this.rest.get(key)
+    if (known !== undefined) return known
+    const entry = { answers: [] as RestAnswer[], waiting: [] as ((a: RestAnswer) => void)[] }
+    this.rest.set(key, entry)
+    return entry
+  }
+
+  private published(topic: string, data: unknown): void {
+    if (this.options.market && this.report()) this.options.sink.event(topic, data, this.clock)
+    if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
+  }
+
+  private opportunities(events: OpportunityEvent[] | null): number {
+    if (events === null) return 0
+    if (this.report()) for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock)
+    return events.length
+  }
+
+  /** A recorded connection's socket; waits (bounded) for its connector to open it after a backoff. */
+  private async socket(conn: number): Promise<ReplaySocket | undefined> {
+    for (let waited = 0; waited < 35_000; waited += 5) {
+      const socket = this.sockets.get(conn)
+      if (socket !== undefined) return socket
+      await realSleep(5)
+    }
+    this.diverged++
+    return undefined
+  }
+
+  /** One record; returns the opportunities it made. */
+  async apply(kind: number, time: number, conn: number, body: Buffer): Promise<number> {
+    this.clock = time
+    switch (kind) {
+      case Kind.open: {
+        const { venue } = JSON.parse(body.toString()) as { venue: string }
+        const socket = this.unpairedSockets.get(venue)?.shift()
+        if (socket === undefined) push(this.unpairedConns, venue, conn)
+        else this.sockets.set(conn, socket)
+        return 0
+      }
+      case Kind.accept: {
+        const socket = await this.socket(conn)
+        if (socket) {
+          socket.open = true
+          socket.events.onOpen()
+        }
+        return 0
+      }
+      case Kind.frame:
+      case Kind.binary:
+        ;(await this.socket(conn))?.events.onMessage(body, kind === Kind.binary)
+        return 0
+      case Kind.alive:
+        ;(await this.socket(conn))?.events.onAlive()
+        return 0
+      case Kind.error:
+        ;(await this.socket(conn))?.events.onError(new Error(body.toString()))
+        return 0
+      case Kind.close: {
+        const socket = await this.socket(conn)
+        if (socket) {
+          socket.open = false
+          socket.events.onClose()
+        }
+        return 0
+      }
+      case Kind.rest: {
+        const nl = body.indexOf(10)
+        const head = JSON.parse(body.subarray(0, nl).toString()) as { venue: string; url: string; status: number; error?: string }
+        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error }
+        const entry = this.restEntry(restKey(head.venue, head.url))
+        const waiting = entry.waiting.shift()
+        if (waiting) waiting(answer)
+        else entry.answers.push(answer)
+        await turn() // the connector reads and applies it, as it did on arrival
+        return 0
+      }
+      case Kind.publish: {
+        const { topic, data } = JSON.parse(body.toString()) as { topic: string; data: unknown }
+        if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
+        if (this.options.market && this.report()) this.options.sink.event(topic, data, time)
+        return 0
+      }
+      case Kind.turn:
+        await turn()
+        return 0
+      case Kind.engineBook:
+      case Kind.engineTicker: {
+        const topic = body.toString()
+        const input = await this.input(topic)
+        if (input === undefined) return 0
+        const [, exchange, symbol] = splitTopic(topic)
+        return this.opportunities(
+          kind === Kind.engineBook
+            ? this.engine.onBook(input.data as BookData, time, exchange, symbol)
+            : this.engine.onTick(input.data as Tick, time, exchange, symbol)
+        )
+      }
+      case Kind.engineVenue: {
+        const { exchange, state } = JSON.parse(body.toString()) as { exchange: string; state: unknown }
+        return this.opportunities(this.engine.onVenue(exchange, state, time))
+      }
+      case Kind.sweep:
+        return this.opportunities(this.engine.sweep(time))
+      default:
+        return 0
+    }
+  }
+
+  /** The input the engine was given under this topic: the first waiting, after the connectors' turn if need be. */
+  private async input(topic: string): Promise<{ topic: string; data: unknown } | undefined> {
+    for (let turns = 0; turns < 20; turns++) {
+      const at = this.inputs.findIndex((i) => i.topic === topic)
+      if (at !== -1) {
+        if (at > 0) this.diverged++ // something the live engine never saw came first
+        return this.inputs.splice(0, at + 1).pop()
+      }
+      await turn()
+    }
+    this.diverged++
+    return undefined
+  }
+}
+
+/** A REST answer is found again by venue, path and query: the replay's venues are nowhere. */
+function restKey(venue: string, url: string): string {
+  try {
+    const u = new URL(url)
+    return `${venue} ${u.pathname}${u.search}`
+  } catch {
+    return `${venue} ${url}`
+  }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key)
+  if (list) list.push(value)
+  else map.set(key, [value])
+}
+
+function splitTopic(topic: string): [string, string, string] {
+  const a = topic.indexOf('.')
+  const b = topic.indexOf('.', a + 1)
+  return [topic.slice(0, a), topic.slice(a + 1, b), topic.slice(b + 1)]
+}
+
+/** First and last record time (a pass over the recording). */
+export function recordingRange(dir: string, app: string): { first: number; last: number } | null {
+  let first: number | null = null
+  let last = 0
+  for (const r of readRecording(dir, app, () => {})) {
+    if (first === null) first = r.time
+    last = r.time
+  }
+  return first === null ? null : { first, last }
+}
+
+export async function replay(options: ReplayOptions): Promise<ReplayResult> {
+  const damage: Damage[] = []
+  const result: ReplayResult = { records: 0, frames: 0, opportunities: 0, diverged: 0, damage, first: null, last: null }
+  if (options.from !== undefined || options.to !== undefined) {
+    const range = recordingRange(options.dir, options.app)
+    const from = options.from ?? Number.NEGATIVE_INFINITY
+    const to = options.to ?? Number.POSITIVE_INFINITY
+    if (range === null || from > range.last || to < range.first || from > to)
+      throw new RecordingError(
+        range === null
+          ? `${options.dir}: the recording holds no records`
+          : `--from/--to select nothing: the recording runs from ${new Date(range.first).toISOString()} to ${new Date(range.last).toISOString()}`
+      )
+  }
+  const sleep = options.sleep ?? realSleep
+  const realNow = options.realNow ?? performance.now.bind(performance)
+  let run: Run | null = null
+  let time = 0
+  const reporting = () => options.from === undefined || time >= options.from
+  let paceStart: { record: number; real: number } | null = null
+  try {
+    for (const r of readRecording(options.dir, options.app, (d) => {
+      damage.push(d)
+      options.onDamage?.(d)
+    })) {
+      if (options.to !== undefined && r.time > options.to) break
+      time = r.time
+      result.records++
+      if (result.first === null) result.first = r.time
+      result.last = r.time
+      if (r.kind === Kind.meta) {
+        const meta = JSON.parse(r.body.toString()) as RecordingMeta
+        if (run !== null && run.meta.run === meta.run) continue // the same run, said again at a segment's start
+        if (run !== null) {
+          result.diverged += run.diverged
+          run.stop()
+        }
+        run = new Run(meta, r.time, options, reporting)
+        await run.start()
+        continue
+      }
+      if (run === null) continue // frames before the first meta belong to a run whose start was cut off
+      if (options.speed !== 'max' && reporting() && r.kind !== Kind.turn) {
+        if (paceStart === null) paceStart = { record: r.time, real: realNow() }
+        const due = paceStart.real + (r.time - paceStart.record) / options.speed - realNow()
+        if (due >= 1) await sleep(due)
+      }
+      if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
+      result.opportunities += await run.apply(r.kind, r.time, r.conn, r.body)
+    }
+  } finally {
+    if (run !== null) {
+      result.diverged += run.diverged
+      run.stop()
+    }
+  }
+  return result
+}

@@ -1,0 +1,230 @@
+// Record and replay (docs/RECORDING.md): a server records its session from the mock exchange (all
+// five venues' recorded real sessions) and from books a client publishes; the recording replayed
+// offline through the same connectors and engine gives the opportunity events the live server
+// published, field for field, at full speed, 10x and 1x (paced on a virtual clock: no real waiting).
+import t from 'tap'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LiveClient } from '../src/client/index.ts'
+import type { BusEvent } from '../src/core/protocol.ts'
+import { loadConfig, type Config } from '../src/config.ts'
+import { replay } from '../src/record/replay.ts'
+import { readRecording, segmentFiles, type Damage } from '../src/record/reader.ts'
+import { Recorder, diskFiles, type SegmentFiles } from '../src/record/recorder.ts'
+import { BLOCK_HEADER, decodeBlock, Kind, records } from '../src/record/format.ts'
+import { buildApp } from '../src/app.ts'
+import { engineOptions } from '../src/record/settings.ts'
+import { APP_VERSION } from '../src/record/version.ts'
+import { startMockExchange } from './mock-exchange.ts'
+import { startServer, until } from './helper.ts'
+
+const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP'
+// As the golden file's engine: a threshold low enough that the recorded books of different days
+// open, update and close opportunities; quotes count for a minute (the sessions play once).
+const ENGINE: Partial<Config> = {
+  arbitrage: true,
+  minNetBps: -100,
+  maxTickAgeMs: 60_000,
+  takerFees: 'okx:perp=0.0005,coinbase=0.006',
+  balances: 'kraken:USD=50000,BTC=1;coinbase:USD=20000,BTC=0.5;okx:USDT=10000,BTC=0.2'
+}
+
+/** What the engine published, without what the publish hooks (the scorer) add: an offline replay runs no hooks. */
+function engineFields(data: unknown): unknown {
+  const { volatilityBps: _v, score: _s, models: _m, ...engine } = data as Record<string, unknown>
+  return JSON.parse(JSON.stringify(engine))
+}
+
+/** A virtual pace: sleeping moves its clock, no real time passes. */
+function virtualPace() {
+  let now = 0
+  let slept = 0
+  const sleep = async (ms: number) => {
+    now += ms
+    slept += ms
+  }
+  return { sleep, realNow: () => now, slept: () => slept }
+}
+
+t.test('a recorded live session replays to the opportunities the server published', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const { app, url } = await startServer(t, { ...ENGINE, feeds: FEEDS, feedsEndpoints: mock.endpoints, recordDir: dir })
+  const live: unknown[] = []
+  app.live.subscribe('opportunities.>', (e: BusEvent) => live.push(engineFields(e.data)))
+  await until(() => app.liveVenues.list().length === 5 && app.liveFeeds.health().every((h) => h.booksLive === h.instruments), 'every book live')
+  // A desk publishes its own BTC-USDT book: the engine pairs it with the venues' books.
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const okx = app.liveFeeds.health().find((h) => h.exchange === 'okx')!
+  t.ok(okx.messages > 0)
+  for (const bid of [78_500, 79_500, 80_500]) {
+    await client.publish('book.desk.BTC-USDT', { exchangeTime: null, bids: [[bid, 1]], asks: [[bid + 10, 1]], lotSize: 0.0001, minNotional: 1 })
+  }
+  await until(() => live.some((o) => (o as { sell: { exchange: string } }).sell.exchange === 'desk'), 'the desk book in an opportunity')
+  await app.close()
+  t.ok(live.length > 5, `${live.length} opportunity events live`)
+
+  const engine = engineOptions(loadConfig({}, ENGINE))
+  for (const speed of ['max', 10, 1] as const) {
+    const pace = virtualPace()
+    const replayed: unknown[] = []
+    const result = await replay({
+      dir,
+      app: APP_VERSION,
+      speed,
+      engine,
+      sink: { event: (topic, data) => topic.startsWith('opportunities.') && replayed.push(engineFields(data)) },
+      sleep: pace.sleep,
+      realNow: pace.realNow
+    })
+    t.equal(result.damage.length, 0, `${speed}: no damage`)
+    t.equal(result.diverged, 0, `${speed}: every engine input found again`)
+    t.same(replayed, live, `${speed}: the same opportunity events, field for field`)
+    if (speed !== 'max') {
+      const span = (result.last as number) - (result.first as number)
+      t.ok(pace.slept() <= span / speed + 1 && pace.slept() >= span / speed - 50, `${speed}x paced ${pace.slept()} ms for ${span} recorded`)
+    }
+  }
+})
+
+/** A small recording written through the Recorder: `blocks` batches of `per` frames of one connection. */
+async function smallRecording(blocks: number, per: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({
+    dir,
+    segmentBytes: 1 << 30,
+    segmentMs: 3_600_000,
+    maxBytes: 1 << 30,
+    maxAgeMs: 0,
+    app: APP_VERSION,
+    level: 1,
+    now: () => 1_000_000
+  })
+  recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {} })
+  for (let b = 0; b < blocks; b++) {
+    for (let i = 0; i < per; i++) recorder.add(Kind.frame, 1_000_000 + b * per + i, 1, `{"n":${b * per + i},"pad":"${'x'.repeat(200)}"}`)
+    await recorder.flush()
+  }
+  await recorder.close()
+  return dir
+}
+
+const frames = (dir: string, damage: Damage[] = []) =>
+  [...readRecording(dir, APP_VERSION, (d) => damage.push(d))].filter((r) => r.kind === Kind.frame).map((r) => JSON.parse(r.body.toString()).n as number)
+
+/** Offsets of the blocks of a segment, in order. */
+function blockOffsets(buf: Buffer): number[] {
+  const offsets: number[] = []
+  let at = buf.indexOf(10) + 1
+  while (at < buf.length) {
+    offsets.push(at)
+    at += BLOCK_HEADER + buf.readUInt32LE(at + 4)
+  }
+  return offsets
+}
+
+t.test('a corrupt block is reported with its file and offset and the rest replays; a truncated segment too', async (t) => {
+  const dir = await smallRecording(4, 50)
+  const [file] = segmentFiles(dir)
+  t.same(frames(dir), [...Array(200).keys()], 'written and read back whole')
+  const buf = readFileSync(file)
+  // The block holding the second batch of frames.
+  const offsets = blockOffsets(buf)
+  const second = offsets.find((at) => {
+    const block = decodeBlock(buf, at)
+    return block.ok && [...records(block.raw)].some((r) => r.kind === Kind.frame && JSON.parse(r.body.toString()).n === 50)
+  }) as number
+  buf[second + BLOCK_HEADER + 10] ^= 0xff
+  writeFileSync(file, buf)
+  const damage: Damage[] = []
+  const read = frames(dir, damage)
+  t.same(damage, [{ file, offset: second, reason: 'block checksum mismatch' }])
+  t.same(read, [...Array(50).keys(), ...Array.from({ length: 100 }, (_, i) => 100 + i)], 'the batches before and after the damage')
+  // A torn write: the last block cut short.
+  writeFileSync(file, buf.subarray(0, buf.length - 100))
+  const torn: Damage[] = []
+  t.equal(frames(dir, torn).length, 100)
+  const cut = offsets.filter((at) => at < buf.length - 100).pop()
+  t.match(torn[1], { file, offset: cut, reason: /^truncated block/ })
+})
+
+t.test('a recording of another format is refused naming both versions; --from/--to outside it names its range', async (t) => {
+  const dir = await smallRecording(1, 3)
+  const [file] = segmentFiles(dir)
+  const buf = readFileSync(file)
+  const engine = engineOptions(loadConfig({}))
+  const sink = { event() {} }
+  await t.rejects(replay({ dir, app: APP_VERSION, speed: 'max', engine, sink, from: Date.UTC(2030, 0, 1) }), {
+    message: /^--from\/--to select nothing: the recording runs from 1970-01-01T00:16:40.000Z to 1970-01-01T00:16:40.00\dZ$/
+  })
+  await t.rejects(replay({ dir, app: APP_VERSION, speed: 'max', engine, sink, to: 5 }), { message: /the recording runs from 1970-01-01T00:16:40.000Z/ })
+  const header = JSON.parse(buf.subarray(0, buf.indexOf(10)).toString())
+  const other = Buffer.from(`${JSON.stringify({ ...header, version: 99, app: '9.0.0' })}\n`)
+  writeFileSync(file, Buffer.concat([other, buf.subarray(buf.indexOf(10) + 1)]))
+  await t.rejects(replay({ dir, app: APP_VERSION, speed: 'max', engine, sink }), {
+    message: `${file}: recorded in format 99 by realtime 9.0.0; this is realtime ${APP_VERSION}, which reads format 1 only`
+  })
+})
+
+t.test('segments rotate by size and the oldest go past RECORD_MAX_MB', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 4096, segmentMs: 3_600_000, maxBytes: 16 * 1024, maxAgeMs: 0, app: APP_VERSION, level: 0 })
+  recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {} })
+  for (let b = 0; b < 40; b++) {
+    recorder.add(Kind.frame, b, 1, `{"n":${b},"pad":"${'x'.repeat(3000)}"}`)
+    await recorder.flush()
+  }
+  await recorder.close()
+  const files = segmentFiles(dir)
+  const total = files.reduce((n, f) => n + statSync(f).size, 0)
+  t.ok(recorder.counters.segments >= 20, `${recorder.counters.segments} segments written`)
+  t.ok(recorder.counters.removed > 0 && total <= 16 * 1024 + 8192, `${recorder.counters.removed} removed, ${total} bytes kept`)
+  const kept = frames(dir)
+  t.same(
+    kept,
+    Array.from({ length: kept.length }, (_, i) => 40 - kept.length + i),
+    'the newest frames are kept, each segment readable alone'
+  )
+})
+
+t.test('a full disk during a live run: recording dropped and counted, live clients unaffected', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  let room = 2048 // bytes the disk has left
+  const full: SegmentFiles = {
+    ...diskFiles,
+    async open() {
+      return {
+        write: async (data: Buffer) => {
+          if (data.length > room) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+          room -= data.length
+        },
+        close: async () => {}
+      }
+    }
+  }
+  const app = await buildApp({ heartbeatInterval: 0, arbitrage: false, memoryLimitMb: 0, recordDir: dir }, { recordFiles: full })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws/live`
+  const reader = await LiveClient.connect({ url })
+  const publisher = await LiveClient.connect({ url })
+  t.teardown(() => reader.close())
+  t.teardown(() => publisher.close())
+  const got: number[] = []
+  await reader.subscribe('book.desk.>', (e) => got.push((e.data as { n: number }).n))
+  const recorder = app.liveRecorder.recorder
+  for (let n = 0; n < 200; n++) {
+    await publisher.publish('book.desk.BTC-USDT', { n, bids: [[100 + n, 1]], asks: [[101 + n, 1]], exchangeTime: null, pad: 'x'.repeat(500) })
+    if (n % 20 === 19) await recorder.flush()
+  }
+  await until(() => got.length === 200, 'every publish delivered')
+  t.same(got, [...Array(200).keys()], 'the live client got every event, in order')
+  await recorder.flush()
+  t.ok(
+    recorder.counters.dropped > 0 && recorder.counters.writeErrors > 0,
+    `${recorder.counters.dropped} records dropped in ${recorder.counters.writeErrors} failed writes`
+  )
+})

@@ -5,6 +5,7 @@
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS } from './events.js'
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
+import { ClockOffset } from './clock-offset.js'
 import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
 export interface Endpoints {
@@ -108,7 +109,6 @@ export class BookState {
 const MAX_PENDING = 1000
 const MAX_PENDING_LEVELS = 100_000
 
-const CLOCK_SAMPLES = 256
 /** Resyncs of one book closer together than this make a streak, and the streak backs off. */
 const RESYNC_STREAK_MS = 10_000
 const DEGRADED_AFTER_RESYNC_MS = 10_000
@@ -137,8 +137,7 @@ export abstract class VenueConnection {
   private reconnectTimer: NodeJS.Timeout | null = null
   private watchdog: NodeJS.Timeout | null = null
   private flushScheduled = false
-  private readonly clock: number[] = []
-  private clockAt = 0
+  private readonly clock = new ClockOffset()
   private lastState: VenueState | null = null
 
   constructor(protected readonly options: ConnectionOptions) {
@@ -331,7 +330,7 @@ export abstract class VenueConnection {
   protected changed(state: BookState, exchangeTime: number | null, receivedAt: number): void {
     state.exchangeTime = exchangeTime
     state.receivedAt = receivedAt
-    if (exchangeTime !== null && Number.isFinite(exchangeTime)) this.sampleClock(receivedAt - exchangeTime)
+    if (exchangeTime !== null && Number.isFinite(exchangeTime)) this.clock.sample(receivedAt - exchangeTime)
     if (state.dirty) return
     state.dirty = true
     if (!this.flushScheduled) {
@@ -340,49 +339,16 @@ export abstract class VenueConnection {
     }
   }
 
-  private sampleClock(delta: number): void {
-    this.clock[this.clockAt] = delta
-    this.clockAt = (this.clockAt + 1) % CLOCK_SAMPLES
-  }
-
   private flush(): void {
     this.flushScheduled = false
     for (const state of this.books.values()) {
       if (!state.dirty) continue
       state.dirty = false
       if (!state.live || state.book.crossed) continue
-      if (state.book.covers(this.options.bookDepth)) this.publishBook(state)
+      if (state.book.covers(this.options.bookDepth)) publishBook(this.exchange, state, this.options.bookDepth, this.options.sink)
       else this.resync(state, 'depth')
     }
     this.stateMaybeChanged()
-  }
-
-  /** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
-  private baseSize(i: Instrument, price: number, size: number): number {
-    if (i.kind === 'inverse-perp' || i.kind === 'inverse-future') return (size * i.contractSize) / price
-    return size * i.contractSize
-  }
-
-  private publishBook(state: BookState): void {
-    const i = state.instrument
-    const convert = (levels: [number, number][]) => {
-      if (i.contractSize !== 1 || i.kind !== 'spot') for (const l of levels) l[1] = this.baseSize(i, l[0], l[1])
-      return levels
-    }
-    const bids = convert(state.book.bids.top(this.options.bookDepth))
-    const asks = convert(state.book.asks.top(this.options.bookDepth))
-    const ts = state.exchangeTime ?? state.receivedAt
-    const common = { exchange: this.exchange, symbol: i.symbol, ts, exchangeTime: state.exchangeTime, receivedAt: state.receivedAt }
-    const bid = bids[0]
-    const ask = asks[0]
-    // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
-    const lotSize = this.baseSize(i, ask?.[0] ?? bid?.[0] ?? 1, i.lotSize)
-    this.options.sink.book({ ...common, bids, asks, lotSize, minNotional: i.minNotional })
-    if (bid === undefined || ask === undefined) return
-    const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
-    if (top === state.lastTicker) return
-    state.lastTicker = top
-    this.options.sink.ticker({ ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
   }
 
   get instruments(): Instrument[] {
@@ -424,9 +390,8 @@ export abstract class VenueConnection {
   health(): VenueHealth {
     const now = this.now()
     const { state, connected, booksLive, age } = this.state(now)
-    const samples = this.clock.slice().sort((a, b) => a - b)
-    const offset = samples.length > 0 ? samples[0] : null
-    const latency = offset === null ? null : samples[samples.length >> 1] - offset
+    const offset = this.clock.offset
+    const latency = this.clock.latency()
     return {
       exchange: this.exchange,
       state,
@@ -454,4 +419,33 @@ export abstract class VenueConnection {
   private stateMaybeChanged(): void {
     if (this.state(this.now()).state !== this.lastState) this.publishHealth()
   }
+}
+
+/** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
+function baseSize(i: Instrument, price: number, size: number): number {
+  if (i.kind === 'inverse-perp' || i.kind === 'inverse-future') return (size * i.contractSize) / price
+  return size * i.contractSize
+}
+
+/** A live book's event, and its ticker when the top moved. */
+function publishBook(exchange: string, state: BookState, depth: number, sink: MarketSink): void {
+  const i = state.instrument
+  const convert = (levels: [number, number][]) => {
+    if (i.contractSize !== 1 || i.kind !== 'spot') for (const l of levels) l[1] = baseSize(i, l[0], l[1])
+    return levels
+  }
+  const bids = convert(state.book.bids.top(depth))
+  const asks = convert(state.book.asks.top(depth))
+  const ts = state.exchangeTime ?? state.receivedAt
+  const common = { exchange, symbol: i.symbol, ts, exchangeTime: state.exchangeTime, receivedAt: state.receivedAt }
+  const bid = bids[0]
+  const ask = asks[0]
+  // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
+  const lotSize = baseSize(i, ask?.[0] ?? bid?.[0] ?? 1, i.lotSize)
+  sink.book({ ...common, bids, asks, lotSize, minNotional: i.minNotional })
+  if (bid === undefined || ask === undefined) return
+  const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
+  if (top === state.lastTicker) return
+  state.lastTicker = top
+  sink.ticker({ ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
 }

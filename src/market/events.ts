@@ -84,6 +84,16 @@ export interface VenueHealth extends VenueCounters {
   ts: number
 }
 
+/** Venue health older than this counts as down (a feed publishes it every second). */
+export const VENUE_STALE_MS = 5000
+
+/**
+ * A venue with no health event for this long is forgotten as a reporter: its feed (or the
+ * process running it) is gone, and the name's quotes from other publishers count again by their
+ * own freshness, as for a venue that never reported.
+ */
+export const HEALTH_FORGET_MS = 30_000
+
 /** Where market events go: the server's topics, a test's list, a recording. */
 export interface MarketSink {
   book(event: BookEvent): void

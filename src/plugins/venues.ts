@@ -3,13 +3,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { BusEvent } from '../core/protocol.js'
-import type { VenueHealth } from '../market/events.js'
-import { HEALTH_FORGET_MS } from '../market/arbitrage.js'
+import { HEALTH_FORGET_MS, type VenueHealth, VENUE_STALE_MS } from '../market/events.js'
+
+export { VENUE_STALE_MS }
 
 /** Venues tracked: a fixed bound on what publishers can make the server hold and Prometheus list. */
 export const MAX_VENUES = 64
-/** A feed publishes its health every second: after this long without one, the venue counts as down. */
-export const VENUE_STALE_MS = 5000
 /** A venue not heard from for this long is forgotten (gone from `venues` and /metrics). */
 export const VENUE_FORGET_MS = 3_600_000
 

@@ -1,0 +1,211 @@
+// What the engine holds: class membership (which symbols meet in which class), each venue's book or
+// top of book per symbol (a source), and each venue's clock and health; and when a source takes
+// part (fresh, not gated by its venue's health).
+import { ClockOffset } from '../clock-offset.js'
+import { VENUE_STALE_MS } from '../events.js'
+import { parseSymbol } from '../instruments.js'
+import {
+  DEFAULT_QUOTE_GROUPS,
+  type EngineCounters,
+  type EngineOptions,
+  type Kind,
+  MAX_EXCHANGES_PER_SYMBOL,
+  MAX_LEVELS,
+  type OpportunityEvent
+} from './types.js'
+
+/** One venue's book (or top of book) for one instrument, updated in place. */
+export class Source {
+  bids: [number, number][] = []
+  asks: [number, number][] = []
+  exchangeTime: number | null = null
+  receivedAt = 0
+  lotSize = 0
+  minNotional = 0
+  /** From book.<exchange>.<symbol>; a ticker for the same instrument is then ignored while it is fresh. */
+  fromBook = false
+  valid = false
+  constructor(
+    readonly exchange: string,
+    readonly symbol: string,
+    readonly quote: string,
+    readonly fee: number,
+    readonly venue: Venue,
+    /** Its symbol's listing: the class it is searched in, and whether it converts quotes. */
+    readonly listing: Listing
+  ) {}
+}
+
+/** One opportunity being published, and what it last said. */
+export interface Open {
+  id: string
+  openedAt: number
+  last: OpportunityEvent
+}
+
+/** Symbols that meet: their sources, open opportunities, and the search's scratch. */
+export class MarketClass {
+  readonly sources: Source[] = []
+  /** The symbols of its sources, to forget them with it. */
+  readonly symbols = new Set<string>()
+  open: Open[] = []
+  lastUpdate = 0
+  // The search's scratch, per source: where each side's walk is, and what is left of that level.
+  askAt: number[] = []
+  askLeft: number[] = []
+  bidAt: number[] = []
+  bidLeft: number[] = []
+  readonly usable: Source[] = []
+  constructor(readonly key: string) {}
+}
+
+/** One topic symbol: its class, and its sources by exchange. */
+export interface Listing {
+  market: MarketClass
+  quote: string
+  kind: Kind
+  /** A spot book between two currencies of one quote group (USDT-USD): it moves conversions. */
+  converts: boolean
+  byExchange: Map<string, Source>
+}
+
+/** A venue's clock and health as the engine sees them. */
+export class Venue {
+  /** The classes it quotes in: what its health moves. */
+  readonly markets = new Set<MarketClass>()
+  readonly clock = new ClockOffset()
+  state: string | null = null
+  stateAt = 0
+}
+
+/** A price or size: positive, and under 1e100 so that products of them stay finite (no real one comes near). */
+export const positive = (x: unknown): x is number => typeof x === 'number' && x > 0 && x < 1e100
+
+/**
+ * A side as published, best first, its first MAX_LEVELS levels kept (the published arrays, read
+ * only: no copy per update); null when malformed.
+ */
+export function side(levels: unknown, descending: boolean): [number, number][] | null {
+  if (!Array.isArray(levels)) return null
+  const n = Math.min(levels.length, MAX_LEVELS)
+  let previous = descending ? Number.POSITIVE_INFINITY : 0
+  for (let i = 0; i < n; i++) {
+    const l = levels[i] as unknown
+    if (!Array.isArray(l) || !positive(l[0]) || !positive(l[1])) return null
+    if (descending ? l[0] >= previous : l[0] <= previous) return null
+    previous = l[0]
+  }
+  return (levels.length > n ? levels.slice(0, n) : levels) as [number, number][]
+}
+
+/** The engine's holdings and the rules of who takes part; the engine (arbitrage.ts) drives them. */
+export class Markets {
+  readonly counters: EngineCounters = { ticks: 0, books: 0, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
+  readonly classes = new Map<string, MarketClass>()
+  /** Listings by topic symbol. */
+  readonly instruments = new Map<string, Listing>()
+  /** Classes with an open opportunity through a conversion book. */
+  readonly converting = new Set<MarketClass>()
+  readonly venues = new Map<string, Venue>()
+  readonly groupOf = new Map<string, readonly string[]>()
+  nextId = 1
+
+  constructor(readonly options: EngineOptions) {
+    for (const group of options.quoteGroups ?? DEFAULT_QUOTE_GROUPS) for (const q of group) this.groupOf.set(q, group)
+  }
+
+  /** A valid top of book or book arrived for `source`. */
+  received(source: Source, exchangeTime: number | null, now: number): void {
+    source.exchangeTime = exchangeTime
+    source.receivedAt = now
+    source.valid = true
+    if (exchangeTime !== null) this.venue(source.exchange).clock.sample(now - exchangeTime)
+    if (!this.fresh(source, now)) this.counters.stale++
+  }
+
+  venue(exchange: string): Venue {
+    let v = this.venues.get(exchange)
+    if (v === undefined) {
+      v = new Venue()
+      this.venues.set(exchange, v)
+    }
+    return v
+  }
+
+  /** The listing of a topic symbol, its class made on first sight. */
+  listing(symbol: string, now: number): Listing {
+    let i = this.instruments.get(symbol)
+    if (i !== undefined) return i
+    const parsed = parseSymbol(symbol)
+    const group = parsed?.kind === 'spot' ? this.groupOf.get(parsed.quote) : undefined
+    const key = parsed !== null && group !== undefined ? `${parsed.base}-${group[0]}` : symbol
+    let market = this.classes.get(key)
+    if (market === undefined) {
+      market = new MarketClass(key)
+      market.lastUpdate = now
+      this.classes.set(key, market)
+    }
+    market.symbols.add(symbol)
+    i = {
+      market,
+      quote: parsed?.quote ?? '',
+      kind: parsed?.kind ?? 'spot',
+      converts: parsed !== null && (group?.includes(parsed.base) ?? false),
+      byExchange: new Map()
+    }
+    this.instruments.set(symbol, i)
+    return i
+  }
+
+  /** The source of `exchange` for `symbol`, made on first sight within MAX_EXCHANGES_PER_SYMBOL; null (counted) past it or when either is not a string. */
+  source(exchange: unknown, symbol: unknown, now: number): Source | null {
+    if (typeof exchange !== 'string' || typeof symbol !== 'string') {
+      this.counters.invalid++
+      return null
+    }
+    const i = this.listing(symbol, now)
+    let source = i.byExchange.get(exchange)
+    if (source === undefined) {
+      if (i.market.sources.length >= MAX_EXCHANGES_PER_SYMBOL) {
+        this.counters.refused++
+        return null
+      }
+      const fee = this.options.fees[`${exchange}:${i.kind}`] ?? this.options.fees[exchange] ?? this.options.defaultFee
+      source = new Source(exchange, symbol, i.quote, fee, this.venue(exchange), i)
+      i.byExchange.set(exchange, source)
+      i.market.sources.push(source)
+      source.venue.markets.add(i.market)
+    }
+    i.market.lastUpdate = now
+    return source
+  }
+
+  /** Both ages under MAX_TICK_AGE_MS: receive age, and exchange age corrected by the venue's clock offset. */
+  fresh(source: Source, now: number): boolean {
+    if (now - source.receivedAt > this.options.maxTickAgeMs) return false
+    if (source.exchangeTime === null) return true
+    return now - source.exchangeTime - (source.venue.clock.offset ?? 0) <= this.options.maxTickAgeMs
+  }
+
+  /** Degraded, down, or silent past VENUE_STALE_MS after reporting (until HEALTH_FORGET_MS): takes part in nothing. */
+  gated(v: Venue, now: number): boolean {
+    if (v.state === null) return false // no health reported: its ticks are its health
+    return v.state !== 'up' || now - v.stateAt > VENUE_STALE_MS
+  }
+
+  usable(source: Source, now: number): boolean {
+    return source.valid && this.fresh(source, now) && !this.gated(source.venue, now)
+  }
+
+  /** Forgets a class: its symbols, and its place in its venues. */
+  forget(c: MarketClass): void {
+    this.classes.delete(c.key)
+    for (const symbol of c.symbols) this.instruments.delete(symbol)
+    for (const s of c.sources) s.venue.markets.delete(c)
+  }
+
+  /** Forgets venues quoting nothing and silent about their health since `before` (publishers name venues). */
+  forgetSilentVenues(before: number): void {
+    for (const [exchange, v] of this.venues) if (v.markets.size === 0 && v.stateAt < before) this.venues.delete(exchange)
+  }
+}

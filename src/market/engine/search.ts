@@ -1,0 +1,112 @@
+// Pairing within a class: the most profitable buy source against the most profitable sell source,
+// walked while the marginal net stays at MIN_NET_BPS, then the next pairing on what is left, no
+// level counted twice.
+import { conversion, type Rate, SAME_CURRENCY } from './conversion.js'
+import type { MarketClass, Markets, Source } from './markets.js'
+import { type Conversion, MAX_PAIRINGS } from './types.js'
+import { type Cursor, floorToLot, netBps, walk } from './walk.js'
+
+/** What a class's search found: one pairing of a buy source and a sell source. */
+export interface Pairing {
+  buy: Source
+  sell: Source
+  conversion: Conversion | null
+  rate: number
+  midRate: number
+  size: number
+  maxSize: number
+  /** What the walk took (maxSize before lots) and its profit. */
+  walked: number
+  walkedProfit: number
+  /** Where both books stood when this pairing's walk began: its ladder walks from there. */
+  start: Cursor
+  buyTop: [number, number]
+  sellTop: [number, number]
+}
+
+const NO_PAIRINGS: Pairing[] = []
+
+/** The class's pairings, best first, each level used once. */
+export function search(m: Markets, market: MarketClass, now: number): Pairing[] {
+  const sources = market.usable
+  sources.length = 0
+  for (const s of market.sources) if (m.usable(s, now)) sources.push(s)
+  if (sources.length < 2) return NO_PAIRINGS
+  const pairings: Pairing[] = []
+  // What each source has left: index and remaining size of its current level, per side.
+  const { askAt, askLeft, bidAt, bidLeft } = market
+  for (let k = 0; k < sources.length; k++) {
+    const s = sources[k]
+    askAt[k] = 0
+    askLeft[k] = s.asks.length > 0 ? s.asks[0][1] : 0
+    bidAt[k] = 0
+    bidLeft[k] = s.bids.length > 0 ? s.bids[0][1] : 0
+  }
+  let rates: Map<string, Rate | null> | null = null
+  const rateOf = (sell: Source, buy: Source) => {
+    if (sell.quote === buy.quote) return SAME_CURRENCY
+    const key = `${sell.quote} ${buy.quote}`
+    rates ??= new Map()
+    if (!rates.has(key)) rates.set(key, conversion(m, sell.quote, buy.quote, now))
+    return rates.get(key)!
+  }
+  const min = m.options.minNetBps
+  // The walk: consume both sides while the marginal net stays at MIN_NET_BPS.
+  const limits = { minNetBps: min, size: Number.POSITIVE_INFINITY, notional: Number.POSITIVE_INFINITY, dust: 0 }
+  while (pairings.length < MAX_PAIRINGS) {
+    let best = Number.NEGATIVE_INFINITY
+    let bi = -1
+    let si = -1
+    for (let i = 0; i < sources.length; i++) {
+      if (askAt[i] >= sources[i].asks.length) continue
+      for (let j = 0; j < sources.length; j++) {
+        if (i === j || bidAt[j] >= sources[j].bids.length || sources[i].exchange === sources[j].exchange) continue
+        const conv = rateOf(sources[j], sources[i])
+        if (conv === null) continue
+        const net = netBps(sources[i].asks[askAt[i]][0], sources[j].bids[bidAt[j]][0], sources[i].fee, sources[j].fee, conv.rate)
+        if (net > best) {
+          best = net
+          bi = i
+          si = j
+        }
+      }
+    }
+    if (bi === -1 || best < min) break
+    const buy = sources[bi]
+    const sell = sources[si]
+    const conv = rateOf(sell, buy)!
+    const start: Cursor = { ai: askAt[bi], al: askLeft[bi], bj: bidAt[si], bl: bidLeft[si] }
+    const at = { ...start }
+    const walked = walk({ buy, sell }, at, conv.rate, limits)
+    // A top of book (a tick) serves one pairing: its size says nothing of what is behind it.
+    askAt[bi] = buy.fromBook ? at.ai : buy.asks.length
+    askLeft[bi] = at.al
+    bidAt[si] = sell.fromBook ? at.bj : sell.bids.length
+    bidLeft[si] = at.bl
+    const buyTop: [number, number] = [buy.asks[start.ai][0], start.al]
+    const sellTop: [number, number] = [sell.bids[start.bj][0], start.bl]
+    const maxSize = tradable({ buy, sell, buyTop, sellTop }, walked.size)
+    pairings.push({
+      buy,
+      sell,
+      conversion: conv.via.length === 0 ? null : { rate: conv.rate, midRate: conv.mid, via: conv.via },
+      rate: conv.rate,
+      midRate: conv.mid,
+      size: Math.min(start.al, start.bl),
+      maxSize,
+      walked: walked.size,
+      walkedProfit: walked.profit,
+      start,
+      buyTop,
+      sellTop
+    })
+  }
+  return pairings
+}
+
+/** A size in lots of both venues; 0 when its notional (at the pairing's top prices) is under either venue's minimum. */
+export function tradable(p: { buy: Source; sell: Source; buyTop: [number, number]; sellTop: [number, number] }, size: number): number {
+  const lots = floorToLot(floorToLot(size, Math.max(p.buy.lotSize, p.sell.lotSize)), Math.min(p.buy.lotSize, p.sell.lotSize))
+  if (lots <= 0 || lots * p.buyTop[0] < p.buy.minNotional || lots * p.sellTop[0] < p.sell.minNotional) return 0
+  return lots
+}

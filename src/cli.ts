@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Histogram } from './core/histogram.js'
 import { LiveClient, type Codec, type LiveEvent } from './client/index.js'
+import { replayCommand, ReplayUsageError } from './record/command.js'
 
 const USAGE = `usage: realtime <command> [options]
 
@@ -23,6 +24,13 @@ const USAGE = `usage: realtime <command> [options]
       --interval MS      pause between probes (default 10)
   bench [workload...]    run the benchmark (npm run bench) in a checkout of the repository;
       --quick            workloads: floor probe fanout filters deltas idle memory hooks arbitrage books backplane
+  replay <dir>           a recording (RECORD_DIR) through the connectors and the engine, offline:
+                         every opportunity event; engine settings from the environment
+      --from T --to T    only this span (ISO 8601 or epoch ms; what comes before still replays)
+      --speed max|N      as fast as it goes (default) or N times the recorded pace
+      --json             one {topic, data} per line
+      --report FILE      a summary per opportunity and per class: FILE.json, or FILE (CSV)
+                         and FILE-classes.csv
   help                   this text (also --help; through npx: npx realtime help)
 
 common options:
@@ -66,6 +74,10 @@ const { values: flags, positionals } = (() => {
         delta: { type: 'boolean', default: false },
         retry: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        speed: { type: 'string' },
+        report: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     })
@@ -208,7 +220,13 @@ const commands: Record<string, () => Promise<void>> = {
   sub: () => sub(rest[0]),
   pub: () => pub(rest[0], rest[1]),
   ping,
-  bench: () => bench(rest)
+  bench: () => bench(rest),
+  replay: async () => {
+    if (rest[0] === undefined) throw new UsageError('replay needs the recording directory')
+    await replayCommand({ dir: rest[0], ...flags, env: process.env, out, warn }).catch((err: Error) => {
+      throw err instanceof ReplayUsageError ? new UsageError(err.message) : err
+    })
+  }
 }
 if (flags.help || command === 'help') {
   process.stdout.write(USAGE)

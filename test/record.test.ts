@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LiveClient } from '../src/client/index.ts'
 import type { BusEvent } from '../src/core/protocol.ts'
-import { loadConfig, type Config } from '../src/config.ts'
+import { envName, loadConfig, type Config } from '../src/config.ts'
+import { spawnSync } from 'node:child_process'
 import { replay } from '../src/record/replay.ts'
 import { readRecording, segmentFiles, type Damage } from '../src/record/reader.ts'
 import { Recorder, diskFiles, type SegmentFiles } from '../src/record/recorder.ts'
@@ -17,7 +18,7 @@ import { buildApp } from '../src/app.ts'
 import { engineOptions } from '../src/record/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { startMockExchange } from './mock-exchange.ts'
-import { startServer, until } from './helper.ts'
+import { root, startServer, until } from './helper.ts'
 
 const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP'
 // As the golden file's engine: a threshold low enough that the recorded books of different days
@@ -31,7 +32,7 @@ const ENGINE: Partial<Config> = {
 }
 
 /** What the engine published, without what the publish hooks (the scorer) add: an offline replay runs no hooks. */
-function engineFields(data: unknown): unknown {
+function engineFields(data: unknown): Record<string, any> {
   const { volatilityBps: _v, score: _s, models: _m, ...engine } = data as Record<string, unknown>
   return JSON.parse(JSON.stringify(engine))
 }
@@ -47,12 +48,15 @@ function virtualPace() {
   return { sleep, realNow: () => now, slept: () => slept }
 }
 
+/** The live session's recording and what the server published, for the tests after the first. */
+let session: { dir: string; live: Record<string, any>[] } | null = null
+
 t.test('a recorded live session replays to the opportunities the server published', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
   const mock = await startMockExchange()
   t.teardown(() => mock.close())
   const { app, url } = await startServer(t, { ...ENGINE, feeds: FEEDS, feedsEndpoints: mock.endpoints, recordDir: dir })
-  const live: unknown[] = []
+  const live: Record<string, any>[] = []
   app.live.subscribe('opportunities.>', (e: BusEvent) => live.push(engineFields(e.data)))
   await until(() => app.liveVenues.list().length === 5 && app.liveFeeds.health().every((h) => h.booksLive === h.instruments), 'every book live')
   // A desk publishes its own BTC-USDT book: the engine pairs it with the venues' books.
@@ -66,6 +70,7 @@ t.test('a recorded live session replays to the opportunities the server publishe
   await until(() => live.some((o) => (o as { sell: { exchange: string } }).sell.exchange === 'desk'), 'the desk book in an opportunity')
   await app.close()
   t.ok(live.length > 5, `${live.length} opportunity events live`)
+  session = { dir, live }
 
   const engine = engineOptions(loadConfig({}, ENGINE))
   for (const speed of ['max', 10, 1] as const) {
@@ -228,3 +233,48 @@ t.test('a full disk during a live run: recording dropped and counted, live clien
     `${recorder.counters.dropped} records dropped in ${recorder.counters.writeErrors} failed writes`
   )
 })
+
+t.test('realtime replay with MIN_NET_BPS overridden finds what the new threshold finds, computed by hand', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const { dir, live } = session
+  // The desk's richest book against the venue the engine bought from: its top-of-book net by hand.
+  const desk = live.find((o) => o.status !== 'closed' && o.sell.exchange === 'desk' && o.sell.price === 80_500)!
+  const net = ((desk.sell.price * (1 - desk.sell.fee) - desk.buy.price * (1 + desk.buy.fee)) / desk.buy.price) * 1e4
+  const threshold = Math.floor(net) - 1
+  t.ok(
+    live.some((o) => o.status === 'open' && o.netBps < threshold),
+    'live (MIN_NET_BPS -100) opened opportunities the new threshold would not'
+  )
+  const report = join(dir, 'report.csv')
+  const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--json', '--report', report], {
+    env: { ...process.env, ...configEnv(ENGINE), MIN_NET_BPS: String(threshold) },
+    encoding: 'utf8'
+  })
+  t.equal(run.status, 0, run.stderr)
+  const events = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).data)
+  const opened = events.filter((o) => o.status === 'open')
+  t.ok(opened.length > 0, `${opened.length} opened`)
+  t.ok(
+    opened.every((o) => o.netBps >= threshold),
+    'every opportunity opened at the new threshold'
+  )
+  const found = opened.find((o) => o.sell.exchange === 'desk' && o.sell.price === 80_500)
+  t.ok(found, 'the desk book at 80,500 still makes one')
+  t.equal(Math.round(found.netBps * 1e6) / 1e6, Math.round(net * 1e6) / 1e6, `its net ${found.netBps} bps is the one computed by hand`)
+  t.match(run.stderr, /replayed \d+ records \(\d+ venue frames\), \d+ opportunity events\n$/)
+  const rows = readFileSync(report, 'utf8').trim().split('\n')
+  t.equal(
+    rows[0],
+    'id,class,buyExchange,buySymbol,sellExchange,sellSymbol,openedAt,closedAt,lifetimeMs,updates,bestNetBps,maxSize,maxProfit,currency,closeReason'
+  )
+  t.equal(rows.length - 1, new Set(events.map((o) => o.id)).size, 'one row per opportunity')
+  t.match(readFileSync(join(dir, 'report-classes.csv'), 'utf8'), /^class,opportunities,closed,meanLifetimeMs,bestNetBps,maxProfit,totalMaxProfit\nBTC-USD,/)
+})
+
+/** Config overrides as the environment a process reads. */
+function configEnv(config: Partial<Config>): Record<string, string> {
+  return Object.fromEntries(Object.entries(config).map(([k, v]) => [envName(k), String(v)]))
+}

@@ -243,6 +243,10 @@ t.test('a shadow scores beside the serving version and never changes an event', 
     shadow.shadow!.meanAbsDiff > 0.01 && shadow.shadow!.maxAbsDiff >= shadow.shadow!.meanAbsDiff,
     `other weights, other scores: ${JSON.stringify(shadow.shadow)}`
   )
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, `realtime_model_shadow_compared_total{model="scorer",version="2",arm="shadow"} ${recorded.length}`)
+  t.match(metrics, `realtime_model_calls_total{model="scorer",version="1",arm="serving"} ${recorded.length}`)
+  t.match(metrics, `realtime_model_shadow_abs_diff{model="scorer",version="2",arm="shadow",stat="mean"} ${shadow.shadow!.meanAbsDiff}`)
   // Promoting it: the same folder's card without "mode".
   writeFileSync(join(dir, 'scorer', '2', 'model.json'), JSON.stringify(scorerCard))
   await Promise.all(app.liveModels.map((d) => d.scan()))

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { operatorOnly } from '../http/auth.js'
 import { hubOf } from '../core/hub.js'
 import type { FastifyPluginAsync } from 'fastify'
+import type { VersionFigures } from '../hooks/models.js'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Histogram } from '../core/histogram.js'
 
@@ -152,6 +153,62 @@ const metrics: FastifyPluginAsync = async (app) => {
       app.liveHooks.latencies().map(({ figures, latency }) => [{ hook: figures.name, stage: figures.stage }, latency])
     )
   )
+
+  // Models (MODELS, onnxModel, remoteModel): per version serving, candidate or shadow, read when scraped.
+  const perVersion = (pick: (v: VersionFigures) => number | undefined) =>
+    function* (): Iterable<[Labels, number]> {
+      if (!app.hasDecorator('liveModels')) return
+      for (const directory of app.liveModels) {
+        for (const m of directory.figures()) {
+          for (const v of m.versions) {
+            // Versions in an arm only: a thousand retired versions make no thousand series.
+            if (v.state !== 'serving' && v.state !== 'candidate' && v.state !== 'shadow') continue
+            const value = pick(v)
+            if (value !== undefined) yield [{ model: m.name, version: v.version, arm: v.state }, value]
+          }
+        }
+      }
+    }
+  const versionLabels = ['model', 'version', 'arm']
+  counter(
+    'realtime_model_calls_total',
+    'Calls of a model version.',
+    versionLabels,
+    perVersion((v) => v.calls)
+  )
+  counter(
+    'realtime_model_errors_total',
+    'Calls of a model version that failed.',
+    versionLabels,
+    perVersion((v) => v.errors)
+  )
+  counter(
+    'realtime_model_missing_features_total',
+    'Events a model version was to score that lacked a feature or had a non-numeric one.',
+    versionLabels,
+    perVersion((v) => v.missingFeatures)
+  )
+  counter(
+    'realtime_model_shadow_compared_total',
+    "A shadow version's answers compared with the served ones.",
+    versionLabels,
+    perVersion((v) => v.shadow?.compared)
+  )
+  new Gauge({
+    name: 'realtime_model_shadow_abs_diff',
+    help: "A shadow version's absolute difference from the served answers: mean and max.",
+    labelNames: [...versionLabels, 'stat'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [labels, mean] of perVersion((v) => v.shadow?.meanAbsDiff)()) this.set({ ...labels, stat: 'mean' }, mean)
+      for (const [labels, max] of perVersion((v) => v.shadow?.maxAbsDiff)()) this.set({ ...labels, stat: 'max' }, max)
+    }
+  })
+  counter('realtime_model_refused_total', 'Versions of a model refused (bad bytes, an incompatible shape or card).', ['model'], function* () {
+    if (!app.hasDecorator('liveModels')) return
+    for (const directory of app.liveModels) for (const m of directory.figures()) yield [{ model: m.name }, m.refused]
+  })
 
   gauge('realtime_ready', '1 when /ready answers 200 (not draining, bus connected, under the memory limit).', () => (app.live.ready ? 1 : 0))
   gauge('realtime_backplane_up', '1 while the bus is connected (always 1 for the in-memory bus).', () => (bus.ready ? 1 : 0))

@@ -276,7 +276,6 @@ export class Model {
     }
   }
 
-  /** The serving version is the highest one that is neither shadow nor candidate; a candidate or shadow counts only above it. */
   /** The highest usable version that is neither shadow nor candidate, loaded or on standby. */
   private nextServing(): Version | null {
     let serving: Version | null = null
@@ -288,6 +287,7 @@ export class Model {
     return serving
   }
 
+  /** Arms: the serving version is the highest that is neither shadow nor candidate; a candidate or shadow counts only above it. */
   private choose(): void {
     let serving = this.nextServing()
     let candidate: Version | null = null

@@ -24,7 +24,7 @@ const lines = (path: string) =>
     .split('\n')
 
 /** The instruments of test/feeds.test.ts's FEEDS, by venue, and the frames the mock sends each connection. */
-const SESSIONS: Record<Exchange, { symbols: string[]; frames: () => string[]; depth?: Record<string, string> }> = {
+const SESSIONS: Partial<Record<Exchange, { symbols: string[]; frames: () => string[]; depth?: Record<string, string> }>> = {
   binance: {
     symbols: ['NKN-USDT'],
     frames: () => lines('binance/stream.jsonl').filter((l) => JSON.parse(l).stream === 'nknusdt@depth@100ms'),
@@ -90,7 +90,7 @@ t.test('the recorded venue sessions through connectors and engine give the golde
   }
 
   const connectors = exchanges.map((exchange) => {
-    const session = SESSIONS[exchange]
+    const session = SESSIONS[exchange]!
     const depth = session.depth ?? {}
     const fakeFetch: typeof fetch = async (url) => {
       const symbol = new URL(String(url)).searchParams.get('symbol') ?? ''

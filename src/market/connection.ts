@@ -6,6 +6,7 @@ import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState,
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
 import { ClockOffset } from './clock-offset.js'
+import { readJson, TooLargeError } from './rest.js'
 import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
 export interface Endpoints {
@@ -137,6 +138,13 @@ export abstract class VenueConnection {
   private reconnectTimer: NodeJS.Timeout | null = null
   private watchdog: NodeJS.Timeout | null = null
   private flushScheduled = false
+  /** Books waiting for a REST snapshot (venues that take one), asked one at a time. */
+  private snapshotQueue: BookState[] = []
+  private snapshotRunning = false
+  /** No REST snapshot is asked for before this (a venue's rate-limit answer). */
+  protected restPausedUntil = 0
+  /** Least time between two REST snapshots (the venue's request limit). */
+  protected readonly snapshotSpacingMs: number = 0
   private readonly clock = new ClockOffset()
   private lastState: VenueState | null = null
 
@@ -190,6 +198,7 @@ export abstract class VenueConnection {
         this.connectedAt = this.now()
         this.lastMessageAt = this.connectedAt
         this.closingSoon = false
+        this.snapshotQueue = []
         for (const state of this.books.values()) state.reset()
         this.onOpen()
       },
@@ -314,6 +323,76 @@ export abstract class VenueConnection {
   protected hold(state: BookState, message: PendingMessage): void {
     state.hold(message)
     if (this.held.bytes > this.bufferBytes) this.resync(state, 'overflow')
+  }
+
+  /** Where a book's REST snapshot is (venues that take one). */
+  protected snapshotUrl(_state: BookState): string {
+    throw new Error(`${this.exchange} takes no REST snapshot`)
+  }
+
+  /** A book's REST snapshot arrived: join it to what the stream held. Throwing counts it invalid. */
+  protected applySnapshot(_state: BookState, _answer: unknown, _receivedAt: number): void {}
+
+  /** Whether a book still waits for its REST snapshot (a WebSocket one may have come meanwhile). */
+  protected wantsSnapshot(_state: BookState): boolean {
+    return true
+  }
+
+  /** Reads a venue's rate-limit answer on a snapshot response (sets restPausedUntil). */
+  protected pace(_res: Response): void {}
+
+  /** Queues a book's REST snapshot, once. */
+  protected requestSnapshot(state: BookState): void {
+    if (!this.snapshotQueue.includes(state)) this.snapshotQueue.push(state)
+    void this.fetchSnapshots()
+  }
+
+  /**
+   * One snapshot at a time: a full depth costs request weight the venue limits. A book whose last
+   * snapshot failed (no answer, or one it could not use) waits before the next one, 1 s doubling to
+   * 30 s, so a broken venue is not hammered and the loop always yields.
+   */
+  private async fetchSnapshots(): Promise<void> {
+    if (this.snapshotRunning) return
+    this.snapshotRunning = true
+    try {
+      const session = this.session
+      for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
+        const backoff = state.snapshotFailures > 0 ? Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000) : this.snapshotSpacingMs
+        const wait = Math.max(backoff, this.restPausedUntil - this.now())
+        if (wait > 0) {
+          await new Promise((r) => setTimeout(r, wait).unref())
+          if (session !== this.session) break
+        }
+        if (!this.wantsSnapshot(state)) continue
+        const symbol = state.instrument.venueSymbol
+        let answer: unknown
+        try {
+          const res = await this.fetch(this.snapshotUrl(state), { signal: AbortSignal.timeout(10_000) })
+          this.pace(res)
+          if (!res.ok) throw new Error(`HTTP ${res.status}`)
+          answer = await readJson(res, this.bufferBytes, 'VENUE_BUFFER_MB')
+        } catch (err) {
+          if (err instanceof TooLargeError) this.counters.overflows++
+          else this.counters.errors++
+          this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
+          state.snapshotFailures++
+          this.snapshotQueue.push(state)
+          continue
+        }
+        if (session !== this.session) break
+        if (!this.wantsSnapshot(state)) continue
+        try {
+          this.applySnapshot(state, answer, this.now())
+        } catch {
+          // As a message that throws: counted, that book resyncs; never a rejection that ends the process.
+          this.resync(state, 'invalid')
+        }
+        state.snapshotFailures = state.live ? 0 : state.snapshotFailures + 1
+      }
+    } finally {
+      this.snapshotRunning = false
+    }
   }
 
   /** Bytes this connection holds for books waiting for their snapshot. */
@@ -441,8 +520,10 @@ function publishBook(exchange: string, state: BookState, depth: number, sink: Ma
   const bid = bids[0]
   const ask = asks[0]
   // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
-  const lotSize = baseSize(i, ask?.[0] ?? bid?.[0] ?? 1, i.lotSize)
-  sink.book({ ...common, bids, asks, lotSize, minNotional: i.minNotional })
+  const at = ask?.[0] ?? bid?.[0] ?? 1
+  const lotSize = baseSize(i, at, i.lotSize)
+  const minSize = baseSize(i, at, i.minSize)
+  sink.book({ ...common, bids, asks, lotSize, minSize, minNotional: i.minNotional })
   if (bid === undefined || ask === undefined) return
   const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
   if (top === state.lastTicker) return

@@ -16,6 +16,8 @@ export interface BookEvent {
   asks: [number, number][]
   /** The smallest order step in the book's base units. */
   lotSize: number
+  /** The smallest order size in the book's base units (an inverse contract's at the best price); 0 when the venue states none. */
+  minSize: number
   /** The smallest order value in the quote currency; 0 when the venue states none. */
   minNotional: number
 }

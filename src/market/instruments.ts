@@ -25,6 +25,8 @@ export interface Instrument {
   contractSize: number
   tickSize: number
   lotSize: number
+  /** Smallest order size, in the venue's order units as lotSize (contracts for derivatives); 0 when the venue states none. */
+  minSize: number
   /** Smallest order value in the quote currency; 0 when the venue states none. */
   minNotional: number
   /** Expiry (ms) of a dated future. */

@@ -1,10 +1,9 @@
-// Binance spot and USD-M futures: everything this server knows of them. Metadata from
+// Binance spot, USD-M and COIN-M futures: everything this server knows of them. Metadata from
 // exchangeInfo, `<symbol>@depth@100ms` diffs joined to REST snapshots by update id, the REST weight
 // budget, and the 24 h socket lifetime (the group rotates sockets before it).
 import { applyPairs, type BookSide } from '../book.js'
 import { type BookState, type ConnectionOptions, VenueConnection } from '../connection.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
-import { readJson, TooLargeError } from '../rest.js'
 import { isRow, type Row, rows } from '../rows.js'
 import type { VenueSpec } from '../spec.js'
 
@@ -31,6 +30,7 @@ export function binanceSpot(info: unknown): Parsed {
       contractSize: 1,
       tickSize: positive(f.PRICE_FILTER?.tickSize),
       lotSize: positive(f.LOT_SIZE?.stepSize),
+      minSize: positive(f.LOT_SIZE?.minQty) || 0,
       minNotional: positive(f.NOTIONAL?.minNotional ?? f.MIN_NOTIONAL?.minNotional) || 0
     })
   })
@@ -57,7 +57,40 @@ export function binanceUsdm(info: unknown): Parsed {
       contractSize: 1,
       tickSize: positive(f.PRICE_FILTER?.tickSize),
       lotSize: positive(f.LOT_SIZE?.stepSize),
+      minSize: positive(f.LOT_SIZE?.minQty) || 0,
       minNotional: positive(f.MIN_NOTIONAL?.notional) || 0,
+      expiry: dated ? Number(row.deliveryDate) : undefined
+    })
+  })
+}
+
+/**
+ * Binance COIN-M futures `GET /dapi/v1/exchangeInfo`: inverse perpetuals and quarterlies, margined and
+ * settled in their base asset, each contract worth `contractSize` USD (100 for BTC, 10 for the rest);
+ * LOT_SIZE counts contracts.
+ */
+export function binanceCoinm(info: unknown): Parsed {
+  return collect(rows((info as Row)?.symbols), (row) => {
+    const base = asset(row.baseAsset)
+    const quote = asset(row.quoteAsset)
+    const settle = asset(row.marginAsset)
+    if (row.contractStatus !== 'TRADING' || base === null || quote === null || settle !== base || typeof row.symbol !== 'string') return null
+    const perpetual = row.contractType === 'PERPETUAL'
+    const dated = row.contractType === 'CURRENT_QUARTER' || row.contractType === 'NEXT_QUARTER'
+    if (!perpetual && !dated) return null
+    const f = binanceFilters(row)
+    return makeInstrument({
+      exchange: 'binancecoinm',
+      venueSymbol: row.symbol,
+      base,
+      quote,
+      settle,
+      kind: perpetual ? 'inverse-perp' : 'inverse-future',
+      contractSize: positive(row.contractSize),
+      tickSize: positive(f.PRICE_FILTER?.tickSize),
+      lotSize: positive(f.LOT_SIZE?.stepSize),
+      minSize: positive(f.LOT_SIZE?.minQty) || 0,
+      minNotional: 0,
       expiry: dated ? Number(row.deliveryDate) : undefined
     })
   })
@@ -75,11 +108,14 @@ function cutAtLimit(side: BookSide, levels: unknown[]): void {
 }
 
 /**
- * Binance's REST request weight per minute and IP (spot REQUEST_WEIGHT 6000, USD-M 2400): snapshots
+ * Binance's REST request weight per minute and IP (spot REQUEST_WEIGHT 6000, USD-M and COIN-M 2400): snapshots
  * pause at 80% of it until the next minute, so many books starting at once never reach the 429
  * that, ignored, becomes an IP ban (418).
  */
-const WEIGHT_PER_MINUTE = { binance: 6000, binanceusdm: 2400 } as const
+const WEIGHT_PER_MINUTE = { binance: 6000, binanceusdm: 2400, binancecoinm: 2400 } as const
+type BinanceExchange = keyof typeof WEIGHT_PER_MINUTE
+/** Where each market's depth snapshot is. */
+const DEPTH_PATH: Record<BinanceExchange, string> = { binance: '/api/v3/depth', binanceusdm: '/fapi/v1/depth', binancecoinm: '/dapi/v1/depth' }
 const WEIGHT_SHARE = 0.8
 
 /** Seconds from a Retry-After header (Binance sends it with 429 and 418); 60 when it says nothing usable. */
@@ -89,22 +125,20 @@ function retryAfterMs(res: Response): number {
 }
 
 /**
- * Binance spot and USD-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
+ * Binance spot, USD-M and COIN-M futures: `<symbol>@depth@100ms` diffs on one combined stream, a REST
  * snapshot per book, the venue's rules for joining them:
  * developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly
- * USD-M adds `pu` (the previous event's `u`), which must equal the last applied `u`.
+ * Spot: a diff whose `u` is at or below the book's update id is ignored (a repeat), not a gap.
+ * The futures (USD-M and COIN-M) add `pu` (the previous event's `u`), which must equal the last applied `u`.
  */
 export class BinanceConnection extends VenueConnection {
-  readonly exchange: 'binance' | 'binanceusdm'
+  readonly exchange: BinanceExchange
+  private readonly futures: boolean
   protected readonly silenceLimitMs = 30_000
-  private snapshotQueue: BookState[] = []
-  private snapshotRunning = false
-  /** No snapshot is asked for before this (a 429/418's Retry-After, or the weight budget spent). */
-  private restPausedUntil = 0
-
-  constructor(options: ConnectionOptions, exchange: 'binance' | 'binanceusdm') {
+  constructor(options: ConnectionOptions, exchange: BinanceExchange) {
     super(options)
     this.exchange = exchange
+    this.futures = exchange !== 'binance'
   }
 
   protected url(): string {
@@ -113,66 +147,19 @@ export class BinanceConnection extends VenueConnection {
   }
 
   protected onOpen(): void {
-    this.snapshotQueue = [...this.books.values()]
-    void this.fetchSnapshots()
+    for (const state of this.books.values()) this.requestSnapshot(state)
   }
 
   protected resubscribe(state: BookState): void {
-    if (!this.snapshotQueue.includes(state)) this.snapshotQueue.push(state)
-    void this.fetchSnapshots()
+    this.requestSnapshot(state)
   }
 
-  /**
-   * One snapshot at a time: a full depth costs request weight the venue limits per minute. A book
-   * whose last snapshot failed (no answer, or one it could not use) waits before the next one,
-   * 1 s doubling to 30 s, so a broken venue is not hammered and the loop always yields.
-   */
-  private async fetchSnapshots(): Promise<void> {
-    if (this.snapshotRunning) return
-    this.snapshotRunning = true
-    try {
-      const session = this.session
-      for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
-        const backoff = state.snapshotFailures > 0 ? Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000) : 0
-        const wait = Math.max(backoff, this.restPausedUntil - this.now())
-        if (wait > 0) {
-          await new Promise((r) => setTimeout(r, wait).unref())
-          if (session !== this.session) break
-        }
-        const path = this.exchange === 'binance' ? '/api/v3/depth' : '/fapi/v1/depth'
-        const symbol = state.instrument.venueSymbol
-        let snapshot: unknown
-        try {
-          const res = await this.fetch(`${this.options.endpoints.rest}${path}?symbol=${symbol}&limit=${SNAPSHOT_LIMIT}`, {
-            signal: AbortSignal.timeout(10_000)
-          })
-          this.pace(res)
-          if (!res.ok) throw new Error(`HTTP ${res.status}`)
-          snapshot = await readJson(res, this.bufferBytes, 'VENUE_BUFFER_MB')
-        } catch (err) {
-          if (err instanceof TooLargeError) this.counters.overflows++
-          else this.counters.errors++
-          this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
-          state.snapshotFailures++
-          this.snapshotQueue.push(state)
-          continue
-        }
-        if (session !== this.session) break
-        try {
-          this.applySnapshot(state, snapshot, this.now())
-        } catch {
-          // As a message that throws: counted, that book resyncs; never a rejection that ends the process.
-          this.resync(state, 'invalid')
-        }
-        state.snapshotFailures = state.live ? 0 : state.snapshotFailures + 1
-      }
-    } finally {
-      this.snapshotRunning = false
-    }
+  protected override snapshotUrl(state: BookState): string {
+    return `${this.options.endpoints.rest}${DEPTH_PATH[this.exchange]}?symbol=${state.instrument.venueSymbol}&limit=${SNAPSHOT_LIMIT}`
   }
 
   /** Reads the venue's rate-limit answer: Retry-After on 429 and 418, the weight used this minute. */
-  private pace(res: Response): void {
+  protected override pace(res: Response): void {
     const now = this.now()
     if (res.status === 429 || res.status === 418) {
       this.restPausedUntil = Math.max(this.restPausedUntil, now + retryAfterMs(res))
@@ -186,7 +173,7 @@ export class BinanceConnection extends VenueConnection {
     }
   }
 
-  private applySnapshot(state: BookState, snapshot: unknown, receivedAt: number): void {
+  protected override applySnapshot(state: BookState, snapshot: unknown, receivedAt: number): void {
     const s = snapshot as Row
     const lastUpdateId = Number(s?.lastUpdateId)
     if (!Number.isSafeInteger(lastUpdateId)) {
@@ -247,13 +234,15 @@ export class BinanceConnection extends VenueConnection {
     }
     if (!state.joined) {
       // The first diff after the snapshot must straddle it; older ones are dropped.
-      if (this.exchange === 'binance' ? last <= state.seq : last < state.seq) return
-      const straddles = this.exchange === 'binance' ? first <= state.seq + 1 && last >= state.seq + 1 : first <= state.seq && last >= state.seq
+      if (this.futures ? last < state.seq : last <= state.seq) return
+      const straddles = this.futures ? first <= state.seq && last >= state.seq : first <= state.seq + 1 && last >= state.seq + 1
       if (!straddles) {
         this.resync(state, 'gap')
         return
       }
-    } else if (this.exchange === 'binance' ? first !== state.seq + 1 : Number(m.pu) !== state.seq) {
+    } else if (!this.futures && last <= state.seq) {
+      return // spot: "if the event u is <= the update ID of your local order book, ignore the event"
+    } else if (this.futures ? Number(m.pu) !== state.seq : first !== state.seq + 1) {
       this.resync(state, 'gap')
       return
     }
@@ -291,4 +280,12 @@ export const binanceusdm: VenueSpec = {
   metadata: { paths: ['/fapi/v1/exchangeInfo'], parse: binanceUsdm },
   limits: LIMITS,
   connection: (options) => new BinanceConnection(options, 'binanceusdm')
+}
+
+export const binancecoinm: VenueSpec = {
+  exchange: 'binancecoinm',
+  endpoints: { ws: 'wss://dstream.binance.com', rest: 'https://dapi.binance.com' },
+  metadata: { paths: ['/dapi/v1/exchangeInfo'], parse: binanceCoinm },
+  limits: LIMITS,
+  connection: (options) => new BinanceConnection(options, 'binancecoinm')
 }

@@ -38,6 +38,7 @@ export function coinbaseProducts(products: unknown): Parsed {
       contractSize: 1,
       tickSize: positive(advanced ? (row.price_increment ?? row.quote_increment) : row.quote_increment),
       lotSize: positive(row.base_increment),
+      minSize: positive(row.base_min_size) || 0,
       minNotional: positive(advanced ? row.quote_min_size : row.min_market_funds) || 0
     })
   })

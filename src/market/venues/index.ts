@@ -2,12 +2,12 @@
 // venue is a new room and a line in VENUES (docs/ARCHITECTURE.md, "Adding a venue").
 import type { ConnectionOptions, VenueConnection } from '../connection.js'
 import type { VenueSpec } from '../spec.js'
-import { binance, binanceusdm } from './binance.js'
+import { binance, binancecoinm, binanceusdm } from './binance.js'
 import { coinbase } from './coinbase.js'
 import { kraken } from './kraken.js'
 import { okx } from './okx.js'
 
-export const VENUES = { binance, binanceusdm, coinbase, kraken, okx } satisfies Record<string, VenueSpec>
+export const VENUES = { binance, binanceusdm, binancecoinm, coinbase, kraken, okx } satisfies Record<string, VenueSpec>
 
 export type Exchange = keyof typeof VENUES
 export const EXCHANGES = Object.keys(VENUES) as Exchange[]

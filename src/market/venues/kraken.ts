@@ -31,6 +31,7 @@ export function krakenAssetPairs(assetPairs: unknown): Parsed {
       contractSize: 1,
       tickSize: positive(row.tick_size) || 10 ** -priceDecimals,
       lotSize: 10 ** -sizeDecimals,
+      minSize: positive(row.ordermin) || 0,
       minNotional: positive(row.costmin) || 0,
       priceDecimals,
       sizeDecimals

@@ -26,6 +26,7 @@ export function okxInstruments(...responses: unknown[]): Parsed {
         contractSize: 1,
         tickSize: positive(row.tickSz),
         lotSize: positive(row.lotSz),
+        minSize: positive(row.minSz) || 0,
         minNotional: 0
       })
     }
@@ -49,6 +50,7 @@ export function okxInstruments(...responses: unknown[]): Parsed {
       contractSize: positive(row.ctVal) * (positive(row.ctMult) || 1),
       tickSize: positive(row.tickSz),
       lotSize: positive(row.lotSz),
+      minSize: positive(row.minSz) || 0,
       minNotional: 0,
       expiry: swap ? undefined : Number(row.expTime)
     })
@@ -70,16 +72,29 @@ export function okxChecksum(book: OrderBook): number {
   return crc32(parts.join(':')) | 0
 }
 
+/** Levels per side OKX's `GET /api/v5/market/books` gives at most (its `sz` limit). */
+const REST_DEPTH = 400
+/** OKX allows 40 `GET /api/v5/market/books` a 2 s per IP: one every 50 ms at most. */
+const REST_SPACING_MS = 50
+
 /**
- * OKX v5 public `books` (400 levels): snapshot then updates per instrument, `prevSeqId` equal to the
+ * OKX v5 public `books` (400 levels): a snapshot then updates per instrument, `prevSeqId` equal to the
  * last applied `seqId`, and, until OKX deprecated it in June 2026 (now always 0), a CRC32 of the
  * top 25 levels (book.ts) in every message.
  * www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
+ *
+ * OKX's API changelog (12 February 2026) ends the WebSocket snapshot (production early August 2026):
+ * a book whose first message is an update waits for `GET /api/v5/market/books`, joined by `seqId` as
+ * OKX's "How to manage a local order book correctly" says: updates are held; a REST snapshot whose
+ * seqId is below the first held update's prevSeqId is asked again; held updates at or below the
+ * snapshot's seqId are dropped; the first one applied has prevSeqId <= snapshot seqId < seqId; every
+ * later one has prevSeqId equal to the last applied seqId.
  */
 export class OkxConnection extends VenueConnection {
   readonly exchange = 'okx'
   // OKX closes a connection idle for 30 s; the connector sends "ping" every second it has nothing.
   protected readonly silenceLimitMs = 30_000
+  protected override readonly snapshotSpacingMs = REST_SPACING_MS
 
   protected url(): string {
     return this.options.endpoints.ws
@@ -103,7 +118,7 @@ export class OkxConnection extends VenueConnection {
     this.send({ op: 'subscribe', args })
   }
 
-  protected onMessage(message: unknown, receivedAt: number): void {
+  protected onMessage(message: unknown, receivedAt: number, text: string): void {
     if (!isRow(message)) throw new Error('not an object')
     if (message.event !== undefined) {
       if (message.event === 'error') {
@@ -122,32 +137,125 @@ export class OkxConnection extends VenueConnection {
       this.counters.ignored++
       return
     }
+    if (message.action !== 'snapshot' && message.action !== 'update') throw new Error('book message of no known action')
+    if (message.action === 'update' && !state.live) {
+      // No snapshot came before it (OKX no longer sends one): held, and the REST snapshot asked for.
+      if (state.seq === -1) this.awaitSnapshot(state, text, Array.isArray(message.data) ? message.data.length : 0)
+      return
+    }
     for (const d of Array.isArray(message.data) ? message.data : []) {
       if (!isRow(d)) throw new Error('book data not an object')
-      if (message.action === 'snapshot') state.reset()
-      else if (message.action !== 'update') throw new Error('book message of no known action')
-      else if (!state.live) continue
-      // seqId arrived in 2022: a connection without it is checked by checksum alone.
-      if (message.action === 'update' && d.prevSeqId !== undefined && d.prevSeqId !== state.seq) {
-        this.resync(state, 'gap')
-        return
-      }
-      if (!applyPairs(state.book.bids, d.bids) || !applyPairs(state.book.asks, d.asks)) {
-        this.resync(state, 'invalid')
-        return
-      }
-      // OKX sends 0 since it deprecated the checksum (June 2026: "must no longer be used"); seqId
-      // and prevSeqId carry the check then. Older sessions have no seqId and a real checksum.
-      if (typeof d.checksum === 'number' && d.checksum !== 0 && okxChecksum(state.book) !== d.checksum) {
-        this.resync(state, 'checksum')
-        return
-      }
-      if (typeof d.seqId === 'number') state.seq = d.seqId
-      state.live = true
-      const time = Number(d.ts)
-      this.changed(state, Number.isFinite(time) && time > 0 ? time : null, receivedAt)
+      if (message.action === 'snapshot') {
+        state.reset()
+        if (!applyPairs(state.book.bids, d.bids) || !applyPairs(state.book.asks, d.asks)) {
+          this.resync(state, 'invalid')
+          return
+        }
+        if (!this.checksumOk(state, d)) return
+        if (typeof d.seqId === 'number') state.seq = d.seqId
+        state.joined = true // the WebSocket's snapshot and its updates chain exactly
+        state.live = true
+        this.changed(state, okxTime(d), receivedAt)
+      } else if (!this.applyUpdate(state, d, receivedAt)) return
     }
   }
+
+  /** One update to a live book, by OKX's sequence rules; false when the book resynced. */
+  private applyUpdate(state: BookState, d: Row, receivedAt: number): boolean {
+    // seqId arrived in 2022: a connection without it is checked by checksum alone.
+    if (d.prevSeqId !== undefined) {
+      const seqId = Number(d.seqId)
+      const prev = Number(d.prevSeqId)
+      if (!state.joined) {
+        // After a REST snapshot: updates it already holds are dropped; the first one must straddle it.
+        if (seqId <= state.seq) return true
+        if (!(prev <= state.seq)) {
+          this.resync(state, 'gap')
+          return false
+        }
+      } else if (prev !== state.seq) {
+        this.resync(state, 'gap')
+        return false
+      }
+    }
+    if (!applyPairs(state.book.bids, d.bids) || !applyPairs(state.book.asks, d.asks)) {
+      this.resync(state, 'invalid')
+      return false
+    }
+    if (!this.checksumOk(state, d)) return false
+    if (typeof d.seqId === 'number') state.seq = d.seqId
+    state.joined = true
+    this.changed(state, okxTime(d), receivedAt)
+    return true
+  }
+
+  /**
+   * OKX sends 0 since it deprecated the checksum (June 2026: "will always return 0 and must no longer
+   * be used"), and drops the field with the WebSocket snapshot: seqId and prevSeqId carry the check
+   * then. Older sessions have no seqId and a real checksum.
+   */
+  private checksumOk(state: BookState, d: Row): boolean {
+    if (typeof d.checksum !== 'number' || d.checksum === 0 || okxChecksum(state.book) === d.checksum) return true
+    this.resync(state, 'checksum')
+    return false
+  }
+
+  /** Holds an update for a book with no snapshot and asks for its REST snapshot. */
+  private awaitSnapshot(state: BookState, text: string, levels: number): void {
+    this.hold(state, { text, levels })
+    if (state.pending.length > 0) this.requestSnapshot(state)
+  }
+
+  protected override wantsSnapshot(state: BookState): boolean {
+    return !state.live && state.pending.length > 0
+  }
+
+  protected override snapshotUrl(state: BookState): string {
+    return `${this.options.endpoints.rest}/api/v5/market/books?instId=${state.instrument.venueSymbol}&sz=${REST_DEPTH}`
+  }
+
+  /** The REST snapshot joined to the held updates (the rules above). */
+  protected override applySnapshot(state: BookState, answer: unknown, receivedAt: number): void {
+    const a = answer as Row
+    const d = Array.isArray(a?.data) ? (a.data[0] as Row) : undefined
+    const seqId = Number(d?.seqId)
+    if (a?.code !== '0' || !isRow(d) || !Number.isSafeInteger(seqId)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    const pending = state.pending
+    const firstPrev = Number((JSON.parse(pending[0].text) as { data: Row[] }).data[0]?.prevSeqId)
+    if (seqId < firstPrev) {
+      // Older than what the stream held: OKX says ask again (after a backoff: it counts as a failure).
+      this.requestSnapshot(state)
+      return
+    }
+    state.reset()
+    if (!applyPairs(state.book.bids, d.bids) || !applyPairs(state.book.asks, d.asks)) {
+      this.resync(state, 'invalid')
+      return
+    }
+    // A side of REST_DEPTH levels may have more past it; the updates bring levels that come into it.
+    for (const side of [state.book.bids, state.book.asks]) {
+      const worst = side.levels.at(-1)
+      if (side.levels.length >= REST_DEPTH && worst !== undefined) side.unknownPast(worst.price)
+    }
+    state.seq = seqId
+    state.live = true
+    this.changed(state, okxTime(d), receivedAt)
+    for (const held of pending) {
+      for (const u of (JSON.parse(held.text) as { data: unknown[] }).data) {
+        if (!isRow(u)) throw new Error('book data not an object')
+        if (!this.applyUpdate(state, u, receivedAt)) return
+      }
+    }
+  }
+}
+
+/** OKX's `ts` (ms, as text); null when it is not a time. */
+function okxTime(d: Row): number | null {
+  const time = Number(d.ts)
+  return Number.isFinite(time) && time > 0 ? time : null
 }
 
 export const okx: VenueSpec = {

@@ -260,20 +260,27 @@ async function whileHealthProbed(server: Server, attack: () => Promise<void>): P
   return `took ${took.toFixed(0)} ms, server CPU ${cpu.toFixed(2)} s; /health ${ms.length} answers, median ${ms[ms.length >> 1].toFixed(1)} ms, max ${ms.at(-1)!.toFixed(1)} ms`
 }
 
-/** Sends every frame at once and collects one answer per frame. */
+/** Sends every frame at once and collects one answer per frame, or what came before the socket closed (`closed <code>`). */
 function answers(ws: WebSocket, frames: unknown[]): Promise<Record<string, number>> {
   return new Promise((resolve) => {
     const counts: Record<string, number> = {}
     let left = frames.length
+    const done = () => {
+      ws.off('message', onMessage)
+      ws.off('close', onClose)
+      resolve(counts)
+    }
     const onMessage = (d: Buffer) => {
       const a = answer(decode(d))
       counts[a] = (counts[a] ?? 0) + 1
-      if (--left === 0) {
-        ws.off('message', onMessage)
-        resolve(counts)
-      }
+      if (--left === 0) done()
+    }
+    const onClose = (code: number) => {
+      counts[`closed ${code}`] = 1
+      done()
     }
     ws.on('message', onMessage)
+    ws.on('close', onClose)
     for (const frame of frames) ws.send(encode(frame))
   })
 }
@@ -289,29 +296,40 @@ const masks = (first: string) =>
         .join('.')}`
   )
 
-/** 10 connections × 1,000 distinct filters that never pass, then a burst of 50 tiny events. */
+/**
+ * 10 connections × 1,000 distinct filters that never pass, then a burst of 50 tiny events; then as
+ * many more connections as one address may fill with 256 such filters each, and the burst again.
+ */
 async function filters() {
   const server = await start({})
   const held: WebSocket[] = []
-  const counts: Record<string, number> = {}
-  for (let c = 0; c < 10; c++) {
-    const ws = await open(server.port)
-    held.push(ws)
-    const got = await answers(
-      ws,
-      masks('f').map((topic, i) => ({ type: 'subscribe', id: i, topic, filter: `v < ${-(c * 1000 + i)}`, snapshot: false }))
-    )
-    for (const [k, n] of Object.entries(got)) counts[k] = (counts[k] ?? 0) + n
-  }
-  const open_ = held.filter((ws) => ws.readyState === WebSocket.OPEN).length
   const publisher = await open(server.port)
-  const burst = await whileHealthProbed(server, async () => {
-    await answers(
-      publisher,
-      Array.from({ length: 50 }, (_, i) => ({ type: 'publish', id: i, topic: `f.${TAIL}`, data: { v: i } }))
-    )
-  })
-  console.log(`filters: subscribe answers ${JSON.stringify(counts)}, ${open_} of 10 attackers still open; 50 events: ${burst}`)
+  let offset = 0
+  const attack = async (connections: number, perConnection: number) => {
+    const counts: Record<string, number> = {}
+    for (let c = 0; c < connections; c++) {
+      const ws = await open(server.port)
+      held.push(ws)
+      const got = await answers(
+        ws,
+        masks('f')
+          .slice(0, perConnection)
+          .map((topic, i) => ({ type: 'subscribe', id: i, topic, filter: `v < ${-(offset + i)}`, snapshot: false }))
+      )
+      offset += perConnection
+      for (const [k, n] of Object.entries(got)) counts[k] = (counts[k] ?? 0) + n
+    }
+    const burst = await whileHealthProbed(server, async () => {
+      await answers(
+        publisher,
+        Array.from({ length: 50 }, (_, i) => ({ type: 'publish', id: i, topic: `f.${TAIL}`, data: { v: i } }))
+      )
+    })
+    const open_ = held.filter((ws) => ws.readyState === WebSocket.OPEN).length
+    return `subscribe answers ${JSON.stringify(counts)}, ${open_} attackers open; 50 events: ${burst}`
+  }
+  console.log(`filters: 10 x 1,000: ${await attack(10, 1000)}`)
+  console.log(`filters: then 16 x 256: ${await attack(16, 256)}`)
   for (const ws of [...held, publisher]) ws.close()
   await stop(server)
 }

@@ -12,6 +12,7 @@ import demoFeed from './plugins/demo-feed.js'
 import venues from './plugins/venues.js'
 import feeds from './plugins/feeds.js'
 import recorder from './plugins/recorder.js'
+import leases from './plugins/leases.js'
 import scorer from './hooks/scorer.js'
 import { models } from './hooks/models.js'
 import { loadConfig, type Config } from './config.js'
@@ -39,6 +40,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   const { logLevel: _hostsLogLevel, ...liveOptions } = config
   await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus, httpRedirect: '/dashboard/' })
   await app.register(healthRoutes, { config })
+  await app.register(leases, { config })
   await app.register(venues)
   await app.register(metrics)
   await app.register(dashboard)

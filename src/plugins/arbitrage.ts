@@ -10,7 +10,12 @@ import { hubOf } from '../core/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    liveArbitrage: { engine: ArbitrageEngine; counters: EngineCounters & { publishFailures: number } }
+    liveArbitrage: {
+      readonly engine: ArbitrageEngine
+      readonly counters: EngineCounters & { publishFailures: number }
+      /** False in a process of a backplane deployment that does not hold the engine's lease. */
+      readonly running: boolean
+    }
   }
 }
 
@@ -31,25 +36,38 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     if (out === null) throw new Error(`arbitrage: ${name} "${value}" is malformed (README "Configuration")`)
     return out
   }
-  const engine = new ArbitrageEngine({
-    minNetBps: options.minNetBps,
-    maxTickAgeMs: options.maxTickAgeMs,
-    updateBps: options.opportunityUpdateBps,
-    fees: parsed('takerFees', options.takerFees, parseFees),
-    defaultFee: options.defaultTakerFee,
-    // Left out by an embedder: the engine's defaults (the configuration's defaults are the same).
-    sizeLadder: options.sizeLadder === undefined ? undefined : parsed('sizeLadder', options.sizeLadder, parseLadder),
-    quoteGroups: options.quoteGroups === undefined ? undefined : parsed('quoteGroups', options.quoteGroups, parseQuoteGroups),
-    balances: options.balances ? parsed('balances', options.balances, parseBalances) : null
+  const makeEngine = (idPrefix?: string) =>
+    new ArbitrageEngine({
+      minNetBps: options.minNetBps,
+      maxTickAgeMs: options.maxTickAgeMs,
+      updateBps: options.opportunityUpdateBps,
+      fees: parsed('takerFees', options.takerFees, parseFees),
+      defaultFee: options.defaultTakerFee,
+      // Left out by an embedder: the engine's defaults (the configuration's defaults are the same).
+      sizeLadder: options.sizeLadder === undefined ? undefined : parsed('sizeLadder', options.sizeLadder, parseLadder),
+      quoteGroups: options.quoteGroups === undefined ? undefined : parsed('quoteGroups', options.quoteGroups, parseQuoteGroups),
+      balances: options.balances ? parsed('balances', options.balances, parseBalances) : null,
+      idPrefix
+    })
+  let engine = makeEngine()
+  let publishFailures = 0
+  const counters = () => ({ ...engine.counters, publishFailures })
+  // With a backplane the engine runs in the one process holding its lease (README "One engine per
+  // deployment"): a new holder starts from fresh books, its ids carrying the lease's generation.
+  let running = true
+  const lease = app.liveLeases?.take('arbitrage', (generation) => {
+    running = generation !== null
+    if (generation !== null) engine = makeEngine(`${generation}.`)
   })
-  const counters = Object.assign(engine.counters, { publishFailures: 0 })
+  if (lease !== undefined) running = false
 
   const hub = hubOf(app.live)
   const failed = () => {
-    counters.publishFailures++
+    publishFailures++
   }
   const publish = (events: OpportunityEvent[] | null) => {
-    if (events === null) return
+    // Past the lease's end by this process's clock nothing goes out, even before the next round notices.
+    if (events === null || (lease !== undefined && !lease.held)) return
     // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
     for (const e of events) hub.publishDetached(`opportunities.${e.symbol}`, e, failed)
   }
@@ -71,22 +89,38 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
   })
   // The event's ts is when the server received the update: the engine needs no clock of its own.
   const stops = [
-    app.live.subscribe('ticker.>', (event: BusEvent) =>
-      publish(engine.onTick(event.data as Tick, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
-    ),
-    app.live.subscribe('book.>', (event: BusEvent) =>
-      publish(engine.onBook(event.data as BookData, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
-    ),
+    app.live.subscribe('ticker.>', (event: BusEvent) => {
+      if (running) publish(engine.onTick(event.data as Tick, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+    }),
+    app.live.subscribe('book.>', (event: BusEvent) => {
+      if (running) publish(engine.onBook(event.data as BookData, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+    }),
     app.live.subscribe('venue.*', (event: BusEvent) => {
+      if (!running) return
       const exchange = event.topic.slice('venue.'.length)
       const data = event.data as { exchange?: unknown; state?: unknown } | null
       if (data !== null && typeof data === 'object' && data.exchange === exchange) publish(engine.onVenue(exchange, data.state, event.ts))
     })
   ]
   // Opportunities whose quotes go stale without a new tick are closed by the sweep.
-  const sweep = setInterval(() => publish(engine.sweep(Date.now())), Math.max(50, options.maxTickAgeMs / 2)).unref()
-  app.liveHooks.method({ name: 'arbitrage', handler: () => counters })
-  app.decorate('liveArbitrage', { engine, counters })
+  const sweep = setInterval(
+    () => {
+      if (running) publish(engine.sweep(Date.now()))
+    },
+    Math.max(50, options.maxTickAgeMs / 2)
+  ).unref()
+  app.liveHooks.method({ name: 'arbitrage', handler: () => ({ ...counters(), running }) })
+  app.decorate('liveArbitrage', {
+    get engine() {
+      return engine
+    },
+    get counters() {
+      return counters()
+    },
+    get running() {
+      return running
+    }
+  })
   app.addHook('onClose', async () => {
     clearInterval(sweep)
     for (const stop of stops) stop()

@@ -39,7 +39,7 @@ export function publish(m: Markets, market: MarketClass, pairings: Pairing[], no
     const p = pairings[k]
     const o = matched[k]
     if (o === null) {
-      const id = `${market.key}:${(m.nextId++).toString(36)}`
+      const id = `${market.key}:${m.options.idPrefix ?? ''}${(m.nextId++).toString(36)}`
       const event = opportunity(m, market, p, id, 'open', now)
       next.push({ id, openedAt: now, last: event })
       m.counters.opened++

@@ -94,6 +94,8 @@ export interface EngineOptions {
   quoteGroups?: readonly (readonly string[])[]
   /** What the desk holds, per exchange and currency. */
   balances?: Readonly<Record<string, Readonly<Record<string, number>>>> | null
+  /** Put before the number of every id: the lease generation of the engine's process (`<generation>.`), so engines never reuse each other's ids. */
+  idPrefix?: string
 }
 
 export interface EngineCounters {

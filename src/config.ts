@@ -34,6 +34,12 @@ export const ConfigSchema = Type.Object({
     syntax: 'redisUrl',
     description: 'Redis for BUS=redis (redis://[:password@]host:port[/db]; the password is redacted in /config)'
   }),
+  leaseTtl: Int(
+    3000,
+    300,
+    600_000,
+    'with BUS=redis, milliseconds a lease on the arbitrage engine or a venue of FEEDS lasts without renewal (renewed every third of it): how soon another process takes over from a dead holder'
+  ),
   redisPrefix: Type.String({ default: 'live:', description: 'prefix of every Redis key and channel, so several deployments can share one Redis' }),
   historySize: Int(1000, 0, 1_000_000, 'events kept per topic for recovery'),
   historyTtl: Int(300_000, 0, 86_400_000, 'milliseconds an event stays recoverable'),

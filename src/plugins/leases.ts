@@ -15,10 +15,6 @@ declare module 'fastify' {
   }
 }
 
-/** A dead holder's work is taken over within about this (the lease's time to live plus one round). */
-export const LEASE_TTL_MS = 3000
-export const LEASE_INTERVAL_MS = 1000
-
 const leasesPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
   if (config.bus !== 'redis') {
     app.decorate('liveLeases', { take: () => undefined })
@@ -35,7 +31,7 @@ const leasesPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { confi
         redis = new Redis(config.redisUrl, { connectionName: 'live-leases', enableOfflineQueue: false, maxRetriesPerRequest: 1 })
         redis.on('error', () => {}) // a lost connection shows as renewals failing: the lease runs out by the clock
       }
-      const lease = new Lease(redis, `${config.redisPrefix}lease:${name}`, { ttlMs: LEASE_TTL_MS, intervalMs: LEASE_INTERVAL_MS }, (generation) => {
+      const lease = new Lease(redis, `${config.redisPrefix}lease:${name}`, { ttlMs: config.leaseTtl, intervalMs: config.leaseTtl / 3 }, (generation) => {
         if (generation === null) app.log.warn({ lease: name }, 'this process no longer holds the lease: its work stops here')
         else app.log.info({ lease: name, generation }, 'this process holds the lease: its work runs here')
         onChange(generation)

@@ -13,6 +13,7 @@ import venues from './plugins/venues.js'
 import feeds from './plugins/feeds.js'
 import recorder from './plugins/recorder.js'
 import leases from './plugins/leases.js'
+import replay, { DEMO_VENUES } from './plugins/replay.js'
 import scorer from './hooks/scorer.js'
 import { models } from './hooks/models.js'
 import { loadConfig, type Config } from './config.js'
@@ -61,6 +62,10 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   if (config.feeds) {
     const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb } = config
     await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb })
+  }
+  if (config.replayDir || config.demo === 'venues') {
+    const { replayDir, replaySpeed, replayLoop } = config
+    await app.register(replay, config.demo === 'venues' ? { replayDir: DEMO_VENUES, replaySpeed, replayLoop: true } : { replayDir, replaySpeed, replayLoop })
   }
   if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
   for (const path of config.hooks

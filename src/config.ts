@@ -216,7 +216,18 @@ export const ConfigSchema = Type.Object({
   recordMaxMb: Int(10_240, 1, 10_485_760, 'MiB all recorded segments may take together; past it the oldest segments are removed'),
   recordMaxAge: Int(0, 0, 31_536_000_000, 'milliseconds a recorded segment is kept after it was last written; 0 keeps them (RECORD_MAX_MB still bounds them)'),
   recordSegmentMb: Int(64, 1, 4096, 'MiB written to one segment file before the next is begun'),
-  recordSegmentAge: Int(3_600_000, 1000, 86_400_000, 'milliseconds one segment file is written to before the next is begun')
+  recordSegmentAge: Int(3_600_000, 1000, 86_400_000, 'milliseconds one segment file is written to before the next is begun'),
+  replayDir: Type.String({
+    default: '',
+    description:
+      'serve a recording (a RECORD_DIR) instead of live venues: its frames through the connectors, the engine and the hooks, to clients as if live; empty: none'
+  }),
+  replaySpeed: Num(1, 0.01, 1_000_000, 'pace of REPLAY_DIR: 1 as recorded, 10 ten times faster'),
+  replayLoop: Type.Boolean({ default: false, description: 'REPLAY_DIR starts again at its end, its times moved to now' }),
+  demo: Type.Union([Type.Literal(''), Type.Literal('venues')], {
+    default: '',
+    description: "venues: serve the shipped recording of five venues' real books in a loop, times moved to now (npm run demo); empty: none"
+  })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -294,6 +305,12 @@ function checkTogether(config: Config): void {
   if (config.jwtSecret && config.jwtSecret.length < 32) {
     throw new ConfigError('JWT_SECRET', '[redacted]', 'at least 32 characters')
   }
+  if ((config.replayDir || config.demo) && config.feeds)
+    throw new ConfigError(
+      config.replayDir ? 'REPLAY_DIR' : 'DEMO',
+      config.replayDir || config.demo,
+      'empty when FEEDS is set (a replay serves recorded venues instead of live ones)'
+    )
   if (!config.tlsCert !== !config.tlsKey) throw new ConfigError(config.tlsCert ? 'TLS_KEY' : 'TLS_CERT', '', 'a path, given together with the other')
 }
 

@@ -278,3 +278,59 @@ t.test('realtime replay with MIN_NET_BPS overridden finds what the new threshold
 function configEnv(config: Partial<Config>): Record<string, string> {
   return Object.fromEntries(Object.entries(config).map(([k, v]) => [envName(k), String(v)]))
 }
+
+t.test('REPLAY_DIR serves the recording over the protocol: the live opportunities, the hooks run', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const { dir, live } = session
+  const { app, url } = await startServer(t, { ...ENGINE, replayDir: dir, replaySpeed: 10 })
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const served: Record<string, any>[] = []
+  const books = new Set<string>()
+  await client.subscribe('opportunities.>', (e) => served.push(e.data as Record<string, any>))
+  await client.subscribe('book.>', (e) => books.add(e.topic))
+  await until(async () => (await client.request<{ passes: number }>('replay')).passes === 1, 'the pass done')
+  await until(() => served.length >= live.length, `${live.length} opportunity events`)
+  t.same(served.map(engineFields), live, 'the live opportunity events, as a client receives them')
+  t.ok(
+    served.every((o) => typeof o.score === 'number' && o.models?.scorer !== undefined),
+    'the scorer hook ran on every one'
+  )
+  t.same([...books].sort(), [
+    'book.binance.NKN-USDT',
+    'book.binanceusdm.SUSHI-USDT-PERP',
+    'book.coinbase.BTC-USD',
+    'book.desk.BTC-USDT',
+    'book.kraken.ALGO-USD',
+    'book.kraken.BTC-USD',
+    'book.kraken.BTC-USDT',
+    'book.okx.BTC-USDT',
+    'book.okx.UNI-USD-INVPERP'
+  ])
+  t.match(app.liveArbitrage.counters, { opened: Number }, 'the server engine made them')
+})
+
+t.test('DEMO=venues loops the shipped recording of five venues with its times moved to now', async (t) => {
+  const started = Date.now()
+  const { url } = await startServer(t, { demo: 'venues', replaySpeed: 50, arbitrage: true, minNetBps: -100, maxTickAgeMs: 60_000 })
+  const client = await LiveClient.connect({ url: `${url}/ws/live` })
+  t.teardown(() => client.close())
+  const venues = new Map<string, Record<string, any>>()
+  const opportunities: Record<string, any>[] = []
+  const tickers: Record<string, any>[] = []
+  await client.subscribe('venue.>', (e) => venues.set(e.topic, e.data as Record<string, any>))
+  await client.subscribe('ticker.>', (e) => tickers.push(e.data as Record<string, any>))
+  await client.subscribe('opportunities.>', (e) => opportunities.push(e.data as Record<string, any>))
+  await until(async () => (await client.request<{ passes: number }>('replay')).passes >= 2, 'two passes')
+  t.same([...venues.keys()].sort(), ['venue.binance', 'venue.binanceusdm', 'venue.coinbase', 'venue.kraken', 'venue.okx'])
+  t.ok(opportunities.length > 0, `${opportunities.length} opportunity events`)
+  t.ok(
+    tickers.every((k) => k.receivedAt >= started - 1000),
+    'receive times are now, not the recording day'
+  )
+  const { diverged, damaged } = await client.request<{ diverged: number; damaged: number }>('replay')
+  t.same({ diverged, damaged }, { diverged: 0, damaged: 0 }, 'each pass is the recorded run')
+  t.throws(() => loadConfig({ FEEDS: 'okx:BTC-USDT', DEMO: 'venues' }), {
+    message: 'Invalid configuration: DEMO="venues" is not valid; expected empty when FEEDS is set (a replay serves recorded venues instead of live ones)'
+  })
+})

@@ -27,7 +27,15 @@ export interface ReplayOptions {
   to?: number
   /** 'max': as fast as it goes; N: N times the recorded pace. */
   speed: number | 'max'
-  engine: EngineOptions
+  /**
+   * The engine's settings (a replay's own engine), or a server's engine (REPLAY_DIR: the arbitrage
+   * plugin's, whose own calls the replay has taken over), or null when the server runs none.
+   */
+  engine: EngineOptions | EngineCalls | null
+  /** Added to every recorded time: a looped replay moves its times to now. */
+  shift?: number
+  /** Stops the replay at the next record. */
+  signal?: AbortSignal
   sink: ReplaySink
   /** Connector events (book.>, ticker.>, venue.>) go to the sink too, not only opportunities. */
   market?: boolean
@@ -49,6 +57,9 @@ export interface ReplayResult {
   first: number | null
   last: number | null
 }
+
+/** What a replay calls on an engine. */
+export type EngineCalls = Pick<ArbitrageEngine, 'onBook' | 'onTick' | 'onVenue' | 'sweep'>
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -79,7 +90,7 @@ class Run {
   private readonly rest = new Map<string, { answers: RestAnswer[]; waiting: ((a: RestAnswer) => void)[] }>()
   /** Book and ticker events waiting for the engine's marker: replayed connectors' and recorded client publishes. */
   private readonly inputs: { topic: string; data: unknown }[] = []
-  readonly engine: ArbitrageEngine
+  readonly engine: EngineCalls | null
   feeds: Feeds | null = null
   diverged = 0
 
@@ -90,7 +101,8 @@ class Run {
     private readonly report: () => boolean
   ) {
     this.clock = start
-    this.engine = new ArbitrageEngine(options.engine)
+    const engine = options.engine
+    this.engine = engine === null || 'sweep' in engine ? engine : new ArbitrageEngine(engine)
   }
 
   async start(): Promise<void> {
@@ -161,7 +173,7 @@ class Run {
 
   /** A recorded connection's socket; waits (bounded) for its connector to open it after a backoff. */
   private async socket(conn: number): Promise<ReplaySocket | undefined> {
-    for (let waited = 0; waited < 35_000; waited += 5) {
+    for (let waited = 0; waited < 35_000 && !this.options.signal?.aborted; waited += 5) {
       const socket = this.sockets.get(conn)
       if (socket !== undefined) return socket
       await realSleep(5)
@@ -229,6 +241,7 @@ class Run {
         return 0
       case Kind.engineBook:
       case Kind.engineTicker: {
+        if (this.engine === null) return 0
         const topic = body.toString()
         const input = await this.input(topic)
         if (input === undefined) return 0
@@ -240,11 +253,12 @@ class Run {
         )
       }
       case Kind.engineVenue: {
+        if (this.engine === null) return 0
         const { exchange, state } = JSON.parse(body.toString()) as { exchange: string; state: unknown }
         return this.opportunities(this.engine.onVenue(exchange, state, time))
       }
       case Kind.sweep:
-        return this.opportunities(this.engine.sweep(time))
+        return this.engine === null ? 0 : this.opportunities(this.engine.sweep(time))
       default:
         return 0
     }
@@ -316,18 +330,21 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const realNow = options.realNow ?? performance.now.bind(performance)
   let run: Run | null = null
   let time = 0
-  const reporting = () => options.from === undefined || time >= options.from
+  const shift = options.shift ?? 0
+  let recorded = 0
+  const reporting = () => options.from === undefined || recorded >= options.from
   let paceStart: { record: number; real: number } | null = null
   try {
     for (const r of readRecording(options.dir, options.app, (d) => {
       damage.push(d)
       options.onDamage?.(d)
     })) {
-      if (options.to !== undefined && r.time > options.to) break
-      time = r.time
+      if ((options.to !== undefined && r.time > options.to) || options.signal?.aborted) break
+      recorded = r.time
+      time = r.time + shift
       result.records++
-      if (result.first === null) result.first = r.time
-      result.last = r.time
+      if (result.first === null) result.first = time
+      result.last = time
       if (r.kind === Kind.meta) {
         const meta = JSON.parse(r.body.toString()) as RecordingMeta
         if (run !== null && run.meta.run === meta.run) continue // the same run, said again at a segment's start
@@ -335,18 +352,18 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
           result.diverged += run.diverged
           run.stop()
         }
-        run = new Run(meta, r.time, options, reporting)
+        run = new Run(meta, time, options, reporting)
         await run.start()
         continue
       }
       if (run === null) continue // frames before the first meta belong to a run whose start was cut off
       if (options.speed !== 'max' && reporting() && r.kind !== Kind.turn) {
-        if (paceStart === null) paceStart = { record: r.time, real: realNow() }
-        const due = paceStart.real + (r.time - paceStart.record) / options.speed - realNow()
+        if (paceStart === null) paceStart = { record: time, real: realNow() }
+        const due = paceStart.real + (time - paceStart.record) / options.speed - realNow()
         if (due >= 1) await sleep(due)
       }
       if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
-      result.opportunities += await run.apply(r.kind, r.time, r.conn, r.body)
+      result.opportunities += await run.apply(r.kind, time, r.conn, r.body)
     }
   } finally {
     if (run !== null) {

@@ -1,0 +1,95 @@
+// REPLAY_DIR: a recording served over the protocol as if it were live. Its frames go through the
+// connectors, its client publishes and the engine's recorded inputs to the server's own engine,
+// and everything is published through the hub: clients, the SDK, the CLI and the dashboard get
+// topics, seqs and recovery as live, the publish hooks and models run, and the data carries the
+// recording's times (moved to now when it loops: REPLAY_LOOP, the demo).
+import fp from 'fastify-plugin'
+import { fileURLToPath } from 'node:url'
+import type { FastifyPluginAsync } from 'fastify'
+import type { Config } from '../config.js'
+import { hubOf } from '../core/hub.js'
+import { readRecording } from '../record/reader.js'
+import { replay, type EngineCalls } from '../record/replay.js'
+import { APP_VERSION } from '../record/version.js'
+
+/** The shipped recording DEMO=venues loops (demo/venues: see its README). */
+export const DEMO_VENUES = fileURLToPath(new URL('../../demo/venues/', import.meta.url))
+
+export type ReplayPluginOptions = Pick<Config, 'replayDir' | 'replaySpeed' | 'replayLoop'>
+
+/** The engine's inputs now come from the replay: the arbitrage plugin's own calls do nothing. */
+function takeOver(engine: EngineCalls): EngineCalls {
+  const calls: EngineCalls = {
+    onBook: engine.onBook.bind(engine),
+    onTick: engine.onTick.bind(engine),
+    onVenue: engine.onVenue.bind(engine),
+    sweep: engine.sweep.bind(engine)
+  }
+  engine.onBook = () => null
+  engine.onTick = () => null
+  engine.onVenue = () => null
+  engine.sweep = () => null
+  return calls
+}
+
+const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, options) => {
+  const hub = hubOf(app.live)
+  const counters = { passes: 0, records: 0, frames: 0, opportunities: 0, damaged: 0, diverged: 0, publishFailures: 0 }
+  const failed = () => {
+    counters.publishFailures++
+  }
+  const abort = new AbortController()
+  let wake: (() => void) | null = null
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  let running: Promise<void> = Promise.resolve()
+
+  app.addHook('onReady', async () => {
+    const engine = app.hasDecorator('liveArbitrage') ? takeOver(app.liveArbitrage.engine) : null
+    const loop = async () => {
+      do {
+        const result = await replay({
+          dir: options.replayDir,
+          app: APP_VERSION,
+          speed: options.replaySpeed,
+          engine,
+          market: true,
+          // A loop's pass begins now: its first record's time moves to the moment it starts.
+          shift: options.replayLoop ? Date.now() - firstTime(options.replayDir) : 0,
+          signal: abort.signal,
+          sleep,
+          onDamage: (d) => app.log.warn(d, 'replay: damaged recording skipped'),
+          sink: { event: (topic, data) => hub.publishDetached(topic, data, failed) }
+        })
+        counters.passes++
+        counters.records += result.records
+        counters.frames += result.frames
+        counters.opportunities += result.opportunities
+        counters.damaged += result.damage.length
+        counters.diverged += result.diverged
+        app.log.info({ dir: options.replayDir, ...counters }, 'replay: pass done')
+      } while (options.replayLoop && !abort.signal.aborted)
+    }
+    running = loop().catch((err: Error) => app.log.error({ dir: options.replayDir, err: err.message }, 'replay stopped'))
+  })
+  app.liveHooks.method({ name: 'replay', handler: () => ({ dir: options.replayDir, speed: options.replaySpeed, loop: options.replayLoop, ...counters }) })
+  app.addHook('onClose', async () => {
+    abort.abort()
+    wake?.()
+    await running
+  })
+}
+
+/** The recording's first record time (its meta's): where a looped pass's times start. */
+function firstTime(dir: string): number {
+  for (const r of readRecording(dir, APP_VERSION, () => {})) return r.time
+  return Date.now()
+}
+
+export default fp(replayPlugin, { name: 'live-replay', fastify: '5.x', dependencies: ['live'] })

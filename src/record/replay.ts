@@ -345,6 +345,11 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       result.records++
       if (result.first === null) result.first = time
       result.last = time
+      if (options.speed !== 'max' && reporting()) {
+        if (paceStart === null) paceStart = { record: time, real: realNow() }
+        const due = paceStart.real + (time - paceStart.record) / options.speed - realNow()
+        if (due >= 1) await sleep(due)
+      }
       if (r.kind === Kind.meta) {
         const meta = JSON.parse(r.body.toString()) as RecordingMeta
         if (run !== null && run.meta.run === meta.run) continue // the same run, said again at a segment's start
@@ -357,11 +362,6 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         continue
       }
       if (run === null) continue // frames before the first meta belong to a run whose start was cut off
-      if (options.speed !== 'max' && reporting() && r.kind !== Kind.turn) {
-        if (paceStart === null) paceStart = { record: time, real: realNow() }
-        const due = paceStart.real + (time - paceStart.record) / options.speed - realNow()
-        if (due >= 1) await sleep(due)
-      }
       if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
       result.opportunities += await run.apply(r.kind, time, r.conn, r.body)
     }

@@ -64,6 +64,7 @@ export class ArbitrageEngine extends Markets {
       source.bids = bids
       source.asks = asks
       source.lotSize = positive(b?.lotSize) ? b.lotSize : 0
+      source.minSize = positive(b?.minSize) ? b.minSize : 0
       source.minNotional = positive(b?.minNotional) ? b.minNotional : 0
       this.received(source, time ?? null, now)
     }

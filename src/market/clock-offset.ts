@@ -1,30 +1,60 @@
-// One estimate of a venue's clock, shared by its connections' health and the engine: the smallest
-// receivedAt - exchangeTime over the last 256 messages carrying exchange time (the venue's clock
-// behind ours plus the fastest delivery), and the median delivery above it (docs/PROTOCOL.md).
+// One estimate of a venue's clock, shared by its connections' health and the engine: a low
+// percentile of receivedAt - exchangeTime over the last 256 messages carrying exchange time (the
+// venue's clock behind ours plus the fastest deliveries), and the median delivery above it
+// (docs/PROTOCOL.md "Time"). One sample far below the rest (a quote stamped seconds ahead) cannot
+// move it: it is rejected and counted, and the percentile is taken over the samples near the median.
 
 export const CLOCK_SAMPLES = 256
+/** The estimate is this percentile of the window's samples (those not outliers). */
+export const CLOCK_PERCENTILE = 0.05
+/** A sample more than this below the window's median is an outlier: not learned from, counted. */
+export const CLOCK_OUTLIER_MS = 1000
+/** Outliers in a row past this mean the venue's clock moved: the window starts again from them. */
+const CLOCK_RESTART_AFTER = 32
+/** Once the window holds this many, the estimate is recomputed every this many samples (a sort of 256). */
+const CLOCK_RECOMPUTE_EVERY = 16
 
 export class ClockOffset {
   private readonly samples: number[] = []
   private at = 0
-  /** The smallest sample in the window; null before the first. */
+  private sinceRecompute = 0
+  private outliersInARow = 0
+  private median: number | null = null
+  /** The estimate; null before the first sample. */
   offset: number | null = null
+  /** Samples rejected as outliers. */
+  outliers = 0
 
-  sample(delta: number): void {
-    const full = this.samples.length === CLOCK_SAMPLES
-    const leaving = full ? this.samples[this.at] : null
-    if (full) this.samples[this.at] = delta
-    else this.samples.push(delta)
+  /** Learns from one receivedAt - exchangeTime; false when it is rejected as an outlier (counted). */
+  sample(delta: number): boolean {
+    if (this.median !== null && delta < this.median - CLOCK_OUTLIER_MS) {
+      this.outliers++
+      if (++this.outliersInARow < CLOCK_RESTART_AFTER) return false
+      this.samples.length = 0
+      this.at = 0
+    }
+    this.outliersInARow = 0
+    if (this.samples.length < CLOCK_SAMPLES) this.samples.push(delta)
+    else this.samples[this.at] = delta
     this.at = (this.at + 1) % CLOCK_SAMPLES
-    if (this.offset === null || delta <= this.offset) this.offset = delta
-    // The smallest left the window: the next smallest is looked for (at most once per sample).
-    else if (leaving === this.offset) this.offset = Math.min(...this.samples)
+    if (this.samples.length <= CLOCK_RECOMPUTE_EVERY || ++this.sinceRecompute >= CLOCK_RECOMPUTE_EVERY) this.recompute()
+    return true
+  }
+
+  private recompute(): void {
+    this.sinceRecompute = 0
+    const sorted = this.samples.slice().sort((a, b) => a - b)
+    const median = sorted[sorted.length >> 1]
+    // Samples far below the median (one kept from before the window had a median) take no part.
+    let first = 0
+    while (sorted[first] < median - CLOCK_OUTLIER_MS) first++
+    this.median = median
+    this.offset = sorted[first + Math.floor((sorted.length - 1 - first) * CLOCK_PERCENTILE)]
   }
 
   /** The median sample above the offset; null before the first. */
   latency(): number | null {
-    if (this.offset === null) return null
-    const sorted = this.samples.slice().sort((a, b) => a - b)
-    return sorted[sorted.length >> 1] - this.offset
+    if (this.offset === null || this.median === null) return null
+    return this.median - this.offset
   }
 }

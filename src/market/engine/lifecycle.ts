@@ -3,7 +3,7 @@
 // figures only an event needs (the ladder, the profit of maxSize, what the desk can do).
 import { parseSymbol } from '../instruments.js'
 import type { MarketClass, Markets, Open, Source } from './markets.js'
-import { type Pairing, tradable } from './search.js'
+import { minSize, type Pairing, tradable } from './search.js'
 import { DEFAULT_SIZE_LADDER, type LadderStep, type Leg, type OpportunityEvent, SIZE_CHANGE } from './types.js'
 import { netBps, netPerUnit, walk } from './walk.js'
 
@@ -77,9 +77,11 @@ function reason(m: Markets, last: OpportunityEvent, now: number): NonNullable<Op
 /** SIZE_LADDER: net bps and profit of buying each notional (buy quote currency) and selling it across. */
 function ladder(m: Markets, p: Pairing): LadderStep[] {
   const steps: LadderStep[] = []
+  const minimum = minSize(p)
   for (const notional of m.options.sizeLadder ?? DEFAULT_SIZE_LADDER) {
     const w = walk(p, { ...p.start }, p.rate, { minNetBps: Number.NEGATIVE_INFINITY, size: Number.POSITIVE_INFINITY, notional, dust: 1e-12 })
-    steps.push({ notional, filled: w.spent, size: w.size, netBps: w.spent > 0 ? (w.profit / w.spent) * 1e4 : 0, profit: w.profit })
+    const netBps = w.spent > 0 ? (w.profit / w.spent) * 1e4 : 0
+    steps.push({ notional, filled: w.spent, size: w.size, netBps, profit: w.profit, belowMinSize: w.size < minimum })
   }
   return steps
 }
@@ -129,12 +131,13 @@ function opportunity(m: Markets, market: MarketClass, p: Pairing, id: string, st
   }
   const balances = m.options.balances
   if (balances) {
-    // Buy with what the desk holds of the buy leg's quote there; sell what it holds of the base where it sells.
+    // What the quote held on the buy exchange buys on the buy leg's levels, fees in (a notional of
+    // held / (1 + fee)), capped by maxSize and the base held on the sell exchange.
     const base = parseSymbol(p.sell.symbol)?.base ?? ''
     const quoteHeld = balances[p.buy.exchange]?.[p.buy.quote] ?? 0
     const baseHeld = balances[p.sell.exchange]?.[base] ?? 0
-    const can = Math.min(p.maxSize, quoteHeld / (a * (1 + p.buy.fee)), baseHeld)
-    const lots = tradable(p, can)
+    const limits = { minNetBps: Number.NEGATIVE_INFINITY, size: Math.min(p.maxSize, baseHeld), notional: quoteHeld / (1 + p.buy.fee), dust: 0 }
+    const lots = tradable(p, walk(p, { ...p.start }, p.rate, limits).size)
     event.actionable = lots > 0
     event.actionableSize = lots
   }

@@ -9,6 +9,7 @@ import {
   type EngineCounters,
   type EngineOptions,
   type Kind,
+  MAX_AHEAD_MS,
   MAX_EXCHANGES_PER_SYMBOL,
   MAX_LEVELS,
   type OpportunityEvent
@@ -21,6 +22,8 @@ export class Source {
   exchangeTime: number | null = null
   receivedAt = 0
   lotSize = 0
+  /** The venue's smallest order size in base units (book `minSize`); 0: none stated. */
+  minSize = 0
   minNotional = 0
   /** From book.<exchange>.<symbol>; a ticker for the same instrument is then ignored while it is fresh. */
   fromBook = false
@@ -100,7 +103,19 @@ export function side(levels: unknown, descending: boolean): [number, number][] |
 
 /** The engine's holdings and the rules of who takes part; the engine (arbitrage.ts) drives them. */
 export class Markets {
-  readonly counters: EngineCounters = { ticks: 0, books: 0, refused: 0, stale: 0, crossed: 0, invalid: 0, opened: 0, updated: 0, closed: 0 }
+  readonly counters: EngineCounters = {
+    ticks: 0,
+    books: 0,
+    refused: 0,
+    stale: 0,
+    crossed: 0,
+    invalid: 0,
+    ahead: 0,
+    clockOutliers: 0,
+    opened: 0,
+    updated: 0,
+    closed: 0
+  }
   readonly classes = new Map<string, MarketClass>()
   /** Listings by topic symbol. */
   readonly instruments = new Map<string, Listing>()
@@ -114,12 +129,19 @@ export class Markets {
     for (const group of options.quoteGroups ?? DEFAULT_QUOTE_GROUPS) for (const q of group) this.groupOf.set(q, group)
   }
 
-  /** A valid top of book or book arrived for `source`. */
+  /**
+   * A valid top of book or book arrived for `source`. One stamped more than MAX_AHEAD_MS ahead of the
+   * server's clock is refused (counted in `ahead`, the source invalid) and not learned from.
+   */
   received(source: Source, exchangeTime: number | null, now: number): void {
+    if (exchangeTime !== null && now - exchangeTime < -MAX_AHEAD_MS) {
+      this.counters.ahead++
+      return
+    }
     source.exchangeTime = exchangeTime
     source.receivedAt = now
     source.valid = true
-    if (exchangeTime !== null) this.venue(source.exchange).clock.sample(now - exchangeTime)
+    if (exchangeTime !== null && !this.venue(source.exchange).clock.sample(now - exchangeTime)) this.counters.clockOutliers++
     if (!this.fresh(source, now)) this.counters.stale++
   }
 

@@ -86,6 +86,8 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     const buyTop: [number, number] = [buy.asks[start.ai][0], start.al]
     const sellTop: [number, number] = [sell.bids[start.bj][0], start.bl]
     const maxSize = tradable({ buy, sell, buyTop, sellTop }, walked.size)
+    // Under either venue's minimum order size no venue takes it: not published (its levels stay used).
+    if (maxSize < minSize({ buy, sell })) continue
     pairings.push({
       buy,
       sell,
@@ -104,9 +106,12 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
   return pairings
 }
 
-/** A size in lots of both venues; 0 when its notional (at the pairing's top prices) is under either venue's minimum. */
+/** A size in lots of both venues; 0 when it is under either venue's minimum size, or its notional (at the pairing's top prices) under either's minimum. */
 export function tradable(p: { buy: Source; sell: Source; buyTop: [number, number]; sellTop: [number, number] }, size: number): number {
   const lots = floorToLot(floorToLot(size, Math.max(p.buy.lotSize, p.sell.lotSize)), Math.min(p.buy.lotSize, p.sell.lotSize))
-  if (lots <= 0 || lots * p.buyTop[0] < p.buy.minNotional || lots * p.sellTop[0] < p.sell.minNotional) return 0
+  if (lots <= 0 || lots < minSize(p) || lots * p.buyTop[0] < p.buy.minNotional || lots * p.sellTop[0] < p.sell.minNotional) return 0
   return lots
 }
+
+/** The larger of the two venues' minimum order sizes (0: neither states one). */
+export const minSize = (p: { buy: Source; sell: Source }): number => Math.max(p.buy.minSize, p.sell.minSize)

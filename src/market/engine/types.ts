@@ -9,7 +9,7 @@ import type { BookEvent, TickerEvent } from '../events.js'
 export type Tick = Pick<TickerEvent, 'bid' | 'ask' | 'bidSize' | 'askSize' | 'ts'> & Partial<Pick<TickerEvent, 'exchange' | 'symbol'>>
 
 /** A book: book.<exchange>.<symbol> (a BookEvent); the fields the engine reads. */
-export type BookData = Pick<BookEvent, 'bids' | 'asks' | 'exchangeTime'> & Partial<Pick<BookEvent, 'lotSize' | 'minNotional'>>
+export type BookData = Pick<BookEvent, 'bids' | 'asks' | 'exchangeTime'> & Partial<Pick<BookEvent, 'lotSize' | 'minSize' | 'minNotional'>>
 
 export interface Leg {
   exchange: string
@@ -39,6 +39,8 @@ export interface LadderStep {
   size: number
   netBps: number
   profit: number
+  /** The step's size is under either leg's minimum order size (books' `minSize`): no venue takes it. */
+  belowMinSize: boolean
 }
 
 export interface Conversion {
@@ -64,7 +66,7 @@ export interface OpportunityEvent {
   grossBps: number
   netBps: number
   profit: number
-  /** Largest size whose marginal net stays at MIN_NET_BPS, in lots of both venues, 0 when under either minimum notional. */
+  /** Largest size whose marginal net stays at MIN_NET_BPS, in lots of both venues, 0 when under either minimum notional (an opportunity under either minimum size is not published). */
   maxSize: number
   /** Net profit of maxSize. */
   maxProfit: number
@@ -106,6 +108,10 @@ export interface EngineCounters {
   stale: number
   crossed: number
   invalid: number
+  /** Quotes stamped more than MAX_AHEAD_MS ahead of the server's clock: refused. */
+  ahead: number
+  /** Clock samples rejected as outliers (clock-offset.ts). */
+  clockOutliers: number
   opened: number
   updated: number
   closed: number
@@ -115,6 +121,8 @@ export interface EngineCounters {
 export const MAX_EXCHANGES_PER_SYMBOL = 32
 /** Levels a side kept per source: what any publisher can make the engine hold and walk. */
 export const MAX_LEVELS = 50
+/** A quote whose exchange time is more than this ahead of the server's clock is refused. */
+export const MAX_AHEAD_MS = 5000
 /** Opportunities per class at once. */
 export const MAX_PAIRINGS = 8
 /** A class with no update for this many maxTickAgeMs is forgotten. */

@@ -1,0 +1,132 @@
+// Issue #31, the engine's side: what a desk can really do. Minimum order sizes (per venue, from the
+// recorded metadata), actionableSize through the buy leg's depth, and a clock-offset estimate one
+// bad timestamp cannot move. Exact expected values, worked by hand in the comments.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { ArbitrageEngine, type BookData, type EngineOptions } from '../src/market/arbitrage.ts'
+import { CLOCK_OUTLIER_MS, ClockOffset } from '../src/market/clock-offset.ts'
+import { InstrumentRegistry } from '../src/market/instruments.ts'
+import { binanceSpot } from '../src/market/venues/binance.ts'
+import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
+import { krakenAssetPairs } from '../src/market/venues/kraken.ts'
+import { okxInstruments } from '../src/market/venues/okx.ts'
+
+const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
+const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
+
+const zero: EngineOptions = { minNetBps: 0, maxTickAgeMs: 1000, updateBps: 0.5, fees: {}, defaultFee: 0 }
+const book = (bids: [number, number][], asks: [number, number][], extra: Partial<BookData> = {}): BookData => ({ bids, asks, exchangeTime: null, ...extra })
+
+t.test('minimum order sizes from each venue’s recorded metadata: an opportunity under either leg’s minimum is not published', async (t) => {
+  const registry = new InstrumentRegistry()
+    .add('binance', binanceSpot(json('binance/exchangeInfo.json')))
+    .add('coinbase', coinbaseProducts(json('coinbase/exchange-products.json')))
+    .add('kraken', krakenAssetPairs(json('kraken/AssetPairs.json')))
+    .add('okx', okxInstruments(json('okx/instruments-SPOT.json')))
+  // Kraken ordermin 0.0002, Coinbase base_min_size 0.0001, OKX minSz 0.00001, Binance LOT_SIZE.minQty 0.00001.
+  for (const [exchange, symbol, minimum] of [
+    ['kraken', 'BTC-USD', 0.0002],
+    ['coinbase', 'BTC-USD', 0.0001],
+    ['okx', 'BTC-USDT', 0.00001],
+    ['binance', 'BTC-USDT', 0.00001]
+  ] as const) {
+    const i = registry.topic(exchange, symbol)!
+    t.equal(i.minSize, minimum, `${exchange} ${symbol}: ${minimum}`)
+    for (const [size, published] of [
+      [minimum * 0.75, false],
+      [minimum, true]
+    ] as const) {
+      const engine = new ArbitrageEngine(zero)
+      // The venue sells `size` at 100; another, with no minimum, bids 101 for 1.
+      engine.onBook(book([[99, 1]], [[100, size]], { minSize: i.minSize, lotSize: i.lotSize }), 1000, exchange, symbol)
+      const out = engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'other', symbol)
+      if (published) t.match(out, [{ status: 'open', maxSize: size }], `${exchange}: ${size} is published`)
+      else t.equal(out, null, `${exchange}: ${size} (under ${minimum}) is not published`)
+    }
+  }
+})
+
+t.test('the ladder marks steps under either leg’s minimum size', async (t) => {
+  const engine = new ArbitrageEngine({ ...zero, sizeLadder: [0.01, 0.03, 1] })
+  engine.onBook(book([[99, 1]], [[100, 0.00025]], { minSize: 0.0002 }), 1000, 'kraken', 'BTC-USD')
+  const [e] = engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'other', 'BTC-USD')!
+  // 0.01 USD buys 0.0001 BTC (under 0.0002), 0.03 buys 0.0003 of which 0.00025 is there, 1 the same.
+  t.same(
+    e.ladder.map((s) => [s.notional, s.size, s.belowMinSize]),
+    [
+      [0.01, 0.0001, true],
+      [0.03, 0.00025, false],
+      [1, 0.00025, false]
+    ]
+  )
+})
+
+t.test('actionableSize walks the buy leg’s levels with the quote held, fees in, capped by the base held where it sells', async (t) => {
+  const engine = new ArbitrageEngine({ ...zero, fees: { a: 0.001 }, balances: { a: { USD: 300 }, b: { BTC: 10 } } })
+  engine.onBook(
+    book(
+      [[99, 1]],
+      [
+        [100, 1],
+        [110, 5]
+      ]
+    ),
+    1000,
+    'a',
+    'BTC-USD'
+  )
+  const [e] = engine.onBook(book([[120, 10]], [[121, 10]]), 1000, 'b', 'BTC-USD')!
+  t.equal(e.maxSize, 6, 'both ask levels are worth taking against 120')
+  // 300 USD with a 0.1% fee buys a notional of 300 / 1.001 = 299.7002997...: 1 at 100, then
+  // 199.7002997... / 110 at 110. The old top-of-book figure, 300 / (100 × 1.001) = 2.997, would cost 320.
+  t.equal(e.actionableSize, 1 + (300 / 1.001 - 100) / 110)
+  t.equal(Math.round(e.actionableSize! * 1e9) / 1e9, 2.81545727)
+  t.equal(e.actionable, true)
+
+  const capped = new ArbitrageEngine({ ...zero, balances: { a: { USD: 1e6 }, b: { BTC: 0.5 } } })
+  capped.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USD')
+  const [c] = capped.onBook(book([[120, 10]], [[121, 10]]), 1000, 'b', 'BTC-USD')!
+  t.equal(c.actionableSize, 0.5, 'the base held on the sell venue caps it')
+})
+
+t.test('clock offset: one quote stamped 60 s ahead is refused and counted; fresh quotes take part at once', async (t) => {
+  const engine = new ArbitrageEngine(zero)
+  // Venue a delivers 50 ms after its stamps.
+  for (let now = 1000; now < 1200; now += 10) engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: now - 50 }), now, 'a', 'BTC-USD')
+  t.equal(engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 1200 + 60_000 }), 1200, 'a', 'BTC-USD'), null)
+  t.equal(engine.counters.ahead, 1)
+  engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 1160 }), 1210, 'a', 'BTC-USD')
+  const [e] = engine.onBook(book([[101, 1]], [[102, 1]]), 1210, 'b', 'BTC-USD')!
+  t.match(e, { status: 'open', buy: { exchange: 'a', clockOffsetMs: 50, exchangeAgeMs: 0 } })
+
+  // Within the bound, 3 s ahead: an outlier, not learned from; the next quote takes part.
+  engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 1220 + 3000 }), 1220, 'a', 'BTC-USD')
+  t.equal(engine.counters.clockOutliers, 1)
+  const out = engine.onBook(book([[99, 1]], [[100.5, 1]], { exchangeTime: 1180 }), 1230, 'a', 'BTC-USD')
+  t.match(out, [{ status: 'update', buy: { price: 100.5, clockOffsetMs: 50, exchangeAgeMs: 0 } }])
+})
+
+t.test('ClockOffset: a low percentile over the window; outliers far below the median take no part', async (t) => {
+  const first = new ClockOffset()
+  first.sample(-3000) // the very first sample is the bad one
+  for (let i = 0; i < 40; i++) first.sample(50 + (i % 10))
+  t.equal(first.offset, 50, 'once the window has a median, the bad first sample is left out of the estimate')
+  // Recomputed every 16 samples: at the 32nd the window's median was 54 (sorted: -3000, 50 ×4, 51..53 ×3, 54 ...).
+  t.equal(first.latency(), 54 - 50)
+
+  const window = new ClockOffset()
+  for (let i = 0; i < 256; i++) window.sample(100 + i) // 100 .. 355
+  // The 5th percentile of 256: index floor(255 × 0.05) = 12, so 112, whatever one low sample says.
+  t.equal(window.offset, 112)
+  t.equal(window.sample(100 - CLOCK_OUTLIER_MS - 1), false)
+  t.equal(window.outliers, 1)
+  t.equal(window.offset, 112)
+
+  // A clock that really moved (every sample 5 s lower) is taken after 32 in a row.
+  const moved = new ClockOffset()
+  for (let i = 0; i < 20; i++) moved.sample(100)
+  for (let i = 0; i < 31; i++) t.equal(moved.sample(-4900), false)
+  t.equal(moved.sample(-4900), true)
+  t.equal(moved.offset, -4900)
+})

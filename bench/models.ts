@@ -69,6 +69,7 @@ async function paced(models: string | null, seconds: number, rate = 1000) {
   const latency = new Histogram()
   const total = seconds * rate
   const pending: Promise<unknown>[] = []
+  const cpu = process.cpuUsage()
   const start = performance.now()
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / rate
@@ -79,9 +80,12 @@ async function paced(models: string | null, seconds: number, rate = 1000) {
   }
   await Promise.all(pending)
   const elapsed = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
+  // CPU per opportunity does not depend on how long the loaded machine kept the process waiting.
+  const cpuUs = (used.user + used.system) / total
   const figures = app.liveHooks.figures().find((f) => f.model !== undefined)?.model as { versions: { latencyMs: { p50: number; p99: number } }[] } | undefined
   await app.close()
-  return { latency: latency.summary(), rate: total / elapsed, model: figures?.versions[0].latencyMs }
+  return { latency: latency.summary(), rate: total / elapsed, cpuUs, model: figures?.versions[0].latencyMs }
 }
 
 /** Writes versions 2..n+1 one by one (each replacing the one before), scanning after each. */
@@ -192,8 +196,8 @@ console.log(
   `machine: ${cpus().length} × ${cpus()[0].model}, Node ${process.version}, load average ${load[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after`
 )
 console.log(`\n#### Publish to ack at ${seconds * 1000} opportunities over ${seconds} s (µs)\n`)
-console.log('| model | rate reached | p50 | p99 | max | model alone p50 | model alone p99 | p99 × no model |')
-console.log('|---|---|---|---|---|---|---|---|')
+console.log('| model | rate reached | CPU per opportunity | p50 | p99 | max | model alone p50 | model alone p99 | p99 × no model |')
+console.log('|---|---|---|---|---|---|---|---|---|')
 for (const [name, r] of [
   ['none', floor],
   ['32-64-1 MLP (ONNX, in process)', withMlp],
@@ -201,7 +205,7 @@ for (const [name, r] of [
 ] as const) {
   const alone = r.model === undefined ? ['-', '-'] : [fmt(r.model.p50), fmt(r.model.p99)]
   console.log(
-    `| ${name} | ${r.rate.toFixed(0)}/s | ${fmt(r.latency.p50)} | ${fmt(r.latency.p99)} | ${fmt(r.latency.max)} | ${alone[0]} | ${alone[1]} | ${(r.latency.p99 / floor.latency.p99).toFixed(2)} |`
+    `| ${name} | ${r.rate.toFixed(0)}/s | ${r.cpuUs.toFixed(0)} | ${fmt(r.latency.p50)} | ${fmt(r.latency.p99)} | ${fmt(r.latency.max)} | ${alone[0]} | ${alone[1]} | ${(r.latency.p99 / floor.latency.p99).toFixed(2)} |`
   )
 }
 const n = quick ? 200 : 1000

@@ -158,11 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._send(411, {"error": "a content-length is required"})
         if int(length) > s.max_body:
-            self.close_connection = True
+            self._discard()
             return self._send(413, {"error": f"body over {s.max_body} bytes"})
         try:
             body = json.loads(self.rfile.read(int(length)))
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:  # RecursionError: nesting deeper than the parser goes
             return self._send(400, {"error": f"not JSON: {err}"})
         try:
             return self._send(200, s.infer(body))
@@ -172,11 +172,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, {"error": f"{type(err).__name__}: {err}"})
 
     def _discard(self) -> None:
+        """Reads a body it will not use, a chunk at a time, so the client gets its answer instead of
+        a reset; one over 16 times the largest body it would take is not read, and the connection closes."""
         length = self.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= self.server.max_body:
-            self.rfile.read(int(length))
-        else:
+        left = int(length) if length is not None and length.isdigit() else -1
+        if left < 0 or left > 16 * self.server.max_body:
             self.close_connection = True
+            return
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
 
 
 def make_server(fn: Predict, *, name: str, inputs: Sequence[str], version: str = "1", input_name: str = "features", host: str = "127.0.0.1", port: int = 8080, max_body: int = 1 << 20) -> ModelServer:

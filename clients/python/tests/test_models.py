@@ -87,6 +87,7 @@ def test_bad_requests_answer_400_naming_what_is_wrong(server: ModelServer, body:
 
 def test_not_json_too_large_unknown_model_and_a_failing_function(server: ModelServer) -> None:
     assert call(server, "POST", "/v2/models/fill/infer", raw=b"{not json")[0] == 400
+    assert call(server, "POST", "/v2/models/fill/infer", raw=b"[" * 100_000)[0] == 400, "nesting deeper than the parser goes"
     assert call(server, "POST", "/v2/models/fill/infer", raw=b" " * (server.max_body + 1)) == (413, {"error": f"body over {server.max_body} bytes"})
     assert call(server, "POST", "/v2/models/nope/infer", infer_body([[1, 2]]))[0] == 404
     assert call(server, "POST", "/v2/models/fill/infer", infer_body([[-1, 2]])) == (500, {"error": "ValueError: the model refuses -1"})

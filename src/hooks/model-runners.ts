@@ -20,7 +20,7 @@ const loadOrt = (): Promise<Ort> =>
     (m) => ((m as { default?: Ort }).default ?? m) as Ort,
     () => {
       ort = null
-      throw new Error('onnxruntime-node is not installed: npm install onnxruntime-node --onnxruntime-node-install=skip')
+      throw new Error('onnxruntime-node is not installed: npm install onnxruntime-node --onnxruntime-node-install-cuda=skip')
     }
   ))
 

@@ -53,8 +53,8 @@ interface FakeOptions {
   serverReady?: boolean
   /** /v2/models/{name}/ready: false answers 404, as for a model the server does not have. */
   modelReady?: boolean
-  /** How /infer answers: with `value`, never, or HTTP 500. */
-  infer?: 'answer' | 'hang' | 'fail'
+  /** How /infer answers: with `value`, never, HTTP 500, 2 MiB of JSON, or no number where the output is. */
+  infer?: 'answer' | 'hang' | 'fail' | 'huge' | 'nonsense'
   value?: number
   width?: number
 }
@@ -78,6 +78,8 @@ async function fakeKServe(t: { teardown(fn: () => unknown): void }, options: Fak
       if (req.method === 'GET') return send(200, { name: 'm', inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, state.width] }] })
       if (state.infer === 'hang') return
       if (state.infer === 'fail') return send(500, { error: 'model crashed' })
+      if (state.infer === 'huge') return send(200, { outputs: [{ name: 'p', data: new Array(1024 * 1024).fill(1) }] })
+      if (state.infer === 'nonsense') return send(200, { outputs: [{ name: 'p', data: ['1', null, { a: 1 }] }] })
       send(200, { model_name: 'm', outputs: [{ name: 'p', datatype: 'FP32', shape: [1, 1], data: [state.value] }] })
     })
   })
@@ -181,6 +183,18 @@ t.test('a failing model: errors open the breaker and the events say so', async (
   await app.live.publish('opportunities.X', recorded[3])
   t.same(last().modelStatus, { fill: 'off' })
   t.equal(fake.infers().length, 3, 'not called while switched off')
+})
+
+t.test('hostile answers: over 1 MiB, or no number where the output is, are errors and nothing more', async (t) => {
+  for (const infer of ['huge', 'nonsense'] as const) {
+    const fake = await fakeKServe(t, { infer })
+    const { app, last, figures } = await appWithCard(t, { url: fake.url, budgetMs: 60_000 }, { hookFailures: 100 })
+    await app.live.publish('opportunities.X', recorded[0])
+    t.same(last().modelStatus, { fill: 'error' }, infer)
+    t.notOk('fill' in last())
+    t.match(figures().versions[0], { errors: 1 })
+    await app.close()
+  }
 })
 
 t.test('an absent model: not ready, events say unavailable, and it serves once ready', async (t) => {

@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { LiveClient } from './client/index.js'
 import { parseEndpoints, parseFeeds, startFeeds } from './market/setup.js'
+import { recordFeeds, recorderFor } from './record/capture.js'
 import { topicSink } from './market/events.js'
 
 let config: Config
@@ -24,6 +25,8 @@ client.on('close', ({ code, reason }) => log.warn({ code, reason }, 'server conn
 client.on('open', () => log.info({ url: config.feedsServerUrl }, 'publishing to the server'))
 
 let failures = 0
+// RECORD_DIR: the venues' frames and REST answers (the server records what this process publishes).
+const recorder = config.recordDir ? recorderFor(config, log) : null
 const feeds = await startFeeds({
   feeds: parseFeeds(config.feeds)!,
   endpoints: parseEndpoints(config.feedsEndpoints)!,
@@ -37,7 +40,8 @@ const feeds = await startFeeds({
     client.publish(topic, data).catch((err: Error) => {
       if (failures++ % 1000 === 0) log.warn({ topic, err: err.message, failures }, 'publish refused')
     })
-  })
+  }),
+  ...(recorder ? recordFeeds(recorder, config.bookDepth, false) : {})
 }).catch((err: Error) => {
   log.fatal({ err: err.message }, 'cannot start the feeds')
   process.exit(1)
@@ -50,5 +54,6 @@ closeWithGrace({ delay: config.shutdownGrace }, async ({ signal }) => {
   log.info({ signal }, 'stopping the feeds')
   feeds.stop()
   client.close()
+  await recorder?.close()
 })
 process.send?.('ready')

@@ -18,7 +18,7 @@ import { buildApp } from '../src/app.ts'
 import { engineOptions } from '../src/record/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { startMockExchange } from './mock-exchange.ts'
-import { root, startServer, until } from './helper.ts'
+import { root, spawnClean, startServer, until } from './helper.ts'
 
 const FEEDS = 'binance:NKN-USDT;binanceusdm:SUSHI-USDT-PERP;coinbase:BTC-USD;kraken:BTC-USD,BTC-USDT,ALGO-USD;okx:BTC-USDT,UNI-USD-INVPERP'
 // As the golden file's engine: a threshold low enough that the recorded books of different days
@@ -333,4 +333,55 @@ t.test('DEMO=venues loops the shipped recording of five venues with its times mo
   t.throws(() => loadConfig({ FEEDS: 'okx:BTC-USDT', DEMO: 'venues' }), {
     message: 'Invalid configuration: DEMO="venues" is not valid; expected empty when FEEDS is set (a replay serves recorded venues instead of live ones)'
   })
+})
+
+t.test('the feeds process records its venues; the replay gives the books the server received and the engine runs on them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const mock = await startMockExchange()
+  t.teardown(() => mock.close())
+  const { app, url } = await startServer(t)
+  const received = new Map<string, { bids: unknown; asks: unknown }>()
+  app.live.subscribe('book.>', (e: BusEvent) => {
+    const { bids, asks } = e.data as { bids: unknown; asks: unknown }
+    received.set(e.topic, { bids, asks })
+  })
+  const env = { FEEDS, FEEDS_ENDPOINTS: mock.endpoints, FEEDS_SERVER_URL: `${url}/ws/live`, LOG_LEVEL: 'warn', RECORD_DIR: dir }
+  const { child, done } = spawnClean(process.execPath, [join(root, 'dist/feeds.js')], env)
+  t.teardown(() => child.kill('SIGKILL'))
+  // The last update of each session, as test/feeds.test.ts knows them.
+  await until(
+    () =>
+      (received.get('book.coinbase.BTC-USD')?.asks as number[][] | undefined)?.[0]?.[1] === 0.08023149 &&
+      (received.get('book.kraken.ALGO-USD')?.bids as number[][] | undefined)?.[6]?.[1] === 6597.5173116 &&
+      received.size === 8,
+    'every session applied'
+  )
+  child.kill('SIGTERM')
+  t.equal((await done).code, 0, 'the feeds process stops cleanly, its recording closed')
+
+  // Every state of every book the replay publishes: the process may have recorded frames whose books
+  // it had not sent before it stopped, so the replay can go further than the server got.
+  const replayed = new Map<string, string[]>()
+  let opportunities = 0
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    market: true,
+    engine: engineOptions(loadConfig({}, ENGINE)),
+    sink: {
+      event(topic, data) {
+        if (topic.startsWith('opportunities.')) opportunities++
+        if (!topic.startsWith('book.')) return
+        const { bids, asks } = data as { bids: unknown; asks: unknown }
+        replayed.set(topic, [...(replayed.get(topic) ?? []), JSON.stringify({ bids, asks })])
+      }
+    }
+  })
+  t.same(result.damage, [])
+  t.same([...replayed.keys()].sort(), [...received.keys()].sort(), 'the same books')
+  for (const [topic, book] of received) t.ok(replayed.get(topic)!.includes(JSON.stringify(book)), `${topic}: the state the server received last`)
+  for (const topic of ['book.coinbase.BTC-USD', 'book.kraken.ALGO-USD'])
+    t.equal(replayed.get(topic)!.at(-1), JSON.stringify(received.get(topic)), `${topic}: its session's last update, as the server`)
+  t.ok(opportunities > 0, `${opportunities} opportunity events from the engine given the replayed books`)
 })

@@ -7,12 +7,10 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Config } from '../config.js'
 import type { BusEvent } from '../core/protocol.js'
 import type { MarketSink } from '../market/events.js'
-import type { Instrument } from '../market/instruments.js'
 import type { StartOptions } from '../market/setup.js'
-import { recordEngine, recordingTransport, type RecordingMeta } from '../record/capture.js'
+import { recordEngine, recordFeeds, recorderFor } from '../record/capture.js'
 import { Kind } from '../record/format.js'
-import { Recorder } from '../record/recorder.js'
-import { APP_VERSION } from '../record/version.js'
+import type { Recorder, SegmentFiles } from '../record/recorder.js'
 
 export interface LiveRecorder {
   readonly recorder: Recorder
@@ -28,32 +26,15 @@ declare module 'fastify' {
 
 export type RecorderPluginOptions = Pick<Config, 'recordDir' | 'recordMaxMb' | 'recordMaxAge' | 'recordSegmentMb' | 'recordSegmentAge'> & {
   /** Tests: where segments are written (a disk that fills up). */
-  files?: ConstructorParameters<typeof Recorder>[0]['files']
-  bufferBytes?: number
+  files?: SegmentFiles
 }
 
 /** The recorder's hooks for the feeds plugin, when RECORD_DIR is set. */
 export const recordingOf = (app: FastifyInstance): LiveRecorder | undefined => (app.hasDecorator('liveRecorder') ? app.liveRecorder : undefined)
 
 const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, options) => {
-  const recorder = new Recorder({
-    dir: options.recordDir,
-    segmentBytes: options.recordSegmentMb * 1024 * 1024,
-    segmentMs: options.recordSegmentAge,
-    maxBytes: options.recordMaxMb * 1024 * 1024,
-    maxAgeMs: options.recordMaxAge,
-    app: APP_VERSION,
-    log: app.log,
-    files: options.files,
-    bufferBytes: options.bufferBytes
-  })
-  const run = Date.now()
+  const recorder = recorderFor(options, app.log, options.files)
   let metaWritten = false
-  const writeMeta = (instruments: Map<string, Instrument[]>, bookDepth: number) => {
-    const meta: RecordingMeta = { run, app: APP_VERSION, bookDepth, instruments: Object.fromEntries(instruments) }
-    recorder.setMeta(meta)
-    metaWritten = true
-  }
   /** Data the in-process connectors published: recorded as their frames, not again as publishes. */
   const fromConnectors = new WeakSet<object>()
   const mark = <T extends object>(data: T): T => {
@@ -67,18 +48,24 @@ const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, op
   const stops = ['ticker.>', 'book.>', 'venue.>'].map((pattern) => app.live.subscribe(pattern, record))
   app.decorate('liveRecorder', {
     recorder,
-    feeds: (sink, bookDepth) => ({
-      sink: {
-        book: (e) => sink.book(mark(e)),
-        ticker: (e) => sink.ticker(mark(e)),
-        venue: (h) => sink.venue(mark(h))
-      },
-      transport: (exchange) => recordingTransport(recorder, exchange),
-      beforeStart: (instruments) => writeMeta(instruments, bookDepth)
-    })
+    feeds: (sink, bookDepth) => {
+      const { transport, beforeStart } = recordFeeds(recorder, bookDepth, app.hasDecorator('liveArbitrage'))
+      return {
+        sink: {
+          book: (e) => sink.book(mark(e)),
+          ticker: (e) => sink.ticker(mark(e)),
+          venue: (h) => sink.venue(mark(h))
+        },
+        transport,
+        beforeStart: (instruments) => {
+          metaWritten = true
+          beforeStart?.(instruments)
+        }
+      }
+    }
   } satisfies LiveRecorder)
   app.addHook('onReady', async () => {
-    if (!metaWritten) writeMeta(new Map(), 0)
+    if (!metaWritten) recordFeeds(recorder, 0, app.hasDecorator('liveArbitrage')).beforeStart?.(new Map())
     if (app.hasDecorator('liveArbitrage')) recordEngine(recorder, app.liveArbitrage.engine)
     app.log.info({ dir: options.recordDir }, 'recording the market session')
   })

@@ -6,7 +6,10 @@ import type { ArbitrageEngine } from '../market/arbitrage.js'
 import type { Connect, Now } from '../market/transport.js'
 import { connectWebSocket } from '../market/transport.js'
 import { Kind } from './format.js'
-import type { Recorder } from './recorder.js'
+import { Recorder, type RecorderOptions, type SegmentFiles } from './recorder.js'
+import type { Config } from '../config.js'
+import type { StartOptions } from '../market/setup.js'
+import { APP_VERSION } from './version.js'
 
 export interface VenueTransport {
   connect: Connect
@@ -125,6 +128,41 @@ export interface RecordingMeta {
   app: string
   bookDepth: number
   instruments: RecordedInstruments
+  /**
+   * Whether the engine's inputs are recorded (a server with the engine). Without them (the feeds
+   * process) a replay gives its engine what the replayed connectors publish, when they publish it.
+   */
+  engine?: boolean
+}
+
+/** RECORD_DIR's recorder, as the settings say. */
+export function recorderFor(
+  config: Pick<Config, 'recordDir' | 'recordMaxMb' | 'recordMaxAge' | 'recordSegmentMb' | 'recordSegmentAge'>,
+  log: RecorderOptions['log'],
+  files?: SegmentFiles
+): Recorder {
+  return new Recorder({
+    dir: config.recordDir,
+    segmentBytes: config.recordSegmentMb * 1024 * 1024,
+    segmentMs: config.recordSegmentAge,
+    maxBytes: config.recordMaxMb * 1024 * 1024,
+    maxAgeMs: config.recordMaxAge,
+    app: APP_VERSION,
+    log,
+    files
+  })
+}
+
+/** What startFeeds is handed so its connectors are recorded: their transports and the run's meta. */
+export function recordFeeds(recorder: Recorder, bookDepth: number, engine: boolean): Pick<StartOptions, 'transport' | 'beforeStart'> {
+  const run = Date.now()
+  return {
+    transport: (exchange) => recordingTransport(recorder, exchange),
+    beforeStart: (instruments) => {
+      const meta: RecordingMeta = { run, app: APP_VERSION, bookDepth, instruments: Object.fromEntries(instruments), engine }
+      recorder.setMeta(meta)
+    }
+  }
 }
 
 /**

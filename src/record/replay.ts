@@ -32,6 +32,11 @@ export interface ReplayOptions {
    * plugin's, whose own calls the replay has taken over), or null when the server runs none.
    */
   engine: EngineOptions | EngineCalls | null
+  /**
+   * A recording without the engine's inputs (the feeds process's): how often the engine's sweep
+   * runs on the recording's clock, as the arbitrage plugin's does (half MAX_TICK_AGE_MS).
+   */
+  sweepMs?: number
   /** Added to every recorded time: a looped replay moves its times to now. */
   shift?: number
   /** Stops the replay at the next record. */
@@ -93,6 +98,11 @@ class Run {
   readonly engine: EngineCalls | null
   feeds: Feeds | null = null
   diverged = 0
+  /** Opportunity events the engine made. */
+  made = 0
+  /** The engine's inputs are in the recording; without them it is given what the connectors publish. */
+  private readonly markers: boolean
+  private lastSweep: number
 
   constructor(
     readonly meta: RecordingMeta,
@@ -101,6 +111,8 @@ class Run {
     private readonly report: () => boolean
   ) {
     this.clock = start
+    this.lastSweep = start
+    this.markers = meta.engine !== false
     const engine = options.engine
     this.engine = engine === null || 'sweep' in engine ? engine : new ArbitrageEngine(engine)
   }
@@ -162,11 +174,27 @@ class Run {
 
   private published(topic: string, data: unknown): void {
     if (this.options.market && this.report()) this.options.sink.event(topic, data, this.clock)
-    if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
+    this.input(topic, data)
+  }
+
+  /** A book, ticker or venue health the engine gets: when its marker comes, or now without markers. */
+  private input(topic: string, data: unknown): void {
+    if (this.markers) {
+      if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
+      return
+    }
+    if (this.engine === null) return
+    const [kind, exchange, symbol] = splitTopic(topic)
+    const health = data as { state?: unknown }
+    if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, this.clock, exchange, symbol))
+    else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, this.clock, exchange, symbol))
+    else if (kind === 'venue' && health !== null && typeof health === 'object')
+      this.opportunities(this.engine.onVenue(topic.slice(6), health.state, this.clock))
   }
 
   private opportunities(events: OpportunityEvent[] | null): number {
     if (events === null) return 0
+    this.made += events.length
     if (this.report()) for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock)
     return events.length
   }
@@ -185,6 +213,10 @@ class Run {
   /** One record; returns the opportunities it made. */
   async apply(kind: number, time: number, conn: number, body: Buffer): Promise<number> {
     this.clock = time
+    if (!this.markers && this.engine !== null && time - this.lastSweep >= (this.options.sweepMs ?? 500)) {
+      this.lastSweep = time
+      this.opportunities(this.engine.sweep(time))
+    }
     switch (kind) {
       case Kind.open: {
         const { venue } = JSON.parse(body.toString()) as { venue: string }
@@ -232,8 +264,8 @@ class Run {
       }
       case Kind.publish: {
         const { topic, data } = JSON.parse(body.toString()) as { topic: string; data: unknown }
-        if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
         if (this.options.market && this.report()) this.options.sink.event(topic, data, time)
+        this.input(topic, data)
         return 0
       }
       case Kind.turn:
@@ -243,7 +275,7 @@ class Run {
       case Kind.engineTicker: {
         if (this.engine === null) return 0
         const topic = body.toString()
-        const input = await this.input(topic)
+        const input = await this.awaitInput(topic)
         if (input === undefined) return 0
         const [, exchange, symbol] = splitTopic(topic)
         return this.opportunities(
@@ -265,7 +297,7 @@ class Run {
   }
 
   /** The input the engine was given under this topic: the first waiting, after the connectors' turn if need be. */
-  private async input(topic: string): Promise<{ topic: string; data: unknown } | undefined> {
+  private async awaitInput(topic: string): Promise<{ topic: string; data: unknown } | undefined> {
     for (let turns = 0; turns < 20; turns++) {
       const at = this.inputs.findIndex((i) => i.topic === topic)
       if (at !== -1) {
@@ -355,6 +387,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         if (run !== null && run.meta.run === meta.run) continue // the same run, said again at a segment's start
         if (run !== null) {
           result.diverged += run.diverged
+          result.opportunities += run.made
           run.stop()
         }
         run = new Run(meta, time, options, reporting)
@@ -363,11 +396,12 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       }
       if (run === null) continue // frames before the first meta belong to a run whose start was cut off
       if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
-      result.opportunities += await run.apply(r.kind, time, r.conn, r.body)
+      await run.apply(r.kind, time, r.conn, r.body)
     }
   } finally {
     if (run !== null) {
       result.diverged += run.diverged
+      result.opportunities += run.made
       run.stop()
     }
   }

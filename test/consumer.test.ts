@@ -92,6 +92,29 @@ t.test('the packed package installs, and the README examples compile and run', {
     )
     t.equal(out, 'compiled', `${mode}: the README examples compile against the installed package`)
   }
+  // Only the package's entry imported, compiled alone (another file importing realtime/hooks would
+  // bring the type in): registering the live plugin creates app.liveHooks, and its type comes along.
+  writeFileSync(
+    join(work, 'live-hooks.ts'),
+    [
+      "import Fastify from 'fastify'",
+      "import live from 'realtime'",
+      'const app = Fastify()',
+      'await app.register(live)',
+      "app.liveHooks.onPublish({ name: 'audit', topics: 'ticker.>' }, (topic) => (topic.length > 200 ? null : undefined))",
+      'await app.close()',
+      ''
+    ].join('\n')
+  )
+  writeFileSync(
+    join(work, 'tsconfig.entry.json'),
+    JSON.stringify({ compilerOptions: { ...strict, module: 'nodenext', moduleResolution: 'nodenext', noEmit: true }, files: ['live-hooks.ts'] })
+  )
+  const entryOnly = await run(tsc, ['-p', 'tsconfig.entry.json'], work).then(
+    () => 'compiled',
+    (err: Error) => err.message
+  )
+  t.equal(entryOnly, 'compiled', 'nodenext, importing only realtime: app.liveHooks is typed')
 
   // A stand-in for the team's fill model of the hooks example.
   const model: Server = createServer((req, res) => {

@@ -343,7 +343,7 @@ export class Hub implements ConnectionHost {
   /** Stops taking connections and closes every open one with 1001. Idempotent. */
   drain(): void {
     this.draining = true
-    for (const connection of this.connections) connection.close(1001, 'server shutting down')
+    for (const connection of this.connections) connection.close(CloseCode.goingAway, 'server shutting down')
   }
 
   /** Stops the heartbeat and stops receiving the bus's events (after drain). */
@@ -362,7 +362,7 @@ export const attachHub = (api: object, hub: Hub): void => {
   byApi.set(api, hub)
 }
 
-/** The hub behind that API object: for this package's own plugins and tests, not part of the public API. */
+/** The hub behind that API object: the one test-only way into the hub (tests and benches), not part of the public API; plugins use the API. */
 export function hubOf(api: object): Hub {
   const hub = byApi.get(api)
   if (hub === undefined) throw new Error('no live hub behind this object: is the live plugin registered?')

@@ -6,7 +6,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { ArbitrageEngine, type BookData, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { parseBalances, parseFees, parseLadder, parseQuoteGroups, type Config } from '../config.js'
 import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
-import { hubOf } from '../core/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -61,15 +60,24 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
   })
   if (lease !== undefined) running = false
 
-  const hub = hubOf(app.live)
   const failed = () => {
     publishFailures++
   }
-  const publish = (events: OpportunityEvent[] | null) => {
+  // Opportunities leave the delivery of the event that made them: kept while a book or tick fans
+  // out, published once it has (a microtask later), never from inside another event's delivery.
+  let queued: OpportunityEvent[] = []
+  const flush = () => {
+    const batch = queued
+    queued = []
     // Past the lease's end by this process's clock nothing goes out, even before the next round notices.
-    if (events === null || (lease !== undefined && !lease.held)) return
-    // The hub's publish, not app.live.publish: synchronous on the in-memory bus, no promise per event.
-    for (const e of events) hub.publishDetached(`opportunities.${e.symbol}`, e, failed)
+    if (lease !== undefined && !lease.held) return
+    // Not app.live.publish: synchronous on the in-memory bus, no promise per event.
+    for (const e of batch) app.live.publishDetached(`opportunities.${e.symbol}`, e, failed)
+  }
+  const publish = (events: OpportunityEvent[] | null) => {
+    if (events === null) return
+    if (queued.length === 0) queueMicrotask(flush)
+    for (const e of events) queued.push(e)
   }
   // A tick speaks for the exchange and symbol of its topic, which the publisher's grant covers:
   // data naming others is refused before it gets a seq (a feed scoped to ticker.binance.> cannot

@@ -5,7 +5,6 @@
 // deployment"), and move to another within seconds when it dies.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { hubOf } from '../core/hub.js'
 import type { Config } from '../config.js'
 import type { Lease } from '../core/lease.js'
 import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/setup.js'
@@ -27,7 +26,6 @@ export type FeedsOptions = Pick<Config, 'feeds' | 'feedsEndpoints' | 'feedsMetad
 const always = () => true
 
 const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
-  const hub = hubOf(app.live)
   let publishFailures = 0
   const failed = () => {
     publishFailures++
@@ -36,7 +34,7 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
   const start = async (key: string, feeds: NonNullable<ReturnType<typeof parseFeeds>>, held: () => boolean) => {
     // A venue's lease ran out by this process's clock: nothing more goes out until it is taken again.
     const sink = topicSink((topic, data) => {
-      if (held()) hub.publishDetached(topic, data, failed)
+      if (held()) app.live.publishDetached(topic, data, failed)
     })
     const started = await startFeeds({
       feeds,

@@ -1,7 +1,7 @@
 // The embeddable live plugin: the /ws/live socket, POST /publish/:topic and the `live` decorator.
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify'
 import { loadConfig, type Config } from '../config.js'
 import { pickSubprotocol } from '../core/codec.js'
 import type { Bus } from '../core/bus.js'
@@ -12,7 +12,10 @@ import type { LiveStats } from '../core/stats.js'
 import liveRoute from '../routes/live.js'
 import publishRoute from '../routes/publish.js'
 import hooksPlugin from './hooks.js'
+// The liveHooks decorator's type, for embedders that import only this package's entry.
+import './hooks.js'
 import { isLoopback, originList } from '../core/auth.js'
+import { operatorOnly } from '../http/auth.js'
 import { Server as TlsServer } from 'node:tls'
 import type { Server, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
@@ -32,6 +35,13 @@ export interface LiveApi {
   readonly config: Config
   /** Publishes from inside the process; resolves once the bus has assigned the seq. */
   publish(topic: string, data: unknown): Promise<{ seq: number; epoch: string }>
+  /**
+   * Publishes without a promise per event, for in-process feeds (market connectors, the engine)
+   * whose next event supersedes this one: a refusal calls `refused` and is not retried.
+   */
+  publishDetached(topic: string, data: unknown, refused: () => void): void
+  /** An onRequest hook for operator routes (/metrics, /config): a credential under AUTH=required, 401 without. */
+  readonly operatorOnly: onRequestAsyncHookHandler
   /** Calls `listener` with every event matching `pattern` (wildcards allowed); returns the unsubscribe function. */
   subscribe(pattern: string, listener: EventListener): () => void
   /** Open WebSocket connections. */
@@ -86,6 +96,8 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
       const event = isThenable(result) ? await result : result
       return { seq: event.seq, epoch: event.epoch }
     },
+    publishDetached: (topic, data, refused) => hub.publishDetached(topic, data, refused),
+    operatorOnly: operatorOnly(hub),
     subscribe: (pattern, listener) => hub.listen(pattern, listener),
     get connections() {
       return hub.connections.size

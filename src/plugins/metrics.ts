@@ -2,8 +2,6 @@
 // (core/stats.ts); they are read and labelled here, at scrape time, so the hot path never calls
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
-import { operatorOnly } from '../http/auth.js'
-import { hubOf } from '../core/hub.js'
 import type { FastifyPluginAsync } from 'fastify'
 import type { VersionFigures } from '../hooks/models.js'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
@@ -297,7 +295,7 @@ const metrics: FastifyPluginAsync = async (app) => {
     )
 
   const processMetrics = processRegistry
-  app.get('/metrics', { logLevel: 'warn', onRequest: operatorOnly(hubOf(app.live)) }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', onRequest: app.live.operatorOnly }, async (_request, reply) => {
     const text = (await processMetrics.metrics()) + (await registry.metrics())
     return reply.type(registry.contentType).send(text)
   })

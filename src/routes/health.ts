@@ -3,8 +3,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
 import { redactConfig, type Config } from '../config.js'
-import { operatorOnly } from '../http/auth.js'
-import { hubOf } from '../core/hub.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -31,7 +29,7 @@ const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { confi
     return reply.code(503).send({ ready: false, reason })
   })
 
-  const onRequest = operatorOnly(hubOf(app.live))
+  const onRequest = app.live.operatorOnly
   app.get('/config', { onRequest, schema: { response: { 200: ConfigReply } } }, async () => redactConfig(config))
 
   // Per-hook figures: calls, errors, timeouts, breaker state and latency (also the `hooks` request method).

@@ -7,7 +7,6 @@ import fp from 'fastify-plugin'
 import { fileURLToPath } from 'node:url'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Config } from '../config.js'
-import { hubOf } from '../core/hub.js'
 import { readRecording } from '../record/reader.js'
 import { replay, type EngineCalls } from '../record/replay.js'
 import { APP_VERSION } from '../record/version.js'
@@ -33,7 +32,6 @@ function takeOver(engine: EngineCalls): EngineCalls {
 }
 
 const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, options) => {
-  const hub = hubOf(app.live)
   const counters = { passes: 0, records: 0, frames: 0, opportunities: 0, damaged: 0, diverged: 0, publishFailures: 0 }
   const failed = () => {
     counters.publishFailures++
@@ -65,7 +63,7 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, option
           signal: abort.signal,
           sleep,
           onDamage: (d) => app.log.warn(d, 'replay: damaged recording skipped'),
-          sink: { event: (topic, data) => hub.publishDetached(topic, data, failed) }
+          sink: { event: (topic, data) => app.live.publishDetached(topic, data, failed) }
         })
         counters.passes++
         counters.records += result.records

@@ -68,6 +68,22 @@ t.test('the reference scorer as ONNX equals its Python reference outputs within 
   t.pass(`${recorded.length} scores within 1e-5`)
 })
 
+t.test('events scored in one turn go to the model as one batch, each getting the score of its own row', async (t) => {
+  const { app } = await appWith(t, { models: SHIPPED_MODELS })
+  const scores = new Map<number, number>()
+  app.liveHooks.onPublish({ name: 'watch', topics: 'opportunities.>' }, (_topic, data: any) => {
+    scores.set(data.n, data.score)
+    return undefined
+  })
+  // Each on its own topic: events of one topic wait for the one before them, events of many topics do not.
+  await Promise.all(recorded.map((o, n) => app.live.publish(`opportunities.S${n}`, { ...o, n })))
+  t.equal(scores.size, recorded.length)
+  for (let n = 0; n < recorded.length; n++)
+    if (!(Math.abs(scores.get(n)! - reference.scores[n]) <= 1e-5)) t.fail(`row ${n}: ${scores.get(n)} against ${reference.scores[n]}`)
+  const calls = (app.liveHooks.figures().find((f) => f.name === 'scorer')!.model as ModelFigures).versions[0].calls
+  t.equal(calls, recorded.length, 'one call per event in the figures')
+})
+
 t.test('models/make-scorer.py (python3-onnx) makes exactly the shipped model folder', async (t) => {
   const out = t.testdir()
   const run = spawnSync('/usr/bin/python3', [join(root, 'models/make-scorer.py'), '--out', out], { encoding: 'utf8' })

@@ -1,7 +1,7 @@
 // The measured attacks of SECURITY.md ("Hostile clients and publishers"), each against a fresh
 // server process on loopback, bounded in count and time. Compare builds by pointing
 // ATTACK_SERVER at another checkout's built server (default: this one's dist/server.js):
-//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,replay,redis-patterns,filters,delta-groups,delta-patterns]
+//   npm run build && node --import=tsx bench/attacks.ts [since,snapshot,subscriptions,slow-bodies,topics,replay,redis-patterns,redis-replay,filters,delta-groups,delta-patterns]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,7 @@ const ATTACKS: Record<string, () => Promise<void>> = {
   topics,
   replay,
   'redis-patterns': redisPatterns,
+  'redis-replay': redisReplay,
   filters,
   'delta-groups': deltaGroups,
   'delta-patterns': deltaPatterns
@@ -233,6 +234,51 @@ async function redisPatterns() {
   }
   console.log(`redis-patterns: publish round trip ${before}; with 40 x 1,000 patterns ${await roundTrip()}`)
   for (const ws of held) ws.close()
+  await stop(server)
+  redis.kill('SIGKILL')
+}
+
+/** BUS=redis: 100 topics x 1,000 events of 500 B, then 8 clients recover all of them and never read. */
+async function redisReplay() {
+  const redisPort = 16_000 + Math.floor(Math.random() * 1000)
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  await sleep(500)
+  const server = await start({ BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}`, MAX_SUBSCRIPTIONS: '1000', MEMORY_LIMIT_MB: '0' })
+  await sleep(500)
+  const publisher = await open(server.port)
+  const since: Record<string, { epoch: string; seq: number }> = {}
+  const payload = 'x'.repeat(490)
+  for (let t = 0; t < 100; t++) {
+    // Each topic's 1,000 acks counted (one listener per topic, not per publish), its epoch from the first.
+    const acked = new Promise<string>((resolve) => {
+      let count = 0
+      let epoch = ''
+      const onAck = (d: Buffer) => {
+        const ack = decode(d) as { epoch: string }
+        epoch ||= ack.epoch
+        if (++count < 1000) return
+        publisher.off('message', onAck)
+        resolve(epoch)
+      }
+      publisher.on('message', onAck)
+    })
+    for (let i = 0; i < 1000; i++) publisher.send(encode({ type: 'publish', id: i, topic: `rr.t${t}`, data: { i, payload } }))
+    since[`rr.t${t}`] = { epoch: await acked, seq: 0 }
+  }
+  publisher.close()
+  await sleep(1000)
+  const before = mib(server)
+  const readers: WebSocket[] = []
+  for (let c = 0; c < 8; c++) {
+    const reader = await open(server.port)
+    ;(reader as unknown as { _socket: { pause(): void } })._socket.pause()
+    reader.send(encode({ type: 'subscribe', topics: Object.keys(since), since }))
+    readers.push(reader)
+  }
+  await sleep(5000)
+  const ready = (await fetch(`http://127.0.0.1:${server.port}/ready`)).status
+  console.log(`redis-replay: 8 clients recovering 100 x 1,000 events of 500 B without reading; RSS ${before} -> ${mib(server)} MiB, /ready ${ready}`)
+  for (const reader of readers) reader.terminate()
   await stop(server)
   redis.kill('SIGKILL')
 }

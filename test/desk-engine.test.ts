@@ -6,11 +6,14 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ArbitrageEngine, type BookData, type EngineOptions } from '../src/market/arbitrage.ts'
 import { CLOCK_OUTLIER_MS, ClockOffset } from '../src/market/clock-offset.ts'
+import { topicSink } from '../src/market/events.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
+import { createConnection } from '../src/market/venues/index.ts'
 import { binanceSpot } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs } from '../src/market/venues/kraken.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
+import { fakeConnect } from './fake-venue.ts'
 
 const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
@@ -129,4 +132,126 @@ t.test('ClockOffset: a low percentile over the window; outliers far below the me
   for (let i = 0; i < 31; i++) t.equal(moved.sample(-4900), false)
   t.equal(moved.sample(-4900), true)
   t.equal(moved.offset, -4900)
+})
+
+t.test('a quiet book on a live venue stays open under one id for 3 s and closes when its venue goes down', async (t) => {
+  const engine = new ArbitrageEngine(zero)
+  const up = { state: 'up', notLive: [], lastMessageAgeMs: 100 }
+  engine.onVenue('a', up, 1000)
+  engine.onVenue('b', up, 1000)
+  engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 990 }), 1000, 'a', 'BTC-USD')
+  const [opened] = engine.onBook(book([[101, 1]], [[102, 1]], { exchangeTime: 990 }), 1000, 'b', 'BTC-USD')!
+  // Published once; both venues say `up` every 250 ms (their connections heard from them 100 ms before).
+  const events = []
+  for (let now = 1250; now <= 4000; now += 250) {
+    events.push(...(engine.onVenue('a', up, now) ?? []), ...(engine.onVenue('b', up, now) ?? []), ...(engine.sweep(now) ?? []))
+  }
+  t.same(events, [], 'no close, no reopen: 3 s on one id')
+  // Without confirmations the same books are stale 1 s after their last change.
+  const unconfirmed = new ArbitrageEngine(zero)
+  unconfirmed.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 990 }), 1000, 'a', 'BTC-USD')
+  unconfirmed.onBook(book([[101, 1]], [[102, 1]], { exchangeTime: 990 }), 1000, 'b', 'BTC-USD')
+  t.match(unconfirmed.sweep(2001), [{ status: 'closed', reason: 'stale' }])
+
+  t.match(engine.onVenue('a', { ...up, state: 'down' }, 4100), [{ id: opened.id, status: 'closed', reason: 'venue', lifetimeMs: 3100 }])
+})
+
+t.test('a book its venue lists as not live closes alone with reason book; the venue’s other books stay open', async (t) => {
+  const engine = new ArbitrageEngine(zero)
+  const up = { state: 'up', notLive: [] as string[], lastMessageAgeMs: 0 }
+  engine.onVenue('a', up, 1000)
+  engine.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USD')
+  engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'b', 'BTC-USD')
+  engine.onBook(book([[9, 1]], [[10, 1]]), 1000, 'a', 'ETH-USD')
+  const [eth] = engine.onBook(book([[10.1, 1]], [[10.2, 1]]), 1000, 'b', 'ETH-USD')!
+  const out = engine.onVenue('a', { ...up, notLive: ['BTC-USD'] }, 1100)!
+  t.match(out, [{ symbol: 'BTC-USD', status: 'closed', reason: 'book' }], 'only the BTC-USD opportunity closes')
+  t.equal(out.length, 1)
+  t.same(engine.sweep(1200), null, `ETH-USD (${eth.id}) stays open`)
+  t.match(engine.onVenue('a', up, 1300), [{ symbol: 'BTC-USD', status: 'open' }], 'live again: it reopens')
+})
+
+t.test('recorded OKX books: a checksum failure on one book closes its opportunity (reason book) and leaves the other book’s alone', async (t) => {
+  const registry = new InstrumentRegistry().add('okx', okxInstruments(...['SPOT', 'SWAP'].map((k) => json(`okx/instruments-${k}.json`))))
+  const session = readFileSync(`${DIR}okx/stream.jsonl`, 'utf8')
+    .trim()
+    .split('\n')
+  const books = (instId: string) => session.filter((l) => l.includes(`"channel":"books","instId":"${instId}"}`) && l.includes('"action"'))
+  const engine = new ArbitrageEngine(zero)
+  const now = 1_652_459_237_119 // a second after the recording's last stamp
+  const out: { symbol: string; status: string; reason?: string }[] = []
+  const record = (events: ReturnType<ArbitrageEngine['onBook']>) => out.push(...(events ?? []))
+  const { connect, sockets } = fakeConnect()
+  const feed = createConnection('okx', {
+    connect,
+    instruments: [registry.topic('okx', 'BTC-USDT')!, registry.topic('okx', 'UNI-USD-INVPERP')!],
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    now: () => now,
+    // As the arbitrage plugin feeds it: books and venue health by topic.
+    sink: topicSink((topic, data) => {
+      const [kind, exchange, symbol] = topic.split('.')
+      if (kind === 'book') record(engine.onBook(data as BookData, now, exchange, symbol))
+      if (kind === 'venue') record(engine.onVenue(exchange, data, now))
+    })
+  })
+  feed.start()
+  t.teardown(() => feed.stop())
+  sockets[0].accept()
+  const btc = books('BTC-USDT')
+  const uni = books('UNI-USD-SWAP')
+  for (const line of [btc[0], btc[1], ...uni.slice(0, -1)]) sockets[0].deliver(line)
+  await new Promise((r) => setImmediate(r))
+  feed.publishHealth()
+  t.match(feed.health(), { state: 'up', booksLive: 2, notLive: [] })
+  // A desk bids 0.2% over each of OKX's best asks for 100 (a UNI contract is 10 USD, about 2 UNI: 1 would be under OKX's minimum).
+  for (const [symbol, instId] of [
+    ['BTC-USDT', 'BTC-USDT'],
+    ['UNI-USD-INVPERP', 'UNI-USD-SWAP']
+  ]) {
+    const ask = feed.book(instId)!.book.asks.best!.price
+    record(engine.onTick({ bid: ask * 1.002, ask: ask * 1.003, bidSize: 100, askSize: 100, ts: now }, now, 'desk', symbol))
+  }
+  // BTC-USDT meets on the BTC-USD class (its quote group's); the inverse perpetual on its own symbol.
+  t.match(out, [
+    { symbol: 'BTC-USD', status: 'open', buy: { symbol: 'BTC-USDT' } },
+    { symbol: 'UNI-USD-INVPERP', status: 'open' }
+  ])
+  out.length = 0
+  const altered = JSON.parse(btc[2])
+  altered.data[0].checksum += 1 // planted
+  sockets[0].deliver(JSON.stringify(altered))
+  t.match(feed.health(), { state: 'up', booksLive: 1, notLive: ['BTC-USDT'], checksumFailures: 1 }, 'the venue is up: the fault is the book’s')
+  t.match(out, [{ symbol: 'BTC-USD', status: 'closed', reason: 'book' }])
+  t.equal(out.length, 1, 'the UNI-USD-INVPERP opportunity stays open')
+  sockets[0].deliver(uni.at(-1)!)
+  await new Promise((r) => setImmediate(r))
+  t.notOk(
+    out.some((e) => e.symbol === 'UNI-USD-INVPERP' && e.status === 'closed'),
+    'its book keeps updating and its opportunity stays open'
+  )
+})
+
+t.test('books go live one by one: a venue waiting for one snapshot is up, with that book in notLive', async (t) => {
+  const registry = new InstrumentRegistry().add('binance', binanceSpot(json('binance/exchangeInfo.json')))
+  const depth = json('binance/depth-NKNUSDT.json')
+  const { connect, sockets } = fakeConnect()
+  const health: { state: string; notLive: string[]; booksLive: number }[] = []
+  const feed = createConnection('binance', {
+    connect,
+    instruments: [registry.topic('binance', 'NKN-USDT')!, registry.topic('binance', 'BTC-USDT')!],
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    // NKNUSDT's snapshot answers; BTCUSDT's never does.
+    fetch: (url) => (String(url).includes('NKNUSDT') ? Promise.resolve(new Response(JSON.stringify(depth))) : new Promise<Response>(() => {})),
+    sink: topicSink((topic, data) => {
+      if (topic.startsWith('venue.')) health.push(data as (typeof health)[0])
+    })
+  })
+  feed.start()
+  t.teardown(() => feed.stop())
+  sockets[0].accept()
+  while (!feed.book('NKNUSDT')?.live) await new Promise((r) => setTimeout(r, 5))
+  await new Promise((r) => setImmediate(r))
+  t.match(health.at(-1), { state: 'up', booksLive: 1, notLive: ['BTC-USDT'] }, 'published at once when NKN-USDT went live')
 })

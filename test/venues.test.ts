@@ -350,8 +350,8 @@ t.test('okx: an altered checksum, and a sequence that skips, resync that book al
   h.message(altered)
   t.equal(h.feed.counters.checksumFailures, 1)
   t.notOk(h.state('BTC-USDT').live)
-  // At once: the engine stops using the venue.
-  t.match(h.published.at(-1), { topic: 'venue.okx', data: { state: 'degraded', checksumFailures: 1, booksLive: 0 } }, 'venue health at once')
+  // At once: the engine stops using this book; the venue is up (a book's fault is the book's alone).
+  t.match(h.published.at(-1), { topic: 'venue.okx', data: { state: 'up', checksumFailures: 1, booksLive: 0, notLive: ['BTC-USDT'] } }, 'venue health at once')
   t.same(h.sent.slice(-2), [
     { op: 'unsubscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },
     { op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] }

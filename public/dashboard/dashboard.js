@@ -5,7 +5,13 @@ import { LiveClient } from '/dashboard/sdk/index.js'
 const MAX_ROWS = 40
 const CLOSED_KEEP_MS = 30_000
 const IDLE_AFTER_MS = 5000 // no tick for this long: say that nothing is being published
-const WHY = { spread: 'the spread closed', stale: 'a quote went stale', invalid: 'a quote became invalid', venue: 'a venue went down' }
+const WHY = {
+  spread: 'the spread closed',
+  stale: 'a quote went stale',
+  invalid: 'a quote became invalid',
+  venue: 'a venue went down',
+  book: 'a book went out of sequence (resyncing)'
+}
 const $ = (id) => document.getElementById(id)
 
 const endpoint = new URL('/ws/live', location.href)
@@ -263,7 +269,7 @@ function renderTables() {
         return row(`venue-${state}`, [
           [v.exchange, 'text'],
           [state, 'text state'],
-          [`${v.booksLive} / ${v.instruments}`],
+          [booksCell(v)],
           [duration(v.lastMessageAgeMs)],
           [duration(v.clockOffsetMs)],
           [duration(v.latencyMs)],
@@ -292,6 +298,14 @@ function renderTables() {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([exchange, e]) => row('', [[exchange, 'text'], [Math.round(e.rate)], [e.last.symbol, 'text'], [e.last.bid], [e.last.ask]]))
   )
+}
+
+/** Books live of those configured, and which are not (the venue's own list, the first few). */
+function booksCell(v) {
+  const out = Array.isArray(v.notLive) ? v.notLive.filter((s) => typeof s === 'string') : []
+  if (out.length === 0) return `${v.booksLive} / ${v.instruments}`
+  const shown = out.slice(0, 4).join(', ') + (out.length > 4 ? ` +${out.length - 4}` : '')
+  return `${v.booksLive} / ${v.instruments} (not live: ${shown})`
 }
 
 function row(cls, cells) {

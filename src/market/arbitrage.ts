@@ -8,7 +8,7 @@
 
 import { HEALTH_FORGET_MS } from './events.js'
 import { publish } from './engine/lifecycle.js'
-import { type MarketClass, Markets, positive, side, type Source } from './engine/markets.js'
+import { type MarketClass, Markets, positive, readHealth, side, type Source } from './engine/markets.js'
 import { search } from './engine/search.js'
 import { type BookData, FORGET_AFTER_AGES, type OpportunityEvent, type Tick } from './engine/types.js'
 
@@ -71,14 +71,22 @@ export class ArbitrageEngine extends Markets {
     return this.evaluateSource(source, now)
   }
 
-  /** venue.<exchange>: its state gates it (degraded or down take part in nothing). */
-  onVenue(exchange: string, state: unknown, now: number): OpportunityEvent[] | null {
-    if (typeof state !== 'string') return null
+  /**
+   * venue.<exchange> (the event, or its state alone): its state gates it (degraded or down take part
+   * in nothing), the books it lists in `notLive` are out one by one, and an `up` confirms every other
+   * book of it as of its `lastMessageAgeMs` before `now`.
+   */
+  onVenue(exchange: string, health: unknown, now: number): OpportunityEvent[] | null {
+    const h = readHealth(health)
+    if (h === null) return null
     const venue = this.venue(exchange)
     const before = venue.state
-    venue.state = state
+    const notLiveBefore = venue.notLive
+    venue.state = h.state
     venue.stateAt = now
-    if (before === state) return null
+    venue.notLive = h.notLive
+    if (h.state === 'up' && h.heardMsAgo !== null) venue.confirmedAt = Math.max(venue.confirmedAt, now - h.heardMsAgo)
+    if (before === h.state && sameSet(notLiveBefore, h.notLive)) return null
     let events: OpportunityEvent[] | null = null
     for (const c of venue.markets) events = this.evaluate(c, now, events)
     return events
@@ -119,4 +127,10 @@ export class ArbitrageEngine extends Markets {
   private evaluate(market: MarketClass, now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
     return publish(this, market, search(this, market, now), now, events)
   }
+}
+
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
+  if (a.size !== b.size) return false
+  for (const x of a) if (!b.has(x)) return false
+  return true
 }

@@ -112,7 +112,11 @@ const MAX_PENDING_LEVELS = 100_000
 
 /** Resyncs of one book closer together than this make a streak, and the streak backs off. */
 const RESYNC_STREAK_MS = 10_000
-const DEGRADED_AFTER_RESYNC_MS = 10_000
+/**
+ * The watchdog's period: silences are found, the socket pinged (its answer confirms every live book
+ * on it) and venue health published this often, so a quiet book's confirmation is never much older.
+ */
+export const WATCHDOG_MS = 250
 
 export abstract class VenueConnection {
   abstract readonly exchange: string
@@ -133,7 +137,6 @@ export abstract class VenueConnection {
   private opened = 0
   private connectedAt = 0
   private lastMessageAt: number | null = null
-  private lastResyncAt = -Infinity
   private reconnectDelay: number
   private reconnectTimer: NodeJS.Timeout | null = null
   private watchdog: NodeJS.Timeout | null = null
@@ -147,6 +150,7 @@ export abstract class VenueConnection {
   protected readonly snapshotSpacingMs: number = 0
   private readonly clock = new ClockOffset()
   private lastState: VenueState | null = null
+  private lastBooksLive = -1
 
   constructor(protected readonly options: ConnectionOptions) {
     this.now = options.now ?? Date.now
@@ -165,7 +169,10 @@ export abstract class VenueConnection {
   protected abstract onMessage(message: unknown, receivedAt: number, text: string): void
   /** Get a fresh snapshot of one book (resubscribe, or a REST call). */
   protected abstract resubscribe(state: BookState): void
-  /** Sent every keepalive interval while open (venues that want an application ping). */
+  /**
+   * Sent every WATCHDOG_MS while open: a WebSocket ping, whose answer confirms every live book on this
+   * socket (venues that also want an application ping add it).
+   */
   protected keepalive(): void {
     this.ws?.ping()
   }
@@ -177,7 +184,7 @@ export abstract class VenueConnection {
   start(): void {
     this.stopped = false
     this.connect()
-    this.watchdog = setInterval(() => this.tick(), 1000)
+    this.watchdog = setInterval(() => this.tick(), WATCHDOG_MS)
     this.watchdog.unref()
   }
 
@@ -290,7 +297,6 @@ export abstract class VenueConnection {
     else if (reason === 'overflow') this.counters.overflows++
     this.counters.resyncs++
     const now = this.now()
-    this.lastResyncAt = now
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
     state.reset()
     // A book that keeps failing asks again later and later (at once, then 1 s doubling to 30 s):
@@ -311,7 +317,7 @@ export abstract class VenueConnection {
       )
       state.resubscribeTimer.unref()
     }
-    // At once, not at the next second's tick: the engine stops using this venue now (degraded).
+    // At once, not at the next tick: the engine stops using this book now (it is in notLive).
     this.publishHealth()
   }
 
@@ -450,19 +456,18 @@ export abstract class VenueConnection {
     return this.state(this.now()).booksLive === this.books.size
   }
 
-  /** up, degraded or down (README "Market data from the venues"); cheap: no clock statistics. */
+  /**
+   * up, degraded or down (README "Market data from the venues"), from the connection's own faults
+   * only: a book resyncing or failing its checksum is that book's (booksLive, notLive), not the
+   * venue's. Cheap: no clock statistics.
+   */
   private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
     const connected = this.ws?.open === true
     let booksLive = 0
     for (const state of this.books.values()) if (state.live) booksLive++
     const age = this.lastMessageAt === null ? null : now - this.lastMessageAt
     const silenceLimit = this.options.silenceMs ?? this.silenceLimitMs
-    const state: VenueState =
-      !connected || (age !== null && age > silenceLimit)
-        ? 'down'
-        : booksLive < this.books.size || now - this.lastResyncAt < DEGRADED_AFTER_RESYNC_MS || (age !== null && age > silenceLimit / 2)
-          ? 'degraded'
-          : 'up'
+    const state: VenueState = !connected || (age !== null && age > silenceLimit) ? 'down' : age !== null && age > silenceLimit / 2 ? 'degraded' : 'up'
     return { state, connected, booksLive, age }
   }
 
@@ -477,6 +482,7 @@ export abstract class VenueConnection {
       connected,
       instruments: this.books.size,
       booksLive,
+      notLive: this.notLive(),
       lastMessageAgeMs: age,
       clockOffsetMs: offset,
       latencyMs: latency,
@@ -487,16 +493,25 @@ export abstract class VenueConnection {
     }
   }
 
-  /** venue.<exchange>: every second, and at once when the state changes. */
+  /** The topic symbols of the books not live (resyncing, or waiting for their snapshot). */
+  private notLive(): string[] {
+    const out: string[] = []
+    for (const state of this.books.values()) if (!state.live) out.push(state.instrument.symbol)
+    return out
+  }
+
+  /** venue.<exchange>: every WATCHDOG_MS, and at once when the state or the books live change. */
   publishHealth(): void {
     const health = this.health()
     this.lastState = health.state
+    this.lastBooksLive = health.booksLive
     this.options.sink.venue(health)
   }
 
-  /** Health at once when the state moved (a book went live): checked once per turn, in flush(). */
+  /** Health at once when the state moved or a book went live: checked once per turn, in flush(). */
   private stateMaybeChanged(): void {
-    if (this.state(this.now()).state !== this.lastState) this.publishHealth()
+    const { state, booksLive } = this.state(this.now())
+    if (state !== this.lastState || booksLive !== this.lastBooksLive) this.publishHealth()
   }
 }
 

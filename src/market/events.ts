@@ -74,6 +74,8 @@ export interface VenueHealth extends VenueCounters {
   connected: boolean
   instruments: number
   booksLive: number
+  /** Topic symbols of the books not live (resyncing, or waiting for their snapshot): only these are out. */
+  notLive: string[]
   /** ms since the last message; null before the first. */
   lastMessageAgeMs: number | null
   /** Estimates over the last messages carrying exchange time: see docs/PROTOCOL.md. */

@@ -2,7 +2,7 @@
 // per socket asks (its room's limits), and a socket the venue will close at a fixed age (24 h on
 // one venue) is replaced before that: a second connection subscribes the same books and takes over only
 // once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
-import type { ConnectionOptions, VenueConnection } from './connection.js'
+import { type ConnectionOptions, type VenueConnection, WATCHDOG_MS } from './connection.js'
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './events.js'
 import { type Exchange, VENUES } from './venues/index.js'
 
@@ -39,6 +39,7 @@ export class VenueGroup {
   private timer: NodeJS.Timeout | null = null
   private lastPublishedAt = Number.NEGATIVE_INFINITY
   private lastState: VenueState | null = null
+  private lastBooksLive = -1
 
   constructor(
     readonly exchange: Exchange,
@@ -79,6 +80,7 @@ export class VenueGroup {
     merged.connected = all.every((h) => h.connected)
     merged.instruments = sum(all, (h) => h.instruments)
     merged.booksLive = sum(all, (h) => h.booksLive)
+    merged.notLive = all.flatMap((h) => h.notLive)
     merged.heldBytes = sum(all, (h) => h.heldBytes)
     merged.lastMessageAgeMs = pick(all, (h) => h.lastMessageAgeMs, Math.max)
     merged.clockOffsetMs = pick(all, (h) => h.clockOffsetMs, Math.min)
@@ -114,11 +116,15 @@ export class VenueGroup {
     return true
   }
 
-  /** venue.<exchange>: every second (each socket ticks; merged at most once a second) and on a change of state. */
+  /**
+   * venue.<exchange>: every WATCHDOG_MS (each socket ticks; merged at most that often) and at once
+   * on a change of state or of the books live.
+   */
   private publishHealth(): void {
     const health = this.health()
-    if (health.state === this.lastState && this.now() - this.lastPublishedAt < 900) return
+    if (health.state === this.lastState && health.booksLive === this.lastBooksLive && this.now() - this.lastPublishedAt < WATCHDOG_MS * 0.8) return
     this.lastState = health.state
+    this.lastBooksLive = health.booksLive
     this.lastPublishedAt = this.now()
     this.options.sink.venue(health)
   }

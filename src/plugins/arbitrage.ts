@@ -107,7 +107,7 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
       if (!running) return
       const exchange = event.topic.slice('venue.'.length)
       const data = event.data as { exchange?: unknown; state?: unknown } | null
-      if (data !== null && typeof data === 'object' && data.exchange === exchange) publish(engine.onVenue(exchange, data.state, event.ts))
+      if (data !== null && typeof data === 'object' && data.exchange === exchange) publish(engine.onVenue(exchange, data, event.ts))
     })
   ]
   // Opportunities whose quotes go stale without a new tick are closed by the sweep.

@@ -69,6 +69,7 @@ export function publish(m: Markets, market: MarketClass, pairings: Pairing[], no
 function reason(m: Markets, last: OpportunityEvent, now: number): NonNullable<OpportunityEvent['reason']> {
   const legs = [m.instruments.get(last.buy.symbol)?.byExchange.get(last.buy.exchange), m.instruments.get(last.sell.symbol)?.byExchange.get(last.sell.exchange)]
   if (legs.some((s) => s !== undefined && m.gated(s.venue, now))) return 'venue'
+  if (legs.some((s) => s !== undefined && m.bookOut(s))) return 'book'
   if (legs.some((s) => s === undefined || !s.valid)) return 'invalid'
   if (legs.some((s) => s !== undefined && !m.fresh(s, now))) return 'stale'
   return 'spread'

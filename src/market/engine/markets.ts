@@ -12,6 +12,7 @@ import {
   MAX_AHEAD_MS,
   MAX_EXCHANGES_PER_SYMBOL,
   MAX_LEVELS,
+  MAX_NOT_LIVE,
   type OpportunityEvent
 } from './types.js'
 
@@ -79,6 +80,28 @@ export class Venue {
   readonly clock = new ClockOffset()
   state: string | null = null
   stateAt = 0
+  /** The symbols of its books its last health says are not live (each out alone). */
+  notLive: ReadonlySet<string> = NONE
+  /** When its last `up` health says its connection last heard from it: every live book it has is current as of then. */
+  confirmedAt = Number.NEGATIVE_INFINITY
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+/**
+ * What a venue.<exchange> event says, read field by field (docs/PROTOCOL.md "Venues"): `state`,
+ * `notLive` (the books out, each alone) and `lastMessageAgeMs` (how long before `now` the venue last
+ * confirmed its connection; absent: at arrival). A bare state string is read as a state alone.
+ */
+export function readHealth(health: unknown): { state: string; notLive: ReadonlySet<string>; heardMsAgo: number | null } | null {
+  if (typeof health === 'string') return { state: health, notLive: NONE, heardMsAgo: null }
+  if (health === null || typeof health !== 'object') return null
+  const h = health as { state?: unknown; notLive?: unknown; lastMessageAgeMs?: unknown }
+  if (typeof h.state !== 'string') return null
+  const notLive = Array.isArray(h.notLive) ? new Set(h.notLive.slice(0, MAX_NOT_LIVE).filter((s): s is string => typeof s === 'string')) : NONE
+  const age = h.lastMessageAgeMs
+  // An event without lastMessageAgeMs confirms as of its arrival (a publisher that says `up` says its books are current).
+  return { state: h.state, notLive, heardMsAgo: typeof age === 'number' && age >= 0 && Number.isFinite(age) ? age : 0 }
 }
 
 /** A price or size: positive, and under 1e100 so that products of them stay finite (no real one comes near). */
@@ -202,11 +225,17 @@ export class Markets {
     return source
   }
 
-  /** Both ages under MAX_TICK_AGE_MS: receive age, and exchange age corrected by the venue's clock offset. */
+  /**
+   * Both ages under MAX_TICK_AGE_MS: receive age, and exchange age corrected by the venue's clock
+   * offset. A book its venue confirmed since it last changed (an `up` health, the book not in
+   * notLive) is as old as that confirmation: a quiet book on a live connection stays current.
+   */
   fresh(source: Source, now: number): boolean {
-    if (now - source.receivedAt > this.options.maxTickAgeMs) return false
-    if (source.exchangeTime === null) return true
-    return now - source.exchangeTime - (source.venue.clock.offset ?? 0) <= this.options.maxTickAgeMs
+    const v = source.venue
+    const confirmed = source.fromBook && v.state === 'up' && v.confirmedAt > source.receivedAt && !v.notLive.has(source.symbol)
+    if (now - (confirmed ? v.confirmedAt : source.receivedAt) > this.options.maxTickAgeMs) return false
+    if (source.exchangeTime === null || confirmed) return true
+    return now - source.exchangeTime - (v.clock.offset ?? 0) <= this.options.maxTickAgeMs
   }
 
   /** Degraded, down, or silent past VENUE_STALE_MS after reporting (until HEALTH_FORGET_MS): takes part in nothing. */
@@ -215,8 +244,13 @@ export class Markets {
     return v.state !== 'up' || now - v.stateAt > VENUE_STALE_MS
   }
 
+  /** Its venue's health says this book is not live (resyncing, waiting for a snapshot): it alone is out. */
+  bookOut(source: Source): boolean {
+    return source.venue.notLive.has(source.symbol)
+  }
+
   usable(source: Source, now: number): boolean {
-    return source.valid && this.fresh(source, now) && !this.gated(source.venue, now)
+    return source.valid && this.fresh(source, now) && !this.gated(source.venue, now) && !this.bookOut(source)
   }
 
   /** Forgets a class: its symbols, and its place in its venues. */

@@ -79,7 +79,8 @@ export interface OpportunityEvent {
   /** The older leg's receive age. */
   maxTickAgeMs: number
   lifetimeMs?: number
-  reason?: 'spread' | 'stale' | 'invalid' | 'venue'
+  /** Why it closed: `venue` (its venue degraded or down), `book` (one leg's book not live), `invalid`, `stale`, `spread`. */
+  reason?: 'spread' | 'stale' | 'invalid' | 'venue' | 'book'
 }
 
 export interface EngineOptions {
@@ -121,6 +122,8 @@ export interface EngineCounters {
 export const MAX_EXCHANGES_PER_SYMBOL = 32
 /** Levels a side kept per source: what any publisher can make the engine hold and walk. */
 export const MAX_LEVELS = 50
+/** Symbols of one venue's health `notLive` the engine reads (a venue lists what its operator configured). */
+export const MAX_NOT_LIVE = 4096
 /** A quote whose exchange time is more than this ahead of the server's clock is refused. */
 export const MAX_AHEAD_MS = 5000
 /** Opportunities per class at once. */

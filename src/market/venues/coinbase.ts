@@ -66,8 +66,6 @@ export class CoinbaseConnection extends VenueConnection {
     this.send({ type: 'subscribe', channel: 'heartbeats' })
   }
 
-  protected override keepalive(): void {}
-
   protected resubscribe(): void {
     this.restart()
   }

@@ -74,8 +74,6 @@ export class KrakenConnection extends VenueConnection {
     this.send({ method: 'subscribe', params: { channel: 'book', symbol: [...this.books.keys()], depth: this.depth, snapshot: true } })
   }
 
-  protected override keepalive(): void {}
-
   protected resubscribe(state: BookState): void {
     const symbol = [state.instrument.venueSymbol]
     this.send({ method: 'unsubscribe', params: { channel: 'book', symbol, depth: this.depth } })

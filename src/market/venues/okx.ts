@@ -104,9 +104,12 @@ export class OkxConnection extends VenueConnection {
     this.send({ op: 'subscribe', args: [...this.books.keys()].map((instId) => ({ channel: 'books', instId })) })
   }
 
+  /** OKX wants its own "ping" at least every 30 s: once a second, beside the WebSocket pings. */
   protected override keepalive(): void {
-    this.send('ping')
+    super.keepalive()
+    if (++this.keepalives % 4 === 0) this.send('ping')
   }
+  private keepalives = 0
 
   protected override onText(text: string): boolean {
     return text === 'pong'

@@ -173,9 +173,7 @@ t.test('a book its venue lists as not live closes alone with reason book; the ve
 
 t.test('recorded OKX books: a checksum failure on one book closes its opportunity (reason book) and leaves the other book’s alone', async (t) => {
   const registry = new InstrumentRegistry().add('okx', okxInstruments(...['SPOT', 'SWAP'].map((k) => json(`okx/instruments-${k}.json`))))
-  const session = readFileSync(`${DIR}okx/stream.jsonl`, 'utf8')
-    .trim()
-    .split('\n')
+  const session = readFileSync(`${DIR}okx/stream.jsonl`, 'utf8').trim().split('\n')
   const books = (instId: string) => session.filter((l) => l.includes(`"channel":"books","instId":"${instId}"}`) && l.includes('"action"'))
   const engine = new ArbitrageEngine(zero)
   const now = 1_652_459_237_119 // a second after the recording's last stamp

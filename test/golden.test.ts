@@ -1,6 +1,6 @@
 // The market pipeline's output on the recorded venue sessions, kept as a golden file: every venue's
 // recorded frames (test/fixtures/venues, as the mock exchange sends them to the connectors that
-// test/feeds.test.ts runs) go through the connectors one frame per event-loop turn on a fake clock,
+// test/venue-feeds.test.ts runs) go through the connectors one frame per event-loop turn on a fake clock,
 // their book and ticker events into the arbitrage engine as the arbitrage plugin feeds it (venue
 // health is left out: it is about sockets and timers, which this replay has none of),
 // and every book, ticker and opportunity event that comes out is compared with

@@ -346,9 +346,9 @@ t.test('the feeds process records its venues; the replay gives the books the ser
     received.set(e.topic, { bids, asks })
   })
   const env = { FEEDS, FEEDS_ENDPOINTS: mock.endpoints, FEEDS_SERVER_URL: `${url}/ws/live`, LOG_LEVEL: 'warn', RECORD_DIR: dir }
-  const { child, done } = spawnClean(process.execPath, [join(root, 'dist/feeds.js')], env)
+  const { child, done } = spawnClean(process.execPath, [join(root, 'dist/feeds-process.js')], env)
   t.teardown(() => child.kill('SIGKILL'))
-  // The last update of each session, as test/feeds.test.ts knows them.
+  // The last update of each session, as test/venue-feeds.test.ts knows them.
   await until(
     () =>
       (received.get('book.coinbase.BTC-USD')?.asks as number[][] | undefined)?.[0]?.[1] === 0.08023149 &&

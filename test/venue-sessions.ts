@@ -1,4 +1,4 @@
-// The recorded venue sessions as test/feeds.test.ts's connectors get them from the mock exchange:
+// The recorded venue sessions as test/venue-feeds.test.ts's connectors get them from the mock exchange:
 // per venue, the instruments of its FEEDS, the frames the mock sends each connection and the depth
 // snapshots it answers. The golden pipeline test and the demo recording (demo/make-venues.ts) run them.
 import { readFileSync } from 'node:fs'
@@ -11,7 +11,7 @@ const lines = (path: string) =>
     .trim()
     .split('\n')
 
-/** The instruments of test/feeds.test.ts's FEEDS, by venue, and the frames the mock sends each connection. */
+/** The instruments of test/venue-feeds.test.ts's FEEDS, by venue, and the frames the mock sends each connection. */
 export const SESSIONS: Partial<Record<Exchange, { symbols: string[]; frames: () => string[]; depth?: Record<string, string> }>> = {
   binance: {
     symbols: ['NKN-USDT'],

@@ -1,5 +1,5 @@
 // FEEDS as configured: which instruments of which venues, where the venues are, and the registry
-// their metadata makes; then one group of connections per venue. Used by the feeds process (feeds.ts)
+// their metadata makes; then one group of connections per venue. Used by the feeds process (feeds-process.ts)
 // and, for a single-process setup, by the server's feeds plugin.
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'

@@ -1,5 +1,5 @@
 // FEEDS on the server itself (a single-process setup): the exchange connectors run in this process
-// and publish through the hub like any publisher. The feeds process (src/feeds.ts) is the other way.
+// and publish through the hub like any publisher. The feeds process (src/feeds-process.ts) is the other way.
 // With a backplane (BUS=redis) several processes may be started with the same FEEDS: each venue's
 // connectors then run in the one process holding that venue's lease (README "One engine per
 // deployment"), and move to another within seconds when it dies.

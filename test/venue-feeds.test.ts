@@ -226,7 +226,7 @@ t.test('instruments beyond what one socket carries go on more sockets; the venue
   t.match(feeds.health(), [{ exchange: 'okx', instruments: 2, booksLive: 2, connected: true }])
 })
 
-const built = existsSync(join(root, 'dist/feeds.js'))
+const built = existsSync(join(root, 'dist/feeds-process.js'))
 
 t.test('the feeds process publishes into a server; under PM2 it comes back after kill -9', { skip: !built, timeout: 120_000 }, async (t) => {
   const mock = await startMockExchange()
@@ -238,7 +238,7 @@ t.test('the feeds process publishes into a server; under PM2 it comes back after
   await client.subscribe('ticker.okx.BTC-USDT', (e) => received.push({ topic: e.topic, data: e.data as Record<string, unknown> }))
   const env = { FEEDS: 'okx:BTC-USDT', FEEDS_ENDPOINTS: mock.endpoints, FEEDS_SERVER_URL: `${url}/ws/live`, LOG_LEVEL: 'warn' }
 
-  const child = spawn(process.execPath, ['dist/feeds.js'], { cwd: root, env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, ['dist/feeds-process.js'], { cwd: root, env: { ...process.env, ...env } })
   t.teardown(() => child.kill('SIGKILL'))
   await until(() => received.length > 0, 'a ticker from the feeds process')
   t.match(received[0].data, { exchange: 'okx', symbol: 'BTC-USDT' })

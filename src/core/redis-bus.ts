@@ -482,7 +482,7 @@ export class RedisBus implements Bus {
    * messages were lost between Redis and this node, and they are fetched from history before
    * anything later of that topic is delivered. Duplicates (overlapping patterns) are dropped.
    * Anyone who can PUBLISH on the channel can send a message: a gap, another epoch or a topic new
-   * to this node is checked with Redis before it is delivered (docs/ARCHITECTURE.md, "Backplane").
+   * to this node is checked with Redis before it is delivered (see check()).
    */
   private receive(message: Buffer): void {
     const newline = message.indexOf(NEWLINE)

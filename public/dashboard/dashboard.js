@@ -201,9 +201,10 @@ let lastTicks = 0
 let lastRender = performance.now()
 /** Each part of the page on its own: one that throws leaves the others (and the next second) drawing. */
 function render() {
-  for (const part of [renderFigures, renderTables]) {
+  const wall = Date.now()
+  for (const part of [renderFigures, renderOpportunities, renderVenues, renderTicks]) {
     try {
-      part()
+      part(wall)
     } catch (err) {
       notice(err)
     }
@@ -228,8 +229,7 @@ function renderFigures() {
   }
 }
 
-function renderTables() {
-  const wall = Date.now()
+function renderOpportunities(wall) {
   $('idle').hidden = !(client.connected && wall - Math.max(lastTickAt, openedAt) > IDLE_AFTER_MS)
   for (const [id, o] of opportunities) if (o.status === 'closed' && wall - o.receivedAt > CLOSED_KEEP_MS) opportunities.delete(id)
   const newest = (a, b) => b.receivedAt - a.receivedAt
@@ -261,6 +261,21 @@ function renderTables() {
   )
   sampleChart(open, wall)
   drawChart(wall)
+  // A closed one is history, not a trade: its figures at close (often negative) are not shown.
+  $('closed').tBodies[0].replaceChildren(
+    ...closed.map((o) =>
+      row('closed', [
+        [o.symbol, 'text'],
+        [`${o.buy.exchange} → ${o.sell.exchange}`, 'text'],
+        [fixed(o.bestNetBps, 2)],
+        [`${o.lifetimeMs} ms`],
+        [WHY[o.reason] ?? o.reason ?? '–', 'text']
+      ])
+    )
+  )
+}
+
+function renderVenues(wall) {
   const reports = [...venues.values()].sort((a, b) => a.exchange.localeCompare(b.exchange))
   if (reports.length > 0)
     $('venues').tBodies[0].replaceChildren(
@@ -280,19 +295,9 @@ function renderTables() {
         ])
       })
     )
-  // A closed one is history, not a trade: its figures at close (often negative) are not shown.
-  $('closed').tBodies[0].replaceChildren(
-    ...closed.map((o) =>
-      row('closed', [
-        [o.symbol, 'text'],
-        [`${o.buy.exchange} → ${o.sell.exchange}`, 'text'],
-        [fixed(o.bestNetBps, 2)],
-        [`${o.lifetimeMs} ms`],
-        [WHY[o.reason] ?? o.reason ?? '–', 'text']
-      ])
-    )
-  )
+}
 
+function renderTicks() {
   $('ticks').tBodies[0].replaceChildren(
     ...[...exchanges.entries()]
       .sort(([a], [b]) => a.localeCompare(b))

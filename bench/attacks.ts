@@ -206,13 +206,19 @@ async function replay() {
   await stop(server)
 }
 
-/** BUS=redis: a publisher's round trip before and after 40 connections subscribe 1,000 distinct patterns each. */
-async function redisPatterns() {
+/** A redis-server of the attack's own (an ephemeral-range port) and the server on it, without a memory limit. */
+async function onRedis(env: Record<string, string>) {
   const redisPort = 16_000 + Math.floor(Math.random() * 1000)
   const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   await sleep(500)
-  const server = await start({ BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}`, MAX_SUBSCRIPTIONS_PER_IP: '100000', MEMORY_LIMIT_MB: '0' })
+  const server = await start({ BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}`, MEMORY_LIMIT_MB: '0', ...env })
   await sleep(500)
+  return { server, redis }
+}
+
+/** BUS=redis: a publisher's round trip before and after 40 connections subscribe 1,000 distinct patterns each. */
+async function redisPatterns() {
+  const { server, redis } = await onRedis({ MAX_SUBSCRIPTIONS_PER_IP: '100000' })
   const roundTrip = async () => {
     const ws = await open(server.port)
     const ms: number[] = []
@@ -240,11 +246,7 @@ async function redisPatterns() {
 
 /** BUS=redis: 100 topics x 1,000 events of 500 B, then 8 clients recover all of them and never read. */
 async function redisReplay() {
-  const redisPort = 16_000 + Math.floor(Math.random() * 1000)
-  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  await sleep(500)
-  const server = await start({ BUS: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}`, MAX_SUBSCRIPTIONS: '1000', MEMORY_LIMIT_MB: '0' })
-  await sleep(500)
+  const { server, redis } = await onRedis({ MAX_SUBSCRIPTIONS: '1000' })
   const publisher = await open(server.port)
   const since: Record<string, { epoch: string; seq: number }> = {}
   const payload = 'x'.repeat(490)

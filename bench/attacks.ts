@@ -206,7 +206,7 @@ async function replay() {
   await stop(server)
 }
 
-/** A redis-server of the attack's own (an ephemeral-range port) and the server on it, without a memory limit. */
+/** A redis-server of the attack's own (a random port from 16,000) and the server on it, without a memory limit. */
 async function onRedis(env: Record<string, string>) {
   const redisPort = 16_000 + Math.floor(Math.random() * 1000)
   const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })

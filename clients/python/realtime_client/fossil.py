@@ -8,6 +8,7 @@ most its own length plus `max_size` bytes of output.
 
 from __future__ import annotations
 
+import re
 import struct
 
 __all__ = ["DeltaError", "apply_delta", "checksum", "target_size"]
@@ -17,46 +18,55 @@ class DeltaError(ValueError):
     """A delta that cannot be applied: malformed, too large, or its checksum does not match."""
 
 
-# Fossil's digit values, indexed by byte & 0x7f (as fossil-delta reads them); -1 ends an integer.
+# Fossil's base-64 digits (fossil-delta reads a byte's low 7 bits; a delta it writes never has the 8th).
 _DIGITS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
-_VALUE = [-1] * 256
-for _i, _c in enumerate(_DIGITS):
-    _VALUE[_c] = _i
-    _VALUE[_c | 0x80] = _i
-_AT, _COLON, _SEMI, _COMMA, _NL = 0x40, 0x3A, 0x3B, 0x2C, 0x0A
+_VALUE = {c: i for i, c in enumerate(_DIGITS)}
+# An integer, then the byte after it (the command, or the separator of a copy's offset).
+_TOKEN = re.compile(rb"([0-9A-Za-z_~]*)(.?)", re.S)
+_NL = ord("\n")
+# Decoded integers and checksum layouts seen before: deltas repeat the same few (bounded: a
+# hostile stream of new ones only stops them being kept).
+_INTS: dict[bytes, int] = {}
+_WORDS: dict[int, struct.Struct] = {}
+_KEEP = 65_536
 
 
-def _int(delta: bytes, pos: int) -> tuple[int, int]:
-    """The base-64 integer at pos (32-bit, as fossil-delta wraps it) and the position after it."""
-    value = 0
-    end = len(delta)
-    while pos < end:
-        digit = _VALUE[delta[pos]]
-        if digit < 0:
-            break
-        value = ((value << 6) + digit) & 0xFFFFFFFF
-        pos += 1
-    return value, pos
+def _int(digits: bytes) -> int:
+    """A base-64 integer, 32-bit as fossil-delta wraps it."""
+    value = _INTS.get(digits)
+    if value is None:
+        value = 0
+        for c in digits:
+            value = ((value << 6) + _VALUE[c]) & 0xFFFFFFFF
+        if len(_INTS) < _KEEP:
+            _INTS[digits] = value
+    return value
 
 
 def checksum(data: bytes | bytearray | memoryview) -> int:
     """Fossil's 32-bit checksum: the sum of the big-endian 32-bit words, the tail bytes high first."""
     n = len(data)
     words = n >> 2
-    total = sum(struct.unpack_from(f">{words}I", data)) if words else 0
+    total = 0
+    if words:
+        layout = _WORDS.get(words)
+        if layout is None:
+            layout = struct.Struct(f">{words}I")
+            if len(_WORDS) < 4096:
+                _WORDS[words] = layout
+        total = sum(layout.unpack_from(data))
     tail = n & 3
     if tail:
-        rest = bytes(data[words * 4 :]) + b"\0" * (4 - tail)
-        total += struct.unpack(">I", rest)[0]
+        total += int.from_bytes(bytes(data[words * 4 :]) + b"\0" * (4 - tail), "big")
     return total & 0xFFFFFFFF
 
 
 def target_size(delta: bytes) -> int:
     """The size the delta declares for its result."""
-    size, pos = _int(delta, 0)
-    if pos >= len(delta) or delta[pos] != _NL:
+    m = _TOKEN.match(delta)
+    if m is None or m.group(2) != b"\n":
         raise DeltaError("size integer not terminated by '\\n'")
-    return size
+    return _int(m.group(1))
 
 
 def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 1024 * 1024) -> bytes:
@@ -66,30 +76,31 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
     limit = target_size(delta)
     if limit > max_size:
         raise DeltaError(f"declared size {limit} exceeds the limit of {max_size} bytes")
+    match = _TOKEN.match
     pos = delta.index(_NL) + 1
     end = len(delta)
     source_length = len(source)
     out = bytearray()
     total = 0
     while pos < end:
-        count, pos = _int(delta, pos)
-        if pos >= end:
-            break
-        op = delta[pos]
-        pos += 1
-        if op == _AT:
-            offset, pos = _int(delta, pos)
-            if pos < end:
-                if delta[pos] != _COMMA:
-                    raise DeltaError("copy command not terminated by ','")
-                pos += 1
+        m = match(delta, pos)
+        count = _int(m.group(1))
+        op = m.group(2)
+        pos = m.end()
+        if op == b"@":
+            m = match(delta, pos)
+            offset = _int(m.group(1))
+            separator = m.group(2)
+            if separator and separator != b",":
+                raise DeltaError("copy command not terminated by ','")
+            pos = m.end()
             total += count
             if total > limit:
                 raise DeltaError("copy exceeds output file size")
             if offset + count > source_length:
                 raise DeltaError("copy extends past end of input")
             out += source[offset : offset + count]
-        elif op == _COLON:
+        elif op == b":":
             total += count
             if total > limit:
                 raise DeltaError("insert command gives an output larger than predicted")
@@ -97,12 +108,14 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
                 raise DeltaError("insert count exceeds size of delta")
             out += delta[pos : pos + count]
             pos += count
-        elif op == _SEMI:
+        elif op == b";":
             if count != checksum(out):
                 raise DeltaError("bad checksum")
             if total != limit:
                 raise DeltaError("generated size does not match predicted size")
             return bytes(out)
+        elif op == b"":
+            break
         else:
             raise DeltaError("unknown delta operator")
     raise DeltaError("unterminated delta")

@@ -113,7 +113,17 @@ def receiver(kind: str, url: str, count: int, delta: bool) -> None:
         print("subscribed", flush=True)
         sys.stdin.readline()  # blocks the loop: nothing is read until the publisher is done
 
-    seconds, n = asyncio.run(bare() if kind == "bare" else sdk())
+    if os.environ.get("INTAKE_PROFILE"):
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.enable()
+        seconds, n = asyncio.run(bare() if kind == "bare" else sdk())
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(14)
+    else:
+        seconds, n = asyncio.run(bare() if kind == "bare" else sdk())
     print(json.dumps({"kind": kind, "delta": delta, "events": n, "seconds": seconds}), flush=True)
 
 
@@ -165,6 +175,7 @@ def main() -> None:
         "PUBLISHER_RATE_LIMIT": "0",
         "MAX_QUEUED_BYTES": str(1024 * 1024 * 1024),
         "ARBITRAGE": "false",
+        "HISTORY_DIR": "",
     }
     server = subprocess.Popen(["node", "dist/server.js"], cwd=ROOT, env=env)
     try:

@@ -94,7 +94,11 @@ async def _sub(args: argparse.Namespace) -> int:
     client = _client(args, args.retry)
     client.on_close = on_close
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, lambda: done.done() or done.set_result(0))
+    def interrupted() -> None:
+        if not done.done():
+            done.set_result(0)
+
+    loop.add_signal_handler(signal.SIGINT, interrupted)
     try:
         await client.connect()
         await client.subscribe(args.pattern, on_event, filter=args.filter, delta=args.delta, snapshot=not args.no_snapshot, on_gap=on_gap)

@@ -13,9 +13,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Generic, Literal, Optional, TypeVar, Union
 
-import msgpack
-import websockets
+import msgpack  # type: ignore[import]
 from websockets.exceptions import ConnectionClosed
+from websockets.legacy.client import WebSocketClientProtocol, connect
+from websockets.typing import Subprotocol
 
 from .filter import Filter, FilterError, parse_filter
 from .fossil import apply_delta
@@ -294,7 +295,7 @@ class LiveClient:
         self.on_open = on_open
         self.on_close = on_close
         self._token = token
-        self._socket: Optional[websockets.WebSocketClientProtocol] = None
+        self._socket: Optional[WebSocketClientProtocol] = None
         self._pending: dict[int, _Pending] = {}
         self._subscriptions: list[Subscription] = []
         self._routes: dict[str, tuple[list[Subscription], bool]] = {}
@@ -304,8 +305,8 @@ class LiveClient:
         self._next_id = 1
         self._attempt = 0
         self._closed = False
-        self._last_frame = 0.0
-        self._pinged = 0.0
+        # Frames read (the watchdog notices it move: cheaper than reading the clock per frame).
+        self._frames = 0
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._task: Optional[asyncio.Task[None]] = None
         self._opened: Optional[asyncio.Future[None]] = None
@@ -569,14 +570,14 @@ class LiveClient:
         if not self._closed and self._opened is not None and not self._opened.done():
             self._opened.set_exception(failure)
 
-    async def _open(self) -> websockets.WebSocketClientProtocol:
+    async def _open(self) -> WebSocketClientProtocol:
         token = self._token() if callable(self._token) else self._token
         if inspect.isawaitable(token):
             token = await token
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        return await websockets.connect(
+        return await connect(
             self.url,
-            subprotocols=[SUBPROTOCOL_OF[self.codec]],  # type: ignore[list-item]
+            subprotocols=[Subprotocol(SUBPROTOCOL_OF[self.codec])],
             extra_headers=headers,
             open_timeout=self.dead_after,
             ping_interval=None,  # liveness is the watchdog's: any frame counts, a ping frame when silent
@@ -585,11 +586,9 @@ class LiveClient:
             compression=None,
         )
 
-    async def _serve(self, socket: websockets.WebSocketClientProtocol) -> None:
+    async def _serve(self, socket: WebSocketClientProtocol) -> None:
         self._socket = socket
         self._attempt = 0
-        self._last_frame = self._loop.time()
-        self._pinged = 0.0
         watchdog = self._loop.create_task(self._watch(socket))
         # Resubscribe first (with since), then whatever calls waited for this connection.
         for subscription in list(self._subscriptions):
@@ -604,9 +603,10 @@ class LiveClient:
         if self._opened is not None and not self._opened.done():
             self._opened.set_result(None)
         code, reason = 1006, ""
+        on_frame = self._on_frame
         try:
             async for message in socket:
-                wait = self._on_frame(message)
+                wait = on_frame(message)
                 if wait is not None:
                     await wait
         except ConnectionClosed as closed:
@@ -621,21 +621,26 @@ class LiveClient:
             code, reason = socket.close_code, socket.close_reason or ""
         self._callback(self.on_close, code, reason)
 
-    async def _watch(self, socket: websockets.WebSocketClientProtocol) -> None:
+    async def _watch(self, socket: WebSocketClientProtocol) -> None:
         """No frame for `heartbeat`: ping. None for `dead_after`: the server or the path is gone."""
+        last_frame = pinged = self._loop.time()
+        frames = self._frames
         while True:
             await asyncio.sleep(max(0.05, self.heartbeat / 2))
             now = self._loop.time()
-            silent = now - self._last_frame
+            if self._frames != frames:
+                frames = self._frames
+                last_frame = now
+            silent = now - last_frame
             if silent >= self.dead_after:
                 self._report(LiveClientError("disconnected", f"no frame from the server for {silent:.1f} s: reconnecting"))
                 socket.transport.abort()
                 return
-            if silent >= self.heartbeat and now - self._pinged >= self.heartbeat:
-                self._pinged = now
+            if silent >= self.heartbeat and now - pinged >= self.heartbeat:
+                pinged = now
                 self._send({"type": "ping"})
 
-    def _drop(self, socket: websockets.WebSocketClientProtocol) -> None:
+    def _drop(self, socket: WebSocketClientProtocol) -> None:
         if self._socket is socket:
             self._socket = None
         # Calls sent on the lost connection cannot be answered: a publish may or may not have landed.
@@ -646,14 +651,14 @@ class LiveClient:
 
     def _backoff(self, attempt: int) -> float:
         """The delay before try `attempt` (from 0): exponential up to max_delay, drawn in the upper half of its step."""
-        ceiling = min(self.max_delay, self.min_delay * 2 ** min(attempt, 32))
+        ceiling = min(self.max_delay, self.min_delay * 2.0 ** min(attempt, 32))
         return ceiling / 2 + random.random() * ceiling / 2
 
     # ---- frames ----
 
     def _on_frame(self, message: Union[bytes, str]) -> Optional[Awaitable[Any]]:
         """Handles one frame; an awaitable when a subscription's queue is full (the reader waits)."""
-        self._last_frame = self._loop.time()
+        self._frames += 1
         try:
             frame = self._unpack(message) if type(message) is bytes else json.loads(message)
             kind = frame["type"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, NoReturn, Union
 
 from .jsjson import js_json
 
@@ -58,7 +58,7 @@ class _Token:
         self.at = at
 
 
-def _fail(text: str, message: str, at: int) -> Any:
+def _fail(text: str, message: str, at: int) -> NoReturn:
     utf16 = len(text[:at].encode("utf-16-le", "surrogatepass")) // 2
     raise FilterError(f"filter: {message} at position {utf16}")
 
@@ -69,7 +69,7 @@ def _js_string(raw: str, text: str, at: int) -> str:
         value = json.loads(raw)
     except ValueError:
         _fail(text, "bad string", at)
-    return value
+    return str(value)
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -84,7 +84,6 @@ def _tokenize(text: str) -> list[_Token]:
         m = _TOKEN.match(text, at)
         if m is None:
             _fail(text, f'unexpected character "{text[at]}"', at)
-            raise AssertionError  # unreachable
         number, string, name, punct = m.groups()
         if number is not None:
             tokens.append(_Token("number", number, at, float(number)))
@@ -100,7 +99,7 @@ def _tokenize(text: str) -> list[_Token]:
 
 
 # A parsed node: ("and"|"or", left, right), ("not", operand), ("cmp", path, op, value), ("in", path, values)
-Node = tuple
+Node = tuple[Any, ...]
 
 
 class _Parser:
@@ -110,8 +109,8 @@ class _Parser:
         self.i = 0
         self.comparisons = 0
 
-    def fail(self, message: str, at: int) -> Any:
-        return _fail(self.text, message, at)
+    def fail(self, message: str, at: int) -> NoReturn:
+        _fail(self.text, message, at)
 
     def parse(self) -> Node:
         node = self.or_(0)
@@ -195,7 +194,7 @@ class _Parser:
             return t.text == "true"
         if t.kind == "name" and t.text == "null":
             return None
-        return self.fail(f'expected a number, a "string", true, false or null, found "{t.text}"', t.at)
+        self.fail(f'expected a number, a "string", true, false or null, found "{t.text}"', t.at)
 
 
 _MISSING = object()

@@ -21,8 +21,11 @@ class DeltaError(ValueError):
 # Fossil's base-64 digits (fossil-delta reads a byte's low 7 bits; a delta it writes never has the 8th).
 _DIGITS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
 _VALUE = {c: i for i, c in enumerate(_DIGITS)}
-# An integer, then the byte after it (the command, or the separator of a copy's offset).
+# An integer, then the byte after it (the header's newline).
 _TOKEN = re.compile(rb"([0-9A-Za-z_~]*)(.?)", re.S)
+# One command: a copy `count@offset,` (the comma may be missing at the very end), an insert
+# `count:` (its bytes follow), the checksum `count;`, or the end of the delta.
+_COMMAND = re.compile(rb"([0-9A-Za-z_~]*)(?:@([0-9A-Za-z_~]*)(,?)|([:;]|$))")
 _NL = ord("\n")
 # Decoded integers and checksum layouts seen before: deltas repeat the same few (bounded: a
 # hostile stream of new ones only stops them being kept).
@@ -76,7 +79,7 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
     limit = target_size(delta)
     if limit > max_size:
         raise DeltaError(f"declared size {limit} exceeds the limit of {max_size} bytes")
-    match = _TOKEN.match
+    match = _COMMAND.match
     pos = delta.index(_NL) + 1
     end = len(delta)
     source_length = len(source)
@@ -84,16 +87,15 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
     total = 0
     while pos < end:
         m = match(delta, pos)
-        count = _int(m.group(1))
-        op = m.group(2)
+        if m is None:
+            raise DeltaError("unknown delta operator")
+        digits, offset_digits, separator, op = m.groups()
+        count = _int(digits)
         pos = m.end()
-        if op == b"@":
-            m = match(delta, pos)
-            offset = _int(m.group(1))
-            separator = m.group(2)
-            if separator and separator != b",":
+        if offset_digits is not None:
+            if separator != b"," and pos < end:
                 raise DeltaError("copy command not terminated by ','")
-            pos = m.end()
+            offset = _int(offset_digits)
             total += count
             if total > limit:
                 raise DeltaError("copy exceeds output file size")
@@ -114,8 +116,6 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
             if total != limit:
                 raise DeltaError("generated size does not match predicted size")
             return bytes(out)
-        elif op == b"":
-            break
         else:
-            raise DeltaError("unknown delta operator")
+            break
     raise DeltaError("unterminated delta")

@@ -8,10 +8,13 @@ SDK must rebuild those bytes from what it decoded: numbers are where Python diff
 from __future__ import annotations
 
 import math
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from json import encoder
+from typing import Any, Callable
 
 __all__ = ["js_json", "js_number"]
+
+# JSON.stringify's string escaping (quotes, backslash, control characters; the rest as it is).
+encode_basestring: Callable[[str], str] = encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def js_number(x: float | int) -> str:

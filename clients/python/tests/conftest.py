@@ -46,7 +46,8 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws/live"
 
     def start(self) -> None:
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", **self.env}
+        # Memory only unless a test names a journal (the server process journals to ./data by default).
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", "HISTORY_DIR": "", **self.env}
         env.pop("REALTIME_URL", None)
         # LOG_LEVEL=warn hides the listening line: the port is chosen here, and /ready polled.
         self.process = subprocess.Popen([NODE, str(SERVER)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -154,3 +154,42 @@ def test_an_endless_replay_neither_floods_the_handler_nor_hangs_the_client():
             await client.close()  # returns while the server still floods
 
     run(main())
+
+
+def test_seq_jumps_and_new_epochs_are_reported_and_transient_refusals_retried():
+    async def script(socket: Any, frames: Any, n: int) -> None:
+        subscribe = await frames.get()
+        if n == 1:
+            await answer(socket, subscribe, topics=["t.a"])
+            for seq in (1, 2, 5):  # 3 and 4 never came (a conflated queue, say)
+                await socket.send(event(seq, {"seq": seq}))
+            await socket.send(event(1, {"reset": True}, epoch="e2"))  # the topic's history was reset
+            await socket.wait_closed()
+            return
+        if n == 2:
+            # A node still reaching its backplane: refused for now, then accepted on the retry.
+            await socket.send(pack({"type": "error", "id": subscribe["id"], "code": "unavailable", "message": "the bus is unavailable"}))
+            subscribe = await frames.get()
+        await answer(socket, subscribe, topics=["t.a"], recovered=False)
+        await socket.send(pack({"type": "snapshot", "topic": "t.a", "seq": 9, "epoch": "e3", "ts": 1, "data": {"seq": 9}}))
+        await serve_calls(socket, frames)
+
+    async def main() -> None:
+        async with FakeServer(script) as fake:
+            gaps: list[Any] = []
+            events: list[LiveEvent[Any]] = []
+            async with LiveClient(fake.url, min_delay=0.01, max_delay=0.05, on_error=lambda err: None) as client:
+                await client.subscribe("t.a", events.append, on_gap=gaps.append)
+                await until(lambda: len(events) == 4, "four events")
+                await client._socket.close()  # type: ignore[union-attr]
+                await until(lambda: len(events) == 5, "the snapshot after the refusal")
+            assert [(g.reason, g.topic, g.expected, g.received) for g in gaps] == [
+                ("seq-jump", "t.a", 3, 5),
+                ("epoch", "t.a", None, None),
+                ("not-recovered", None, None, None),
+            ]
+            assert [(e.type, e.epoch, e.seq) for e in events][-1] == ("snapshot", "e3", 9)
+            subscribes = [f for f in fake.received if f["type"] == "subscribe"]
+            assert [s.get("since") for s in subscribes] == [None, {"epoch": "e2", "seq": 1}, {"epoch": "e2", "seq": 1}]
+
+    run(main())

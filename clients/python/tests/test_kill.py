@@ -1,5 +1,6 @@
-"""kill -9 of the server mid-stream while publishing: with Redis behind it nothing acked is lost and
-no seq is missing or doubled; in memory the loss is reported as a gap, never silent."""
+"""kill -9 of the server mid-stream while publishing: with Redis behind it, or a journal
+(HISTORY_DIR), nothing acked is lost and no seq is missing or doubled; in memory alone the loss is
+reported as a gap, never silent."""
 
 from __future__ import annotations
 
@@ -60,19 +61,27 @@ async def stream_through_a_kill(server: Any, total: int, kill_at: int) -> tuple[
     return events, gaps, acked
 
 
-def test_kill_9_with_redis_loses_nothing_acked_and_reports_no_gap(start_server, redis):
-    server = start_server(BUS="redis", REDIS_URL=redis.url)
-    events, gaps, acked = run(stream_through_a_kill(server, total=400, kill_at=150), timeout=240)
+def assert_everything_recovered(events: list[LiveEvent[Any]], gaps: list[Gap], acked: dict[tuple[str, int], Any]) -> None:
     assert gaps == []
-    assert len({e.epoch for e in events}) == 1, "Redis kept the epoch"
+    assert len({e.epoch for e in events}) == 1, "the epoch was kept"
     seqs = [e.seq for e in events]
     assert seqs == list(range(1, len(seqs) + 1)), "no seq missing or doubled"
     delivered = {(e.epoch, e.seq): e.data for e in events}
     assert all(delivered[key] == data for key, data in acked.items()), "every acked event, with its data"
 
 
+def test_kill_9_with_redis_loses_nothing_acked_and_reports_no_gap(start_server, redis):
+    server = start_server(BUS="redis", REDIS_URL=redis.url)
+    assert_everything_recovered(*run(stream_through_a_kill(server, total=400, kill_at=150), timeout=240))
+
+
+def test_kill_9_with_a_journal_loses_nothing_acked_and_reports_no_gap(start_server, tmp_path):
+    server = start_server(HISTORY_DIR=str(tmp_path / "journal"))
+    assert_everything_recovered(*run(stream_through_a_kill(server, total=400, kill_at=150), timeout=240))
+
+
 def test_kill_9_in_memory_reports_the_gap(start_server):
-    server = start_server()
+    server = start_server(HISTORY_DIR="")
     events, gaps, acked = run(stream_through_a_kill(server, total=300, kill_at=150), timeout=240)
     epochs = list(dict.fromkeys(epoch for epoch, _ in acked))
     assert len(epochs) == 2, "the restart began a new epoch (history was in memory)"

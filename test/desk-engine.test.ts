@@ -1,7 +1,7 @@
 // Issue #31, the engine's side: what a desk can really do. Minimum order sizes (per venue, from the
 // recorded metadata), actionableSize through the buy leg's depth, and a clock-offset estimate one
 // bad timestamp cannot move. Exact expected values, worked by hand in the comments.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ArbitrageEngine, type BookData, type EngineOptions } from '../src/market/arbitrage.ts'
@@ -19,6 +19,8 @@ const DIR = fileURLToPath(new URL('./fixtures/venues/', import.meta.url))
 const json = (path: string) => JSON.parse(readFileSync(DIR + path, 'utf8'))
 
 const zero: EngineOptions = { minNetBps: 0, maxTickAgeMs: 1000, updateBps: 0.5, fees: {}, defaultFee: 0 }
+/** Equal to 1e-12 relative: a sum of levels in another order differs in its last bit. */
+const near = (t: Test, actual: number, expected: number) => t.ok(Math.abs(actual - expected) <= 1e-12 * Math.abs(expected), `${actual} ≈ ${expected}`)
 const book = (bids: [number, number][], asks: [number, number][], extra: Partial<BookData> = {}): BookData => ({ bids, asks, exchangeTime: null, ...extra })
 
 t.test('minimum order sizes from each venue’s recorded metadata: an opportunity under either leg’s minimum is not published', async (t) => {
@@ -252,4 +254,130 @@ t.test('books go live one by one: a venue waiting for one snapshot is up, with t
   while (!feed.book('NKNUSDT')?.live) await new Promise((r) => setTimeout(r, 5))
   await new Promise((r) => setImmediate(r))
   t.match(health.at(-1), { state: 'up', booksLive: 1, notLive: ['BTC-USDT'] }, 'published at once when NKN-USDT went live')
+})
+
+t.test('conversion through depth: a 2-unit dislocation of 100 USDT vs 101 USD with 0.5 USDT at 0.9992 behind it is 0.0049 BTC, not 2', async (t) => {
+  const engine = new ArbitrageEngine({ ...zero, sizeLadder: [100] })
+  engine.onBook(
+    book(
+      [[0.999, 1000]],
+      [
+        [0.9992, 0.5],
+        [1.05, 1000]
+      ]
+    ),
+    1000,
+    'k',
+    'USDT-USD'
+  )
+  engine.onBook(book([[99, 2]], [[100, 2]]), 1000, 'a', 'BTC-USDT')
+  const [e] = engine.onBook(book([[101, 2]], [[102, 2]]), 1000, 'b', 'BTC-USD')!
+  // The USD proceeds buy USDT at the ask: 0.5 USDT cost 0.4996 USD at 0.9992, the rest 1.05, where
+  // 101 / 1.05 = 96.19 < 100 loses. So the walk stops when 0.4996 USD of proceeds are converted.
+  const q = 0.4996 / 101
+  t.equal(e.maxSize, q)
+  t.equal(e.maxProfit, q * (101 * (1 / 0.9992) - 100))
+  t.match(e.conversion, { rate: 1 / 0.9992, levels: 1, via: [{ exchange: 'k', symbol: 'USDT-USD', side: 'ask', price: 0.9992 }] })
+  t.equal(e.netBps, ((101 / 0.9992 - 100) / 100) * 1e4, 'the top of book at the first conversion level')
+  // The ladder's 100 USDT buys 1 BTC: q of it converts at 0.9992, the rest at 1.05.
+  t.equal(e.ladder[0].size, 1)
+  near(t, e.ladder[0].profit, q * (101 * (1 / 0.9992) - 100) + (1 - q) * (101 * (1 / 1.05) - 100))
+})
+
+t.test('conversion through depth: 10 USDT at 0.9992 then 1.01 behind the README’s books (the issue’s case)', async (t) => {
+  const engine = new ArbitrageEngine({ ...zero, fees: { okx: 0.001, coinbase: 0.0025, kraken: 0.002 } })
+  engine.onBook(
+    book(
+      [[0.9991, 1e6]],
+      [
+        [0.9992, 10],
+        [1.01, 1e6]
+      ]
+    ),
+    1000,
+    'kraken',
+    'USDT-USD'
+  )
+  engine.onBook(
+    book(
+      [[67000, 1]],
+      [
+        [67010.1, 0.41],
+        [67012.4, 0.9]
+      ]
+    ),
+    1000,
+    'okx',
+    'BTC-USDT'
+  )
+  const [e] = engine.onBook(book([[67420.5, 1.2]], [[67430, 1]]), 1000, 'coinbase', 'BTC-USD')!
+  // 10 USDT cost 10 × 0.9992 × 1.002 USD; the 1.2 BTC would bring 80,702 USD, which at 1.01 lose.
+  const rate = 1 / (0.9992 * 1.002)
+  const q = (10 * 0.9992 * 1.002) / (67420.5 * (1 - 0.0025))
+  t.equal(e.maxSize, q)
+  t.equal(e.maxProfit, q * (67420.5 * (1 - 0.0025) * rate - 67010.1 * 1.001))
+  t.match(e.conversion, { levels: 1 })
+  near(t, e.conversion!.rate, rate)
+})
+
+t.test('conversion liquidity one opportunity uses is not used again by another in the same evaluation, across symbols', async (t) => {
+  const engine = new ArbitrageEngine(zero)
+  const deep = book([[0.999, 1e6]], [[0.9992, 1e6]])
+  engine.onBook(deep, 1000, 'k', 'USDT-USD')
+  engine.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USDT')
+  t.match(engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'b', 'BTC-USD'), [{ symbol: 'BTC-USD', status: 'open', maxSize: 1 }])
+  engine.onBook(book([[9.9, 1]], [[10, 1]]), 1000, 'a', 'ETH-USDT')
+  t.match(engine.onBook(book([[10.1, 1]], [[10.2, 1]]), 1000, 'b', 'ETH-USD'), [{ symbol: 'ETH-USD', status: 'open', maxSize: 1 }])
+  // The book now holds 100 USDT at 0.9992, then 1.05: BTC's 101 USD of proceeds take all of the
+  // first level, so ETH, searched next in the same evaluation, meets 1.05 and loses.
+  const out = engine.onBook(
+    book(
+      [[0.999, 1e6]],
+      [
+        [0.9992, 100],
+        [1.05, 1e6]
+      ]
+    ),
+    1001,
+    'k',
+    'USDT-USD'
+  )!
+  // (BTC's maxSize, 1 to 0.9893, is no material change: no update.)
+  t.match(out, [{ symbol: 'ETH-USD', status: 'closed', reason: 'spread' }])
+  t.equal(out.length, 1)
+  // Alone in an evaluation (its own book's update), ETH has the first level to itself again.
+  t.match(engine.onBook(book([[10.1, 1]], [[10.2, 1]]), 1002, 'b', 'ETH-USD'), [{ symbol: 'ETH-USD', status: 'open', maxSize: 1 }])
+})
+
+t.test('the README’s worked example is what the engine computes from the inputs the README states', async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const at = readme.indexOf('What the engine publishes for an OKX `BTC-USDT` book')
+  const block = readme.slice(readme.indexOf('```json\n', at) + 8, readme.indexOf('```', readme.indexOf('```json\n', at) + 8))
+  // The inputs as the README states them, with the defaults (MIN_NET_BPS 5, SIZE_LADDER, QUOTE_GROUPS).
+  const engine = new ArbitrageEngine({
+    minNetBps: 5,
+    maxTickAgeMs: 1000,
+    updateBps: 0.5,
+    fees: { okx: 0.001, coinbase: 0.0025, kraken: 0.002 },
+    defaultFee: 0.001
+  })
+  const t0 = 1795800000000
+  engine.onBook(book([[0.9991, 250_000]], [[0.9992, 250_000]]), t0 + 130, 'kraken', 'USDT-USD')
+  engine.onBook(
+    book(
+      [[67000, 1]],
+      [
+        [67010.1, 0.41],
+        [67012.4, 0.9]
+      ],
+      { exchangeTime: t0 + 120 }
+    ),
+    t0 + 133,
+    'okx',
+    'BTC-USDT'
+  )
+  const [e] = engine.onBook(book([[67420.5, 1.2]], [[67430, 1]], { exchangeTime: t0 + 125 }), t0 + 134, 'coinbase', 'BTC-USD')!
+  t.same(JSON.parse(block), JSON.parse(JSON.stringify(e)))
+  t.equal(e.maxSize, 1.2, 'the Coinbase bid holds 1.2')
+  t.equal(Math.round(e.maxProfit * 100) / 100, 111.39)
 })

@@ -26,6 +26,7 @@ export { HEALTH_FORGET_MS }
 export class ArbitrageEngine extends Markets {
   /** ticker.<exchange>.<symbol>: a top of book. `exchange` and `symbol` are the topic's. */
   onTick(tick: Tick, now: number, exchange: unknown = tick?.exchange, symbol: unknown = tick?.symbol): OpportunityEvent[] | null {
+    this.conversions.clear() // an evaluation: each conversion level used once across its classes
     this.counters.ticks++
     const source = this.source(exchange, symbol, now)
     if (source === null) return null
@@ -47,6 +48,7 @@ export class ArbitrageEngine extends Markets {
 
   /** book.<exchange>.<symbol>: the connectors' top levels. */
   onBook(book: BookData, now: number, exchange: unknown, symbol: unknown): OpportunityEvent[] | null {
+    this.conversions.clear() // an evaluation: each conversion level used once across its classes
     this.counters.books++
     const source = this.source(exchange, symbol, now)
     if (source === null) return null
@@ -77,6 +79,7 @@ export class ArbitrageEngine extends Markets {
    * book of it as of its `lastMessageAgeMs` before `now`.
    */
   onVenue(exchange: string, health: unknown, now: number): OpportunityEvent[] | null {
+    this.conversions.clear() // an evaluation: each conversion level used once across its classes
     const h = readHealth(health)
     if (h === null) return null
     const venue = this.venue(exchange)
@@ -94,6 +97,7 @@ export class ArbitrageEngine extends Markets {
 
   /** Closes what went stale with no update since and forgets idle classes; call it on a timer. */
   sweep(now: number): OpportunityEvent[] | null {
+    this.conversions.clear() // an evaluation: each conversion level used once across its classes
     let events: OpportunityEvent[] | null = null
     for (const v of this.venues.values()) {
       if (v.state === null || now - v.stateAt <= HEALTH_FORGET_MS) continue

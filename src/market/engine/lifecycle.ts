@@ -6,6 +6,7 @@ import type { MarketClass, Markets, Open, Source } from './markets.js'
 import { minSize, type Pairing, tradable } from './search.js'
 import { DEFAULT_SIZE_LADDER, type LadderStep, type Leg, type OpportunityEvent, SIZE_CHANGE } from './types.js'
 import { netBps, netPerUnit, walk } from './walk.js'
+import type { ConversionCursor } from './conversion.js'
 
 /** Open, update and closed events of a class against what it has open. */
 export function publish(m: Markets, market: MarketClass, pairings: Pairing[], now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
@@ -80,11 +81,17 @@ function ladder(m: Markets, p: Pairing): LadderStep[] {
   const steps: LadderStep[] = []
   const minimum = minSize(p)
   for (const notional of m.options.sizeLadder ?? DEFAULT_SIZE_LADDER) {
-    const w = walk(p, { ...p.start }, p.rate, { minNetBps: Number.NEGATIVE_INFINITY, size: Number.POSITIVE_INFINITY, notional, dust: 1e-12 })
+    const w = walk(p, { ...p.start }, conversionAtStart(p), { minNetBps: Number.NEGATIVE_INFINITY, size: Number.POSITIVE_INFINITY, notional, dust: 1e-12 })
     const netBps = w.spent > 0 ? (w.profit / w.spent) * 1e4 : 0
     steps.push({ notional, filled: w.spent, size: w.size, netBps, profit: w.profit, belowMinSize: w.size < minimum })
   }
   return steps
+}
+
+/** The pairing's conversion ladder where it stood when the pairing's walk began (a copy: the figures walk from there). */
+function conversionAtStart(p: Pairing): ConversionCursor | null {
+  const c = p.conversion
+  return c === null ? null : { levels: c.cursor.levels, mid: c.cursor.mid, k: c.k, left: c.left }
 }
 
 function leg(s: Source, top: [number, number], now: number): Leg {
@@ -108,6 +115,14 @@ function opportunity(m: Markets, market: MarketClass, p: Pairing, id: string, st
   const [b, bSize] = p.sellTop
   const size = Math.min(aSize, bSize)
   const unit = netPerUnit(a, b, p.buy.fee, p.sell.fee, p.rate)
+  // Figures only an event needs, computed for it alone (most evaluations publish nothing): maxSize's
+  // profit and what its proceeds convert at, walked from the pairing's start.
+  const max = walk(p, { ...p.start }, conversionAtStart(p), {
+    minNetBps: Number.NEGATIVE_INFINITY,
+    size: p.maxSize,
+    notional: Number.POSITIVE_INFINITY,
+    dust: 0
+  })
   const event: OpportunityEvent = {
     id,
     status,
@@ -120,13 +135,17 @@ function opportunity(m: Markets, market: MarketClass, p: Pairing, id: string, st
     netBps: (unit / a) * 1e4,
     profit: size * unit,
     maxSize: p.maxSize,
-    // Figures only an event needs, computed for it alone (most evaluations publish nothing).
-    maxProfit:
-      p.maxSize === p.walked
-        ? p.walkedProfit
-        : walk(p, { ...p.start }, p.rate, { minNetBps: Number.NEGATIVE_INFINITY, size: p.maxSize, notional: Number.POSITIVE_INFINITY, dust: 0 }).profit,
+    maxProfit: max.profit,
     ladder: ladder(m, p),
-    conversion: p.conversion,
+    conversion:
+      p.conversion === null
+        ? null
+        : {
+            rate: max.converted > 0 ? max.convertedTo / max.converted : p.rate,
+            midRate: p.midRate,
+            levels: max.conversionLevels,
+            via: p.conversion.cursor.levels[p.conversion.k].via
+          },
     detectedAt: now,
     maxTickAgeMs: Math.max(now - p.buy.receivedAt, now - p.sell.receivedAt)
   }
@@ -138,7 +157,7 @@ function opportunity(m: Markets, market: MarketClass, p: Pairing, id: string, st
     const quoteHeld = balances[p.buy.exchange]?.[p.buy.quote] ?? 0
     const baseHeld = balances[p.sell.exchange]?.[base] ?? 0
     const limits = { minNetBps: Number.NEGATIVE_INFINITY, size: Math.min(p.maxSize, baseHeld), notional: quoteHeld / (1 + p.buy.fee), dust: 0 }
-    const lots = tradable(p, walk(p, { ...p.start }, p.rate, limits).size)
+    const lots = tradable(p, walk(p, { ...p.start }, conversionAtStart(p), limits).size)
     event.actionable = lots > 0
     event.actionableSize = lots
   }

@@ -2,6 +2,7 @@
 // top of book per symbol (a source), and each venue's clock and health; and when a source takes
 // part (fresh, not gated by its venue's health).
 import { ClockOffset } from '../clock-offset.js'
+import type { ConversionCursor } from './conversion.js'
 import { VENUE_STALE_MS } from '../events.js'
 import { parseSymbol } from '../instruments.js'
 import {
@@ -142,6 +143,8 @@ export class Markets {
   readonly classes = new Map<string, MarketClass>()
   /** Listings by topic symbol. */
   readonly instruments = new Map<string, Listing>()
+  /** The conversion ladder of each currency pair in the evaluation under way (cleared at the start of each): shared, so no conversion level is used twice. */
+  readonly conversions = new Map<string, ConversionCursor | null>()
   /** Classes with an open opportunity through a conversion book. */
   readonly converting = new Set<MarketClass>()
   readonly venues = new Map<string, Venue>()

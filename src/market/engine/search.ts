@@ -1,23 +1,22 @@
 // Pairing within a class: the most profitable buy source against the most profitable sell source,
 // walked while the marginal net stays at MIN_NET_BPS, then the next pairing on what is left, no
 // level counted twice.
-import { conversion, type Rate, SAME_CURRENCY } from './conversion.js'
+import { type ConversionCursor, conversion, nextRate } from './conversion.js'
 import type { MarketClass, Markets, Source } from './markets.js'
-import { type Conversion, MAX_PAIRINGS } from './types.js'
+import { MAX_PAIRINGS } from './types.js'
 import { type Cursor, floorToLot, netBps, walk } from './walk.js'
 
 /** What a class's search found: one pairing of a buy source and a sell source. */
 export interface Pairing {
   buy: Source
   sell: Source
-  conversion: Conversion | null
+  /** Across quote currencies: the conversion ladder, and where it stood when this pairing's walk began (its ladder and figures walk from there). */
+  conversion: { cursor: ConversionCursor; k: number; left: number } | null
+  /** The conversion rate of the first level this pairing converts at (1 within one currency). */
   rate: number
   midRate: number
   size: number
   maxSize: number
-  /** What the walk took (maxSize before lots) and its profit. */
-  walked: number
-  walkedProfit: number
   /** Where both books stood when this pairing's walk began: its ladder walks from there. */
   start: Cursor
   buyTop: [number, number]
@@ -42,13 +41,17 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     bidAt[k] = 0
     bidLeft[k] = s.bids.length > 0 ? s.bids[0][1] : 0
   }
-  let rates: Map<string, Rate | null> | null = null
-  const rateOf = (sell: Source, buy: Source) => {
-    if (sell.quote === buy.quote) return SAME_CURRENCY
+  // The conversion of each currency pair, shared by every pairing of every class this evaluation
+  // searches: what one converts, another does not convert again.
+  const cursorOf = (sell: Source, buy: Source): ConversionCursor | null => {
     const key = `${sell.quote} ${buy.quote}`
-    rates ??= new Map()
-    if (!rates.has(key)) rates.set(key, conversion(m, sell.quote, buy.quote, now))
-    return rates.get(key)!
+    if (!m.conversions.has(key)) m.conversions.set(key, conversion(m, sell.quote, buy.quote, now))
+    return m.conversions.get(key) ?? null
+  }
+  const rateOf = (sell: Source, buy: Source): number | null => {
+    if (sell.quote === buy.quote) return 1
+    const cursor = cursorOf(sell, buy)
+    return cursor === null ? null : nextRate(cursor)
   }
   const min = m.options.minNetBps
   // The walk: consume both sides while the marginal net stays at MIN_NET_BPS.
@@ -61,9 +64,9 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
       if (askAt[i] >= sources[i].asks.length) continue
       for (let j = 0; j < sources.length; j++) {
         if (i === j || bidAt[j] >= sources[j].bids.length || sources[i].exchange === sources[j].exchange) continue
-        const conv = rateOf(sources[j], sources[i])
-        if (conv === null) continue
-        const net = netBps(sources[i].asks[askAt[i]][0], sources[j].bids[bidAt[j]][0], sources[i].fee, sources[j].fee, conv.rate)
+        const rate = rateOf(sources[j], sources[i])
+        if (rate === null) continue
+        const net = netBps(sources[i].asks[askAt[i]][0], sources[j].bids[bidAt[j]][0], sources[i].fee, sources[j].fee, rate)
         if (net > best) {
           best = net
           bi = i
@@ -74,10 +77,12 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     if (bi === -1 || best < min) break
     const buy = sources[bi]
     const sell = sources[si]
-    const conv = rateOf(sell, buy)!
+    const cursor = sell.quote === buy.quote ? null : cursorOf(sell, buy)
+    const rate = cursor === null ? 1 : cursor.levels[cursor.k].rate
+    const conv = cursor === null ? null : { cursor, k: cursor.k, left: cursor.left }
     const start: Cursor = { ai: askAt[bi], al: askLeft[bi], bj: bidAt[si], bl: bidLeft[si] }
     const at = { ...start }
-    const walked = walk({ buy, sell }, at, conv.rate, limits)
+    const walked = walk({ buy, sell }, at, cursor, limits)
     // A top of book (a tick) serves one pairing: its size says nothing of what is behind it.
     askAt[bi] = buy.fromBook ? at.ai : buy.asks.length
     askLeft[bi] = at.al
@@ -91,13 +96,11 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     pairings.push({
       buy,
       sell,
-      conversion: conv.via.length === 0 ? null : { rate: conv.rate, midRate: conv.mid, via: conv.via },
-      rate: conv.rate,
-      midRate: conv.mid,
+      conversion: conv,
+      rate,
+      midRate: cursor === null ? 1 : cursor.mid,
       size: Math.min(start.al, start.bl),
       maxSize,
-      walked: walked.size,
-      walkedProfit: walked.profit,
       start,
       buyTop,
       sellTop

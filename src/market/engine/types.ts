@@ -44,11 +44,13 @@ export interface LadderStep {
 }
 
 export interface Conversion {
-  /** Units of the buy leg's quote currency per unit of the sell leg's, executable, fees in. */
+  /** Units of the buy leg's quote currency per unit of the sell leg's, executable, fees in: the average over what maxSize's proceeds convert through the conversion books' levels (the first level's rate when maxSize is 0). */
   rate: number
   /** The same at mid prices, no fees (what grossBps uses). */
   midRate: number
-  /** The conversion books used, in order: sell the sell leg's quote, buy the buy leg's. */
+  /** Conversion levels maxSize's proceeds go through (a level through the reference currency is one). */
+  levels: number
+  /** The conversion books of the first level, in order: sell the sell leg's quote, buy the buy leg's. */
   via: { exchange: string; symbol: string; side: 'bid' | 'ask'; price: number; fee: number }[]
 }
 

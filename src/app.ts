@@ -16,7 +16,8 @@ import leases from './plugins/leases.js'
 import replay, { DEMO_VENUES } from './plugins/replay.js'
 import scorer from './hooks/scorer.js'
 import { models } from './hooks/models.js'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, settingsOf, type Config } from './config.js'
+import { ArbitrageSettings, FeedsSettings } from './market/settings.js'
 import type { Bus } from './core/bus.js'
 import type { SegmentFiles } from './record/recorder.js'
 
@@ -53,16 +54,12 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   if (config.arbitrage) {
     // The engine first: its check that a tick speaks for its topic's exchange runs before the
     // scorer observes the tick.
-    const { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee, sizeLadder, quoteGroups, balances } = config
-    await app.register(arbitrage, { minNetBps, maxTickAgeMs, opportunityUpdateBps, takerFees, defaultTakerFee, sizeLadder, quoteGroups, balances })
+    await app.register(arbitrage, settingsOf(config, ArbitrageSettings))
     await app.register(scorer, { config })
   }
   // After the scorer, whose volatility feature a model may read.
   if (config.models) await app.register(models, { dir: config.models, reloadMs: config.modelsReloadMs })
-  if (config.feeds) {
-    const { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb } = config
-    await app.register(feeds, { feeds: list, feedsEndpoints, feedsMetadata, bookDepth, venueBufferMb, venueMetadataMb })
-  }
+  if (config.feeds) await app.register(feeds, settingsOf(config, FeedsSettings))
   if (config.replayDir || config.demo === 'venues') {
     const { replayDir, replaySpeed, replayLoop } = config
     await app.register(replay, config.demo === 'venues' ? { replayDir: DEMO_VENUES, replaySpeed, replayLoop: true } : { replayDir, replaySpeed, replayLoop })

@@ -1,10 +1,8 @@
 // The one configuration schema: validation, defaults, the TypeScript type and the environment variable names.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
-import { parseEndpoints, parseFeeds } from './market/setup.js'
-import { EXCHANGES } from './market/venues/index.js'
-import { DEFAULT_QUOTE_GROUPS, DEFAULT_SIZE_LADDER } from './market/arbitrage.js'
+import { ArbitrageSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
@@ -147,57 +145,11 @@ export const ConfigSchema = Type.Object({
   }),
   modelsReloadMs: Int(1000, 0, 3_600_000, 'milliseconds between scans of MODELS for new, changed or removed versions; 0: read once at start'),
   arbitrage: Type.Boolean({ default: true, description: 'run the arbitrage engine on ticker.> events' }),
-  minNetBps: Num(5, -10_000, 10_000, 'net spread in bps at which an opportunity opens'),
-  maxTickAgeMs: Int(1000, 1, 3_600_000, 'quotes older than this (by exchange time) never make an opportunity'),
-  opportunityUpdateBps: Num(1, 0, 10_000, 'net bps change that makes an open opportunity worth an update (or a 25% size change)'),
-  takerFees: Type.String({
-    default: '',
-    syntax: 'fees',
-    description: 'taker fee per exchange, or per exchange and instrument kind, as a fraction, e.g. binance:spot=0.001,binance:perp=0.0004,coinbase=0.006'
-  }),
-  sizeLadder: Type.String({
-    default: DEFAULT_SIZE_LADDER.join(','),
-    syntax: 'ladder',
-    description: "buy notionals (in the buy leg's quote currency) at which every opportunity gives net bps and profit from the books"
-  }),
-  quoteGroups: Type.String({
-    default: DEFAULT_QUOTE_GROUPS.map((group) => group.join(',')).join(';'),
-    syntax: 'quoteGroups',
-    description:
-      'quote currencies whose spot books of one base are compared through live conversion books; the first of a group is its reference; none: every symbol alone'
-  }),
-  balances: Type.String({
-    default: '',
-    syntax: 'balances',
-    description:
-      'what the desk holds per exchange and currency, e.g. binance:USDT=50000,BTC=1;coinbase:USD=20000: marks opportunities actionable; empty: not marked'
-  }),
-  defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES'),
+  ...ArbitrageSettings.properties,
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
   demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
   demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)'),
-  feeds: Type.String({
-    default: '',
-    syntax: 'feeds',
-    description: 'exchange connectors and their instruments, e.g. binance:BTC-USDT,ETH-USDT;okx:BTC-USDT-PERP (README "Market data"); empty: none'
-  }),
-  feedsEndpoints: Type.String({
-    default: '',
-    syntax: 'endpoints',
-    description: 'where venues are, when not at their public addresses: exchange=wsURL,restURL;... (a mock, a proxy, a testnet)'
-  }),
-  feedsMetadata: Type.String({
-    default: '',
-    description: "directory of saved instrument metadata, <dir>/<exchange>/*.json (the venues' own answers); empty: read it from each venue at start-up"
-  }),
-  bookDepth: Int(20, 1, 1000, 'levels per side in book.<exchange>.<symbol> events'),
-  venueBufferMb: Int(
-    16,
-    1,
-    1024,
-    "MiB one venue connection may hold in diffs kept for books waiting for their snapshot, and the largest depth snapshot read; past it the book resyncs (or the snapshot is refused), counted in the venue's overflows"
-  ),
-  venueMetadataMb: Int(32, 1, 4096, "MiB of one venue's instrument list read at start-up; a larger one stops start-up naming the venue"),
+  ...FeedsSettings.properties,
   feedsServerUrl: Type.String({
     default: 'ws://127.0.0.1:8765/ws/live',
     minLength: 1,
@@ -294,6 +246,13 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
   return config as Config
 }
 
+/** A plugin's part of the configuration: the settings its schema declares, and nothing else. */
+export function settingsOf<T extends TObject>(config: Config, schema: T): Static<T> {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(schema.properties)) out[key] = (config as Record<string, unknown>)[key]
+  return out as Static<T>
+}
+
 /** Options that are valid alone but not in combination. */
 function checkTogether(config: Config): void {
   if (config.auth === 'required' && !config.jwtSecret && !config.jwtPublicKey && !config.apiKeys) {
@@ -377,67 +336,9 @@ const SYNTAX = {
     parse: (text: string) => (/^rediss?:\/\/[^/?#]+/.test(text) ? text : null),
     accepts: 'a URL redis://[:password@]host[:port][/db] or rediss://...'
   },
-  feeds: {
-    parse: parseFeeds,
-    accepts: `exchange:SYMBOL,SYMBOL;... with exchanges ${EXCHANGES.join(', ')} and topic symbols such as BTC-USDT or BTC-USDT-PERP`
-  },
-  endpoints: { parse: parseEndpoints, accepts: 'exchange=ws(s)://...,http(s)://... separated by semicolons' },
-  fees: { parse: parseFees, accepts: 'exchange=fraction or exchange:kind=fraction (kind spot, perp, future) separated by commas' },
-  ladder: { parse: parseLadder, accepts: 'up to 10 positive numbers separated by commas' },
-  quoteGroups: { parse: parseQuoteGroups, accepts: 'none, or currency codes separated by commas, groups separated by semicolons, each currency in one group' },
-  balances: { parse: parseBalances, accepts: 'exchange:CURRENCY=amount,CURRENCY=amount;... with amounts of 0 or more' },
+  ...MARKET_SYNTAX,
   apiKeys: {
     parse: parseApiKeys,
     accepts: 'key=scope scope;key=scope, keys of 16 or more characters, scopes subscribe:<pattern> or publish:<pattern>'
   }
-}
-
-const list = (text: string, separator: string) =>
-  text
-    .split(separator)
-    .map((p) => p.trim())
-    .filter(Boolean)
-
-/** TAKER_FEES: `exchange=fraction` or `exchange:kind=fraction`, comma-separated; null when malformed or a fee is outside 0..0.1. */
-export function parseFees(text: string): Record<string, number> | null {
-  const fees: Record<string, number> = {}
-  for (const part of list(text, ',')) {
-    const m = /^([A-Za-z0-9_-]+(:(spot|perp|future))?)=(\d+(\.\d+)?)$/.exec(part)
-    if (m === null || Number(m[4]) > 0.1) return null
-    fees[m[1]] = Number(m[4])
-  }
-  return fees
-}
-
-/** SIZE_LADDER: up to 10 positive notionals, ascending. */
-export function parseLadder(text: string): number[] | null {
-  const steps = list(text, ',').map(Number)
-  if (steps.length > 10 || !steps.every((n) => Number.isFinite(n) && n > 0)) return null
-  return steps.sort((a, b) => a - b)
-}
-
-/** QUOTE_GROUPS: `USD,USDT,USDC;EUR,EURC`, each currency in one group of two or more; `none`. */
-export function parseQuoteGroups(text: string): string[][] | null {
-  if (text.trim() === 'none') return []
-  const groups = list(text, ';').map((g) => list(g, ','))
-  const all = groups.flat()
-  if (new Set(all).size !== all.length || !groups.every((g) => g.length >= 2 && g.every((c) => /^[A-Z0-9]{1,20}$/.test(c)))) return null
-  return groups
-}
-
-/** BALANCES: `binance:USDT=50000,BTC=1;coinbase:USD=20000` as exchange → currency → amount. */
-export function parseBalances(text: string): Record<string, Record<string, number>> | null {
-  const balances: Record<string, Record<string, number>> = {}
-  for (const part of list(text, ';')) {
-    const [exchange, holdings, extra] = part.split(':')
-    if (extra !== undefined || !/^[A-Za-z0-9_-]+$/.test(exchange.trim()) || holdings === undefined) return null
-    const held: Record<string, number> = {}
-    for (const h of list(holdings, ',')) {
-      const m = /^([A-Z0-9]{1,20})=(\d+(\.\d+)?)$/.exec(h)
-      if (m === null) return null
-      held[m[1]] = Number(m[2])
-    }
-    balances[exchange.trim()] = held
-  }
-  return balances
 }

@@ -3,9 +3,10 @@
 // venue's misbehaviour never reaches the server's memory or event loop.
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { ConfigError, loadConfig, settingsOf, type Config } from './config.js'
 import { LiveClient } from './client/index.js'
-import { parseEndpoints, parseFeeds, startFeeds } from './market/setup.js'
+import { configuredFeeds, startFeeds } from './market/setup.js'
+import { FeedsSettings } from './market/settings.js'
 import { recordFeeds, recorderFor } from './record/capture.js'
 import { topicSink } from './market/events.js'
 
@@ -28,12 +29,7 @@ let failures = 0
 // RECORD_DIR: the venues' frames and REST answers (the server records what this process publishes).
 const recorder = config.recordDir ? recorderFor(config, log) : null
 const feeds = await startFeeds({
-  feeds: parseFeeds(config.feeds)!,
-  endpoints: parseEndpoints(config.feedsEndpoints)!,
-  metadataDir: config.feedsMetadata || undefined,
-  bookDepth: config.bookDepth,
-  bufferBytes: config.venueBufferMb * 1024 * 1024,
-  metadataBytes: config.venueMetadataMb * 1024 * 1024,
+  ...configuredFeeds(settingsOf(config, FeedsSettings)),
   log,
   sink: topicSink((topic, data) => {
     // Fire and count: a book or ticker is superseded by the next one, so a refusal is not retried.

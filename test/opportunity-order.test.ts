@@ -23,3 +23,20 @@ t.test('a book is delivered to all its subscribers before the opportunity it ope
   await new Promise((resolve) => setImmediate(resolve))
   t.same(order, ['book.a.BTC-USDT', 'book.b.BTC-USDT', 'opportunities.BTC-USD open'])
 })
+
+t.test('the engine plugin takes its own settings only, an omitted one at its default, a bad one refused by name', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0 })
+  await app.register(arbitrage, {})
+  await app.ready()
+  t.same(app.liveArbitrage.engine.options.sizeLadder, [1000, 10_000, 100_000], 'SIZE_LADDER at its default')
+  t.equal(app.liveArbitrage.engine.options.minNetBps, 5, 'MIN_NET_BPS at its default')
+  const bad = Fastify()
+  t.teardown(() => bad.close())
+  await bad.register(live, { heartbeatInterval: 0 })
+  await t.rejects(
+    bad.register(arbitrage, { takerFees: 'binance=0.5' }).ready(),
+    /^arbitrage: option takerFees "binance=0.5" is not valid; expected exchange=fraction or exchange:kind=fraction/
+  )
+})

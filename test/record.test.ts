@@ -15,7 +15,7 @@ import { readRecording, segmentFiles, type Damage } from '../src/record/reader.t
 import { Recorder, diskFiles, type SegmentFiles } from '../src/record/recorder.ts'
 import { BLOCK_HEADER, decodeBlock, Kind, records } from '../src/record/format.ts'
 import { buildApp } from '../src/app.ts'
-import { engineOptions } from '../src/record/settings.ts'
+import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, spawnClean, startServer, until } from './helper.ts'

@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
+import { type FeedsSettings, parseEndpoints, parseFeeds } from './settings.js'
 import type { ConnectionOptions, Endpoints } from './connection.js'
 import type { MarketSink, VenueHealth } from './events.js'
 import { VenueGroup } from './group.js'
@@ -12,42 +13,6 @@ import { readJson } from './rest.js'
 
 /** Where each venue is, as its room says (FEEDS_ENDPOINTS points elsewhere). */
 export const VENUE_ENDPOINTS = Object.fromEntries(EXCHANGES.map((e) => [e, VENUES[e].endpoints])) as Record<Exchange, Endpoints>
-
-const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
-
-/** FEEDS: `binance:BTC-USDT,ETH-USDT;okx:BTC-USDT-PERP`; null when malformed. */
-export function parseFeeds(text: string): Map<Exchange, string[]> | null {
-  const feeds = new Map<Exchange, string[]>()
-  for (const part of text
-    .split(';')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const [exchange, list, extra] = part.split(':')
-    if (extra !== undefined || !(EXCHANGES as readonly string[]).includes(exchange.trim())) return null
-    const symbols = (list ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
-    if (symbols.length === 0 || !symbols.every((s) => SYMBOL.test(s))) return null
-    const known = feeds.get(exchange.trim() as Exchange) ?? []
-    feeds.set(exchange.trim() as Exchange, [...new Set([...known, ...symbols])])
-  }
-  return feeds
-}
-
-/** FEEDS_ENDPOINTS: `binance=wss://host,https://host;okx=...`; null when malformed. */
-export function parseEndpoints(text: string): Partial<Record<Exchange, Endpoints>> | null {
-  const out: Partial<Record<Exchange, Endpoints>> = {}
-  for (const part of text
-    .split(';')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const m = /^([a-z]+)=(wss?:\/\/[^,\s]+),(https?:\/\/[^,\s]+)$/.exec(part)
-    if (m === null || !(EXCHANGES as readonly string[]).includes(m[1])) return null
-    out[m[1] as Exchange] = { ws: m[2].replace(/\/$/, ''), rest: m[3].replace(/\/$/, '') }
-  }
-  return out
-}
 
 /** Bytes of one instrument-list answer read at start-up (VENUE_METADATA_MB). */
 export const DEFAULT_METADATA_BYTES = 32 * 1024 * 1024
@@ -134,6 +99,22 @@ export interface StartOptions {
   transport?: (exchange: Exchange) => { connect?: ConnectionOptions['connect']; fetch?: typeof fetch; now?: () => number }
   /** Called with each venue's instruments before any socket opens (the recording's metadata). */
   beforeStart?: (instruments: Map<Exchange, Instrument[]>) => void
+}
+
+const MiB = 1024 * 1024
+
+/** What FEEDS's settings (checked) say to start: the one reading of them, for the server's plugin and the feeds process. */
+export function configuredFeeds(
+  settings: FeedsSettings
+): Pick<StartOptions, 'feeds' | 'endpoints' | 'metadataDir' | 'bookDepth' | 'bufferBytes' | 'metadataBytes'> {
+  return {
+    feeds: parseFeeds(settings.feeds) as Map<Exchange, string[]>,
+    endpoints: parseEndpoints(settings.feedsEndpoints) as Partial<Record<Exchange, Endpoints>>,
+    metadataDir: settings.feedsMetadata || undefined,
+    bookDepth: settings.bookDepth,
+    bufferBytes: settings.venueBufferMb * MiB,
+    metadataBytes: settings.venueMetadataMb * MiB
+  }
 }
 
 export async function startFeeds(options: StartOptions): Promise<Feeds> {

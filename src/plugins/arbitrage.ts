@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { ArbitrageEngine, type BookData, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
-import { parseBalances, parseFees, parseLadder, parseQuoteGroups, type Config } from '../config.js'
+import { ArbitrageSettings, checkSettings, engineOptions } from '../market/settings.js'
 import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
 
 declare module 'fastify' {
@@ -18,8 +18,8 @@ declare module 'fastify' {
   }
 }
 
-export type ArbitrageOptions = Pick<Config, 'minNetBps' | 'maxTickAgeMs' | 'opportunityUpdateBps' | 'takerFees' | 'defaultTakerFee'> &
-  Partial<Pick<Config, 'sizeLadder' | 'quoteGroups' | 'balances'>>
+/** The engine's settings (market/settings.ts: MIN_NET_BPS, TAKER_FEES, ...); one left out takes its default. */
+export type ArbitrageOptions = Partial<ArbitrageSettings>
 
 /** Token 1 (exchange) or 2 (symbol) of <kind>.<exchange>.<symbol>; null for any other shape. */
 function tickerToken(topic: string, token: 1 | 2): string | null {
@@ -30,24 +30,8 @@ function tickerToken(topic: string, token: 1 | 2): string | null {
 }
 
 const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, options) => {
-  const parsed = <T>(name: string, value: string, parse: (text: string) => T | null): T => {
-    const out = parse(value)
-    if (out === null) throw new Error(`arbitrage: ${name} "${value}" is malformed (README "Configuration")`)
-    return out
-  }
-  const makeEngine = (idPrefix?: string) =>
-    new ArbitrageEngine({
-      minNetBps: options.minNetBps,
-      maxTickAgeMs: options.maxTickAgeMs,
-      updateBps: options.opportunityUpdateBps,
-      fees: parsed('takerFees', options.takerFees, parseFees),
-      defaultFee: options.defaultTakerFee,
-      // Left out by an embedder: the engine's defaults (the configuration's defaults are the same).
-      sizeLadder: options.sizeLadder === undefined ? undefined : parsed('sizeLadder', options.sizeLadder, parseLadder),
-      quoteGroups: options.quoteGroups === undefined ? undefined : parsed('quoteGroups', options.quoteGroups, parseQuoteGroups),
-      balances: options.balances ? parsed('balances', options.balances, parseBalances) : null,
-      idPrefix
-    })
+  const settings = checkSettings('arbitrage', ArbitrageSettings, options)
+  const makeEngine = (idPrefix?: string) => new ArbitrageEngine({ ...engineOptions(settings), idPrefix })
   let engine = makeEngine()
   let publishFailures = 0
   const counters = () => ({ ...engine.counters, publishFailures })
@@ -115,7 +99,7 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     () => {
       if (running) publish(engine.sweep(Date.now()))
     },
-    Math.max(50, options.maxTickAgeMs / 2)
+    Math.max(50, settings.maxTickAgeMs / 2)
   ).unref()
   app.liveHooks.method({ name: 'arbitrage', handler: () => ({ ...counters(), running }) })
   app.decorate('liveArbitrage', {

@@ -5,9 +5,9 @@
 // deployment"), and move to another within seconds when it dies.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { Config } from '../config.js'
 import type { Lease } from '../core/lease.js'
-import { parseEndpoints, parseFeeds, startFeeds, type Feeds } from '../market/setup.js'
+import { checkSettings, FeedsSettings } from '../market/settings.js'
+import { configuredFeeds, startFeeds, type Feeds } from '../market/setup.js'
 import { topicSink } from '../market/events.js'
 import { recordingOf } from './recorder.js'
 
@@ -21,39 +21,32 @@ declare module 'fastify' {
   }
 }
 
-export type FeedsOptions = Pick<Config, 'feeds' | 'feedsEndpoints' | 'feedsMetadata' | 'bookDepth' | 'venueBufferMb' | 'venueMetadataMb'>
+/** FEEDS's settings (market/settings.ts); one left out takes its default. */
+export type FeedsOptions = Partial<FeedsSettings>
 
 const always = () => true
 
 const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
+  const settings = checkSettings('feeds', FeedsSettings, options)
+  const configured = configuredFeeds(settings)
   let publishFailures = 0
   const failed = () => {
     publishFailures++
   }
   const running = new Map<string, Feeds>()
-  const start = async (key: string, feeds: NonNullable<ReturnType<typeof parseFeeds>>, held: () => boolean) => {
+  const start = async (key: string, feeds: typeof configured.feeds, held: () => boolean) => {
     // A venue's lease ran out by this process's clock: nothing more goes out until it is taken again.
     const sink = topicSink((topic, data) => {
       if (held()) app.live.publishDetached(topic, data, failed)
     })
-    const started = await startFeeds({
-      feeds,
-      endpoints: parseEndpoints(options.feedsEndpoints)!,
-      metadataDir: options.feedsMetadata || undefined,
-      bookDepth: options.bookDepth,
-      bufferBytes: options.venueBufferMb * 1024 * 1024,
-      metadataBytes: options.venueMetadataMb * 1024 * 1024,
-      log: app.log,
-      sink,
-      ...recordingOf(app)?.feeds(sink, options.bookDepth)
-    })
+    const started = await startFeeds({ ...configured, feeds, log: app.log, sink, ...recordingOf(app)?.feeds(sink, settings.bookDepth) })
     for (const { exchange, symbol } of started.unknown)
       app.log.warn({ exchange, symbol }, 'FEEDS names an instrument the venue does not list or stream (README "Market data from the venues"): skipped')
     app.log.info({ venues: started.feeds.map((f) => f.exchange), instruments: started.feeds.reduce((n, f) => n + f.health().instruments, 0) }, 'feeds started')
     running.set(key, started)
   }
 
-  const all = parseFeeds(options.feeds)!
+  const all = configured.feeds
   const leases = new Map<string, Lease>()
   // One venue's switches in order: a start still loading metadata finishes before its stop.
   const switching = new Map<string, Promise<void>>()

@@ -6,7 +6,7 @@ import { loadConfig } from '../config.js'
 import type { OpportunityEvent } from '../market/arbitrage.js'
 import { replay } from './replay.js'
 import { csv, Report } from './report.js'
-import { engineOptions } from './settings.js'
+import { engineOptions } from '../market/settings.js'
 import { APP_VERSION } from './version.js'
 
 export interface ReplayCommand {

@@ -36,8 +36,7 @@ t.test('the engine plugin takes its own settings only, an omitted one at its def
   t.teardown(() => bad.close())
   await bad.register(live, { heartbeatInterval: 0 })
   bad.register(arbitrage, { takerFees: 'binance=0.5' })
-  await t.rejects(
-    bad.ready(),
-    /^arbitrage: option takerFees "binance=0.5" is not valid; expected exchange=fraction or exchange:kind=fraction/
-  )
+  await t.rejects(async () => {
+    await bad.ready()
+  }, /^arbitrage: option takerFees "binance=0.5" is not valid; expected exchange=fraction or exchange:kind=fraction/)
 })

@@ -3,6 +3,9 @@
 import t from 'tap'
 import { FILTER_LIMITS, parseFilter } from '../src/shared/filter.ts'
 import { FilterTable } from '../src/core/filter-table.ts'
+import { matching } from '../src/core/connection.ts'
+import { PageRead } from '../src/core/bus.ts'
+import type { BusEvent } from '../src/core/protocol.ts'
 import { hubOf } from '../src/core/hub.ts'
 import { startServer, TestClient, until } from './helper.ts'
 import { LiveClient } from '../src/client/index.ts'
@@ -428,4 +431,25 @@ t.test('#26 deltas: one connection with 1,000 delta patterns over 1,700 topics h
   honest.close()
   await until(() => hub.deltas.used === 0, 'all of it given back with the last delta subscription')
   t.same(hub.deltas.size, { topics: 0, receivers: 0 })
+})
+
+t.test('#26 filters: a filtered replay lets the event loop go every 1,000 evaluations, and sends what passes, in order', async (t) => {
+  const events: BusEvent[] = Array.from({ length: 2500 }, (_, i) => ({ topic: 'r.a', seq: i + 1, epoch: 'e', ts: 0, data: { x: i } }))
+  const replay = matching({ length: events.length, [Symbol.iterator]: () => events[Symbol.iterator]() }, parseFilter('x == 10 or x == 2400'))
+  t.same(
+    [...replay].map((e) => (e instanceof PageRead ? 'turn' : e.seq)),
+    [11, 'turn', 'turn', 2401]
+  )
+  const { url, app } = await startServer(t, { historySize: 3000 })
+  let epoch = ''
+  for (let i = 0; i < 2500; i++) epoch = (await app.live.publish('r.a', { x: i })).epoch
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  t.match(await c.request({ type: 'subscribe', topic: 'r.a', filter: 'x == 10 or x == 2400', since: { epoch, seq: 0 } }), { type: 'ack', recovered: true })
+  t.same(
+    (await c.take(2)).map((e) => e.seq),
+    [11, 2401]
+  )
+  await app.live.publish('r.a', { x: 2400 })
+  t.match(await c.next(), { type: 'event', seq: 2501 }, 'then live')
 })

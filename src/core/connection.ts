@@ -557,12 +557,26 @@ export interface SubscriptionMode {
 /** Equal for two subscriptions of the same filter and delta choice (the hub groups by it). */
 export const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)
 
-/** A replay with only the events a filter lets through, read as lazily as the replay itself. */
-function matching(replay: Replay, filter: Filter): Replay {
+/** Filter evaluations a replay makes in one turn of the event loop; then other work goes first. */
+export const REPLAY_FILTER_BATCH = 1000
+
+/**
+ * A replay with only the events a filter lets through, read as lazily as the replay itself. Every
+ * REPLAY_FILTER_BATCH evaluations it yields the turn (a PageRead that is ready at the next one): a
+ * filter that lets nothing through a long replay never holds the event loop for all of it.
+ */
+export function matching(replay: Replay, filter: Filter): Replay {
   return {
     length: replay.length,
     *[Symbol.iterator]() {
-      for (const event of replay) if (event instanceof PageRead || filter.test(event.data)) yield event
+      let evaluated = 0
+      for (const event of replay) {
+        if (event instanceof PageRead) yield event
+        else {
+          if (filter.test(event.data)) yield event
+          if (++evaluated % REPLAY_FILTER_BATCH === 0) yield new PageRead(new Promise((resolve) => setImmediate(resolve)))
+        }
+      }
     }
   }
 }

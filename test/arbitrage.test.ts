@@ -470,27 +470,28 @@ t.test('end to end: ticks published over WebSocket, scored opportunities receive
 })
 
 t.test('hostile venue and conversion updates cost what their own sources cost, not every class', async (t) => {
-  const engine = new ArbitrageEngine(zeroFees)
+  // The engine, counting its class evaluations.
+  let calls = 0
+  const engine = new (class extends ArbitrageEngine {
+    protected override evaluate(...args: Parameters<ArbitrageEngine['evaluate']>) {
+      calls++
+      return super.evaluate(...args)
+    }
+  })(zeroFees)
   // 500 classes quoted by two venues, each with an open opportunity; one more venue with one class.
   for (let i = 0; i < 500; i++) {
     engine.onTick(quote('a', `S${i}-EUR`, 99, 100), 1000)
     engine.onTick(quote('b', `S${i}-EUR`, 101, 102), 1000)
   }
   engine.onTick(quote('x', 'X-EUR', 99, 100), 1000)
-  const evaluate = (engine as any).evaluate.bind(engine)
-  let calls = 0
-  ;(engine as any).evaluate = (...args: unknown[]) => {
-    calls++
-    return evaluate(...args)
-  }
+  calls = 0
   for (let i = 0; i < 100; i++) engine.onVenue('x', i % 2 === 0 ? 'down' : 'up', 1000 + i)
   t.equal(calls, 100, 'a venue flapping 100 times re-evaluates its one class 100 times, not 500 classes each time')
   calls = 0
   for (let i = 0; i < 100; i++) engine.onTick(quote('kraken', 'USDT-USD', 0.999, 1.001, [1e6, 1e6], 1000), 1000 + i)
   t.equal(calls, 100, 'a conversion book moves only the classes that convert through it (none here): its own class only')
   engine.sweep(1000 + 61_000)
-  const held = engine as unknown as { classes: Map<string, unknown>; instruments: Map<string, unknown>; venues: Map<string, unknown> }
-  t.same([held.classes.size, held.instruments.size, held.venues.size], [0, 0, 0], 'after a minute of nothing, nothing held: classes, symbols, venues')
+  t.same([engine.classes.size, engine.instruments.size, engine.venues.size], [0, 0, 0], 'after a minute of nothing, nothing held: classes, symbols, venues')
 })
 
 t.test('floorToLot: float error in a size summed from levels never costs a lot; a real part of one is dropped', async (t) => {

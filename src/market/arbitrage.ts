@@ -128,7 +128,7 @@ export class ArbitrageEngine extends Markets {
   }
 
   /** The class's pairings, best first, each level used once; then open/update/close events against what is open. */
-  private evaluate(market: MarketClass, now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
+  protected evaluate(market: MarketClass, now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {
     return publish(this, market, search(this, market, now), now, events)
   }
 }

@@ -453,3 +453,27 @@ t.test('#26 filters: a filtered replay lets the event loop go every 1,000 evalua
   await app.live.publish('r.a', { x: 2400 })
   t.match(await c.next(), { type: 'event', seq: 2501 }, 'then live')
 })
+
+t.test("#26 filters: a subscribe's snapshots are filtered from its frame's work budget, at the filter's cost", async (t) => {
+  const { url, app } = await startServer(t)
+  for (let i = 0; i < 2000; i++) await app.live.publish(`s.t${i}`, { a: { b: i } })
+  const c = await TestClient.open(url)
+  t.teardown(() => c.close())
+  // 30 comparisons of a two-name field: 60 field reads per snapshot, 120,000 for 2,000 topics.
+  const costly = Array.from({ length: 30 }, (_, i) => `a.b == ${-1 - i}`).join(' or ')
+  t.match(await c.request({ type: 'subscribe', id: 1, topic: 's.>', filter: costly }), {
+    type: 'error',
+    id: 1,
+    code: 'too_large',
+    message: /costs more than one frame may/
+  })
+  t.same(hubOf(app.live).filters.size, { filters: 0, cost: 0 }, 'refused whole: nothing held')
+  t.match(await c.request({ type: 'subscribe', id: 2, topic: 's.>', filter: 'a.b < 2' }), { type: 'ack', id: 2 }, 'two reads a topic fit')
+  t.same(
+    (await c.take(2)).map((e) => [e.type, e.topic]),
+    [
+      ['snapshot', 's.t0'],
+      ['snapshot', 's.t1']
+    ]
+  )
+})

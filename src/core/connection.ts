@@ -339,20 +339,21 @@ export class LiveConnection implements ClientInfo {
         since === null ? [] : [...since].map(([t, p]) => bus.since(t, p)),
         snapshot ? patterns.map((p) => (isPattern(p) ? bus.lastMatching(p, work) : bus.last(p))) : []
       ] as [MaybePromise<Replay | null>[], MaybePromise<BusEvent | BusEvent[] | undefined>[]]
-    const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) =>
-      filter === null
-        ? this.flow.answer(frame.id, patterns, since, recovered, last, mode)
-        : this.flow.answer(
-            frame.id,
-            patterns,
-            since,
-            recovered.map((r) => (r === null ? null : matching(r, filter))),
-            last.map((l) => (Array.isArray(l) ? l.filter((e) => filter.test(e.data)) : l !== undefined && filter.test(l.data) ? l : undefined)),
-            mode
-          )
     const undo = (err: unknown) => {
       for (const pattern of fresh) this.drop(pattern)
       this.fail(frame.id, err)
+    }
+    const finish = (recovered: (Replay | null)[], last: (BusEvent | BusEvent[] | undefined)[]) => {
+      if (filter === null) return this.flow.answer(frame.id, patterns, since, recovered, last, mode)
+      let passed: (BusEvent | BusEvent[] | undefined)[]
+      try {
+        passed = last.map((l) => passing(l, filter, work))
+      } catch (err) {
+        undo(err)
+        return undefined
+      }
+      const replays = recovered.map((r) => (r === null ? null : matching(r, filter)))
+      return this.flow.answer(frame.id, patterns, since, replays, passed, mode)
     }
 
     if (watching.length === 0) {
@@ -556,6 +557,16 @@ export interface SubscriptionMode {
 
 /** Equal for two subscriptions of the same filter and delta choice (the hub groups by it). */
 export const modeKey = (mode: SubscriptionMode | null) => (mode === null ? '' : `${mode.filter?.key ?? ''}\n${mode.delta}`)
+
+/** The snapshots a filter lets through; each evaluation is paid from the frame's work budget, at the filter's cost. */
+function passing(last: BusEvent | BusEvent[] | undefined, filter: Filter, work: Work): BusEvent | BusEvent[] | undefined {
+  const passes = (event: BusEvent) => {
+    work.spend(filter.cost)
+    return filter.test(event.data)
+  }
+  if (Array.isArray(last)) return last.filter(passes)
+  return last !== undefined && passes(last) ? last : undefined
+}
 
 /** Filter evaluations a replay makes in one turn of the event loop; then other work goes first. */
 export const REPLAY_FILTER_BATCH = 1000

@@ -76,8 +76,10 @@ export class Work {
     return new Work(Number.MAX_SAFE_INTEGER)
   }
 
-  spend(): void {
-    if (--this.left < 0) {
+  /** Spends `n` (a filter evaluation costs its field reads, src/core/filter-table.ts). */
+  spend(n = 1): void {
+    this.left -= n
+    if (this.left < 0) {
       throw new LiveError(ErrorCode.tooLarge, "matching this frame's patterns, since entries and snapshots costs more than one frame may: send fewer per frame")
     }
   }

@@ -5,8 +5,9 @@
 // venue stays alive through the loop (the sessions were captured on different days and at
 // different rates). The frames' bytes, the REST answers and the instruments are the captures'.
 //   npx tsx demo/make-venues.ts
+// bench/record.ts records the same sessions many times over (one run each) as its long session.
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ArbitrageEngine } from '../src/market/arbitrage.ts'
 import { loadRegistry, startFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import type { Exchange } from '../src/market/venues/index.ts'
@@ -18,73 +19,82 @@ import { APP_VERSION } from '../src/record/version.ts'
 import { fakeConnect, type FakeSocket } from '../test/fake-venue.ts'
 import { DIR, SESSIONS } from '../test/venue-sessions.ts'
 
-const OUT = fileURLToPath(new URL('./venues/', import.meta.url))
-const LOOP_MS = 20_000
-const START = Date.UTC(2026, 0, 1)
 /** As a live server: venue health every second, the engine's sweep every half MAX_TICK_AGE_MS. */
 const HEALTH_MS = 1000
 const SWEEP_MS = 500
 const BOOK_DEPTH = 10
-
-mkdirSync(OUT, { recursive: true })
-for (const name of readdirSync(OUT)) if (name.endsWith('.rec')) rmSync(OUT + name)
-let clock = START
-const now = () => clock
-const recorder = new Recorder({ dir: OUT, segmentBytes: 1 << 30, segmentMs: 86_400_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now, level: 9 })
-const engine = new ArbitrageEngine(engineOptions(loadConfig({})))
-recordEngine(recorder, engine)
-
-const exchanges = Object.keys(SESSIONS) as Exchange[]
-const registry = await loadRegistry(exchanges, { metadataDir: DIR, endpoints: VENUE_ENDPOINTS })
-const sockets = new Map<Exchange, FakeSocket[]>()
-const feeds = await startFeeds({
-  feeds: new Map(exchanges.map((e) => [e, SESSIONS[e]!.symbols])),
-  registry,
-  bookDepth: BOOK_DEPTH,
-  now,
-  transport: (exchange) => {
-    const fake = fakeConnect()
-    sockets.set(exchange, fake.sockets)
-    const depth = SESSIONS[exchange]!.depth ?? {}
-    const fetch: typeof globalThis.fetch = async (url) => {
-      const file = depth[new URL(String(url)).searchParams.get('symbol') ?? '']
-      if (file === undefined) return new Response('{"code":-1121,"msg":"Invalid symbol."}', { status: 400 })
-      return new Response(readFileSync(DIR + file, 'utf8'))
-    }
-    return recordingTransport(recorder, exchange, { connect: fake.connect, fetch, now })
-  },
-  beforeStart: (instruments) => {
-    const meta: RecordingMeta = { run: START, app: APP_VERSION, bookDepth: BOOK_DEPTH, instruments: Object.fromEntries(instruments) }
-    recorder.setMeta(meta)
-  },
-  // As the arbitrage plugin gives the engine what the connectors publish.
-  sink: {
-    book: (e) => engine.onBook(e, clock, e.exchange, e.symbol),
-    ticker: (e) => engine.onTick(e, clock, e.exchange, e.symbol),
-    venue: (h) => engine.onVenue(h.exchange, h.state, clock)
-  }
-})
-
 const turn = () => new Promise((resolve) => setImmediate(resolve))
-type Step = { at: number; run: () => void }
-const steps: Step[] = []
-for (const exchange of exchanges) {
-  const socket = sockets.get(exchange)![0]
-  const frames = SESSIONS[exchange]!.frames()
-  steps.push({ at: START + 10, run: () => socket.accept() })
-  frames.forEach((frame, k) => steps.push({ at: START + 500 + Math.floor((k * (LOOP_MS - 1000)) / frames.length), run: () => socket.deliver(frame) }))
+
+/** A clock the recording and the connectors read, set by the run. */
+export interface Clock {
+  now: number
 }
-for (let at = START + HEALTH_MS; at < START + LOOP_MS; at += HEALTH_MS)
-  steps.push({ at, run: () => feeds.feeds.forEach((g) => engine.onVenue(g.exchange, g.health().state, clock)) })
-for (let at = START + SWEEP_MS; at < START + LOOP_MS; at += SWEEP_MS) steps.push({ at, run: () => engine.sweep(clock) })
-steps.sort((a, b) => a.at - b.at)
-for (const step of steps) {
-  clock = step.at
-  step.run()
-  await turn()
-  await turn() // a snapshot's answer is read and applied before the next frame, as on a live socket
+
+/** One run (a server's start to stop) of the five sessions, `loopMs` long from `start`, into `recorder`. */
+export async function recordSessions(recorder: Recorder, clock: Clock, start: number, loopMs: number): Promise<void> {
+  clock.now = start
+  const now = () => clock.now
+  const engine = new ArbitrageEngine(engineOptions(loadConfig({})))
+  recordEngine(recorder, engine)
+  const exchanges = Object.keys(SESSIONS) as Exchange[]
+  const registry = await loadRegistry(exchanges, { metadataDir: DIR, endpoints: VENUE_ENDPOINTS })
+  const sockets = new Map<Exchange, FakeSocket[]>()
+  const feeds = await startFeeds({
+    feeds: new Map(exchanges.map((e) => [e, SESSIONS[e]!.symbols])),
+    registry,
+    bookDepth: BOOK_DEPTH,
+    now,
+    transport: (exchange) => {
+      const fake = fakeConnect()
+      sockets.set(exchange, fake.sockets)
+      const depth = SESSIONS[exchange]!.depth ?? {}
+      const fetch: typeof globalThis.fetch = async (url) => {
+        const file = depth[new URL(String(url)).searchParams.get('symbol') ?? '']
+        if (file === undefined) return new Response('{"code":-1121,"msg":"Invalid symbol."}', { status: 400 })
+        return new Response(readFileSync(DIR + file, 'utf8'))
+      }
+      return recordingTransport(recorder, exchange, { connect: fake.connect, fetch, now })
+    },
+    beforeStart: (instruments) => {
+      const meta: RecordingMeta = { run: start, app: APP_VERSION, bookDepth: BOOK_DEPTH, instruments: Object.fromEntries(instruments), engine: true }
+      recorder.setMeta(meta)
+    },
+    // As the arbitrage plugin gives the engine what the connectors publish.
+    sink: {
+      book: (e) => engine.onBook(e, clock.now, e.exchange, e.symbol),
+      ticker: (e) => engine.onTick(e, clock.now, e.exchange, e.symbol),
+      venue: (h) => engine.onVenue(h.exchange, h.state, clock.now)
+    }
+  })
+  type Step = { at: number; run: () => void }
+  const steps: Step[] = []
+  for (const exchange of exchanges) {
+    const socket = sockets.get(exchange)![0]
+    const frames = SESSIONS[exchange]!.frames()
+    steps.push({ at: start + 10, run: () => socket.accept() })
+    frames.forEach((frame, k) => steps.push({ at: start + 500 + Math.floor((k * (loopMs - 1000)) / frames.length), run: () => socket.deliver(frame) }))
+  }
+  for (let at = start + HEALTH_MS; at < start + loopMs; at += HEALTH_MS)
+    steps.push({ at, run: () => feeds.feeds.forEach((g) => engine.onVenue(g.exchange, g.health().state, clock.now)) })
+  for (let at = start + SWEEP_MS; at < start + loopMs; at += SWEEP_MS) steps.push({ at, run: () => engine.sweep(clock.now) })
+  steps.sort((a, b) => a.at - b.at)
+  for (const step of steps) {
+    clock.now = step.at
+    step.run()
+    await turn()
+    await turn() // a snapshot's answer is read and applied before the next frame, as on a live socket
+  }
+  clock.now = start + loopMs
+  feeds.stop()
 }
-clock = START + LOOP_MS
-feeds.stop()
-await recorder.close()
-console.log(`${OUT}: ${recorder.counters.records} records, ${recorder.counters.bytes} bytes`)
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const out = fileURLToPath(new URL('./venues/', import.meta.url))
+  mkdirSync(out, { recursive: true })
+  for (const name of readdirSync(out)) if (name.endsWith('.rec')) rmSync(out + name)
+  const clock: Clock = { now: 0 }
+  const recorder = new Recorder({ dir: out, segmentBytes: 1 << 30, segmentMs: 86_400_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => clock.now, level: 9 })
+  await recordSessions(recorder, clock, Date.UTC(2026, 0, 1), 20_000)
+  await recorder.close()
+  console.log(`${out}: ${recorder.counters.records} records, ${recorder.counters.bytes} bytes`)
+}

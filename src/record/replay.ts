@@ -100,6 +100,8 @@ class Run {
   diverged = 0
   /** Opportunity events the engine made. */
   made = 0
+  /** Something reached a connector since the last end of turn. */
+  private delivered = false
   /** The engine's inputs are in the recording; without them it is given what the connectors publish. */
   private readonly markers: boolean
   private lastSweep: number
@@ -210,8 +212,12 @@ class Run {
     return undefined
   }
 
-  /** One record; returns the opportunities it made. */
-  async apply(kind: number, time: number, conn: number, body: Buffer): Promise<number> {
+  /**
+   * One record. Synchronous unless it must wait: for the connectors' end of turn, a REST answer's
+   * reading, a socket its connector has not opened yet (a reconnect's backoff), or an engine input
+   * not yet published.
+   */
+  apply(kind: number, time: number, conn: number, body: Buffer): Promise<void> | undefined {
     this.clock = time
     if (!this.markers && this.engine !== null && time - this.lastSweep >= (this.options.sweepMs ?? 500)) {
       this.lastSweep = time
@@ -223,33 +229,18 @@ class Run {
         const socket = this.unpairedSockets.get(venue)?.shift()
         if (socket === undefined) push(this.unpairedConns, venue, conn)
         else this.sockets.set(conn, socket)
-        return 0
+        return
       }
-      case Kind.accept: {
-        const socket = await this.socket(conn)
-        if (socket) {
-          socket.open = true
-          socket.events.onOpen()
-        }
-        return 0
-      }
+      case Kind.accept:
       case Kind.frame:
       case Kind.binary:
-        ;(await this.socket(conn))?.events.onMessage(body, kind === Kind.binary)
-        return 0
       case Kind.alive:
-        ;(await this.socket(conn))?.events.onAlive()
-        return 0
       case Kind.error:
-        ;(await this.socket(conn))?.events.onError(new Error(body.toString()))
-        return 0
       case Kind.close: {
-        const socket = await this.socket(conn)
-        if (socket) {
-          socket.open = false
-          socket.events.onClose()
-        }
-        return 0
+        this.delivered = true
+        const socket = this.sockets.get(conn)
+        if (socket !== undefined) return deliver(socket, kind, body)
+        return this.socket(conn).then((s) => (s === undefined ? undefined : deliver(s, kind, body)))
       }
       case Kind.rest: {
         const nl = body.indexOf(10)
@@ -259,52 +250,63 @@ class Run {
         const waiting = entry.waiting.shift()
         if (waiting) waiting(answer)
         else entry.answers.push(answer)
-        await turn() // the connector reads and applies it, as it did on arrival
-        return 0
+        this.delivered = false
+        return turn() // the connector reads and applies it, as it did on arrival
       }
       case Kind.publish: {
         const { topic, data } = JSON.parse(body.toString()) as { topic: string; data: unknown }
         if (this.options.market && this.report()) this.options.sink.event(topic, data, time)
         this.input(topic, data)
-        return 0
+        return
       }
       case Kind.turn:
-        await turn()
-        return 0
+        // Only what reached a connector can have made it publish at the turn's end.
+        if (!this.delivered) return
+        this.delivered = false
+        return turn()
       case Kind.engineBook:
       case Kind.engineTicker: {
-        if (this.engine === null) return 0
+        if (this.engine === null) return
         const topic = body.toString()
-        const input = await this.awaitInput(topic)
-        if (input === undefined) return 0
-        const [, exchange, symbol] = splitTopic(topic)
-        return this.opportunities(
-          kind === Kind.engineBook
-            ? this.engine.onBook(input.data as BookData, time, exchange, symbol)
-            : this.engine.onTick(input.data as Tick, time, exchange, symbol)
-        )
+        const input = this.takeInput(topic)
+        if (input !== undefined) return this.engineInput(kind, topic, input, time)
+        return this.awaitInput(topic).then((i) => (i === undefined ? undefined : this.engineInput(kind, topic, i, time)))
       }
       case Kind.engineVenue: {
-        if (this.engine === null) return 0
+        if (this.engine === null) return
         const { exchange, state } = JSON.parse(body.toString()) as { exchange: string; state: unknown }
-        return this.opportunities(this.engine.onVenue(exchange, state, time))
+        this.opportunities(this.engine.onVenue(exchange, state, time))
+        return
       }
       case Kind.sweep:
-        return this.engine === null ? 0 : this.opportunities(this.engine.sweep(time))
-      default:
-        return 0
+        if (this.engine !== null) this.opportunities(this.engine.sweep(time))
+        return
     }
+  }
+
+  private engineInput(kind: number, topic: string, input: { data: unknown }, time: number): undefined {
+    const engine = this.engine as EngineCalls
+    const [, exchange, symbol] = splitTopic(topic)
+    this.opportunities(
+      kind === Kind.engineBook ? engine.onBook(input.data as BookData, time, exchange, symbol) : engine.onTick(input.data as Tick, time, exchange, symbol)
+    )
+    return undefined
+  }
+
+  /** The first waiting input of this topic (those before it the live engine never saw: divergence). */
+  private takeInput(topic: string): { topic: string; data: unknown } | undefined {
+    const at = this.inputs.findIndex((i) => i.topic === topic)
+    if (at === -1) return undefined
+    if (at > 0) this.diverged++
+    return this.inputs.splice(0, at + 1).pop()
   }
 
   /** The input the engine was given under this topic: the first waiting, after the connectors' turn if need be. */
   private async awaitInput(topic: string): Promise<{ topic: string; data: unknown } | undefined> {
     for (let turns = 0; turns < 20; turns++) {
-      const at = this.inputs.findIndex((i) => i.topic === topic)
-      if (at !== -1) {
-        if (at > 0) this.diverged++ // something the live engine never saw came first
-        return this.inputs.splice(0, at + 1).pop()
-      }
       await turn()
+      const input = this.takeInput(topic)
+      if (input !== undefined) return input
     }
     this.diverged++
     return undefined
@@ -319,6 +321,21 @@ function restKey(venue: string, url: string): string {
   } catch {
     return `${venue} ${url}`
   }
+}
+
+/** A socket event from the recording, as ws would report it. */
+function deliver(socket: ReplaySocket, kind: number, body: Buffer): undefined {
+  if (kind === Kind.frame || kind === Kind.binary) socket.events.onMessage(body, kind === Kind.binary)
+  else if (kind === Kind.accept) {
+    socket.open = true
+    socket.events.onOpen()
+  } else if (kind === Kind.alive) socket.events.onAlive()
+  else if (kind === Kind.error) socket.events.onError(new Error(body.toString()))
+  else if (kind === Kind.close) {
+    socket.open = false
+    socket.events.onClose()
+  }
+  return undefined
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {
@@ -396,7 +413,8 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       }
       if (run === null) continue // frames before the first meta belong to a run whose start was cut off
       if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
-      await run.apply(r.kind, time, r.conn, r.body)
+      const waiting = run.apply(r.kind, time, r.conn, r.body)
+      if (waiting !== undefined) await waiting
     }
   } finally {
     if (run !== null) {

@@ -2,9 +2,10 @@
 // allocation, no labels), read and labelled only when scraped.
 import { Histogram } from './histogram.js'
 
-// Close codes counted by their number: RFC 6455's (1000-1015) and the server's own. Clients may
-// close with any of 3000-4999; those count as 'other', so they cannot mint /metrics series.
-const NAMED_CLOSE_CODES: ReadonlySet<number> = new Set([...Array.from({ length: 16 }, (_, i) => 1000 + i), 4008, 4029])
+// Close codes counted by their number: RFC 6455's (1000-1015), the server's own (4008, 4029) and
+// the SDK's for a server gone silent (4000). Clients may close with any of 3000-4999; the rest
+// count as 'other', so they cannot mint /metrics series.
+const NAMED_CLOSE_CODES: ReadonlySet<number> = new Set([...Array.from({ length: 16 }, (_, i) => 1000 + i), 4000, 4008, 4029])
 
 export class LiveStats {
   connects = 0

@@ -93,7 +93,8 @@ interface Cursor {
 
 /**
  * One page of a topic's history, read atomically: `count` entries from seq `from` of the topic's
- * current epoch, located from the end of the list (its last entry is always the newest seq).
+ * current epoch (from the oldest held when `from` was trimmed), located from the end of the list
+ * (its last entry is always the newest seq).
  * KEYS: meta hash, history list. ARGV: epoch, from, count. Returns {newest seq, entries...}, or {}
  * when the topic is gone or has another epoch.
  */
@@ -103,7 +104,7 @@ if meta[1] ~= ARGV[1] or not meta[2] then return {} end
 local top, from = tonumber(meta[2]), tonumber(ARGV[2])
 local out = {}
 if from <= top then
-  local first = from - top - 1
+  local first = math.max(from - top - 1, -redis.call('LLEN', KEYS[2])) -- trimmed: from the oldest held
   out = redis.call('LRANGE', KEYS[2], first, math.min(first + tonumber(ARGV[3]) - 1, -1))
 end
 table.insert(out, 1, tostring(top))
@@ -414,31 +415,27 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * Up to REPLAY_PAGE consecutive events of a topic from seq `from` of `epoch`, and its newest seq;
-   * null when the topic is gone or has another epoch.
+   * Up to `count` consecutive events of a topic's `epoch` from seq `from` (or from the oldest
+   * history still holds, when `from` was trimmed), with its newest seq; null when the topic is
+   * gone or has another epoch.
    */
-  async page(topic: string, epoch: string, from: number): Promise<{ top: number; events: BusEvent[] } | null> {
-    const reply = await this.call(() => this.redis.livePageBuffer(2, this.key('m', topic), this.key('h', topic), epoch, from, REPLAY_PAGE))
+  async page(topic: string, epoch: string, from: number, count = REPLAY_PAGE): Promise<{ epoch: string; top: number; events: BusEvent[] } | null> {
+    const reply = await this.call(() => this.redis.livePageBuffer(2, this.key('m', topic), this.key('h', topic), epoch, from, count))
     if (reply.length === 0) return null
     const events: BusEvent[] = []
     for (let i = 1; i < reply.length; i++) {
       const event = parseEntry(topic, reply[i])
-      if (event === null || event.epoch !== epoch || event.seq !== from + events.length) break
-      events.push(event)
+      const fits = event !== null && event.epoch === epoch && event.seq >= from && (events.length === 0 || event.seq === events[events.length - 1].seq + 1)
+      if (fits) events.push(event)
+      else if (events.length > 0) break // entries of an earlier epoch may lead the list: skipped
     }
-    return { top: Number(reply[0].toString()), events }
+    return { epoch, top: Number(reply[0].toString()), events }
   }
 
-  /** The topic's retained events within HISTORY_TTL, oldest first. */
-  private async history(topic: string): Promise<BusEvent[]> {
-    const entries = await this.call(() => this.redis.lrangeBuffer(this.key('h', topic), 0, -1))
-    const oldest = Date.now() - this.options.historyTtl
-    const events: BusEvent[] = []
-    for (const entry of entries) {
-      const event = parseEntry(topic, entry)
-      if (event !== null && event.ts >= oldest) events.push(event)
-    }
-    return events
+  /** The topic's epoch and newest seq ('' and 0 when Redis has none). */
+  private async head(topic: string): Promise<{ epoch: string; top: number; events: BusEvent[] }> {
+    const [epoch, top] = await this.call(() => this.redis.hmget(this.key('m', topic), 'epoch', 'seq'))
+    return { epoch: epoch ?? '', top: Number(top ?? 0), events: [] }
   }
 
   async topics(): Promise<TopicInfo[]> {
@@ -530,8 +527,10 @@ export class RedisBus implements Bus {
    */
   private check(topic: string, cursor: Cursor, gap: boolean): void {
     const asked = cursor.queue!.length
-    Promise.all([this.call(() => this.redis.hmget(this.key('m', topic), 'epoch', 'seq')), gap ? this.history(topic) : []]).then(
-      ([[epoch, top], history]) => this.settle(topic, cursor, asked, epoch ?? '', Number(top ?? 0), history),
+    // A gap reads what history holds after the cursor (all of it at most), not the whole list.
+    const read = gap ? this.page(topic, cursor.epoch, cursor.seq + 1, this.options.historySize).then((page) => page ?? this.head(topic)) : this.head(topic)
+    read.then(
+      ({ epoch, top, events }) => this.settle(topic, cursor, asked, epoch, top, events),
       (err: Error) => {
         // Nothing can be confirmed: what waited is dropped (the next event asks again, and finds it in history).
         this.backplane.unfilled++

@@ -4,26 +4,7 @@
 // A search walks it beside the two legs' books; what one opportunity converts is not converted
 // again by another in the same evaluation (the cursor is shared: Markets.conversions).
 import type { Markets } from './markets.js'
-import type { Conversion } from './types.js'
-
-type Via = Conversion['via'][number]
-
-/** One conversion level: units of `to` per unit of `from` (fees in), and how many `from` it takes. */
-export interface Segment {
-  rate: number
-  capacity: number
-  /** The books this level goes through (two through the reference currency). */
-  via: Via[]
-}
-
-/** Where the conversion of a currency pair stands in this evaluation: its ladder and what is left of its current level. */
-export interface ConversionCursor {
-  readonly levels: Segment[]
-  /** The same at mid prices of the best books, no fees (what grossBps uses). */
-  readonly mid: number
-  k: number
-  left: number
-}
+import type { ConversionCursor, Segment } from './types.js'
 
 /** A usable book's levels as conversion segments from `from` to `to`, and the book's mid in that direction. */
 function bookSegments(m: Markets, from: string, to: string, now: number, out: Segment[]): number | null {

@@ -4,9 +4,8 @@
 import { parseSymbol } from '../instruments.js'
 import type { MarketClass, Markets, Open, Source } from './markets.js'
 import { minSize, type Pairing, tradable } from './search.js'
-import { DEFAULT_SIZE_LADDER, type LadderStep, type Leg, type OpportunityEvent, SIZE_CHANGE } from './types.js'
+import { type ConversionCursor, DEFAULT_SIZE_LADDER, type LadderStep, type Leg, type OpportunityEvent, SIZE_CHANGE } from './types.js'
 import { netBps, netPerUnit, walk } from './walk.js'
-import type { ConversionCursor } from './conversion.js'
 
 /** Open, update and closed events of a class against what it has open. */
 export function publish(m: Markets, market: MarketClass, pairings: Pairing[], now: number, events: OpportunityEvent[] | null): OpportunityEvent[] | null {

@@ -2,10 +2,10 @@
 // top of book per symbol (a source), and each venue's clock and health; and when a source takes
 // part (fresh, not gated by its venue's health).
 import { ClockOffset } from '../clock-offset.js'
-import type { ConversionCursor } from './conversion.js'
 import { VENUE_STALE_MS } from '../events.js'
 import { parseSymbol } from '../instruments.js'
 import {
+  type ConversionCursor,
   DEFAULT_QUOTE_GROUPS,
   type EngineCounters,
   type EngineOptions,

@@ -1,9 +1,9 @@
 // Pairing within a class: the most profitable buy source against the most profitable sell source,
 // walked while the marginal net stays at MIN_NET_BPS, then the next pairing on what is left, no
 // level counted twice.
-import { type ConversionCursor, conversion, nextRate } from './conversion.js'
+import { conversion, nextRate } from './conversion.js'
 import type { MarketClass, Markets, Source } from './markets.js'
-import { MAX_PAIRINGS } from './types.js'
+import { type ConversionCursor, MAX_PAIRINGS } from './types.js'
 import { type Cursor, floorToLot, netBps, walk } from './walk.js'
 
 /** What a class's search found: one pairing of a buy source and a sell source. */

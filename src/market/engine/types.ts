@@ -140,3 +140,22 @@ export const DEFAULT_QUOTE_GROUPS = [['USD', 'USDT', 'USDC']] as const
 
 /** The instrument kinds the engine tells apart (inverse ones class with their linear symbol's kind). */
 export type Kind = 'spot' | 'perp' | 'future'
+
+type Via = Conversion['via'][number]
+
+/** One conversion level: units of `to` per unit of `from` (fees in), and how many `from` it takes. */
+export interface Segment {
+  rate: number
+  capacity: number
+  /** The books this level goes through (two through the reference currency). */
+  via: Via[]
+}
+
+/** Where the conversion of a currency pair stands in this evaluation: its ladder and what is left of its current level. */
+export interface ConversionCursor {
+  readonly levels: Segment[]
+  /** The same at mid prices of the best books, no fees (what grossBps uses). */
+  readonly mid: number
+  k: number
+  left: number
+}

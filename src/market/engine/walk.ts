@@ -2,7 +2,7 @@
 // against a sell book's bids (and, across quote currencies, the conversion ladder the sell
 // proceeds go through): a pairing's largest size, its ladder, the profit of a size and what the
 // desk can do are each this walk with its own limits.
-import type { ConversionCursor } from './conversion.js'
+import type { ConversionCursor } from './types.js'
 
 /** Net per unit bought: what the sell leg pays (after its fee, in the buy leg's quote at `rate`) less what the buy costs. */
 export const netPerUnit = (buyPrice: number, sellPrice: number, buyFee: number, sellFee: number, rate = 1): number =>

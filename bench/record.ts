@@ -40,9 +40,10 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
   return (c.user + c.system) / 1000
 }
 
-// The long session.
+// The long session (for stores and replay).
 const sessionDir = mkdtempSync(join(tmpdir(), 'record-bench-'))
-{
+const frames: { time: number; conn: number; body: Buffer }[] = []
+if (want('stores') || want('replay')) {
   const clock: Clock = { now: 0 }
   const recorder = new Recorder({
     dir: sessionDir,
@@ -55,17 +56,16 @@ const sessionDir = mkdtempSync(join(tmpdir(), 'record-bench-'))
   })
   for (let r = 0; r < RUNS; r++) await recordSessions(recorder, clock, Date.UTC(2026, 0, 1) + r * 20_000, 20_000)
   await recorder.close()
+  let records = 0
+  for (const r of readRecording(sessionDir, APP_VERSION, () => {})) {
+    records++
+    if (r.kind === Kind.frame) frames.push({ time: r.time, conn: r.conn, body: Buffer.from(r.body) })
+  }
+  const frameBytes = frames.reduce((n, f) => n + f.body.length, 0)
+  console.log(
+    `long session: ${RUNS} runs, ${records} records, ${frames.length} venue frames (${(frameBytes / frames.length).toFixed(0)} B each as received), ${bytesIn(sessionDir)} B recorded (${(bytesIn(sessionDir) / frames.length).toFixed(1)} B a frame with everything else)`
+  )
 }
-const frames: { time: number; conn: number; body: Buffer }[] = []
-let records = 0
-for (const r of readRecording(sessionDir, APP_VERSION, () => {})) {
-  records++
-  if (r.kind === Kind.frame) frames.push({ time: r.time, conn: r.conn, body: Buffer.from(r.body) })
-}
-const frameBytes = frames.reduce((n, f) => n + f.body.length, 0)
-console.log(
-  `long session: ${RUNS} runs, ${records} records, ${frames.length} venue frames (${(frameBytes / frames.length).toFixed(0)} B each as received), ${bytesIn(sessionDir)} B recorded (${(bytesIn(sessionDir) / frames.length).toFixed(1)} B a frame with everything else)`
-)
 
 interface Store {
   name: string

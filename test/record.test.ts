@@ -228,6 +228,8 @@ t.test('a full disk during a live run: recording dropped and counted, live clien
   await until(() => got.length === 200, 'every publish delivered')
   t.same(got, [...Array(200).keys()], 'the live client got every event, in order')
   await recorder.flush()
+  const counted = await reader.request<{ dropped: number; writeErrors: number }>('recording')
+  t.ok(counted.dropped > 0 && counted.writeErrors > 0, 'the recording method says what was dropped')
   t.ok(
     recorder.counters.dropped > 0 && recorder.counters.writeErrors > 0,
     `${recorder.counters.dropped} records dropped in ${recorder.counters.writeErrors} failed writes`
@@ -384,4 +386,28 @@ t.test('the feeds process records its venues; the replay gives the books the ser
   for (const topic of ['book.coinbase.BTC-USD', 'book.kraken.ALGO-USD'])
     t.equal(replayed.get(topic)!.at(-1), JSON.stringify(received.get(topic)), `${topic}: its session's last update, as the server`)
   t.ok(opportunities > 0, `${opportunities} opportunity events from the engine given the replayed books`)
+})
+
+t.test('a restart keeps what was recorded: the next run appends, and a replay goes through both', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  for (const bid of [100, 200]) {
+    const { app, url } = await startServer(t, { recordDir: dir })
+    const client = await LiveClient.connect({ url: `${url}/ws/live` })
+    await client.publish('ticker.desk.BTC-USD', { bid, ask: bid + 1, bidSize: 1, askSize: 1, ts: 1 })
+    client.close()
+    await app.close()
+  }
+  t.equal(segmentFiles(dir).length, 2, 'a segment per run')
+  const runs = [...readRecording(dir, APP_VERSION, () => {})].filter((r) => r.kind === Kind.meta).map((r) => JSON.parse(r.body.toString()).run)
+  t.equal(new Set(runs).size, 2, 'two runs')
+  const seen: unknown[] = []
+  await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    market: true,
+    engine: engineOptions(loadConfig({})),
+    sink: { event: (topic, data) => topic.startsWith('ticker.') && seen.push((data as { bid: number }).bid) }
+  })
+  t.same(seen, [100, 200], "each run's publish, in order")
 })

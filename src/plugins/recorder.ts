@@ -46,6 +46,7 @@ const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, op
     recorder.add(Kind.publish, event.ts, 0, JSON.stringify({ topic: event.topic, data: event.data }))
   }
   const stops = ['ticker.>', 'book.>', 'venue.>'].map((pattern) => app.live.subscribe(pattern, record))
+  app.liveHooks.method({ name: 'recording', handler: () => ({ dir: options.recordDir, ...recorder.counters }) })
   app.decorate('liveRecorder', {
     recorder,
     feeds: (sink, bookDepth) => {

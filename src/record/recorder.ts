@@ -113,7 +113,7 @@ export class Recorder {
     this.now = options.now ?? Date.now
     this.bufferBytes = options.bufferBytes ?? 32 * 1024 * 1024
     this.flushMs = options.flushMs ?? 200
-    this.level = options.level ?? 6
+    this.level = options.level ?? 1
     mkdirSync(options.dir, { recursive: true })
   }
 

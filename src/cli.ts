@@ -43,9 +43,10 @@ exit codes: 0 done, 1 refused or unreachable (the reason is printed), 2 usage
 
 class UsageError extends Error {}
 
-// C0 and C1 controls and DEL: what a terminal acts on (titles, screen clears, OSC 52 clipboard writes).
+// C0 and C1 controls and DEL: what a terminal acts on (titles, screen clears, OSC 52 clipboard
+// writes); and the bidirectional marks and overrides, which reorder what the user reads.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 /**
  * Text from the server as the terminal may see it: controls as \u escapes (inside JSON strings

@@ -141,7 +141,9 @@ t.test(
         const frame = decode(data) as { id: unknown }
         socket.send(encode({ type: 'ack', id: frame.id, topics: ['h.>'] }))
         socket.send(encode({ type: 'error', code: 'internal', message: `\u001b]0;owned title\u0007${osc52}` }))
-        socket.send(encode({ type: 'event', topic: `h.z\u001b[2J\u009b2J`, seq: 1, epoch: 'e', ts: 0, data: { text: `${osc52}\u009d0;t\u009c\u007f` } }))
+        socket.send(
+          encode({ type: 'event', topic: `h.z\u001b[2J\u009b2J`, seq: 1, epoch: 'e', ts: 0, data: { text: `${osc52}\u009d0;t\u009c\u007f\u202egnp.exe` } })
+        )
         socket.send(encode({ type: 'event', topic: 'h.z', seq: 2, epoch: 'e', ts: 0, data: 'fine' }))
       })
     )
@@ -154,12 +156,18 @@ t.test(
         ['stderr', run.stderr]
       ]) {
         // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for them is the point
-        t.notMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${json ? '--json' : 'readable'} ${name}: no control character but line ends`)
+        t.notMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, `${json ? '--json' : 'readable'} ${name}: no control character but line ends`)
       }
       t.match(run.stdout, '\\u001b]52;c;ZWNobyBwd25lZA==\\u0007', 'the clipboard sequence shows as text')
       t.match(run.stdout, 'h.z\\u001b[2J\\u009b2J', 'so does the screen clear in a topic')
       t.match(run.stderr, 'realtime: \\u001b]0;owned title\\u0007', 'and the title in an error message')
-      if (json) t.same(JSON.parse(run.stdout.split('\n')[0]).data, { text: `${osc52}\u009d0;t\u009c\u007f` }, '--json lines stay JSON meaning what was sent')
+      t.match(run.stdout, '\\u202egnp.exe', 'a right-to-left override shows as text too')
+      if (json)
+        t.same(
+          JSON.parse(run.stdout.split('\n')[0]).data,
+          { text: `${osc52}\u009d0;t\u009c\u007f\u202egnp.exe` },
+          '--json lines stay JSON meaning what was sent'
+        )
     }
   }
 )

@@ -429,3 +429,28 @@ t.test('a hostile server: a frame past maxFrameBytes or nested past maxDepth is 
   t.match(errors[1], /Max payload size exceeded/, 'the 2 MiB frame was refused by ws (maxPayload) before it was buffered whole')
   t.equal(closes.length, 1, 'which closed that connection; the client connected again')
 })
+
+t.test('in Node the SDK takes the ws package (its maxPayload) even where a global WebSocket exists, as on Node 22', async (t) => {
+  const url = await hostileServer(t, () => [encode({ type: 'event', topic: 'h.w', seq: 1, epoch: 'e', ts: 0, data: 'x'.repeat(2 * 1024 * 1024) })])
+  const global = globalThis as { WebSocket?: unknown }
+  const before = global.WebSocket
+  let used = 0
+  global.WebSocket = class {
+    constructor() {
+      used++
+      throw new Error('the global WebSocket was used')
+    }
+  }
+  t.teardown(() => {
+    global.WebSocket = before
+  })
+  const client = new LiveClient({ url, maxFrameBytes: 1024 * 1024, reconnect: false })
+  t.teardown(() => client.close())
+  const errors: string[] = []
+  client.on('error', (err) => errors.push(err.message))
+  const seen: unknown[] = []
+  await client.subscribe('h.w', (e) => seen.push(e.seq))
+  await until(() => errors.some((m) => /Max payload size exceeded/.test(m)), 'ws refused the 2 MiB frame')
+  t.equal(used, 0, 'the global WebSocket was never constructed')
+  t.same(seen, [], 'the frame never reached the handler')
+})

@@ -127,7 +127,7 @@ export interface ClientOptions {
   deadAfterMs?: number
   /** Reconnect delays: exponential from minDelayMs to maxDelayMs, each drawn at random in its upper half. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false
-  /** A WebSocket implementation; default: the global one, else the `ws` package (Node 20). */
+  /** A WebSocket implementation; default: the `ws` package in Node, the global one elsewhere. */
   WebSocket?: SocketConstructor
   /**
    * Largest frame taken from the server, and largest event a delta may make (default 4 MiB):
@@ -412,7 +412,7 @@ export class LiveClient {
     if (this.closed) return
     let socket: SocketLike
     try {
-      const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketConstructor }).WebSocket ?? (await loadWs())
+      const WebSocketImpl = this.options.WebSocket ?? (await defaultWebSocket())
       const url = await this.endpoint()
       if (this.closed) return // closed while the token or the ws package was loading
       // ws (Node 20) refuses a larger frame before buffering it; other implementations hand it over and it is dropped here.
@@ -665,10 +665,22 @@ export class LiveClient {
 
 const ignore = () => {}
 
-/** Node 20 has no global WebSocket: the `ws` package stands in (never loaded in a browser). */
-async function loadWs(): Promise<SocketConstructor> {
-  const module = 'ws'
-  return ((await import(module)) as { WebSocket: SocketConstructor }).WebSocket
+/**
+ * In Node the `ws` package, whose maxPayload refuses a frame past maxFrameBytes before it is
+ * buffered (Node 22's global WebSocket takes it whole first); elsewhere, or without `ws`, the
+ * global WebSocket. A browser never loads `ws`.
+ */
+async function defaultWebSocket(): Promise<SocketConstructor> {
+  const global = (globalThis as { WebSocket?: SocketConstructor }).WebSocket
+  const node = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === 'string'
+  if (!node && global !== undefined) return global
+  try {
+    const module = 'ws'
+    return ((await import(module)) as { WebSocket: SocketConstructor }).WebSocket
+  } catch (err) {
+    if (global === undefined) throw err
+    return global
+  }
 }
 
 /** An event frame of a delta subscription: `delta` against the event `base` of the same topic. */

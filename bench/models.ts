@@ -183,6 +183,27 @@ async function roundTrips(n: number) {
   return rows
 }
 
+/** onnxruntime-node alone: sequential `session.run` calls of one row, and of batches of 16 rows. */
+async function ortAlone(n: number) {
+  const loaded = await import('onnxruntime-node')
+  const { InferenceSession, Tensor } = (loaded as unknown as { default?: typeof loaded }).default ?? loaded
+  const session = await InferenceSession.create(mlp, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })
+  const rows: Record<string, { cpuUs: number; wallUs: number }> = {}
+  for (const batch of [1, 16]) {
+    const data = Float32Array.from({ length: WIDTH * batch }, (_, i) => Math.sin(i))
+    const call = () => session.run({ features: new Tensor('float32', data, [batch, WIDTH]) })
+    for (let i = 0; i < 1000; i++) await call()
+    const calls = Math.round(n / batch)
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    for (let i = 0; i < calls; i++) await call()
+    const used = process.cpuUsage(cpu)
+    rows[`${batch}`] = { cpuUs: (used.user + used.system) / calls / batch, wallUs: ((performance.now() - start) * 1000) / calls }
+  }
+  await session.release()
+  return rows
+}
+
 const seconds = quick ? 3 : 10
 const load = loadavg()
 const floor = await paced(null, seconds)
@@ -190,6 +211,7 @@ const withMlp = await paced(modelsDir('mlp', mlpCard, mlp), seconds)
 const withScorer = await paced(modelsDir('scorer', scorerCard, join(SHIPPED_MODELS, 'scorer/1/model.onnx')), seconds)
 const memory = await reloads(quick ? 200 : 1000)
 const trips = await roundTrips(quick ? 500 : 2000)
+const alone = await ortAlone(quick ? 5000 : 20_000)
 const loadAfter = loadavg()
 
 console.log(
@@ -221,4 +243,7 @@ console.log('| call | p50 | p99 | max | p50 × floor |\n|---|---|---|---|---|')
 const floorTrip = Object.values(trips)[0]
 for (const [name, r] of Object.entries(trips))
   console.log(`| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${(r.p50 / floorTrip.p50).toFixed(2)} |`)
+console.log('\n#### onnxruntime-node alone, the MLP: sequential session.run calls (µs)\n')
+console.log('| rows per call | CPU per row | wall per call |\n|---|---|---|')
+for (const [batch, r] of Object.entries(alone)) console.log(`| ${batch} | ${r.cpuUs.toFixed(1)} | ${r.wallUs.toFixed(1)} |`)
 rmSync(work, { recursive: true, force: true })

@@ -4,6 +4,7 @@ import { startProcess, startServer, TestClient, scrape, sleep, until, type Frame
 import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
 import { encode } from '@msgpack/msgpack'
 import type { RedisBus } from '../src/core/redis-bus.ts'
+import { HistoryOverrun, PageRead } from '../src/core/bus.ts'
 
 const skip = redisUnavailable()
 if (skip !== null) t.comment(`Redis backplane tests skipped: ${skip}`)
@@ -351,3 +352,27 @@ t.test('a Redis replay is read in pages as it is written: a recovering client ho
   for (const c of clients) t.match(await c.next(), { type: 'event', seq: 1001 }, 'then live')
   for (const c of clients) c.close()
 })
+
+t.test(
+  'a Redis replay whose next page was trimmed meanwhile throws HistoryOverrun (its client is closed as a slow consumer)',
+  { skip: skip ?? false },
+  async (t) => {
+    const redis = await startRedis(t)
+    const a = await startServer(t, { bus: 'redis', redisUrl: redis.url, historySize: 100 })
+    await until(() => a.app.live.ready, 'ready')
+    const first = await a.app.live.publish('trim.x', { i: 1 })
+    for (let i = 2; i <= 100; i++) await a.app.live.publish('trim.x', { i })
+    const bus = a.app.liveBus as RedisBus
+    const replay = (await bus.since('trim.x', { epoch: first.epoch, seq: 0 }))!
+    t.equal(replay.length, 100)
+    const iterator = replay[Symbol.iterator]()
+    const seqs = Array.from({ length: 32 }, () => (iterator.next().value as { seq: number }).seq)
+    t.same(seqs, range(1, 32), 'the first page, read with the replay')
+    for (let i = 101; i <= 250; i++) await a.app.live.publish('trim.x', { i }) // history keeps 151..250 now
+    const wait = iterator.next().value
+    t.ok(wait instanceof PageRead, 'the next page is read when the writer gets to it')
+    await (wait as PageRead).ready
+    const thrown = t.throws(() => iterator.next(), { message: 'history of "trim.x" moved past seq 33' })
+    t.ok(thrown instanceof HistoryOverrun, 'seq 33 is gone: the replay cannot keep its promise (HistoryOverrun, which closes its client with 4008)')
+  }
+)

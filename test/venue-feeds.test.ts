@@ -150,15 +150,19 @@ t.test('every market: a forced close reconnects and a silent socket is dropped; 
 
 type Published = { topic: string; data: Record<string, unknown> }[]
 
-/** The distinct states venue.<exchange> events said from `from` on. */
-const statesSince = (published: Published, from: number, exchange: string) => [
-  ...new Set(
-    published
-      .slice(from)
-      .filter((p) => p.topic === `venue.${exchange}`)
-      .map((p) => p.data.state)
-  )
-]
+/** The venue.<exchange> events from `from` on. */
+const venueEvents = (published: Published, from: number, exchange: string) => published.slice(from).filter((p) => p.topic === `venue.${exchange}`)
+
+/**
+ * The distinct states venue.<exchange> events said from `from` on, read once an event reports the
+ * rotation. Without that wait the list can be empty (and the test vacuous): on a loaded machine the
+ * book goes live just before the group's rotation check, and the whole rotation fits between two
+ * health events.
+ */
+async function statesThroughRotation(published: Published, from: number, exchange: string) {
+  await until(() => venueEvents(published, from, exchange).some((p) => p.data.rotations === 1), 'a venue event after the rotation')
+  return [...new Set(venueEvents(published, from, exchange).map((p) => p.data.state))]
+}
 
 /** One Binance book (NKN-USDT) from the mock exchange, live; what it publishes is recorded. */
 async function binanceBook(t: Teardown, rotateAfterMs?: number) {
@@ -191,7 +195,7 @@ t.test('Binance rotation: a second socket takes over once its book is live, befo
   await until(() => health().rotations === 1, 'one rotation', 10_000)
   t.equal(most, 2, 'the new socket opened while the old one was still up')
   await until(() => mock.venues.binance.sockets.size === 1, 'the old socket closed')
-  t.same(statesSince(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
+  t.same(await statesThroughRotation(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
   t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, booksLive: 1, instruments: 1 })
   t.ok(published.filter((p) => p.topic === 'book.binance.NKN-USDT').length > books, 'the new socket publishes the book')
 })
@@ -203,7 +207,7 @@ t.test('Binance serverShutdown: the socket is replaced at once, not at its plann
   for (const ws of mock.venues.binance.sockets) ws.send(shutdown)
   await until(() => health().rotations === 1, 'rotated', 10_000)
   await until(() => mock.venues.binance.sockets.size === 1, 'the announced socket closed')
-  t.same(statesSince(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
+  t.same(await statesThroughRotation(published, from, 'binance'), ['up'], 'every venue event said up: no gap')
   t.match(health(), { reconnects: 0, gaps: 0, resyncs: 0, ignored: 0, booksLive: 1 })
 })
 

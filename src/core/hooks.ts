@@ -422,6 +422,50 @@ const STATUS = { threw: 'error', late: 'timeout', off: 'off' } as const
 /** Why a model did not enrich an event */
 export type ModelStatus = 'error' | 'timeout' | 'off' | 'unavailable' | 'missing-feature'
 
+/** A model version's place: in an arm (serving, candidate, shadow), waiting, or out. */
+export type VersionState = 'loading' | 'serving' | 'candidate' | 'shadow' | 'standby' | 'refused' | 'unready'
+
+export interface VersionFigures {
+  version: string
+  state: VersionState
+  kind: 'onnx' | 'kserve' | 'http' | null
+  mode: 'serve' | 'shadow'
+  traffic?: number
+  /** Why the version was refused or is not ready. */
+  reason?: string
+  calls: number
+  errors: number
+  /** Events that lacked a feature (or had a non-numeric one) when this version was to score them. */
+  missingFeatures: number
+  latencyMs: { p50: number; p99: number; max: number }
+  /** A shadow's answers against the serving version's on the same events. */
+  shadow?: { compared: number; meanAbsDiff: number; maxAbsDiff: number }
+}
+
+export interface ModelFigures {
+  name: string
+  topics: string
+  output: string
+  serving: string | null
+  candidate: string | null
+  shadow: string | null
+  /** Versions refused since start (bad bytes, wrong shape, a bad card), and the last one. */
+  refused: number
+  lastRefused: { version: string; reason: string } | null
+  versions: VersionFigures[]
+}
+
+/**
+ * A source of models (a MODELS directory, or models added in code): what the `models` method and
+ * /metrics read. Declared here so the metrics plugin reads models without importing them.
+ */
+export interface ModelSource {
+  figures(): ModelFigures[]
+  /** Looks for new, changed or removed versions now, not at the next reload. */
+  scan(): Promise<void>
+  close(): void
+}
+
 /** A copy of an event's data whose `modelStatus[model]` says why the model did not enrich it. */
 export function withModelStatus(data: unknown, model: string, status: ModelStatus): unknown {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return data

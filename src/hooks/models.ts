@@ -6,46 +6,24 @@ import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { Histogram } from '../core/histogram.js'
-import { type HookRegistry, type ModelStatus, withModelStatus } from '../core/hooks.js'
+import {
+  type HookRegistry,
+  type ModelFigures,
+  type ModelSource,
+  type ModelStatus,
+  type VersionFigures,
+  type VersionState,
+  withModelStatus
+} from '../core/hooks.js'
 import { ErrorCode, LiveError } from '../core/protocol.js'
 import { compilePaths, type ModelCard, parseCard, readFeatures } from './model-card.js'
 import { isNotReady, openOnnx, remoteRunner, type Runner } from './model-runners.js'
 
+export type { ModelFigures, VersionFigures, VersionState } from '../core/hooks.js'
+
 export interface ModelLogger {
   info(obj: object, msg: string): void
   warn(obj: object, msg: string): void
-}
-
-export type VersionState = 'loading' | 'serving' | 'candidate' | 'shadow' | 'standby' | 'refused' | 'unready'
-
-export interface VersionFigures {
-  version: string
-  state: VersionState
-  kind: 'onnx' | 'kserve' | 'http' | null
-  mode: 'serve' | 'shadow'
-  traffic?: number
-  /** Why the version was refused or is not ready. */
-  reason?: string
-  calls: number
-  errors: number
-  /** Events that lacked a feature (or had a non-numeric one) when this version was to score them. */
-  missingFeatures: number
-  latencyMs: { p50: number; p99: number; max: number }
-  /** A shadow's answers against the serving version's on the same events. */
-  shadow?: { compared: number; meanAbsDiff: number; maxAbsDiff: number }
-}
-
-export interface ModelFigures {
-  name: string
-  topics: string
-  output: string
-  serving: string | null
-  candidate: string | null
-  shadow: string | null
-  /** Versions refused since start (bad bytes, wrong shape, a bad card), and the last one. */
-  refused: number
-  lastRefused: { version: string; reason: string } | null
-  versions: VersionFigures[]
 }
 
 /** Where a version's runner comes from: an ONNX file or the card's URL. */
@@ -492,16 +470,10 @@ async function subfolders(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name)
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    liveModels: ModelDirectory[]
-  }
-}
-
 /** The `models` request method and the decorator listing every model source, created once. */
-function modelList(app: import('fastify').FastifyInstance): ModelDirectory[] {
+function modelList(app: import('fastify').FastifyInstance): ModelSource[] {
   if (!app.hasDecorator('liveModels')) {
-    const list: ModelDirectory[] = []
+    const list: ModelSource[] = []
     app.decorate('liveModels', list)
     app.liveHooks.method({ name: 'models', handler: () => list.flatMap((d) => d.figures()) })
     app.addHook('onClose', () => {

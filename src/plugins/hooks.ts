@@ -1,11 +1,13 @@
 // The `liveHooks` decorator: register it before the live plugin to add hooks first, or let the live plugin create it.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { HookRegistry, type HookLimits } from '../core/hooks.js'
+import { HookRegistry, type HookLimits, type ModelSource } from '../core/hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     liveHooks: HookRegistry
+    /** Every model source (MODELS, onnxModel, remoteModel), once one is registered: the models plugins create it. */
+    liveModels: ModelSource[]
   }
 }
 

@@ -3,7 +3,7 @@
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { VersionFigures } from '../hooks/models.js'
+import type { VersionFigures } from '../core/hooks.js'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Histogram } from '../core/histogram.js'
 import { hubOf } from '../core/hub.js'

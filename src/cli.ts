@@ -31,6 +31,8 @@ const USAGE = `usage: realtime <command> [options]
       --json             one {topic, data} per line
       --report FILE      a summary per opportunity and per class: FILE.json, or FILE (CSV)
                          and FILE-classes.csv
+      --hooks            through the server's plugins (HOOKS, MODELS, the scorer), as
+                         REPLAY_DIR serves it, so their fields are in the events
   help                   this text (also --help; through npx: npx realtime help)
 
 common options:
@@ -79,6 +81,7 @@ const { values: flags, positionals } = (() => {
         to: { type: 'string' },
         speed: { type: 'string' },
         report: { type: 'string' },
+        hooks: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
       }
     })

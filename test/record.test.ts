@@ -276,6 +276,30 @@ t.test('realtime replay with MIN_NET_BPS overridden finds what the new threshold
   t.match(readFileSync(join(dir, 'report-classes.csv'), 'utf8'), /^class,opportunities,closed,meanLifetimeMs,bestNetBps,maxProfit,totalMaxProfit\nBTC-USD,/)
 })
 
+t.test('realtime replay --hooks runs the server plugins: the scorer adds its fields to the live opportunities', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const { dir, live } = session
+  const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--json', '--hooks'], {
+    // A hook budget no stall reaches, as startServer gives the tests' servers.
+    env: { ...process.env, ...configEnv(ENGINE), LOG_LEVEL: 'silent', HOOK_BUDGET: '60000' },
+    encoding: 'utf8'
+  })
+  t.equal(run.status, 0, run.stderr)
+  const events = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).data)
+  t.same(events.map(engineFields), live, "the live run's opportunity events")
+  t.ok(
+    events.every((o) => typeof o.score === 'number' && o.models?.scorer !== undefined),
+    'each scored by the scorer, as live'
+  )
+  t.match(run.stderr, new RegExp(`replayed ${live.length} opportunity events\\n$`))
+  const refused = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--hooks', '--from', '0'], { encoding: 'utf8' })
+  t.equal(refused.status, 2)
+  t.match(refused.stderr, /--from and --to replay offline only, not with --hooks/)
+})
+
 /** Config overrides as the environment a process reads. */
 function configEnv(config: Partial<Config>): Record<string, string> {
   return Object.fromEntries(Object.entries(config).map(([k, v]) => [envName(k), String(v)]))

@@ -14,6 +14,23 @@ import { APP_VERSION } from '../record/version.js'
 /** The shipped recording DEMO=venues loops (demo/venues: see its README). */
 export const DEMO_VENUES = fileURLToPath(new URL('../../demo/venues/', import.meta.url))
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** REPLAY_DIR: its first pass, settled when it ends (realtime replay --hooks waits for it). */
+    liveReplay: { readonly firstPass: Promise<void>; readonly counters: Readonly<ReplayCounters> }
+  }
+}
+
+export interface ReplayCounters {
+  passes: number
+  records: number
+  frames: number
+  opportunities: number
+  damaged: number
+  diverged: number
+  publishFailures: number
+}
+
 export type ReplayPluginOptions = Pick<Config, 'replayDir' | 'replaySpeed' | 'replayLoop'>
 
 /** The engine's inputs now come from the replay: the arbitrage plugin's own calls do nothing. */
@@ -32,7 +49,7 @@ function takeOver(engine: EngineCalls): EngineCalls {
 }
 
 const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, options) => {
-  const counters = { passes: 0, records: 0, frames: 0, opportunities: 0, damaged: 0, diverged: 0, publishFailures: 0 }
+  const counters: ReplayCounters = { passes: 0, records: 0, frames: 0, opportunities: 0, damaged: 0, diverged: 0, publishFailures: 0 }
   const failed = () => {
     counters.publishFailures++
   }
@@ -47,6 +64,11 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, option
       }
     })
   let running: Promise<void> = Promise.resolve()
+  let passed: () => void = () => {}
+  const firstPass = new Promise<void>((resolve) => {
+    passed = resolve
+  })
+  app.decorate('liveReplay', { firstPass, counters })
 
   app.addHook('onReady', async () => {
     const engine = app.hasDecorator('liveArbitrage') ? takeOver(app.liveArbitrage.engine) : null
@@ -72,9 +94,12 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, option
         counters.damaged += result.damage.length
         counters.diverged += result.diverged
         app.log.info({ dir: options.replayDir, ...counters }, 'replay: pass done')
+        passed()
       } while (options.replayLoop && !abort.signal.aborted)
     }
-    running = loop().catch((err: Error) => app.log.error({ dir: options.replayDir, err: err.message }, 'replay stopped'))
+    running = loop()
+      .catch((err: Error) => app.log.error({ dir: options.replayDir, err: err.message }, 'replay stopped'))
+      .finally(() => passed())
   })
   app.liveHooks.method({ name: 'replay', handler: () => ({ dir: options.replayDir, speed: options.replaySpeed, loop: options.replayLoop, ...counters }) })
   app.addHook('onClose', async () => {

@@ -2,9 +2,11 @@
 // opportunity event printed (a backtest on the command line). Engine settings come from the
 // environment as for the server (MIN_NET_BPS=20 realtime replay DIR: what that threshold finds).
 import { writeFileSync } from 'node:fs'
-import { loadConfig } from '../config.js'
+import { loadConfig, type Config } from '../config.js'
 import type { OpportunityEvent } from '../market/arbitrage.js'
-import { replay } from './replay.js'
+import { replay, type ReplaySink } from './replay.js'
+import type { Damage } from './reader.js'
+import type { BusEvent } from '../core/protocol.js'
 import { csv, Report } from './report.js'
 import { engineOptions } from '../market/settings.js'
 import { APP_VERSION } from './version.js'
@@ -16,6 +18,8 @@ export interface ReplayCommand {
   speed?: string
   json: boolean
   report?: string
+  /** Through the server's own plugins (publish hooks, models, the scorer), as REPLAY_DIR serves it, without listening. */
+  hooks?: boolean
   env: Record<string, string | undefined>
   out(line: string): void
   warn(line: string): void
@@ -44,26 +48,23 @@ export async function replayCommand(c: ReplayCommand): Promise<void> {
   const to = parseTime('to', c.to)
   const config = loadConfig(c.env)
   const report = new Report()
-  const result = await replay({
-    dir: c.dir,
-    app: APP_VERSION,
-    from,
-    to,
-    speed,
-    engine: engineOptions(config),
-    onDamage: (d) => c.warn(`${d.file}: damaged at offset ${d.offset}: ${d.reason} (skipped, the rest replays)`),
-    sink: {
-      event(topic, data, time) {
-        const e = data as OpportunityEvent
-        report.add(e)
-        if (c.json) c.out(JSON.stringify({ topic, data }))
-        else
-          c.out(
-            `${new Date(time).toISOString()} ${e.status.padEnd(6)} ${e.id} buy ${e.buy.exchange}:${e.buy.symbol} @${e.buy.price} sell ${e.sell.exchange}:${e.sell.symbol} @${e.sell.price} net ${e.netBps.toFixed(2)} bps maxSize ${e.maxSize} maxProfit ${e.maxProfit.toFixed(4)} ${e.currency}${e.reason ? ` (${e.reason})` : ''}`
-          )
-      }
+  const sink = {
+    event(topic: string, data: unknown, time: number) {
+      const e = data as OpportunityEvent
+      report.add(e)
+      if (c.json) c.out(JSON.stringify({ topic, data }))
+      else
+        c.out(
+          `${new Date(time).toISOString()} ${e.status.padEnd(6)} ${e.id} buy ${e.buy.exchange}:${e.buy.symbol} @${e.buy.price} sell ${e.sell.exchange}:${e.sell.symbol} @${e.sell.price} net ${e.netBps.toFixed(2)} bps maxSize ${e.maxSize} maxProfit ${e.maxProfit.toFixed(4)} ${e.currency}${e.reason ? ` (${e.reason})` : ''}`
+        )
     }
-  })
+  }
+  const onDamage = (d: Damage) => c.warn(`${d.file}: damaged at offset ${d.offset}: ${d.reason} (skipped, the rest replays)`)
+  let result: { records: number; frames: number; opportunities: number; damage: unknown[]; diverged: number }
+  if (c.hooks) {
+    if (from !== undefined || to !== undefined) throw new ReplayUsageError('--from and --to replay offline only, not with --hooks')
+    result = await throughServer(c.dir, speed, config, sink)
+  } else result = await replay({ dir: c.dir, app: APP_VERSION, from, to, speed, engine: engineOptions(config), onDamage, sink })
   if (c.report !== undefined) {
     if (c.report.endsWith('.json'))
       writeFileSync(c.report, `${JSON.stringify({ opportunities: report.opportunities(), classes: report.classes() }, null, 2)}\n`)
@@ -73,6 +74,37 @@ export async function replayCommand(c: ReplayCommand): Promise<void> {
     }
   }
   c.warn(
-    `replayed ${result.records} records (${result.frames} venue frames), ${result.opportunities} opportunity events${result.damage.length ? `, ${result.damage.length} damaged blocks skipped` : ''}${result.diverged ? `, ${result.diverged} engine inputs not found again` : ''}`
+    `replayed ${c.hooks ? '' : `${result.records} records (${result.frames} venue frames), `}${result.opportunities} opportunity events${result.damage.length ? `, ${result.damage.length} damaged blocks skipped` : ''}${result.diverged ? `, ${result.diverged} engine inputs not found again` : ''}`
   )
+}
+
+/** REPLAY_SPEED's largest: as fast as it goes. */
+const MAX_SPEED = 1_000_000
+
+/**
+ * The recording served by the server's own plugins (REPLAY_DIR, not listening), so the publish hooks
+ * and models it is configured with (HOOKS, MODELS, the scorer) add their fields, as live.
+ */
+async function throughServer(dir: string, speed: number | 'max', config: Config, sink: ReplaySink) {
+  const { buildApp } = await import('../app.js')
+  const app = await buildApp({ ...config, replayDir: dir, replaySpeed: speed === 'max' ? MAX_SPEED : speed, replayLoop: false, demo: '' })
+  let opportunities = 0
+  app.live.subscribe('opportunities.>', (e: BusEvent) => {
+    opportunities++
+    sink.event(e.topic, e.data, (e.data as OpportunityEvent).detectedAt)
+  })
+  await app.ready()
+  await app.liveReplay.firstPass
+  // Opportunities still in the publish hooks (a model's answer) are waited for, while they come.
+  const { records, frames, damaged, diverged } = app.liveReplay.counters
+  const expected = () => app.liveReplay.counters.opportunities - app.liveReplay.counters.publishFailures
+  for (let seen = opportunities, since = Date.now(); opportunities < expected() && Date.now() - since <= config.hookBudget + 1000; ) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    if (opportunities !== seen) {
+      seen = opportunities
+      since = Date.now()
+    }
+  }
+  await app.close()
+  return { records, frames, opportunities, damage: Array.from({ length: damaged }), diverged }
 }

@@ -83,6 +83,29 @@ interface RestAnswer {
   status: number
   body: Buffer
   error?: string
+  /** Settles once the connector has read the body to its end (or given it up). */
+  read: Promise<void>
+  wasRead: () => void
+}
+
+/** A recorded REST answer as the connector's fetch gets it, telling when its body has been read. */
+function restResponse(a: RestAnswer): Response {
+  let sent = false
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) {
+        controller.close()
+        a.wasRead()
+        return
+      }
+      sent = true
+      controller.enqueue(new Uint8Array(a.body))
+    },
+    cancel() {
+      a.wasRead()
+    }
+  })
+  return new Response(body, { status: a.status })
 }
 
 /** One run (a server's start to its stop): its connectors, engine and what the recording says of both. */
@@ -160,8 +183,11 @@ class Run {
       const answer = entry.answers.shift()
       const pending = answer ? Promise.resolve(answer) : new Promise<RestAnswer>((resolve) => entry.waiting.push(resolve))
       return pending.then((a) => {
-        if (a.error !== undefined && a.status === 0) throw new TypeError(a.error)
-        return new Response(new Uint8Array(a.body), { status: a.status })
+        if (a.error !== undefined && a.status === 0) {
+          a.wasRead()
+          throw new TypeError(a.error)
+        }
+        return restResponse(a)
       })
     }
   }
@@ -245,13 +271,13 @@ class Run {
       case Kind.rest: {
         const nl = body.indexOf(10)
         const head = JSON.parse(body.subarray(0, nl).toString()) as { venue: string; url: string; status: number; error?: string }
-        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error }
-        const entry = this.restEntry(restKey(head.venue, head.url))
-        const waiting = entry.waiting.shift()
-        if (waiting) waiting(answer)
-        else entry.answers.push(answer)
+        let wasRead: () => void = () => {}
+        const read = new Promise<void>((resolve) => {
+          wasRead = resolve
+        })
+        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error, read, wasRead }
         this.delivered = false
-        return turn() // the connector reads and applies it, as it did on arrival
+        return this.answer(restKey(head.venue, head.url), answer)
       }
       case Kind.publish: {
         const { topic, data } = JSON.parse(body.toString()) as { topic: string; data: unknown }
@@ -282,6 +308,23 @@ class Run {
         if (this.engine !== null) this.opportunities(this.engine.sweep(time))
         return
     }
+  }
+
+  /**
+   * A REST answer to the request the connector made for it (waited for, bounded: a request a timer
+   * sends goes out on the real clock), then the time to read and apply it, as it was on arrival.
+   */
+  private async answer(key: string, answer: RestAnswer): Promise<void> {
+    const entry = this.restEntry(key)
+    for (let waited = 0; entry.waiting.length === 0 && waited < 35_000 && !this.options.signal?.aborted; waited += 5) await realSleep(5)
+    const waiting = entry.waiting.shift()
+    if (waiting === undefined) {
+      entry.answers.push(answer) // asked for later, if ever
+      return
+    }
+    waiting(answer)
+    if (answer.status >= 200 && answer.status < 300) await Promise.race([answer.read, new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+    await turn()
   }
 
   private engineInput(kind: number, topic: string, input: { data: unknown }, time: number): undefined {

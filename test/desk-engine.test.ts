@@ -9,7 +9,7 @@ import { CLOCK_OUTLIER_MS, ClockOffset } from '../src/market/clock-offset.ts'
 import { topicSink } from '../src/market/events.ts'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
 import { createConnection } from '../src/market/venues/index.ts'
-import { binanceSpot } from '../src/market/venues/binance.ts'
+import { binanceCoinm, binanceSpot } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs } from '../src/market/venues/kraken.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
@@ -380,4 +380,22 @@ t.test('the README’s worked example is what the engine computes from the input
   t.same(JSON.parse(block), JSON.parse(JSON.stringify(e)))
   t.equal(e.maxSize, 1.2, 'the Coinbase bid holds 1.2')
   t.equal(Math.round(e.maxProfit * 100) / 100, 111.39)
+})
+
+t.test('a Binance COIN-M inverse perpetual pairs with OKX’s inverse swap (both BTC-USD-INVPERP), never with spot', async (t) => {
+  const registry = new InstrumentRegistry()
+    .add('binancecoinm', binanceCoinm(json('binancecoinm/exchangeInfo.json')))
+    .add('okx', okxInstruments(json('okx/instruments-SWAP.json')))
+  const coinm = registry.venue('binancecoinm', 'BTCUSD_PERP')!
+  const okx = registry.venue('okx', 'BTC-USD-SWAP')!
+  t.equal(coinm.symbol, okx.symbol)
+  // Books as the connections publish them: contracts of 100 USD in BTC at each level's price.
+  const base = (price: number, contracts: number): [number, number] => [price, (contracts * 100) / price]
+  const engine = new ArbitrageEngine(zero)
+  engine.onBook(book([[39990, 1]], [[40000, 1]]), 1000, 'kraken', 'BTC-USD')
+  engine.onBook(book([base(39990, 50)], [base(40000, 50)]), 1000, 'binancecoinm', coinm.symbol)
+  const [e] = engine.onBook(book([base(40040, 20)], [base(40050, 20)]), 1000, 'okx', okx.symbol)!
+  t.match(e, { symbol: 'BTC-USD-INVPERP', buy: { exchange: 'binancecoinm' }, sell: { exchange: 'okx' } })
+  // OKX bids 20 contracts = 2,000 USD = 0.04995 BTC at 40,040: all of it is taken.
+  t.equal(e.maxSize, 2000 / 40040)
 })

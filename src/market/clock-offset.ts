@@ -11,11 +11,15 @@ export const CLOCK_PERCENTILE = 0.05
 export const CLOCK_OUTLIER_MS = 1000
 /** Outliers in a row past this mean the venue's clock moved: the window starts again from them. */
 const CLOCK_RESTART_AFTER = 32
-/** Once the window holds this many, the estimate is recomputed every this many samples (a sort of 256). */
-const CLOCK_RECOMPUTE_EVERY = 16
+/**
+ * Once the window holds this many, the estimate is recomputed every this many samples: a sort of
+ * 256 numbers (in a reused typed array) every 64 samples costs a book update well under 0.1 µs.
+ */
+const CLOCK_RECOMPUTE_EVERY = 64
 
 export class ClockOffset {
   private readonly samples: number[] = []
+  private readonly sorted = new Float64Array(CLOCK_SAMPLES)
   private at = 0
   private sinceRecompute = 0
   private outliersInARow = 0
@@ -43,13 +47,16 @@ export class ClockOffset {
 
   private recompute(): void {
     this.sinceRecompute = 0
-    const sorted = this.samples.slice().sort((a, b) => a - b)
-    const median = sorted[sorted.length >> 1]
+    const n = this.samples.length
+    const sorted = this.sorted.subarray(0, n)
+    sorted.set(this.samples)
+    sorted.sort() // a typed array sorts numerically
+    const median = sorted[n >> 1]
     // Samples far below the median (one kept from before the window had a median) take no part.
     let first = 0
     while (sorted[first] < median - CLOCK_OUTLIER_MS) first++
     this.median = median
-    this.offset = sorted[first + Math.floor((sorted.length - 1 - first) * CLOCK_PERCENTILE)]
+    this.offset = sorted[first + Math.floor((n - 1 - first) * CLOCK_PERCENTILE)]
   }
 
   /** The median sample above the offset; null before the first. */

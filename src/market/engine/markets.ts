@@ -235,7 +235,7 @@ export class Markets {
    */
   fresh(source: Source, now: number): boolean {
     const v = source.venue
-    const confirmed = source.fromBook && v.state === 'up' && v.confirmedAt > source.receivedAt && !v.notLive.has(source.symbol)
+    const confirmed = source.fromBook && v.state === 'up' && v.confirmedAt > source.receivedAt && !this.bookOut(source)
     if (now - (confirmed ? v.confirmedAt : source.receivedAt) > this.options.maxTickAgeMs) return false
     if (source.exchangeTime === null || confirmed) return true
     return now - source.exchangeTime - (v.clock.offset ?? 0) <= this.options.maxTickAgeMs
@@ -249,7 +249,8 @@ export class Markets {
 
   /** Its venue's health says this book is not live (resyncing, waiting for a snapshot): it alone is out. */
   bookOut(source: Source): boolean {
-    return source.venue.notLive.has(source.symbol)
+    const out = source.venue.notLive
+    return out.size > 0 && out.has(source.symbol)
   }
 
   usable(source: Source, now: number): boolean {

@@ -41,18 +41,6 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     bidAt[k] = 0
     bidLeft[k] = s.bids.length > 0 ? s.bids[0][1] : 0
   }
-  // The conversion of each currency pair, shared by every pairing of every class this evaluation
-  // searches: what one converts, another does not convert again.
-  const cursorOf = (sell: Source, buy: Source): ConversionCursor | null => {
-    const key = `${sell.quote} ${buy.quote}`
-    if (!m.conversions.has(key)) m.conversions.set(key, conversion(m, sell.quote, buy.quote, now))
-    return m.conversions.get(key) ?? null
-  }
-  const rateOf = (sell: Source, buy: Source): number | null => {
-    if (sell.quote === buy.quote) return 1
-    const cursor = cursorOf(sell, buy)
-    return cursor === null ? null : nextRate(cursor)
-  }
   const min = m.options.minNetBps
   // The walk: consume both sides while the marginal net stays at MIN_NET_BPS.
   const limits = { minNetBps: min, size: Number.POSITIVE_INFINITY, notional: Number.POSITIVE_INFINITY, dust: 0 }
@@ -64,7 +52,7 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
       if (askAt[i] >= sources[i].asks.length) continue
       for (let j = 0; j < sources.length; j++) {
         if (i === j || bidAt[j] >= sources[j].bids.length || sources[i].exchange === sources[j].exchange) continue
-        const rate = rateOf(sources[j], sources[i])
+        const rate = rateOf(m, sources[j], sources[i], now)
         if (rate === null) continue
         const net = netBps(sources[i].asks[askAt[i]][0], sources[j].bids[bidAt[j]][0], sources[i].fee, sources[j].fee, rate)
         if (net > best) {
@@ -77,7 +65,7 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     if (bi === -1 || best < min) break
     const buy = sources[bi]
     const sell = sources[si]
-    const cursor = sell.quote === buy.quote ? null : cursorOf(sell, buy)
+    const cursor = sell.quote === buy.quote ? null : cursorOf(m, sell, buy, now)
     const rate = cursor === null ? 1 : cursor.levels[cursor.k].rate
     const conv = cursor === null ? null : { cursor, k: cursor.k, left: cursor.left }
     const start: Cursor = { ai: askAt[bi], al: askLeft[bi], bj: bidAt[si], bl: bidLeft[si] }
@@ -107,6 +95,27 @@ export function search(m: Markets, market: MarketClass, now: number): Pairing[] 
     })
   }
   return pairings
+}
+
+/**
+ * The conversion of a currency pair in this evaluation, made on first need: one cursor shared by
+ * every pairing of every class the evaluation searches, so what one converts, another does not.
+ */
+function cursorOf(m: Markets, sell: Source, buy: Source, now: number): ConversionCursor | null {
+  const key = `${sell.quote} ${buy.quote}`
+  let cursor = m.conversions.get(key)
+  if (cursor === undefined) {
+    cursor = conversion(m, sell.quote, buy.quote, now)
+    m.conversions.set(key, cursor)
+  }
+  return cursor
+}
+
+/** The rate a sell source's proceeds convert at next into a buy source's quote (1 within one); null when they cannot. */
+function rateOf(m: Markets, sell: Source, buy: Source, now: number): number | null {
+  if (sell.quote === buy.quote) return 1
+  const cursor = cursorOf(m, sell, buy, now)
+  return cursor === null ? null : nextRate(cursor)
 }
 
 /** A size in lots of both venues; 0 when it is under either venue's minimum size, or its notional (at the pairing's top prices) under either's minimum. */

@@ -21,8 +21,8 @@ class DeltaError(ValueError):
 # Fossil's base-64 digits (fossil-delta reads a byte's low 7 bits; a delta it writes never has the 8th).
 _DIGITS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
 _VALUE = {c: i for i, c in enumerate(_DIGITS)}
-# An integer, then the byte after it (the header's newline).
-_TOKEN = re.compile(rb"([0-9A-Za-z_~]*)(.?)", re.S)
+# The header: the result's size, then a newline.
+_HEADER = re.compile(rb"([0-9A-Za-z_~]*)\n")
 # One command: a copy `count@offset,` (the comma may be missing at the very end), an insert
 # `count:` (its bytes follow), the checksum `count;`, or the end of the delta.
 _COMMAND = re.compile(rb"([0-9A-Za-z_~]*)(?:@([0-9A-Za-z_~]*)(,?)|([:;]|$))")
@@ -66,8 +66,8 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
 
 def target_size(delta: bytes) -> int:
     """The size the delta declares for its result."""
-    m = _TOKEN.match(delta)
-    if m is None or m.group(2) != b"\n":
+    m = _HEADER.match(delta)
+    if m is None:
         raise DeltaError("size integer not terminated by '\\n'")
     return _int(m.group(1))
 
@@ -79,7 +79,9 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
     limit = target_size(delta)
     if limit > max_size:
         raise DeltaError(f"declared size {limit} exceeds the limit of {max_size} bytes")
+    # The hot path of every delta event: integers come from the cache inline (a call each costs).
     match = _COMMAND.match
+    ints = _INTS
     pos = delta.index(_NL) + 1
     end = len(delta)
     source_length = len(source)
@@ -90,12 +92,16 @@ def apply_delta(source: bytes | bytearray, delta: bytes, max_size: int = 16 * 10
         if m is None:
             raise DeltaError("unknown delta operator")
         digits, offset_digits, separator, op = m.groups()
-        count = _int(digits)
+        count = ints.get(digits)
+        if count is None:
+            count = _int(digits)
         pos = m.end()
         if offset_digits is not None:
             if separator != b"," and pos < end:
                 raise DeltaError("copy command not terminated by ','")
-            offset = _int(offset_digits)
+            offset = ints.get(offset_digits)
+            if offset is None:
+                offset = _int(offset_digits)
             total += count
             if total > limit:
                 raise DeltaError("copy exceeds output file size")

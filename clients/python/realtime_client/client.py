@@ -584,9 +584,6 @@ class LiveClient:
             close_timeout=1,
             max_size=self.max_frame_bytes,
             compression=None,
-            # Frames are taken in batches: fewer hand-overs between websockets' reader and ours.
-            max_queue=256,
-            read_limit=2**18,
         )
 
     async def _serve(self, socket: WebSocketClientProtocol) -> None:

@@ -41,7 +41,8 @@ def _int(digits: bytes) -> int:
         value = 0
         for c in digits:
             value = ((value << 6) + _VALUE[c]) & 0xFFFFFFFF
-        if len(_INTS) < _KEEP:
+        # Counts and offsets repeat; a checksum (six digits) almost never does, so it is not kept.
+        if len(digits) <= 3 and len(_INTS) < _KEEP:
             _INTS[digits] = value
     return value
 

@@ -50,8 +50,10 @@ app.log.info(
   { websocket: `ws${scheme}://${host}:${port}/ws/live`, dashboard: `http${scheme}://${host}:${port}/dashboard/` },
   'serving the live stream and the dashboard'
 )
-if (!config.demoFeed && config.feeds === '') {
-  app.log.info('no feed runs in this process: publish ticks on ticker.<exchange>.<symbol>, or start with FEEDS=<exchange>:<symbols> or DEMO_FEED=true')
+if (!config.demoFeed && config.feeds === '' && !config.replayDir && !config.demo) {
+  app.log.info(
+    'no feed runs in this process: publish ticks on ticker.<exchange>.<symbol>, or start with FEEDS=<exchange>:<symbols>, DEMO_FEED=true, or npm run demo (five venues recorded)'
+  )
 }
 // PM2's wait_ready: the process counts as online only once it listens.
 process.send?.('ready')

@@ -72,6 +72,7 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, option
 
   app.addHook('onReady', async () => {
     const engine = app.hasDecorator('liveArbitrage') ? takeOver(app.liveArbitrage.engine) : null
+    app.log.info({ dir: options.replayDir, speed: options.replaySpeed, loop: options.replayLoop }, 'serving a recording as if live')
     const loop = async () => {
       do {
         const result = await replay({

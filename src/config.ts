@@ -113,10 +113,10 @@ export const ConfigSchema = Type.Object({
     "MiB of delta state (each topic's last event per codec, the last event each delta subscriber was sent per topic); past it the oldest topics start over and their next events go whole"
   ),
   memoryLimitMb: Int(
-    160,
+    200,
     0,
     1_048_576,
-    'JavaScript heap plus buffers in MiB past which /ready answers 503 and upgrades and subscribes are refused (RSS runs ~60 MiB above it: keep it that far under max_memory_restart); 0 turns it off'
+    "resident memory (RSS, what PM2's max_memory_restart measures) in MiB past which publishes, subscribes and upgrades answer unavailable and /ready 503, until a collection brings it back under; keep it ~50 MiB under max_memory_restart (250M in pm2.config.json); 0 turns it off"
   ),
   rateLimit: Int(1000, 0, 10_000_000, 'frames per second a connection without publish grants may send on average (bursts of twice that); 0 turns it off'),
   publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),

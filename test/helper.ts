@@ -30,8 +30,9 @@ export const root = fileURLToPath(new URL('..', import.meta.url))
 export function startProcess(env: Record<string, string>, nodeArgs: string[] = []) {
   const child = spawn(process.execPath, [...nodeArgs, '--import=tsx', 'src/server.ts'], {
     cwd: root,
-    // HISTORY_DIR empty: no test shares the process's default ./data journal.
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', HISTORY_DIR: '', ...env }
+    // HISTORY_DIR empty: no test shares the process's default ./data journal. MEMORY_LIMIT_MB off
+    // as in startServer: run through tsx the idle process alone is ~175 MiB of RSS.
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', HISTORY_DIR: '', MEMORY_LIMIT_MB: '0', ...env }
   })
   let output = ''
   const port = new Promise<number>((resolve, reject) => {

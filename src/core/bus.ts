@@ -100,7 +100,7 @@ export interface MemoryBusOptions {
   topicTtl?: number
   /** Topics held at once; a publish to a new one past this answers `unavailable`. */
   maxTopics?: number
-  /** True while the process is at its memory limit: no new topic is created then. */
+  /** True while the process is at its memory limit: nothing is published then. */
   overMemory?: () => boolean
   /** Bytes of history and last values held in all; past it no new topic, and a publishing topic drops its history. */
   busMemoryBytes?: number
@@ -325,6 +325,9 @@ export abstract class LocalBus implements Bus {
    * time. Returns the topic's state; the event's encoding is `this.staged` until the next encode.
    */
   protected stage(topic: string, data: unknown): TopicState {
+    // Past MEMORY_LIMIT_MB a publish is refused before it is acked: PM2 restarting the process
+    // over its limit would lose it (and everything else the process held).
+    if (this.options.overMemory?.() === true) throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit')
     // A view of the shared encoder's buffer: used before anything else encodes.
     const encoded = encodeDataShared(data)
     let state = this.state.get(topic)
@@ -361,7 +364,7 @@ export abstract class LocalBus implements Bus {
 
   private create(topic: string, size: number): TopicState {
     if (this.state.size >= this.maxTopics) throw new LiveError(ErrorCode.unavailable, `the server holds its maximum of ${this.maxTopics} topics`)
-    if (this.retained + TOPIC_OVERHEAD + 2 * size > this.busMemory || this.options.overMemory?.() === true) {
+    if (this.retained + TOPIC_OVERHEAD + 2 * size > this.busMemory) {
       throw new LiveError(ErrorCode.unavailable, 'the server is at its memory limit: no new topics')
     }
     return this.add(topic, new TopicState(this.options.historySize))

@@ -1,7 +1,7 @@
 // The embeddable live plugin: the /ws/live socket, POST /publish/:topic and the `live` decorator.
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify'
 import { loadConfig, type Config } from '../config.js'
 import { pickSubprotocol } from '../core/codec.js'
 import type { Bus } from '../core/bus.js'
@@ -130,8 +130,38 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
     }
   })
 
+  // Memory is looked at every second even without traffic, so a process over MEMORY_LIMIT_MB asks
+  // for its collection and comes back under by itself; the log says so once per interval.
+  const watchMemory = config.memoryLimitMb === 0 ? undefined : memoryWatch(app, hub, config.memoryLimitMb)
+
   // The hub stops its heartbeat and lets go of the bus; the bus plugin closes the bus if it made it.
-  app.addHook('onClose', async () => hub.close())
+  app.addHook('onClose', async () => {
+    clearInterval(watchMemory)
+    hub.close()
+  })
+}
+
+/** Over MEMORY_LIMIT_MB, warned at most this often while it lasts. */
+export const MEMORY_WARN_EVERY_MS = 10_000
+
+function memoryWatch(app: FastifyInstance, hub: Hub, limitMb: number): NodeJS.Timeout {
+  let over = false
+  let warnedAt = -Infinity
+  return setInterval(() => {
+    const now = Date.now()
+    const rssMb = Math.round(process.memoryUsage.rss() / 1024 / 1024)
+    if (hub.admission.overMemory()) {
+      if (now - warnedAt >= MEMORY_WARN_EVERY_MS) {
+        warnedAt = now
+        app.log.warn({ rssMb, limitMb }, 'over MEMORY_LIMIT_MB: publishes, subscribes and new connections are refused (unavailable), /ready answers 503')
+      }
+      over = true
+    } else if (over) {
+      over = false
+      warnedAt = -Infinity
+      app.log.info({ rssMb, limitMb }, 'back under MEMORY_LIMIT_MB: admitting again')
+    }
+  }, 1000).unref()
 }
 
 const httpTimer = Symbol('httpTimer')

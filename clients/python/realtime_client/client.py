@@ -140,7 +140,7 @@ class Subscription:
         self._handler = handler
         self._queue: Optional[asyncio.Queue[Any]] = None
         self._task: Optional[asyncio.Task[None]] = None
-        if handler is None or inspect.iscoroutinefunction(handler):
+        if handler is None or inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
             self._queue = asyncio.Queue(queue_size)
         if handler is not None and self._queue is not None:
             self._task = client._loop.create_task(self._run_handler())

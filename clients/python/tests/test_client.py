@@ -215,7 +215,17 @@ def test_async_handlers_and_iteration(server):
                 await client.probe()
                 seen.append(event.seq)
 
+            class Collector:  # an object whose __call__ is a coroutine function counts as async too
+                def __init__(self) -> None:
+                    self.seqs: list[int] = []
+
+                async def __call__(self, event: LiveEvent[Any]) -> None:
+                    await asyncio.sleep(0)
+                    self.seqs.append(event.seq)
+
+            collector = Collector()
             await client.subscribe("ticker.a.X", handler)
+            await client.subscribe("ticker.a.*", collector)
             sub = await client.subscribe("ticker.b.>")
             for i in range(5):
                 await client.publish("ticker.a.X", {"i": i})
@@ -228,5 +238,7 @@ def test_async_handlers_and_iteration(server):
             assert got == [0, 1, 2, 3, 4]
             await until(lambda: len(seen) == 5, "the async handler's 5")
             assert seen == [1, 2, 3, 4, 5]
+            await until(lambda: len(collector.seqs) == 5, "the callable object's 5")
+            assert collector.seqs == [1, 2, 3, 4, 5]
 
     run(main())

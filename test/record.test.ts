@@ -156,6 +156,39 @@ t.test('a corrupt block is reported with its file and offset and the rest replay
   t.match(torn[1], { file, offset: cut, reason: /^truncated block/ })
 })
 
+t.test('records that pass their checksum but cannot be used are reported with file and offset; the rest replays', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{"nowhere":"x"}}')
+  recorder.add(Kind.publish, 1_000_001, 0, '{"topic":"ticker.a.B","data":{"bid":1}}') // no run: skipped
+  await recorder.flush()
+  recorder.add(Kind.meta, 1_000_002, 0, '{"run":2,"bookDepth":5,"instruments":{}}')
+  recorder.add(Kind.publish, 1_000_003, 0, '{"topic":"ticker.desk.BTC-USD", not json')
+  recorder.add(Kind.rest, 1_000_004, 0, 'no header line')
+  recorder.add(Kind.publish, 1_000_005, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":5}}')
+  await recorder.close()
+  const [file] = segmentFiles(dir)
+  const seen: unknown[] = []
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    market: true,
+    engine: engineOptions(loadConfig({})),
+    sink: { event: (topic, data) => seen.push([topic, data]) }
+  })
+  t.same(seen, [['ticker.desk.BTC-USD', { bid: 5 }]], 'the usable publish replays')
+  t.equal(result.damage.length, 3)
+  t.ok(
+    result.damage.every((d) => d.file === file && d.offset > 0),
+    'each named with its file and block offset'
+  )
+  t.match(
+    result.damage.map((d) => d.reason),
+    [/^record of kind 1 unusable: a meta record whose instruments are not lists/, /^record of kind 9 unusable/, /^record of kind 8 unusable/]
+  )
+})
+
 t.test('a recording of another format is refused naming both versions; --from/--to outside it names its range', async (t) => {
   const dir = await smallRecording(1, 3)
   const [file] = segmentFiles(dir)
@@ -192,6 +225,42 @@ t.test('segments rotate by size and the oldest go past RECORD_MAX_MB', async (t)
     kept,
     Array.from({ length: kept.length }, (_, i) => 40 - kept.length + i),
     'the newest frames are kept, each segment readable alone'
+  )
+})
+
+t.test('segments rotate by age and RECORD_MAX_AGE removes those last written longer ago', async (t) => {
+  let clock = 0
+  const written = new Map<string, { bytes: number; modifiedAt: number }>()
+  const files: SegmentFiles = {
+    async open(path) {
+      written.set(path, { bytes: 0, modifiedAt: clock })
+      return {
+        write: async (data: Buffer) => {
+          const f = written.get(path)
+          if (f) Object.assign(f, { bytes: f.bytes + data.length, modifiedAt: clock })
+        },
+        close: async () => {}
+      }
+    },
+    list: () => [...written].map(([path, f]) => ({ name: path.slice(path.lastIndexOf('/') + 1), ...f })),
+    remove: (path) => {
+      written.delete(path)
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 2000, maxBytes: 1 << 30, maxAgeMs: 5000, app: APP_VERSION, files, now: () => clock })
+  recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {} })
+  for (let second = 0; second < 20; second++) {
+    clock = second * 1000
+    recorder.add(Kind.frame, clock, 1, '{}')
+    await recorder.flush()
+  }
+  await recorder.close()
+  t.equal(recorder.counters.segments, 10, 'a new segment every 2 s of 20')
+  t.ok(recorder.counters.removed >= 6, `${recorder.counters.removed} removed`)
+  t.ok(
+    [...written.values()].every((f) => f.modifiedAt >= clock - 5000 - 2000),
+    'what is left was written within RECORD_MAX_AGE of the last rotation'
   )
 })
 

@@ -114,6 +114,9 @@ export interface RawRecord {
   time: number
   conn: number
   body: Buffer
+  /** Where it was read from (the segment and its block's offset): what a replay names when it cannot use it. */
+  file?: string
+  offset?: number
 }
 
 /** The records of one inflated block; a record running past the block is damage and ends it. */

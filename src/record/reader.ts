@@ -64,7 +64,11 @@ export function* readRecording(dir: string, app: string, onDamage: (d: Damage) =
         continue
       }
       try {
-        yield* records(block.raw)
+        for (const r of records(block.raw)) {
+          r.file = file
+          r.offset = at
+          yield r
+        }
       } catch (err) {
         onDamage({ file, offset: at, reason: (err as Error).message })
       }

@@ -8,7 +8,7 @@ import { topicSink } from '../market/events.js'
 import { startFeeds, type Feeds } from '../market/setup.js'
 import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
 import type { Exchange } from '../market/venues/index.js'
-import { Kind } from './format.js'
+import { Kind, type RawRecord } from './format.js'
 import type { RecordingMeta } from './capture.js'
 import { readRecording, RecordingError, type Damage } from './reader.js'
 
@@ -381,6 +381,16 @@ function deliver(socket: ReplaySocket, kind: number, body: Buffer): undefined {
   return undefined
 }
 
+/** A run's meta, its shape checked: what the replay builds the registry and connectors from. */
+function parseMeta(body: Buffer): RecordingMeta {
+  const meta = JSON.parse(body.toString()) as RecordingMeta
+  if (typeof meta !== 'object' || meta === null || typeof meta.run !== 'number' || typeof meta.bookDepth !== 'number')
+    throw new Error('a meta record without run and bookDepth')
+  if (typeof meta.instruments !== 'object' || meta.instruments === null || !Object.values(meta.instruments).every(Array.isArray))
+    throw new Error('a meta record whose instruments are not lists')
+  return meta
+}
+
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {
   const list = map.get(key)
   if (list) list.push(value)
@@ -426,6 +436,11 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   let recorded = 0
   const reporting = () => options.from === undefined || recorded >= options.from
   let paceStart: { record: number; real: number } | null = null
+  const unusable = (r: RawRecord, err: unknown) => {
+    const d = { file: r.file ?? options.dir, offset: r.offset ?? 0, reason: `record of kind ${r.kind} unusable: ${(err as Error).message}` }
+    damage.push(d)
+    options.onDamage?.(d)
+  }
   try {
     for (const r of readRecording(options.dir, options.app, (d) => {
       damage.push(d)
@@ -443,7 +458,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         if (due >= 1) await sleep(due)
       }
       if (r.kind === Kind.meta) {
-        const meta = JSON.parse(r.body.toString()) as RecordingMeta
+        let meta: RecordingMeta
+        try {
+          meta = parseMeta(r.body)
+        } catch (err) {
+          unusable(r, err)
+          continue
+        }
         if (run !== null && run.meta.run === meta.run) continue // the same run, said again at a segment's start
         if (run !== null) {
           result.diverged += run.diverged
@@ -451,13 +472,24 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
           run.stop()
         }
         run = new Run(meta, time, options, reporting)
-        await run.start()
+        try {
+          await run.start()
+        } catch (err) {
+          unusable(r, err)
+          run = null
+        }
         continue
       }
       if (run === null) continue // frames before the first meta belong to a run whose start was cut off
       if (r.kind === Kind.frame || r.kind === Kind.binary) result.frames++
-      const waiting = run.apply(r.kind, time, r.conn, r.body)
-      if (waiting !== undefined) await waiting
+      // A record that passed its block's checksum yet cannot be used (written by something else, or
+      // damaged before it was written) is reported like damage, and the replay goes on.
+      try {
+        const waiting = run.apply(r.kind, time, r.conn, r.body)
+        if (waiting !== undefined) await waiting
+      } catch (err) {
+        unusable(r, err)
+      }
     }
   } finally {
     if (run !== null) {

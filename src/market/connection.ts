@@ -4,9 +4,8 @@
 // messages; the socket, REST access and clock come in through transport.ts's seams.
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS } from './events.js'
 import type { Instrument } from './instruments.js'
-import { OrderBook } from './book.js'
+import { BookState, countLive, notLive, type PendingMessage } from './book-state.js'
 import { ClockOffset } from './clock-offset.js'
-import { readJson, TooLargeError } from './rest.js'
 import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
 
 export interface Endpoints {
@@ -43,75 +42,6 @@ export interface ConnectionOptions {
 
 export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024
 
-/** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
-export interface PendingMessage {
-  text: string
-  levels: number
-}
-
-/** One instrument's book and where it stands in the venue's sequence. */
-export class BookState {
-  readonly book = new OrderBook()
-  /** The book is whole and in sequence: only a live book is published. */
-  live = false
-  /** Last applied sequence number (Binance update id, OKX seqId); -1 before a snapshot. */
-  seq = -1
-  exchangeTime: number | null = null
-  receivedAt = 0
-  /** Binance's diffs that arrived before the snapshot, counted in the connection's held bytes. */
-  pending: PendingMessage[] = []
-  pendingLevels = 0
-  pendingBytes = 0
-  /** Binance: a diff has been joined to the snapshot, so each next one must follow the last. */
-  joined = false
-  /** Binance: failed snapshot requests in a row (their retries back off). */
-  snapshotFailures = 0
-  dirty = false
-  lastTicker = ''
-  /** Resyncs in a row, each within RESYNC_STREAK_MS of the last: how long the next one waits. */
-  resyncStreak = 0
-  lastResyncAt = Number.NEGATIVE_INFINITY
-  resubscribeTimer: NodeJS.Timeout | null = null
-
-  constructor(
-    readonly instrument: Instrument,
-    /** What the connection holds for all its books (VenueFeed.heldBytes). */
-    private readonly held: { bytes: number }
-  ) {}
-
-  /** Keeps a message until the snapshot; the oldest go first past MAX_PENDING messages or MAX_PENDING_LEVELS levels. */
-  hold(message: PendingMessage): void {
-    this.pending.push(message)
-    this.pendingLevels += message.levels
-    this.pendingBytes += message.text.length
-    this.held.bytes += message.text.length
-    while (this.pending.length > MAX_PENDING || this.pendingLevels > MAX_PENDING_LEVELS) {
-      const old = this.pending.shift() as PendingMessage
-      this.pendingLevels -= old.levels
-      this.pendingBytes -= old.text.length
-      this.held.bytes -= old.text.length
-    }
-  }
-
-  reset(): void {
-    this.book.clear()
-    this.live = false
-    this.seq = -1
-    this.joined = false
-    this.pending = []
-    this.pendingLevels = 0
-    this.held.bytes -= this.pendingBytes
-    this.pendingBytes = 0
-    this.lastTicker = '' // a resynced book's first ticker is published whatever it says
-  }
-}
-
-/** Messages and their levels kept for one book while its snapshot is on its way. */
-const MAX_PENDING = 1000
-const MAX_PENDING_LEVELS = 100_000
-
-/** Resyncs of one book closer together than this make a streak, and the streak backs off. */
-const RESYNC_STREAK_MS = 10_000
 /**
  * The watchdog's period: silences are found, the socket pinged (its answer confirms every live book
  * on it) and venue health published this often, so a quiet book's confirmation is never much older.
@@ -141,13 +71,6 @@ export abstract class VenueConnection {
   private reconnectTimer: NodeJS.Timeout | null = null
   private watchdog: NodeJS.Timeout | null = null
   private flushScheduled = false
-  /** Books waiting for a REST snapshot (venues that take one), asked one at a time. */
-  private snapshotQueue: BookState[] = []
-  private snapshotRunning = false
-  /** No REST snapshot is asked for before this (a venue's rate-limit answer). */
-  protected restPausedUntil = 0
-  /** Least time between two REST snapshots (the venue's request limit). */
-  protected readonly snapshotSpacingMs: number = 0
   private readonly clock = new ClockOffset()
   private lastState: VenueState | null = null
   private lastBooksLive = -1
@@ -205,7 +128,6 @@ export abstract class VenueConnection {
         this.connectedAt = this.now()
         this.lastMessageAt = this.connectedAt
         this.closingSoon = false
-        this.snapshotQueue = []
         for (const state of this.books.values()) state.reset()
         this.onOpen()
       },
@@ -299,24 +221,10 @@ export abstract class VenueConnection {
     const now = this.now()
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
     state.reset()
-    // A book that keeps failing asks again later and later (at once, then 1 s doubling to 30 s):
-    // a venue that keeps sending what fails is not flooded with (rate-limited) subscribe requests.
-    state.resyncStreak = now - state.lastResyncAt < RESYNC_STREAK_MS ? state.resyncStreak + 1 : 0
-    state.lastResyncAt = now
-    if (state.resubscribeTimer !== null) clearTimeout(state.resubscribeTimer)
-    state.resubscribeTimer = null
-    if (state.resyncStreak === 0) this.resubscribe(state)
-    else {
-      const session = this.session
-      state.resubscribeTimer = setTimeout(
-        () => {
-          state.resubscribeTimer = null
-          if (session === this.session) this.resubscribe(state)
-        },
-        Math.min(1000 * 2 ** (state.resyncStreak - 1), 30_000)
-      )
-      state.resubscribeTimer.unref()
-    }
+    const session = this.session
+    state.resubscribeAfterResync(now, () => {
+      if (session === this.session) this.resubscribe(state)
+    })
     // At once, not at the next tick: the engine stops using this book now (it is in notLive).
     this.publishHealth()
   }
@@ -329,76 +237,6 @@ export abstract class VenueConnection {
   protected hold(state: BookState, message: PendingMessage): void {
     state.hold(message)
     if (this.held.bytes > this.bufferBytes) this.resync(state, 'overflow')
-  }
-
-  /** Where a book's REST snapshot is (venues that take one). */
-  protected snapshotUrl(_state: BookState): string {
-    throw new Error(`${this.exchange} takes no REST snapshot`)
-  }
-
-  /** A book's REST snapshot arrived: join it to what the stream held. Throwing counts it invalid. */
-  protected applySnapshot(_state: BookState, _answer: unknown, _receivedAt: number): void {}
-
-  /** Whether a book still waits for its REST snapshot (a WebSocket one may have come meanwhile). */
-  protected wantsSnapshot(_state: BookState): boolean {
-    return true
-  }
-
-  /** Reads a venue's rate-limit answer on a snapshot response (sets restPausedUntil). */
-  protected pace(_res: Response): void {}
-
-  /** Queues a book's REST snapshot, once. */
-  protected requestSnapshot(state: BookState): void {
-    if (!this.snapshotQueue.includes(state)) this.snapshotQueue.push(state)
-    void this.fetchSnapshots()
-  }
-
-  /**
-   * One snapshot at a time: a full depth costs request weight the venue limits. A book whose last
-   * snapshot failed (no answer, or one it could not use) waits before the next one, 1 s doubling to
-   * 30 s, so a broken venue is not hammered and the loop always yields.
-   */
-  private async fetchSnapshots(): Promise<void> {
-    if (this.snapshotRunning) return
-    this.snapshotRunning = true
-    try {
-      const session = this.session
-      for (let state = this.snapshotQueue.shift(); state !== undefined && session === this.session; state = this.snapshotQueue.shift()) {
-        const backoff = state.snapshotFailures > 0 ? Math.min(1000 * 2 ** (state.snapshotFailures - 1), 30_000) : this.snapshotSpacingMs
-        const wait = Math.max(backoff, this.restPausedUntil - this.now())
-        if (wait > 0) {
-          await new Promise((r) => setTimeout(r, wait).unref())
-          if (session !== this.session) break
-        }
-        if (!this.wantsSnapshot(state)) continue
-        const symbol = state.instrument.venueSymbol
-        let answer: unknown
-        try {
-          const res = await this.fetch(this.snapshotUrl(state), { signal: AbortSignal.timeout(10_000) })
-          this.pace(res)
-          if (!res.ok) throw new Error(`HTTP ${res.status}`)
-          answer = await readJson(res, this.bufferBytes, 'VENUE_BUFFER_MB')
-        } catch (err) {
-          if (err instanceof TooLargeError) this.counters.overflows++
-          else this.counters.errors++
-          this.options.log?.warn({ exchange: this.exchange, symbol, err: (err as Error).message }, 'depth snapshot failed: retrying')
-          state.snapshotFailures++
-          this.snapshotQueue.push(state)
-          continue
-        }
-        if (session !== this.session) break
-        if (!this.wantsSnapshot(state)) continue
-        try {
-          this.applySnapshot(state, answer, this.now())
-        } catch {
-          // As a message that throws: counted, that book resyncs; never a rejection that ends the process.
-          this.resync(state, 'invalid')
-        }
-        state.snapshotFailures = state.live ? 0 : state.snapshotFailures + 1
-      }
-    } finally {
-      this.snapshotRunning = false
-    }
   }
 
   /** Bytes this connection holds for books waiting for their snapshot. */
@@ -463,8 +301,7 @@ export abstract class VenueConnection {
    */
   private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
     const connected = this.ws?.open === true
-    let booksLive = 0
-    for (const state of this.books.values()) if (state.live) booksLive++
+    const booksLive = countLive(this.books.values())
     const age = this.lastMessageAt === null ? null : now - this.lastMessageAt
     const silenceLimit = this.options.silenceMs ?? this.silenceLimitMs
     const state: VenueState = !connected || (age !== null && age > silenceLimit) ? 'down' : age !== null && age > silenceLimit / 2 ? 'degraded' : 'up'
@@ -482,7 +319,7 @@ export abstract class VenueConnection {
       connected,
       instruments: this.books.size,
       booksLive,
-      notLive: this.notLive(),
+      notLive: notLive(this.books.values()),
       lastMessageAgeMs: age,
       clockOffsetMs: offset,
       latencyMs: latency,
@@ -491,13 +328,6 @@ export abstract class VenueConnection {
       ...this.counters,
       ts: now
     }
-  }
-
-  /** The topic symbols of the books not live (resyncing, or waiting for their snapshot). */
-  private notLive(): string[] {
-    const out: string[] = []
-    for (const state of this.books.values()) if (!state.live) out.push(state.instrument.symbol)
-    return out
   }
 
   /** venue.<exchange>: every WATCHDOG_MS, and at once when the state or the books live change. */

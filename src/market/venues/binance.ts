@@ -2,7 +2,9 @@
 // exchangeInfo, `<symbol>@depth@100ms` diffs joined to REST snapshots by update id, the REST weight
 // budget, and the 24 h socket lifetime (the group rotates sockets before it).
 import { applyPairs, type BookSide } from '../book.js'
-import { type BookState, type ConnectionOptions, VenueConnection } from '../connection.js'
+import type { BookState } from '../book-state.js'
+import type { ConnectionOptions } from '../connection.js'
+import { SnapshotConnection } from '../snapshots.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { isRow, type Row, rows } from '../rows.js'
 import type { VenueSpec } from '../spec.js'
@@ -131,7 +133,7 @@ function retryAfterMs(res: Response): number {
  * Spot: a diff whose `u` is at or below the book's update id is ignored (a repeat), not a gap.
  * The futures (USD-M and COIN-M) add `pu` (the previous event's `u`), which must equal the last applied `u`.
  */
-export class BinanceConnection extends VenueConnection {
+export class BinanceConnection extends SnapshotConnection {
   readonly exchange: BinanceExchange
   private readonly futures: boolean
   protected readonly silenceLimitMs = 30_000

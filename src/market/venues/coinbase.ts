@@ -1,6 +1,7 @@
 // Coinbase: the Exchange API's product list for metadata, Advanced Trade's `level2` and
 // `heartbeats` channels for books, one sequence per connection.
-import { type BookState, VenueConnection } from '../connection.js'
+import type { BookState } from '../book-state.js'
+import { VenueConnection } from '../connection.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { decimal } from '../book.js'
 import { isRow, type Row, rows } from '../rows.js'

@@ -1,7 +1,8 @@
 // Kraken: AssetPairs for metadata, WebSocket v2 `book` with its CRC32 of the top 10 levels.
 import { crc32 } from 'node:zlib'
 import type { BookSide, OrderBook } from '../book.js'
-import { type BookState, VenueConnection } from '../connection.js'
+import type { BookState } from '../book-state.js'
+import { VenueConnection } from '../connection.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { isRow, type Row, rows } from '../rows.js'
 import type { VenueSpec } from '../spec.js'

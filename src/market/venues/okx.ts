@@ -2,7 +2,8 @@
 // sessions before June 2026, a CRC32 of the top 25 levels).
 import { crc32 } from 'node:zlib'
 import { applyPairs, type OrderBook } from '../book.js'
-import { type BookState, VenueConnection } from '../connection.js'
+import type { BookState } from '../book-state.js'
+import { SnapshotConnection } from '../snapshots.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { isRow, type Row, rows } from '../rows.js'
 import type { VenueSpec } from '../spec.js'
@@ -90,7 +91,7 @@ const REST_SPACING_MS = 50
  * snapshot's seqId are dropped; the first one applied has prevSeqId <= snapshot seqId < seqId; every
  * later one has prevSeqId equal to the last applied seqId.
  */
-export class OkxConnection extends VenueConnection {
+export class OkxConnection extends SnapshotConnection {
   readonly exchange = 'okx'
   // OKX closes a connection idle for 30 s; the connector sends "ping" every second it has nothing.
   protected readonly silenceLimitMs = 30_000

@@ -189,6 +189,16 @@ t.test('records that pass their checksum but cannot be used are reported with fi
   )
 })
 
+t.test('inputs no engine marker asks for are held 10,000 at most', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {}, engine: true })
+  for (let i = 0; i < 10_005; i++) recorder.add(Kind.publish, 1_000_000 + i, 0, `{"topic":"ticker.desk.BTC-USD","data":{"bid":${i}}}`)
+  await recorder.close()
+  const result = await replay({ dir, app: APP_VERSION, speed: 'max', engine: engineOptions(loadConfig({})), sink: { event() {} } })
+  t.equal(result.diverged, 5, 'the oldest five dropped, each counted')
+})
+
 t.test('a recording of another format is refused naming both versions; --from/--to outside it names its range', async (t) => {
   const dir = await smallRecording(1, 3)
   const [file] = segmentFiles(dir)

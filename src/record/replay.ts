@@ -63,6 +63,12 @@ export interface ReplayResult {
   last: number | null
 }
 
+/** Records that reach a connector: between them and the end of their turn the pace does not wait. */
+const DELIVERIES = new Set<number>([Kind.open, Kind.accept, Kind.frame, Kind.binary, Kind.alive, Kind.error, Kind.close, Kind.rest])
+
+/** Book and ticker events held for the engine's markers at most (a replay that diverged drops the oldest). */
+const MAX_WAITING_INPUTS = 10_000
+
 /** What a replay calls on an engine. */
 export type EngineCalls = Pick<ArbitrageEngine, 'onBook' | 'onTick' | 'onVenue' | 'sweep'>
 
@@ -207,11 +213,17 @@ class Run {
 
   /** A book, ticker or venue health the engine gets: when its marker comes, or now without markers. */
   private input(topic: string, data: unknown): void {
+    if (this.engine === null) return
     if (this.markers) {
-      if (topic.startsWith('book.') || topic.startsWith('ticker.')) this.inputs.push({ topic, data })
+      if (!topic.startsWith('book.') && !topic.startsWith('ticker.')) return
+      this.inputs.push({ topic, data })
+      // Inputs no marker ever asks for (the live engine never got them) are not held for ever.
+      if (this.inputs.length > MAX_WAITING_INPUTS) {
+        this.inputs.shift()
+        this.diverged++
+      }
       return
     }
-    if (this.engine === null) return
     const [kind, exchange, symbol] = splitTopic(topic)
     const health = data as { state?: unknown }
     if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, this.clock, exchange, symbol))
@@ -436,6 +448,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   let recorded = 0
   const reporting = () => options.from === undefined || recorded >= options.from
   let paceStart: { record: number; real: number } | null = null
+  let inTurn = false
+  const pace = async (at: number) => {
+    if (options.speed === 'max') return
+    if (paceStart === null) paceStart = { record: at, real: realNow() }
+    const due = paceStart.real + (at - paceStart.record) / options.speed - realNow()
+    if (due >= 1) await sleep(due)
+  }
   const unusable = (r: RawRecord, err: unknown) => {
     const d = { file: r.file ?? options.dir, offset: r.offset ?? 0, reason: `record of kind ${r.kind} unusable: ${(err as Error).message}` }
     damage.push(d)
@@ -452,11 +471,11 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       result.records++
       if (result.first === null) result.first = time
       result.last = time
-      if (options.speed !== 'max' && reporting()) {
-        if (paceStart === null) paceStart = { record: time, real: realNow() }
-        const due = paceStart.real + (time - paceStart.record) / options.speed - realNow()
-        if (due >= 1) await sleep(due)
-      }
+      // The pace waits between turns only: a wait inside one would let the connectors publish
+      // half of what the live run published once (the frames of one turn, received over a few ms).
+      if (options.speed !== 'max' && reporting() && !inTurn) await pace(time)
+      if (DELIVERIES.has(r.kind)) inTurn = true
+      else if (r.kind === Kind.turn) inTurn = false
       if (r.kind === Kind.meta) {
         let meta: RecordingMeta
         try {
@@ -491,6 +510,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         unusable(r, err)
       }
     }
+    if (!options.signal?.aborted && result.last !== null) await pace(result.last) // to the recording's end
   } finally {
     if (run !== null) {
       result.diverged += run.diverged

@@ -74,6 +74,32 @@ t.test('a publish is acked only after its group commit, and one write holds the 
   bus.close()
 })
 
+t.test('a journal that cannot be written holds its acks and refuses publishes until it can', async (t) => {
+  const path = dir()
+  const journal = new Journal(path, 'no')
+  const errors: (string | undefined)[] = []
+  const bus = new JournaledBus(options, journal, (err) => errors.push(err?.message))
+  bus.restore()
+  const write = journal.flush.bind(journal)
+  journal.flush = () => {
+    throw new Error('ENOSPC: no space left on device')
+  }
+  let acked = false
+  const pending = bus.publish('d', 1).then((e) => {
+    acked = true
+    return e
+  })
+  await new Promise((r) => setImmediate(r))
+  t.same([acked, bus.ready, errors], [false, false, ['ENOSPC: no space left on device']], 'not acked, not ready, said once')
+  t.throws(() => bus.publish('d', 2), { code: 'unavailable', message: 'the history journal cannot be written' })
+  journal.flush = write // the disk has room again: the retry writes it
+  t.match(await pending, { seq: 1 })
+  t.same([bus.ready, errors], [true, ['ENOSPC: no space left on device', undefined]])
+  t.match(await bus.publish('d', 3), { seq: 2 }, 'the refused publish took no seq')
+  bus.close()
+  t.same(open(path).bus.topics(), [{ topic: 'd', seq: 2, epoch: (await pending).epoch }])
+})
+
 t.test('a truncated or corrupt journal loads its good part, reports the rest, and goes on', async (t) => {
   const path = dir()
   const first = open(path).bus

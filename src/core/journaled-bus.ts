@@ -13,6 +13,7 @@ export class JournaledBus extends LocalBus {
   private waiting: ((event: BusEvent) => void)[] = []
   /** Set while the journal cannot be written. */
   private journalError: Error | undefined = undefined
+  private retry: NodeJS.Timeout | undefined = undefined
 
   constructor(
     options: MemoryBusOptions,
@@ -45,7 +46,8 @@ export class JournaledBus extends LocalBus {
     } catch (err) {
       if (this.journalError === undefined) this.onJournalError?.(err as Error)
       this.journalError = err as Error
-      setTimeout(this.commit, 1000).unref()
+      // Not unref'd: acks are waiting on it.
+      this.retry = setTimeout(this.commit, 1000)
       return
     }
     if (this.journalError !== undefined) this.onJournalError?.(undefined)
@@ -133,7 +135,12 @@ export class JournaledBus extends LocalBus {
 
   override close(): void {
     super.close()
+    clearTimeout(this.retry)
     if (this.uncommitted.length > 0 && this.journalError === undefined) this.commit()
-    this.journal.close()
+    try {
+      this.journal.close()
+    } catch (err) {
+      this.onJournalError?.(err as Error) // what it held unwritten was never acked
+    }
   }
 }

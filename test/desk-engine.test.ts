@@ -399,3 +399,33 @@ t.test('a Binance COIN-M inverse perpetual pairs with OKX’s inverse swap (both
   // OKX bids 20 contracts = 2,000 USD = 0.04995 BTC at 40,040: all of it is taken.
   t.equal(e.maxSize, 2000 / 40040)
 })
+
+t.test('a hostile venue event: notLive of non-strings and past 4,096 entries is read within bounds, never thrown on', async (t) => {
+  const engine = new ArbitrageEngine(zero)
+  engine.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USD')
+  engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'b', 'BTC-USD')
+  const huge = Array.from({ length: 100_000 }, (_, i) => `X${i}-USD`)
+  for (const notLive of [[1, null, {}, ['BTC-USD']], 'BTC-USD', huge, [...huge, 'BTC-USD']]) {
+    t.doesNotThrow(() => engine.onVenue('a', { state: 'up', notLive, lastMessageAgeMs: -5 }, 1100))
+  }
+  t.equal(engine.sweep(1200), null, 'BTC-USD past the 4,096 read is not taken out: the opportunity stays open')
+  t.match(engine.onVenue('a', { state: 'up', notLive: ['BTC-USD'] }, 1300), [{ status: 'closed', reason: 'book' }])
+  for (const bad of [null, 42, { state: 7 }, { notLive: [] }]) t.equal(engine.onVenue('a', bad, 1400), null)
+})
+
+t.test('every connection pings every 250 ms (its answer confirms the books on it); OKX adds its own "ping" once a second', async (t) => {
+  const registry = new InstrumentRegistry().add('okx', okxInstruments(json('okx/instruments-SPOT.json')))
+  const { connect, sockets } = fakeConnect()
+  const feed = createConnection('okx', {
+    connect,
+    instruments: [registry.topic('okx', 'BTC-USDT')!],
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    sink: topicSink(() => {})
+  })
+  feed.start()
+  t.teardown(() => feed.stop())
+  sockets[0].accept()
+  while (!sockets[0].texts.includes('ping')) await new Promise((r) => setTimeout(r, 50))
+  t.ok(sockets[0].pings >= 3, `${sockets[0].pings} WebSocket pings before the first "ping"`)
+})

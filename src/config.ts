@@ -113,10 +113,10 @@ export const ConfigSchema = Type.Object({
     "MiB of delta state (each topic's last event per codec, the last event each delta subscriber was sent per topic); past it the oldest topics start over and their next events go whole"
   ),
   memoryLimitMb: Int(
-    200,
+    0,
     0,
     1_048_576,
-    "resident memory (RSS, what PM2's max_memory_restart measures) in MiB past which publishes, subscribes and upgrades answer unavailable and /ready 503, until a collection brings it back under; keep it ~50 MiB under max_memory_restart (250M in pm2.config.json); 0 turns it off"
+    "resident memory (RSS, what PM2's max_memory_restart measures) in MiB past which publishes, subscribes and upgrades answer unavailable and /ready 503, until a collection brings it back under; 0: off. The server process (npm start, PM2) uses 200, ~50 MiB under pm2.config.json's 250M, unless it is set; an embedding app sets its own (its RSS is the host's)"
   ),
   rateLimit: Int(1000, 0, 10_000_000, 'frames per second a connection without publish grants may send on average (bursts of twice that); 0 turns it off'),
   publisherRateLimit: Int(100_000, 0, 10_000_000, 'the same for connections that may publish (feeds send ticks fast); 0 turns it off'),

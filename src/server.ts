@@ -6,8 +6,9 @@ import pm2Metrics from './plugins/pm2-metrics.js'
 
 let config: Config
 try {
-  // The server process journals its history by default, so a restart keeps it (README "Running under PM2").
-  config = loadConfig({ HISTORY_DIR: './data', ...process.env })
+  // The server process journals its history by default, so a restart keeps it, and keeps its RSS
+  // under PM2's max_memory_restart (README "Running under PM2").
+  config = loadConfig({ HISTORY_DIR: './data', MEMORY_LIMIT_MB: '200', ...process.env })
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err
   process.stderr.write(`${err.message}\n`)

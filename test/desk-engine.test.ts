@@ -429,3 +429,30 @@ t.test('every connection pings every 250 ms (its answer confirms the books on it
   while (!sockets[0].texts.includes('ping')) await new Promise((r) => setTimeout(r, 50))
   t.ok(sockets[0].pings >= 3, `${sockets[0].pings} WebSocket pings before the first "ping"`)
 })
+
+t.test('Binance sockets are pinged at most twice a second: spot counts ping and pong frames against 5 messages a second', async (t) => {
+  const registry = new InstrumentRegistry().add('binance', binanceSpot(json('binance/exchangeInfo.json')))
+  const { connect, sockets } = fakeConnect()
+  let now = 1_000_000
+  const feed = createConnection('binance', {
+    connect,
+    now: () => now,
+    fetch: () => new Promise<Response>(() => {}), // the snapshot never comes: only the pings matter here
+    instruments: [registry.topic('binance', 'NKN-USDT')!],
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    sink: topicSink(() => {})
+  })
+  feed.start()
+  t.teardown(() => feed.stop())
+  sockets[0].accept()
+  const ticks = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 250))
+  }
+  while (sockets[0].pings === 0) await ticks(1)
+  await ticks(3) // the watchdog runs on, the clock stands still: no second ping
+  t.equal(sockets[0].pings, 1, 'one ping while less than 500 ms passed on the connection clock')
+  now += 500
+  while (sockets[0].pings === 1) await ticks(1)
+  t.equal(sockets[0].pings, 2, 'the next once 500 ms passed')
+})

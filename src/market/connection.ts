@@ -97,8 +97,14 @@ export abstract class VenueConnection {
    * socket (venues that also want an application ping add it).
    */
   protected keepalive(): void {
+    const now = this.now()
+    if (now - this.lastPingAt < this.pingIntervalMs) return
+    this.lastPingAt = now
     this.ws?.ping()
   }
+  /** Milliseconds between WebSocket pings: a venue that counts pings against a message limit raises it. */
+  protected readonly pingIntervalMs: number = WATCHDOG_MS
+  private lastPingAt = Number.NEGATIVE_INFINITY
   /** Messages that are not JSON but part of the protocol (OKX's "pong"). */
   protected onText(_text: string): boolean {
     return false

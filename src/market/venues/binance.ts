@@ -137,6 +137,9 @@ export class BinanceConnection extends SnapshotConnection {
   readonly exchange: BinanceExchange
   private readonly futures: boolean
   protected readonly silenceLimitMs = 30_000
+  // Spot allows 5 incoming messages a second on a connection, ping and pong frames included (the
+  // futures 10), and closes one past it: two pings a second leave room for the pongs Binance asks.
+  protected override readonly pingIntervalMs = 500
   constructor(options: ConnectionOptions, exchange: BinanceExchange) {
     super(options)
     this.exchange = exchange

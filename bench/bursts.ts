@@ -4,8 +4,10 @@
 // back (WINDOW outstanding), one subscriber to everything reading as fast as it can. Reported:
 // peak RSS against PM2's 250 MB, publishes acked and refused (and with what), events delivered,
 // and whether every acked event is in history (a `since` from before the burst recovers it).
-//   node --import=tsx bench/bursts.ts [--quick] [shape,...]   shapes: one, thousand, forty-thousand
-import { spawn } from 'node:child_process'
+//   node --import=tsx bench/bursts.ts [--quick] [--pm2] [shape,...]   shapes: one, thousand, forty-thousand
+// --pm2: the shipped PM2 app (pm2.config.json, ws-server) under a PM2 daemon of its own.
+import { execFileSync, spawn } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,6 +21,7 @@ const quick = process.argv.includes('--quick')
 const PUBLISHES = quick ? 20_000 : 80_000
 const WINDOW = 256
 const SHAPES: Record<string, number> = { one: 1, thousand: 1000, 'forty-thousand': 40_000 }
+const underPm2 = process.argv.includes('--pm2')
 const asked = process.argv.slice(2).find((a) => !a.startsWith('--'))
 const shapes = asked ? asked.split(',') : Object.keys(SHAPES)
 const nodeArgs: string[] = JSON.parse(readFileSync(join(root, 'pm2.config.json'), 'utf8')).apps[0].node_args
@@ -33,9 +36,8 @@ async function open(url: string): Promise<WebSocket> {
   return ws
 }
 
-export async function burst(shape: string, env: Record<string, string> = {}) {
-  const topics = SHAPES[shape]
-  const dir = mkdtempSync(join(tmpdir(), 'bench-bursts-'))
+/** The server as `npm start` runs it: dist/server.js with pm2.config.json's node_args. */
+async function startPlain(dir: string, env: Record<string, string>) {
   const child = spawn(process.execPath, [...nodeArgs, 'dist/server.js'], {
     cwd: root,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', HISTORY_DIR: join(dir, 'data'), ...env },
@@ -46,18 +48,59 @@ export async function burst(shape: string, env: Record<string, string> = {}) {
     log += c
   })
   const port = await new Promise<number>((resolve, reject) => {
-    let out = ''
     child.stdout!.on('data', (c) => {
-      out += c
-      const m = /"websocket":"ws:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      log += c
+      const m = /"websocket":"ws:\/\/127\.0\.0\.1:(\d+)/.exec(log)
       if (m) resolve(Number(m[1]))
-      log = out
     })
-    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)))
+    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)))
   })
+  return {
+    pid: child.pid!,
+    port,
+    stop: async () => {
+      child.kill('SIGKILL')
+      return log
+    }
+  }
+}
+
+/** The shipped PM2 app: `pm2 start pm2.config.json --only ws-server` under a PM2 daemon of its own. */
+async function startPm2(dir: string, env: Record<string, string>) {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+  const pm2Env = { ...process.env, PM2_HOME: join(dir, 'pm2'), PORT: String(port), HOST: '127.0.0.1', HISTORY_DIR: join(dir, 'data'), ...env }
+  const pm2 = (...args: string[]) =>
+    execFileSync(process.execPath, [join(root, 'node_modules/pm2/bin/pm2'), ...args], { cwd: root, env: pm2Env, encoding: 'utf8' })
+  pm2('start', join(root, 'pm2.config.json'), '--only', 'ws-server')
+  const list = JSON.parse(pm2('jlist')) as { name: string; pid: number }[]
+  const pid = list.find((p) => p.name === 'ws-server')!.pid
+  for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null)) === null; i++) await new Promise((r) => setTimeout(r, 100))
+  return {
+    pid,
+    port,
+    stop: async () => {
+      const restarts = (JSON.parse(pm2('jlist')) as { name: string; pm2_env: { restart_time: number } }[]).find((p) => p.name === 'ws-server')!.pm2_env
+        .restart_time
+      const log = readFileSync(join(dir, 'pm2', 'logs', 'ws-server-out.log'), 'utf8') + `\nPM2 restarts: ${restarts}\n`
+      pm2('kill')
+      return log
+    }
+  }
+}
+
+export async function burst(shape: string, env: Record<string, string> = {}) {
+  const topics = SHAPES[shape]
+  const dir = mkdtempSync(join(tmpdir(), 'bench-bursts-'))
+  const server = underPm2 ? await startPm2(dir, env) : await startPlain(dir, env)
+  const { pid, port } = server
   let peak = 0
   const sampler = setInterval(() => {
-    const rss = rssMiB(child.pid!)
+    const rss = rssMiB(pid)
     if (rss > peak) peak = rss
   }, 20)
   const url = `ws://127.0.0.1:${port}/ws/live`
@@ -99,7 +142,7 @@ export async function burst(shape: string, env: Record<string, string> = {}) {
     publisher.on('close', () => resolve())
     for (let i = 0; i < WINDOW; i++) send()
   })
-  const afterBurst = rssMiB(child.pid!)
+  const afterBurst = rssMiB(pid)
   // Back under the limit by itself: how long until /ready answers 200 again, with no traffic.
   const burstEnded = performance.now()
   let readyAfterMs = -1
@@ -123,10 +166,10 @@ export async function burst(shape: string, env: Record<string, string> = {}) {
     checked++
     if ((held.get(topic) ?? 0) < seq) missing++
   }
-  const settled = rssMiB(child.pid!)
+  const settled = rssMiB(pid)
   clearInterval(sampler)
   for (const ws of [subscriber, publisher, checker]) ws.terminate()
-  child.kill('SIGKILL')
+  const log = await server.stop()
   rmSync(dir, { recursive: true, force: true })
   epochOf = new Map()
   return {
@@ -140,7 +183,8 @@ export async function burst(shape: string, env: Record<string, string> = {}) {
     delivered,
     subscriberClosed: closedWith,
     topicsBehindTheirAcks: `${missing} of ${checked}`,
-    memoryWarnings: (log.match(/memory/gi) ?? []).length
+    memoryWarnings: (log.match(/over MEMORY_LIMIT_MB/g) ?? []).length,
+    ...(underPm2 ? { pm2Restarts: Number(/PM2 restarts: (\d+)/.exec(log)?.[1]) } : {})
   }
 }
 

@@ -19,6 +19,7 @@ import { models } from './hooks/models.js'
 import { loadConfig, settingsOf, type Config } from './config.js'
 import { ArbitrageSettings, FeedsSettings } from './market/settings.js'
 import type { Bus } from './core/bus.js'
+import { LiveSettings } from './core/settings.js'
 import type { SegmentFiles } from './record/recorder.js'
 
 export interface BuildOptions {
@@ -39,8 +40,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
       ? { https: { cert: readTlsFile('TLS_CERT', config.tlsCert), key: readTlsFile('TLS_KEY', config.tlsKey), handshakeTimeout: config.handshakeTimeout } }
       : {})
   }) as unknown as FastifyInstance
-  const { logLevel: _hostsLogLevel, ...liveOptions } = config
-  await app.register(live, { ...liveOptions, bus: bus ?? liveOptions.bus, httpRedirect: '/dashboard/' })
+  await app.register(live, { ...settingsOf(config, LiveSettings), bus: bus ?? config.bus, httpRedirect: '/dashboard/' })
   await app.register(healthRoutes, { config })
   await app.register(leases, { config })
   await app.register(venues)

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { encode } from '@msgpack/msgpack'
 import type { AddressInfo } from 'node:net'
-import live, { ConfigError, MemoryBus, metrics } from '../src/index.ts'
+import live, { ConfigError, type LiveOptions, MemoryBus, metrics } from '../src/index.ts'
 import { TestClient } from './helper.ts'
 
 async function listen(app: ReturnType<typeof Fastify>) {
@@ -52,6 +52,25 @@ t.test('registering twice is refused; a bad option stops registration with its n
   })().catch((e: unknown) => e)
   t.ok(err instanceof ConfigError)
   t.equal((err as Error).message, 'Invalid configuration: option maxPayload=-1 is not valid; expected an integer from 128 to 16777216')
+})
+
+t.test("the live plugin takes its own settings only, and Fastify's register options beside them", async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0, hookBudget: 50, logLevel: 'warn' } as LiveOptions)
+  t.equal(app.live.config.heartbeatInterval, 0)
+  t.equal(app.live.config.hookBudget, 50)
+  t.equal(app.live.config.maxPayload, 65536, 'a setting not given has its default')
+  t.equal(app.liveHooks.defaultBudgetMs, 50, 'the hooks get their part')
+  t.notOk('port' in app.live.config, "the server's settings are not the plugin's")
+
+  const other = Fastify()
+  t.teardown(() => other.close())
+  const err = await (async () => {
+    await other.register(live, { arbitrage: false } as LiveOptions)
+  })().catch((e: unknown) => e)
+  t.ok(err instanceof ConfigError)
+  t.equal((err as Error).message, 'Invalid configuration: option arbitrage=false is not valid; expected a known option')
 })
 
 t.test('app.close() closes live sockets with 1001', async (t) => {

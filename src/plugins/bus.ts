@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { MemoryBus, type Bus, type MemoryBusOptions } from '../core/bus.js'
-import type { Config } from '../config.js'
+import type { BusSettings } from '../core/settings.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,7 +13,7 @@ declare module 'fastify' {
 }
 
 export interface BusPluginOptions {
-  config: Config
+  config: BusSettings
   /** A bus of the caller's (a test double, a backplane of its own): used as is, never closed here. */
   bus?: Bus
   /** True while the process is at its memory limit: the in-memory bus creates no topic then. */
@@ -38,7 +38,7 @@ const busPlugin: FastifyPluginAsync<BusPluginOptions> = async (app, { config, bu
 }
 
 /** The in-memory bus with HISTORY_DIR's journal, loaded: what was read and what was not is logged, and damage never stops start-up. */
-async function journaled(app: FastifyInstance, config: Config, options: MemoryBusOptions): Promise<Bus> {
+async function journaled(app: FastifyInstance, config: BusSettings, options: MemoryBusOptions): Promise<Bus> {
   const { Journal } = await import('../core/journal.js')
   const { JournaledBus } = await import('../core/journaled-bus.js')
   const bus = new JournaledBus(options, new Journal(config.historyDir, config.historyFsync), (err) => {

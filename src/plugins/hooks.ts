@@ -1,7 +1,9 @@
 // The `liveHooks` decorator: register it before the live plugin to add hooks first, or let the live plugin create it.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { HookRegistry, type HookLimits, type ModelSource } from '../core/hooks.js'
+import { HookRegistry, type ModelSource } from '../core/hooks.js'
+import { HookSettings } from '../core/settings.js'
+import { loadSettings } from '../config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,16 +13,12 @@ declare module 'fastify' {
   }
 }
 
-export type LiveHooksOptions = Partial<HookLimits>
+/** The hook registry's limits (README "Configuration"; defaults for those not given). */
+export type LiveHooksOptions = Partial<HookSettings>
 
 const hooksPlugin: FastifyPluginAsync<LiveHooksOptions> = async (app, options) => {
   if (app.hasDecorator('liveHooks')) throw new Error('live-hooks is already registered')
-  const limits: HookLimits = {
-    hookBudget: options.hookBudget ?? 5,
-    hookFailures: options.hookFailures ?? 5,
-    hookCooldown: options.hookCooldown ?? 10_000
-  }
-  app.decorate('liveHooks', new HookRegistry(limits, app.log))
+  app.decorate('liveHooks', new HookRegistry(loadSettings(HookSettings, options), app.log))
 }
 
 export default fp(hooksPlugin, { name: 'live-hooks', fastify: '5.x' })

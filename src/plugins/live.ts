@@ -2,7 +2,8 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify'
-import { loadConfig, type Config } from '../config.js'
+import { loadLiveSettings } from '../config.js'
+import type { LiveSettings } from '../core/settings.js'
 import { pickSubprotocol } from '../core/codec.js'
 import type { Bus } from '../core/bus.js'
 import busPlugin from './bus.js'
@@ -20,10 +21,10 @@ import { Server as TlsServer } from 'node:tls'
 import type { Server, IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
-/** Config values (logLevel is the host's: Fastify reads it on register), plus what only code can pass. */
-export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
+/** The live plugin's settings (README "Configuration"; defaults for those not given), plus what only code can pass. */
+export interface LiveOptions extends Partial<Omit<LiveSettings, 'bus'>> {
   /** 'memory' (default), 'redis' (REDIS_URL), or a bus instance (a test double, a backplane of your own). */
-  bus?: Config['bus'] | Bus
+  bus?: LiveSettings['bus'] | Bus
   /** Paths that upgrade to the live socket. Drop '/' when the host app serves GET / itself. */
   paths?: string[]
   /** Where a plain browser GET of `/` is sent (the dashboard); default, and for other paths: 426 Upgrade Required. */
@@ -32,7 +33,8 @@ export interface LiveOptions extends Partial<Omit<Config, 'logLevel' | 'bus'>> {
 
 /** What an embedding app uses: publish and listen in process, figures, readiness, drain. */
 export interface LiveApi {
-  readonly config: Config
+  /** The plugin's settings, as checked, with the defaults of those not given. */
+  readonly config: LiveSettings
   /** Publishes from inside the process; resolves once the bus has assigned the seq. */
   publish(topic: string, data: unknown): Promise<{ seq: number; epoch: string }>
   /**
@@ -67,7 +69,7 @@ declare module 'fastify' {
 const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   if (app.hasDecorator('live')) throw new Error('the live plugin is already registered')
   const { bus: busOption, paths = ['/ws/live', '/'], httpRedirect, ...overrides } = options
-  const config = loadConfig({}, { ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
+  const config = loadLiveSettings({ ...overrides, bus: typeof busOption === 'string' ? busOption : undefined })
   // The hub is made after the bus, which asks its admission only once events flow.
   await app.register(busPlugin, { config, bus: typeof busOption === 'object' ? busOption : undefined, overMemory: () => hub.admission.overMemory() })
   const bus = app.liveBus

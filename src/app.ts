@@ -17,7 +17,7 @@ import replay, { DEMO_VENUES } from './plugins/replay.js'
 import scorer from './hooks/scorer.js'
 import { models } from './hooks/models.js'
 import { loadConfig, settingsOf, type Config } from './config.js'
-import { ArbitrageSettings, FeedsSettings } from './market/settings.js'
+import { ArbitrageSettings, DemoFeedSettings, FeedsSettings } from './market/settings.js'
 import type { Bus } from './core/bus.js'
 import { LiveSettings } from './core/settings.js'
 import type { SegmentFiles } from './record/recorder.js'
@@ -64,7 +64,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
     const { replayDir, replaySpeed, replayLoop } = config
     await app.register(replay, config.demo === 'venues' ? { replayDir: DEMO_VENUES, replaySpeed, replayLoop: true } : { replayDir, replaySpeed, replayLoop })
   }
-  if (config.demoFeed) await app.register(demoFeed, { rate: config.demoFeedRate, seed: config.demoFeedSeed })
+  if (config.demoFeed) await app.register(demoFeed, settingsOf(config, DemoFeedSettings))
   for (const path of config.hooks
     .split(',')
     .map((p) => p.trim())

@@ -2,7 +2,7 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
-import { ArbitrageSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
+import { ArbitrageSettings, DemoFeedSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
 import { LiveSettings } from './core/settings.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
@@ -52,8 +52,7 @@ export const ConfigSchema = Type.Object({
   arbitrage: Type.Boolean({ default: true, description: 'run the arbitrage engine on ticker.> events' }),
   ...ArbitrageSettings.properties,
   demoFeed: Type.Boolean({ default: false, description: 'publish a synthetic ticker feed in process' }),
-  demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
-  demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)'),
+  ...DemoFeedSettings.properties,
   ...FeedsSettings.properties,
   feedsServerUrl: Type.String({
     default: 'ws://127.0.0.1:8765/ws/live',

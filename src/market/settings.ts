@@ -1,4 +1,4 @@
-// The market's settings: the options of the arbitrage plugin and of FEEDS, each a TypeBox schema
+// The market's settings: the options of the arbitrage plugin, the demo feed and FEEDS, each a TypeBox schema
 // (validation, defaults, types and the help the README's table shows), and the parsers of the
 // settings with a syntax of their own. config.ts reads them from the environment with the rest
 // and hands each plugin its part.
@@ -41,6 +41,13 @@ export const ArbitrageSettings = Type.Object({
   defaultTakerFee: Num(0.001, 0, 0.1, 'taker fee (fraction) for exchanges not in TAKER_FEES')
 })
 export type ArbitrageSettings = Static<typeof ArbitrageSettings>
+
+/** The synthetic feed published in process (DEMO_FEED itself says whether it runs). */
+export const DemoFeedSettings = Type.Object({
+  demoFeedRate: Int(200, 1, 1_000_000, 'synthetic ticks per second'),
+  demoFeedSeed: Int(1, 0, 2 ** 31 - 1, 'seed of the synthetic feed (same seed, same ticks)')
+})
+export type DemoFeedSettings = Static<typeof DemoFeedSettings>
 
 /** FEEDS: the venues' connectors, in the server or the feeds process. */
 export const FeedsSettings = Type.Object({

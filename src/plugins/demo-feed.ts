@@ -2,10 +2,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { SyntheticFeed } from '../market/synthetic.js'
+import { checkSettings, DemoFeedSettings } from '../market/settings.js'
 
-export interface DemoFeedOptions {
-  rate: number
-  seed: number
+/** DEMO_FEED_RATE and DEMO_FEED_SEED (defaults for those not given), and the feed's size. */
+export interface DemoFeedOptions extends Partial<DemoFeedSettings> {
   symbols?: number
   exchanges?: number
 }
@@ -13,12 +13,13 @@ export interface DemoFeedOptions {
 const TICK_MS = 10
 
 const demoFeedPlugin: FastifyPluginAsync<DemoFeedOptions> = async (app, options) => {
-  const feed = new SyntheticFeed({ seed: options.seed, symbols: options.symbols ?? 5, exchanges: options.exchanges ?? 5 })
+  const { demoFeedRate: rate, demoFeedSeed: seed } = checkSettings('demo-feed', DemoFeedSettings, options)
+  const feed = new SyntheticFeed({ seed, symbols: options.symbols ?? 5, exchanges: options.exchanges ?? 5 })
   let owed = 0
   let timer: NodeJS.Timeout | null = null
   app.addHook('onListen', async () => {
     timer = setInterval(() => {
-      owed += (options.rate * TICK_MS) / 1000
+      owed += (rate * TICK_MS) / 1000
       const now = Date.now()
       for (; owed >= 1; owed--) {
         const tick = feed.next(now)
@@ -27,7 +28,7 @@ const demoFeedPlugin: FastifyPluginAsync<DemoFeedOptions> = async (app, options)
     }, TICK_MS)
     const { port } = app.server.address() as { port: number }
     app.log.info(
-      { rate: options.rate, seed: options.seed, symbols: feed.symbols.map(([s]) => s), exchanges: feed.exchanges.map(([e]) => e) },
+      { rate, seed, symbols: feed.symbols.map(([s]) => s), exchanges: feed.exchanges.map(([e]) => e) },
       `demo feed on: watch opportunities with {"type":"subscribe","topic":"opportunities.>"} at ws://localhost:${port}/ws/live, ` +
         `e.g. npx realtime sub 'opportunities.>' --url ws://localhost:${port}/ws/live, or open http://localhost:${port}/dashboard`
     )

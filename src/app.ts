@@ -19,7 +19,7 @@ import { models } from './hooks/models.js'
 import { loadConfig, settingsOf, type Config } from './config.js'
 import { ArbitrageSettings, DemoFeedSettings, FeedsSettings } from './market/settings.js'
 import type { Bus } from './core/bus.js'
-import { LiveSettings } from './core/settings.js'
+import { BusSettings, LeaseSettings, LiveSettings } from './core/settings.js'
 import type { SegmentFiles } from './record/recorder.js'
 
 export interface BuildOptions {
@@ -42,7 +42,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   }) as unknown as FastifyInstance
   await app.register(live, { ...settingsOf(config, LiveSettings), bus: bus ?? config.bus, httpRedirect: '/dashboard/' })
   await app.register(healthRoutes, { config })
-  await app.register(leases, { config })
+  await app.register(leases, { ...settingsOf(config, BusSettings), ...settingsOf(config, LeaseSettings) })
   await app.register(venues)
   await app.register(metrics)
   await app.register(dashboard)

@@ -3,7 +3,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
 import { ArbitrageSettings, DemoFeedSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
-import { LiveSettings } from './core/settings.js'
+import { LeaseSettings, LiveSettings } from './core/settings.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
@@ -31,12 +31,7 @@ export const ConfigSchema = Type.Object({
   ),
   logPretty: Type.Boolean({ default: false, description: 'human-readable logs (always on when stdout is a terminal)' }),
   ...span(LiveSettings, 'maxPayload', 'redisUrl'),
-  leaseTtl: Int(
-    3000,
-    300,
-    600_000,
-    'with BUS=redis, milliseconds a lease on the arbitrage engine or a venue of FEEDS lasts without renewal (renewed every third of it): how soon another process takes over from a dead holder'
-  ),
+  ...LeaseSettings.properties,
   ...span(LiveSettings, 'redisPrefix', 'requestTimeout'),
   tlsCert: Type.String({ default: '', description: 'path of the PEM certificate (chain) for wss:// and https:// (with TLS_KEY)' }),
   tlsKey: Type.String({ default: '', description: 'path of the PEM private key for TLS_CERT' }),

@@ -47,6 +47,17 @@ export const BusSettings = Type.Object({
 })
 export type BusSettings = Static<typeof BusSettings>
 
+/** The leases that keep one engine per deployment on a Redis bus (plugins/leases.ts, with the bus's settings). */
+export const LeaseSettings = Type.Object({
+  leaseTtl: Int(
+    3000,
+    300,
+    600_000,
+    'with BUS=redis, milliseconds a lease on the arbitrage engine or a venue of FEEDS lasts without renewal (renewed every third of it): how soon another process takes over from a dead holder'
+  )
+})
+export type LeaseSettings = Static<typeof LeaseSettings>
+
 /** The hook registry's limits (plugins/hooks.ts). */
 export const HookSettings = Type.Object({
   hookBudget: Int(5, 1, 60_000, 'milliseconds a hook may take unless it sets its own budget'),

@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.js'
+import type { BusSettings, LeaseSettings } from '../core/settings.js'
 import type { Lease } from '../core/lease.js'
 
 declare module 'fastify' {
@@ -15,7 +15,10 @@ declare module 'fastify' {
   }
 }
 
-const leasesPlugin: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
+/** The bus's settings (is it Redis, where, under which prefix) and LEASE_TTL. */
+export type LeasesOptions = BusSettings & LeaseSettings
+
+const leasesPlugin: FastifyPluginAsync<LeasesOptions> = async (app, config) => {
   if (config.bus !== 'redis') {
     app.decorate('liveLeases', { take: () => undefined })
     return

@@ -11,7 +11,7 @@ t.test('pub, sub (JSON lines and readable) and ping', async (t) => {
 
   const json = cli(['sub', 'px.*', '--json', '--count', '3', '--url', endpoint])
   const readable = cli(['sub', 'px.a', '--count', '2', '--codec', 'json'], { REALTIME_URL: endpoint })
-  await until(() => app.live.stats.subscriptions === 2, 'both subscribed')
+  await until(() => app.live.figures.subscriptions === 2, 'both subscribed')
 
   const published = await cli(['pub', 'px.a', '{"v":1}', '--url', endpoint]).done
   t.equal(published.code, 0, published.stderr)
@@ -43,7 +43,7 @@ t.test('sub --filter: only the events that pass; a bad filter is exit 1 naming i
   const { app, url } = await startServer(t)
   const endpoint = `${url}/ws/live`
   const sub = cli(['sub', 'fx.*', '--json', '--count', '2', '--no-snapshot', '--filter', 'v >= 10 and tag in ["a","b"]', '--url', endpoint])
-  await until(() => app.live.stats.subscriptions === 1, 'subscribed')
+  await until(() => app.live.figures.subscriptions === 1, 'subscribed')
   for (const data of [
     { v: 11, tag: 'c' },
     { v: 12, tag: 'a' },
@@ -62,7 +62,7 @@ t.test('sub --filter: only the events that pass; a bad filter is exit 1 naming i
   t.match(await cli(['sub', 'fx.*', '--filter', 'v >', '--url', endpoint]).done, { code: 1, stderr: /bad_request: filter: expected a number.*at position 3/ })
   // --delta: deltas on the wire, whole events printed.
   const deltas = cli(['sub', 'fy.*', '--json', '--count', '3', '--no-snapshot', '--delta', '--url', endpoint])
-  await until(() => app.live.stats.subscriptions === 1, 'subscribed with deltas')
+  await until(() => app.live.figures.subscriptions === 1, 'subscribed with deltas')
   for (let v = 0; v < 3; v++) await app.live.publish('fy.x', { v, levels: [1, 2, 3, v] })
   const whole = (await deltas.done).stdout
     .trim()

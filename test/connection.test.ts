@@ -133,7 +133,7 @@ t.test('send path: past MAX_QUEUED_BYTES, close with 4008, or conflate to the la
   tcp.pending = 2048 // the kernel stopped taking bytes
   closing.bus.publish('a', 1)
   t.same(a.socket.closedWith, { code: 4008, reason: 'slow consumer' })
-  t.equal(closing.hub.stats.slowClosed, 1)
+  t.equal(closing.hub.figures.slowClosed, 1)
 
   const conflating = setup({ maxQueuedBytes: 1024, slowConsumer: 'conflate' })
   const slow = new FakeTcp()
@@ -150,7 +150,7 @@ t.test('send path: past MAX_QUEUED_BYTES, close with 4008, or conflate to the la
   ] as const)
     conflating.bus.publish(topic, v)
   t.equal(slow.writes.length, 0, 'nothing written while congested')
-  t.equal(conflating.hub.stats.conflatedEvents, 4)
+  t.equal(conflating.hub.figures.conflatedEvents, 4)
   slow.take()
   t.same(
     slow.frames().map((f) => [f.topic, f.seq]),
@@ -293,9 +293,9 @@ t.test('the connection owns its subscriptions: closing it frees every one in the
   const { socket, connection } = connect(hub)
   socket.receive({ type: 'subscribe', topics: ['a.*', 'b', 'c.>'], snapshot: false })
   t.same([...connection.subscriptions], ['a.*', 'b', 'c.>'])
-  t.same([hub.subscribers('a.x'), hub.stats.subscriptions], [1, 3])
+  t.same([hub.subscribers('a.x'), hub.figures.subscriptions], [1, 3])
   socket.receive({ type: 'unsubscribe', topic: 'b' })
   t.same([...connection.subscriptions], ['a.*', 'c.>'])
   socket.emit('close', 1000)
-  t.same([hub.subscribers('a.x'), hub.subscribers('c.d'), hub.stats.subscriptions, hub.connections.size], [0, 0, 0, 0])
+  t.same([hub.subscribers('a.x'), hub.subscribers('c.d'), hub.figures.subscriptions, hub.connections.size], [0, 0, 0, 0])
 })

@@ -45,7 +45,7 @@ export interface TopicInfo {
   epoch: string
 }
 
-export interface BackplaneFigures {
+export interface BackplaneCounters {
   /** Times the subscriber connection came back and caught up. */
   reconnects: number
   /** Seq gaps seen on the pub/sub stream, and the events fetched from history to fill them. */
@@ -88,7 +88,7 @@ export interface Bus {
   /** False while cut off from the backplane. */
   readonly ready: boolean
   /** How the backplane copes, for /metrics; absent on a bus without one. */
-  readonly backplane?: BackplaneFigures
+  readonly backplane?: BackplaneCounters
   close(): MaybePromise<void>
 }
 

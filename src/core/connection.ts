@@ -25,7 +25,7 @@ import { isThenable, type MaybePromise } from './maybe.js'
 import type { ClientInfo, HookRegistry } from './hooks.js'
 import { checkPublish, maySubscribe, type Grants } from './auth.js'
 import { Strikes, TokenBucket, type Admission } from './limits.js'
-import type { LiveStats } from './stats.js'
+import type { LiveFigures } from './figures.js'
 import { OPEN, REPLY_QUEUE_FACTOR, SendPath, type CorkScheduler, type OutFrameType, type SendSocket } from './send-path.js'
 import { SubscribeFlow } from './subscribe-flow.js'
 import { FilterError, parseFilter, type Filter } from '../shared/filter.js'
@@ -61,7 +61,7 @@ export interface ConnectionLogger {
 /** What a connection needs from the hub that serves it: declared here, implemented there. */
 export interface ConnectionHost {
   readonly options: ConnectionOptions
-  readonly stats: LiveStats
+  readonly figures: LiveFigures
   readonly bus: Bus
   readonly hooks: HookRegistry
   readonly decoder: FrameDecoder
@@ -122,7 +122,7 @@ export class LiveConnection implements ClientInfo {
   ) {
     this.binary = codec === 'msgpack'
     const { options } = host
-    this.out = new SendPath(socket, this.binary, options, host.stats, host.scheduler, (queued) =>
+    this.out = new SendPath(socket, this.binary, options, host.figures, host.scheduler, (queued) =>
       host.log.debug({ connection: id, queued }, 'slow consumer closed')
     )
     this.flow = new SubscribeFlow(this.out, codec, options.maxQueuedBytes)
@@ -162,7 +162,7 @@ export class LiveConnection implements ClientInfo {
   onMessage(data: Buffer, isBinary: boolean): void {
     this.alive = true
     const { host } = this
-    host.stats.bytesIn += data.length
+    host.figures.bytesIn += data.length
     if (this.socket.readyState !== OPEN) return
     if (this.bucket !== null) {
       const verdict = this.bucket.take(Date.now())
@@ -180,11 +180,11 @@ export class LiveConnection implements ClientInfo {
     try {
       frame = validateFrame(host.decoder.decode(data, isBinary))
     } catch (err) {
-      host.stats.framesIn.invalid++
+      host.figures.framesIn.invalid++
       this.fail(err instanceof FrameError ? err.id : undefined, err)
       return
     }
-    host.stats.framesIn[frame.type]++
+    host.figures.framesIn[frame.type]++
     if (this.pending !== null) {
       const size = data.length
       this.waitingBytes += size

@@ -10,7 +10,7 @@ import { isThenable, type MaybePromise } from './maybe.js'
 import type { HookRegistry } from './hooks.js'
 import { Authenticator, type AuthOptions, type Grants } from './auth.js'
 import { Admission, type AdmissionOptions } from './limits.js'
-import { LiveStats } from './stats.js'
+import { LiveFigures } from './figures.js'
 import { CorkScheduler } from './send-path.js'
 import { registerBuiltInMethods } from './methods.js'
 import { FilterTable, type FilterLimits, type HeldFilter } from './filter-table.js'
@@ -52,7 +52,7 @@ export class Hub implements ConnectionHost {
   readonly decoder: FrameDecoder
   readonly auth: Authenticator
   readonly admission: Admission
-  readonly stats = new LiveStats()
+  readonly figures = new LiveFigures()
   readonly scheduler: CorkScheduler
   draining = false
   /** Per topic, the last publish still waiting for async hooks: later ones queue behind it to keep seq order. */
@@ -95,7 +95,7 @@ export class Hub implements ConnectionHost {
     }
     const connection = new LiveConnection(this, socket, this.nextId++, codec, remoteAddress, grants)
     this.connections.add(connection)
-    this.stats.connects++
+    this.figures.connects++
     this.admission.opened(remoteAddress)
     this.log.debug({ connection: connection.id, codec, remoteAddress, subject: grants.subject }, 'connection open')
     return connection
@@ -104,7 +104,7 @@ export class Hub implements ConnectionHost {
   /** A connection's socket closed: forget it and what it subscribed. */
   closed(connection: LiveConnection, code: number): void {
     if (!this.connections.delete(connection)) return
-    this.stats.disconnected(code)
+    this.figures.disconnected(code)
     this.admission.closed(connection.remoteAddress)
     connection.dropAll()
     this.log.debug({ connection: connection.id, code }, 'connection closed')
@@ -171,7 +171,7 @@ export class Hub implements ConnectionHost {
 
   /** A connection holds a new pattern: it is indexed, and the bus delivers it (a promise when a backplane confirms later). */
   watch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): MaybePromise<void> {
-    this.stats.subscriptions++
+    this.figures.subscriptions++
     this.admission.subscribed(connection.remoteAddress, 1)
     if (mode === null) this.index.add(pattern, connection)
     else {
@@ -189,7 +189,7 @@ export class Hub implements ConnectionHost {
   }
 
   unwatch(connection: LiveConnection, pattern: string, mode: SubscriptionMode | null): void {
-    this.stats.subscriptions--
+    this.figures.subscriptions--
     this.admission.subscribed(connection.remoteAddress, -1)
     if (mode === null) this.index.remove(pattern, connection)
     else {
@@ -245,7 +245,7 @@ export class Hub implements ConnectionHost {
     if (this.groups.size === 0 || !hasGroup(subscribers)) this.sendToAll(event, subscribers as readonly LiveConnection[])
     else this.sendGrouped(event, subscribers)
     if (this.scheduler.pending) this.deliveredUntilFlush(start)
-    else this.stats.publishToSend.record(performance.now() - start)
+    else this.figures.publishToSend.record(performance.now() - start)
   }
 
   private sendToAll(event: BusEvent, subscribers: readonly LiveConnection[]): void {
@@ -317,7 +317,7 @@ export class Hub implements ConnectionHost {
   /** The end-of-turn flush wrote this turn's frames: their events' publish-to-send times are known. */
   private flushed(): void {
     const sent = performance.now()
-    for (let i = 0; i < this.deliveredCount; i++) this.stats.publishToSend.record(sent - this.deliveredAt[i])
+    for (let i = 0; i < this.deliveredCount; i++) this.figures.publishToSend.record(sent - this.deliveredAt[i])
     this.deliveredCount = 0
   }
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
-import { HistoryOverrun, Listeners, PageRead, type BackplaneFigures, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
+import { HistoryOverrun, Listeners, PageRead, type BackplaneCounters, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { Tally } from './tally.js'
@@ -220,7 +220,7 @@ export class RedisBus implements Bus {
   private subscribed = false
   /** Publishes waiting for the end of this turn's microtasks, when they leave as one script call. */
   private batch: PendingPublish[] | null = null
-  readonly backplane: BackplaneFigures = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0, refused: 0 }
+  readonly backplane: BackplaneCounters = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0, refused: 0 }
 
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
   readonly name = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`

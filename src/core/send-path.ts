@@ -4,9 +4,9 @@
 // never corks or flushes anything itself.
 import { framePayload } from './codec.js'
 import { CloseCode } from './protocol.js'
-import type { LiveStats } from './stats.js'
+import type { LiveFigures } from './figures.js'
 
-export type OutFrameType = keyof LiveStats['framesOut']
+export type OutFrameType = keyof LiveFigures['framesOut']
 
 /** The part of a TCP socket (net.Socket) the send path writes frames to. */
 export interface TcpSink {
@@ -96,7 +96,7 @@ export class SendPath {
     private readonly socket: SendSocket,
     binary: boolean,
     private readonly options: SendOptions,
-    private readonly stats: LiveStats,
+    private readonly figures: LiveFigures,
     private readonly scheduler: CorkScheduler,
     private readonly onSlowClose: (queued: number) => void = noop
   ) {
@@ -127,16 +127,16 @@ export class SendPath {
 
   /** A live event's shared frame: written, or handled by the slow-consumer policy past MAX_QUEUED_BYTES. */
   event(topic: string, frame: Buffer): void {
-    const stats = this.stats
+    const figures = this.figures
     if (this.conflated !== null) {
       this.conflated.set(topic, frame)
-      stats.conflatedEvents++
+      figures.conflatedEvents++
     } else if (this.socket.bufferedAmount > this.options.maxQueuedBytes) {
       this.congested(topic, frame)
     } else {
       this.write(frame)
-      stats.framesOut.event++
-      stats.bytesOut += frame.length
+      figures.framesOut.event++
+      figures.bytesOut += frame.length
     }
   }
 
@@ -160,9 +160,9 @@ export class SendPath {
 
   private unchecked(encoded: Buffer, type: OutFrameType): void {
     if (this.socket.readyState !== OPEN) return
-    const stats = this.stats
-    stats.framesOut[type]++
-    stats.bytesOut += encoded.length
+    const figures = this.figures
+    figures.framesOut[type]++
+    figures.bytesOut += encoded.length
     if (this.corked || this.raw === null) this.write(encoded)
     else {
       if (!this.replyCorked) {
@@ -177,7 +177,7 @@ export class SendPath {
   /** Closes with 4008 and frees the queue after a grace period (the client is not reading its close frame either). */
   closeSlow(): void {
     if (this.socket.readyState !== OPEN) return
-    this.stats.slowClosed++
+    this.figures.slowClosed++
     this.onSlowClose(this.socket.bufferedAmount)
     this.socket.close(CloseCode.slowConsumer, 'slow consumer')
     setTimeout(() => this.socket.terminate(), SLOW_CLOSE_GRACE_MS).unref()
@@ -223,8 +223,8 @@ export class SendPath {
       this.closeSlow()
       return
     }
-    this.stats.slowConflated++
-    this.stats.conflatedEvents++
+    this.figures.slowConflated++
+    this.figures.conflatedEvents++
     this.conflated = new Map([[topic, frame]])
     this.raw.once('drain', this.onDrain)
   }

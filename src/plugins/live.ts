@@ -9,7 +9,7 @@ import type { Bus } from '../core/bus.js'
 import busPlugin from './bus.js'
 import { attachHub, Hub, type EventListener } from '../core/hub.js'
 import { isThenable } from '../core/maybe.js'
-import type { LiveStats } from '../core/stats.js'
+import type { LiveFigures } from '../core/figures.js'
 import liveRoute from '../routes/live.js'
 import publishRoute from '../routes/publish.js'
 import hooksPlugin from './hooks.js'
@@ -51,7 +51,7 @@ export interface LiveApi {
   /** WebSocket connections whose subscriptions match a concrete topic. */
   subscribers(topic: string): number
   /** The live layer's counters (frames, bytes, subscriptions, slow consumers, publish-to-send times). */
-  readonly stats: LiveStats
+  readonly figures: LiveFigures
   /** Accepting connections: not draining, connected to its bus, under its memory limit. */
   readonly ready: boolean
   /** Why it is not ready, or null. */
@@ -92,7 +92,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
 
   const api: LiveApi = {
     config,
-    stats: hub.stats,
+    figures: hub.figures,
     async publish(topic, data) {
       const result = hub.publish(topic, data)
       const event = isThenable(result) ? await result : result

@@ -1,5 +1,5 @@
 // GET /metrics in Prometheus text format (prom-client). The live layer counts in plain numbers
-// (core/stats.ts); they are read and labelled here, at scrape time, so the hot path never calls
+// (core/live.ts); they are read and labelled here, at scrape time, so the hot path never calls
 // prom-client. No label carries a topic: cardinality stays fixed however many topics there are.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
@@ -21,7 +21,7 @@ let processRegistry: Registry | null = null
 const metrics: FastifyPluginAsync = async (app) => {
   processRegistry ??= defaultMetrics()
   const registry = new Registry()
-  const { stats } = app.live
+  const live = app.live.figures
   const bus = app.liveBus
   const registers = [registry]
 
@@ -62,29 +62,29 @@ const metrics: FastifyPluginAsync = async (app) => {
     'realtime_connects_total',
     'WebSocket connections accepted.',
     [],
-    total(() => stats.connects)
+    total(() => live.connects)
   )
   counter(
     'realtime_disconnects_total',
     'WebSocket connections closed, by close code ("other": codes a client chose).',
     ['code'],
-    byKey('code', stats.disconnects)
+    byKey('code', live.disconnects)
   )
-  counter('realtime_frames_in_total', 'Frames received, by type ("invalid": did not decode or validate).', ['type'], byKey('type', stats.framesIn))
-  counter('realtime_frames_out_total', 'Frames sent, by type; an event counts once per subscriber.', ['type'], byKey('type', stats.framesOut))
+  counter('realtime_frames_in_total', 'Frames received, by type ("invalid": did not decode or validate).', ['type'], byKey('type', live.framesIn))
+  counter('realtime_frames_out_total', 'Frames sent, by type; an event counts once per subscriber.', ['type'], byKey('type', live.framesOut))
   counter(
     'realtime_bytes_in_total',
     'WebSocket message bytes received.',
     [],
-    total(() => stats.bytesIn)
+    total(() => live.bytesIn)
   )
   counter(
     'realtime_bytes_out_total',
     'Frame bytes written to client sockets.',
     [],
-    total(() => stats.bytesOut)
+    total(() => live.bytesOut)
   )
-  gauge('realtime_subscriptions', 'Subscriptions held by open connections (one per connection and pattern).', () => stats.subscriptions)
+  gauge('realtime_subscriptions', 'Subscriptions held by open connections (one per connection and pattern).', () => live.subscriptions)
   gauge('realtime_topics', 'Topics that hold a value on the bus.', async () => {
     try {
       return (await bus.topics()).length
@@ -93,14 +93,14 @@ const metrics: FastifyPluginAsync = async (app) => {
     }
   })
   counter('realtime_slow_consumer_actions_total', 'Slow-consumer policy actions: "close" (4008), "conflate" (congestion episodes).', ['action'], function* () {
-    yield [{ action: 'close' }, stats.slowClosed]
-    yield [{ action: 'conflate' }, stats.slowConflated]
+    yield [{ action: 'close' }, live.slowClosed]
+    yield [{ action: 'conflate' }, live.slowConflated]
   })
   counter(
     'realtime_conflated_events_total',
     'Events held back while their connection was congested; only the latest per topic is sent.',
     [],
-    total(() => stats.conflatedEvents)
+    total(() => live.conflatedEvents)
   )
   const { filters, deltas } = hubOf(app.live)
   gauge('realtime_filter_cost', 'Field reads one event costs the distinct filters held (at most MAX_FILTER_COST_TOTAL).', () => filters.size.cost)
@@ -119,7 +119,7 @@ const metrics: FastifyPluginAsync = async (app) => {
   )
   registry.registerMetric(
     histogram('realtime_publish_to_send_seconds', 'From the bus handing an event to delivery to the write of its frames to every subscriber.', () => [
-      [{}, stats.publishToSend]
+      [{}, live.publishToSend]
     ])
   )
 

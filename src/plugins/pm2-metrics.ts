@@ -11,13 +11,13 @@ const pm2Metrics: FastifyPluginAsync = async (app) => {
   // exception handler (close-with-grace owns shutdown) and without patching http.
   const { default: io } = await import('@pm2/io')
   io.init({ catchExceptions: false, profiling: false, metrics: { v8: true, eventLoop: true, http: false, network: false, runtime: false } })
-  const { stats } = app.live
-  const framesIn = () => sum(stats.framesIn)
-  const framesOut = () => sum(stats.framesOut)
+  const live = app.live.figures
+  const framesIn = () => sum(live.framesIn)
+  const framesOut = () => sum(live.framesOut)
 
   let rates = { in: 0, out: 0 }
   let last = { in: framesIn(), out: framesOut(), at: performance.now() }
-  let windowStart: Histogram = stats.publishToSend.copy()
+  let windowStart: Histogram = live.publishToSend.copy()
   let p99 = 0
   const sampler = setInterval(() => {
     const now = { in: framesIn(), out: framesOut(), at: performance.now() }
@@ -26,16 +26,16 @@ const pm2Metrics: FastifyPluginAsync = async (app) => {
     last = now
   }, 1000).unref()
   const windower = setInterval(() => {
-    const recent = stats.publishToSend.since(windowStart)
+    const recent = live.publishToSend.since(windowStart)
     p99 = recent.count === 0 ? 0 : recent.percentile(99)
-    windowStart = stats.publishToSend.copy()
+    windowStart = live.publishToSend.copy()
   }, WINDOW_MS).unref()
 
   io.metric({ name: 'Connections', value: () => app.live.connections })
   io.metric({ name: 'Messages in/s', unit: 'msg/s', value: () => Math.round(rates.in) })
   io.metric({ name: 'Messages out/s', unit: 'msg/s', value: () => Math.round(rates.out) })
   io.metric({ name: 'Publish to send p99', unit: 'ms', value: () => Math.round(p99 * 1000) / 1000 })
-  io.metric({ name: 'Subscriptions', value: () => stats.subscriptions })
+  io.metric({ name: 'Subscriptions', value: () => live.subscriptions })
 
   app.addHook('onClose', async () => {
     clearInterval(sampler)

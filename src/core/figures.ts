@@ -7,7 +7,7 @@ import { Histogram } from './histogram.js'
 // count as 'other', so they cannot mint /metrics series.
 const NAMED_CLOSE_CODES: ReadonlySet<number> = new Set([...Array.from({ length: 16 }, (_, i) => 1000 + i), 4000, 4008, 4029])
 
-export class LiveStats {
+export class LiveFigures {
   connects = 0
   /** Disconnects by close code (or 'other'); written once per connection, not per frame. */
   readonly disconnects = new Map<number | 'other', number>()

@@ -176,6 +176,9 @@ def main() -> None:
         "MAX_QUEUED_BYTES": str(1024 * 1024 * 1024),
         "ARBITRAGE": "false",
         "HISTORY_DIR": "",
+        # The server holds every event for the stopped receiver (hundreds of MiB): the memory
+        # guard the server process has by default (200 MiB of RSS) would refuse the publishes.
+        "MEMORY_LIMIT_MB": "0",
     }
     server = subprocess.Popen(["node", "dist/server.js"], cwd=ROOT, env=env)
     try:

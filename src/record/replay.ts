@@ -336,6 +336,11 @@ class Run {
     }
     waiting(answer)
     if (answer.status >= 200 && answer.status < 300) await Promise.race([answer.read, new Promise((resolve) => setTimeout(resolve, 1000).unref())])
+    // Two turns: in the first the connector parses and applies the answer (its reader's last read
+    // resolves beside `read`, so its work may come after ours and schedule its flush after our
+    // first turn); in the second it publishes what that changed. With one, a replay whose last
+    // record was a snapshot answer could stop before the book it made was ever published.
+    await turn()
     await turn()
   }
 

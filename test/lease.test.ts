@@ -88,6 +88,10 @@ t.test(
     // The test's clients go through a fourth process without an engine, which outlives the kills.
     const access = startProcess({ BUS: 'redis', REDIS_URL: redis.url, ARBITRAGE: 'false' })
     t.teardown(() => access.child.kill('SIGKILL'))
+    // Listening comes before the backplane is connected: until /ready says so, a subscribe is
+    // answered `unavailable` ("the bus is unavailable"), as it was on a loaded machine.
+    const ready = `http://127.0.0.1:${await access.port}/ready`
+    await until(async () => (await fetch(ready)).status === 200, 'the access process is ready', 60_000)
     const watcher = await TestClient.open(`ws://127.0.0.1:${await access.port}`)
     const publisher = await TestClient.open(`ws://127.0.0.1:${await access.port}`)
     t.teardown(() => {

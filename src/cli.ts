@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Histogram } from './core/histogram.js'
 import { LiveClient, type Codec, type LiveEvent } from './client/index.js'
-import { replayCommand, ReplayUsageError } from './record/command.js'
+import { replayCommand, ReplayUsageError } from './replay-command.js'
 
 const USAGE = `usage: realtime <command> [options]
 

@@ -2,14 +2,14 @@
 // opportunity event printed (a backtest on the command line). Engine settings come from the
 // environment as for the server (MIN_NET_BPS=20 realtime replay DIR: what that threshold finds).
 import { writeFileSync } from 'node:fs'
-import { loadConfig, type Config } from '../config.js'
-import type { OpportunityEvent } from '../market/arbitrage.js'
-import { replay, type ReplaySink } from './replay.js'
-import type { Damage } from './reader.js'
-import type { BusEvent } from '../core/protocol.js'
-import { csv, Report } from './report.js'
-import { engineOptions } from '../market/settings.js'
-import { APP_VERSION } from './version.js'
+import { loadConfig, type Config } from './config.js'
+import type { OpportunityEvent } from './market/arbitrage.js'
+import { replay, type ReplaySink } from './record/replay.js'
+import type { Damage } from './record/reader.js'
+import type { BusEvent } from './core/protocol.js'
+import { csv, Report } from './record/report.js'
+import { engineOptions } from './market/settings.js'
+import { APP_VERSION } from './record/version.js'
 
 export interface ReplayCommand {
   dir: string
@@ -86,7 +86,7 @@ const MAX_SPEED = 1_000_000
  * and models it is configured with (HOOKS, MODELS, the scorer) add their fields, as live.
  */
 async function throughServer(dir: string, speed: number | 'max', config: Config, sink: ReplaySink) {
-  const { buildApp } = await import('../app.js')
+  const { buildApp } = await import('./app.js')
   const app = await buildApp({ ...config, replayDir: dir, replaySpeed: speed === 'max' ? MAX_SPEED : speed, replayLoop: false, demo: '' })
   let opportunities = 0
   app.live.subscribe('opportunities.>', (e: BusEvent) => {

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { ArbitrageEngine, type BookData, type EngineOptions } from '../src/market/arbitrage.ts'
 import { CLOCK_OUTLIER_MS, ClockOffset } from '../src/market/clock-offset.ts'
 import { topicSink } from '../src/market/events.ts'
-import { InstrumentRegistry } from '../src/market/instruments.ts'
+import { type Instrument, InstrumentRegistry } from '../src/market/instruments.ts'
+import type { ConnectionOptions } from '../src/market/connection.ts'
 import { createConnection } from '../src/market/venues/index.ts'
 import { binanceCoinm, binanceSpot } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
@@ -413,46 +414,44 @@ t.test('a hostile venue event: notLive of non-strings and past 4,096 entries is 
   for (const bad of [null, 42, { state: 7 }, { notLive: [] }]) t.equal(engine.onVenue('a', bad, 1400), null)
 })
 
-t.test('every connection pings every 250 ms (its answer confirms the books on it); OKX adds its own "ping" once a second', async (t) => {
-  const registry = new InstrumentRegistry().add('okx', okxInstruments(json('okx/instruments-SPOT.json')))
+/** One connection of `exchange` on a fake socket, started and accepted: its socket, to count pings on. */
+function openConnection(t: Test, exchange: 'okx' | 'binance', instrument: Instrument, options: Partial<ConnectionOptions> = {}) {
   const { connect, sockets } = fakeConnect()
-  const feed = createConnection('okx', {
+  const feed = createConnection(exchange, {
     connect,
-    instruments: [registry.topic('okx', 'BTC-USDT')!],
+    instruments: [instrument],
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 5,
-    sink: topicSink(() => {})
+    sink: topicSink(() => {}),
+    ...options
   })
   feed.start()
   t.teardown(() => feed.stop())
   sockets[0].accept()
-  while (!sockets[0].texts.includes('ping')) await new Promise((r) => setTimeout(r, 50))
-  t.ok(sockets[0].pings >= 3, `${sockets[0].pings} WebSocket pings before the first "ping"`)
+  return sockets[0]
+}
+
+t.test('every connection pings every 250 ms (its answer confirms the books on it); OKX adds its own "ping" once a second', async (t) => {
+  const registry = new InstrumentRegistry().add('okx', okxInstruments(json('okx/instruments-SPOT.json')))
+  const socket = openConnection(t, 'okx', registry.topic('okx', 'BTC-USDT')!)
+  while (!socket.texts.includes('ping')) await new Promise((r) => setTimeout(r, 50))
+  t.ok(socket.pings >= 3, `${socket.pings} WebSocket pings before the first "ping"`)
 })
 
 t.test('Binance sockets are pinged at most twice a second: spot counts ping and pong frames against 5 messages a second', async (t) => {
   const registry = new InstrumentRegistry().add('binance', binanceSpot(json('binance/exchangeInfo.json')))
-  const { connect, sockets } = fakeConnect()
   let now = 1_000_000
-  const feed = createConnection('binance', {
-    connect,
+  const socket = openConnection(t, 'binance', registry.topic('binance', 'NKN-USDT')!, {
     now: () => now,
-    fetch: () => new Promise<Response>(() => {}), // the snapshot never comes: only the pings matter here
-    instruments: [registry.topic('binance', 'NKN-USDT')!],
-    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
-    bookDepth: 5,
-    sink: topicSink(() => {})
+    fetch: () => new Promise<Response>(() => {}) // the snapshot never comes: only the pings matter here
   })
-  feed.start()
-  t.teardown(() => feed.stop())
-  sockets[0].accept()
   const ticks = async (n: number) => {
     for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 250))
   }
-  while (sockets[0].pings === 0) await ticks(1)
+  while (socket.pings === 0) await ticks(1)
   await ticks(3) // the watchdog runs on, the clock stands still: no second ping
-  t.equal(sockets[0].pings, 1, 'one ping while less than 500 ms passed on the connection clock')
+  t.equal(socket.pings, 1, 'one ping while less than 500 ms passed on the connection clock')
   now += 500
-  while (sockets[0].pings === 1) await ticks(1)
-  t.equal(sockets[0].pings, 2, 'the next once 500 ms passed')
+  while (socket.pings === 1) await ticks(1)
+  t.equal(socket.pings, 2, 'the next once 500 ms passed')
 })

@@ -21,6 +21,7 @@ import { ArbitrageSettings, DemoFeedSettings, FeedsSettings } from './market/set
 import type { Bus } from './core/bus.js'
 import { BusSettings, LeaseSettings, LiveSettings } from './core/settings.js'
 import type { SegmentFiles } from './record/recorder.js'
+import { RecorderSettings, ReplaySettings } from './record/settings.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -48,8 +49,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   await app.register(dashboard)
   // Before the engine: a client's publish is recorded before the engine's marker for it.
   if (config.recordDir) {
-    const { recordDir, recordMaxMb, recordMaxAge, recordSegmentMb, recordSegmentAge } = config
-    await app.register(recorder, { recordDir, recordMaxMb, recordMaxAge, recordSegmentMb, recordSegmentAge, files: recordFiles })
+    await app.register(recorder, { ...settingsOf(config, RecorderSettings), files: recordFiles })
   }
   if (config.arbitrage) {
     // The engine first: its check that a tick speaks for its topic's exchange runs before the
@@ -61,8 +61,8 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   if (config.models) await app.register(models, { dir: config.models, reloadMs: config.modelsReloadMs })
   if (config.feeds) await app.register(feeds, settingsOf(config, FeedsSettings))
   if (config.replayDir || config.demo === 'venues') {
-    const { replayDir, replaySpeed, replayLoop } = config
-    await app.register(replay, config.demo === 'venues' ? { replayDir: DEMO_VENUES, replaySpeed, replayLoop: true } : { replayDir, replaySpeed, replayLoop })
+    const settings = settingsOf(config, ReplaySettings)
+    await app.register(replay, config.demo === 'venues' ? { ...settings, replayDir: DEMO_VENUES, replayLoop: true } : settings)
   }
   if (config.demoFeed) await app.register(demoFeed, settingsOf(config, DemoFeedSettings))
   for (const path of config.hooks

@@ -4,10 +4,9 @@ import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
 import { ArbitrageSettings, DemoFeedSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
 import { LeaseSettings, LiveSettings } from './core/settings.js'
+import { RecorderSettings, ReplaySettings } from './record/settings.js'
 
 const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
-
-const Num = (def: number, minimum: number, maximum: number, description: string) => Type.Number({ default: def, minimum, maximum, description })
 
 /**
  * A plugin's settings from `first` to `last`, in its schema's order: the configuration keeps the
@@ -60,21 +59,8 @@ export const ConfigSchema = Type.Object({
     description:
       'the feeds process: credential with publish grants for ticker.>, book.> and venue.> (empty: none, enough for a loopback server under AUTH=loopback)'
   }),
-  recordDir: Type.String({
-    default: '',
-    description: 'directory the market session is recorded in (venue frames, REST answers, market publishes; docs/RECORDING.md); empty: no recording'
-  }),
-  recordMaxMb: Int(10_240, 1, 10_485_760, 'MiB all recorded segments may take together; past it the oldest segments are removed'),
-  recordMaxAge: Int(0, 0, 31_536_000_000, 'milliseconds a recorded segment is kept after it was last written; 0 keeps them (RECORD_MAX_MB still bounds them)'),
-  recordSegmentMb: Int(64, 1, 4096, 'MiB written to one segment file before the next is begun'),
-  recordSegmentAge: Int(3_600_000, 1000, 86_400_000, 'milliseconds one segment file is written to before the next is begun'),
-  replayDir: Type.String({
-    default: '',
-    description:
-      'serve a recording (a RECORD_DIR) instead of live venues: its frames through the connectors, the engine and the hooks, to clients as if live; empty: none'
-  }),
-  replaySpeed: Num(1, 0.01, 1_000_000, 'pace of REPLAY_DIR: 1 as recorded, 10 ten times faster'),
-  replayLoop: Type.Boolean({ default: false, description: 'REPLAY_DIR starts again at its end, its times moved to now' }),
+  ...RecorderSettings.properties,
+  ...ReplaySettings.properties,
   demo: Type.Union([Type.Literal(''), Type.Literal('venues')], {
     default: '',
     description: "venues: serve the shipped recording of five venues' real books in a loop, times moved to now (npm run demo); empty: none"

@@ -8,6 +8,7 @@ import { LiveClient } from './client/index.js'
 import { configuredFeeds, startFeeds } from './market/setup.js'
 import { FeedsSettings } from './market/settings.js'
 import { recordFeeds, recorderFor } from './record/capture.js'
+import { RecorderSettings } from './record/settings.js'
 import { topicSink } from './market/events.js'
 
 let config: Config
@@ -27,7 +28,7 @@ client.on('open', () => log.info({ url: config.feedsServerUrl }, 'publishing to 
 
 let failures = 0
 // RECORD_DIR: the venues' frames and REST answers (the server records what this process publishes).
-const recorder = config.recordDir ? recorderFor(config, log) : null
+const recorder = config.recordDir ? recorderFor(settingsOf(config, RecorderSettings), log) : null
 const feeds = await startFeeds({
   ...configuredFeeds(settingsOf(config, FeedsSettings)),
   log,

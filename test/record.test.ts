@@ -15,6 +15,10 @@ import { readRecording, segmentFiles, type Damage } from '../src/record/reader.t
 import { Recorder, diskFiles, type SegmentFiles } from '../src/record/recorder.ts'
 import { BLOCK_HEADER, decodeBlock, Kind, records } from '../src/record/format.ts'
 import { buildApp } from '../src/app.ts'
+import Fastify from 'fastify'
+import live from '../src/plugins/live.ts'
+import recorderPlugin from '../src/plugins/recorder.ts'
+import replayPlugin from '../src/plugins/replay.ts'
 import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { startMockExchange } from './mock-exchange.ts'
@@ -513,4 +517,29 @@ t.test('a restart keeps what was recorded: the next run appends, and a replay go
     sink: { event: (topic, data) => topic.startsWith('ticker.') && seen.push((data as { bid: number }).bid) }
   })
   t.same(seen, [100, 200], "each run's publish, in order")
+})
+
+t.test('the recorder and replay plugins take their own settings: one left out at its default, a bad one refused by name', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0 })
+  await app.register(recorderPlugin, { recordDir: dir })
+  await app.ready()
+  const recording = app.liveHooks.methods.get('recording')!({}, { id: 0, codec: 'json', remoteAddress: undefined })
+  t.same(recording, { dir, ...app.liveRecorder.recorder.counters }, 'RECORD_DIR alone: its bounds at their defaults')
+  const refused = async (register: (app: ReturnType<typeof Fastify>) => void, message: string) => {
+    const bad = Fastify()
+    t.teardown(() => bad.close())
+    await bad.register(live, { heartbeatInterval: 0 })
+    register(bad)
+    await t.rejects(
+      async () => {
+        await bad.ready()
+      },
+      new RegExp(`^${message}; expected `)
+    )
+  }
+  await refused((bad) => bad.register(recorderPlugin, { recordDir: dir, recordSegmentMb: 0 }), 'recorder: option recordSegmentMb 0 is not valid')
+  await refused((bad) => bad.register(replayPlugin, { replayDir: dir, replaySpeed: 0 }), 'replay: option replaySpeed 0 is not valid')
 })

@@ -4,13 +4,14 @@
 // marker for it.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Config } from '../config.js'
 import type { BusEvent } from '../core/protocol.js'
 import type { MarketSink } from '../market/events.js'
 import type { StartOptions } from '../market/setup.js'
 import { recordEngine, recordFeeds, recorderFor } from '../record/capture.js'
 import { Kind } from '../record/format.js'
 import type { Recorder, SegmentFiles } from '../record/recorder.js'
+import { RecorderSettings } from '../record/settings.js'
+import { checkSettings } from '../market/settings.js'
 
 export interface LiveRecorder {
   readonly recorder: Recorder
@@ -24,7 +25,8 @@ declare module 'fastify' {
   }
 }
 
-export type RecorderPluginOptions = Pick<Config, 'recordDir' | 'recordMaxMb' | 'recordMaxAge' | 'recordSegmentMb' | 'recordSegmentAge'> & {
+/** RECORD_DIR and its bounds (record/settings.ts; defaults for those not given). */
+export type RecorderPluginOptions = Partial<RecorderSettings> & {
   /** Tests: where segments are written (a disk that fills up). */
   files?: SegmentFiles
 }
@@ -33,7 +35,8 @@ export type RecorderPluginOptions = Pick<Config, 'recordDir' | 'recordMaxMb' | '
 export const recordingOf = (app: FastifyInstance): LiveRecorder | undefined => (app.hasDecorator('liveRecorder') ? app.liveRecorder : undefined)
 
 const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, options) => {
-  const recorder = recorderFor(options, app.log, options.files)
+  const settings = checkSettings('recorder', RecorderSettings, options)
+  const recorder = recorderFor(settings, app.log, options.files)
   let metaWritten = false
   /** Data the in-process connectors published: recorded as their frames, not again as publishes. */
   const fromConnectors = new WeakSet<object>()
@@ -46,7 +49,7 @@ const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, op
     recorder.add(Kind.publish, event.ts, 0, JSON.stringify({ topic: event.topic, data: event.data }))
   }
   const stops = ['ticker.>', 'book.>', 'venue.>'].map((pattern) => app.live.subscribe(pattern, record))
-  app.liveHooks.method({ name: 'recording', handler: () => ({ dir: options.recordDir, ...recorder.counters }) })
+  app.liveHooks.method({ name: 'recording', handler: () => ({ dir: settings.recordDir, ...recorder.counters }) })
   app.decorate('liveRecorder', {
     recorder,
     feeds: (sink, bookDepth) => {
@@ -68,7 +71,7 @@ const recorderPlugin: FastifyPluginAsync<RecorderPluginOptions> = async (app, op
   app.addHook('onReady', async () => {
     if (!metaWritten) recordFeeds(recorder, 0, app.hasDecorator('liveArbitrage')).beforeStart?.(new Map())
     if (app.hasDecorator('liveArbitrage')) recordEngine(recorder, app.liveArbitrage.engine)
-    app.log.info({ dir: options.recordDir }, 'recording the market session')
+    app.log.info({ dir: settings.recordDir }, 'recording the market session')
   })
   app.addHook('onClose', async () => {
     for (const stop of stops) stop()

@@ -6,10 +6,11 @@
 import fp from 'fastify-plugin'
 import { fileURLToPath } from 'node:url'
 import type { FastifyPluginAsync } from 'fastify'
-import type { Config } from '../config.js'
 import { readRecording } from '../record/reader.js'
 import { replay, type EngineCalls } from '../record/replay.js'
 import { APP_VERSION } from '../record/version.js'
+import { ReplaySettings } from '../record/settings.js'
+import { checkSettings } from '../market/settings.js'
 
 /** The shipped recording DEMO=venues loops (demo/venues: see its README). */
 export const DEMO_VENUES = fileURLToPath(new URL('../../demo/venues/', import.meta.url))
@@ -31,7 +32,8 @@ export interface ReplayCounters {
   publishFailures: number
 }
 
-export type ReplayPluginOptions = Pick<Config, 'replayDir' | 'replaySpeed' | 'replayLoop'>
+/** REPLAY_DIR, its pace and loop (record/settings.ts; defaults for those not given). */
+export type ReplayPluginOptions = Partial<ReplaySettings>
 
 /** The engine's inputs now come from the replay: the arbitrage plugin's own calls do nothing. */
 function takeOver(engine: EngineCalls): EngineCalls {
@@ -48,7 +50,8 @@ function takeOver(engine: EngineCalls): EngineCalls {
   return calls
 }
 
-const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, options) => {
+const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, pluginOptions) => {
+  const options = checkSettings('replay', ReplaySettings, pluginOptions)
   const counters: ReplayCounters = { passes: 0, records: 0, frames: 0, opportunities: 0, damaged: 0, diverged: 0, publishFailures: 0 }
   const failed = () => {
     counters.publishFailures++

@@ -7,7 +7,7 @@ import type { Connect, Now } from '../market/transport.js'
 import { connectWebSocket } from '../market/transport.js'
 import { Kind } from './format.js'
 import { Recorder, type RecorderOptions, type SegmentFiles } from './recorder.js'
-import type { Config } from '../config.js'
+import type { RecorderSettings } from './settings.js'
 import type { StartOptions } from '../market/setup.js'
 import { APP_VERSION } from './version.js'
 
@@ -136,17 +136,13 @@ export interface RecordingMeta {
 }
 
 /** RECORD_DIR's recorder, as the settings say. */
-export function recorderFor(
-  config: Pick<Config, 'recordDir' | 'recordMaxMb' | 'recordMaxAge' | 'recordSegmentMb' | 'recordSegmentAge'>,
-  log: RecorderOptions['log'],
-  files?: SegmentFiles
-): Recorder {
+export function recorderFor(settings: RecorderSettings, log: RecorderOptions['log'], files?: SegmentFiles): Recorder {
   return new Recorder({
-    dir: config.recordDir,
-    segmentBytes: config.recordSegmentMb * 1024 * 1024,
-    segmentMs: config.recordSegmentAge,
-    maxBytes: config.recordMaxMb * 1024 * 1024,
-    maxAgeMs: config.recordMaxAge,
+    dir: settings.recordDir,
+    segmentBytes: settings.recordSegmentMb * 1024 * 1024,
+    segmentMs: settings.recordSegmentAge,
+    maxBytes: settings.recordMaxMb * 1024 * 1024,
+    maxAgeMs: settings.recordMaxAge,
     app: APP_VERSION,
     log,
     files

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
 import { topicSink } from '../src/market/events.ts'
 import { createConnection } from '../src/market/venues/index.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from '../test/fake-venue.ts'
 import { SyntheticFeed } from '../src/market/synthetic.ts'
@@ -39,7 +40,7 @@ export async function books(): Promise<Map<string, Json[]>> {
     instruments: ['BTC-USDT', 'UNI-USD-INVPERP', 'BTC-USD-INV20220527'].map((s) => registry.topic('okx', s)!),
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 20,
-    now: () => now,
+    clock: liveClockWith(() => now),
     sink: topicSink((topic, data) => {
       if (topic.startsWith('book.')) out.set(topic, [...(out.get(topic) ?? []), structuredClone(data) as Json])
     })

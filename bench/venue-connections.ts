@@ -10,6 +10,7 @@ import { createConnection } from '../src/market/venues/index.ts'
 import { coinbaseProducts as parseProducts } from '../src/market/venues/coinbase.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
 import { startFeeds } from '../src/market/setup.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { parseEndpoints } from '../src/market/settings.ts'
 import { fakeConnect } from '../test/fake-venue.ts'
 import { startMockExchange } from '../test/mock-exchange.ts'
@@ -118,7 +119,7 @@ for (let i = 0; i < 20; i++) {
     endpoints,
     metadataDir: new URL('.', dir).pathname,
     bookDepth: 20,
-    now: () => offset + performance.now(),
+    clock: liveClockWith(() => offset + performance.now()),
     sink: { book: (e) => lat.push(offset + performance.now() - e.receivedAt), ticker() {}, venue() {} }
   })
   await new Promise((r) => setTimeout(r, 300))

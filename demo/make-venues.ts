@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ArbitrageEngine } from '../src/market/arbitrage.ts'
 import { loadRegistry, startFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import type { Exchange } from '../src/market/venues/index.ts'
 import { loadConfig } from '../src/config.ts'
 import { recordEngine, recordingTransport, type RecordingMeta } from '../src/record/capture.ts'
@@ -33,7 +34,7 @@ export interface Clock {
 /** One run (a server's start to stop) of the five sessions, `loopMs` long from `start`, into `recorder`. */
 export async function recordSessions(recorder: Recorder, clock: Clock, start: number, loopMs: number): Promise<void> {
   clock.now = start
-  const now = () => clock.now
+  const connectorClock = liveClockWith(() => clock.now)
   const engine = new ArbitrageEngine(engineOptions(loadConfig({})))
   recordEngine(recorder, engine)
   const exchanges = Object.keys(SESSIONS) as Exchange[]
@@ -43,7 +44,7 @@ export async function recordSessions(recorder: Recorder, clock: Clock, start: nu
     feeds: new Map(exchanges.map((e) => [e, SESSIONS[e]!.symbols])),
     registry,
     bookDepth: BOOK_DEPTH,
-    now,
+    clock: connectorClock,
     transport: (exchange) => {
       const fake = fakeConnect()
       sockets.set(exchange, fake.sockets)
@@ -53,7 +54,7 @@ export async function recordSessions(recorder: Recorder, clock: Clock, start: nu
         if (file === undefined) return new Response('{"code":-1121,"msg":"Invalid symbol."}', { status: 400 })
         return new Response(readFileSync(DIR + file, 'utf8'))
       }
-      return recordingTransport(recorder, exchange, { connect: fake.connect, fetch, now })
+      return recordingTransport(recorder, exchange, { connect: fake.connect, fetch, clock: connectorClock })
     },
     beforeStart: (instruments) => {
       const meta: RecordingMeta = { run: start, app: APP_VERSION, bookDepth: BOOK_DEPTH, instruments: Object.fromEntries(instruments), engine: true }

@@ -5,6 +5,7 @@ import { SyntheticFeed } from '../src/market/synthetic.ts'
 import { readFileSync } from 'node:fs'
 import { InstrumentRegistry } from '../src/market/instruments.ts'
 import { createConnection } from '../src/market/venues/index.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { topicSink } from '../src/market/events.ts'
 import { okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from './fake-venue.ts'
@@ -358,7 +359,7 @@ t.test('recorded OKX messages through the connector and the engine: the opportun
     instruments: [registry.topic('okx', 'BTC-USDT')!],
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 20,
-    now: () => now,
+    clock: liveClockWith(() => now),
     // The server's path: a book event's exchange and symbol are its topic's.
     sink: topicSink((topic, data) => {
       const [kind, exchange, symbol] = topic.split('.')

@@ -10,6 +10,7 @@ import { topicSink } from '../src/market/events.ts'
 import { type Instrument, InstrumentRegistry } from '../src/market/instruments.ts'
 import type { ConnectionOptions } from '../src/market/connection.ts'
 import { createConnection } from '../src/market/venues/index.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { binanceCoinm, binanceSpot } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs } from '../src/market/venues/kraken.ts'
@@ -188,7 +189,7 @@ t.test('recorded OKX books: a checksum failure on one book closes its opportunit
     instruments: [registry.topic('okx', 'BTC-USDT')!, registry.topic('okx', 'UNI-USD-INVPERP')!],
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 5,
-    now: () => now,
+    clock: liveClockWith(() => now),
     // As the arbitrage plugin feeds it: books and venue health by topic.
     sink: topicSink((topic, data) => {
       const [kind, exchange, symbol] = topic.split('.')
@@ -442,7 +443,7 @@ t.test('Binance sockets are pinged at most twice a second: spot counts ping and 
   const registry = new InstrumentRegistry().add('binance', binanceSpot(json('binance/exchangeInfo.json')))
   let now = 1_000_000
   const socket = openConnection(t, 'binance', registry.topic('binance', 'NKN-USDT')!, {
-    now: () => now,
+    clock: liveClockWith(() => now),
     fetch: () => new Promise<Response>(() => {}) // the snapshot never comes: only the pings matter here
   })
   const ticks = async (n: number) => {

@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { loadRegistry, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { createConnection, type Exchange } from '../src/market/venues/index.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { DIR, SESSIONS } from './venue-sessions.ts'
 import { topicSink } from '../src/market/events.ts'
 import { fakeConnect } from './fake-venue.ts'
@@ -64,7 +65,7 @@ t.test('the recorded venue sessions through connectors and engine give the golde
       bookDepth: 10,
       sink: topicSink(publish),
       fetch: fakeFetch,
-      now,
+      clock: liveClockWith(now),
       connect
     })
     feed.start()

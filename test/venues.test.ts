@@ -12,6 +12,7 @@ import { parseEndpoints, parseFeeds } from '../src/market/settings.ts'
 import { VenueGroup } from '../src/market/group.ts'
 import { topicSink } from '../src/market/events.ts'
 import { createConnection, type Exchange } from '../src/market/venues/index.ts'
+import { liveClockWith } from '../src/market/clock.ts'
 import { binanceCoinm, binanceSpot, binanceUsdm } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs, krakenChecksum } from '../src/market/venues/kraken.ts'
@@ -188,7 +189,7 @@ function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof 
     bookDepth: extra.bookDepth ?? 5,
     sink: topicSink((topic, data) => published.push({ topic, data: data as Record<string, unknown> })),
     fetch: extra.fetch ?? (() => new Promise<Response>(() => {})),
-    now: extra.now ?? (() => at),
+    clock: liveClockWith(extra.now ?? (() => at)),
     connect
   })
   feed.start()

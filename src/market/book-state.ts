@@ -2,6 +2,7 @@
 // sequence, what it holds while its snapshot is on its way, and how soon it asks again after a resync.
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
+import type { Clock, Timer } from './clock.js'
 
 /** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
 export interface PendingMessage {
@@ -31,7 +32,7 @@ export class BookState {
   /** Resyncs in a row, each within RESYNC_STREAK_MS of the last: how long the next one waits. */
   private resyncStreak = 0
   private lastResyncAt = Number.NEGATIVE_INFINITY
-  private resubscribeTimer: NodeJS.Timeout | null = null
+  private resubscribeTimer: Timer | null = null
 
   constructor(
     readonly instrument: Instrument,
@@ -58,23 +59,20 @@ export class BookState {
    * RESYNC_STREAK_MS of each other) later and later, 1 s doubling to 30 s: a venue that keeps sending
    * what fails is not flooded with (rate-limited) subscribe requests. A later resync replaces the wait.
    */
-  resubscribeAfterResync(now: number, resubscribe: () => void): void {
+  resubscribeAfterResync(clock: Clock, resubscribe: () => void): void {
+    const now = clock.now()
     this.resyncStreak = now - this.lastResyncAt < RESYNC_STREAK_MS ? this.resyncStreak + 1 : 0
     this.lastResyncAt = now
-    if (this.resubscribeTimer !== null) clearTimeout(this.resubscribeTimer)
+    this.resubscribeTimer?.cancel()
     this.resubscribeTimer = null
     if (this.resyncStreak === 0) {
       resubscribe()
       return
     }
-    this.resubscribeTimer = setTimeout(
-      () => {
-        this.resubscribeTimer = null
-        resubscribe()
-      },
-      Math.min(1000 * 2 ** (this.resyncStreak - 1), 30_000)
-    )
-    this.resubscribeTimer.unref()
+    this.resubscribeTimer = clock.timeout(Math.min(1000 * 2 ** (this.resyncStreak - 1), 30_000), () => {
+      this.resubscribeTimer = null
+      resubscribe()
+    })
   }
 
   reset(): void {

@@ -1,12 +1,13 @@
 // What every venue connection shares: the socket's life (connect, keepalive, silence, reconnect with
 // backoff), one local book per instrument, publishing at most one book and one ticker event per
 // book per event-loop turn, and the venue's health. Each venue's room (venues/) parses its own
-// messages; the socket, REST access and clock come in through transport.ts's seams.
+// messages; the socket and REST access come in through transport.ts's seams, time through clock.ts's.
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS } from './events.js'
 import type { Instrument } from './instruments.js'
 import { BookState, countLive, notLive, type PendingMessage } from './book-state.js'
 import { ClockOffset } from './clock-offset.js'
-import { type Connect, connectWebSocket, type Now, type VenueSocket } from './transport.js'
+import { type Clock, liveClock, type Timer } from './clock.js'
+import { type Connect, connectWebSocket, type VenueSocket } from './transport.js'
 
 export interface Endpoints {
   /** WebSocket base URL. */
@@ -23,8 +24,8 @@ export interface ConnectionOptions {
   /** Where the books, tickers and health go. */
   sink: MarketSink
   log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
-  /** The clock (default Date.now). */
-  now?: Now
+  /** What stamps receivedAt and runs the timers and the end-of-turn publish (default the live clock). */
+  clock?: Clock
   /** Delay before the first reconnect; doubles up to 30 s, back to this once a connection lasts a minute. */
   reconnectMs?: number
   /** Override of the venue's silence limit (tests). */
@@ -58,7 +59,8 @@ export abstract class VenueConnection {
   private readonly held = { bytes: 0 }
   protected readonly bufferBytes: number
   protected ws: VenueSocket | null = null
-  protected readonly now: Now
+  protected readonly clock: Clock
+  protected readonly now: () => number
   protected readonly fetch: typeof fetch
   private readonly connectSocket: Connect
   private stopped = false
@@ -68,15 +70,18 @@ export abstract class VenueConnection {
   private connectedAt = 0
   private lastMessageAt: number | null = null
   private reconnectDelay: number
-  private reconnectTimer: NodeJS.Timeout | null = null
-  private watchdog: NodeJS.Timeout | null = null
+  private reconnectTimer: Timer | null = null
+  private watchdog: Timer | null = null
   private flushScheduled = false
-  private readonly clock = new ClockOffset()
+  private readonly flushNow = () => this.flush()
+  private readonly offset = new ClockOffset()
   private lastState: VenueState | null = null
   private lastBooksLive = -1
 
   constructor(protected readonly options: ConnectionOptions) {
-    this.now = options.now ?? Date.now
+    const clock = options.clock ?? liveClock
+    this.clock = clock
+    this.now = () => clock.now()
     this.fetch = options.fetch ?? fetch
     this.connectSocket = options.connect ?? connectWebSocket
     this.reconnectDelay = options.reconnectMs ?? 500
@@ -113,15 +118,14 @@ export abstract class VenueConnection {
   start(): void {
     this.stopped = false
     this.connect()
-    this.watchdog = setInterval(() => this.tick(), WATCHDOG_MS)
-    this.watchdog.unref()
+    this.watchdog = this.clock.interval(WATCHDOG_MS, () => this.tick())
   }
 
   stop(): void {
     this.stopped = true
     this.session++ // work started for this socket (snapshot requests) ends with it
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
-    if (this.watchdog) clearInterval(this.watchdog)
+    this.reconnectTimer?.cancel()
+    this.watchdog?.cancel()
     this.ws?.terminate()
     this.ws = null
   }
@@ -162,11 +166,10 @@ export abstract class VenueConnection {
     if (this.now() - this.connectedAt > 60_000) this.reconnectDelay = this.options.reconnectMs ?? 500
     const delay = this.reconnectDelay
     this.reconnectDelay = Math.min(this.reconnectDelay * 2, 30_000)
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.clock.timeout(delay, () => {
       this.reconnectTimer = null
       if (!this.stopped) this.connect()
-    }, delay)
-    this.reconnectTimer.unref()
+    })
   }
 
   private receive(data: Buffer, isBinary: boolean): void {
@@ -224,11 +227,10 @@ export abstract class VenueConnection {
     else if (reason === 'invalid') this.counters.invalid++
     else if (reason === 'overflow') this.counters.overflows++
     this.counters.resyncs++
-    const now = this.now()
     this.options.log?.warn({ exchange: this.exchange, symbol: state.instrument.symbol, reason }, 'book resync')
     state.reset()
     const session = this.session
-    state.resubscribeAfterResync(now, () => {
+    state.resubscribeAfterResync(this.clock, () => {
       if (session === this.session) this.resubscribe(state)
     })
     // At once, not at the next tick: the engine stops using this book now (it is in notLive).
@@ -259,12 +261,12 @@ export abstract class VenueConnection {
   protected changed(state: BookState, exchangeTime: number | null, receivedAt: number): void {
     state.exchangeTime = exchangeTime
     state.receivedAt = receivedAt
-    if (exchangeTime !== null && Number.isFinite(exchangeTime)) this.clock.sample(receivedAt - exchangeTime)
+    if (exchangeTime !== null && Number.isFinite(exchangeTime)) this.offset.sample(receivedAt - exchangeTime)
     if (state.dirty) return
     state.dirty = true
     if (!this.flushScheduled) {
       this.flushScheduled = true
-      setImmediate(() => this.flush())
+      this.clock.defer(this.flushNow)
     }
   }
 
@@ -317,8 +319,8 @@ export abstract class VenueConnection {
   health(): VenueHealth {
     const now = this.now()
     const { state, connected, booksLive, age } = this.state(now)
-    const offset = this.clock.offset
-    const latency = this.clock.latency()
+    const offset = this.offset.offset
+    const latency = this.offset.latency()
     return {
       exchange: this.exchange,
       state,

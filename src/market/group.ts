@@ -3,6 +3,7 @@
 // one venue) is replaced before that: a second connection subscribes the same books and takes over only
 // once every one of them is live, so a rotation publishes no gap. venue.<exchange> is the merge.
 import { type ConnectionOptions, type VenueConnection, WATCHDOG_MS } from './connection.js'
+import { type Clock, liveClock, type Timer } from './clock.js'
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS as ZERO } from './events.js'
 import { type Exchange, VENUES } from './venues/index.js'
 
@@ -35,8 +36,8 @@ export class VenueGroup {
   private readonly retired: VenueCounters = { ...ZERO }
   private rotations = 0
   private readonly rotateAfterMs: number | null
-  private readonly now: () => number
-  private timer: NodeJS.Timeout | null = null
+  private readonly clock: Clock
+  private timer: Timer | null = null
   private lastPublishedAt = Number.NEGATIVE_INFINITY
   private lastState: VenueState | null = null
   private lastBooksLive = -1
@@ -45,7 +46,7 @@ export class VenueGroup {
     readonly exchange: Exchange,
     private readonly options: GroupOptions
   ) {
-    this.now = options.now ?? Date.now
+    this.clock = options.clock ?? liveClock
     const limits = VENUES[exchange].limits
     this.rotateAfterMs = options.rotateAfterMs ?? (limits.lifetimeMs === null ? null : limits.lifetimeMs - ROTATE_MARGIN_MS)
     const per = options.perConnection ?? limits.instruments
@@ -59,13 +60,12 @@ export class VenueGroup {
   start(): void {
     for (const shard of this.shards) shard.feed.start()
     if (this.rotateAfterMs !== null) {
-      this.timer = setInterval(() => this.checkRotations(), Math.min(1000, this.rotateAfterMs))
-      this.timer.unref()
+      this.timer = this.clock.interval(Math.min(1000, this.rotateAfterMs), () => this.checkRotations())
     }
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer)
+    this.timer?.cancel()
     for (const shard of this.shards) {
       shard.feed.stop()
       shard.next?.stop()
@@ -74,7 +74,7 @@ export class VenueGroup {
 
   health(): VenueHealth {
     const all = this.shards.map((s) => s.feed.health())
-    const merged: VenueHealth = { ...all[0], ...this.retired, rotations: this.rotations, ts: this.now() }
+    const merged: VenueHealth = { ...all[0], ...this.retired, rotations: this.rotations, ts: this.clock.now() }
     const down = all.filter((h) => h.state === 'down').length
     merged.state = down === all.length ? 'down' : down > 0 || all.some((h) => h.state !== 'up') ? 'degraded' : 'up'
     merged.connected = all.every((h) => h.connected)
@@ -122,15 +122,15 @@ export class VenueGroup {
    */
   private publishHealth(): void {
     const health = this.health()
-    if (health.state === this.lastState && health.booksLive === this.lastBooksLive && this.now() - this.lastPublishedAt < WATCHDOG_MS * 0.8) return
+    if (health.state === this.lastState && health.booksLive === this.lastBooksLive && this.clock.now() - this.lastPublishedAt < WATCHDOG_MS * 0.8) return
     this.lastState = health.state
     this.lastBooksLive = health.booksLive
-    this.lastPublishedAt = this.now()
+    this.lastPublishedAt = this.clock.now()
     this.options.sink.venue(health)
   }
 
   private checkRotations(): void {
-    const now = this.now()
+    const now = this.clock.now()
     for (const shard of this.shards) {
       if (shard.next !== null) {
         if (now - shard.nextStartedAt < STANDBY_TIMEOUT_MS) continue

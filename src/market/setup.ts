@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
 import { type FeedsSettings, parseEndpoints, parseFeeds } from './settings.js'
 import type { ConnectionOptions, Endpoints } from './connection.js'
+import type { Clock } from './clock.js'
 import type { MarketSink, VenueHealth } from './events.js'
 import { VenueGroup } from './group.js'
 import { EXCHANGES, type Exchange, VENUES } from './venues/index.js'
@@ -85,8 +86,8 @@ export interface StartOptions {
   connect?: ConnectionOptions['connect']
   /** Override of every venue's silence limit (tests). */
   silenceMs?: number
-  /** The clock stamping receivedAt (benchmarks use a sub-millisecond one). */
-  now?: () => number
+  /** The connectors' time and timers (default the live clock; benchmarks read a sub-millisecond one, replays a virtual one). */
+  clock?: Clock
   /** Overrides of the venues' connection limits (tests): instruments per socket, socket age at rotation. */
   perConnection?: number
   rotateAfterMs?: number
@@ -96,7 +97,7 @@ export interface StartOptions {
   /** The registry to use instead of loading one (a replay rebuilds it from the recording). */
   registry?: InstrumentRegistry
   /** Per venue: its socket, REST access and clock instead of the ones above (recording, replay). */
-  transport?: (exchange: Exchange) => { connect?: ConnectionOptions['connect']; fetch?: typeof fetch; now?: () => number }
+  transport?: (exchange: Exchange) => { connect?: ConnectionOptions['connect']; fetch?: typeof fetch; clock?: Clock }
   /** Called with each venue's instruments before any socket opens (the recording's metadata). */
   beforeStart?: (instruments: Map<Exchange, Instrument[]>) => void
 }
@@ -150,7 +151,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         fetch: options.fetchImpl,
         connect: options.connect,
         silenceMs: options.silenceMs,
-        now: options.now,
+        clock: options.clock,
         perConnection: options.perConnection,
         rotateAfterMs: options.rotateAfterMs,
         bufferBytes: options.bufferBytes,

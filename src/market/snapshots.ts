@@ -2,6 +2,7 @@
 // WebSocket depth) and their queue of snapshots: asked one at a time, spaced by the venue's request
 // limit, backed off after a failure, and dropped with the socket they were asked for.
 import type { BookState } from './book-state.js'
+import type { Clock } from './clock.js'
 import { VenueConnection } from './connection.js'
 import { readJson, TooLargeError } from './rest.js'
 
@@ -15,7 +16,7 @@ export abstract class SnapshotConnection extends VenueConnection {
   private readonly snapshots = new SnapshotQueue<BookState>({
     exchange: () => this.exchange,
     session: () => this.session,
-    now: this.now,
+    clock: this.clock,
     fetch: this.fetch,
     bufferBytes: this.bufferBytes,
     counters: this.counters,
@@ -63,7 +64,8 @@ export interface SnapshotVenue<B extends SnapshotBook> {
   exchange(): string
   /** Counts socket opens and closes: a snapshot asked for one socket is dropped once it is gone. */
   session(): number
-  now(): number
+  /** Reads the time and spaces the requests. */
+  clock: Clock
   fetch: typeof fetch
   /** Largest snapshot answer read (VENUE_BUFFER_MB). */
   bufferBytes: number
@@ -115,9 +117,9 @@ export class SnapshotQueue<B extends SnapshotBook> {
       const session = venue.session()
       for (let book = this.queue.shift(); book !== undefined && session === venue.session(); book = this.queue.shift()) {
         const backoff = book.snapshotFailures > 0 ? Math.min(1000 * 2 ** (book.snapshotFailures - 1), 30_000) : venue.spacingMs()
-        const wait = Math.max(backoff, venue.pausedUntil() - venue.now())
+        const wait = Math.max(backoff, venue.pausedUntil() - venue.clock.now())
         if (wait > 0) {
-          await new Promise((r) => setTimeout(r, wait).unref())
+          await new Promise<void>((r) => venue.clock.timeout(wait, r))
           if (session !== venue.session()) break
         }
         if (!venue.wants(book)) continue
@@ -139,7 +141,7 @@ export class SnapshotQueue<B extends SnapshotBook> {
         if (session !== venue.session()) break
         if (!venue.wants(book)) continue
         try {
-          venue.apply(book, answer, venue.now())
+          venue.apply(book, answer, venue.clock.now())
         } catch {
           // As a message that throws: counted, that book resyncs; never a rejection that ends the process.
           venue.invalid(book)

@@ -1,6 +1,6 @@
-// The seams between a venue connection and the world: its WebSocket, its REST access and its clock
-// are handed in. Live by default (ws, fetch, Date.now); tests hand in fakes, and a recording can
-// hand in its frames and its times.
+// The seams between a venue connection and the world: its WebSocket and its REST access are handed
+// in, as its clock is (clock.ts). Live by default (ws, fetch); tests hand in fakes, and a recording
+// can hand in its frames and its answers.
 import { WebSocket } from 'ws'
 
 /** What a connection does with its socket. */
@@ -25,9 +25,6 @@ export interface SocketEvents {
 
 /** Opens a socket to `url` reporting to `events`. */
 export type Connect = (url: string, events: SocketEvents) => VenueSocket
-
-/** The clock stamping what arrives (receivedAt) and timing silences, backoffs and rotations. */
-export type Now = () => number
 
 /** Largest message a venue may send (a whole-book snapshot on Coinbase is a few MiB); more closes the socket. */
 export const MAX_VENUE_MESSAGE = 16 * 1024 * 1024

@@ -3,8 +3,9 @@
 // engine's inputs (what it was given and when: how its timers are replayed in the live order).
 import type { Instrument } from '../market/instruments.js'
 import type { ArbitrageEngine } from '../market/arbitrage.js'
-import type { Connect, Now } from '../market/transport.js'
+import type { Connect } from '../market/transport.js'
 import { connectWebSocket } from '../market/transport.js'
+import { type Clock, liveClock } from '../market/clock.js'
 import { Kind } from './format.js'
 import { Recorder, type RecorderOptions, type SegmentFiles } from './recorder.js'
 import type { RecorderSettings } from './settings.js'
@@ -14,7 +15,7 @@ import { APP_VERSION } from './version.js'
 export interface VenueTransport {
   connect: Connect
   fetch: typeof fetch
-  now: Now
+  clock: Clock
 }
 
 /** Bytes of one REST answer kept in the recording; the rest is cut (and said so). */
@@ -22,14 +23,15 @@ const MAX_REST_RECORD = 64 * 1024 * 1024
 
 /**
  * One venue's transport, recorded: each socket gets a connection number, each frame is kept with
- * the time the connection stamps it with (the same reading: `now` returns it while it is delivered).
+ * the time the connection stamps it with (the same reading: the clock's `now` returns it while it
+ * is delivered). The timers are the inner clock's.
  */
-export function recordingTransport(recorder: Recorder, venue: string, inner: { connect?: Connect; fetch?: typeof fetch; now?: Now } = {}): VenueTransport {
+export function recordingTransport(recorder: Recorder, venue: string, inner: { connect?: Connect; fetch?: typeof fetch; clock?: Clock } = {}): VenueTransport {
   const connect = inner.connect ?? connectWebSocket
   const innerFetch = inner.fetch ?? fetch
-  const clock = inner.now ?? Date.now
+  const timers = inner.clock ?? liveClock
+  const clock = () => timers.now()
   let stamp: number | null = null
-  const now: Now = () => stamp ?? clock()
   const delivering = (time: number, fn: () => void) => {
     stamp = time
     try {
@@ -39,7 +41,12 @@ export function recordingTransport(recorder: Recorder, venue: string, inner: { c
     }
   }
   return {
-    now,
+    clock: {
+      now: () => stamp ?? timers.now(),
+      timeout: (ms, fn) => timers.timeout(ms, fn),
+      interval: (ms, fn) => timers.interval(ms, fn),
+      defer: (fn) => timers.defer(fn)
+    },
     connect: (url, events) => {
       const conn = recorder.newConnection()
       recorder.add(Kind.open, clock(), conn, JSON.stringify({ venue, url }))

@@ -6,6 +6,7 @@ import { ArbitrageEngine, type BookData, type EngineOptions, type OpportunityEve
 import { InstrumentRegistry } from '../market/instruments.js'
 import { topicSink } from '../market/events.js'
 import { startFeeds, type Feeds } from '../market/setup.js'
+import { liveClockWith } from '../market/clock.js'
 import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
 import type { Exchange } from '../market/venues/index.js'
 import { Kind, type RawRecord } from './format.js'
@@ -162,7 +163,7 @@ class Run {
       feeds,
       registry,
       bookDepth: this.meta.bookDepth,
-      now: () => this.clock,
+      clock: liveClockWith(() => this.clock),
       transport: (exchange) => ({ connect: this.connect(exchange), fetch: this.fetch(exchange) }),
       sink: topicSink((topic, data) => this.published(topic, data))
     })

@@ -1,9 +1,11 @@
 // Makes demo/venues, the recording DEMO=venues (npm run demo) loops: the genuine venue sessions the
 // tests use (test/venue-sessions.ts, from test/fixtures/venues and their SOURCES.md) through the
 // connectors and the engine as a server runs them, recorded as RECORD_DIR records a live server.
-// Only the receive times are made up: each venue's frames are spread evenly over LOOP_MS so every
-// venue stays alive through the loop (the sessions were captured on different days and at
-// different rates). The frames' bytes, the REST answers and the instruments are the captures'.
+// Only the times are made up: each venue's frames are spread evenly over LOOP_MS so every venue
+// stays alive through the loop (the sessions were captured on different days and at different
+// rates), and the venue's own timestamps in each frame and REST answer are moved onto that clock,
+// its latest LATENCY_MS before the frame's receive time (the others keep their distance to it).
+// The rest of the frames' bytes, the REST answers and the instruments are the captures'.
 //   npx tsx demo/make-venues.ts
 // bench/record.ts records the same sessions many times over (one run each) as its long session.
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -24,7 +26,41 @@ import { DIR, SESSIONS } from '../test/venue-sessions.ts'
 const HEALTH_MS = 1000
 const SWEEP_MS = 500
 const BOOK_DEPTH = 10
+/** How long before its receive time a frame's latest venue timestamp is put. */
+export const LATENCY_MS = 30
 const turn = () => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * The venues' timestamps in a frame or REST answer, by name: epoch milliseconds as a number or a
+ * string (Binance's E and T, OKX's ts) or ISO 8601 in UTC (Coinbase's timestamp and event_time,
+ * Kraken's timestamp, time_in and time_out).
+ */
+const STAMP = /("(?:E|T|ts|timestamp|event_time|time_in|time_out)":\s*"?)(\d{13}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)(?=[",}\s])/g
+/** Stamps before this are placeholders (Coinbase's 1970 event_time of an old snapshot): left as they are. */
+const STAMPS_FROM = Date.UTC(2000, 0, 1)
+
+function stampTime(text: string): number {
+  if (!text.includes('T')) return Number(text)
+  const [, seconds, fraction = ''] = text.match(/^(.{19})(?:\.(\d+))?Z$/) as RegExpMatchArray
+  return Date.parse(`${seconds}Z`) + Number(fraction.padEnd(3, '0').slice(0, 3))
+}
+
+/** A stamp moved by `delta` ms in its own form (an ISO stamp keeps its digits past the millisecond). */
+function moveStamp(text: string, delta: number): string {
+  const moved = stampTime(text) + delta
+  if (!text.includes('T')) return String(moved)
+  const fraction = text.match(/\.(\d+)Z$/)?.[1] ?? ''
+  const iso = new Date(moved).toISOString()
+  return `${iso.slice(0, 23)}${fraction.slice(3)}Z`
+}
+
+/** A frame or REST answer whose venue timestamps are moved together, its latest to `at` - LATENCY_MS. */
+export function onClock(text: string, at: number): string {
+  const stamps = [...text.matchAll(STAMP)].map((m) => stampTime(m[2])).filter((t) => t >= STAMPS_FROM)
+  if (stamps.length === 0) return text
+  const delta = at - LATENCY_MS - Math.max(...stamps)
+  return text.replace(STAMP, (all, key: string, stamp: string) => (stampTime(stamp) >= STAMPS_FROM ? key + moveStamp(stamp, delta) : all))
+}
 
 /** A clock the recording and the connectors read, set by the run. */
 export interface Clock {
@@ -52,7 +88,7 @@ export async function recordSessions(recorder: Recorder, clock: Clock, start: nu
       const fetch: typeof globalThis.fetch = async (url) => {
         const file = depth[new URL(String(url)).searchParams.get('symbol') ?? '']
         if (file === undefined) return new Response('{"code":-1121,"msg":"Invalid symbol."}', { status: 400 })
-        return new Response(readFileSync(DIR + file, 'utf8'))
+        return new Response(onClock(readFileSync(DIR + file, 'utf8'), clock.now))
       }
       return recordingTransport(recorder, exchange, { connect: fake.connect, fetch, clock: connectorClock })
     },
@@ -73,7 +109,10 @@ export async function recordSessions(recorder: Recorder, clock: Clock, start: nu
     const socket = sockets.get(exchange)![0]
     const frames = SESSIONS[exchange]!.frames()
     steps.push({ at: start + 10, run: () => socket.accept() })
-    frames.forEach((frame, k) => steps.push({ at: start + 500 + Math.floor((k * (loopMs - 1000)) / frames.length), run: () => socket.deliver(frame) }))
+    frames.forEach((frame, k) => {
+      const at = start + 500 + Math.floor((k * (loopMs - 1000)) / frames.length)
+      steps.push({ at, run: () => socket.deliver(onClock(frame, at)) })
+    })
   }
   for (let at = start + HEALTH_MS; at < start + loopMs; at += HEALTH_MS)
     steps.push({ at, run: () => feeds.feeds.forEach((g) => engine.onVenue(g.exchange, g.health().state, clock.now)) })

@@ -18,9 +18,13 @@ import { buildApp } from '../src/app.ts'
 import Fastify from 'fastify'
 import live from '../src/plugins/live.ts'
 import recorderPlugin from '../src/plugins/recorder.ts'
-import replayPlugin from '../src/plugins/replay.ts'
+import replayPlugin, { DEMO_VENUES } from '../src/plugins/replay.ts'
+import { LATENCY_MS } from '../demo/make-venues.ts'
 import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
+import { shiftBook, shiftHealth, shiftPublish, shiftTicker } from '../src/record/shift.ts'
+import type { BookEvent, TickerEvent, VenueHealth } from '../src/market/events.ts'
+import type { OpportunityEvent } from '../src/market/arbitrage.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, spawnClean, startServer, until } from './helper.ts'
 
@@ -97,6 +101,93 @@ t.test('a recorded live session replays to the opportunities the server publishe
       t.ok(pace.slept() <= span / speed && pace.slept() > span / speed - 1, `${speed}x paced ${pace.slept()} ms for ${span} recorded`)
     }
   }
+})
+
+t.test('a shift moves the times of each market event type and nothing else, on copies', async (t) => {
+  const book: BookEvent = {
+    exchange: 'okx',
+    symbol: 'BTC-USDT',
+    ts: 1_787_612_486_107,
+    exchangeTime: 1_787_612_486_107,
+    receivedAt: 1_787_612_486_137,
+    bids: [[78_722.2, 0.5]],
+    asks: [[78_722.3, 0.38699412]],
+    lotSize: 1e-8,
+    minSize: 1e-5,
+    minNotional: 0
+  }
+  t.same(shiftBook(book, 1000), { ...book, ts: 1_787_612_487_107, exchangeTime: 1_787_612_487_107, receivedAt: 1_787_612_487_137 })
+  t.equal(book.ts, 1_787_612_486_107, 'the original is kept')
+  t.same(shiftBook({ ...book, exchangeTime: null, ts: book.receivedAt }, -37), {
+    ...book,
+    exchangeTime: null,
+    ts: 1_787_612_486_100,
+    receivedAt: 1_787_612_486_100
+  })
+  const ticker: TickerEvent = { exchange: 'okx', symbol: 'BTC-USDT', ts: 5, exchangeTime: 5, receivedAt: 7, bid: 1, bidSize: 2, ask: 3, askSize: 4 }
+  t.same(shiftTicker(ticker, 10), { ...ticker, ts: 15, exchangeTime: 15, receivedAt: 17 })
+  const health = {
+    exchange: 'okx',
+    state: 'up',
+    connected: true,
+    instruments: 2,
+    booksLive: 2,
+    notLive: [],
+    lastMessageAgeMs: 12,
+    clockOffsetMs: 30,
+    latencyMs: 4,
+    rotations: 0,
+    heldBytes: 0,
+    ts: 2000,
+    ...{ messages: 9, ignored: 0, invalid: 0, gaps: 0, checksumFailures: 0, resyncs: 0, reconnects: 0, silences: 0, errors: 0, overflows: 0 }
+  } satisfies VenueHealth
+  t.same(shiftHealth(health, 500), { ...health, ts: 2500 }, 'its offset, latency and message age are durations: kept')
+  // A client's publish is anyone's data: only its time fields that are numbers move.
+  t.same(shiftPublish('book.desk.BTC-USDT', { exchangeTime: null, ts: 'soon', receivedAt: 3, bids: [] }, 2), {
+    exchangeTime: null,
+    ts: 'soon',
+    receivedAt: 5,
+    bids: []
+  })
+  t.same(shiftPublish('ticker.desk.BTC-USD', { bid: 1, ask: 2, ts: 40 }, 2), { bid: 1, ask: 2, ts: 42 })
+  t.same(shiftPublish('venue.desk', { state: 'up', ts: 7, clockOffsetMs: 1 }, 2), { state: 'up', ts: 9, clockOffsetMs: 1 })
+  t.same(shiftPublish('orders.desk', { ts: 7 }, 2), { ts: 7 }, 'not a market topic: kept')
+  t.equal(shiftPublish('book.desk.X', null, 2), null)
+  t.same(shiftPublish('book.desk.X', [1, 2], 2), [1, 2])
+})
+
+t.test('a shifted replay moves books, tickers and opportunities by the shift exactly; the engine finds the same', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const S = 123_456_789
+  const run = async (shift: number) => {
+    const events: { topic: string; data: any; time: number }[] = []
+    await replay({
+      dir: session!.dir,
+      app: APP_VERSION,
+      speed: 'max',
+      engine: engineOptions(loadConfig({}, ENGINE)),
+      market: true,
+      shift,
+      sink: { event: (topic, data, time) => !topic.startsWith('venue.') && events.push({ topic, data: JSON.parse(JSON.stringify(data)), time }) }
+    })
+    return events
+  }
+  const plain = await run(0)
+  const shifted = await run(S)
+  const leg = (l: OpportunityEvent['buy']) => ({ ...l, ts: l.ts === null ? null : l.ts + S, receivedAt: l.receivedAt + S })
+  const expected = plain.map(({ topic, data, time }) => ({
+    topic,
+    time: time + S,
+    data: topic.startsWith('opportunities.')
+      ? { ...data, detectedAt: data.detectedAt + S, buy: leg(data.buy), sell: leg(data.sell) }
+      : shiftPublish(topic, data, S)
+  }))
+  t.ok(plain.filter((e) => e.topic.startsWith('opportunities.')).length > 5, 'opportunities to compare')
+  t.ok(
+    plain.some((e) => e.topic === 'book.desk.BTC-USDT'),
+    "a client's recorded publish among them"
+  )
+  t.strictSame(shifted, expected, 'each event the unshifted one with every time moved by the shift: same ids, figures, legs and clock offsets')
 })
 
 /** A small recording written through the Recorder: `blocks` batches of `per` frames of one connection. */
@@ -419,24 +510,87 @@ t.test('REPLAY_DIR serves the recording over the protocol: the live opportunitie
   t.match(app.liveArbitrage.counters, { opened: Number }, 'the server engine made them')
 })
 
-t.test('DEMO=venues loops the shipped recording of five venues with its times moved to now', async (t) => {
+/**
+ * A venue health's place in its pass: its venue, messages and books live. Where a change of state
+ * published it, the same place in every pass (its clock estimate too, made of the same frames).
+ */
+const healthPlace = (topic: string, data: Record<string, any>) => `${topic} messages ${data.messages} live ${data.booksLive}`
+const clockOf = (data: Record<string, any>) => ({ clockOffsetMs: data.clockOffsetMs, latencyMs: data.latencyMs })
+
+t.test('DEMO=venues loops the shipped recording of five venues with its times moved to now, clock offsets as recorded', async (t) => {
+  // The recording's own offsets: its venues' stamps sit LATENCY_MS and more before their receive times.
+  const recorded: { topic: string; data: Record<string, any> }[] = []
+  await replay({
+    dir: DEMO_VENUES,
+    app: APP_VERSION,
+    speed: 'max',
+    engine: null,
+    market: true,
+    sink: { event: (topic, data) => recorded.push({ topic, data: data as Record<string, any> }) }
+  })
+  const recordedClock = new Map(recorded.filter((e) => e.topic.startsWith('venue.')).map((e) => [healthPlace(e.topic, e.data), clockOf(e.data)]))
+  t.same([...new Set(recorded.filter((e) => e.topic.startsWith('venue.')).map((e) => e.topic))].sort(), [
+    'venue.binance',
+    'venue.binanceusdm',
+    'venue.coinbase',
+    'venue.kraken',
+    'venue.okx'
+  ])
+  for (const [place, clock] of recordedClock)
+    t.ok(
+      clock.clockOffsetMs === null || (clock.clockOffsetMs >= LATENCY_MS && clock.clockOffsetMs < 1000),
+      `${place}: offset ${clock.clockOffsetMs} ms recorded`
+    )
+
   const started = Date.now()
   const { url } = await startServer(t, { demo: 'venues', replaySpeed: 50, arbitrage: true, minNetBps: -100, maxTickAgeMs: 60_000 })
   const client = await LiveClient.connect({ url: `${url}/ws/live` })
   t.teardown(() => client.close())
-  const venues = new Map<string, Record<string, any>>()
+  const served: { topic: string; data: Record<string, any> }[] = []
   const opportunities: Record<string, any>[] = []
-  const tickers: Record<string, any>[] = []
-  await client.subscribe('venue.>', (e) => venues.set(e.topic, e.data as Record<string, any>))
-  await client.subscribe('ticker.>', (e) => tickers.push(e.data as Record<string, any>))
+  await client.subscribe('venue.>', (e) => served.push({ topic: e.topic, data: e.data as Record<string, any> }))
+  await client.subscribe('ticker.>', (e) => served.push({ topic: e.topic, data: e.data as Record<string, any> }))
+  await client.subscribe('book.>', (e) => served.push({ topic: e.topic, data: e.data as Record<string, any> }))
   await client.subscribe('opportunities.>', (e) => opportunities.push(e.data as Record<string, any>))
-  await until(async () => (await client.request<{ passes: number }>('replay')).passes >= 2, 'two passes')
-  t.same([...venues.keys()].sort(), ['venue.binance', 'venue.binanceusdm', 'venue.coinbase', 'venue.kraken', 'venue.okx'])
-  t.ok(opportunities.length > 0, `${opportunities.length} opportunity events`)
+  await until(async () => (await client.request<{ passes: number }>('replay')).passes >= 3, 'three passes')
+  const venues = served.filter((e) => e.topic.startsWith('venue.'))
+  // Health at the same place as in the unshifted replay has its clock offset and latency exactly.
+  const same = venues.filter((e) => recordedClock.has(healthPlace(e.topic, e.data)))
+  for (const topic of new Set(recorded.filter((e) => e.topic.startsWith('venue.')).map((e) => e.topic)))
+    t.ok(same.filter((e) => e.topic === topic).length >= 2, `${topic}: served at its recorded places in the passes`)
+  t.strictSame(
+    same.map((e) => clockOf(e.data)),
+    same.map((e) => recordedClock.get(healthPlace(e.topic, e.data))),
+    'clock offsets and latencies as recorded, in each pass'
+  )
   t.ok(
-    tickers.every((k) => k.receivedAt >= started - 1000),
+    venues.every((e) => e.data.clockOffsetMs === null || (e.data.clockOffsetMs >= LATENCY_MS && e.data.clockOffsetMs < 1000)),
+    'every venue health: an offset of ms, not days'
+  )
+  // Books and tickers: the venue's time, ts and the receive time moved together, and to now.
+  const quotes = served.filter((e) => !e.topic.startsWith('venue.'))
+  t.ok(
+    quotes.every((e) => e.data.receivedAt >= started - 1000),
     'receive times are now, not the recording day'
   )
+  t.ok(
+    quotes.every(
+      (e) => e.data.exchangeTime === null || (e.data.receivedAt - e.data.exchangeTime >= LATENCY_MS && e.data.receivedAt - e.data.exchangeTime < 1000)
+    ),
+    "the venues' times moved with them"
+  )
+  t.ok(opportunities.length > 0, `${opportunities.length} opportunity events`)
+  t.ok(
+    opportunities.every((o) => o.detectedAt >= started - 1000 && o.buy.receivedAt >= started - 1000 && (o.buy.ts === null || o.buy.ts >= started - 1000)),
+    'opportunity times moved to now'
+  )
+  t.ok(
+    opportunities.every((o) => o.buy.clockOffsetMs === null || Math.abs(o.buy.clockOffsetMs) < 1000),
+    "the engine's clock offsets are the recording's too"
+  )
+  // One engine across the passes: its ids count on, a later pass's never meets an earlier one's.
+  const opened = opportunities.filter((o) => o.status === 'open').map((o) => o.id)
+  t.equal(new Set(opened).size, opened.length, `${opened.length} opportunities opened, each id once`)
   const { diverged, damaged } = await client.request<{ diverged: number; damaged: number }>('replay')
   t.same({ diverged, damaged }, { diverged: 0, damaged: 0 }, 'each pass is the recorded run')
   t.throws(() => loadConfig({ FEEDS: 'okx:BTC-USDT', DEMO: 'venues' }), {

@@ -76,6 +76,9 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
   app.addHook('onReady', async () => {
     const engine = app.hasDecorator('liveArbitrage') ? takeOver(app.liveArbitrage.engine) : null
     app.log.info({ dir: options.replayDir, speed: options.replaySpeed, loop: options.replayLoop }, 'serving a recording as if live')
+    // Where the last pass's shifted times ended: a pass at a speed over 1 runs ahead of the wall
+    // clock, and the next pass starts after it, so the engine's clock never goes back.
+    let lastEnd = Number.NEGATIVE_INFINITY
     const loop = async () => {
       do {
         const result = await replay({
@@ -85,12 +88,13 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
           engine,
           market: true,
           // A loop's pass begins now: its first record's time moves to the moment it starts.
-          shift: options.replayLoop ? Date.now() - firstTime(options.replayDir) : 0,
+          shift: options.replayLoop ? Math.max(Date.now(), lastEnd + 1) - firstTime(options.replayDir) : 0,
           signal: abort.signal,
           sleep,
           onDamage: (d) => app.log.warn(d, 'replay: damaged recording skipped'),
           sink: { event: (topic, data) => app.live.publishDetached(topic, data, failed) }
         })
+        if (result.last !== null) lastEnd = result.last
         counters.passes++
         counters.records += result.records
         counters.frames += result.frames

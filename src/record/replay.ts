@@ -12,6 +12,7 @@ import type { Exchange } from '../market/venues/index.js'
 import { Kind, type RawRecord } from './format.js'
 import type { RecordingMeta } from './capture.js'
 import { readRecording, RecordingError, type Damage } from './reader.js'
+import { shiftedSink, shiftPublish } from './shift.js'
 
 /** What a replay's consumer is told: every event the replayed world publishes, with its time. */
 export interface ReplaySink {
@@ -38,7 +39,10 @@ export interface ReplayOptions {
    * runs on the recording's clock, as the arbitrage plugin's does (half MAX_TICK_AGE_MS).
    */
   sweepMs?: number
-  /** Added to every recorded time: a looped replay moves its times to now. */
+  /**
+   * Added to every time the replay publishes (shift.ts): a looped replay moves its times to now.
+   * The connectors run on the recorded clock, the engine on the shifted one.
+   */
   shift?: number
   /** Stops the replay at the next record. */
   signal?: AbortSignal
@@ -117,7 +121,10 @@ function restResponse(a: RestAnswer): Response {
 
 /** One run (a server's start to its stop): its connectors, engine and what the recording says of both. */
 class Run {
+  /** The recorded clock: what the connectors read. */
   clock: number
+  /** Added to the recorded clock for the engine and in what is published. */
+  private readonly shift: number
   private readonly sockets = new Map<number, ReplaySocket>()
   /** Per venue: sockets the connectors opened and recorded connections not yet paired with them. */
   private readonly unpairedSockets = new Map<string, ReplaySocket[]>()
@@ -143,6 +150,7 @@ class Run {
     private readonly report: () => boolean
   ) {
     this.clock = start
+    this.shift = options.shift ?? 0
     this.lastSweep = start
     this.markers = meta.engine !== false
     const engine = options.engine
@@ -165,7 +173,7 @@ class Run {
       bookDepth: this.meta.bookDepth,
       clock: liveClockWith(() => this.clock),
       transport: (exchange) => ({ connect: this.connect(exchange), fetch: this.fetch(exchange) }),
-      sink: topicSink((topic, data) => this.published(topic, data))
+      sink: this.shift === 0 ? this.publish : shiftedSink(this.publish, this.shift)
     })
   }
 
@@ -207,10 +215,11 @@ class Run {
     return entry
   }
 
-  private published(topic: string, data: unknown): void {
-    if (this.options.market && this.report()) this.options.sink.event(topic, data, this.clock)
+  /** What the connectors publish (moved by the shift): to the sink when wanted, and as the engine's input. */
+  private readonly publish = topicSink((topic, data) => {
+    if (this.options.market && this.report()) this.options.sink.event(topic, data, this.clock + this.shift)
     this.input(topic, data)
-  }
+  })
 
   /** A book, ticker or venue health the engine gets: when its marker comes, or now without markers. */
   private input(topic: string, data: unknown): void {
@@ -227,16 +236,16 @@ class Run {
     }
     const [kind, exchange, symbol] = splitTopic(topic)
     const health = data as { state?: unknown }
-    if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, this.clock, exchange, symbol))
-    else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, this.clock, exchange, symbol))
-    else if (kind === 'venue' && health !== null && typeof health === 'object')
-      this.opportunities(this.engine.onVenue(topic.slice(6), health.state, this.clock))
+    const now = this.clock + this.shift
+    if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, now, exchange, symbol))
+    else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, now, exchange, symbol))
+    else if (kind === 'venue' && health !== null && typeof health === 'object') this.opportunities(this.engine.onVenue(topic.slice(6), health.state, now))
   }
 
   private opportunities(events: OpportunityEvent[] | null): number {
     if (events === null) return 0
     this.made += events.length
-    if (this.report()) for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock)
+    if (this.report()) for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock + this.shift)
     return events.length
   }
 
@@ -258,9 +267,10 @@ class Run {
    */
   apply(kind: number, time: number, conn: number, body: Buffer): Promise<void> | undefined {
     this.clock = time
+    const now = time + this.shift
     if (!this.markers && this.engine !== null && time - this.lastSweep >= (this.options.sweepMs ?? 500)) {
       this.lastSweep = time
-      this.opportunities(this.engine.sweep(time))
+      this.opportunities(this.engine.sweep(now))
     }
     switch (kind) {
       case Kind.open: {
@@ -293,8 +303,9 @@ class Run {
         return this.answer(restKey(head.venue, head.url), answer)
       }
       case Kind.publish: {
-        const { topic, data } = JSON.parse(body.toString()) as { topic: string; data: unknown }
-        if (this.options.market && this.report()) this.options.sink.event(topic, data, time)
+        const { topic, data: recorded } = JSON.parse(body.toString()) as { topic: string; data: unknown }
+        const data = this.shift === 0 ? recorded : shiftPublish(topic, recorded, this.shift)
+        if (this.options.market && this.report()) this.options.sink.event(topic, data, now)
         this.input(topic, data)
         return
       }
@@ -308,17 +319,17 @@ class Run {
         if (this.engine === null) return
         const topic = body.toString()
         const input = this.takeInput(topic)
-        if (input !== undefined) return this.engineInput(kind, topic, input, time)
-        return this.awaitInput(topic).then((i) => (i === undefined ? undefined : this.engineInput(kind, topic, i, time)))
+        if (input !== undefined) return this.engineInput(kind, topic, input, now)
+        return this.awaitInput(topic).then((i) => (i === undefined ? undefined : this.engineInput(kind, topic, i, now)))
       }
       case Kind.engineVenue: {
         if (this.engine === null) return
         const { exchange, state } = JSON.parse(body.toString()) as { exchange: string; state: unknown }
-        this.opportunities(this.engine.onVenue(exchange, state, time))
+        this.opportunities(this.engine.onVenue(exchange, state, now))
         return
       }
       case Kind.sweep:
-        if (this.engine !== null) this.opportunities(this.engine.sweep(time))
+        if (this.engine !== null) this.opportunities(this.engine.sweep(now))
         return
     }
   }
@@ -496,7 +507,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
           result.opportunities += run.made
           run.stop()
         }
-        run = new Run(meta, time, options, reporting)
+        run = new Run(meta, r.time, options, reporting)
         try {
           await run.start()
         } catch (err) {
@@ -510,7 +521,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       // A record that passed its block's checksum yet cannot be used (written by something else, or
       // damaged before it was written) is reported like damage, and the replay goes on.
       try {
-        const waiting = run.apply(r.kind, time, r.conn, r.body)
+        const waiting = run.apply(r.kind, r.time, r.conn, r.body)
         if (waiting !== undefined) await waiting
       } catch (err) {
         unusable(r, err)

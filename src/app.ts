@@ -28,9 +28,11 @@ export interface BuildOptions {
   bus?: Bus
   /** Where RECORD_DIR's segments are written (tests: a disk that fills up). */
   recordFiles?: SegmentFiles
+  /** realtime replay --hooks --from/--to: the span of REPLAY_DIR that is published. */
+  replaySpan?: { from?: number; to?: number }
 }
 
-export async function buildApp(overrides: Partial<Config> = {}, { logger = false, bus, recordFiles }: BuildOptions = {}) {
+export async function buildApp(overrides: Partial<Config> = {}, { logger = false, bus, recordFiles, replaySpan }: BuildOptions = {}) {
   const config = loadConfig({}, overrides)
   // Per-request lines would flood the log under load-balancer polling; the live layer logs what matters.
   const app = Fastify({
@@ -62,7 +64,7 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
   if (config.feeds) await app.register(feeds, settingsOf(config, FeedsSettings))
   if (config.replayDir || config.demo === 'venues') {
     const settings = settingsOf(config, ReplaySettings)
-    await app.register(replay, config.demo === 'venues' ? { ...settings, replayDir: DEMO_VENUES, replayLoop: true } : settings)
+    await app.register(replay, config.demo === 'venues' ? { ...settings, replayDir: DEMO_VENUES, replayLoop: true } : { ...settings, ...replaySpan })
   }
   if (config.demoFeed) await app.register(demoFeed, settingsOf(config, DemoFeedSettings))
   for (const path of config.hooks

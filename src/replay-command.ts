@@ -61,10 +61,8 @@ export async function replayCommand(c: ReplayCommand): Promise<void> {
   }
   const onDamage = (d: Damage) => c.warn(`${d.file}: damaged at offset ${d.offset}: ${d.reason} (skipped, the rest replays)`)
   let result: { records: number; frames: number; opportunities: number; damage: unknown[]; diverged: number }
-  if (c.hooks) {
-    if (from !== undefined || to !== undefined) throw new ReplayUsageError('--from and --to replay offline only, not with --hooks')
-    result = await throughServer(c.dir, speed, config, sink)
-  } else result = await replay({ dir: c.dir, app: APP_VERSION, from, to, speed, engine: engineOptions(config), onDamage, sink })
+  if (c.hooks) result = await throughServer(c.dir, { speed, from, to }, config, sink)
+  else result = await replay({ dir: c.dir, app: APP_VERSION, from, to, speed, engine: engineOptions(config), onDamage, sink })
   if (c.report !== undefined) {
     if (c.report.endsWith('.json'))
       writeFileSync(c.report, `${JSON.stringify({ opportunities: report.opportunities(), classes: report.classes() }, null, 2)}\n`)
@@ -85,9 +83,13 @@ const MAX_SPEED = 1_000_000
  * The recording served by the server's own plugins (REPLAY_DIR, not listening), so the publish hooks
  * and models it is configured with (HOOKS, MODELS, the scorer) add their fields, as live.
  */
-async function throughServer(dir: string, speed: number | 'max', config: Config, sink: ReplaySink) {
+async function throughServer(dir: string, span: { speed: number | 'max'; from?: number; to?: number }, config: Config, sink: ReplaySink) {
   const { buildApp } = await import('./app.js')
-  const app = await buildApp({ ...config, replayDir: dir, replaySpeed: speed === 'max' ? MAX_SPEED : speed, replayLoop: false, demo: '' })
+  const { speed, from, to } = span
+  const app = await buildApp(
+    { ...config, replayDir: dir, replaySpeed: speed === 'max' ? MAX_SPEED : speed, replayLoop: false, demo: '' },
+    { replaySpan: { from, to } }
+  )
   let opportunities = 0
   app.live.subscribe('opportunities.>', (e: BusEvent) => {
     opportunities++
@@ -95,6 +97,11 @@ async function throughServer(dir: string, speed: number | 'max', config: Config,
   })
   await app.ready()
   await app.liveReplay.firstPass
+  const stopped = app.liveReplay.stopped
+  if (stopped !== null) {
+    await app.close()
+    throw stopped // as offline: a recording of another format, a span outside the recording
+  }
   // Opportunities still in the publish hooks (a model's answer) are waited for, while they come.
   const { records, frames, damaged, diverged } = app.liveReplay.counters
   const expected = () => app.liveReplay.counters.opportunities - app.liveReplay.counters.publishFailures

@@ -469,9 +469,42 @@ t.test('realtime replay --hooks runs the server plugins: the scorer adds its fie
     'each scored by the scorer, as live'
   )
   t.match(run.stderr, new RegExp(`replayed ${live.length} opportunity events\\n$`))
-  const refused = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--hooks', '--from', '0'], { encoding: 'utf8' })
-  t.equal(refused.status, 2)
-  t.match(refused.stderr, /--from and --to replay offline only, not with --hooks/)
+})
+
+t.test('realtime replay --hooks --from --to: what comes before replays unreported, the replay stops after --to, as offline', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const { dir, live } = session
+  const from = live[Math.floor(live.length / 3)].detectedAt as number
+  const to = live[Math.floor((2 * live.length) / 3)].detectedAt as number
+  const span = live.filter((o) => o.detectedAt >= from && o.detectedAt <= to)
+  t.ok(span.length > 0 && span.length < live.length, `${span.length} of the ${live.length} live events in the span`)
+  const env = { ...process.env, ...configEnv(ENGINE), LOG_LEVEL: 'silent', HOOK_BUDGET: '60000' }
+  const run = spawnSync(
+    process.execPath,
+    [join(root, 'dist/cli.js'), 'replay', dir, '--json', '--hooks', '--from', String(from), '--to', new Date(to).toISOString()],
+    {
+      env,
+      encoding: 'utf8'
+    }
+  )
+  t.equal(run.status, 0, run.stderr)
+  const events = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).data)
+  t.strictSame(events.map(engineFields), span, "the live run's opportunity events of the span, field for field")
+  t.ok(
+    events.every((o) => typeof o.score === 'number'),
+    'each scored, as live'
+  )
+  t.equal(run.stderr, `realtime: replayed ${span.length} opportunity events\n`)
+  // Outside the recording: the span it holds, as offline.
+  const outside = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--hooks', '--from', '2030-01-01T00:00:00Z'], {
+    env,
+    encoding: 'utf8'
+  })
+  t.equal(outside.status, 1)
+  t.match(outside.stderr, /^realtime: --from\/--to select nothing: the recording runs from \d{4}-\d\d-\d\dT[\d:.]+Z to \d{4}-\d\d-\d\dT[\d:.]+Z\n$/)
 })
 
 /** Config overrides as the environment a process reads. */

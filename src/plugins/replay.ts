@@ -17,8 +17,11 @@ export const DEMO_VENUES = fileURLToPath(new URL('../../demo/venues/', import.me
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** REPLAY_DIR: its first pass, settled when it ends (realtime replay --hooks waits for it). */
-    liveReplay: { readonly firstPass: Promise<void>; readonly counters: Readonly<ReplayCounters> }
+    /**
+     * REPLAY_DIR: its first pass, settled when it ends (realtime replay --hooks waits for it), and
+     * the error that stopped the replay, if one did (a recording of another format, a span outside it).
+     */
+    liveReplay: { readonly firstPass: Promise<void>; readonly counters: Readonly<ReplayCounters>; readonly stopped: Error | null }
   }
 }
 
@@ -33,7 +36,11 @@ export interface ReplayCounters {
 }
 
 /** REPLAY_DIR, its pace and loop (record/settings.ts; defaults for those not given). */
-export type ReplayPluginOptions = Partial<ReplaySettings>
+export type ReplayPluginOptions = Partial<ReplaySettings> & {
+  /** realtime replay --hooks --from/--to: what comes before `from` replays unpublished, the replay stops after `to`. */
+  from?: number
+  to?: number
+}
 
 /** The engine's inputs now come from the replay: the arbitrage plugin's own calls do nothing. */
 function takeOver(engine: EngineCalls): EngineCalls {
@@ -71,7 +78,14 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
   const firstPass = new Promise<void>((resolve) => {
     passed = resolve
   })
-  app.decorate('liveReplay', { firstPass, counters })
+  let stopped: Error | null = null
+  app.decorate('liveReplay', {
+    firstPass,
+    counters,
+    get stopped() {
+      return stopped
+    }
+  })
 
   app.addHook('onReady', async () => {
     const engine = app.hasDecorator('liveArbitrage') ? takeOver(app.liveArbitrage.engine) : null
@@ -85,6 +99,8 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
           dir: options.replayDir,
           app: APP_VERSION,
           speed: options.replaySpeed,
+          from: pluginOptions.from,
+          to: pluginOptions.to,
           engine,
           market: true,
           // A loop's pass begins now: its first record's time moves to the moment it starts.
@@ -106,7 +122,10 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
       } while (options.replayLoop && !abort.signal.aborted)
     }
     running = loop()
-      .catch((err: Error) => app.log.error({ dir: options.replayDir, err: err.message }, 'replay stopped'))
+      .catch((err: Error) => {
+        stopped = err
+        app.log.error({ dir: options.replayDir, err: err.message }, 'replay stopped')
+      })
       .finally(() => passed())
   })
   app.liveHooks.method({ name: 'replay', handler: () => ({ dir: options.replayDir, speed: options.replaySpeed, loop: options.replayLoop, ...counters }) })

@@ -60,6 +60,7 @@ export interface ReplayOptions {
 export interface ReplayResult {
   records: number
   frames: number
+  /** Opportunity events reported (made from `from` on). */
   opportunities: number
   /** Engine inputs the replay could not find again (a replay that is not the live run's). */
   diverged: number
@@ -135,7 +136,7 @@ class Run {
   readonly engine: EngineCalls | null
   feeds: Feeds | null = null
   diverged = 0
-  /** Opportunity events the engine made. */
+  /** Opportunity events the engine made and the sink was given (those before `from` are not). */
   made = 0
   /** Something reached a connector since the last end of turn. */
   private delivered = false
@@ -243,9 +244,9 @@ class Run {
   }
 
   private opportunities(events: OpportunityEvent[] | null): number {
-    if (events === null) return 0
+    if (events === null || !this.report()) return 0
     this.made += events.length
-    if (this.report()) for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock + this.shift)
+    for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock + this.shift)
     return events.length
   }
 

@@ -1,8 +1,10 @@
 // The engine alone (npm run bench, 'books'): CPU per book update at 10, 50 and 200 instruments × 5
 // venues, in process, no sockets: the same synthetic 20-level books as the socket workload, built
-// before timing, then fed through ArbitrageEngine.onBook in order; median of 5 runs.
+// before timing, then fed through ArbitrageEngine.onBook in order; median of 5 runs. Then the
+// entry check a client-published book passes once before the engine (market/check.ts) on the same books.
 import { ArbitrageEngine, type BookData } from '../src/market/arbitrage.ts'
 import { SyntheticFeed, bookAround } from '../src/market/synthetic.ts'
+import { marketDataError } from '../src/market/check.ts'
 
 const UPDATES = 100_000
 
@@ -42,3 +44,17 @@ for (const instruments of [10, 50, 200]) {
   rows.push(`| ${instruments} × 5 | ${median.us.toFixed(2)} | ${Math.round(1e6 / median.us).toLocaleString('en')} | ${median.events} |`)
 }
 console.log(rows.join('\n'))
+
+// The entry check on the same 50-instrument books, as their topics' publishes (no engine, no socket).
+const input = updates(50).map((u) => ({ topic: `book.${u.exchange}.${u.symbol}`, book: u.book }))
+const checks: number[] = []
+for (let run = 0; run < 6; run++) {
+  let refused = 0
+  const cpu0 = process.cpuUsage()
+  for (const u of input) if (marketDataError(u.topic, u.book) !== null) refused++
+  const cpu = process.cpuUsage(cpu0)
+  if (refused !== 0) throw new Error(`${refused} synthetic books refused`)
+  if (run > 0) checks.push((cpu.user + cpu.system) / input.length)
+}
+checks.sort((a, b) => a - b)
+console.log(`\nentry check (market/check.ts), 50 × 5 books of 20 levels: ${checks[2].toFixed(2)} µs CPU per book (median of 5)`)

@@ -10,6 +10,7 @@ import dashboard from './plugins/dashboard.js'
 import arbitrage from './plugins/arbitrage.js'
 import demoFeed from './plugins/demo-feed.js'
 import venues from './plugins/venues.js'
+import marketData from './plugins/market-data.js'
 import feeds from './plugins/venue-feeds.js'
 import recorder from './plugins/recorder.js'
 import leases from './plugins/leases.js'
@@ -44,6 +45,9 @@ export async function buildApp(overrides: Partial<Config> = {}, { logger = false
       : {})
   }) as unknown as FastifyInstance
   await app.register(live, { ...settingsOf(config, LiveSettings), bus: bus ?? config.bus, httpRedirect: '/dashboard/' })
+  // Before any other publish hook and every reader of market data: venue.> (the venue table) and,
+  // where the engine runs, book.> and ticker.> are checked once, here.
+  await app.register(marketData, { kinds: config.arbitrage ? ['book', 'ticker', 'venue'] : ['venue'] })
   await app.register(healthRoutes, { config })
   await app.register(leases, { ...settingsOf(config, BusSettings), ...settingsOf(config, LeaseSettings) })
   await app.register(venues)

@@ -156,7 +156,7 @@ t.test(
     await app.live.publish('opportunities.BAD-LEGS', { id: 'no-legs', symbol: 'BAD-LEGS', status: 'open', netBps: 99 })
     await app.live.publish('opportunities.BAD-NULL', null)
     await app.live.publish('ticker.evil.X', { bid: 1 }) // no exchange: sorted with localeCompare, it threw every second
-    await app.live.publish('venue.evil', [1, 2])
+    await t.rejects(app.live.publish('venue.evil', [1, 2]), { code: 'bad_request', message: '"venue.evil": data must be an object' }, 'refused where it enters')
     const response = await fetch(`${http}/dashboard/`)
     const policy = response.headers.get('content-security-policy') ?? ''
     t.match(policy, /default-src 'none'/)

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { ArbitrageEngine, type BookData, type EngineOptions } from '../src/market/arbitrage.ts'
+import { ArbitrageEngine, type BookData, type EngineOptions, type VenueReport } from '../src/market/arbitrage.ts'
 import { CLOCK_OUTLIER_MS, ClockOffset } from '../src/market/clock-offset.ts'
 import { topicSink } from '../src/market/events.ts'
 import { type Instrument, InstrumentRegistry } from '../src/market/instruments.ts'
@@ -140,7 +140,7 @@ t.test('ClockOffset: a low percentile over the window; outliers far below the me
 
 t.test('a quiet book on a live venue stays open under one id for 3 s and closes when its venue goes down', async (t) => {
   const engine = new ArbitrageEngine(zero)
-  const up = { state: 'up', notLive: [], lastMessageAgeMs: 100 }
+  const up: VenueReport = { state: 'up', notLive: [], lastMessageAgeMs: 100 }
   engine.onVenue('a', up, 1000)
   engine.onVenue('b', up, 1000)
   engine.onBook(book([[99, 1]], [[100, 1]], { exchangeTime: 990 }), 1000, 'a', 'BTC-USD')
@@ -162,7 +162,7 @@ t.test('a quiet book on a live venue stays open under one id for 3 s and closes 
 
 t.test('a book its venue lists as not live closes alone with reason book; the venue’s other books stay open', async (t) => {
   const engine = new ArbitrageEngine(zero)
-  const up = { state: 'up', notLive: [] as string[], lastMessageAgeMs: 0 }
+  const up: VenueReport = { state: 'up', notLive: [], lastMessageAgeMs: 0 }
   engine.onVenue('a', up, 1000)
   engine.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USD')
   engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'b', 'BTC-USD')
@@ -190,12 +190,12 @@ t.test('recorded OKX books: a checksum failure on one book closes its opportunit
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: 5,
     clock: liveClockWith(() => now),
-    // As the arbitrage plugin feeds it: books and venue health by topic.
-    sink: topicSink((topic, data) => {
-      const [kind, exchange, symbol] = topic.split('.')
-      if (kind === 'book') record(engine.onBook(data as BookData, now, exchange, symbol))
-      if (kind === 'venue') record(engine.onVenue(exchange, data, now))
-    })
+    // As the arbitrage plugin feeds it: books and venue health, typed.
+    sink: {
+      book: (e) => record(engine.onBook(e, now, e.exchange, e.symbol)),
+      ticker: () => {},
+      venue: (h) => record(engine.onVenue(h.exchange, h, now))
+    }
   })
   feed.start()
   t.teardown(() => feed.stop())
@@ -402,17 +402,18 @@ t.test('a Binance COIN-M inverse perpetual pairs with OKX’s inverse swap (both
   t.equal(e.maxSize, 2000 / 40040)
 })
 
-t.test('a hostile venue event: notLive of non-strings and past 4,096 entries is read within bounds, never thrown on', async (t) => {
+t.test('a venue event whose notLive lists past 4,096 books is read within bounds, never thrown on', async (t) => {
+  // Its hostile shapes (non-strings, a string, a negative age, no state) are refused where they
+  // enter: test/market-data.test.ts.
   const engine = new ArbitrageEngine(zero)
   engine.onBook(book([[99, 1]], [[100, 1]]), 1000, 'a', 'BTC-USD')
   engine.onBook(book([[101, 1]], [[102, 1]]), 1000, 'b', 'BTC-USD')
   const huge = Array.from({ length: 100_000 }, (_, i) => `X${i}-USD`)
-  for (const notLive of [[1, null, {}, ['BTC-USD']], 'BTC-USD', huge, [...huge, 'BTC-USD']]) {
-    t.doesNotThrow(() => engine.onVenue('a', { state: 'up', notLive, lastMessageAgeMs: -5 }, 1100))
+  for (const notLive of [huge, [...huge, 'BTC-USD']]) {
+    t.doesNotThrow(() => engine.onVenue('a', { state: 'up', notLive, lastMessageAgeMs: 0 }, 1100))
   }
   t.equal(engine.sweep(1200), null, 'BTC-USD past the 4,096 read is not taken out: the opportunity stays open')
   t.match(engine.onVenue('a', { state: 'up', notLive: ['BTC-USD'] }, 1300), [{ status: 'closed', reason: 'book' }])
-  for (const bad of [null, 42, { state: 7 }, { notLive: [] }]) t.equal(engine.onVenue('a', bad, 1400), null)
 })
 
 /** One connection of `exchange` on a fake socket, started and accepted: its socket, to count pings on. */

@@ -294,7 +294,7 @@ t.test('6. a feed speaks only for the exchange and symbol of its topic', async (
     code: 'bad_request',
     message: /ticker.<exchange>.<symbol>/
   })
-  const { bid: _b, exchange: _e, symbol: _s, ...bare } = tick('x', 'y')
+  const { exchange: _e, symbol: _s, ...bare } = tick('x', 'y')
   t.match(
     await feed.request({ type: 'publish', id: 4, topic: 'ticker.binance.BTC-USDT', data: bare }),
     { type: 'ack', id: 4 },
@@ -448,12 +448,13 @@ t.test('12. topic names refuse controls, format, unassigned characters and lone 
   for (const good of ['ticker.binance.BTC-USDT', 'news.日本語', 'a.ü.€', 'emoji.\u{1f680}']) checkTopic(good, limits, false)
 })
 
-t.test('13. reference hooks survive any data: null ticks do not switch the scorer off', async (t) => {
+t.test('13. reference hooks never see bad data: null ticks are refused where they enter, the scorer stays on', async (t) => {
   const { app } = await startServer(t, { arbitrage: true })
-  for (let i = 0; i < 10; i++) await app.live.publish('ticker.a.BTC-USDT', null)
-  for (const data of [1, 'x', [], { bid: 'x' }]) await app.live.publish('ticker.a.BTC-USDT', data)
-  const figures = app.liveHooks.figures().find((f) => f.name === 'scorer-volatility')!
-  t.match(figures, { calls: 14, errors: 0, breaker: 'closed' })
+  for (let i = 0; i < 10; i++)
+    await t.rejects(app.live.publish('ticker.a.BTC-USDT', null), { code: 'bad_request', message: '"ticker.a.BTC-USDT": data must be an object' })
+  for (const data of [1, 'x', [], { bid: 'x' }]) await t.rejects(app.live.publish('ticker.a.BTC-USDT', data), { code: 'bad_request' })
+  t.match(app.liveHooks.figures().find((f) => f.name === 'ticker-data')!, { calls: 14, errors: 0, breaker: 'closed' }, 'the check saw all 14')
+  t.match(app.liveHooks.figures().find((f) => f.name === 'scorer-volatility')!, { calls: 0, errors: 0, breaker: 'closed' }, 'the scorer none')
 })
 
 t.test('14. with Redis: subscribe then unsubscribe sent back to back are handled and acked in order', { skip: redisSkip ?? false }, async (t) => {

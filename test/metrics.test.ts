@@ -97,12 +97,18 @@ t.test('hook calls, errors and latency', async (t) => {
   c.close()
 })
 
-t.test('venue health from a publisher: fields that are not numbers are left out, /metrics still answers', async (t) => {
+t.test('venue health from a publisher: one with a field that is not its type is refused; fields left out get no sample', async (t) => {
   const { url, http } = await startServer(t)
   const c = await TestClient.open(url)
   t.teardown(() => c.close())
-  const data = { exchange: 'acme', state: 'up', messages: 'many', gaps: 3, resyncs: null, reconnects: { n: 1 }, clockOffsetMs: 'x' }
-  await c.request({ type: 'publish', id: 1, topic: 'venue.acme', data })
+  const bad = { exchange: 'acme', state: 'up', messages: 'many', gaps: 3 }
+  t.same(await c.request({ type: 'publish', id: 1, topic: 'venue.acme', data: bad }), {
+    type: 'error',
+    id: 1,
+    code: 'bad_request',
+    message: '"venue.acme": data.messages must be a number from 0'
+  })
+  await c.request({ type: 'publish', id: 2, topic: 'venue.acme', data: { exchange: 'acme', state: 'up', gaps: 3, clockOffsetMs: null } })
   await until(
     async () => (await fetch(`${http}/metrics`)).status === 200 && (await scrape(http)).has('realtime_venue_gaps_total{exchange="acme"}'),
     'venue series'
@@ -111,7 +117,7 @@ t.test('venue health from a publisher: fields that are not numbers are left out,
   t.equal(m.get('realtime_venue_gaps_total{exchange="acme"}'), 3)
   t.equal(m.get('realtime_venue_state{exchange="acme"}'), 2)
   for (const name of ['messages_total', 'resyncs_total', 'reconnects_total', 'rotations_total', 'clock_offset_seconds'])
-    t.notOk(m.has(`realtime_venue_${name}{exchange="acme"}`), `${name}: not a number, no sample`)
+    t.notOk(m.has(`realtime_venue_${name}{exchange="acme"}`), `${name}: not given, no sample`)
 })
 
 t.test('slow-consumer actions', async (t) => {

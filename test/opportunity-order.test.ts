@@ -6,11 +6,16 @@ import t from 'tap'
 import Fastify from 'fastify'
 import live from '../src/index.ts'
 import arbitrage from '../src/plugins/arbitrage.ts'
+import marketData from '../src/plugins/market-data.ts'
+
+/** What the engine reads is checked where it enters: the market-data plugin, registered before it. */
+const checked = { kinds: ['book', 'ticker', 'venue'] } as const
 
 t.test('a book is delivered to all its subscribers before the opportunity it opens is published', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(live, { heartbeatInterval: 0 })
+  await app.register(marketData, checked)
   await app.register(arbitrage, { minNetBps: 5, maxTickAgeMs: 60_000, opportunityUpdateBps: 1, takerFees: '', defaultTakerFee: 0.001 })
   await app.ready()
   const order: string[] = []
@@ -28,6 +33,7 @@ t.test('the engine plugin takes its own settings only, an omitted one at its def
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(live, { heartbeatInterval: 0 })
+  await app.register(marketData, checked)
   await app.register(arbitrage, {})
   await app.ready()
   t.same(app.liveArbitrage.engine.options.sizeLadder, [1000, 10_000, 100_000], 'SIZE_LADDER at its default')
@@ -35,6 +41,7 @@ t.test('the engine plugin takes its own settings only, an omitted one at its def
   const bad = Fastify()
   t.teardown(() => bad.close())
   await bad.register(live, { heartbeatInterval: 0 })
+  await bad.register(marketData, checked)
   bad.register(arbitrage, { takerFees: 'binance=0.5' })
   await t.rejects(async () => {
     await bad.ready()

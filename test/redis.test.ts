@@ -376,3 +376,37 @@ t.test(
     t.ok(thrown instanceof HistoryOverrun, 'seq 33 is gone: the replay cannot keep its promise (HistoryOverrun, which closes its client with 4008)')
   }
 )
+
+t.test(
+  'market data another process put on the backplane is checked at this process’s door: a bad book reaches neither the engine nor a client',
+  { skip: skip ?? false },
+  async (t) => {
+    const redis = await startRedis(t)
+    // A node without the engine checks only venue.>: a bad book published there is acked and goes on Redis.
+    const [plain, engine] = await Promise.all([
+      startServer(t, { bus: 'redis', redisUrl: redis.url }),
+      startServer(t, { bus: 'redis', redisUrl: redis.url, arbitrage: true })
+    ])
+    await until(() => plain.app.live.ready && engine.app.live.ready && engine.app.liveArbitrage.running, 'both nodes ready, the engine running')
+    const watcher = await TestClient.open(engine.url)
+    t.teardown(() => watcher.close())
+    t.match(await watcher.request({ type: 'subscribe', topic: 'book.>', snapshot: false }), { type: 'ack' })
+    const bad = {
+      bids: [
+        [1, 1],
+        [2, 1]
+      ],
+      asks: [],
+      exchangeTime: null
+    }
+    t.match(await plain.app.live.publish('book.a.BTC-USD', bad), { seq: 1 }, 'acked where nothing checks books')
+    const good = { bids: [[99, 1]], asks: [[100, 1]], exchangeTime: null }
+    await plain.app.live.publish('book.a.BTC-USD', good)
+    t.match(await watcher.next(), { type: 'event', topic: 'book.a.BTC-USD', seq: 2, data: good }, 'the client gets the good one only: seq 1 never entered')
+    t.equal(engine.app.liveBus.backplane?.rejected, 1, 'counted at the door')
+    t.equal(plain.app.liveBus.backplane?.rejected, 0, 'the node that does not check books let it through')
+    t.match(engine.app.liveArbitrage.counters, { books: 1 }, 'the engine got the good book alone')
+    const m = await scrape(engine.http)
+    t.equal(m.get('realtime_backplane_rejected_total'), 1)
+  }
+)

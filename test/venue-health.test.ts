@@ -42,8 +42,12 @@ t.test('a venue not heard from is down after VENUE_STALE_MS and forgotten after 
 t.test('the plugin feeds the table from venue.<exchange> events whose data names that exchange', async (t) => {
   const { app } = await startServer(t)
   await app.live.publish('venue.kraken', { exchange: 'kraken', state: 'up' })
-  await app.live.publish('venue.okx', { exchange: 'binance', state: 'up' }) // names another venue: ignored
-  await app.live.publish('venue.okx', null)
+  // Refused where they enter (plugins/market-data.ts): the table never sees them.
+  await t.rejects(app.live.publish('venue.okx', { exchange: 'binance', state: 'up' }), {
+    code: 'bad_request',
+    message: '"venue.okx": data.exchange must be "okx", the topic\'s'
+  })
+  await t.rejects(app.live.publish('venue.okx', null), { code: 'bad_request', message: '"venue.okx": data must be an object' })
   await until(() => app.liveVenues.list().length === 1, 'kraken listed')
   t.match(app.liveVenues.list(), [{ exchange: 'kraken', state: 'up', stale: false }])
 })

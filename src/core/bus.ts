@@ -55,7 +55,12 @@ export interface BackplaneCounters {
   unfilled: number
   /** Messages on the stream that Redis never published (another epoch, a seq beyond the topic's): dropped. */
   refused: number
+  /** Events of other processes that this process's admission check refused (Bus.admit): dropped. */
+  rejected: number
 }
+
+/** Whether an event that came from another process may enter this one (it reads `data` only for the topics it checks). */
+export type Admission = (event: BusEvent) => boolean
 
 /**
  * What the connection layer needs from a bus. Methods return plain values where the bus can
@@ -89,6 +94,12 @@ export interface Bus {
   readonly ready: boolean
   /** How the backplane copes, for /metrics; absent on a bus without one. */
   readonly backplane?: BackplaneCounters
+  /**
+   * A backplane's door: events other processes published reach nothing here (clients, in-process
+   * subscribers) unless `check` admits them. Absent on a bus without one: all it delivers was
+   * published in this process, through the publish hooks.
+   */
+  admit?(check: Admission): void
   close(): MaybePromise<void>
 }
 

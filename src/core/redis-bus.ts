@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis } from 'ioredis'
 import { encodeData, scanMsgpack, StoredEvent } from './codec.js'
-import { HistoryOverrun, Listeners, PageRead, type BackplaneCounters, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
+import { type Admission, HistoryOverrun, Listeners, PageRead, type BackplaneCounters, type Bus, type BusListener, type Replay, type TopicInfo } from './bus.js'
 import { ErrorCode, LiveError, type BusEvent, type Position } from './protocol.js'
 import { isPattern, TopicTree, Work } from './topics.js'
 import { Tally } from './tally.js'
@@ -220,7 +220,8 @@ export class RedisBus implements Bus {
   private subscribed = false
   /** Publishes waiting for the end of this turn's microtasks, when they leave as one script call. */
   private batch: PendingPublish[] | null = null
-  readonly backplane: BackplaneCounters = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0, refused: 0 }
+  readonly backplane: BackplaneCounters = { reconnects: 0, gaps: 0, refetched: 0, unfilled: 0, refused: 0, rejected: 0 }
+  private admission: Admission | null = null
 
   /** Names this node's Redis connections (`live-<name>`, `live-sub-<name>`) in CLIENT LIST. */
   readonly name = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
@@ -504,13 +505,26 @@ export class RedisBus implements Bus {
       if (event.seq <= cursor.seq) return
       if (event.seq === cursor.seq + 1) {
         cursor.seq = event.seq
-        this.listeners.emit(event)
+        this.emit(event)
         return
       }
       this.backplane.gaps++
     }
     cursor.queue = [event]
     this.check(topic, cursor, event.epoch === cursor.epoch)
+  }
+
+  admit(check: Admission): void {
+    this.admission = check
+  }
+
+  /** Every event from Redis (this process's own come back the same way) passes the admission check, once. */
+  private emit(event: BusEvent): void {
+    if (this.admission !== null && !this.admission(event)) {
+      this.backplane.rejected++
+      return
+    }
+    this.listeners.emit(event)
   }
 
   /** After the subscriber connection came back: deliver what was published while it was away. */
@@ -577,7 +591,7 @@ export class RedisBus implements Bus {
       for (const event of missing) {
         if (event.seq <= cursor.seq) continue
         cursor.seq = event.seq
-        this.listeners.emit(event)
+        this.emit(event)
       }
     }
     this.redo(topic, cursor, later)

@@ -6,11 +6,11 @@
 // perpetual pairs only with the same perpetual elsewhere, never with spot). No Fastify, no I/O.
 // docs/PROTOCOL.md "Opportunities" is the contract of what comes out.
 
-import { HEALTH_FORGET_MS } from './events.js'
+import { HEALTH_FORGET_MS, type VenueState } from './events.js'
 import { publish } from './engine/lifecycle.js'
-import { type MarketClass, Markets, positive, readHealth, side, type Source } from './engine/markets.js'
+import { kept, type MarketClass, Markets, readHealth, type Source } from './engine/markets.js'
 import { search } from './engine/search.js'
-import { type BookData, FORGET_AFTER_AGES, type OpportunityEvent, type Tick } from './engine/types.js'
+import { type BookData, FORGET_AFTER_AGES, type OpportunityEvent, type Tick, type VenueReport } from './engine/types.js'
 
 export * from './engine/types.js'
 export { floorToLot, netBps, spread } from './engine/walk.js'
@@ -24,51 +24,47 @@ export { HEALTH_FORGET_MS }
  * and lifecycle of opportunities (lifecycle.ts).
  */
 export class ArbitrageEngine extends Markets {
-  /** ticker.<exchange>.<symbol>: a top of book. `exchange` and `symbol` are the topic's. */
-  onTick(tick: Tick, now: number, exchange: unknown = tick?.exchange, symbol: unknown = tick?.symbol): OpportunityEvent[] | null {
+  /**
+   * ticker.<exchange>.<symbol>: a top of book, checked where it entered (market/check.ts). `exchange`
+   * and `symbol` are the topic's; a direct caller may leave them to the tick's own.
+   */
+  onTick(tick: Tick, now: number, exchange: string = tick.exchange ?? '', symbol: string = tick.symbol ?? ''): OpportunityEvent[] | null {
     this.conversions.clear() // an evaluation: each conversion level used once across its classes
     this.counters.ticks++
     const source = this.source(exchange, symbol, now)
     if (source === null) return null
     if (source.fromBook && now - source.receivedAt <= this.options.maxTickAgeMs) return null // the book says more
-    const t = tick as Partial<Tick> | null
     source.valid = false
     source.fromBook = false
-    if (t === null || typeof t !== 'object' || !positive(t.bid) || !positive(t.ask) || !positive(t.bidSize) || !positive(t.askSize) || !Number.isFinite(t.ts)) {
-      this.counters.invalid++
-    } else if (t.bid >= t.ask) {
+    if (tick.bid >= tick.ask) {
       this.counters.crossed++
     } else {
-      source.bids = [[t.bid, t.bidSize]]
-      source.asks = [[t.ask, t.askSize]]
-      this.received(source, t.ts as number, now)
+      source.bids = [[tick.bid, tick.bidSize]]
+      source.asks = [[tick.ask, tick.askSize]]
+      this.received(source, tick.ts, now)
     }
     return this.evaluateSource(source, now)
   }
 
-  /** book.<exchange>.<symbol>: the connectors' top levels. */
-  onBook(book: BookData, now: number, exchange: unknown, symbol: unknown): OpportunityEvent[] | null {
+  /** book.<exchange>.<symbol>: the connectors' top levels, checked where they entered (market/check.ts). */
+  onBook(book: BookData, now: number, exchange: string, symbol: string): OpportunityEvent[] | null {
     this.conversions.clear() // an evaluation: each conversion level used once across its classes
     this.counters.books++
     const source = this.source(exchange, symbol, now)
     if (source === null) return null
     source.valid = false
     source.fromBook = true
-    const b = book as Partial<BookData> | null
-    const bids = b !== null && typeof b === 'object' ? side(b.bids, true) : null
-    const asks = b !== null && typeof b === 'object' ? side(b.asks, false) : null
-    const time = b?.exchangeTime
-    if (bids === null || asks === null || (time !== null && !Number.isFinite(time))) {
-      this.counters.invalid++
-    } else if (bids.length > 0 && asks.length > 0 && bids[0][0] >= asks[0][0]) {
+    const bids = kept(book.bids)
+    const asks = kept(book.asks)
+    if (bids.length > 0 && asks.length > 0 && bids[0][0] >= asks[0][0]) {
       this.counters.crossed++
     } else {
       source.bids = bids
       source.asks = asks
-      source.lotSize = positive(b?.lotSize) ? b.lotSize : 0
-      source.minSize = positive(b?.minSize) ? b.minSize : 0
-      source.minNotional = positive(b?.minNotional) ? b.minNotional : 0
-      this.received(source, time ?? null, now)
+      source.lotSize = book.lotSize ?? 0
+      source.minSize = book.minSize ?? 0
+      source.minNotional = book.minNotional ?? 0
+      this.received(source, book.exchangeTime, now)
     }
     return this.evaluateSource(source, now)
   }
@@ -78,10 +74,9 @@ export class ArbitrageEngine extends Markets {
    * in nothing), the books it lists in `notLive` are out one by one, and an `up` confirms every other
    * book of it as of its `lastMessageAgeMs` before `now`.
    */
-  onVenue(exchange: string, health: unknown, now: number): OpportunityEvent[] | null {
+  onVenue(exchange: string, health: VenueState | VenueReport, now: number): OpportunityEvent[] | null {
     this.conversions.clear() // an evaluation: each conversion level used once across its classes
     const h = readHealth(health)
-    if (h === null) return null
     const venue = this.venue(exchange)
     const before = venue.state
     const notLiveBefore = venue.notLive

@@ -1,11 +1,13 @@
-// The arbitrage engine plugin: book.>, ticker.> and venue.> events in (in process),
+// The arbitrage engine plugin: book.>, ticker.> and venue.> events in (in process, as checked where
+// they entered: plugins/market-data.ts),
 // opportunities.<symbol> events out through the one publish path, so onPublish hooks (the scorer)
 // see every opportunity.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { ArbitrageEngine, type BookData, type EngineCounters, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { ArbitrageSettings, checkSettings, engineOptions } from '../market/settings.js'
-import { ErrorCode, LiveError, type BusEvent } from '../core/protocol.js'
+import type { BusEvent } from '../core/protocol.js'
+import type { VenueHealth } from '../market/events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,16 +23,15 @@ declare module 'fastify' {
 /** The engine's settings (market/settings.ts: MIN_NET_BPS, TAKER_FEES, ...); one left out takes its default. */
 export type ArbitrageOptions = Partial<ArbitrageSettings>
 
-/** Token 1 (exchange) or 2 (symbol) of <kind>.<exchange>.<symbol>; null for any other shape. */
-function tickerToken(topic: string, token: 1 | 2): string | null {
-  const a = topic.indexOf('.')
-  const b = topic.indexOf('.', a + 1)
-  if (a === -1 || b === -1 || topic.indexOf('.', b + 1) !== -1) return null
-  return token === 1 ? topic.slice(a + 1, b) : topic.slice(b + 1)
-}
+/** The exchange and symbol of a book.<exchange>.<symbol> or ticker.<exchange>.<symbol> topic (the shape market/check.ts let in). */
+const exchangeOf = (topic: string): string => topic.slice(topic.indexOf('.') + 1, topic.lastIndexOf('.'))
+const symbolOf = (topic: string): string => topic.slice(topic.lastIndexOf('.') + 1)
 
 const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, options) => {
   const settings = checkSettings('arbitrage', ArbitrageSettings, options)
+  const kinds = app.liveMarketData.kinds
+  if (!kinds.includes('book') || !kinds.includes('ticker') || !kinds.includes('venue'))
+    throw new Error('arbitrage: the engine reads book.>, ticker.> and venue.> as checked: register live-market-data with all three first')
   const makeEngine = (idPrefix?: string) => new ArbitrageEngine({ ...engineOptions(settings), idPrefix })
   let engine = makeEngine()
   let publishFailures = 0
@@ -63,35 +64,17 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
     if (queued.length === 0) queueMicrotask(flush)
     for (const e of events) queued.push(e)
   }
-  // A tick speaks for the exchange and symbol of its topic, which the publisher's grant covers:
-  // data naming others is refused before it gets a seq (a feed scoped to ticker.binance.> cannot
-  // quote coinbase, nor make opportunities.<anything>).
-  app.liveHooks.onPublish({ name: 'ticker-topic', topics: 'ticker.>' }, (topic, data) => {
-    const exchange = tickerToken(topic, 1)
-    const symbol = tickerToken(topic, 2)
-    if (exchange === null || symbol === null) throw new LiveError(ErrorCode.badRequest, `"${topic}": ticker topics are ticker.<exchange>.<symbol>`)
-    if (data !== null && typeof data === 'object') {
-      const tick = data as Partial<Record<'exchange' | 'symbol', unknown>>
-      if (tick.exchange !== undefined && tick.exchange !== exchange)
-        throw new LiveError(ErrorCode.badRequest, `"${topic}": data.exchange must be "${exchange}", the topic's`)
-      if (tick.symbol !== undefined && tick.symbol !== symbol)
-        throw new LiveError(ErrorCode.badRequest, `"${topic}": data.symbol must be "${symbol}", the topic's`)
-    }
-    return undefined
-  })
   // The event's ts is when the server received the update: the engine needs no clock of its own.
+  // What arrives was checked where it entered the process (plugins/market-data.ts): it is typed.
   const stops = [
     app.live.subscribe('ticker.>', (event: BusEvent) => {
-      if (running) publish(engine.onTick(event.data as Tick, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+      if (running) publish(engine.onTick(event.data as Tick, event.ts, exchangeOf(event.topic), symbolOf(event.topic)))
     }),
     app.live.subscribe('book.>', (event: BusEvent) => {
-      if (running) publish(engine.onBook(event.data as BookData, event.ts, tickerToken(event.topic, 1), tickerToken(event.topic, 2)))
+      if (running) publish(engine.onBook(event.data as BookData, event.ts, exchangeOf(event.topic), symbolOf(event.topic)))
     }),
     app.live.subscribe('venue.*', (event: BusEvent) => {
-      if (!running) return
-      const exchange = event.topic.slice('venue.'.length)
-      const data = event.data as { exchange?: unknown; state?: unknown } | null
-      if (data !== null && typeof data === 'object' && data.exchange === exchange) publish(engine.onVenue(exchange, data, event.ts))
+      if (running) publish(engine.onVenue(event.topic.slice('venue.'.length), event.data as VenueHealth, event.ts))
     })
   ]
   // Opportunities whose quotes go stale without a new tick are closed by the sweep.
@@ -119,4 +102,4 @@ const arbitragePlugin: FastifyPluginAsync<ArbitrageOptions> = async (app, option
   })
 }
 
-export default fp(arbitragePlugin, { name: 'live-arbitrage', fastify: '5.x', dependencies: ['live'] })
+export default fp(arbitragePlugin, { name: 'live-arbitrage', fastify: '5.x', dependencies: ['live', 'live-market-data'] })

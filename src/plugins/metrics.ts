@@ -258,6 +258,12 @@ const metrics: FastifyPluginAsync = async (app) => {
       [],
       total(() => backplane.refused)
     )
+    counter(
+      'realtime_backplane_rejected_total',
+      "Events of other processes this process's admission refused (market data that is not a valid event of its topic): dropped.",
+      [],
+      total(() => backplane.rejected)
+    )
   }
 
   // One series per venue (label exchange only; at most MAX_VENUES), from its last venue.<exchange> event.

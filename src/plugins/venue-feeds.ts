@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Lease } from '../core/lease.js'
 import { checkSettings, FeedsSettings } from '../market/settings.js'
 import { configuredFeeds, startFeeds, type Feeds } from '../market/setup.js'
-import { topicSink } from '../market/events.js'
+import { connectorSink } from '../market/check.js'
 import { recordingOf } from './recorder.js'
 
 declare module 'fastify' {
@@ -36,7 +36,7 @@ const feedsPlugin: FastifyPluginAsync<FeedsOptions> = async (app, options) => {
   const running = new Map<string, Feeds>()
   const start = async (key: string, feeds: typeof configured.feeds, held: () => boolean) => {
     // A venue's lease ran out by this process's clock: nothing more goes out until it is taken again.
-    const sink = topicSink((topic, data) => {
+    const sink = connectorSink((topic, data) => {
       if (held()) app.live.publishDetached(topic, data, failed)
     })
     const started = await startFeeds({ ...configured, feeds, log: app.log, sink, ...recordingOf(app)?.feeds(sink, settings.bookDepth) })

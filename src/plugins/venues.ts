@@ -62,10 +62,9 @@ declare module 'fastify' {
 
 const venuesPlugin: FastifyPluginAsync = async (app) => {
   const table = new VenueTable()
+  // Checked where it entered the process (plugins/market-data.ts): a health of the topic's venue.
   const stop = app.live.subscribe('venue.*', (event: BusEvent) => {
-    const health = event.data as VenueHealth
-    if (health === null || typeof health !== 'object' || health.exchange !== event.topic.slice('venue.'.length)) return
-    table.update(health, Date.now())
+    table.update(event.data as VenueHealth, Date.now())
   })
   const list = (now = Date.now()): VenueView[] => table.list(now)
   app.liveHooks.method({ name: 'venues', handler: () => ({ venues: list() }) })
@@ -73,4 +72,4 @@ const venuesPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => stop())
 }
 
-export default fp(venuesPlugin, { name: 'live-venues', fastify: '5.x', dependencies: ['live'] })
+export default fp(venuesPlugin, { name: 'live-venues', fastify: '5.x', dependencies: ['live', 'live-market-data'] })

@@ -4,7 +4,8 @@
 // times. What comes out is what the live run published: same ids, statuses, legs and figures.
 import { ArbitrageEngine, type BookData, type EngineOptions, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { InstrumentRegistry } from '../market/instruments.js'
-import { topicSink } from '../market/events.js'
+import { topicSink, type VenueHealth } from '../market/events.js'
+import { healthOf, marketDataError } from '../market/check.js'
 import { startFeeds, type Feeds } from '../market/setup.js'
 import { liveClockWith } from '../market/clock.js'
 import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
@@ -236,11 +237,11 @@ class Run {
       return
     }
     const [kind, exchange, symbol] = splitTopic(topic)
-    const health = data as { state?: unknown }
     const now = this.clock + this.shift
+    // Checked where it entered (a connector's parse, or a recorded publish in apply()).
     if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, now, exchange, symbol))
     else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, now, exchange, symbol))
-    else if (kind === 'venue' && health !== null && typeof health === 'object') this.opportunities(this.engine.onVenue(topic.slice(6), health.state, now))
+    else if (kind === 'venue') this.opportunities(this.engine.onVenue(topic.slice(6), (data as VenueHealth).state, now))
   }
 
   private opportunities(events: OpportunityEvent[] | null): number {
@@ -307,7 +308,9 @@ class Run {
         const { topic, data: recorded } = JSON.parse(body.toString()) as { topic: string; data: unknown }
         const data = this.shift === 0 ? recorded : shiftPublish(topic, recorded, this.shift)
         if (this.options.market && this.report()) this.options.sink.event(topic, data, now)
-        this.input(topic, data)
+        // A recording is where a client's publish enters the replay: the engine takes it only as
+        // the live server's door (market/check.ts) would have let it in.
+        if (marketDataError(topic, data) === null) this.input(topic, data)
         return
       }
       case Kind.turn:
@@ -325,8 +328,10 @@ class Run {
       }
       case Kind.engineVenue: {
         if (this.engine === null) return
-        const { exchange, state } = JSON.parse(body.toString()) as { exchange: string; state: unknown }
-        this.opportunities(this.engine.onVenue(exchange, state, now))
+        const { exchange, state } = JSON.parse(body.toString()) as { exchange: unknown; state: unknown }
+        const health = healthOf(exchange, state)
+        if (health === null) throw new Error('a venue marker whose health is not a venue state or a venue.<exchange> event')
+        this.opportunities(this.engine.onVenue(exchange as string, health, now))
         return
       }
       case Kind.sweep:

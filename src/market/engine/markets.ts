@@ -2,7 +2,7 @@
 // top of book per symbol (a source), and each venue's clock and health; and when a source takes
 // part (fresh, not gated by its venue's health).
 import { ClockOffset } from '../clock-offset.js'
-import { VENUE_STALE_MS } from '../events.js'
+import { VENUE_STALE_MS, type VenueState } from '../events.js'
 import { parseSymbol } from '../instruments.js'
 import {
   type ConversionCursor,
@@ -14,7 +14,8 @@ import {
   MAX_EXCHANGES_PER_SYMBOL,
   MAX_LEVELS,
   MAX_NOT_LIVE,
-  type OpportunityEvent
+  type OpportunityEvent,
+  type VenueReport
 } from './types.js'
 
 /** One venue's book (or top of book) for one instrument, updated in place. */
@@ -90,40 +91,19 @@ export class Venue {
 const NONE: ReadonlySet<string> = new Set()
 
 /**
- * What a venue.<exchange> event says, read field by field (docs/PROTOCOL.md "Venues"): `state`,
- * `notLive` (the books out, each alone) and `lastMessageAgeMs` (how long before `now` the venue last
- * confirmed its connection; absent: at arrival). A bare state string is read as a state alone.
+ * What a venue.<exchange> event says (docs/PROTOCOL.md "Venues"): `state`, `notLive` (the books
+ * out, each alone) and `lastMessageAgeMs` (how long before `now` the venue last confirmed its
+ * connection; absent or null: at arrival). A bare state is read as a state alone.
  */
-export function readHealth(health: unknown): { state: string; notLive: ReadonlySet<string>; heardMsAgo: number | null } | null {
+export function readHealth(health: VenueState | VenueReport): { state: string; notLive: ReadonlySet<string>; heardMsAgo: number | null } {
   if (typeof health === 'string') return { state: health, notLive: NONE, heardMsAgo: null }
-  if (health === null || typeof health !== 'object') return null
-  const h = health as { state?: unknown; notLive?: unknown; lastMessageAgeMs?: unknown }
-  if (typeof h.state !== 'string') return null
-  const notLive = Array.isArray(h.notLive) ? new Set(h.notLive.slice(0, MAX_NOT_LIVE).filter((s): s is string => typeof s === 'string')) : NONE
-  const age = h.lastMessageAgeMs
+  const notLive = health.notLive === undefined ? NONE : new Set(health.notLive.slice(0, MAX_NOT_LIVE))
   // An event without lastMessageAgeMs confirms as of its arrival (a publisher that says `up` says its books are current).
-  return { state: h.state, notLive, heardMsAgo: typeof age === 'number' && age >= 0 && Number.isFinite(age) ? age : 0 }
+  return { state: health.state, notLive, heardMsAgo: health.lastMessageAgeMs ?? 0 }
 }
 
-/** A price or size: positive, and under 1e100 so that products of them stay finite (no real one comes near). */
-export const positive = (x: unknown): x is number => typeof x === 'number' && x > 0 && x < 1e100
-
-/**
- * A side as published, best first, its first MAX_LEVELS levels kept (the published arrays, read
- * only: no copy per update); null when malformed.
- */
-export function side(levels: unknown, descending: boolean): [number, number][] | null {
-  if (!Array.isArray(levels)) return null
-  const n = Math.min(levels.length, MAX_LEVELS)
-  let previous = descending ? Number.POSITIVE_INFINITY : 0
-  for (let i = 0; i < n; i++) {
-    const l = levels[i] as unknown
-    if (!Array.isArray(l) || !positive(l[0]) || !positive(l[1])) return null
-    if (descending ? l[0] >= previous : l[0] <= previous) return null
-    previous = l[0]
-  }
-  return (levels.length > n ? levels.slice(0, n) : levels) as [number, number][]
-}
+/** A side's first MAX_LEVELS levels, what the engine holds and walks (the published array, read only: no copy per update). */
+export const kept = (levels: [number, number][]): [number, number][] => (levels.length > MAX_LEVELS ? levels.slice(0, MAX_LEVELS) : levels)
 
 /** The engine's holdings and the rules of who takes part; the engine (arbitrage.ts) drives them. */
 export class Markets {
@@ -133,7 +113,6 @@ export class Markets {
     refused: 0,
     stale: 0,
     crossed: 0,
-    invalid: 0,
     ahead: 0,
     clockOutliers: 0,
     opened: 0,
@@ -205,12 +184,8 @@ export class Markets {
     return i
   }
 
-  /** The source of `exchange` for `symbol`, made on first sight within MAX_EXCHANGES_PER_SYMBOL; null (counted) past it or when either is not a string. */
-  source(exchange: unknown, symbol: unknown, now: number): Source | null {
-    if (typeof exchange !== 'string' || typeof symbol !== 'string') {
-      this.counters.invalid++
-      return null
-    }
+  /** The source of `exchange` for `symbol`, made on first sight within MAX_EXCHANGES_PER_SYMBOL; null (counted) past it. */
+  source(exchange: string, symbol: string, now: number): Source | null {
     const i = this.listing(symbol, now)
     let source = i.byExchange.get(exchange)
     if (source === undefined) {

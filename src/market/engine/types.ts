@@ -1,6 +1,6 @@
 // What the engine takes, gives and is configured with (docs/PROTOCOL.md "Opportunities"), and the
 // bounds on what any publisher can make it hold.
-import type { BookEvent, TickerEvent } from '../events.js'
+import type { BookEvent, TickerEvent, VenueHealth } from '../events.js'
 
 /**
  * A top of book: ticker.<exchange>.<symbol>, from the connectors (a TickerEvent) or any authorized
@@ -10,6 +10,9 @@ export type Tick = Pick<TickerEvent, 'bid' | 'ask' | 'bidSize' | 'askSize' | 'ts
 
 /** A book: book.<exchange>.<symbol> (a BookEvent); the fields the engine reads. */
 export type BookData = Pick<BookEvent, 'bids' | 'asks' | 'exchangeTime'> & Partial<Pick<BookEvent, 'lotSize' | 'minSize' | 'minNotional'>>
+
+/** A venue's health: venue.<exchange> (a VenueHealth, or a publisher's with its state alone); the fields the engine reads. */
+export type VenueReport = Pick<VenueHealth, 'state'> & Partial<Pick<VenueHealth, 'notLive' | 'lastMessageAgeMs'>>
 
 export interface Leg {
   exchange: string
@@ -110,7 +113,6 @@ export interface EngineCounters {
   refused: number
   stale: number
   crossed: number
-  invalid: number
   /** Quotes stamped more than MAX_AHEAD_MS ahead of the server's clock: refused. */
   ahead: number
   /** Clock samples rejected as outliers (clock-offset.ts). */

@@ -28,7 +28,11 @@ export class BookState {
   /** Binance: failed snapshot requests in a row (their retries back off). */
   snapshotFailures = 0
   dirty = false
-  lastTicker = ''
+  /** The top of book the last ticker said (NaN before the first: the next top always differs). */
+  private lastBid = Number.NaN
+  private lastBidSize = Number.NaN
+  private lastAsk = Number.NaN
+  private lastAskSize = Number.NaN
   /** Resyncs in a row, each within RESYNC_STREAK_MS of the last: how long the next one waits. */
   private resyncStreak = 0
   private lastResyncAt = Number.NEGATIVE_INFINITY
@@ -75,6 +79,16 @@ export class BookState {
     })
   }
 
+  /** Whether this top differs from the last one a ticker said; if so, it is the last one now. */
+  topMoved(bid: number, bidSize: number, ask: number, askSize: number): boolean {
+    if (bid === this.lastBid && bidSize === this.lastBidSize && ask === this.lastAsk && askSize === this.lastAskSize) return false
+    this.lastBid = bid
+    this.lastBidSize = bidSize
+    this.lastAsk = ask
+    this.lastAskSize = askSize
+    return true
+  }
+
   reset(): void {
     this.book.clear()
     this.live = false
@@ -84,7 +98,7 @@ export class BookState {
     this.pendingLevels = 0
     this.held.bytes -= this.pendingBytes
     this.pendingBytes = 0
-    this.lastTicker = '' // a resynced book's first ticker is published whatever it says
+    this.lastBid = Number.NaN // a resynced book's first ticker is published whatever it says
   }
 }
 

@@ -362,24 +362,28 @@ function baseSize(i: Instrument, price: number, size: number): number {
 /** A live book's event, and its ticker when the top moved. */
 function publishBook(exchange: string, state: BookState, depth: number, sink: MarketSink): void {
   const i = state.instrument
-  const convert = (levels: [number, number][]) => {
-    if (i.contractSize !== 1 || i.kind !== 'spot') for (const l of levels) l[1] = baseSize(i, l[0], l[1])
-    return levels
+  const bids = state.book.bids.top(depth)
+  const asks = state.book.asks.top(depth)
+  if (i.contractSize !== 1 || i.kind !== 'spot') {
+    toBaseSizes(i, bids)
+    toBaseSizes(i, asks)
   }
-  const bids = convert(state.book.bids.top(depth))
-  const asks = convert(state.book.asks.top(depth))
-  const ts = state.exchangeTime ?? state.receivedAt
-  const common = { exchange, symbol: i.symbol, ts, exchangeTime: state.exchangeTime, receivedAt: state.receivedAt }
+  const exchangeTime = state.exchangeTime
+  const receivedAt = state.receivedAt
+  const ts = exchangeTime ?? receivedAt
   const bid = bids[0]
   const ask = asks[0]
   // What the engine sizes against (in the book's base units: an inverse contract's lot at this price).
   const at = ask?.[0] ?? bid?.[0] ?? 1
   const lotSize = baseSize(i, at, i.lotSize)
   const minSize = baseSize(i, at, i.minSize)
-  sink.book({ ...common, bids, asks, lotSize, minSize, minNotional: i.minNotional })
-  if (bid === undefined || ask === undefined) return
-  const top = `${bid[0]}:${bid[1]}:${ask[0]}:${ask[1]}`
-  if (top === state.lastTicker) return
-  state.lastTicker = top
-  sink.ticker({ ...common, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
+  // Literals in the wire's field order (no spreads: this runs once per book per turn).
+  sink.book({ exchange, symbol: i.symbol, ts, exchangeTime, receivedAt, bids, asks, lotSize, minSize, minNotional: i.minNotional })
+  if (bid === undefined || ask === undefined || !state.topMoved(bid[0], bid[1], ask[0], ask[1])) return
+  sink.ticker({ exchange, symbol: i.symbol, ts, exchangeTime, receivedAt, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
+}
+
+/** Converts the sizes of published levels to base units, in place. */
+function toBaseSizes(i: Instrument, levels: [number, number][]): void {
+  for (const l of levels) l[1] = baseSize(i, l[0], l[1])
 }

@@ -1,7 +1,7 @@
 // Kraken: AssetPairs for metadata, WebSocket v2 `book` with its CRC32 of the top 10 levels.
-import { crc32 } from 'node:zlib'
-import type { BookSide, OrderBook } from '../book.js'
+import type { BookSide, Level, OrderBook } from '../book.js'
 import type { BookState } from '../book-state.js'
+import { CRC_START, crcChar, crcEnd } from '../checksum.js'
 import { VenueConnection } from '../connection.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { isRow, type Row, rows } from '../rows.js'
@@ -46,11 +46,29 @@ export function krakenAssetPairs(assetPairs: unknown): Parsed {
  * docs.kraken.com/api/docs/guides/spot-ws-book-v2
  */
 export function krakenChecksum(book: OrderBook): number {
-  const strip = (text: string) => text.replace('.', '').replace(/^0+/, '')
-  let s = ''
-  for (const l of book.asks.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
-  for (const l of book.bids.levels.slice(0, 10)) s += strip(l.priceText) + strip(l.sizeText)
-  return crc32(s)
+  return crcEnd(krakenLevels(krakenLevels(CRC_START, book.asks.levels), book.bids.levels))
+}
+
+/** The CRC carried over a side's top 10 levels, price then size, each stripped as Kraken says. */
+function krakenLevels(crc: number, levels: Level[]): number {
+  const n = Math.min(10, levels.length)
+  for (let i = 0; i < n; i++) crc = stripped(stripped(crc, levels[i].priceText), levels[i].sizeText)
+  return crc
+}
+
+/** The CRC carried over `text` without its first "." and then its leading zeros. */
+function stripped(crc: number, text: string): number {
+  let dot = false
+  let leading = true
+  for (let k = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k)
+    if (c === 46 && !dot) dot = true
+    else if (!(leading && c === 48)) {
+      leading = false
+      crc = crcChar(crc, c)
+    }
+  }
+  return crc
 }
 
 /** Kraken's v2 book depths; the connector asks for the smallest one that covers BOOK_DEPTH. */

@@ -1,8 +1,8 @@
 // OKX: public instruments (SPOT, SWAP, FUTURES) for metadata, v5 `books` by seqId (and, in
 // sessions before June 2026, a CRC32 of the top 25 levels).
-import { crc32 } from 'node:zlib'
-import { applyPairs, type OrderBook } from '../book.js'
+import { applyPairs, type Level, type OrderBook } from '../book.js'
 import type { BookState } from '../book-state.js'
+import { CRC_START, crcChar, crcEnd, crcText } from '../checksum.js'
 import { SnapshotConnection } from '../snapshots.js'
 import { asset, collect, makeInstrument, type Parsed, positive } from '../instruments.js'
 import { isRow, type Row, rows } from '../rows.js'
@@ -63,14 +63,23 @@ export function okxInstruments(...responses: unknown[]): Parsed {
  * (bid, ask, bid, ask ...), each as price:size, joined by ":".
  */
 export function okxChecksum(book: OrderBook): number {
-  const parts: string[] = []
   const bids = book.bids.levels
   const asks = book.asks.levels
+  let crc = CRC_START
+  let parts = 0
   for (let i = 0; i < 25; i++) {
-    if (i < bids.length) parts.push(`${bids[i].priceText}:${bids[i].sizeText}`)
-    if (i < asks.length) parts.push(`${asks[i].priceText}:${asks[i].sizeText}`)
+    if (i < bids.length) crc = okxPart(crc, bids[i], parts++ > 0)
+    if (i < asks.length) crc = okxPart(crc, asks[i], parts++ > 0)
   }
-  return crc32(parts.join(':')) | 0
+  return crcEnd(crc) | 0
+}
+
+const COLON = 58
+
+/** The CRC carried over one level's price:size, after a ":" when it is not the first. */
+function okxPart(crc: number, level: Level, after: boolean): number {
+  const start = after ? crcChar(crc, COLON) : crc
+  return crcText(crcChar(crcText(start, level.priceText), COLON), level.sizeText)
 }
 
 /** Levels per side OKX's `GET /api/v5/market/books` gives at most (its `sz` limit). */

@@ -72,8 +72,8 @@ export class VirtualClock implements Clock {
   }
 
   interval(ms: number, fn: () => void): Timer {
-    // As Node's setInterval: a period under 1 ms is 1 ms (a zero period would never let time pass).
-    const period = ms >= 1 ? ms : 1
+    // As Node's setInterval: a period under 1 ms (or NaN) is 1 ms; a zero one would never let time pass.
+    const period = Number.isNaN(ms) ? 1 : Math.max(ms, 1)
     return this.add(period, period, fn)
   }
 
@@ -121,6 +121,14 @@ export class VirtualClock implements Clock {
     this.time = t
   }
 
+  /**
+   * Sets now() to `t` and fires nothing: a live event loop's end of turn reads the clock before the
+   * timers that came due meanwhile, which run in its next timers phase (here: the next advanceTo).
+   */
+  setTime(t: number): void {
+    this.time = t
+  }
+
   /** advanceTo(now() + ms). */
   advance(ms: number): void {
     this.advanceTo(this.time + ms)
@@ -138,7 +146,7 @@ export class VirtualClock implements Clock {
   }
 
   private add(ms: number, period: number, fn: () => void): Timer {
-    const e: Entry = { due: this.time + (ms > 0 ? ms : 0), seq: this.seq++, period, fn, cancelled: false }
+    const e: Entry = { due: this.time + (Number.isNaN(ms) ? 0 : Math.max(ms, 0)), seq: this.seq++, period, fn, cancelled: false }
     const heap = this.heap
     heap.push(e)
     let i = heap.length - 1

@@ -1,13 +1,17 @@
 // Replay = live: a recording's frames go to the same connectors through their transport seam (a
 // socket that delivers what was received, REST answers as they came), its client publishes and the
-// engine's recorded input times to the same engine, under a clock that reads the recorded receive
-// times. What comes out is what the live run published: same ids, statuses, legs and figures.
+// engine's recorded input times to the same engine, under a virtual clock (market/clock.ts) set to
+// each record's time: the connectors' timers fire where the recording's times say (a reconnect's
+// backoff opens the next socket before its recorded open, a snapshot's wait sends its request
+// before the recorded answer) and their end-of-turn publish runs at each recorded end of turn, so
+// no real time and no event-loop turn passes per frame. What comes out is what the live run
+// published: same ids, statuses, legs and figures.
 import { ArbitrageEngine, type BookData, type EngineOptions, type OpportunityEvent, type Tick } from '../market/arbitrage.js'
 import { InstrumentRegistry } from '../market/instruments.js'
 import { topicSink, type VenueHealth } from '../market/events.js'
 import { healthOf, marketDataError } from '../market/check.js'
 import { startFeeds, type Feeds } from '../market/setup.js'
-import { liveClockWith } from '../market/clock.js'
+import { VirtualClock } from '../market/clock.js'
 import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
 import type { Exchange } from '../market/venues/index.js'
 import { Kind, type RawRecord } from './format.js'
@@ -63,22 +67,26 @@ export interface ReplayResult {
   frames: number
   /** Opportunity events reported (made from `from` on). */
   opportunities: number
-  /** Engine inputs the replay could not find again (a replay that is not the live run's). */
+  /**
+   * What the replay could not find again (a replay that is not the live run's): engine inputs, and
+   * sockets or REST requests the connectors did not make by the time the recording says they were.
+   */
   diverged: number
   damage: Damage[]
   first: number | null
   last: number | null
 }
 
-/** Records that reach a connector: between them and the end of their turn the pace does not wait. */
-const DELIVERIES = new Set<number>([Kind.open, Kind.accept, Kind.frame, Kind.binary, Kind.alive, Kind.error, Kind.close, Kind.rest])
-
 /** Book and ticker events held for the engine's markers at most (a replay that diverged drops the oldest). */
 const MAX_WAITING_INPUTS = 10_000
+
+/** Records applied between two real event-loop turns at full speed: a served replay leaves room for its clients. */
+const RECORDS_PER_YIELD = 2048
 
 /** What a replay calls on an engine. */
 export type EngineCalls = Pick<ArbitrageEngine, 'onBook' | 'onTick' | 'onVenue' | 'sweep'>
 
+/** One real event-loop turn: every promise chained on what is in memory (a REST answer's body) settles first. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -88,43 +96,22 @@ class ReplaySocket implements VenueSocket {
   constructor(readonly events: SocketEvents) {}
   send(): void {}
   ping(): void {}
-  /** The connection gave up on it; the recording says when it closed. */
-  terminate(): void {}
+  /** The connection gave up on it: closing, as ws's is at once; the recording says when its close came. */
+  terminate(): void {
+    this.open = false
+  }
 }
 
 interface RestAnswer {
   status: number
   body: Buffer
   error?: string
-  /** Settles once the connector has read the body to its end (or given it up). */
-  read: Promise<void>
-  wasRead: () => void
-}
-
-/** A recorded REST answer as the connector's fetch gets it, telling when its body has been read. */
-function restResponse(a: RestAnswer): Response {
-  let sent = false
-  const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (sent) {
-        controller.close()
-        a.wasRead()
-        return
-      }
-      sent = true
-      controller.enqueue(new Uint8Array(a.body))
-    },
-    cancel() {
-      a.wasRead()
-    }
-  })
-  return new Response(body, { status: a.status })
 }
 
 /** One run (a server's start to its stop): its connectors, engine and what the recording says of both. */
 class Run {
-  /** The recorded clock: what the connectors read. */
-  clock: number
+  /** The connectors' clock: set to each record's recorded time, the timers due on the way fired first. */
+  readonly clock: VirtualClock
   /** Added to the recorded clock for the engine and in what is published. */
   private readonly shift: number
   private readonly sockets = new Map<number, ReplaySocket>()
@@ -139,11 +126,8 @@ class Run {
   diverged = 0
   /** Opportunity events the engine made and the sink was given (those before `from` are not). */
   made = 0
-  /** Something reached a connector since the last end of turn. */
-  private delivered = false
   /** The engine's inputs are in the recording; without them it is given what the connectors publish. */
   private readonly markers: boolean
-  private lastSweep: number
 
   constructor(
     readonly meta: RecordingMeta,
@@ -151,12 +135,14 @@ class Run {
     private readonly options: ReplayOptions,
     private readonly report: () => boolean
   ) {
-    this.clock = start
+    this.clock = new VirtualClock(start)
     this.shift = options.shift ?? 0
-    this.lastSweep = start
     this.markers = meta.engine !== false
     const engine = options.engine
     this.engine = engine === null || 'sweep' in engine ? engine : new ArbitrageEngine(engine)
+    // Without its recorded sweeps the engine sweeps on the recording's clock, as the arbitrage plugin's timer does live.
+    const sweeping = this.engine
+    if (!this.markers && sweeping !== null) this.clock.interval(options.sweepMs ?? 500, () => this.opportunities(sweeping.sweep(this.now())))
   }
 
   async start(): Promise<void> {
@@ -173,13 +159,15 @@ class Run {
       feeds,
       registry,
       bookDepth: this.meta.bookDepth,
-      clock: liveClockWith(() => this.clock),
+      clock: this.clock,
       transport: (exchange) => ({ connect: this.connect(exchange), fetch: this.fetch(exchange) }),
       sink: this.shift === 0 ? this.publish : shiftedSink(this.publish, this.shift)
     })
   }
 
+  /** The run ends: what its last turn changed is published, as a process's last turn does, then its connectors stop. */
   stop(): void {
+    this.clock.runDeferred()
     this.feeds?.stop()
   }
 
@@ -200,11 +188,8 @@ class Run {
       const answer = entry.answers.shift()
       const pending = answer ? Promise.resolve(answer) : new Promise<RestAnswer>((resolve) => entry.waiting.push(resolve))
       return pending.then((a) => {
-        if (a.error !== undefined && a.status === 0) {
-          a.wasRead()
-          throw new TypeError(a.error)
-        }
-        return restResponse(a)
+        if (a.error !== undefined && a.status === 0) throw new TypeError(a.error)
+        return new Response(new Uint8Array(a.body), { status: a.status })
       })
     }
   }
@@ -217,14 +202,20 @@ class Run {
     return entry
   }
 
+  /** The shifted clock: the engine's and what is published. */
+  private now(): number {
+    return this.clock.now() + this.shift
+  }
+
   /** What the connectors publish (moved by the shift): to the sink when wanted, and as the engine's input. */
   private readonly publish = topicSink((topic, data) => {
-    if (this.options.market && this.report()) this.options.sink.event(topic, data, this.clock + this.shift)
-    this.input(topic, data)
+    const now = this.now()
+    if (this.options.market && this.report()) this.options.sink.event(topic, data, now)
+    this.input(topic, data, now)
   })
 
   /** A book, ticker or venue health the engine gets: when its marker comes, or now without markers. */
-  private input(topic: string, data: unknown): void {
+  private input(topic: string, data: unknown, now: number): void {
     if (this.engine === null) return
     if (this.markers) {
       if (!topic.startsWith('book.') && !topic.startsWith('ticker.')) return
@@ -237,7 +228,6 @@ class Run {
       return
     }
     const [kind, exchange, symbol] = splitTopic(topic)
-    const now = this.clock + this.shift
     // Checked where it entered (a connector's parse, or a recorded publish in apply()).
     if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, now, exchange, symbol))
     else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, now, exchange, symbol))
@@ -247,33 +237,24 @@ class Run {
   private opportunities(events: OpportunityEvent[] | null): number {
     if (events === null || !this.report()) return 0
     this.made += events.length
-    for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.clock + this.shift)
+    for (const e of events) this.options.sink.event(`opportunities.${e.symbol}`, e, this.now())
     return events.length
   }
 
-  /** A recorded connection's socket; waits (bounded) for its connector to open it after a backoff. */
-  private async socket(conn: number): Promise<ReplaySocket | undefined> {
-    for (let waited = 0; waited < 35_000 && !this.options.signal?.aborted; waited += 5) {
-      const socket = this.sockets.get(conn)
-      if (socket !== undefined) return socket
-      await realSleep(5)
-    }
-    this.diverged++
-    return undefined
-  }
-
   /**
-   * One record. Synchronous unless it must wait: for the connectors' end of turn, a REST answer's
-   * reading, a socket its connector has not opened yet (a reconnect's backoff), or an engine input
-   * not yet published.
+   * One record, at its time: the connectors' timers due by then fire first. Synchronous except for
+   * a REST answer, whose body the connector reads through promises.
    */
   apply(kind: number, time: number, conn: number, body: Buffer): Promise<void> | undefined {
-    this.clock = time
-    const now = time + this.shift
-    if (!this.markers && this.engine !== null && time - this.lastSweep >= (this.options.sweepMs ?? 500)) {
-      this.lastSweep = time
-      this.opportunities(this.engine.sweep(now))
+    if (kind === Kind.turn) {
+      // The end of the turn: the connectors publish what it changed. Live, the timers due meanwhile
+      // fire in the event loop's next timers phase, after this: here at the next record.
+      this.clock.setTime(time)
+      this.clock.runDeferred()
+      return
     }
+    this.clock.advanceTo(time)
+    const now = time + this.shift
     switch (kind) {
       case Kind.open: {
         const { venue } = JSON.parse(body.toString()) as { venue: string }
@@ -288,20 +269,17 @@ class Run {
       case Kind.alive:
       case Kind.error:
       case Kind.close: {
-        this.delivered = true
         const socket = this.sockets.get(conn)
-        if (socket !== undefined) return deliver(socket, kind, body)
-        return this.socket(conn).then((s) => (s === undefined ? undefined : deliver(s, kind, body)))
+        // A recorded connection its connector never opened (the virtual clock fired no reconnect
+        // for it): what it received cannot reach a connector.
+        if (socket === undefined) this.diverged++
+        else deliver(socket, kind, body)
+        return
       }
       case Kind.rest: {
         const nl = body.indexOf(10)
         const head = JSON.parse(body.subarray(0, nl).toString()) as { venue: string; url: string; status: number; error?: string }
-        let wasRead: () => void = () => {}
-        const read = new Promise<void>((resolve) => {
-          wasRead = resolve
-        })
-        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error, read, wasRead }
-        this.delivered = false
+        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error }
         return this.answer(restKey(head.venue, head.url), answer)
       }
       case Kind.publish: {
@@ -310,21 +288,17 @@ class Run {
         if (this.options.market && this.report()) this.options.sink.event(topic, data, now)
         // A recording is where a client's publish enters the replay: the engine takes it only as
         // the live server's door (market/check.ts) would have let it in.
-        if (marketDataError(topic, data) === null) this.input(topic, data)
+        if (marketDataError(topic, data) === null) this.input(topic, data, now)
         return
       }
-      case Kind.turn:
-        // Only what reached a connector can have made it publish at the turn's end.
-        if (!this.delivered) return
-        this.delivered = false
-        return turn()
       case Kind.engineBook:
       case Kind.engineTicker: {
         if (this.engine === null) return
         const topic = body.toString()
         const input = this.takeInput(topic)
-        if (input !== undefined) return this.engineInput(kind, topic, input, now)
-        return this.awaitInput(topic).then((i) => (i === undefined ? undefined : this.engineInput(kind, topic, i, now)))
+        if (input === undefined) this.diverged++
+        else this.engineInput(kind, topic, input, now)
+        return
       }
       case Kind.engineVenue: {
         if (this.engine === null) return
@@ -341,53 +315,42 @@ class Run {
   }
 
   /**
-   * A REST answer to the request the connector made for it (waited for, bounded: a request a timer
-   * sends goes out on the real clock), then the time to read and apply it, as it was on arrival.
+   * A REST answer to the request the connector made for it. A request a timer sends (a snapshot's
+   * spacing, a resubscribe's backoff) goes out in the promise chain the timer resumed: one real turn
+   * lets it. The connector reads and applies the answer through promises on in-memory bytes, so one
+   * more turn sees it applied, its publish deferred to the recorded end of turn that follows.
    */
   private async answer(key: string, answer: RestAnswer): Promise<void> {
     const entry = this.restEntry(key)
-    for (let waited = 0; entry.waiting.length === 0 && waited < 35_000 && !this.options.signal?.aborted; waited += 5) await realSleep(5)
+    if (entry.waiting.length === 0) await turn()
     const waiting = entry.waiting.shift()
     if (waiting === undefined) {
-      entry.answers.push(answer) // asked for later, if ever
+      // Live, the request went out before its answer came: this replay did not make it.
+      this.diverged++
+      entry.answers.push(answer) // answered at once if it is made after all
       return
     }
     waiting(answer)
-    if (answer.status >= 200 && answer.status < 300) await Promise.race([answer.read, new Promise((resolve) => setTimeout(resolve, 1000).unref())])
-    // Two turns: in the first the connector parses and applies the answer (its reader's last read
-    // resolves beside `read`, so its work may come after ours and schedule its flush after our
-    // first turn); in the second it publishes what that changed. With one, a replay whose last
-    // record was a snapshot answer could stop before the book it made was ever published.
-    await turn()
     await turn()
   }
 
-  private engineInput(kind: number, topic: string, input: { data: unknown }, time: number): undefined {
+  private engineInput(kind: number, topic: string, input: { data: unknown }, time: number): void {
     const engine = this.engine as EngineCalls
     const [, exchange, symbol] = splitTopic(topic)
     this.opportunities(
       kind === Kind.engineBook ? engine.onBook(input.data as BookData, time, exchange, symbol) : engine.onTick(input.data as Tick, time, exchange, symbol)
     )
-    return undefined
   }
 
   /** The first waiting input of this topic (those before it the live engine never saw: divergence). */
   private takeInput(topic: string): { topic: string; data: unknown } | undefined {
-    const at = this.inputs.findIndex((i) => i.topic === topic)
-    if (at === -1) return undefined
-    if (at > 0) this.diverged++
-    return this.inputs.splice(0, at + 1).pop()
-  }
-
-  /** The input the engine was given under this topic: the first waiting, after the connectors' turn if need be. */
-  private async awaitInput(topic: string): Promise<{ topic: string; data: unknown } | undefined> {
-    for (let turns = 0; turns < 20; turns++) {
-      await turn()
-      const input = this.takeInput(topic)
-      if (input !== undefined) return input
-    }
+    const inputs = this.inputs
+    let at = 0
+    while (at < inputs.length && inputs[at].topic !== topic) at++
+    if (at === inputs.length) return undefined
+    if (at === 0) return inputs.shift()
     this.diverged++
-    return undefined
+    return inputs.splice(0, at + 1).pop()
   }
 }
 
@@ -471,7 +434,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   let recorded = 0
   const reporting = () => options.from === undefined || recorded >= options.from
   let paceStart: { record: number; real: number } | null = null
-  let inTurn = false
+  let sinceYield = 0
   const pace = async (at: number) => {
     if (options.speed === 'max') return
     if (paceStart === null) paceStart = { record: at, real: realNow() }
@@ -494,11 +457,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       result.records++
       if (result.first === null) result.first = time
       result.last = time
-      // The pace waits between turns only: a wait inside one would let the connectors publish
-      // half of what the live run published once (the frames of one turn, received over a few ms).
-      if (options.speed !== 'max' && reporting() && !inTurn) await pace(time)
-      if (DELIVERIES.has(r.kind)) inTurn = true
-      else if (r.kind === Kind.turn) inTurn = false
+      // The connectors publish at the recorded ends of turns whatever real time passes between
+      // records, so the pace may wait before any of them.
+      if (options.speed !== 'max' && reporting()) await pace(time)
+      else if (++sinceYield === RECORDS_PER_YIELD) {
+        sinceYield = 0
+        await turn()
+      }
       if (r.kind === Kind.meta) {
         let meta: RecordingMeta
         try {

@@ -32,3 +32,16 @@ export class LiveFigures {
     this.disconnects.set(key, (this.disconnects.get(key) ?? 0) + 1)
   }
 }
+
+/** Subscription filters: the distinct ones held, what one event costs them (field reads), evaluations since start. */
+export interface FilterFigures {
+  held: number
+  cost: number
+  evaluations: number
+}
+
+/** Delta frames: made since start (at most one per event and codec), and the bytes of delta state held. */
+export interface DeltaFigures {
+  made: number
+  stateBytes: number
+}

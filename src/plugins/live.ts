@@ -9,7 +9,7 @@ import type { Bus } from '../core/bus.js'
 import busPlugin from './bus.js'
 import { attachHub, Hub, type EventListener } from '../core/hub.js'
 import { isThenable } from '../core/maybe.js'
-import type { LiveFigures } from '../core/figures.js'
+import type { DeltaFigures, FilterFigures, LiveFigures } from '../core/figures.js'
 import liveRoute from '../routes/live.js'
 import publishRoute from '../routes/publish.js'
 import hooksPlugin from './hooks.js'
@@ -52,6 +52,10 @@ export interface LiveApi {
   subscribers(topic: string): number
   /** The live layer's counters (frames, bytes, subscriptions, slow consumers, publish-to-send times). */
   readonly figures: LiveFigures
+  /** Subscription filters: held, their cost per event, evaluations (read when asked). */
+  readonly filterFigures: FilterFigures
+  /** Delta frames made and the delta state held (read when asked). */
+  readonly deltaFigures: DeltaFigures
   /** Accepting connections: not draining, connected to its bus, under its memory limit. */
   readonly ready: boolean
   /** Why it is not ready, or null. */
@@ -93,6 +97,13 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
   const api: LiveApi = {
     config,
     figures: hub.figures,
+    get filterFigures() {
+      const { filters, cost } = hub.filters.size
+      return { held: filters, cost, evaluations: hub.filters.evaluations }
+    },
+    get deltaFigures() {
+      return { made: hub.deltas.made, stateBytes: hub.deltas.used }
+    },
     async publish(topic, data) {
       const result = hub.publish(topic, data)
       const event = isThenable(result) ? await result : result

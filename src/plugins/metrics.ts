@@ -6,7 +6,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { VersionFigures } from '../core/hooks.js'
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Histogram } from '../core/histogram.js'
-import { hubOf } from '../core/hub.js'
 
 // Seconds. Fan-out is measured in microseconds; hooks and backplane stalls in milliseconds.
 const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -102,20 +101,19 @@ const metrics: FastifyPluginAsync = async (app) => {
     [],
     total(() => live.conflatedEvents)
   )
-  const { filters, deltas } = hubOf(app.live)
-  gauge('realtime_filter_cost', 'Field reads one event costs the distinct filters held (at most MAX_FILTER_COST_TOTAL).', () => filters.size.cost)
+  gauge('realtime_filter_cost', 'Field reads one event costs the distinct filters held (at most MAX_FILTER_COST_TOTAL).', () => app.live.filterFigures.cost)
   counter(
     'realtime_filter_evaluations_total',
     'Filter evaluations: at most one per distinct filter and event.',
     [],
-    total(() => filters.evaluations)
+    total(() => app.live.filterFigures.evaluations)
   )
-  gauge('realtime_delta_state_bytes', 'Bytes of delta state held (at most DELTA_MEMORY_MB).', () => deltas.used)
+  gauge('realtime_delta_state_bytes', 'Bytes of delta state held (at most DELTA_MEMORY_MB).', () => app.live.deltaFigures.stateBytes)
   counter(
     'realtime_deltas_total',
     'Delta frames made: at most one per event and codec.',
     [],
-    total(() => deltas.made)
+    total(() => app.live.deltaFigures.made)
   )
   registry.registerMetric(
     histogram('realtime_publish_to_send_seconds', 'From the bus handing an event to delivery to the write of its frames to every subscriber.', () => [

@@ -1,7 +1,6 @@
 // The publish path alone, in process: nanoseconds per publish with no hook and a no-op sync hook, to
 // one in-process subscriber, so a hook's cost is not lost in socket noise. The reference scorer is an
 // ONNX model answering on the next turn since issue #29: bench/models.ts measures it at a fixed rate.
-import { hubOf } from '../src/core/hub.ts'
 import { buildApp } from '../src/app.ts'
 
 const N = Number(process.env.N ?? 200_000)
@@ -24,13 +23,18 @@ async function measure(hook: 'none' | 'noop'): Promise<number[]> {
   const app = await buildApp({ heartbeatInterval: 0, arbitrage: false })
   if (hook === 'noop') app.liveHooks.onPublish({ name: 'noop' }, () => undefined)
   await app.ready()
-  const hub = hubOf(app.live)
+  // publishDetached: the in-process publish path without a promise per event (app.live.publish waits for its seq).
+  let refused = 0
+  const failed = () => {
+    refused++
+  }
   const samples: number[] = []
   for (let rep = 0; rep < REPS; rep++) {
     const t0 = process.hrtime.bigint()
-    for (let i = 0; i < N; i++) hub.publish('opportunities.BTC-USDT', opportunity)
+    for (let i = 0; i < N; i++) app.live.publishDetached('opportunities.BTC-USDT', opportunity, failed)
     samples.push(Number(process.hrtime.bigint() - t0) / N)
   }
+  if (refused > 0) throw new Error(`${refused} publishes refused`)
   await app.close()
   return samples.slice(2) // the first two warm the JIT
 }

@@ -3,8 +3,8 @@ import t from 'tap'
 import { startProcess, startServer, TestClient, scrape, sleep, until, type Frame } from './helper.ts'
 import { redisUnavailable, startRedis, type TestRedis } from './redis-helper.ts'
 import { encode } from '@msgpack/msgpack'
-import type { RedisBus } from '../src/core/redis-bus.ts'
-import { HistoryOverrun, PageRead } from '../src/core/bus.ts'
+import { RedisBus } from '../src/core/redis-bus.ts'
+import { type Bus, HistoryOverrun, PageRead } from '../src/core/bus.ts'
 
 const skip = redisUnavailable()
 if (skip !== null) t.comment(`Redis backplane tests skipped: ${skip}`)
@@ -232,9 +232,7 @@ t.test('a malformed message on the backplane is dropped with a warning: the node
 })
 
 /** The node's Redis subscriber connection, cut and brought back by the test (no automatic reconnect meanwhile). */
-function subscriberOf(node: { app: { liveBus: unknown } }) {
-  return (node.app.liveBus as unknown as { sub: import('ioredis').Redis }).sub
-}
+const subscriberOf = (node: { app: { liveBus: Bus } }) => RedisBus.subscriberOf(node.app.liveBus as RedisBus)
 
 t.test(
   'a subscriber connection away while more is published than HISTORY_SIZE keeps: one seq jump, then live again, no loop',

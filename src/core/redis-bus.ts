@@ -514,6 +514,11 @@ export class RedisBus implements Bus {
     this.check(topic, cursor, event.epoch === cursor.epoch)
   }
 
+  /** The bus's subscriber connection, for the tests that cut it and bring it back: the one test-only way to it, not part of the API. */
+  static subscriberOf(bus: RedisBus): Redis {
+    return bus.sub
+  }
+
   admit(check: Admission): void {
     this.admission = check
   }

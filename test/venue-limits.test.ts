@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { loadRegistry, startFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { parseEndpoints } from '../src/market/settings.ts'
 import { readJson, TooLargeError } from '../src/market/rest.ts'
+import { VirtualClock } from '../src/market/clock.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { until } from './helper.ts'
 
@@ -74,18 +75,26 @@ t.test('a depth snapshot larger than VENUE_BUFFER_MB is refused as it streams an
     // First with its length declared (refused before the body), then as a stream with none (cut).
     return asked === 1 ? { status: 200, body: huge } : asked === 2 ? { status: 200, body: huge, chunked: true } : null
   }
+  // The backoffs run on a virtual clock: the test moves it, nothing waits for them in real time.
+  const clock = new VirtualClock(Date.now())
   const feeds = await startFeeds({
     feeds: new Map([['binance', ['NKN-USDT']]]),
     endpoints: parseEndpoints(mock.endpoints)!,
     bookDepth: 5,
     bufferBytes: MiB,
+    clock,
     sink: { book() {}, ticker() {}, venue() {} }
   })
   t.teardown(() => feeds.stop())
   const health = () => feeds.health()[0]
-  await until(() => health().overflows === 2, 'both oversized snapshots refused')
+  await until(() => health().overflows === 1, 'the first oversized snapshot refused')
+  clock.advance(1000)
+  await until(() => health().overflows === 2, 'the second, asked for after 1 s, refused')
   t.match(health(), { booksLive: 0, errors: 0 })
-  await until(() => health().booksLive === 1, 'the recorded snapshot, asked for after the backoff, makes the book live', 15_000)
+  clock.advance(1999)
+  t.equal(asked, 2, 'the third waits 2 s')
+  clock.advance(1)
+  await until(() => health().booksLive === 1, 'the recorded snapshot, asked for after the backoff, makes the book live')
   t.equal(asked, 3)
   t.match(health(), { overflows: 2, heldBytes: 0, state: 'up' })
 })

@@ -12,13 +12,12 @@ import { parseEndpoints, parseFeeds } from '../src/market/settings.ts'
 import { VenueGroup } from '../src/market/group.ts'
 import { topicSink } from '../src/market/events.ts'
 import { createConnection, type Exchange } from '../src/market/venues/index.ts'
-import { liveClockWith } from '../src/market/clock.ts'
+import { VirtualClock } from '../src/market/clock.ts'
 import { binanceCoinm, binanceSpot, binanceUsdm } from '../src/market/venues/binance.ts'
 import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs, krakenChecksum } from '../src/market/venues/kraken.ts'
 import { okxChecksum, okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from './fake-venue.ts'
-import { until } from './helper.ts'
 
 const parse = { binanceSpot, binanceUsdm, binanceCoinm, coinbase: coinbaseProducts, kraken: krakenAssetPairs, okx: okxInstruments }
 
@@ -174,22 +173,27 @@ t.test('a side that dropped levels knows how deep it is exact', async (t) => {
   t.ok(book.covers(20), 'a new snapshot knows every level again')
 })
 
+/** One real event-loop turn: the promises a fake fetch's answer goes through settle (no time passes). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 /**
  * A connection on a fake socket, open: frames go in as the venue's, what it sends and publishes is
- * recorded, and its clock says what the test says (the `at` of the last frame). Without a fetch, a
- * snapshot request never answers (nothing reaches the network).
+ * recorded, and it runs on a virtual clock: a frame arrives at the time the test says (1 unless
+ * told), timers fire only when the test advances the clock, and the end of the turn (the book's
+ * publish) comes when the test says. Without a fetch, a snapshot request never answers (nothing
+ * reaches the network).
  */
-function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number; now?: () => number } = {}) {
+function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof fetch; bookDepth?: number; clock?: VirtualClock } = {}) {
   const published: { topic: string; data: Record<string, unknown> }[] = []
   const { connect, sockets } = fakeConnect()
-  let at = 1
+  const clock = extra.clock ?? new VirtualClock(1)
   const feed = createConnection(exchange, {
     instruments: symbols.map((s) => registry.topic(exchange, s) as Instrument),
     endpoints: { ws: 'ws://unused', rest: 'http://unused' },
     bookDepth: extra.bookDepth ?? 5,
     sink: topicSink((topic, data) => published.push({ topic, data: data as Record<string, unknown> })),
     fetch: extra.fetch ?? (() => new Promise<Response>(() => {})),
-    clock: liveClockWith(extra.now ?? (() => at)),
+    clock,
     connect
   })
   feed.start()
@@ -199,14 +203,25 @@ function harness(exchange: Exchange, symbols: string[], extra: { fetch?: typeof 
     feed,
     socket,
     published,
+    clock,
     sent: socket.sent,
     restarts: () => socket.terminated,
     message: (m: unknown, receivedAt = 1) => {
-      at = receivedAt
+      clock.advanceTo(receivedAt)
       socket.deliver(typeof m === 'string' ? m : JSON.stringify(m))
     },
     state: (venueSymbol: string) => feed.book(venueSymbol)!,
-    turn: () => new Promise((r) => setImmediate(r)),
+    /** Answers settle, then the turn ends: the connection publishes what changed. */
+    turn: async () => {
+      await settle()
+      clock.runDeferred()
+    },
+    /** Answers settle, `ms` pass on the clock (the timers due fire), and what they asked settles. */
+    advance: async (ms: number) => {
+      await settle()
+      clock.advance(ms)
+      await settle()
+    },
     topics: () => published.filter((p) => !p.topic.startsWith('venue.')).map((p) => p.topic)
   }
 }
@@ -229,7 +244,7 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
   t.test(`${exchange}: snapshot + recorded diffs reproduce the venue's own bookTicker at each shared update id`, async (t) => {
     const h = harness(exchange, [symbol], { fetch: fakeFetch({ [venueSymbol]: depth }) })
     await h.turn()
-    await new Promise((r) => setTimeout(r, 10))
+    await h.turn()
     t.ok(h.state(venueSymbol).live, 'live once the snapshot is in')
     const tickers = new Map(stream.filter((m) => m.s === venueSymbol && m.e !== 'depthUpdate' && m.b !== undefined && m.A !== undefined).map((m) => [m.u, m]))
     let compared = 0
@@ -265,7 +280,7 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
       return fakeFetch({ [venueSymbol]: depth })(...args)
     }
     const h = harness(exchange, [symbol], { fetch: fetchCounting })
-    await new Promise((r) => setTimeout(r, 10))
+    await h.turn()
     const diffs = stream.filter((m) => m.e === 'depthUpdate' && m.s === venueSymbol && m.u > depth.lastUpdateId)
     h.message(diffs[0])
     h.message(diffs[1])
@@ -277,9 +292,9 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
     h.message(diffs[4])
     await h.turn()
     t.equal(h.topics().length, before, 'nothing published for the book after the gap')
-    await new Promise((r) => setTimeout(r, 10))
+    await h.turn()
     // The fake venue answers with the same old snapshot, which the next diffs do not join: asked again.
-    t.ok(snapshots >= 2, `a new snapshot was asked for (${snapshots} in all)`)
+    t.equal(snapshots, 2, 'a new snapshot was asked for at once')
   })
 }
 
@@ -292,7 +307,7 @@ t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it kn
     return fakeFetch({ SUSHIUSDT: depth })(...args)
   }
   const h = harness('binanceusdm', ['SUSHI-USDT-PERP'], { fetch: fetchCounting })
-  await new Promise((r) => setTimeout(r, 10))
+  await h.turn()
   const diffs = lines('binanceusdm/stream.jsonl')
     .map((l) => JSON.parse(l).data)
     .filter((m) => m.e === 'depthUpdate' && m.s === 'SUSHIUSDT' && m.u > depth.lastUpdateId)
@@ -310,7 +325,7 @@ t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it kn
   await h.turn()
   t.equal(h.topics().length, before, 'nothing published from the thinned book')
   t.match(h.feed.counters, { resyncs: 1, gaps: 0, invalid: 0 })
-  await new Promise((r) => setTimeout(r, 10))
+  await h.turn()
   t.equal(snapshots, 2, 'a new snapshot was asked for')
 })
 
@@ -375,7 +390,10 @@ t.test('okx: a book that keeps failing resubscribes later and later, not on ever
   h.message(snapshot)
   t.equal(subscribes(), 1, 'failures in a row wait')
   t.equal(h.feed.counters.checksumFailures, 3)
-  await until(() => subscribes() === 2, 'asked again after the backoff')
+  await h.advance(1999)
+  t.equal(subscribes(), 1, 'the third failure in a row waits 2 s (the second waited 1 s; a later resync replaces the wait)')
+  await h.advance(1)
+  t.equal(subscribes(), 2, 'asked again after the backoff')
   t.equal(h.feed.counters.resyncs, 3)
   h.feed.stop()
 })
@@ -616,8 +634,11 @@ t.test('binance: a snapshot the connector throws on is counted and resynced, nev
   const h = harness('binance', ['NKN-USDT'], { fetch: answer })
   // A held diff whose text no longer parses: joining it throws inside the snapshot's application.
   h.state('NKNUSDT').pending.push({ text: '{"unforeseen"', levels: 0 })
-  await until(() => calls >= 2, 'asked again', 3000)
-  t.ok(h.feed.counters.invalid >= 1)
+  await h.turn()
+  t.equal(calls, 1)
+  t.equal(h.feed.counters.invalid, 1)
+  await h.advance(1000)
+  t.equal(calls, 2, 'asked again after the backoff')
   h.feed.stop()
 })
 
@@ -628,11 +649,15 @@ t.test('binance: an unusable snapshot is asked for again after a backoff, not in
     return new Response('{"lastUpdateId":"none","bids":[],"asks":[]}')
   }
   const h = harness('binance', ['NKN-USDT'], { fetch: invalid })
-  await new Promise((r) => setTimeout(r, 1500))
+  await h.advance(999)
+  t.equal(calls, 1, 'at once')
+  await h.advance(1)
+  t.equal(calls, 2, 'then after 1 s (it used to ask again at once, forever)')
+  await h.advance(1500)
+  t.equal(calls, 2, 'the third waits 2 s')
   h.feed.stop()
-  t.equal(calls, 2, 'at once, then after 1 s (it used to ask again at once, forever)')
   t.equal(h.feed.counters.invalid, 2)
-  await new Promise((r) => setTimeout(r, 2500))
+  await h.advance(60_000)
   t.equal(calls, 2, 'a stopped feed asks for nothing more')
 })
 
@@ -645,26 +670,28 @@ t.test("binance: a 429's Retry-After pauses every snapshot, and a minute's weigh
     () => new Response(JSON.stringify(depth), { headers: { 'x-mbx-used-weight-1m': '5900' } }),
     () => new Response(JSON.stringify(depth), { headers: { 'x-mbx-used-weight-1m': '50' } })
   ]
+  // The clock starts 4.6 s before a minute's end: the 429 answers at 55.4 s, the spent weight at
+  // 58.4 s, and the next snapshot waits for 60.25 s (the minute turned, a quarter second on).
+  const clock = new VirtualClock(55_400)
   const paced: typeof fetch = async () => {
-    asked.push(performance.now())
+    asked.push(clock.now())
     return answers[Math.min(asked.length - 1, answers.length - 1)]()
   }
-  // A clock that starts 4.6 s before a minute's end: the 429 answers at 55.4 s, the spent weight at
-  // about 58.4 s (1.6 s before the minute turns, room for a loaded machine), and the next snapshot
-  // waits for 60.25 s (the minute turned, a quarter second on).
-  const start = performance.now()
-  const clock = () => 55_400 + (performance.now() - start)
-  const h = harness('binance', ['NKN-USDT'], { fetch: paced, now: clock })
-  await until(() => asked.length >= 2, 'asked again after Retry-After')
-  t.ok(asked[1] - asked[0] >= 2990, `the 429 paused snapshots ${Math.round(asked[1] - asked[0])} ms (Retry-After: 3; a failure alone waits 1 s)`)
+  const h = harness('binance', ['NKN-USDT'], { fetch: paced, clock })
+  await h.advance(2999)
+  t.same(asked, [55_400], 'a failure alone waits 1 s: the 429 pauses snapshots longer')
+  await h.advance(1)
+  t.same(asked, [55_400, 58_400], 'asked again once Retry-After (3 s) passed')
   // The second answer is a good snapshot with 5,900 of 6,000 used: when the book next resyncs (a
   // diff that skips past it: a gap), its snapshot waits for the minute to turn.
-  await until(() => h.state('NKNUSDT').live, 'the second snapshot applied')
+  t.ok(h.state('NKNUSDT').live, 'the second snapshot applied')
   const skip = depth.lastUpdateId + 100
-  h.message({ stream: 'nknusdt@depth@100ms', data: { e: 'depthUpdate', E: 1, s: 'NKNUSDT', U: skip, u: skip, b: [], a: [] } }, clock())
+  h.message({ stream: 'nknusdt@depth@100ms', data: { e: 'depthUpdate', E: 1, s: 'NKNUSDT', U: skip, u: skip, b: [], a: [] } }, 58_500)
   t.equal(h.feed.counters.gaps, 1)
-  await until(() => asked.length >= 3, 'asked once the minute turned')
-  t.ok(55_400 + asked[2] - start >= 60_000, `asked at ${Math.round(55_400 + asked[2] - start)} ms of the minute: after it turned`)
+  await h.advance(60_249 - 58_500)
+  t.equal(asked.length, 2, 'not before the minute turned')
+  await h.advance(1)
+  t.same(asked, [55_400, 58_400, 60_250], 'asked a quarter second after the minute turned')
   h.feed.stop()
 })
 
@@ -717,7 +744,8 @@ t.test('binancecoinm: its own stream and snapshot paths; sizes published in base
     }
   })
   t.equal(h.socket.url, 'ws://unused/stream?streams=bchusd_perp@depth@100ms')
-  await until(() => h.state('BCHUSD_PERP').live, 'live')
+  await h.turn()
+  t.ok(h.state('BCHUSD_PERP').live, 'live')
   t.same(asked, ['http://unused/dapi/v1/depth?symbol=BCHUSD_PERP&limit=1000'])
   await h.turn()
   // The book says how much BCH, at its own price; the lot and minimum (1 contract) likewise.
@@ -732,7 +760,8 @@ t.test('binancecoinm: its own stream and snapshot paths; sizes published in base
 t.test('binance spot: a repeated diff (u at or below the book’s id) is ignored, as Binance says, not a resync', async (t) => {
   const depth = json('binance/depth-NKNUSDT.json')
   const h = harness('binance', ['NKN-USDT'], { fetch: async () => new Response(JSON.stringify(depth)) })
-  await until(() => h.state('NKNUSDT').live, "h.state('NKNUSDT').live")
+  await h.turn()
+  t.ok(h.state('NKNUSDT').live)
   const diffs = lines('binance/stream.jsonl')
     .map((l) => JSON.parse(l).data)
     .filter((m) => m.e === 'depthUpdate' && m.s === 'NKNUSDT' && m.u > depth.lastUpdateId)
@@ -785,7 +814,10 @@ t.test('okx: no WebSocket snapshot: updates held, the REST snapshot joined by se
   viaRest.message(ack)
   for (const line of updates.slice(0, 3)) viaRest.message(line) // what OKX sends once the snapshot is gone
   t.notOk(viaRest.state('BTC-USDT').live, 'not live before its snapshot')
-  await until(() => viaRest.state('BTC-USDT').live, "viaRest.state('BTC-USDT').live")
+  await viaRest.advance(49)
+  t.same(asked, [], "OKX's REST requests are spaced 50 ms")
+  await viaRest.advance(1)
+  t.ok(viaRest.state('BTC-USDT').live)
   t.same(asked, ['http://unused/api/v5/market/books?instId=BTC-USDT&sz=400'])
   for (const line of updates.slice(3)) viaRest.message(line)
   t.match(viaRest.feed.counters, { gaps: 0, resyncs: 0, invalid: 0, checksumFailures: 0 })
@@ -813,7 +845,8 @@ t.test('okx: no WebSocket snapshot: updates held, the REST snapshot joined by se
   })
   later.message(updates[0])
   later.message(updates[1])
-  await until(() => later.state('BTC-USDT').live, 'live after the join')
+  await later.advance(50)
+  t.ok(later.state('BTC-USDT').live, 'live after the join')
   t.equal(later.state('BTC-USDT').seq, 80274874887, 'the held update at the snapshot dropped, the one after it applied')
   t.match(later.feed.counters, { gaps: 0, resyncs: 0 })
   for (const line of updates.slice(2)) later.message(line)
@@ -829,7 +862,12 @@ t.test('okx: no WebSocket snapshot: updates held, the REST snapshot joined by se
     }
   })
   stale.message(updates[0])
-  await until(() => stale.state('BTC-USDT').live, 'live on the second snapshot')
+  await stale.advance(50)
+  t.notOk(stale.state('BTC-USDT').live, 'not live on the stale snapshot')
+  await stale.advance(999)
+  t.equal(calls, 1, 'a snapshot it could not use waits 1 s before the next')
+  await stale.advance(1)
+  t.ok(stale.state('BTC-USDT').live, 'live on the second snapshot')
   t.equal(calls, 2)
 })
 
@@ -838,7 +876,7 @@ t.test('okx: REST join with a planted gap: the held update after a missing one r
   const h = harness('okx', ['BTC-USDT'], { fetch: async () => new Response(JSON.stringify(restAnswer(snapshot))) })
   h.message(updates[0])
   h.message(updates[2]) // planted: updates[1] never arrives
-  await until(() => h.feed.counters.gaps === 1, 'h.feed.counters.gaps === 1')
+  await h.advance(50)
   t.match(h.feed.counters, { gaps: 1, resyncs: 1 })
   t.notOk(h.state('BTC-USDT').live)
   await h.turn()
@@ -858,7 +896,8 @@ t.test('okx: a REST answer that is not OKX’s documented schema is counted inva
   for (const bad of [{ code: '50011', msg: 'Too Many Requests', data: [] }, { code: '0', data: [{ asks: [], bids: [] }] }, [1, 2], 'x']) {
     const h = harness('okx', ['BTC-USDT'], { fetch: async () => new Response(JSON.stringify(bad)) })
     h.message(updates[0])
-    await until(() => h.feed.counters.invalid === 1, 'h.feed.counters.invalid === 1')
+    await h.advance(50)
+    t.equal(h.feed.counters.invalid, 1)
     t.notOk(h.state('BTC-USDT').live, JSON.stringify(bad))
   }
 })

@@ -279,7 +279,6 @@ t.test(
   async (t) => {
     // Frame-error strikes off: each refusal is counted here instead of closing the attacker after 100.
     const { url, app } = await startServer(t, { maxFrameErrors: 0 })
-    const hub = hubOf(app.live)
     const attackers = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(url)))
     const honest = await TestClient.open(url)
     const filtered = await TestClient.open(url)
@@ -299,12 +298,12 @@ t.test(
     }
     t.same(answers, { ack: 2560, too_large: 7440 }, 'MAX_FILTER_COST (256 field reads) per connection')
     t.equal(message, "this connection's filters would cost more than 256 field reads per event")
-    t.same(hub.filters.size, { filters: 2560, cost: 2560 })
+    t.match(app.live.filterFigures, { held: 2560, cost: 2560 })
     await honest.request({ type: 'subscribe', topic: 'f.>', snapshot: false })
     await filtered.request({ type: 'subscribe', topic: 'f.>', filter: 'v >= 0', snapshot: false })
-    const before = hub.filters.evaluations
+    const before = app.live.filterFigures.evaluations
     for (let i = 0; i < 50; i++) await app.live.publish(`f.${TOPIC_TAIL}`, { v: i })
-    t.equal(hub.filters.evaluations - before, 50 * 2561, 'each distinct filter evaluated once per event: at most MAX_FILTER_COST_TOTAL field reads')
+    t.equal(app.live.filterFigures.evaluations - before, 50 * 2561, 'each distinct filter evaluated once per event: at most MAX_FILTER_COST_TOTAL field reads')
     t.same(
       (await honest.take(50)).map((e) => e.seq),
       Array.from({ length: 50 }, (_, i) => i + 1),
@@ -317,8 +316,8 @@ t.test(
     )
     for (const attacker of attackers) await attacker.quiet(0)
     for (const attacker of attackers) attacker.close()
-    await until(() => hub.filters.size.filters === 1, 'the attackers’ filters go with their connections')
-    t.same(hub.filters.size, { filters: 1, cost: 1 })
+    await until(() => app.live.filterFigures.held === 1, 'the attackers’ filters go with their connections')
+    t.match(app.live.filterFigures, { held: 1, cost: 1 })
   }
 )
 
@@ -368,7 +367,6 @@ t.test('#26 canonical forms never merge different meanings: numbers outside the 
 
 t.test('#26 deltas: made once per event and codec for every filtered subscriber that holds the base, whole for the others', async (t) => {
   const { url, app } = await startServer(t)
-  const hub = hubOf(app.live)
   const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(url)))
   t.teardown(() => {
     for (const c of clients) c.close()
@@ -378,7 +376,7 @@ t.test('#26 deltas: made once per event and codec for every filtered subscriber 
     await c.request({ type: 'subscribe', topic: 'd.a', delta: true, snapshot: false, filter: i === 19 ? 'odd == true' : `i >= ${-i}` })
   const book = (i: number) => ({ i, odd: i % 2 === 1, bids: Array.from({ length: 20 }, (_, k) => [100 - k, k === i % 20 ? 5 : 1]) })
   for (let i = 0; i < 20; i++) await app.live.publish('d.a', book(i))
-  t.equal(hub.deltas.made, 19, 'one delta per event after the first, not one per filter group')
+  t.equal(app.live.deltaFigures.made, 19, 'one delta per event after the first, not one per filter group')
   const got = await Promise.all(clients.slice(0, 19).map((c) => c.take(20)))
   for (const frames of got) {
     let bytes: Uint8Array | null = null
@@ -463,7 +461,7 @@ t.test("#26 filters: a subscribe's snapshots are filtered from its frame's work 
     code: 'too_large',
     message: /costs more than one frame may/
   })
-  t.same(hubOf(app.live).filters.size, { filters: 0, cost: 0 }, 'refused whole: nothing held')
+  t.match(app.live.filterFigures, { held: 0, cost: 0 }, 'refused whole: nothing held')
   t.match(await c.request({ type: 'subscribe', id: 2, topic: 's.>', filter: 'a.b < 2' }), { type: 'ack', id: 2 }, 'two reads a topic fit')
   t.same(
     (await c.take(2)).map((e) => [e.type, e.topic]),

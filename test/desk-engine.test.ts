@@ -138,6 +138,53 @@ t.test('ClockOffset: a low percentile over the window; outliers far below the me
   t.equal(moved.offset, -4900)
 })
 
+t.test('ClockOffset keeps its window sorted as it moves: after every sample, the estimate a fresh sort of the window gives', async (t) => {
+  // The reference: the window as a list, sorted afresh at each recompute (every sample up to 64, then every 64th).
+  const window: number[] = []
+  let at = 0
+  let since = 0
+  let inARow = 0
+  let median: number | null = null
+  let offset: number | null = null
+  const reference = (delta: number): boolean => {
+    if (median !== null && delta < median - CLOCK_OUTLIER_MS) {
+      if (++inARow < 32) return false
+      window.length = 0
+      at = 0
+    }
+    inARow = 0
+    if (window.length < 256) window.push(delta)
+    else window[at] = delta
+    at = (at + 1) % 256
+    if (window.length <= 64 || ++since >= 64) {
+      since = 0
+      const sorted = [...window].sort((a, b) => a - b)
+      median = sorted[sorted.length >> 1]
+      let first = 0
+      while (sorted[first] < median - CLOCK_OUTLIER_MS) first++
+      offset = sorted[first + Math.floor((sorted.length - 1 - first) * 0.05)]
+    }
+    return true
+  }
+  const clock = new ClockOffset()
+  let seed = 5
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  let base = 200
+  let differ = 0
+  for (let k = 0; k < 5000; k++) {
+    if (k % 1500 === 1499) base -= 5000 // the venue's clock moves: outliers, then the window starts again
+    const delta = random() < 0.01 ? base - 3000 : base + Math.floor(random() * 40) // ties, and single outliers
+    if (
+      clock.sample(delta) !== reference(delta) ||
+      clock.offset !== offset ||
+      clock.latency() !== (median === null || offset === null ? null : median - offset)
+    )
+      differ++
+  }
+  t.equal(differ, 0)
+  t.equal(clock.sample(Number.NaN), false, 'a delta that is not a number is not learned from')
+})
+
 t.test('a quiet book on a live venue stays open under one id for 3 s and closes when its venue goes down', async (t) => {
   const engine = new ArbitrageEngine(zero)
   const up: VenueReport = { state: 'up', notLive: [], lastMessageAgeMs: 100 }

@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { loadConfig } from '../src/config.ts'
 import { loadRegistry, startFeeds, VENUE_ENDPOINTS } from '../src/market/setup.ts'
+import { VirtualClock } from '../src/market/clock.ts'
 import type { Exchange } from '../src/market/venues/index.ts'
 import { recordingTransport } from '../src/record/capture.ts'
 import { Kind } from '../src/record/format.ts'
@@ -25,7 +26,7 @@ import { Recorder } from '../src/record/recorder.ts'
 import { replay } from '../src/record/replay.ts'
 import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
-import { recordSessions, type Clock } from '../demo/make-venues.ts'
+import { recordSessions } from '../demo/make-venues.ts'
 import { fakeConnect, type FakeSocket } from '../test/fake-venue.ts'
 import { DIR, SESSIONS } from '../test/venue-sessions.ts'
 
@@ -47,7 +48,7 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
 const sessionDir = mkdtempSync(join(tmpdir(), 'record-bench-'))
 const frames: { time: number; conn: number; body: Buffer }[] = []
 if (want('stores') || want('replay')) {
-  const clock: Clock = { now: 0 }
+  const clock = new VirtualClock()
   const recorder = new Recorder({
     dir: sessionDir,
     segmentBytes: 64 << 20,
@@ -55,7 +56,7 @@ if (want('stores') || want('replay')) {
     maxBytes: 1 << 40,
     maxAgeMs: 0,
     app: APP_VERSION,
-    now: () => clock.now
+    now: () => clock.now()
   })
   for (let r = 0; r < RUNS; r++) await recordSessions(recorder, clock, Date.UTC(2026, 0, 1) + r * 20_000, 20_000)
   await recorder.close()

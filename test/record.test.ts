@@ -19,7 +19,7 @@ import Fastify from 'fastify'
 import live from '../src/plugins/live.ts'
 import recorderPlugin from '../src/plugins/recorder.ts'
 import replayPlugin, { DEMO_VENUES } from '../src/plugins/replay.ts'
-import { LATENCY_MS } from '../demo/make-venues.ts'
+import { demoVenues, LATENCY_MS, schedule } from '../demo/make-venues.ts'
 import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { shiftBook, shiftHealth, shiftPublish, shiftTicker } from '../src/record/shift.ts'
@@ -563,6 +563,26 @@ t.test('DEMO=venues loops the shipped recording of five venues with its times mo
     sink: { event: (topic, data) => recorded.push({ topic, data: data as Record<string, any> }) }
   })
   const recordedClock = new Map(recorded.filter((e) => e.topic.startsWith('venue.')).map((e) => [healthPlace(e.topic, e.data), clockOf(e.data)]))
+  t.same(
+    [...new Set(recorded.filter((e) => e.topic.startsWith('book.')).map((e) => e.topic))].sort(),
+    [
+      'book.binance.NKN-USDT',
+      'book.binanceusdm.SUSHI-USDT-PERP',
+      'book.coinbase.BTC-USD',
+      'book.kraken.ALGO-USD',
+      'book.kraken.BTC-USD',
+      'book.okx.BTC-USDT',
+      'book.okx.UNI-USD-INVPERP'
+    ],
+    "the books of the demo's instruments (demoVenues below)"
+  )
+  // Every book opens at the run's start: none is ever said not live, no venue is ever less than up.
+  const notUp = recorded.filter((e) => e.topic.startsWith('venue.') && (e.data.state !== 'up' || e.data.notLive.length > 0))
+  t.same(
+    notUp.map((e) => `${e.topic} ${e.data.state} not live: ${e.data.notLive}`),
+    [],
+    'every book live and every venue up through the pass'
+  )
   t.same([...new Set(recorded.filter((e) => e.topic.startsWith('venue.')).map((e) => e.topic))].sort(), [
     'venue.binance',
     'venue.binanceusdm',
@@ -614,6 +634,14 @@ t.test('DEMO=venues loops the shipped recording of five venues with its times mo
     "the venues' times moved with them"
   )
   t.ok(opportunities.length > 0, `${opportunities.length} opportunity events`)
+  // Only the books captured together on 2026-08-24 meet: no opportunity of a book from another day.
+  const legs = new Set(opportunities.flatMap((o) => [`${o.buy.exchange} ${o.buy.symbol}`, `${o.sell.exchange} ${o.sell.symbol}`]))
+  t.same([...legs].sort(), ['coinbase BTC-USD', 'kraken BTC-USD'], "the opportunities' legs: BTC-USD books captured the same day")
+  t.same(
+    venues.filter((e) => e.data.state !== 'up' || e.data.notLive.length > 0).map((e) => `${e.topic} ${e.data.state} not live: ${e.data.notLive}`),
+    [],
+    'served: every book live, every venue up, across the passes'
+  )
   t.ok(
     opportunities.every((o) => o.detectedAt >= started - 1000 && o.buy.receivedAt >= started - 1000 && (o.buy.ts === null || o.buy.ts >= started - 1000)),
     'opportunity times moved to now'
@@ -630,6 +658,35 @@ t.test('DEMO=venues loops the shipped recording of five venues with its times mo
   t.throws(() => loadConfig({ FEEDS: 'okx:BTC-USDT', DEMO: 'venues' }), {
     message: 'Invalid configuration: DEMO="venues" is not valid; expected empty when FEEDS is set (a replay serves recorded venues instead of live ones)'
   })
+})
+
+t.test('the demo pairs only books captured together: an instrument of another day than the rest of its class is left out', async (t) => {
+  const { venues, leftOut } = await demoVenues()
+  // Kraken's BTC/USDT snapshot (2025, no venue stamp) beside the BTC-USD books of 2026-08-24 made a +3,429 bps dislocation no market had.
+  t.same(leftOut, [{ exchange: 'kraken', symbol: 'BTC-USDT', reason: 'captured on a day its frames do not stamp, not on 2026-08-24 as the rest of BTC-USD' }])
+  t.same(Object.fromEntries([...venues].map(([exchange, v]) => [exchange, v.symbols])), {
+    binance: ['NKN-USDT'],
+    binanceusdm: ['SUSHI-USDT-PERP'],
+    coinbase: ['BTC-USD'],
+    kraken: ['BTC-USD', 'ALGO-USD'],
+    okx: ['BTC-USDT', 'UNI-USD-INVPERP']
+  })
+  t.notOk(
+    venues.get('kraken')!.frames.some((f) => f.text.includes('"BTC/USDT"')),
+    'nor its frames'
+  )
+})
+
+t.test("the demo's schedule: every book opens 20 ms into the run, the venue's other messages follow in order, evenly", async (t) => {
+  const book = (symbol: string, n: number) => ({ text: JSON.stringify({ channel: 'book', data: [{ symbol, n }] }), symbol })
+  const ack = { text: '{"method":"subscribe","success":true}', symbol: 'Y' }
+  const frames = [book('X', 0), book('X', 1), ack, book('Y', 0), book('X', 2), book('Y', 1)]
+  t.same(schedule(frames, 1000, 20_000), [
+    { at: 1020, texts: [frames[0].text, ack.text, frames[3].text] },
+    { at: 1020 + 4995, texts: [frames[1].text] },
+    { at: 1020 + 9990, texts: [frames[4].text] },
+    { at: 1020 + 14_985, texts: [frames[5].text] }
+  ])
 })
 
 t.test('the feeds process records its venues; the replay gives the books the server received and the engine runs on them', async (t) => {

@@ -68,7 +68,9 @@ t.test('live opportunities, tick rates, connections and latency appear', { skip:
     const c = canvas as HTMLCanvasElement
     const pixels = c.getContext('2d')!.getImageData(50, 0, c.width - 50, c.height - 24).data
     let n = 0
-    for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 0 && !(pixels[i] === pixels[i + 1] && pixels[i + 1] === pixels[i + 2])) n++
+    // The series' colours, not the near-grey grid lines (#eef0f3) nor the grey labels.
+    for (let i = 0; i < pixels.length; i += 4)
+      if (pixels[i + 3] > 0 && Math.max(pixels[i], pixels[i + 1], pixels[i + 2]) - Math.min(pixels[i], pixels[i + 1], pixels[i + 2]) > 60) n++
     return n
   })
   t.ok(colored >= 12, `${colored} colored pixels of spread lines (a dot is 4 × 4)`)
@@ -184,3 +186,39 @@ t.test(
     t.same(errors, [], 'no errors in the page, no Content-Security-Policy violation')
   }
 )
+
+t.test('a negative net spread is shown as a loss and drawn below zero, not on it', { skip: skip ?? false, timeout: 60_000 }, async (t) => {
+  const { http, app } = await startServer(t)
+  const leg = (exchange: string, price: number) => ({ exchange, symbol: 'BTC-USD', price, size: 1, ts: Date.now() })
+  const browser = await launch(t)
+  const page = await browser.newPage()
+  await page.goto(`${http}/dashboard/`)
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', undefined, { timeout: 15_000 })
+  // The venues demo's pairing of two real books: buying on one and selling on the other loses 18 bps.
+  const pairing = {
+    id: 'loss',
+    symbol: 'BTC-USD',
+    status: 'open',
+    buy: leg('coinbase', 78856.06),
+    sell: leg('kraken', 78871.5),
+    size: 1,
+    netBps: -18.04,
+    detectedAt: Date.now()
+  }
+  await app.live.publish('opportunities.BTC-USD', pairing)
+  await page.waitForSelector('#opportunities tbody tr.open', { timeout: 15_000 })
+  t.same(await page.$eval('#opportunities tbody tr.open td:nth-child(6)', (td) => [td.textContent, td.className]), ['-18.04', 'net loss'])
+  await page.waitForFunction(() => (document.getElementById('spread-legend')?.children.length ?? 0) > 0, undefined, { timeout: 15_000 })
+  // The axis runs from -20 to 0 bps: the line sits a tenth of the way up, clear of the bottom rows
+  // where a net clamped to 0 was drawn.
+  const above = await page.$eval('#spread-chart', (canvas) => {
+    const c = canvas as HTMLCanvasElement
+    const pixels = c.getContext('2d')!.getImageData(50, 0, c.width - 50, c.height - 22 - 6).data
+    let n = 0
+    // The series' colour, not the near-grey grid lines (#eef0f3) nor the grey labels.
+    for (let i = 0; i < pixels.length; i += 4)
+      if (pixels[i + 3] > 0 && Math.max(pixels[i], pixels[i + 1], pixels[i + 2]) - Math.min(pixels[i], pixels[i + 1], pixels[i + 2]) > 60) n++
+    return n
+  })
+  t.ok(above >= 4, `${above} colored pixels of the line above the chart's bottom rows`)
+})

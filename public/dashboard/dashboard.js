@@ -101,16 +101,25 @@ function drawChart(wall) {
   const left = 48
   const bottom = height - 22
   ctx.clearRect(0, 0, width, height)
+  // The axis runs from the lowest to the highest net seen (0 always on it, negative nets below it),
+  // in steps of 20 bps so its quarters fall on whole bps.
+  let min = 0
   let max = 0
-  for (const s of series.values()) for (const p of s.points) if (p.bps !== null) max = Math.max(max, p.bps)
-  max = max > 0 ? Math.ceil(max / 20) * 20 : 20 // quarters on whole bps
+  for (const s of series.values())
+    for (const p of s.points)
+      if (p.bps !== null) {
+        min = Math.min(min, p.bps)
+        max = Math.max(max, p.bps)
+      }
+  min = Math.floor(min / 20) * 20
+  max = max > 0 || min === 0 ? Math.max(20, Math.ceil(max / 20) * 20) : 0
   const x = (at) => left + ((at - (wall - CHART_SECONDS * 1000)) / (CHART_SECONDS * 1000)) * (width - left - 8)
-  const y = (bps) => bottom - (Math.max(0, bps) / max) * (bottom - 8)
+  const y = (bps) => bottom - ((bps - min) / (max - min)) * (bottom - 8)
   ctx.font = '12px system-ui, sans-serif'
   ctx.fillStyle = '#6b7280'
   ctx.strokeStyle = '#eef0f3'
   for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4
+    const v = min + ((max - min) * i) / 4
     ctx.beginPath()
     ctx.moveTo(left, y(v))
     ctx.lineTo(width - 8, y(v))
@@ -250,7 +259,7 @@ function renderOpportunities(wall) {
         [leg(o.buy, o.sell), 'text'],
         [leg(o.sell, o.buy), 'text'],
         [significant(o.size)],
-        [fixed(o.netBps, 2), 'net'],
+        [fixed(o.netBps, 2), o.netBps < 0 ? 'net loss' : 'net'],
         [significant(o.maxSize)],
         [significant(o.maxProfit)],
         [ladder(o.ladder), 'ladder text'],

@@ -72,8 +72,9 @@ export class VenueGroup {
     }
   }
 
-  health(): VenueHealth {
-    const all = this.shards.map((s) => s.feed.health())
+  /** The venue's health: its sockets' merged (`fresh`, one socket's health just read, is not read again). */
+  health(fresh?: { feed: VenueConnection; health: VenueHealth }): VenueHealth {
+    const all = this.shards.map((s) => (s.feed === fresh?.feed ? fresh.health : s.feed.health()))
     const merged: VenueHealth = { ...all[0], ...this.retired, rotations: this.rotations, ts: this.clock.now() }
     const down = all.filter((h) => h.state === 'down').length
     merged.state = down === all.length ? 'down' : down > 0 || all.some((h) => h.state !== 'up') ? 'degraded' : 'up'
@@ -98,7 +99,7 @@ export class VenueGroup {
         if (this.passes(feed)) this.options.sink.ticker(e)
       },
       // One socket's health is part of the venue's: the group publishes the merge.
-      venue: () => this.publishHealth()
+      venue: (health) => this.publishHealth({ feed, health })
     }
     const feed = VENUES[this.exchange].connection({ ...this.options, instruments, sink })
     this.shardOf.set(feed, shard)
@@ -120,8 +121,8 @@ export class VenueGroup {
    * venue.<exchange>: every WATCHDOG_MS (each socket ticks; merged at most that often) and at once
    * on a change of state or of the books live.
    */
-  private publishHealth(): void {
-    const health = this.health()
+  private publishHealth(fresh: { feed: VenueConnection; health: VenueHealth }): void {
+    const health = this.health(fresh)
     if (health.state === this.lastState && health.booksLive === this.lastBooksLive && this.clock.now() - this.lastPublishedAt < WATCHDOG_MS * 0.8) return
     this.lastState = health.state
     this.lastBooksLive = health.booksLive

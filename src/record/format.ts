@@ -119,8 +119,8 @@ export interface RawRecord {
   offset?: number
 }
 
-/** The records of one inflated block; a record running past the block is damage and ends it. */
-export function* records(raw: Buffer): Generator<RawRecord> {
+/** The records of one inflated block (read from `file` at `offset`); a record running past the block is damage and ends it. */
+export function* records(raw: Buffer, file?: string, offset?: number): Generator<RawRecord> {
   let at = 0
   while (raw.length - at >= RECORD_HEADER) {
     const kind = raw[at]
@@ -129,7 +129,7 @@ export function* records(raw: Buffer): Generator<RawRecord> {
     const length = raw.readUInt32LE(at + 13)
     const start = at + RECORD_HEADER
     if (raw.length - start < length) throw new Error(`record of ${length} bytes runs past its block`)
-    yield { kind, time, conn, body: raw.subarray(start, start + length) }
+    yield { kind, time, conn, body: raw.subarray(start, start + length), file, offset }
     at = start + length
   }
   if (at !== raw.length) throw new Error('trailing bytes after the last record of a block')

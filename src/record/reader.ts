@@ -64,11 +64,7 @@ export function* readRecording(dir: string, app: string, onDamage: (d: Damage) =
         continue
       }
       try {
-        for (const r of records(block.raw)) {
-          r.file = file
-          r.offset = at
-          yield r
-        }
+        yield* records(block.raw, file, at)
       } catch (err) {
         onDamage({ file, offset: at, reason: (err as Error).message })
       }

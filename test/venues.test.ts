@@ -491,6 +491,45 @@ t.test('a venue group splits its instruments across sockets and reports one venu
     'two sockets'
   )
   t.match(group.health(), { exchange: 'binance', state: 'down', connected: false, instruments: 3, booksLive: 0, rotations: 0, messages: 0 })
+  // One socket: its health is the venue's, field for field, as the merge of several makes it.
+  const clock = new VirtualClock(1000)
+  const one = new VenueGroup('binance', {
+    connect,
+    instruments: instruments.slice(2),
+    endpoints: { ws: 'ws://unused', rest: 'http://unused' },
+    bookDepth: 5,
+    sink: { book() {}, ticker() {}, venue() {} },
+    clock
+  })
+  one.start()
+  sockets.at(-1)!.accept()
+  sockets.at(-1)!.deliver('{not json')
+  clock.advance(100)
+  t.same(one.health(), {
+    exchange: 'binance',
+    state: 'up',
+    connected: true,
+    instruments: 1,
+    booksLive: 0,
+    notLive: ['NKN-USDT'],
+    lastMessageAgeMs: 100,
+    clockOffsetMs: null,
+    latencyMs: null,
+    rotations: 0,
+    heldBytes: 0,
+    messages: 1,
+    ignored: 0,
+    invalid: 1,
+    gaps: 0,
+    checksumFailures: 0,
+    resyncs: 0,
+    reconnects: 0,
+    silences: 0,
+    errors: 0,
+    overflows: 0,
+    ts: 1100
+  })
+  one.stop()
 })
 
 t.test('kraken: a live 2026 session (status, subscribe reply, snapshot, heartbeats, updates): every checksum verifies', async (t) => {

@@ -12,6 +12,7 @@ const ROTATE_MARGIN_MS = 30 * 60_000
 /** A replacement that is not live by then is dropped and tried again later. */
 const STANDBY_TIMEOUT_MS = 120_000
 const STANDBY_RETRY_MS = 5 * 60_000
+const COUNTERS = Object.keys(ZERO) as (keyof VenueCounters)[]
 
 export interface GroupOptions extends ConnectionOptions {
   /** Instruments per socket; default the venue's (tests use 1). */
@@ -75,6 +76,12 @@ export class VenueGroup {
   /** The venue's health: its sockets' merged (`fresh`, one socket's health just read, is not read again). */
   health(fresh?: { feed: VenueConnection; health: VenueHealth }): VenueHealth {
     const all = this.shards.map((s) => (s.feed === fresh?.feed ? fresh.health : s.feed.health()))
+    if (all.length === 1) {
+      // One socket (most venues): its health is the venue's, with the rotated-out sockets' counts.
+      const merged: VenueHealth = { ...all[0], rotations: this.rotations, ts: this.clock.now() }
+      for (const key of COUNTERS) merged[key] += this.retired[key]
+      return merged
+    }
     const merged: VenueHealth = { ...all[0], ...this.retired, rotations: this.rotations, ts: this.clock.now() }
     const down = all.filter((h) => h.state === 'down').length
     merged.state = down === all.length ? 'down' : down > 0 || all.some((h) => h.state !== 'up') ? 'degraded' : 'up'
@@ -86,7 +93,7 @@ export class VenueGroup {
     merged.lastMessageAgeMs = pick(all, (h) => h.lastMessageAgeMs, Math.max)
     merged.clockOffsetMs = pick(all, (h) => h.clockOffsetMs, Math.min)
     merged.latencyMs = pick(all, (h) => h.latencyMs, Math.max)
-    for (const key of Object.keys(ZERO) as (keyof VenueCounters)[]) merged[key] = this.retired[key] + sum(all, (h) => h[key])
+    for (const key of COUNTERS) merged[key] = this.retired[key] + sum(all, (h) => h[key])
     return merged
   }
 
@@ -162,7 +169,7 @@ export class VenueGroup {
   private drop(feed: VenueConnection): void {
     feed.stop()
     this.shardOf.delete(feed)
-    for (const key of Object.keys(ZERO) as (keyof VenueCounters)[]) this.retired[key] += feed.counters[key]
+    for (const key of COUNTERS) this.retired[key] += feed.counters[key]
   }
 }
 

@@ -67,7 +67,10 @@ export class BookSide {
       this.unknownPast(this.levels[MAX_LEVELS - 1].price)
       return
     }
-    this.levels.splice(insertAt, 0, { price, size, priceText, sizeText })
+    const level = { price, size, priceText, sizeText }
+    // Past the worst: where every level of a snapshot (read best first) goes.
+    if (insertAt === this.levels.length) this.levels.push(level)
+    else this.levels.splice(insertAt, 0, level)
     if (this.levels.length > MAX_LEVELS) {
       this.levels.pop()
       this.unknownPast(this.levels[MAX_LEVELS - 1].price)

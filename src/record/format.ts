@@ -119,18 +119,56 @@ export interface RawRecord {
   offset?: number
 }
 
-/** The records of one inflated block (read from `file` at `offset`); a record running past the block is damage and ends it. */
-export function* records(raw: Buffer, file?: string, offset?: number): Generator<RawRecord> {
-  let at = 0
-  while (raw.length - at >= RECORD_HEADER) {
-    const kind = raw[at]
-    const time = raw.readDoubleLE(at + 1)
-    const conn = raw.readUInt32LE(at + 9)
-    const length = raw.readUInt32LE(at + 13)
-    const start = at + RECORD_HEADER
-    if (raw.length - start < length) throw new Error(`record of ${length} bytes runs past its block`)
-    yield { kind, time, conn, body: raw.subarray(start, start + length), file, offset }
-    at = start + length
+/**
+ * The records of one inflated block, one at a time and without an object each: next() steps to the
+ * following record and sets kind, time, conn and where its body lies (body() or text() read it).
+ * A record running past the block, or bytes after its last record, is damage: next() throws.
+ */
+export class BlockRecords {
+  kind = 0
+  time = 0
+  conn = 0
+  private start = 0
+  private end = 0
+  private readonly view: DataView
+
+  constructor(readonly raw: Buffer) {
+    this.view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
   }
-  if (at !== raw.length) throw new Error('trailing bytes after the last record of a block')
+
+  /** Steps to the next record: false after the last one. */
+  next(): boolean {
+    const at = this.end
+    const size = this.raw.length
+    if (size - at < RECORD_HEADER) {
+      if (at !== size) throw new Error('trailing bytes after the last record of a block')
+      return false
+    }
+    const view = this.view
+    const length = view.getUint32(at + 13, true)
+    const start = at + RECORD_HEADER
+    if (size - start < length) throw new Error(`record of ${length} bytes runs past its block`)
+    this.kind = view.getUint8(at)
+    this.time = view.getFloat64(at + 1, true)
+    this.conn = view.getUint32(at + 9, true)
+    this.start = start
+    this.end = start + length
+    return true
+  }
+
+  /** The record's bytes: a view of the block, not a copy. */
+  body(): Buffer {
+    return this.raw.subarray(this.start, this.end)
+  }
+
+  /** The record's bytes as UTF-8 text. */
+  text(): string {
+    return this.raw.toString('utf8', this.start, this.end)
+  }
+}
+
+/** The records of one inflated block (read from `file` at `offset`) as objects; a record running past the block is damage and ends it. */
+export function* records(raw: Buffer, file?: string, offset?: number): Generator<RawRecord> {
+  const block = new BlockRecords(raw)
+  while (block.next()) yield { kind: block.kind, time: block.time, conn: block.conn, body: block.body(), file, offset }
 }

@@ -2,7 +2,7 @@
 // frame and CRC). Damage is reported with the file and offset and skipped; the rest is read.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { decodeBlock, FORMAT_VERSION, nextBlock, records, SEGMENT_MAGIC, SEGMENT_SUFFIX, type RawRecord, type SegmentHeader } from './format.js'
+import { BlockRecords, decodeBlock, FORMAT_VERSION, nextBlock, SEGMENT_MAGIC, SEGMENT_SUFFIX, type RawRecord, type SegmentHeader } from './format.js'
 
 export interface Damage {
   file: string
@@ -44,31 +44,108 @@ export function readHeader(file: string, buf: Buffer, app: string): { header: Se
   return { header, body: end + 1 }
 }
 
-/** Every record of the recording, in order; damage goes to `onDamage` and reading goes on. */
-export function* readRecording(dir: string, app: string, onDamage: (d: Damage) => void): Generator<RawRecord> {
-  for (const file of segmentFiles(dir)) {
-    const buf = readFileSync(file)
-    let at: number
-    try {
-      at = readHeader(file, buf, app).body
-    } catch (err) {
-      if (buf.length === 0) continue // created and never written (a crash at rotation)
-      throw err
-    }
-    while (at < buf.length) {
-      const block = decodeBlock(buf, at)
-      if (!block.ok) {
-        onDamage({ file, offset: at, reason: block.reason })
-        if (block.truncated) break
-        at = nextBlock(buf, at + 1)
-        continue
-      }
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * The recording's records in order, one at a time and without an object each (a replay reads a
+ * hundred thousand a second): next() steps to the following record, reading the segments as it
+ * comes to them; kind, time and conn are the record's, body() and text() read its bytes, file and
+ * offset say where its block is. Damage goes to `onDamage` and reading goes on.
+ */
+export class RecordCursor {
+  kind = 0
+  time = 0
+  conn = 0
+  /** The segment and the offset of the block the record was read from. */
+  file = ''
+  offset = 0
+  private readonly files: string[]
+  private segment = -1
+  private buf: Buffer = EMPTY
+  /** Where the segment's next block starts. */
+  private blockAt = 0
+  private block = new BlockRecords(EMPTY)
+
+  constructor(
+    dir: string,
+    private readonly app: string,
+    private readonly onDamage: (d: Damage) => void
+  ) {
+    this.files = segmentFiles(dir)
+  }
+
+  /** Steps to the next record: false after the recording's last. */
+  next(): boolean {
+    for (;;) {
       try {
-        yield* records(block.raw, file, at)
+        if (this.block.next()) {
+          const block = this.block
+          this.kind = block.kind
+          this.time = block.time
+          this.conn = block.conn
+          return true
+        }
       } catch (err) {
-        onDamage({ file, offset: at, reason: (err as Error).message })
+        this.onDamage({ file: this.file, offset: this.offset, reason: (err as Error).message })
       }
-      at = block.next
+      if (!this.nextBlock()) return false
     }
   }
+
+  /** The record's bytes: a view of its block, not a copy. */
+  body(): Buffer {
+    return this.block.body()
+  }
+
+  /** The record's bytes as UTF-8 text. */
+  text(): string {
+    return this.block.text()
+  }
+
+  /** Reads the next sound block (of this segment or the next ones): false when there is none. */
+  private nextBlock(): boolean {
+    for (;;) {
+      if (this.blockAt >= this.buf.length && !this.nextSegment()) return false
+      const at = this.blockAt
+      const block = decodeBlock(this.buf, at)
+      if (!block.ok) {
+        this.onDamage({ file: this.files[this.segment], offset: at, reason: block.reason })
+        this.blockAt = block.truncated ? this.buf.length : nextBlock(this.buf, at + 1)
+        continue
+      }
+      this.block = new BlockRecords(block.raw)
+      this.file = this.files[this.segment]
+      this.offset = at
+      this.blockAt = block.next
+      return true
+    }
+  }
+
+  /** Opens the next segment past its header: false after the last. */
+  private nextSegment(): boolean {
+    for (;;) {
+      if (++this.segment >= this.files.length) {
+        this.buf = EMPTY
+        return false
+      }
+      const file = this.files[this.segment]
+      const buf = readFileSync(file)
+      let at: number
+      try {
+        at = readHeader(file, buf, this.app).body
+      } catch (err) {
+        if (buf.length === 0) continue // created and never written (a crash at rotation)
+        throw err
+      }
+      this.buf = buf
+      this.blockAt = at
+      return true
+    }
+  }
+}
+
+/** Every record of the recording as an object, in order; damage goes to `onDamage` and reading goes on. */
+export function* readRecording(dir: string, app: string, onDamage: (d: Damage) => void): Generator<RawRecord> {
+  const cursor = new RecordCursor(dir, app, onDamage)
+  while (cursor.next()) yield { kind: cursor.kind, time: cursor.time, conn: cursor.conn, body: cursor.body(), file: cursor.file, offset: cursor.offset }
 }

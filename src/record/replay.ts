@@ -14,9 +14,9 @@ import { startFeeds, type Feeds } from '../market/setup.js'
 import { VirtualClock } from '../market/clock.js'
 import type { Connect, SocketEvents, VenueSocket } from '../market/transport.js'
 import type { Exchange } from '../market/venues/index.js'
-import { Kind, type RawRecord } from './format.js'
+import { Kind } from './format.js'
 import type { RecordingMeta } from './capture.js'
-import { readRecording, RecordingError, type Damage } from './reader.js'
+import { RecordCursor, RecordingError, type Damage } from './reader.js'
 import { shiftedSink, shiftPublish } from './shift.js'
 
 /** What a replay's consumer is told: every event the replayed world publishes, with its time. */
@@ -243,9 +243,10 @@ class Run {
 
   /**
    * One record, at its time: the connectors' timers due by then fire first. Synchronous except for
-   * a REST answer, whose body the connector reads through promises.
+   * a REST answer, whose body the connector reads through promises. Its bytes are read only by the
+   * kinds that have any.
    */
-  apply(kind: number, time: number, conn: number, body: Buffer): Promise<void> | undefined {
+  apply(kind: number, time: number, conn: number, record: RecordCursor): Promise<void> | undefined {
     if (kind === Kind.turn) {
       // The end of the turn: the connectors publish what it changed. Live, the timers due meanwhile
       // fire in the event loop's next timers phase, after this: here at the next record.
@@ -257,7 +258,7 @@ class Run {
     const now = time + this.shift
     switch (kind) {
       case Kind.open: {
-        const { venue } = JSON.parse(body.toString()) as { venue: string }
+        const { venue } = JSON.parse(record.text()) as { venue: string }
         const socket = this.unpairedSockets.get(venue)?.shift()
         if (socket === undefined) push(this.unpairedConns, venue, conn)
         else this.sockets.set(conn, socket)
@@ -273,17 +274,18 @@ class Run {
         // A recorded connection its connector never opened (the virtual clock fired no reconnect
         // for it): what it received cannot reach a connector.
         if (socket === undefined) this.diverged++
-        else deliver(socket, kind, body)
+        else deliver(socket, kind, record)
         return
       }
       case Kind.rest: {
+        const body = record.body()
         const nl = body.indexOf(10)
         const head = JSON.parse(body.subarray(0, nl).toString()) as { venue: string; url: string; status: number; error?: string }
         const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error }
         return this.answer(restKey(head.venue, head.url), answer)
       }
       case Kind.publish: {
-        const { topic, data: recorded } = JSON.parse(body.toString()) as { topic: string; data: unknown }
+        const { topic, data: recorded } = JSON.parse(record.text()) as { topic: string; data: unknown }
         const data = this.shift === 0 ? recorded : shiftPublish(topic, recorded, this.shift)
         if (this.options.market && this.report()) this.options.sink.event(topic, data, now)
         // A recording is where a client's publish enters the replay: the engine takes it only as
@@ -294,7 +296,7 @@ class Run {
       case Kind.engineBook:
       case Kind.engineTicker: {
         if (this.engine === null) return
-        const topic = body.toString()
+        const topic = record.text()
         const input = this.takeInput(topic)
         if (input === undefined) this.diverged++
         else this.engineInput(kind, topic, input, now)
@@ -302,7 +304,7 @@ class Run {
       }
       case Kind.engineVenue: {
         if (this.engine === null) return
-        const { exchange, state } = JSON.parse(body.toString()) as { exchange: unknown; state: unknown }
+        const { exchange, state } = JSON.parse(record.text()) as { exchange: unknown; state: unknown }
         const health = healthOf(exchange, state)
         if (health === null) throw new Error('a venue marker whose health is not a venue state or a venue.<exchange> event')
         this.opportunities(this.engine.onVenue(exchange as string, health, now))
@@ -365,13 +367,13 @@ function restKey(venue: string, url: string): string {
 }
 
 /** A socket event from the recording, as ws would report it. */
-function deliver(socket: ReplaySocket, kind: number, body: Buffer): undefined {
-  if (kind === Kind.frame || kind === Kind.binary) socket.events.onMessage(body, kind === Kind.binary)
+function deliver(socket: ReplaySocket, kind: number, record: RecordCursor): undefined {
+  if (kind === Kind.frame || kind === Kind.binary) socket.events.onMessage(record.body(), kind === Kind.binary)
   else if (kind === Kind.accept) {
     socket.open = true
     socket.events.onOpen()
   } else if (kind === Kind.alive) socket.events.onAlive()
-  else if (kind === Kind.error) socket.events.onError(new Error(body.toString()))
+  else if (kind === Kind.error) socket.events.onError(new Error(record.text()))
   else if (kind === Kind.close) {
     socket.open = false
     socket.events.onClose()
@@ -380,8 +382,8 @@ function deliver(socket: ReplaySocket, kind: number, body: Buffer): undefined {
 }
 
 /** A run's meta, its shape checked: what the replay builds the registry and connectors from. */
-function parseMeta(body: Buffer): RecordingMeta {
-  const meta = JSON.parse(body.toString()) as RecordingMeta
+function parseMeta(text: string): RecordingMeta {
+  const meta = JSON.parse(text) as RecordingMeta
   if (typeof meta !== 'object' || meta === null || typeof meta.run !== 'number' || typeof meta.bookDepth !== 'number')
     throw new Error('a meta record without run and bookDepth')
   if (typeof meta.instruments !== 'object' || meta.instruments === null || !Object.values(meta.instruments).every(Array.isArray))
@@ -405,7 +407,8 @@ function splitTopic(topic: string): [string, string, string] {
 export function recordingRange(dir: string, app: string): { first: number; last: number } | null {
   let first: number | null = null
   let last = 0
-  for (const r of readRecording(dir, app, () => {})) {
+  const r = new RecordCursor(dir, app, () => {})
+  while (r.next()) {
     if (first === null) first = r.time
     last = r.time
   }
@@ -441,16 +444,17 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const due = paceStart.real + (at - paceStart.record) / options.speed - realNow()
     if (due >= 1) await sleep(due)
   }
-  const unusable = (r: RawRecord, err: unknown) => {
-    const d = { file: r.file ?? options.dir, offset: r.offset ?? 0, reason: `record of kind ${r.kind} unusable: ${(err as Error).message}` }
+  const unusable = (r: RecordCursor, err: unknown) => {
+    const d = { file: r.file, offset: r.offset, reason: `record of kind ${r.kind} unusable: ${(err as Error).message}` }
     damage.push(d)
     options.onDamage?.(d)
   }
   try {
-    for (const r of readRecording(options.dir, options.app, (d) => {
+    const r = new RecordCursor(options.dir, options.app, (d) => {
       damage.push(d)
       options.onDamage?.(d)
-    })) {
+    })
+    while (r.next()) {
       if ((options.to !== undefined && r.time > options.to) || options.signal?.aborted) break
       recorded = r.time
       time = r.time + shift
@@ -467,7 +471,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       if (r.kind === Kind.meta) {
         let meta: RecordingMeta
         try {
-          meta = parseMeta(r.body)
+          meta = parseMeta(r.text())
         } catch (err) {
           unusable(r, err)
           continue
@@ -492,7 +496,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       // A record that passed its block's checksum yet cannot be used (written by something else, or
       // damaged before it was written) is reported like damage, and the replay goes on.
       try {
-        const waiting = run.apply(r.kind, r.time, r.conn, r.body)
+        const waiting = run.apply(r.kind, r.time, r.conn, r)
         if (waiting !== undefined) await waiting
       } catch (err) {
         unusable(r, err)

@@ -154,3 +154,61 @@ t.test('a socket or request the connectors never make is counted as divergence, 
   t.equal(result.frames, 4)
   t.ok(books.includes('book.kraken.BTC-USD'), "the first socket's frame reached its connector")
 })
+
+t.test('venueHealth false: the connectors publish no venue health, and their watchdog still pings and finds a silence', async (t) => {
+  const registry = await loadRegistry(['kraken'], { metadataDir: DIR, endpoints: VENUE_ENDPOINTS })
+  const frames = SESSIONS.kraken!.frames().filter((f) => f.includes('"BTC/USD"'))
+  // The same session twice, with venue health published (the default) and without.
+  const run = async (venueHealth: boolean | undefined) => {
+    const clock = new VirtualClock(START)
+    const fake = fakeConnect()
+    const topics: string[] = []
+    const feeds = await startFeeds({
+      feeds: new Map([['kraken', ['BTC-USD']]]),
+      registry,
+      bookDepth: 5,
+      clock,
+      silenceMs: 2000,
+      venueHealth,
+      connect: fake.connect,
+      sink: topicSink((topic, data) => topics.push(topic === 'venue.kraken' ? `${topic} ${clock.now() - START} ${(data as { state: string }).state}` : topic))
+    })
+    const step = (ms: number, arrive: () => void) => {
+      clock.advance(ms)
+      arrive()
+      clock.runDeferred()
+    }
+    step(10, () => fake.sockets[0].accept())
+    for (const frame of frames.slice(0, 20)) step(40, () => fake.sockets[0].deliver(frame))
+    step(2500, () => {}) // silent past its 2 s limit
+    const health = feeds.health()[0]
+    feeds.stop()
+    return { topics, pings: fake.sockets[0].pings, terminated: fake.sockets[0].terminated, silences: health.silences, booksLive: health.booksLive }
+  }
+  const published = await run(undefined)
+  const quiet = await run(false)
+  t.same(
+    published.topics.filter((topic) => topic.startsWith('venue.')),
+    [
+      'venue.kraken 50 up', // the book went live
+      ...[250, 500, 750, 1000].map((ms) => `venue.kraken ${ms} up`),
+      ...[1250, 1500, 1750, 2000].map((ms) => `venue.kraken ${ms} degraded`), // silent past half its limit
+      // 2250: silent past its 2 s limit (last frame at 170), the socket terminated; its close has not come.
+      'venue.kraken 2500 down'
+    ],
+    'by default: venue health as the book went live and at every tick of the watchdog'
+  )
+  t.same(
+    quiet.topics,
+    published.topics.filter((topic) => !topic.startsWith('venue.')),
+    'without it: the same books and tickers, no venue health'
+  )
+  // Pinged at 250 ... 2000 (8 ticks); terminated by the silence at 2250 and by stop().
+  const watchdog = { pings: 8, terminated: 2, silences: 1, booksLive: 0 }
+  t.same(
+    { pings: quiet.pings, terminated: quiet.terminated, silences: quiet.silences, booksLive: quiet.booksLive },
+    watchdog,
+    'the watchdog pinged and dropped the silent socket'
+  )
+  t.same({ pings: published.pings, terminated: published.terminated, silences: published.silences, booksLive: published.booksLive }, watchdog)
+})

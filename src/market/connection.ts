@@ -39,6 +39,12 @@ export interface ConnectionOptions {
    * a snapshot, and the size of one REST snapshot answer (VENUE_BUFFER_MB).
    */
   bufferBytes?: number
+  /**
+   * Whether venue.<exchange> is published (default true). False where nobody reads it (an offline
+   * replay whose engine takes the recorded venue health): the watchdog still pings and finds
+   * silences, but builds no health at each tick; health() still answers when asked.
+   */
+  venueHealth?: boolean
 }
 
 export const DEFAULT_BUFFER_BYTES = 16 * 1024 * 1024
@@ -340,6 +346,7 @@ export abstract class VenueConnection {
 
   /** venue.<exchange>: every WATCHDOG_MS, and at once when the state or the books live change. */
   publishHealth(): void {
+    if (this.options.venueHealth === false) return
     const health = this.health()
     this.lastState = health.state
     this.lastBooksLive = health.booksLive
@@ -348,6 +355,7 @@ export abstract class VenueConnection {
 
   /** Health at once when the state moved or a book went live: checked once per turn, in flush(). */
   private stateMaybeChanged(): void {
+    if (this.options.venueHealth === false) return
     const { state, booksLive } = this.state(this.now())
     if (state !== this.lastState || booksLive !== this.lastBooksLive) this.publishHealth()
   }

@@ -88,6 +88,8 @@ export interface StartOptions {
   silenceMs?: number
   /** The connectors' time and timers (default the live clock; benchmarks read a sub-millisecond one, replays a virtual one). */
   clock?: Clock
+  /** False where nobody reads venue.<exchange> (ConnectionOptions.venueHealth). */
+  venueHealth?: boolean
   /** Overrides of the venues' connection limits (tests): instruments per socket, socket age at rotation. */
   perConnection?: number
   rotateAfterMs?: number
@@ -155,6 +157,7 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
         perConnection: options.perConnection,
         rotateAfterMs: options.rotateAfterMs,
         bufferBytes: options.bufferBytes,
+        venueHealth: options.venueHealth,
         ...options.transport?.(exchange)
       })
     )

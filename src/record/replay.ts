@@ -160,6 +160,8 @@ class Run {
       registry,
       bookDepth: this.meta.bookDepth,
       clock: this.clock,
+      // Venue health goes nowhere in an offline replay whose engine takes the recorded health.
+      venueHealth: this.options.market === true || (!this.markers && this.engine !== null),
       transport: (exchange) => ({ connect: this.connect(exchange), fetch: this.fetch(exchange) }),
       sink: this.shift === 0 ? this.publish : shiftedSink(this.publish, this.shift)
     })

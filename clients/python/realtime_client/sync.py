@@ -3,8 +3,8 @@
     from realtime_client.sync import connect
 
     with connect("ws://127.0.0.1:8765/ws/live") as client:
-        print(client.publish("ticker.demo.BTC-USDT", {"bid": 1, "ask": 2}))
-        for event in client.subscribe("ticker.demo.>", filter="bid > 0"):
+        print(client.publish("quotes.demo.BTC-USDT", {"bid": 1, "ask": 2}))
+        for event in client.subscribe("quotes.demo.>", filter="bid > 0"):
             print(event.topic, event.seq, event.data)
 
 The asyncio client runs on a loop in a thread of its own; each call waits for its answer there.

@@ -14,13 +14,13 @@ from realtime_client import Gap, LiveClient, LiveClientError, LiveEvent, Positio
 def test_publish_subscribe_request_probe(server):
     async def main() -> None:
         async with LiveClient(server.url) as client:
-            first = await client.publish("ticker.demo.BTC-USDT", {"bid": 1, "ask": 2})
+            first = await client.publish("quotes.demo.BTC-USDT", {"bid": 1, "ask": 2})
             assert isinstance(first, Position) and first.seq == 1 and isinstance(first.epoch, str)
             events: list[LiveEvent[Any]] = []
-            sub = await client.subscribe("ticker.demo.>", events.append)
+            sub = await client.subscribe("quotes.demo.>", events.append)
             await until(lambda: len(events) == 1, "the snapshot")
-            assert (events[0].type, events[0].topic, events[0].seq, events[0].data) == ("snapshot", "ticker.demo.BTC-USDT", 1, {"bid": 1, "ask": 2})
-            second = await client.publish("ticker.demo.BTC-USDT", {"bid": 1.5, "ask": 2})
+            assert (events[0].type, events[0].topic, events[0].seq, events[0].data) == ("snapshot", "quotes.demo.BTC-USDT", 1, {"bid": 1, "ask": 2})
+            second = await client.publish("quotes.demo.BTC-USDT", {"bid": 1.5, "ask": 2})
             await until(lambda: len(events) == 2, "the event")
             assert (events[1].type, events[1].seq, events[1].epoch, events[1].data) == ("event", 2, second.epoch, {"bid": 1.5, "ask": 2})
             assert isinstance(events[1].ts, int)
@@ -28,8 +28,8 @@ def test_publish_subscribe_request_probe(server):
             assert isinstance(result["serverTime"], int)
             assert await client.probe() > 0
             await sub.unsubscribe()
-            await client.publish("ticker.demo.BTC-USDT", {"bid": 3})
-            assert (await client.request("snapshot", {"topic": "ticker.demo.BTC-USDT"}))["seq"] == 3
+            await client.publish("quotes.demo.BTC-USDT", {"bid": 3})
+            assert (await client.request("snapshot", {"topic": "quotes.demo.BTC-USDT"}))["seq"] == 3
             assert len(events) == 2
 
     run(main())
@@ -39,8 +39,14 @@ def test_server_errors_keep_their_code(server):
     async def main() -> None:
         async with LiveClient(server.url) as client:
             with pytest.raises(LiveClientError) as err:
-                await client.publish("ticker.>", {"bid": 1})
+                await client.publish("quotes.>", {"bid": 1})
             assert err.value.code == "bad_request" and "wildcard" in err.value.message
+            # Market topics are typed where they enter: a ticker without its sizes is refused by name.
+            with pytest.raises(LiveClientError) as err:
+                await client.publish("ticker.demo.BTC-USDT", {"bid": 1, "ask": 2})
+            assert (err.value.code, err.value.message) == ("bad_request", '"ticker.demo.BTC-USDT": data.bidSize must be a positive number under 1e100')
+            tick = {"bid": 99.5, "ask": 100.5, "bidSize": 2, "askSize": 3, "ts": 1765000000000}
+            assert (await client.publish("ticker.demo.BTC-USDT", tick)).seq == 1
             with pytest.raises(LiveClientError) as err:
                 await client.request("no-such-method")
             assert err.value.code == "not_found"
@@ -116,9 +122,9 @@ def test_deltas_are_applied_and_verified(server, codec):
             events: list[LiveEvent[Any]] = []
             errors: list[BaseException] = []
             client.on_error = errors.append
-            await client.subscribe("book.okx.BTC-USDT", events.append, delta=True)
+            await client.subscribe("depth.okx.BTC-USDT", events.append, delta=True)
             for i in range(70):
-                await publisher.publish("book.okx.BTC-USDT", book(i))
+                await publisher.publish("depth.okx.BTC-USDT", book(i))
             await until(lambda: len(events) == 70, "70 events")
             assert [e.data for e in events] == [book(i) for i in range(70)]
             assert [e.seq for e in events] == list(range(1, 71))
@@ -141,17 +147,17 @@ def test_a_dropped_connection_resubscribes_with_since_and_the_delta_chain_goes_o
                 opened += 1
 
             client.on_open = on_open
-            await client.subscribe("book.okx.>", events.append, delta=True, on_gap=gaps.append)
+            await client.subscribe("depth.okx.>", events.append, delta=True, on_gap=gaps.append)
             for i in range(100):
                 if i in (30, 60):
                     await until(lambda: len(events) == i, f"{i} events before the drop")
                     client._socket.transport.abort()  # type: ignore[union-attr]
-                await publisher.publish("book.okx.BTC-USDT", book(i))
+                await publisher.publish("depth.okx.BTC-USDT", book(i))
             await until(lambda: len(events) == 100, "all 100 events")
             assert [e.seq for e in events] == list(range(1, 101)), "each once, in order"
             assert [e.data for e in events] == [book(i) for i in range(100)]
             assert gaps == [] and opened == 2
-            assert client._subscriptions[0].positions["book.okx.BTC-USDT"].seq == 100
+            assert client._subscriptions[0].positions["depth.okx.BTC-USDT"].seq == 100
 
     run(main())
 
@@ -224,12 +230,12 @@ def test_async_handlers_and_iteration(server):
                     self.seqs.append(event.seq)
 
             collector = Collector()
-            await client.subscribe("ticker.a.X", handler)
-            await client.subscribe("ticker.a.*", collector)
-            sub = await client.subscribe("ticker.b.>")
+            await client.subscribe("quotes.a.X", handler)
+            await client.subscribe("quotes.a.*", collector)
+            sub = await client.subscribe("quotes.b.>")
             for i in range(5):
-                await client.publish("ticker.a.X", {"i": i})
-                await client.publish("ticker.b.Y", {"i": i})
+                await client.publish("quotes.a.X", {"i": i})
+                await client.publish("quotes.b.Y", {"i": i})
             got = []
             async for event in sub:
                 got.append(event.data["i"])

@@ -10,7 +10,7 @@ from typing import Any
 from conftest import run, until
 from realtime_client import Gap, LiveClient, LiveClientError, LiveEvent
 
-TOPIC = "ticker.kill.BTC-USDT"
+TOPIC = "quotes.kill.BTC-USDT"
 WINDOW = 8  # publishes in flight at once: the kill lands in the middle of some
 
 

@@ -17,13 +17,13 @@ from realtime_client.sync import connect
 
 def test_the_blocking_client_publishes_requests_and_iterates(server):
     with connect(server.url) as client:
-        first = client.publish("ticker.sync.BTC-USDT", {"bid": 1})
+        first = client.publish("quotes.sync.BTC-USDT", {"bid": 1})
         assert first.seq == 1
         assert isinstance(client.request("time")["serverTime"], int)
         assert client.probe() > 0
-        sub = client.subscribe("ticker.sync.>", filter="bid >= 2")
+        sub = client.subscribe("quotes.sync.>", filter="bid >= 2")
         for bid in (1, 2, 3, 0.5, 4):
-            client.publish("ticker.sync.BTC-USDT", {"bid": bid})
+            client.publish("quotes.sync.BTC-USDT", {"bid": bid})
         got = []
         for event in sub:
             got.append((event.seq, event.data["bid"]))
@@ -52,23 +52,23 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_pub_sub_ping(server):
-    out = cli("pub", "--url", server.url, "ticker.cli.BTC-USDT", '{"bid":1,"ask":2}')
+    out = cli("pub", "--url", server.url, "quotes.cli.BTC-USDT", '{"bid":1,"ask":2}')
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("ticker.cli.BTC-USDT #1 (epoch ")
-    out = cli("pub", "--url", server.url, "--json", "ticker.cli.BTC-USDT", '{"bid":2,"ask":3}')
+    assert out.stdout.startswith("quotes.cli.BTC-USDT #1 (epoch ")
+    out = cli("pub", "--url", server.url, "--json", "quotes.cli.BTC-USDT", '{"bid":2,"ask":3}')
     assert json.loads(out.stdout)["seq"] == 2
-    out = cli("sub", "--url", server.url, "ticker.cli.>", "--count", "1", "--json", "--delta", "--filter", "bid >= 2")
+    out = cli("sub", "--url", server.url, "quotes.cli.>", "--count", "1", "--json", "--delta", "--filter", "bid >= 2")
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout)
     assert (line["type"], line["seq"], line["data"]) == ("snapshot", 2, {"bid": 2, "ask": 3})
-    out = cli("sub", "--url", server.url, "ticker.cli.>", "--count", "1")
-    assert " ticker.cli.BTC-USDT #2 (snapshot) {\"bid\":2,\"ask\":3}" in out.stdout
+    out = cli("sub", "--url", server.url, "quotes.cli.>", "--count", "1")
+    assert " quotes.cli.BTC-USDT #2 (snapshot) {\"bid\":2,\"ask\":3}" in out.stdout
     out = cli("ping", "--url", server.url, "--count", "20", "--interval", "0")
     assert out.returncode == 0 and out.stdout.startswith(f"20 probes to {server.url}: p50 ")
 
 
 def test_cli_exit_codes(server):
-    refused = cli("pub", "--url", server.url, "ticker.>", "{}")
+    refused = cli("pub", "--url", server.url, "quotes.>", "{}")
     assert refused.returncode == 1 and "bad_request" in refused.stderr
     bad_filter = cli("sub", "--url", server.url, "x.>", "--filter", "a >=")
     assert bad_filter.returncode == 1 and 'found "the end" at position 4' in bad_filter.stderr

@@ -2,7 +2,7 @@
 // timers in due order (ties in creation order) at their due times, and runs the end of turn only
 // when told; the live clock's timers never keep a process up.
 import t from 'tap'
-import { liveClock, liveClockWith, VirtualClock } from '../src/market/clock.ts'
+import { liveClock, liveClockWith, timeoutSignal, VirtualClock } from '../src/market/clock.ts'
 
 t.test('timers fire in due order, ties in creation order, each with now() at its due time', async (t) => {
   const clock = new VirtualClock(1000)
@@ -137,4 +137,30 @@ t.test('the live clock: real timers, setImmediate for the end of the turn', asyn
   const read = liveClockWith(() => 42)
   t.equal(read.now(), 42)
   t.equal(read.defer, liveClock.defer, 'only the reading differs')
+})
+
+t.test("timeoutSignal aborts at its time on the clock it is given, not on real time, as AbortSignal.timeout's would", async (t) => {
+  const clock = new VirtualClock(1000)
+  const deadline = timeoutSignal(clock, 5)
+  const kept = timeoutSignal(clock, 5)
+  kept.cancel()
+  // Real time passes (a real timer's 20 ms): the virtual clock does not move, nothing aborts.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(deadline.signal.aborted, false, 'not on real time')
+  clock.advanceTo(1004)
+  t.equal(deadline.signal.aborted, false, 'not a millisecond early')
+  clock.advanceTo(1005)
+  t.equal(deadline.signal.aborted, true, 'at 5 ms on the clock')
+  t.equal(kept.signal.aborted, false, 'a cancelled one never aborts')
+  // The same reason as AbortSignal.timeout's (what a fetch rejects with, and the log says). Its
+  // timer is unref'd, as the live clock's: this interval keeps the test up until it fires.
+  const keepAlive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(keepAlive))
+  const real = AbortSignal.timeout(0)
+  await new Promise((resolve) => real.addEventListener('abort', resolve))
+  const reason = deadline.signal.reason as DOMException
+  t.same({ name: reason.name, message: reason.message }, { name: (real.reason as DOMException).name, message: (real.reason as DOMException).message })
+  t.equal(reason.name, 'TimeoutError')
+  deadline.cancel() // after it fired: nothing
+  t.equal(clock.timers, 0)
 })

@@ -700,6 +700,39 @@ t.test('binance: an unusable snapshot is asked for again after a backoff, not in
   t.equal(calls, 2, 'a stopped feed asks for nothing more')
 })
 
+t.test(
+  "binance: a snapshot request unanswered for 10 s on the connection's clock is given up and asked again after 1 s; real time aborts nothing",
+  async (t) => {
+    const asked: number[] = []
+    const aborted: number[] = []
+    const clock = new VirtualClock(1000)
+    // A venue that never answers; the request ends only when its signal aborts (as fetch's does).
+    const hanging: typeof fetch = (_url, init) =>
+      new Promise<Response>((_resolve, reject) => {
+        asked.push(clock.now())
+        init?.signal?.addEventListener('abort', () => {
+          aborted.push(clock.now())
+          reject(init.signal?.reason)
+        })
+      })
+    const h = harness('binance', ['NKN-USDT'], { fetch: hanging, clock })
+    await new Promise((resolve) => setTimeout(resolve, 20)) // real time passes: nothing aborts
+    t.same({ asked, aborted }, { asked: [1000], aborted: [] })
+    await h.advance(9_999)
+    t.same(aborted, [], 'not before 10 s')
+    await h.advance(1)
+    t.same(aborted, [11_000], 'aborted at 10 s on the clock')
+    t.equal(h.feed.counters.errors, 1, 'counted as a failed snapshot')
+    await h.advance(999)
+    t.same(asked, [1000], 'the retry waits its 1 s backoff')
+    await h.advance(1)
+    t.same(asked, [1000, 12_000], 'asked again 1 s after')
+    h.feed.stop()
+    await h.advance(10_000)
+    t.same(aborted, [11_000, 22_000], "the second request's deadline is its own")
+  }
+)
+
 t.test("binance: a 429's Retry-After pauses every snapshot, and a minute's weight spent waits for the next minute", async (t) => {
   // Binance's documented answers: 429 with Retry-After (seconds); X-MBX-USED-WEIGHT-1M on every answer.
   const depth = json('binance/depth-NKNUSDT.json')

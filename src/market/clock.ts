@@ -32,6 +32,17 @@ export const liveClock: Clock = {
   }
 }
 
+/**
+ * AbortSignal.timeout on a clock: a signal that aborts `ms` from now (reason a TimeoutError, as
+ * AbortSignal.timeout's), so a request's deadline runs on the connectors' time, virtual in a replay
+ * or a test. Cancel it once the request is done: a cancelled one never aborts.
+ */
+export function timeoutSignal(clock: Clock, ms: number): { signal: AbortSignal; cancel(): void } {
+  const controller = new AbortController()
+  const timer = clock.timeout(ms, () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')))
+  return { signal: controller.signal, cancel: () => timer.cancel() }
+}
+
 /** The live clock read through another `now` (a benchmark's sub-millisecond one), its timers real. */
 export function liveClockWith(now: () => number): Clock {
   return { ...liveClock, now }

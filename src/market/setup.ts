@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { InstrumentRegistry, type Instrument } from './instruments.js'
 import { type FeedsSettings, parseEndpoints, parseFeeds } from './settings.js'
 import type { ConnectionOptions, Endpoints } from './connection.js'
-import type { Clock } from './clock.js'
+import { type Clock, liveClock, timeoutSignal } from './clock.js'
 import type { MarketSink, VenueHealth } from './events.js'
 import { VenueGroup } from './group.js'
 import { EXCHANGES, type Exchange, VENUES } from './venues/index.js'
@@ -14,6 +14,9 @@ import { readJson } from './rest.js'
 
 /** Where each venue is, as its room says (FEEDS_ENDPOINTS points elsewhere). */
 export const VENUE_ENDPOINTS = Object.fromEntries(EXCHANGES.map((e) => [e, VENUES[e].endpoints])) as Record<Exchange, Endpoints>
+
+/** An instrument list's request, answer read in full. */
+const METADATA_TIMEOUT_MS = 30_000
 
 /** Bytes of one instrument-list answer read at start-up (VENUE_METADATA_MB). */
 export const DEFAULT_METADATA_BYTES = 32 * 1024 * 1024
@@ -28,8 +31,16 @@ export async function loadRegistry(
     metadataDir,
     endpoints,
     fetchImpl = fetch,
-    metadataBytes = DEFAULT_METADATA_BYTES
-  }: { metadataDir?: string; endpoints: Record<Exchange, Endpoints>; fetchImpl?: typeof fetch; metadataBytes?: number }
+    metadataBytes = DEFAULT_METADATA_BYTES,
+    clock = liveClock
+  }: {
+    metadataDir?: string
+    endpoints: Record<Exchange, Endpoints>
+    fetchImpl?: typeof fetch
+    metadataBytes?: number
+    /** Whose time the requests' 30 s deadline runs on (the connectors'). */
+    clock?: Clock
+  }
 ): Promise<InstrumentRegistry> {
   const registry = new InstrumentRegistry()
   for (const exchange of exchanges) {
@@ -48,13 +59,19 @@ export async function loadRegistry(
       answers = await Promise.all(
         paths.map(async (path) => {
           const url = `${endpoints[exchange].rest}${path}`
-          const res = await fetchImpl(url, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => {
-            throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
-          })
-          if (!res.ok) throw new Error(`${exchange}: ${url} answered HTTP ${res.status}`)
-          return readJson(res, metadataBytes, 'VENUE_METADATA_MB').catch((err: Error) => {
-            throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
-          })
+          // The answer read in full within 30 s of the connectors' clock.
+          const deadline = timeoutSignal(clock, METADATA_TIMEOUT_MS)
+          try {
+            const res = await fetchImpl(url, { signal: deadline.signal }).catch((err: Error) => {
+              throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
+            })
+            if (!res.ok) throw new Error(`${exchange}: ${url} answered HTTP ${res.status}`)
+            return await readJson(res, metadataBytes, 'VENUE_METADATA_MB').catch((err: Error) => {
+              throw new Error(`${exchange}: cannot read instruments from ${url}: ${err.message}`)
+            })
+          } finally {
+            deadline.cancel()
+          }
         })
       )
     }
@@ -129,7 +146,8 @@ export async function startFeeds(options: StartOptions): Promise<Feeds> {
       metadataDir: options.metadataDir,
       endpoints,
       fetchImpl: options.fetchImpl,
-      metadataBytes: options.metadataBytes
+      metadataBytes: options.metadataBytes,
+      clock: options.clock
     }))
   const unknown: Feeds['unknown'] = []
   const feeds: VenueGroup[] = []

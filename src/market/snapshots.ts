@@ -2,9 +2,12 @@
 // WebSocket depth) and their queue of snapshots: asked one at a time, spaced by the venue's request
 // limit, backed off after a failure, and dropped with the socket they were asked for.
 import type { BookState } from './book-state.js'
-import type { Clock } from './clock.js'
+import { type Clock, timeoutSignal } from './clock.js'
 import { VenueConnection } from './connection.js'
 import { readJson, TooLargeError } from './rest.js'
+
+/** A snapshot's request, answer read in full, or it is given up and retried after the backoff. */
+const SNAPSHOT_TIMEOUT_MS = 10_000
 
 /** A connection whose books start from a REST snapshot: its venue says where one is and how to join it. */
 export abstract class SnapshotConnection extends VenueConnection {
@@ -125,8 +128,10 @@ export class SnapshotQueue<B extends SnapshotBook> {
         if (!venue.wants(book)) continue
         const symbol = book.instrument.venueSymbol
         let answer: unknown
+        // The request's deadline on the connectors' clock: the answer read in full within 10 s.
+        const deadline = timeoutSignal(venue.clock, SNAPSHOT_TIMEOUT_MS)
         try {
-          const res = await venue.fetch(venue.url(book), { signal: AbortSignal.timeout(10_000) })
+          const res = await venue.fetch(venue.url(book), { signal: deadline.signal })
           venue.pace(res)
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
           answer = await readJson(res, venue.bufferBytes, 'VENUE_BUFFER_MB')
@@ -137,6 +142,8 @@ export class SnapshotQueue<B extends SnapshotBook> {
           book.snapshotFailures++
           this.queue.push(book)
           continue
+        } finally {
+          deadline.cancel()
         }
         if (session !== venue.session()) break
         if (!venue.wants(book)) continue

@@ -284,6 +284,37 @@ t.test('records that pass their checksum but cannot be used are reported with fi
   )
 })
 
+t.test('a record whose time is not a finite number is reported with file and offset, not run to: the replay ends', async (t) => {
+  // Infinity would have the virtual clock fire the engine's sweep interval for ever.
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  // Without the engine's inputs recorded (engine: false) the replay sweeps on an interval of the recorded clock.
+  recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{},"engine":false}')
+  recorder.add(Kind.publish, Number.POSITIVE_INFINITY, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":1}}')
+  recorder.add(Kind.publish, Number.NaN, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":2}}')
+  recorder.add(Kind.publish, 1_000_001, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":3}}')
+  await recorder.close()
+  const [file] = segmentFiles(dir)
+  const seen: unknown[] = []
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    market: true,
+    engine: engineOptions(loadConfig({})),
+    sink: { event: (topic, data) => seen.push([topic, data]) }
+  })
+  t.same(seen, [['ticker.desk.BTC-USD', { bid: 3 }]], 'the record after them replays')
+  t.same(
+    result.damage.map((d) => [d.file, d.reason]),
+    [
+      [file, 'record of kind 9 unusable: its time is not a finite number'],
+      [file, 'record of kind 9 unusable: its time is not a finite number']
+    ]
+  )
+  t.equal(result.last, 1_000_001, 'the replay ends at the last usable time')
+})
+
 t.test('inputs no engine marker asks for are held 10,000 at most', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
   const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })

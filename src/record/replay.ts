@@ -411,6 +411,7 @@ export function recordingRange(dir: string, app: string): { first: number; last:
   let last = 0
   const r = new RecordCursor(dir, app, () => {})
   while (r.next()) {
+    if (!Number.isFinite(r.time)) continue // unusable: the replay reports it
     if (first === null) first = r.time
     last = r.time
   }
@@ -457,6 +458,11 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       options.onDamage?.(d)
     })
     while (r.next()) {
+      if (!Number.isFinite(r.time)) {
+        // Not a time a clock gave (a crafted or damaged record): run to, the virtual clock would fire its intervals for ever.
+        unusable(r, new Error('its time is not a finite number'))
+        continue
+      }
       if ((options.to !== undefined && r.time > options.to) || options.signal?.aborted) break
       recorded = r.time
       time = r.time + shift

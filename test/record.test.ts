@@ -315,6 +315,41 @@ t.test('a record whose time is not a finite number is reported with file and off
   t.equal(result.last, 1_000_001, 'the replay ends at the last usable time')
 })
 
+t.test("without the engine's markers the replayed engine is given each venue's health whole, as the live engine is from venue.<exchange>", async (t) => {
+  // A feeds process's recording (engine: false): live, the server's engine read venue.kraken's
+  // event whole (notLive: the books out; lastMessageAgeMs: as of when its books are current).
+  const kraken = {
+    exchange: 'kraken',
+    venueSymbol: 'BTC/USD',
+    base: 'BTC',
+    quote: 'USD',
+    settle: 'USD',
+    kind: 'spot',
+    contractSize: 1,
+    tickSize: 0.1,
+    lotSize: 1e-8,
+    minSize: 0.0002,
+    minNotional: 0,
+    priceDecimals: 1,
+    sizeDecimals: 8,
+    symbol: 'BTC-USD'
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: { kraken: [kraken] }, engine: false })
+  recorder.add(Kind.sweep, 1_001_000, 0, null) // a second of the recorded clock: the watchdog's health events
+  await recorder.close()
+  const given: unknown[] = []
+  const engine = { onBook: () => null, onTick: () => null, onVenue: (_e: string, health: unknown) => (given.push(health), null), sweep: () => null }
+  await replay({ dir, app: APP_VERSION, speed: 'max', engine, sink: { event() {} } })
+  t.ok(given.length > 0, 'the engine was given venue health')
+  t.ok(
+    given.every((h) => typeof h === 'object' && h !== null && (h as VenueHealth).exchange === 'kraken' && Array.isArray((h as VenueHealth).notLive)),
+    'each whole, with its notLive and lastMessageAgeMs'
+  )
+  t.same((given[0] as VenueHealth).notLive, ['BTC-USD'], 'the book not live yet is out')
+})
+
 t.test('inputs no engine marker asks for are held 10,000 at most', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
   const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })

@@ -233,7 +233,8 @@ class Run {
     // Checked where it entered (a connector's parse, or a recorded publish in apply()).
     if (kind === 'book') this.opportunities(this.engine.onBook(data as BookData, now, exchange, symbol))
     else if (kind === 'ticker') this.opportunities(this.engine.onTick(data as Tick, now, exchange, symbol))
-    else if (kind === 'venue') this.opportunities(this.engine.onVenue(topic.slice(6), (data as VenueHealth).state, now))
+    // Venue health whole, as the live engine reads venue.<exchange> (notLive, lastMessageAgeMs).
+    else if (kind === 'venue') this.opportunities(this.engine.onVenue(topic.slice(6), data as VenueHealth, now))
   }
 
   private opportunities(events: OpportunityEvent[] | null): number {

@@ -18,6 +18,7 @@ import { coinbaseProducts } from '../src/market/venues/coinbase.ts'
 import { krakenAssetPairs, krakenChecksum } from '../src/market/venues/kraken.ts'
 import { okxChecksum, okxInstruments } from '../src/market/venues/okx.ts'
 import { fakeConnect } from './fake-venue.ts'
+import { marketDataError } from '../src/market/check.ts'
 
 const parse = { binanceSpot, binanceUsdm, binanceCoinm, coinbase: coinbaseProducts, kraken: krakenAssetPairs, okx: okxInstruments }
 
@@ -972,4 +973,19 @@ t.test('okx: a REST answer that is not OKX’s documented schema is counted inva
     t.equal(h.feed.counters.invalid, 1)
     t.notOk(h.state('BTC-USDT').live, JSON.stringify(bad))
   }
+})
+
+t.test('a clock that steps back (NTP, a recording) reports the last message as heard just now, not a negative age the market-data door refuses', async (t) => {
+  const h = harness('kraken', ['BTC-USD'])
+  h.message('{"channel":"heartbeat"}', 5000)
+  h.clock.advanceTo(4000) // the wall clock set back a second after the message came
+  const health = h.feed.health()
+  t.equal(health.lastMessageAgeMs, 0)
+  // Over a Redis backplane every process's door (Bus.admit) checks it: a negative age dropped the venue's health.
+  t.equal(marketDataError('venue.kraken', health), null)
+  h.clock.advanceTo(4100)
+  t.equal(h.feed.health().lastMessageAgeMs, 0, 'until the clock passes the message again')
+  h.clock.advanceTo(5100)
+  t.equal(h.feed.health().lastMessageAgeMs, 100)
+  h.feed.stop()
 })

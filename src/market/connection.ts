@@ -316,7 +316,8 @@ export abstract class VenueConnection {
   private state(now: number): { state: VenueState; connected: boolean; booksLive: number; age: number | null } {
     const connected = this.ws?.open === true
     const booksLive = countLive(this.books.values())
-    const age = this.lastMessageAt === null ? null : now - this.lastMessageAt
+    // A clock set back since the last message (NTP, a recording's) heard it just now: an age is never negative.
+    const age = this.lastMessageAt === null ? null : Math.max(0, now - this.lastMessageAt)
     const silenceLimit = this.options.silenceMs ?? this.silenceLimitMs
     const state: VenueState = !connected || (age !== null && age > silenceLimit) ? 'down' : age !== null && age > silenceLimit / 2 ? 'degraded' : 'up'
     return { state, connected, booksLive, age }

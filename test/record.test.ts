@@ -2,7 +2,7 @@
 // five venues' recorded real sessions) and from books a client publishes; the recording replayed
 // offline through the same connectors and engine gives the opportunity events the live server
 // published, field for field, at full speed, 10x and 1x (paced on a virtual clock: no real waiting).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -190,6 +190,27 @@ t.test('a shifted replay moves books, tickers and opportunities by the shift exa
   t.strictSame(shifted, expected, 'each event the unshifted one with every time moved by the shift: same ids, figures, legs and clock offsets')
 })
 
+/** A recording written record by record (one segment: it never rotates). */
+function handRecorder(): { dir: string; recorder: Recorder } {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
+  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  return { dir, recorder }
+}
+
+/** `dir` replayed offline at full speed by the default engine: what it published, market events too, and its result. */
+async function replayMarket(dir: string) {
+  const seen: unknown[] = []
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    market: true,
+    engine: engineOptions(loadConfig({})),
+    sink: { event: (topic, data) => seen.push([topic, data]) }
+  })
+  return { seen, result }
+}
+
 /** A small recording written through the Recorder: `blocks` batches of `per` frames of one connection. */
 async function smallRecording(blocks: number, per: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
@@ -252,8 +273,7 @@ t.test('a corrupt block is reported with its file and offset and the rest replay
 })
 
 t.test('records that pass their checksum but cannot be used are reported with file and offset; the rest replays', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
-  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  const { dir, recorder } = handRecorder()
   recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{"nowhere":"x"}}')
   recorder.add(Kind.publish, 1_000_001, 0, '{"topic":"ticker.a.B","data":{"bid":1}}') // no run: skipped
   await recorder.flush()
@@ -263,15 +283,7 @@ t.test('records that pass their checksum but cannot be used are reported with fi
   recorder.add(Kind.publish, 1_000_005, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":5}}')
   await recorder.close()
   const [file] = segmentFiles(dir)
-  const seen: unknown[] = []
-  const result = await replay({
-    dir,
-    app: APP_VERSION,
-    speed: 'max',
-    market: true,
-    engine: engineOptions(loadConfig({})),
-    sink: { event: (topic, data) => seen.push([topic, data]) }
-  })
+  const { seen, result } = await replayMarket(dir)
   t.same(seen, [['ticker.desk.BTC-USD', { bid: 5 }]], 'the usable publish replays')
   t.equal(result.damage.length, 3)
   t.ok(
@@ -286,8 +298,7 @@ t.test('records that pass their checksum but cannot be used are reported with fi
 
 t.test('a record whose time is not a finite number is reported with file and offset, not run to: the replay ends', async (t) => {
   // Infinity would have the virtual clock fire the engine's sweep interval for ever.
-  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
-  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  const { dir, recorder } = handRecorder()
   // Without the engine's inputs recorded (engine: false) the replay sweeps on an interval of the recorded clock.
   recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{},"engine":false}')
   recorder.add(Kind.publish, Number.POSITIVE_INFINITY, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":1}}')
@@ -295,15 +306,7 @@ t.test('a record whose time is not a finite number is reported with file and off
   recorder.add(Kind.publish, 1_000_001, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":3}}')
   await recorder.close()
   const [file] = segmentFiles(dir)
-  const seen: unknown[] = []
-  const result = await replay({
-    dir,
-    app: APP_VERSION,
-    speed: 'max',
-    market: true,
-    engine: engineOptions(loadConfig({})),
-    sink: { event: (topic, data) => seen.push([topic, data]) }
-  })
+  const { seen, result } = await replayMarket(dir)
   t.same(seen, [['ticker.desk.BTC-USD', { bid: 3 }]], 'the record after them replays')
   t.same(
     result.damage.map((d) => [d.file, d.reason]),
@@ -334,13 +337,16 @@ t.test("without the engine's markers the replayed engine is given each venue's h
     sizeDecimals: 8,
     symbol: 'BTC-USD'
   }
-  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
-  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  const { dir, recorder } = handRecorder()
   recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: { kraken: [kraken] }, engine: false })
   recorder.add(Kind.sweep, 1_001_000, 0, null) // a second of the recorded clock: the watchdog's health events
   await recorder.close()
   const given: unknown[] = []
-  const engine = { onBook: () => null, onTick: () => null, onVenue: (_e: string, health: unknown) => (given.push(health), null), sweep: () => null }
+  const onVenue = (_exchange: string, health: unknown) => {
+    given.push(health)
+    return null
+  }
+  const engine = { onBook: () => null, onTick: () => null, onVenue, sweep: () => null }
   await replay({ dir, app: APP_VERSION, speed: 'max', engine, sink: { event() {} } })
   t.ok(given.length > 0, 'the engine was given venue health')
   t.ok(
@@ -351,8 +357,7 @@ t.test("without the engine's markers the replayed engine is given each venue's h
 })
 
 t.test('inputs no engine marker asks for are held 10,000 at most', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'realtime-record-'))
-  const recorder = new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 3_600_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => 1_000_000 })
+  const { dir, recorder } = handRecorder()
   recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {}, engine: true })
   for (let i = 0; i < 10_005; i++)
     recorder.add(Kind.publish, 1_000_000 + i, 0, `{"topic":"ticker.desk.BTC-USD","data":{"bid":${i + 1},"ask":${i + 2},"bidSize":1,"askSize":1,"ts":1000000}}`)
@@ -517,19 +522,23 @@ t.test('realtime replay with MIN_NET_BPS overridden finds what the new threshold
   t.match(readFileSync(join(dir, 'report-classes.csv'), 'utf8'), /^class,opportunities,closed,meanLifetimeMs,bestNetBps,maxProfit,totalMaxProfit\nBTC-USD,/)
 })
 
-t.test('realtime replay --hooks runs the server plugins: the scorer adds its fields to the live opportunities', async (t) => {
-  if (session === null) return t.fail('needs the recorded session')
-  const { dir, live } = session
-  const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', dir, '--json', '--hooks'], {
-    // A hook budget no stall reaches, as startServer gives the tests' servers.
-    env: { ...process.env, ...configEnv(ENGINE), LOG_LEVEL: 'silent', HOOK_BUDGET: '60000' },
-    encoding: 'utf8'
-  })
+/** `realtime replay <args>` with the engine's settings: it succeeded, and the opportunities its --json printed. */
+function replayHooks(t: Test, args: string[]) {
+  // A hook budget no stall reaches, as startServer gives the tests' servers.
+  const env = { ...process.env, ...configEnv(ENGINE), LOG_LEVEL: 'silent', HOOK_BUDGET: '60000' }
+  const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'replay', ...args], { env, encoding: 'utf8' })
   t.equal(run.status, 0, run.stderr)
-  const events = run.stdout
+  const events: Record<string, any>[] = run.stdout
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l).data)
+  return { run, events, env }
+}
+
+t.test('realtime replay --hooks runs the server plugins: the scorer adds its fields to the live opportunities', async (t) => {
+  if (session === null) return t.fail('needs the recorded session')
+  const { dir, live } = session
+  const { run, events } = replayHooks(t, [dir, '--json', '--hooks'])
   t.same(events.map(engineFields), live, "the live run's opportunity events")
   t.ok(
     events.every((o) => typeof o.score === 'number' && o.models?.scorer !== undefined),
@@ -545,20 +554,7 @@ t.test('realtime replay --hooks --from --to: what comes before replays unreporte
   const to = live[Math.floor((2 * live.length) / 3)].detectedAt as number
   const span = live.filter((o) => o.detectedAt >= from && o.detectedAt <= to)
   t.ok(span.length > 0 && span.length < live.length, `${span.length} of the ${live.length} live events in the span`)
-  const env = { ...process.env, ...configEnv(ENGINE), LOG_LEVEL: 'silent', HOOK_BUDGET: '60000' }
-  const run = spawnSync(
-    process.execPath,
-    [join(root, 'dist/cli.js'), 'replay', dir, '--json', '--hooks', '--from', String(from), '--to', new Date(to).toISOString()],
-    {
-      env,
-      encoding: 'utf8'
-    }
-  )
-  t.equal(run.status, 0, run.stderr)
-  const events = run.stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l).data)
+  const { run, events, env } = replayHooks(t, [dir, '--json', '--hooks', '--from', String(from), '--to', new Date(to).toISOString()])
   t.strictSame(events.map(engineFields), span, "the live run's opportunity events of the span, field for field")
   t.ok(
     events.every((o) => typeof o.score === 'number'),

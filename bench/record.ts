@@ -8,7 +8,8 @@
 //           delay and of one frame's delivery.
 //   replay  the long session replayed at max through the connectors and the engine (frames/s, and
 //           per CPU second), and the JSON.parse floor: every frame's text parsed, in the same run;
-//           REPLAY_ROUNDS rounds (default 4), the first a warm-up.
+//           REPLAY_ROUNDS rounds (default 4), the first a warm-up. Where its CPU goes: run it under
+//           node --cpu-prof and sum the profile with bench/replay-profile.ts.
 //   node --import=tsx bench/record.ts [stores] [live] [replay]
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'

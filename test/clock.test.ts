@@ -164,3 +164,24 @@ t.test("timeoutSignal aborts at its time on the clock it is given, not on real t
   deadline.cancel() // after it fired: nothing
   t.equal(clock.timers, 0)
 })
+
+t.test('an interval fires every period of an advance up to 10,000, then once at the last due time: a clock that jumps costs bounded work', async (t) => {
+  // A recording's record at year 33,658 (crafted, or a wall clock set forward) would otherwise fire
+  // the connectors' 250 ms watchdog 4e12 times, and the replay never end.
+  const clock = new VirtualClock(0)
+  const fired: number[] = []
+  clock.interval(1, () => fired.push(clock.now()))
+  clock.advanceTo(10_000)
+  t.equal(fired.length, 10_000, 'every period of an advance of 10,000 periods')
+  fired.length = 0
+  clock.advanceTo(1e15)
+  t.equal(fired.length, 10_001, 'the first 10,000 periods, then the last due time')
+  t.same(fired.slice(-2), [20_000, 1e15])
+  clock.advanceTo(1e15 + 3)
+  t.same(fired.slice(-3), [1e15 + 1, 1e15 + 2, 1e15 + 3], 'on its period again from there')
+  // Set back an hour, then on: the periods of the advance count from the first due one.
+  clock.advanceTo(1e15 - 3_600_000)
+  fired.length = 0
+  clock.advanceTo(1e15 + 5_000)
+  t.equal(fired.length, 4_997, 'each period from 1e15 + 4 to 1e15 + 5,000 fires')
+})

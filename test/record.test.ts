@@ -318,6 +318,16 @@ t.test('a record whose time is not a finite number is reported with file and off
   t.equal(result.last, 1_000_001, 'the replay ends at the last usable time')
 })
 
+t.test('a record far in the future (a crafted time, a wall clock set forward) replays in bounded work: the intervals skip to it', async (t) => {
+  const { dir, recorder } = handRecorder()
+  recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{},"engine":false}')
+  recorder.add(Kind.publish, 1e15, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":1}}')
+  await recorder.close()
+  const { seen, result } = await replayMarket(dir)
+  t.same(seen, [['ticker.desk.BTC-USD', { bid: 1 }]])
+  t.equal(result.last, 1e15)
+})
+
 t.test("without the engine's markers the replayed engine is given each venue's health whole, as the live engine is from venue.<exchange>", async (t) => {
   // A feeds process's recording (engine: false): live, the server's engine read venue.kraken's
   // event whole (notLive: the books out; lastMessageAgeMs: as of when its books are current).

@@ -48,6 +48,13 @@ export function liveClockWith(now: () => number): Clock {
   return { ...liveClock, now }
 }
 
+/**
+ * Periods of one interval fired in one advance, at most, before it skips to its last due time: a
+ * live run's gaps between records are seconds (the watchdog's 250 ms ticks, or an idle sweep's
+ * 500 ms, for 40 minutes and more), so only a clock that jumped reaches it, and its work stays bounded.
+ */
+const MAX_CATCH_UP = 10_000
+
 interface Entry {
   due: number
   /** Creation order: timers due at the same time fire in it. */
@@ -106,11 +113,14 @@ export class VirtualClock implements Clock {
 
   /**
    * Fires, in order, every timer due at or before `t` (those the fired ones set, too), now() at each
-   * one's due time; then now() is t. A `t` before now() fires nothing and sets now() back to t: a
-   * recording's clock may step back, and what the connectors stamp follows it.
+   * one's due time; then now() is t. An interval fires MAX_CATCH_UP periods of the advance at most,
+   * then once at its last due time by t. A `t` before now() fires nothing and sets now() back to t:
+   * a recording's clock may step back, and what the connectors stamp follows it.
    */
   advanceTo(t: number): void {
     const heap = this.heap
+    // Where this advance's firing starts (after a step back, at the first timer due, not at now()).
+    const from = heap.length > 0 ? Math.max(this.time, heap[0].due) : this.time
     while (heap.length > 0 && heap[0].due <= t) {
       const e = heap[0]
       if (e.cancelled) {
@@ -121,6 +131,9 @@ export class VirtualClock implements Clock {
       if (e.period > 0) {
         // Rescheduled before it runs, so the callback may cancel it; after the timers set meanwhile.
         e.due += e.period
+        // Past MAX_CATCH_UP periods of one advance (a clock that jumped: a wall clock set forward, a
+        // crafted recording), on to the last due time by t, as a late live interval fires once.
+        if (e.due - from >= MAX_CATCH_UP * e.period && e.due < t) e.due += Math.floor((t - e.due) / e.period) * e.period
         e.seq = this.seq++
         this.siftDown(0)
       } else {

@@ -406,5 +406,23 @@ t.test(
     t.match(engine.app.liveArbitrage.counters, { books: 1 }, 'the engine got the good book alone')
     const m = await scrape(engine.http)
     t.equal(m.get('realtime_backplane_rejected_total'), 1)
+    // A bad book last on its topic: a client subscribing with snapshots is not handed it as one.
+    await plain.app.live.publish('book.a.ETH-USD', bad)
+    await plain.app.live.publish('book.a.SOL-USD', good)
+    const late = await TestClient.open(engine.url)
+    t.teardown(() => late.close())
+    t.match(await late.request({ type: 'subscribe', id: 1, topic: 'book.a.ETH-USD' }), { type: 'ack' })
+    t.match(await late.request({ type: 'ping', id: 2 }), { type: 'pong', id: 2 }, 'no snapshot of the topic whose last event is bad')
+    t.match(await late.request({ type: 'subscribe', id: 3, topic: 'book.a.>' }), { type: 'ack' })
+    const snapshots = [await late.next(), await late.next()]
+    t.match(await late.request({ type: 'ping', id: 4 }), { type: 'pong', id: 4 }, 'nor among the pattern’s')
+    t.same(
+      snapshots.map((f) => [f.type, f.topic, f.seq]).sort(),
+      [
+        ['snapshot', 'book.a.BTC-USD', 2],
+        ['snapshot', 'book.a.SOL-USD', 1]
+      ],
+      'the good books only, by topic and by pattern'
+    )
   }
 )

@@ -360,7 +360,8 @@ export class RedisBus implements Bus {
 
   async last(topic: string): Promise<BusEvent | undefined> {
     const entry = await this.call(() => this.redis.hgetBuffer(this.key('m', topic), 'last'))
-    return (entry && parseEntry(topic, entry)) ?? undefined
+    const event = entry && parseEntry(topic, entry)
+    return event && this.admitted(event) ? event : undefined
   }
 
   /** Topics published to within TOPIC_TTL, from the index the publish script keeps. */
@@ -395,7 +396,7 @@ export class RedisBus implements Bus {
     const events: BusEvent[] = []
     results.forEach(([err, entry], i) => {
       const event = err === null && entry !== null ? parseEntry(topics[i], entry as Buffer) : null
-      if (event !== null) events.push(event)
+      if (event !== null && this.admitted(event)) events.push(event)
     })
     return events
   }
@@ -525,11 +526,19 @@ export class RedisBus implements Bus {
 
   /** Every event from Redis (this process's own come back the same way) passes the admission check, once. */
   private emit(event: BusEvent): void {
-    if (this.admission !== null && !this.admission(event)) {
+    if (!this.admitted(event)) {
       this.backplane.rejected++
       return
     }
     this.listeners.emit(event)
+  }
+
+  /**
+   * Whether an event read from Redis passes this process's door: delivered live, or handed to a
+   * client as its snapshot (a topic whose last event is refused has none).
+   */
+  private admitted(event: BusEvent): boolean {
+    return this.admission === null || this.admission(event)
   }
 
   /** After the subscriber connection came back: deliver what was published while it was away. */

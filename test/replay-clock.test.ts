@@ -212,3 +212,68 @@ t.test('venueHealth false: the connectors publish no venue health, and their wat
   )
   t.same({ pings: published.pings, terminated: published.terminated, silences: published.silences, booksLive: published.booksLive }, watchdog)
 })
+
+t.test("a venue's rate-limit answer replays with its headers: a 429's Retry-After paces the next snapshot request as it did live", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'realtime-replay-clock-'))
+  const clock = new VirtualClock(START)
+  const recorder = recorderIn(dir, clock)
+  const registry = await loadRegistry(['binance'], { metadataDir: DIR, endpoints: VENUE_ENDPOINTS })
+  const depth = readFileSync(`${DIR}binance/depth-NKNUSDT.json`, 'utf8')
+  const asked: number[] = []
+  const live: { topic: string; data: unknown }[] = []
+  let socket: FakeSocket | undefined
+  const feeds = await startFeeds({
+    feeds: new Map([['binance', ['NKN-USDT']]]),
+    registry,
+    bookDepth: 5,
+    clock,
+    transport: () => {
+      const fake = fakeConnect()
+      const fetch: typeof globalThis.fetch = async () => {
+        asked.push(clock.now() - START)
+        // Binance's answer past its request weight: wait 5 s (docs: "Retry-After" with 429).
+        if (asked.length === 1) return new Response('{"code":-1003,"msg":"Too many requests"}', { status: 429, headers: { 'retry-after': '5' } })
+        return new Response(depth, { headers: { 'x-mbx-used-weight-1m': '20' } })
+      }
+      const transport = recordingTransport(recorder, 'binance', { connect: fake.connect, fetch, clock })
+      return {
+        ...transport,
+        connect: (url, events) => {
+          const s = transport.connect(url, events)
+          socket = fake.sockets.at(-1)
+          return s
+        }
+      }
+    },
+    beforeStart: (instruments) => recorder.setMeta({ run: START, app: APP_VERSION, bookDepth: 5, instruments: Object.fromEntries(instruments), engine: false }),
+    sink: topicSink((topic, data) => live.push({ topic, data: copy(data) }))
+  })
+  const step = async (ms: number, arrive: () => void = () => {}) => {
+    clock.advance(ms)
+    arrive()
+    await turn()
+    await turn()
+    clock.runDeferred()
+  }
+  await step(10, () => socket!.accept())
+  for (const frame of SESSIONS.binance!.frames()) await step(500, () => socket!.deliver(frame))
+  feeds.stop()
+  await recorder.close()
+  t.same(asked, [10, 5010], 'live: asked at the open, and again once Retry-After passed')
+
+  const replayed: { topic: string; data: unknown }[] = []
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    engine: null,
+    market: true,
+    sink: { event: (topic, data) => replayed.push({ topic, data: copy(data) }) }
+  })
+  t.equal(result.diverged, 0, 'the second request made before its recorded answer')
+  t.ok(
+    replayed.some((e) => e.topic === 'book.binance.NKN-USDT'),
+    'the book went live'
+  )
+  t.same(replayed, live, 'the same books, tickers and venue health')
+})

@@ -89,8 +89,11 @@ export function recordingTransport(recorder: Recorder, venue: string, inner: { c
         record(0, Buffer.alloc(0), { error: (err as Error).message })
         throw err
       }
-      if (res.body === null) {
-        record(res.status, Buffer.alloc(0))
+      // The connectors read headers (Binance's Retry-After and request weight pace its snapshots).
+      const headers = Object.fromEntries(res.headers)
+      if (!res.ok || res.body === null) {
+        // A refusal's body is read by no connector (it would never be recorded): kept at once without it.
+        record(res.status, Buffer.alloc(0), { headers })
         return res
       }
       // The body as the connection reads it, kept on the way; recorded when it ends or is cut off.
@@ -101,12 +104,12 @@ export function recordingTransport(recorder: Recorder, venue: string, inner: { c
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
           const next = await reader.read().catch((err: Error) => {
-            if (!done) record(res.status, Buffer.concat(chunks), { error: err.message })
+            if (!done) record(res.status, Buffer.concat(chunks), { headers, error: err.message })
             done = true
             throw err
           })
           if (next.done) {
-            if (!done) record(res.status, Buffer.concat(chunks))
+            if (!done) record(res.status, Buffer.concat(chunks), { headers })
             done = true
             controller.close()
             return
@@ -116,7 +119,7 @@ export function recordingTransport(recorder: Recorder, venue: string, inner: { c
           controller.enqueue(next.value)
         },
         async cancel(reason) {
-          if (!done) record(res.status, Buffer.concat(chunks), { cut: true })
+          if (!done) record(res.status, Buffer.concat(chunks), { headers, cut: true })
           done = true
           await reader.cancel(reason)
         }

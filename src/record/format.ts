@@ -29,7 +29,7 @@ export const Kind = {
   alive: 6,
   /** The socket's error message. */
   error: 7,
-  /** JSON {venue, url, status} + "\n" + the body as received: a REST answer. */
+  /** JSON {venue, url, status, headers} + "\n" + the body as received: a REST answer. */
   rest: 8,
   /** JSON {topic, data}: a market event a client published, at the time it reached the bus. */
   publish: 9,

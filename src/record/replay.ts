@@ -105,6 +105,8 @@ class ReplaySocket implements VenueSocket {
 interface RestAnswer {
   status: number
   body: Buffer
+  /** As received (recorded since the connectors read them: Retry-After); absent in older recordings. */
+  headers?: Record<string, string>
   error?: string
 }
 
@@ -191,7 +193,7 @@ class Run {
       const pending = answer ? Promise.resolve(answer) : new Promise<RestAnswer>((resolve) => entry.waiting.push(resolve))
       return pending.then((a) => {
         if (a.error !== undefined && a.status === 0) throw new TypeError(a.error)
-        return new Response(new Uint8Array(a.body), { status: a.status })
+        return new Response(new Uint8Array(a.body), { status: a.status, headers: a.headers })
       })
     }
   }
@@ -283,8 +285,14 @@ class Run {
       case Kind.rest: {
         const body = record.body()
         const nl = body.indexOf(10)
-        const head = JSON.parse(body.subarray(0, nl).toString()) as { venue: string; url: string; status: number; error?: string }
-        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), error: head.error }
+        const head = JSON.parse(body.subarray(0, nl).toString()) as {
+          venue: string
+          url: string
+          status: number
+          headers?: Record<string, string>
+          error?: string
+        }
+        const answer: RestAnswer = { status: head.status, body: Buffer.from(body.subarray(nl + 1)), headers: head.headers, error: head.error }
         return this.answer(restKey(head.venue, head.url), answer)
       }
       case Kind.publish: {

@@ -2,7 +2,7 @@
 // books and venue events the engine used to count as invalid are refused at the publish, with the
 // protocol's error frame, and never reach the engine or the venue table.
 import t from 'tap'
-import { healthOf, marketDataError } from '../src/market/check.ts'
+import { connectorSink, healthOf, marketDataError } from '../src/market/check.ts'
 import { startServer, TestClient } from './helper.ts'
 
 const tick = (bid: number, ask: number, sizes: [number, number] = [2, 3]) => ({
@@ -112,4 +112,26 @@ t.test('without the engine, book.> and ticker.> are topics like any other; venue
     code: 'bad_request',
     message: '"venue.a": data.state must be "up", "degraded" or "down"'
   })
+})
+
+t.test("a connector's own event passes unchecked, and only it: a publish made while it is delivered is checked", async (t) => {
+  const { app } = await startServer(t, { arbitrage: true })
+  const refused: string[] = []
+  // An in-process subscriber that republishes as each book is delivered, in the same call.
+  app.live.subscribe('book.>', () => app.live.publishDetached('ticker.b.BTC-USDT', { ...tick(100.3, 100.4), bid: -1 }, () => refused.push('derived')))
+  const sink = connectorSink((topic, data) => app.live.publishDetached(topic, data, () => refused.push(topic)))
+  sink.book({
+    exchange: 'b',
+    symbol: 'BTC-USDT',
+    ts: 1000,
+    exchangeTime: 1000,
+    receivedAt: 1001,
+    bids: [[100.3, 2]],
+    asks: [[100.4, 3]],
+    lotSize: 0.001,
+    minSize: 0,
+    minNotional: 0
+  })
+  t.same(refused, ['derived'], "the subscriber's bad ticker is refused; the connector's book went on")
+  t.match(app.liveArbitrage.counters, { books: 1, ticks: 0 }, 'the engine got the book, not the bad ticker')
 })

@@ -12,20 +12,29 @@ export const positive = (x: unknown): x is number => typeof x === 'number' && x 
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x)
 const STATES: ReadonlySet<unknown> = new Set<VenueState>(['up', 'degraded', 'down'])
 
-/** True while a connector's own event is being published (synchronously, so the check hooks see it). */
-let connectorPublishing = false
+/**
+ * The data of the connector event being published (synchronously, so the check hooks see it), or
+ * null. The event itself, not a flag: a publish that the event's delivery makes in the same call (an
+ * in-process subscriber's) is not the connector's, and is checked.
+ */
+let connectorData: unknown = null
+let connectorTopic = ''
 
-/** Whether the event being published is a connector's (typed by construction): the check hooks let it pass. */
-export const fromConnector = (): boolean => connectorPublishing
+/** Whether this is the event a connector is publishing, on its topic (typed by construction): the check hooks let it pass. */
+export const fromConnector = (topic: string, data: unknown): boolean => data !== null && data === connectorData && topic === connectorTopic
 
 /** topicSink for the process's own connectors: their events are published as typed, not checked again. */
 export function connectorSink(publish: (topic: string, data: unknown) => void): MarketSink {
   return topicSink((topic, data) => {
-    connectorPublishing = true
+    const outerData = connectorData
+    const outerTopic = connectorTopic
+    connectorData = data
+    connectorTopic = topic
     try {
       publish(topic, data)
     } finally {
-      connectorPublishing = false
+      connectorData = outerData
+      connectorTopic = outerTopic
     }
   })
 }

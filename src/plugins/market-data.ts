@@ -13,7 +13,7 @@ import { ErrorCode, LiveError } from '../core/protocol.js'
 const CHECK = { failMode: 'closed', budgetMs: 60_000 } as const
 
 const check = (topic: string, data: unknown): undefined => {
-  if (fromConnector()) return undefined
+  if (fromConnector(topic, data)) return undefined
   const error = marketDataError(topic, data)
   if (error !== null) throw new LiveError(ErrorCode.badRequest, error)
   return undefined

@@ -878,3 +878,22 @@ t.test('the recorder and replay plugins take their own settings: one left out at
   await refused((bad) => bad.register(recorderPlugin, { recordDir: dir, recordSegmentMb: 0 }), 'recorder: option recordSegmentMb 0 is not valid')
   await refused((bad) => bad.register(replayPlugin, { replayDir: dir, replaySpeed: 0 }), 'replay: option replaySpeed 0 is not valid')
 })
+
+t.test('a looped replay whose records take no real time still lets the server answer between its passes', async (t) => {
+  // Records all at one time: no pass sleeps for its pace, and one pass follows another at once.
+  const { dir, recorder } = handRecorder()
+  recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{}}')
+  recorder.add(Kind.publish, 1_000_000, 0, '{"topic":"quotes.desk","data":{"bid":1}}')
+  await recorder.close()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0 })
+  await app.register(replayPlugin, { replayDir: dir, replaySpeed: 1, replayLoop: true })
+  app.get('/ping', async () => 'pong')
+  await app.ready()
+  // A real timer fires: the event loop turns while the loop goes on.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const res = await app.inject({ method: 'GET', url: '/ping' })
+  t.equal(res.statusCode, 200, 'the server answers')
+  t.ok(app.liveReplay.counters.passes > 1, `${app.liveReplay.counters.passes} passes`)
+})

@@ -119,6 +119,9 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
         counters.diverged += result.diverged
         app.log.info({ dir: options.replayDir, ...counters }, 'replay: pass done')
         passed()
+        // One real event-loop turn between passes: a pass that never slept (records that span no
+        // real time at its speed) would otherwise follow the last in microtasks, and no I/O is served.
+        await new Promise<void>((resolve) => setImmediate(resolve))
       } while (options.replayLoop && !abort.signal.aborted)
     }
     running = loop()

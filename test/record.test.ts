@@ -897,3 +897,22 @@ t.test('a looped replay whose records take no real time still lets the server an
   t.equal(res.statusCode, 200, 'the server answers')
   t.ok(app.liveReplay.counters.passes > 1, `${app.liveReplay.counters.passes} passes`)
 })
+
+t.test("a looped replay's shift is taken from the first usable record: one whose time is not a number does not move every time to -Infinity", async (t) => {
+  const { dir, recorder } = handRecorder()
+  recorder.add(Kind.publish, Number.POSITIVE_INFINITY, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":1}}')
+  recorder.add(Kind.meta, 1_000_000, 0, '{"run":1,"bookDepth":5,"instruments":{}}')
+  recorder.add(Kind.publish, 1_000_000, 0, '{"topic":"ticker.desk.BTC-USD","data":{"bid":1,"ask":2,"bidSize":1,"askSize":1,"ts":1000000}}')
+  await recorder.close()
+  const started = Date.now()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(live, { heartbeatInterval: 0 })
+  const ts: unknown[] = []
+  app.live.subscribe('ticker.>', (e) => ts.push((e.data as { ts: unknown }).ts))
+  await app.register(replayPlugin, { replayDir: dir, replaySpeed: 1, replayLoop: true })
+  await app.ready()
+  await app.liveReplay.firstPass
+  t.equal(ts.length, 1)
+  t.ok(typeof ts[0] === 'number' && ts[0] >= started, `the ticker's time moved to now (${ts[0]})`)
+})

@@ -141,7 +141,8 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
 
 /** The recording's first record time (its meta's): where a looped pass's times start. */
 function firstTime(dir: string): number {
-  for (const r of readRecording(dir, APP_VERSION, () => {})) return r.time
+  // A record whose time is not a number is one the replay skips as unusable.
+  for (const r of readRecording(dir, APP_VERSION, () => {})) if (Number.isFinite(r.time)) return r.time
   return Date.now()
 }
 

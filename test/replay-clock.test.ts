@@ -29,6 +29,31 @@ function recorderIn(dir: string, clock: VirtualClock): Recorder {
   return new Recorder({ dir, segmentBytes: 1 << 30, segmentMs: 86_400_000, maxBytes: 1 << 30, maxAgeMs: 0, app: APP_VERSION, now: () => clock.now() })
 }
 
+/** `dir` replayed at full speed without an engine: what the connectors published, and the result. */
+async function replayMarket(dir: string) {
+  const replayed: { topic: string; data: unknown }[] = []
+  const result = await replay({
+    dir,
+    app: APP_VERSION,
+    speed: 'max',
+    engine: null,
+    market: true,
+    sink: { event: (topic, data) => replayed.push({ topic, data: copy(data) }) }
+  })
+  return { replayed, result }
+}
+
+/** One live step on `clock`: `ms` pass (the timers due fire), something arrives, the turn ends. */
+function liveStep(clock: VirtualClock) {
+  return async (ms: number, arrive: () => void = () => {}) => {
+    clock.advance(ms)
+    arrive()
+    await turn()
+    await turn()
+    clock.runDeferred()
+  }
+}
+
 t.test('a reconnect after its backoff and a snapshot asked after a resubscribe backoff replay exactly, with nothing diverged', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'realtime-replay-clock-'))
   const clock = new VirtualClock(START)
@@ -62,14 +87,7 @@ t.test('a reconnect after its backoff and a snapshot asked after a resubscribe b
     },
     sink: topicSink((topic, data) => live.push({ topic, data: copy(data) }))
   })
-  // One live step: `ms` pass (the timers due fire), something arrives, the turn ends.
-  const step = async (ms: number, arrive: () => void = () => {}) => {
-    clock.advance(ms)
-    arrive()
-    await turn()
-    await turn()
-    clock.runDeferred()
-  }
+  const step = liveStep(clock)
   const binance = () => sockets.get('binance')!.at(-1)!
   const kraken = () => sockets.get('kraken')!.at(-1)!
   const binanceFrames = SESSIONS.binance!.frames()
@@ -113,15 +131,7 @@ t.test('a reconnect after its backoff and a snapshot asked after a resubscribe b
   t.equal(kinds.filter((k) => k === Kind.open).length, 4, 'four sockets opened live: binance once, kraken three times')
   t.equal(kinds.filter((k) => k === Kind.rest).length, 3)
 
-  const replayed: { topic: string; data: unknown }[] = []
-  const result = await replay({
-    dir,
-    app: APP_VERSION,
-    speed: 'max',
-    engine: null,
-    market: true,
-    sink: { event: (topic, data) => replayed.push({ topic, data: copy(data) }) }
-  })
+  const { replayed, result } = await replayMarket(dir)
   t.same(result.damage, [])
   t.equal(result.diverged, 0, 'every socket and request made by the time the recording says')
   const quotes = (events: typeof live) => events.filter((e) => !e.topic.startsWith('venue.'))
@@ -248,28 +258,14 @@ t.test("a venue's rate-limit answer replays with its headers: a 429's Retry-Afte
     beforeStart: (instruments) => recorder.setMeta({ run: START, app: APP_VERSION, bookDepth: 5, instruments: Object.fromEntries(instruments), engine: false }),
     sink: topicSink((topic, data) => live.push({ topic, data: copy(data) }))
   })
-  const step = async (ms: number, arrive: () => void = () => {}) => {
-    clock.advance(ms)
-    arrive()
-    await turn()
-    await turn()
-    clock.runDeferred()
-  }
+  const step = liveStep(clock)
   await step(10, () => socket!.accept())
   for (const frame of SESSIONS.binance!.frames()) await step(500, () => socket!.deliver(frame))
   feeds.stop()
   await recorder.close()
   t.same(asked, [10, 5010], 'live: asked at the open, and again once Retry-After passed')
 
-  const replayed: { topic: string; data: unknown }[] = []
-  const result = await replay({
-    dir,
-    app: APP_VERSION,
-    speed: 'max',
-    engine: null,
-    market: true,
-    sink: { event: (topic, data) => replayed.push({ topic, data: copy(data) }) }
-  })
+  const { replayed, result } = await replayMarket(dir)
   t.equal(result.diverged, 0, 'the second request made before its recorded answer')
   t.ok(
     replayed.some((e) => e.topic === 'book.binance.NKN-USDT'),

@@ -22,6 +22,7 @@ import replayPlugin, { DEMO_VENUES } from '../src/plugins/replay.ts'
 import { demoVenues, LATENCY_MS, schedule } from '../demo/make-venues.ts'
 import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
+import { engineVenueBody } from '../src/record/capture.ts'
 import { shiftBook, shiftHealth, shiftPublish, shiftTicker } from '../src/record/shift.ts'
 import type { BookEvent, TickerEvent, VenueHealth } from '../src/market/events.ts'
 import type { OpportunityEvent } from '../src/market/arbitrage.ts'
@@ -365,6 +366,95 @@ t.test("without the engine's markers the replayed engine is given each venue's h
   )
   t.same((given[0] as VenueHealth).notLive, ['BTC-USD'], 'the book not live yet is out')
 })
+
+t.test(
+  "a recording's venue markers with the whole health (older recordings) and with the fields the engine reads replay to the same opportunities",
+  async (t) => {
+    const at = 1_000_000
+    const health = (exchange: string, state: VenueHealth['state'], notLive: string[], lastMessageAgeMs: number | null): VenueHealth => ({
+      exchange,
+      state,
+      connected: state !== 'down',
+      instruments: 1,
+      booksLive: 1 - notLive.length,
+      notLive,
+      lastMessageAgeMs,
+      clockOffsetMs: 12,
+      latencyMs: 30,
+      messages: 40,
+      ignored: 0,
+      invalid: 0,
+      gaps: 0,
+      checksumFailures: 0,
+      resyncs: 0,
+      reconnects: 0,
+      silences: 0,
+      errors: 0,
+      overflows: 0,
+      rotations: 0,
+      heldBytes: 0,
+      ts: at
+    })
+    const tick = (exchange: string, bid: number, ask: number) =>
+      JSON.stringify({ topic: `ticker.${exchange}.BTC-USD`, data: { bid, ask, bidSize: 1, askSize: 1, ts: at } })
+    // The engine's inputs in order: both venues up, their tops crossed (an opening), A's book out
+    // (a close), back in as of 200 ms ago (it opens again), A down (it closes), A a bare `up`.
+    const inputs: ({ publish: string } | { venue: string; health: VenueHealth | 'up' })[] = [
+      { venue: 'a', health: health('a', 'up', [], 5) },
+      { venue: 'b', health: health('b', 'up', [], 7) },
+      { publish: tick('a', 99, 100) },
+      { publish: tick('b', 101, 102) },
+      { venue: 'a', health: health('a', 'up', ['BTC-USD'], 5) },
+      { venue: 'a', health: health('a', 'up', [], 200) },
+      { venue: 'a', health: health('a', 'down', [], null) },
+      { venue: 'a', health: 'up' }
+    ]
+    const record = async (body: (exchange: string, health: VenueHealth | 'up') => string) => {
+      const { dir, recorder } = handRecorder()
+      recorder.setMeta({ run: 1, app: APP_VERSION, bookDepth: 5, instruments: {}, engine: true })
+      inputs.forEach((input, i) => {
+        if ('publish' in input) {
+          recorder.add(Kind.publish, at + i, 0, input.publish)
+          recorder.add(Kind.engineTicker, at + i, 0, (JSON.parse(input.publish) as { topic: string }).topic)
+        } else recorder.add(Kind.engineVenue, at + i, 0, body(input.venue, input.health))
+      })
+      await recorder.close()
+      return dir
+    }
+    const whole = await record((exchange, state) => JSON.stringify({ exchange, state })) // as recordEngine wrote them before
+    const lean = await record(engineVenueBody)
+    const opportunities = async (dir: string) => {
+      const events: OpportunityEvent[] = []
+      const result = await replay({
+        dir,
+        app: APP_VERSION,
+        speed: 'max',
+        engine: engineOptions(loadConfig({})),
+        sink: { event: (_topic, e) => events.push(e as OpportunityEvent) }
+      })
+      t.equal(result.diverged, 0)
+      return events
+    }
+    const fromWhole = await opportunities(whole)
+    t.same(
+      fromWhole.map((e) => [e.status, e.reason ?? null, e.buy.exchange, e.sell.exchange]),
+      [
+        ['open', null, 'a', 'b'],
+        ['closed', 'book', 'a', 'b'],
+        ['open', null, 'a', 'b'],
+        ['closed', 'venue', 'a', 'b'],
+        ['open', null, 'a', 'b']
+      ]
+    )
+    t.strictSame(await opportunities(lean), fromWhole, 'the same events, field for field')
+    t.equal(
+      engineVenueBody('a', health('a', 'up', ['BTC-USD'], 5)),
+      '{"exchange":"a","state":{"exchange":"a","state":"up","notLive":["BTC-USD"],"lastMessageAgeMs":5}}',
+      'a marker keeps the fields the engine reads, and its exchange'
+    )
+    t.equal(engineVenueBody('a', 'up'), '{"exchange":"a","state":"up"}', 'a state alone as it is')
+  }
+)
 
 t.test('inputs no engine marker asks for are held 10,000 at most', async (t) => {
   const { dir, recorder } = handRecorder()

@@ -4,7 +4,8 @@
 // engine and the venue table know: they check nothing again. The connectors' own events are typed
 // by construction (their parse is their entry) and are not checked twice (fromConnector).
 // docs/PROTOCOL.md "Market data topics" is the contract.
-import { type MarketSink, type VenueHealth, type VenueState, topicSink } from './events.js'
+import type { VenueReport } from './engine/types.js'
+import { type MarketSink, type VenueState, topicSink } from './events.js'
 
 /** A price or size: positive, and under 1e100 so that products of them stay finite (no real one comes near). */
 export const positive = (x: unknown): x is number => typeof x === 'number' && x > 0 && x < 1e100
@@ -125,13 +126,20 @@ const VENUE_COUNTS = [
   'heldBytes'
 ] as const
 
-/** `exchange` and `state` are needed (a publisher's health may be that alone); every other field, when present, has its type. */
-function venueError(d: Record<string, unknown>): string | null {
+/** The fields the engine reads (VENUE_REPORT_FIELDS): `state` needed, the others, when present, of their type. */
+function reportError(d: Record<string, unknown>): string | null {
   if (!STATES.has(d.state)) return 'data.state must be "up", "degraded" or "down"'
   const notLive = d.notLive
   if (notLive !== undefined && !(Array.isArray(notLive) && notLive.every((s) => typeof s === 'string'))) return 'data.notLive must be an array of topic symbols'
   const age = d.lastMessageAgeMs
   if (age !== undefined && age !== null && !(finite(age) && age >= 0)) return 'data.lastMessageAgeMs must be a number from 0, or null'
+  return null
+}
+
+/** `exchange` and `state` are needed (a publisher's health may be that alone); every other field, when present, has its type. */
+function venueError(d: Record<string, unknown>): string | null {
+  const error = reportError(d)
+  if (error !== null) return error
   for (const key of VENUE_COUNTS) {
     const x = d[key]
     if (x !== undefined && !(finite(x) && x >= 0)) return `data.${key} must be a number from 0`
@@ -143,9 +151,14 @@ function venueError(d: Record<string, unknown>): string | null {
   return null
 }
 
-/** A recorded venue marker's health as the engine took it (a state alone, or a venue.<exchange> event); null when it is neither. */
-export function healthOf(exchange: unknown, health: unknown): VenueState | VenueHealth | null {
-  if (typeof exchange !== 'string') return null
+/**
+ * A recorded venue marker's health as the engine takes it (a state alone, or a health), checked in
+ * the fields the engine reads: a recording keeps only those, an older one the whole venue.<exchange>
+ * event, whose other fields the engine never reads. null when it is neither.
+ */
+export function healthOf(exchange: unknown, health: unknown): VenueState | VenueReport | null {
+  if (typeof exchange !== 'string' || exchange.includes('.')) return null
   if (typeof health === 'string') return STATES.has(health) ? (health as VenueState) : null
-  return marketDataError(`venue.${exchange}`, health) === null ? (health as VenueHealth) : null
+  if (health === null || typeof health !== 'object' || Array.isArray(health)) return null
+  return reportError(health as Record<string, unknown>) === null ? (health as VenueReport) : null
 }

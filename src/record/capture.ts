@@ -3,6 +3,8 @@
 // engine's inputs (what it was given and when: how its timers are replayed in the live order).
 import type { Instrument } from '../market/instruments.js'
 import type { ArbitrageEngine } from '../market/arbitrage.js'
+import { VENUE_REPORT_FIELDS, type VenueReport } from '../market/engine/types.js'
+import type { VenueState } from '../market/events.js'
 import type { Connect } from '../market/transport.js'
 import { connectWebSocket } from '../market/transport.js'
 import { type Clock, liveClock } from '../market/clock.js'
@@ -172,6 +174,18 @@ export function recordFeeds(recorder: Recorder, bookDepth: number, engine: boole
 }
 
 /**
+ * A venue marker's body, JSON {exchange, state}: a state alone as it is, a health cut to the fields
+ * the engine reads (a whole one is mostly counters it never reads). The health keeps `exchange` so
+ * it stays a venue.<exchange> event, which a reader of format 1 checks it as.
+ */
+export function engineVenueBody(exchange: string, health: VenueState | VenueReport): string {
+  if (typeof health === 'string') return JSON.stringify({ exchange, state: health })
+  const kept: Record<string, unknown> = { exchange }
+  for (const field of VENUE_REPORT_FIELDS) if (health[field] !== undefined) kept[field] = health[field]
+  return JSON.stringify({ exchange, state: kept })
+}
+
+/**
  * The engine's inputs recorded as markers in the order it got them, each with the time it was
  * given: book and ticker events of the in-process connectors by topic (the replay's connectors
  * publish them again), everything else whole (client publishes are recorded as they reach the bus).
@@ -190,7 +204,7 @@ export function recordEngine(recorder: Recorder, engine: ArbitrageEngine): void 
     return onTick(tick, now, exchange, symbol)
   }
   engine.onVenue = (exchange, state, now) => {
-    recorder.add(Kind.engineVenue, now, 0, JSON.stringify({ exchange, state }))
+    recorder.add(Kind.engineVenue, now, 0, engineVenueBody(exchange, state))
     return onVenue(exchange, state, now)
   }
   engine.sweep = (now) => {

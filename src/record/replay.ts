@@ -317,7 +317,8 @@ class Run {
         if (this.engine === null) return
         const { exchange, state } = JSON.parse(record.text()) as { exchange: unknown; state: unknown }
         const health = healthOf(exchange, state)
-        if (health === null) throw new Error('a venue marker whose health is not a venue state or a venue.<exchange> event')
+        if (health === null)
+          throw new Error('a venue marker whose health is not a venue state or the state, notLive and lastMessageAgeMs of a venue.<exchange> event')
         this.opportunities(this.engine.onVenue(exchange as string, health, now))
         return
       }

@@ -11,8 +11,14 @@ export type Tick = Pick<TickerEvent, 'bid' | 'ask' | 'bidSize' | 'askSize' | 'ts
 /** A book: book.<exchange>.<symbol> (a BookEvent); the fields the engine reads. */
 export type BookData = Pick<BookEvent, 'bids' | 'asks' | 'exchangeTime'> & Partial<Pick<BookEvent, 'lotSize' | 'minSize' | 'minNotional'>>
 
+/**
+ * The fields of venue.<exchange> the engine reads (readHealth in markets.ts): all a recording keeps
+ * of each venue health the engine was given (record/capture.ts), all the replay checks.
+ */
+export const VENUE_REPORT_FIELDS = ['state', 'notLive', 'lastMessageAgeMs'] as const
+
 /** A venue's health: venue.<exchange> (a VenueHealth, or a publisher's with its state alone); the fields the engine reads. */
-export type VenueReport = Pick<VenueHealth, 'state'> & Partial<Pick<VenueHealth, 'notLive' | 'lastMessageAgeMs'>>
+export type VenueReport = Pick<VenueHealth, 'state'> & Partial<Pick<VenueHealth, (typeof VENUE_REPORT_FIELDS)[number]>>
 
 export interface Leg {
   exchange: string

@@ -152,13 +152,15 @@ function venueError(d: Record<string, unknown>): string | null {
 }
 
 /**
- * A recorded venue marker's health as the engine takes it (a state alone, or a health), checked in
- * the fields the engine reads: a recording keeps only those, an older one the whole venue.<exchange>
- * event, whose other fields the engine never reads. null when it is neither.
+ * A recorded venue marker's health as the engine takes it (a state alone, or a venue.<exchange>
+ * event of its exchange), checked in the fields the engine reads: a recording keeps only those (and
+ * `exchange`), an older one the whole event, whose other fields the engine never reads. null when
+ * it is neither.
  */
 export function healthOf(exchange: unknown, health: unknown): VenueState | VenueReport | null {
   if (typeof exchange !== 'string' || exchange.includes('.')) return null
   if (typeof health === 'string') return STATES.has(health) ? (health as VenueState) : null
   if (health === null || typeof health !== 'object' || Array.isArray(health)) return null
-  return reportError(health as Record<string, unknown>) === null ? (health as VenueReport) : null
+  const d = health as Record<string, unknown>
+  return d.exchange === exchange && reportError(d) === null ? (health as VenueReport) : null
 }

@@ -426,3 +426,67 @@ t.test(
     )
   }
 )
+
+t.test(
+  'a recovery (since) from Redis history skips what this process’s door refuses: the recovering client sees the jump a live one saw',
+  { skip: skip ?? false },
+  async (t) => {
+    const redis = await startRedis(t)
+    // The node without the engine does not check tickers: it puts the bad ones on Redis, history included.
+    const [plain, engine] = await Promise.all([
+      startServer(t, { bus: 'redis', redisUrl: redis.url }),
+      startServer(t, { bus: 'redis', redisUrl: redis.url, arbitrage: true })
+    ])
+    await until(() => plain.app.live.ready && engine.app.live.ready && engine.app.liveArbitrage.running, 'both nodes ready, the engine running')
+    const topic = 'ticker.b.BTC-USDT'
+    const live = await TestClient.open(engine.url)
+    t.teardown(() => live.close())
+    t.match(await live.request({ type: 'subscribe', topic, snapshot: false }), { type: 'ack' })
+    const good = (ts: number) => ({ exchange: 'b', symbol: 'BTC-USDT', bid: 99, ask: 100, bidSize: 1, askSize: 1, ts })
+    const bad = (ts: number) => ({ ...good(ts), bid: -1 })
+    // Seq 2 and 36 bad: from seq 2 a replay's second page starts at 34, so both pages hold good events past a bad one.
+    const first = await plain.app.live.publish(topic, good(1))
+    for (let seq = 2; seq <= 37; seq++) await plain.app.live.publish(topic, seq === 2 || seq === 36 ? bad(seq) : good(seq))
+    const expected = [1, ...range(3, 35), 37]
+    const seen = await live.take(expected.length)
+    t.same(seqs(seen), expected, 'live: seq 2 and 36 never delivered, a jump over each')
+    t.same(
+      seen.map((f) => f.data.ts),
+      expected,
+      'the good events’ data'
+    )
+    t.equal(engine.app.liveBus.backplane?.rejected, 2, 'both counted at the door')
+
+    /** Subscribes with `since`, and returns the ack and what was replayed (the pong after it ends the replay). */
+    const recover = async (seq: number) => {
+      const client = await TestClient.open(engine.url)
+      t.teardown(() => client.close())
+      const ack = await client.request({ type: 'subscribe', id: 1, topic, since: { epoch: first.epoch, seq } })
+      client.send({ type: 'ping', id: 2 })
+      const replayed: Frame[] = []
+      for (let f = await client.next(); f.type !== 'pong'; f = await client.next()) replayed.push(f)
+      return { ack, replayed }
+    }
+    const recovery = await recover(1)
+    t.match(recovery.ack, { type: 'ack', recovered: true }, 'every event that passed the door is replayed: recovered')
+    t.same(
+      recovery.replayed.map((f) => [f.type, f.seq, f.data.ts]),
+      range(3, 37)
+        .filter((seq) => seq !== 36)
+        .map((seq) => ['event', seq, seq]),
+      'exactly the good events after seq 1, over two pages, with the live client’s jumps'
+    )
+    const tail = await recover(35)
+    t.match(tail.ack, { recovered: true })
+    t.same(
+      tail.replayed.map((f) => [f.type, f.seq]),
+      [['event', 37]],
+      'from just before a bad event: the good one after it'
+    )
+    await plain.app.live.publish(topic, bad(38))
+    await until(() => engine.app.liveBus.backplane?.rejected === 3, 'the third bad ticker refused')
+    const refusedOnly = await recover(37)
+    t.match(refusedOnly.ack, { recovered: true }, 'what is after the position was all refused: nothing deliverable was missed')
+    t.same(refusedOnly.replayed, [], 'and nothing is replayed')
+  }
+)

@@ -14,7 +14,10 @@ export class PageRead {
   constructor(readonly ready: Promise<void>) {}
 }
 
-/** The events a recovery replays: how many, and each in turn (with a PageRead between pages read from a backplane). */
+/**
+ * The events a recovery replays: how many (at most: a filter, or a backplane's door, skips some),
+ * and each in turn (with a PageRead between pages read from a backplane).
+ */
 export interface Replay<T = BusEvent | PageRead> extends Iterable<T> {
   readonly length: number
 }

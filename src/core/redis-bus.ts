@@ -156,7 +156,11 @@ export function channelOf(pattern: string): string {
   return first === '*' || first === '>' ? '*' : first
 }
 
-/** Events `from`..`to` of a topic in Redis, read a page at a time as the replay is written. */
+/**
+ * Events `from`..`to` of a topic in Redis, read a page at a time as the replay is written. Those
+ * this process's door refuses are skipped, as live delivery skipped them: the client sees the same
+ * seq jump (`length` counts them: at most that many).
+ */
 class RedisReplay implements Replay {
   constructor(
     private readonly bus: RedisBus,
@@ -178,7 +182,7 @@ class RedisReplay implements Replay {
     for (;;) {
       for (const event of page) {
         if (event.seq !== seq) break
-        yield event
+        if (this.bus.admitted(event)) yield event
         if (++seq > this.to) return
       }
       let next: BusEvent[] = []
@@ -534,10 +538,10 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * Whether an event read from Redis passes this process's door: delivered live, or handed to a
-   * client as its snapshot (a topic whose last event is refused has none).
+   * Whether an event read from Redis passes this process's door: delivered live, handed to a client
+   * as its snapshot (a topic whose last event is refused has none), or replayed to a recovering one.
    */
-  private admitted(event: BusEvent): boolean {
+  admitted(event: BusEvent): boolean {
     return this.admission === null || this.admission(event)
   }
 

@@ -16,6 +16,16 @@ async function nodes(t: { teardown(fn: () => unknown): void }, redis: TestRedis,
   return servers
 }
 
+/** Two nodes on one Redis, each ready: one without the engine (its door checks venue.> only), one with it running. */
+async function plainAndEngineNodes(t: { teardown(fn: () => unknown): void }, redis: TestRedis) {
+  const [plain, engine] = await Promise.all([
+    startServer(t, { bus: 'redis', redisUrl: redis.url }),
+    startServer(t, { bus: 'redis', redisUrl: redis.url, arbitrage: true })
+  ])
+  await until(() => plain.app.live.ready && engine.app.live.ready && engine.app.liveArbitrage.running, 'both nodes ready, the engine running')
+  return [plain, engine]
+}
+
 const seqs = (frames: Frame[]) => frames.map((f) => f.seq)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
@@ -381,11 +391,7 @@ t.test(
   async (t) => {
     const redis = await startRedis(t)
     // A node without the engine checks only venue.>: a bad book published there is acked and goes on Redis.
-    const [plain, engine] = await Promise.all([
-      startServer(t, { bus: 'redis', redisUrl: redis.url }),
-      startServer(t, { bus: 'redis', redisUrl: redis.url, arbitrage: true })
-    ])
-    await until(() => plain.app.live.ready && engine.app.live.ready && engine.app.liveArbitrage.running, 'both nodes ready, the engine running')
+    const [plain, engine] = await plainAndEngineNodes(t, redis)
     const watcher = await TestClient.open(engine.url)
     t.teardown(() => watcher.close())
     t.match(await watcher.request({ type: 'subscribe', topic: 'book.>', snapshot: false }), { type: 'ack' })
@@ -433,11 +439,7 @@ t.test(
   async (t) => {
     const redis = await startRedis(t)
     // The node without the engine does not check tickers: it puts the bad ones on Redis, history included.
-    const [plain, engine] = await Promise.all([
-      startServer(t, { bus: 'redis', redisUrl: redis.url }),
-      startServer(t, { bus: 'redis', redisUrl: redis.url, arbitrage: true })
-    ])
-    await until(() => plain.app.live.ready && engine.app.live.ready && engine.app.liveArbitrage.running, 'both nodes ready, the engine running')
+    const [plain, engine] = await plainAndEngineNodes(t, redis)
     const topic = 'ticker.b.BTC-USDT'
     const live = await TestClient.open(engine.url)
     t.teardown(() => live.close())

@@ -24,7 +24,7 @@ import { engineOptions } from '../src/market/settings.ts'
 import { APP_VERSION } from '../src/record/version.ts'
 import { engineVenueBody } from '../src/record/capture.ts'
 import { shiftBook, shiftHealth, shiftPublish, shiftTicker } from '../src/record/shift.ts'
-import type { BookEvent, TickerEvent, VenueHealth } from '../src/market/events.ts'
+import { type BookEvent, type TickerEvent, type VenueHealth, ZERO_COUNTERS } from '../src/market/events.ts'
 import type { OpportunityEvent } from '../src/market/arbitrage.ts'
 import { startMockExchange } from './mock-exchange.ts'
 import { root, spawnClean, startServer, TestClient, until } from './helper.ts'
@@ -381,16 +381,8 @@ t.test(
       lastMessageAgeMs,
       clockOffsetMs: 12,
       latencyMs: 30,
+      ...ZERO_COUNTERS,
       messages: 40,
-      ignored: 0,
-      invalid: 0,
-      gaps: 0,
-      checksumFailures: 0,
-      resyncs: 0,
-      reconnects: 0,
-      silences: 0,
-      errors: 0,
-      overflows: 0,
       rotations: 0,
       heldBytes: 0,
       ts: at

@@ -569,7 +569,7 @@ function passing(last: BusEvent | BusEvent[] | undefined, filter: Filter, work: 
 }
 
 /** Filter evaluations a replay makes in one turn of the event loop; then other work goes first. */
-export const REPLAY_FILTER_BATCH = 1000
+const REPLAY_FILTER_BATCH = 1000
 
 /**
  * A replay with only the events a filter lets through, read as lazily as the replay itself. Every

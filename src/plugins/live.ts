@@ -155,7 +155,7 @@ const live: FastifyPluginAsync<LiveOptions> = async (app, options) => {
 }
 
 /** Over MEMORY_LIMIT_MB, warned at most this often while it lasts. */
-export const MEMORY_WARN_EVERY_MS = 10_000
+const MEMORY_WARN_EVERY_MS = 10_000
 
 function memoryWatch(app: FastifyInstance, hub: Hub, limitMb: number): NodeJS.Timeout {
   let over = false

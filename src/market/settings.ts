@@ -123,19 +123,20 @@ export const MARKET_SYNTAX = {
 
 const SYMBOL = /^[A-Z0-9]+(-[A-Z0-9]+){1,3}$/
 
+/** The non-empty parts of a list setting, trimmed. */
+const list = (text: string, separator: string) =>
+  text
+    .split(separator)
+    .map((p) => p.trim())
+    .filter(Boolean)
+
 /** FEEDS: `binance:BTC-USDT,ETH-USDT;okx:BTC-USDT-PERP`; null when malformed. */
 export function parseFeeds(text: string): Map<Exchange, string[]> | null {
   const feeds = new Map<Exchange, string[]>()
-  for (const part of text
-    .split(';')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const [exchange, list, extra] = part.split(':')
+  for (const part of list(text, ';')) {
+    const [exchange, symbolList, extra] = part.split(':')
     if (extra !== undefined || !(EXCHANGES as readonly string[]).includes(exchange.trim())) return null
-    const symbols = (list ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
+    const symbols = list(symbolList ?? '', ',')
     if (symbols.length === 0 || !symbols.every((s) => SYMBOL.test(s))) return null
     const known = feeds.get(exchange.trim() as Exchange) ?? []
     feeds.set(exchange.trim() as Exchange, [...new Set([...known, ...symbols])])
@@ -146,22 +147,13 @@ export function parseFeeds(text: string): Map<Exchange, string[]> | null {
 /** FEEDS_ENDPOINTS: `binance=wss://host,https://host;okx=...`; null when malformed. */
 export function parseEndpoints(text: string): Partial<Record<Exchange, Endpoints>> | null {
   const out: Partial<Record<Exchange, Endpoints>> = {}
-  for (const part of text
-    .split(';')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
+  for (const part of list(text, ';')) {
     const m = /^([a-z]+)=(wss?:\/\/[^,\s]+),(https?:\/\/[^,\s]+)$/.exec(part)
     if (m === null || !(EXCHANGES as readonly string[]).includes(m[1])) return null
     out[m[1] as Exchange] = { ws: m[2].replace(/\/$/, ''), rest: m[3].replace(/\/$/, '') }
   }
   return out
 }
-
-const list = (text: string, separator: string) =>
-  text
-    .split(separator)
-    .map((p) => p.trim())
-    .filter(Boolean)
 
 /** TAKER_FEES: `exchange=fraction` or `exchange:kind=fraction`, comma-separated; null when malformed or a fee is outside 0..0.1. */
 export function parseFees(text: string): Record<string, number> | null {

@@ -2,7 +2,7 @@
 // sequence, what it holds while its snapshot is on its way, and how soon it asks again after a resync.
 import type { Instrument } from './instruments.js'
 import { OrderBook } from './book.js'
-import type { Clock, Timer } from './clock.js'
+import { backoffMs, type Clock, type Timer } from './clock.js'
 
 /** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
 export interface PendingMessage {
@@ -73,7 +73,7 @@ export class BookState {
       resubscribe()
       return
     }
-    this.resubscribeTimer = clock.timeout(Math.min(1000 * 2 ** (this.resyncStreak - 1), 30_000), () => {
+    this.resubscribeTimer = clock.timeout(backoffMs(this.resyncStreak), () => {
       this.resubscribeTimer = null
       resubscribe()
     })

@@ -43,6 +43,9 @@ export function timeoutSignal(clock: Clock, ms: number): { signal: AbortSignal; 
   return { signal: controller.signal, cancel: () => timer.cancel() }
 }
 
+/** The wait before a retry after `failures` (one or more) in a row: 1 s doubling to 30 s, so a broken venue is not hammered. */
+export const backoffMs = (failures: number): number => Math.min(1000 * 2 ** (failures - 1), 30_000)
+
 /** The live clock read through another `now` (a benchmark's sub-millisecond one), its timers real. */
 export function liveClockWith(now: () => number): Clock {
   return { ...liveClock, now }

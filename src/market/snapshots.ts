@@ -2,7 +2,7 @@
 // WebSocket depth) and their queue of snapshots: asked one at a time, spaced by the venue's request
 // limit, backed off after a failure, and dropped with the socket they were asked for.
 import type { BookState } from './book-state.js'
-import { type Clock, timeoutSignal } from './clock.js'
+import { backoffMs, type Clock, timeoutSignal } from './clock.js'
 import { VenueConnection } from './connection.js'
 import { readJson, TooLargeError } from './rest.js'
 
@@ -119,7 +119,7 @@ export class SnapshotQueue<B extends SnapshotBook> {
     try {
       const session = venue.session()
       for (let book = this.queue.shift(); book !== undefined && session === venue.session(); book = this.queue.shift()) {
-        const backoff = book.snapshotFailures > 0 ? Math.min(1000 * 2 ** (book.snapshotFailures - 1), 30_000) : venue.spacingMs()
+        const backoff = book.snapshotFailures > 0 ? backoffMs(book.snapshotFailures) : venue.spacingMs()
         const wait = Math.max(backoff, venue.pausedUntil() - venue.clock.now())
         if (wait > 0) {
           await new Promise<void>((r) => venue.clock.timeout(wait, r))

@@ -28,14 +28,14 @@ export interface ReplayCommand {
 export class ReplayUsageError extends Error {}
 
 /** A time on the command line: ISO 8601 or epoch milliseconds. */
-export function parseTime(flag: string, text: string | undefined): number | undefined {
+function parseTime(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text)
   if (!Number.isFinite(ms)) throw new ReplayUsageError(`--${flag} must be an ISO 8601 time or epoch milliseconds, got "${text}"`)
   return ms
 }
 
-export function parseSpeed(text: string | undefined): number | 'max' {
+function parseSpeed(text: string | undefined): number | 'max' {
   if (text === undefined || text === 'max') return 'max'
   const n = Number(text)
   if (!Number.isFinite(n) || n <= 0) throw new ReplayUsageError(`--speed must be max or a positive number, got "${text}"`)

@@ -26,7 +26,7 @@ export function segmentFiles(dir: string): string[] {
 }
 
 /** A segment's header; another format's recording is refused naming both versions. */
-export function readHeader(file: string, buf: Buffer, app: string): { header: SegmentHeader; body: number } {
+function readHeader(file: string, buf: Buffer, app: string): { header: SegmentHeader; body: number } {
   const end = buf.indexOf(10)
   let header: SegmentHeader | null = null
   if (end > 0 && end < 4096) {

@@ -416,7 +416,7 @@ function splitTopic(topic: string): [string, string, string] {
 }
 
 /** First and last record time (a pass over the recording). */
-export function recordingRange(dir: string, app: string): { first: number; last: number } | null {
+function recordingRange(dir: string, app: string): { first: number; last: number } | null {
   let first: number | null = null
   let last = 0
   const r = new RecordCursor(dir, app, () => {})

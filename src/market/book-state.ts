@@ -1,7 +1,7 @@
 // One instrument's book as a venue connection keeps it: the L2 book, where it stands in the venue's
 // sequence, what it holds while its snapshot is on its way, and how soon it asks again after a resync.
-import type { Instrument } from './instruments.js'
-import { OrderBook } from './book.js'
+import { baseSize, type Instrument } from './instruments.js'
+import { OrderBook, type Pair, type SizeOf } from './book.js'
 import { backoffMs, type Clock, type Timer } from './clock.js'
 
 /** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
@@ -28,6 +28,11 @@ export class BookState {
   /** Binance: failed snapshot requests in a row (their retries back off). */
   snapshotFailures = 0
   dirty = false
+  /** The levels of the last book published: their pairs are the next publish's where unchanged (book.ts top()). */
+  publishedBids: Pair[] = []
+  publishedAsks: Pair[] = []
+  /** A published level's size in base units (a spot size as it is). */
+  readonly baseSize: SizeOf | undefined
   /** The top of book the last ticker said (NaN before the first: the next top always differs). */
   private lastBid = Number.NaN
   private lastBidSize = Number.NaN
@@ -42,7 +47,9 @@ export class BookState {
     readonly instrument: Instrument,
     /** What the connection holds for all its books (VenueFeed.heldBytes). */
     private readonly held: { bytes: number }
-  ) {}
+  ) {
+    this.baseSize = instrument.contractSize === 1 && instrument.kind === 'spot' ? undefined : (price, size) => baseSize(instrument, price, size)
+  }
 
   /** Keeps a message until the snapshot; the oldest go first past MAX_PENDING messages or MAX_PENDING_LEVELS levels. */
   hold(message: PendingMessage): void {

@@ -94,14 +94,38 @@ export class BookSide {
     return this.levels[0]
   }
 
-  /** The best `depth` levels as [price, size] pairs. */
-  top(depth: number): [number, number][] {
-    const n = Math.min(depth, this.levels.length)
-    const out = new Array<[number, number]>(n)
-    for (let i = 0; i < n; i++) out[i] = [this.levels[i].price, this.levels[i].size]
+  /**
+   * The best `depth` levels as [price, size] pairs, each size through `size` (a derivative's
+   * contracts to base units). Published pairs are never changed, so a level that `previous` (the
+   * last publish) has at the same price and size is that same pair, and the whole list is `previous`
+   * when none of its levels changed: a book's update mostly moves one published level or none, and
+   * this runs for both sides of every book published.
+   */
+  top(depth: number, previous: readonly Pair[] = NO_PAIRS, size: SizeOf = venueSize): Pair[] {
+    const levels = this.levels
+    const n = Math.min(depth, levels.length)
+    let same = n === previous.length
+    for (let k = 0; same && k < n; k++) same = previous[k][0] === levels[k].price && previous[k][1] === size(levels[k].price, levels[k].size)
+    if (same) return previous as Pair[]
+    const out = new Array<Pair>(n)
+    let j = 0
+    for (let k = 0; k < n; k++) {
+      const price = levels[k].price
+      const base = size(price, levels[k].size)
+      // Both lists are best first: a previous pair at this price is at j or after it.
+      while (j < previous.length && (this.descending ? previous[j][0] > price : previous[j][0] < price)) j++
+      out[k] = j < previous.length && previous[j][0] === price && previous[j][1] === base ? previous[j] : [price, base]
+    }
     return out
   }
 }
+
+/** A published level: price and size. */
+export type Pair = [number, number]
+/** A level's size as published, from its price and the venue's size. */
+export type SizeOf = (price: number, size: number) => number
+const NO_PAIRS: readonly Pair[] = []
+const venueSize: SizeOf = (_price, size) => size
 
 export class OrderBook {
   readonly bids = new BookSide(true)

@@ -3,7 +3,7 @@
 // book per event-loop turn, and the venue's health. Each venue's room (venues/) parses its own
 // messages; the socket and REST access come in through transport.ts's seams, time through clock.ts's.
 import { type MarketSink, type VenueCounters, type VenueHealth, type VenueState, ZERO_COUNTERS } from './events.js'
-import type { Instrument } from './instruments.js'
+import { baseSize, type Instrument } from './instruments.js'
 import { BookState, countLive, notLive, type PendingMessage } from './book-state.js'
 import { ClockOffset } from './clock-offset.js'
 import { type Clock, liveClock, type Timer } from './clock.js'
@@ -362,21 +362,13 @@ export abstract class VenueConnection {
   }
 }
 
-/** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
-function baseSize(i: Instrument, price: number, size: number): number {
-  if (i.kind === 'inverse-perp' || i.kind === 'inverse-future') return (size * i.contractSize) / price
-  return size * i.contractSize
-}
-
 /** A live book's event, and its ticker when the top moved. */
 function publishBook(exchange: string, state: BookState, depth: number, sink: MarketSink): void {
   const i = state.instrument
-  const bids = state.book.bids.top(depth)
-  const asks = state.book.asks.top(depth)
-  if (i.contractSize !== 1 || i.kind !== 'spot') {
-    toBaseSizes(i, bids)
-    toBaseSizes(i, asks)
-  }
+  const bids = state.book.bids.top(depth, state.publishedBids, state.baseSize)
+  const asks = state.book.asks.top(depth, state.publishedAsks, state.baseSize)
+  state.publishedBids = bids
+  state.publishedAsks = asks
   const exchangeTime = state.exchangeTime
   const receivedAt = state.receivedAt
   const ts = exchangeTime ?? receivedAt
@@ -390,9 +382,4 @@ function publishBook(exchange: string, state: BookState, depth: number, sink: Ma
   sink.book({ exchange, symbol: i.symbol, ts, exchangeTime, receivedAt, bids, asks, lotSize, minSize, minNotional: i.minNotional })
   if (bid === undefined || ask === undefined || !state.topMoved(bid[0], bid[1], ask[0], ask[1])) return
   sink.ticker({ exchange, symbol: i.symbol, ts, exchangeTime, receivedAt, bid: bid[0], bidSize: bid[1], ask: ask[0], askSize: ask[1] })
-}
-
-/** Converts the sizes of published levels to base units, in place. */
-function toBaseSizes(i: Instrument, levels: [number, number][]): void {
-  for (const l of levels) l[1] = baseSize(i, l[0], l[1])
 }

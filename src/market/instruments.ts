@@ -36,6 +36,12 @@ export interface Instrument {
   sizeDecimals: number
 }
 
+/** Sizes in base units: derivatives count contracts (inverse contracts are worth quote units). */
+export function baseSize(i: Instrument, price: number, size: number): number {
+  if (i.kind === 'inverse-perp' || i.kind === 'inverse-future') return (size * i.contractSize) / price
+  return size * i.contractSize
+}
+
 export interface Parsed {
   instruments: Instrument[]
   /** Instruments listed but not taken: not trading, or of a kind this server does not stream. */

@@ -5,13 +5,14 @@
 import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
 import { LiveClient } from '../src/client/index.ts'
 import type { BusEvent } from '../src/core/protocol.ts'
 import { envName, loadConfig, type Config } from '../src/config.ts'
 import { spawnSync } from 'node:child_process'
 import { replay } from '../src/record/replay.ts'
-import { readRecording, segmentFiles, type Damage } from '../src/record/reader.ts'
+import { RecordCursor, readRecording, segmentFiles, type Damage } from '../src/record/reader.ts'
 import { Recorder, diskFiles, type SegmentFiles } from '../src/record/recorder.ts'
 import { BLOCK_HEADER, decodeBlock, Kind, records } from '../src/record/format.ts'
 import { buildApp } from '../src/app.ts'
@@ -237,6 +238,14 @@ async function smallRecording(blocks: number, per: number): Promise<string> {
 const frames = (dir: string, damage: Damage[] = []) =>
   [...readRecording(dir, APP_VERSION, (d) => damage.push(d))].filter((r) => r.kind === Kind.frame).map((r) => JSON.parse(r.body.toString()).n as number)
 
+/** frames() through a cursor reading ahead (the next block inflated on the thread pool), as a replay reads. */
+async function framesAhead(dir: string, damage: Damage[] = []): Promise<number[]> {
+  const r = new RecordCursor(dir, APP_VERSION, (d) => damage.push(d), true)
+  const n: number[] = []
+  while (r.next() || (await r.more())) if (r.kind === Kind.frame) n.push(JSON.parse(r.text()).n)
+  return n
+}
+
 /** Offsets of the blocks of a segment, in order. */
 function blockOffsets(buf: Buffer): number[] {
   const offsets: number[] = []
@@ -252,6 +261,7 @@ t.test('a corrupt block is reported with its file and offset and the rest replay
   const dir = await smallRecording(4, 50)
   const [file] = segmentFiles(dir)
   t.same(frames(dir), [...Array(200).keys()], 'written and read back whole')
+  t.same(await framesAhead(dir), [...Array(200).keys()], 'read back whole reading ahead')
   const buf = readFileSync(file)
   // The block holding the second batch of frames.
   const offsets = blockOffsets(buf)
@@ -265,12 +275,44 @@ t.test('a corrupt block is reported with its file and offset and the rest replay
   const read = frames(dir, damage)
   t.same(damage, [{ file, offset: second, reason: 'block checksum mismatch' }])
   t.same(read, [...Array(50).keys(), ...Array.from({ length: 100 }, (_, i) => 100 + i)], 'the batches before and after the damage')
+  const damageAhead: Damage[] = []
+  t.same(await framesAhead(dir, damageAhead), read, 'the same records reading ahead')
+  t.same(damageAhead, damage, 'and the same damage')
   // A torn write: the last block cut short.
   writeFileSync(file, buf.subarray(0, buf.length - 100))
   const torn: Damage[] = []
   t.equal(frames(dir, torn).length, 100)
   const cut = offsets.filter((at) => at < buf.length - 100).pop()
   t.match(torn[1], { file, offset: cut, reason: /^truncated block/ })
+  const tornAhead: Damage[] = []
+  t.equal((await framesAhead(dir, tornAhead)).length, 100)
+  t.same(tornAhead, torn, 'the same damage reading ahead')
+})
+
+t.test('a block that passes its checksum but does not inflate to its stated size is damage, read ahead or not', async (t) => {
+  const dir = await smallRecording(4, 20)
+  const [file] = segmentFiles(dir)
+  const buf = readFileSync(file)
+  const [, second, third, fourth] = blockOffsets(buf)
+  const rawLength = buf.readUInt32LE(second + 8)
+  buf.writeUInt32LE(rawLength + 1000, second + 8) // the CRC covers the deflated bytes only
+  buf.writeUInt32LE(64 * 1024 * 1024, third + 8) // as large as a block may be: no 64 MiB buffer is made for it
+  // Not deflate at all, with a CRC that matches.
+  const body = buf.subarray(fourth + BLOCK_HEADER, fourth + BLOCK_HEADER + buf.readUInt32LE(fourth + 4))
+  body.fill(0xff)
+  buf.writeUInt32LE(crc32(body), fourth + 12)
+  writeFileSync(file, buf)
+  const damage: Damage[] = []
+  const last = Array.from({ length: 20 }, (_, i) => 60 + i) // the blocks after the segment's first: frames 0-19, 20-39, 40-59, 60-79
+  t.same(frames(dir, damage), last, 'the last block only')
+  t.match(damage, [
+    { file, offset: second, reason: `block inflates to ${rawLength} bytes, not ${rawLength + 1000}` },
+    { file, offset: third, reason: /^block inflates to \d+ bytes, not 67108864$/ },
+    { file, offset: fourth, reason: /^block does not inflate: / }
+  ])
+  const ahead: Damage[] = []
+  t.same(await framesAhead(dir, ahead), last, 'the same reading ahead')
+  t.same(ahead, damage, 'with the same damage')
 })
 
 t.test('records that pass their checksum but cannot be used are reported with file and offset; the rest replays', async (t) => {

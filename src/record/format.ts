@@ -1,7 +1,8 @@
 // The recording's bytes (docs/RECORDING.md): a segment file is a header line, then blocks; a block
 // is one batch of records, deflated, framed with its length and CRC so a torn or damaged block is
 // found, reported with its offset, and skipped to the next block's magic.
-import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib'
+import { promisify } from 'node:util'
+import { crc32, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib'
 
 /** Bumped whenever a reader of the previous format could misread this one. */
 export const FORMAT_VERSION = 1
@@ -80,8 +81,10 @@ export function frameBlock(body: Buffer, rawLength: number): Buffer {
 
 export type BlockResult = { ok: true; raw: Buffer; next: number } | { ok: false; reason: string; truncated: boolean }
 
-/** Reads the block at `offset` of `buf`, checking its frame, CRC and inflated size. */
-export function decodeBlock(buf: Buffer, offset: number): BlockResult {
+type Framed = { ok: true; body: Buffer; rawLength: number; next: number } | { ok: false; reason: string; truncated: boolean }
+
+/** The block at `offset` of `buf`, its frame and CRC checked, not yet inflated. */
+function framed(buf: Buffer, offset: number): Framed {
   if (buf.length - offset < BLOCK_HEADER) return { ok: false, reason: 'truncated block header', truncated: true }
   if (buf.readUInt32LE(offset) !== BLOCK_MAGIC) return { ok: false, reason: 'no block starts here', truncated: false }
   const length = buf.readUInt32LE(offset + 4)
@@ -91,14 +94,37 @@ export function decodeBlock(buf: Buffer, offset: number): BlockResult {
   if (buf.length - start < length) return { ok: false, reason: `truncated block (${buf.length - start} of ${length} bytes)`, truncated: true }
   const body = buf.subarray(start, start + length)
   if (crc32(body) !== buf.readUInt32LE(offset + 12)) return { ok: false, reason: 'block checksum mismatch', truncated: false }
-  let raw: Buffer
+  return { ok: true, body, rawLength, next: start + length }
+}
+
+function inflated(block: Framed & { ok: true }, raw: Buffer): BlockResult {
+  if (raw.length !== block.rawLength) return { ok: false, reason: `block inflates to ${raw.length} bytes, not ${block.rawLength}`, truncated: false }
+  return { ok: true, raw, next: block.next }
+}
+
+const notInflating = (err: unknown): BlockResult => ({ ok: false, reason: `block does not inflate: ${(err as Error).message}`, truncated: false })
+
+/** Reads the block at `offset` of `buf`, checking its frame, CRC and inflated size. */
+export function decodeBlock(buf: Buffer, offset: number): BlockResult {
+  const block = framed(buf, offset)
+  if (!block.ok) return block
   try {
-    raw = inflateRawSync(body, { maxOutputLength: rawLength })
+    return inflated(block, inflateRawSync(block.body, { maxOutputLength: block.rawLength }))
   } catch (err) {
-    return { ok: false, reason: `block does not inflate: ${(err as Error).message}`, truncated: false }
+    return notInflating(err)
   }
-  if (raw.length !== rawLength) return { ok: false, reason: `block inflates to ${raw.length} bytes, not ${rawLength}`, truncated: false }
-  return { ok: true, raw, next: start + length }
+}
+
+const inflateRawAsync = promisify(inflateRaw)
+
+/** decodeBlock inflating on libuv's thread pool: the caller's thread goes on meanwhile. Never rejects. */
+export function decodeBlockAsync(buf: Buffer, offset: number): Promise<BlockResult> {
+  const block = framed(buf, offset)
+  if (!block.ok) return Promise.resolve(block)
+  // One output chunk for a usual block (the default 16 KiB is a round trip to the thread pool per
+  // 16 KiB), up to 4 MiB: a hostile header's raw length does not size the buffer past that.
+  const options = { maxOutputLength: block.rawLength, chunkSize: Math.min(Math.max(block.rawLength, 64), 4 << 20) }
+  return inflateRawAsync(block.body, options).then((raw) => inflated(block, raw), notInflating)
 }
 
 /** Where the next block's magic is after a damaged one (or the end). */

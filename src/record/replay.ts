@@ -463,11 +463,16 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     options.onDamage?.(d)
   }
   try {
-    const r = new RecordCursor(options.dir, options.app, (d) => {
-      damage.push(d)
-      options.onDamage?.(d)
-    })
-    while (r.next()) {
+    const r = new RecordCursor(
+      options.dir,
+      options.app,
+      (d) => {
+        damage.push(d)
+        options.onDamage?.(d)
+      },
+      true
+    )
+    while (r.next() || (await r.more())) {
       if (!Number.isFinite(r.time)) {
         // Not a time a clock gave (a crafted or damaged record): run to, the virtual clock would fire its intervals for ever.
         unusable(r, new Error('its time is not a finite number'))

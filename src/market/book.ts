@@ -4,6 +4,7 @@
 export interface Level {
   price: number
   size: number
+  /** As the venue wrote them, for a checksum over that text; '' at venues without one. */
   priceText: string
   sizeText: string
 }
@@ -51,7 +52,10 @@ export class BookSide {
 
   /** Sets a level's size; size 0 removes it. */
   set(price: number, size: number, priceText: string, sizeText: string): void {
-    const at = this.find(price)
+    const levels = this.levels
+    const worst = levels[levels.length - 1]
+    // Past the worst (every level of a snapshot, read best first): no search.
+    const at = worst === undefined || (this.descending ? price < worst.price : price > worst.price) ? -1 - levels.length : this.find(price)
     if (at >= 0) {
       if (size === 0) this.levels.splice(at, 1)
       else {
@@ -194,15 +198,20 @@ export function decimal(text: unknown): number {
   return Number.isFinite(value) ? value : NaN // "1e400" is Infinity
 }
 
-/** Applies [price, size] text pairs; false when one is not a decimal (the message is not what the venue documents). */
-export function applyPairs(side: BookSide, levels: unknown): boolean {
+/**
+ * Applies [price, size] text pairs; false when one is not a decimal (the message is not what the
+ * venue documents). A venue whose checksum is not over the levels' text keeps none (`texts` false):
+ * a book holds thousands of levels for its life, and their strings would be held with them.
+ */
+export function applyPairs(side: BookSide, levels: unknown, texts = true): boolean {
   if (!Array.isArray(levels)) return false
   for (const level of levels) {
     if (!Array.isArray(level)) return false
     const price = decimal(level[0])
     const size = decimal(level[1])
     if (!(price > 0) || !(size >= 0)) return false
-    side.set(price, size, level[0], level[1])
+    if (texts) side.set(price, size, level[0], level[1])
+    else side.set(price, size, '', '')
   }
   return true
 }

@@ -187,7 +187,7 @@ export class BinanceConnection extends SnapshotConnection {
     }
     const pending = state.pending
     state.reset()
-    if (!applyPairs(state.book.bids, s.bids) || !applyPairs(state.book.asks, s.asks)) {
+    if (!applyPairs(state.book.bids, s.bids, false) || !applyPairs(state.book.asks, s.asks, false)) {
       this.resync(state, 'invalid')
       return
     }
@@ -251,7 +251,7 @@ export class BinanceConnection extends SnapshotConnection {
       this.resync(state, 'gap')
       return
     }
-    if (!applyPairs(state.book.bids, m.b) || !applyPairs(state.book.asks, m.a)) {
+    if (!applyPairs(state.book.bids, m.b, false) || !applyPairs(state.book.asks, m.a, false)) {
       this.resync(state, 'invalid')
       return
     }

@@ -48,7 +48,8 @@ export class BookState {
     /** What the connection holds for all its books (VenueFeed.heldBytes). */
     private readonly held: { bytes: number }
   ) {
-    this.baseSize = instrument.contractSize === 1 && instrument.kind === 'spot' ? undefined : (price, size) => baseSize(instrument, price, size)
+    const inverse = instrument.kind === 'inverse-perp' || instrument.kind === 'inverse-future'
+    this.baseSize = instrument.contractSize === 1 && !inverse ? undefined : (price, size) => baseSize(instrument, price, size)
   }
 
   /** Keeps a message until the snapshot; the oldest go first past MAX_PENDING messages or MAX_PENDING_LEVELS levels. */

@@ -3,7 +3,7 @@
 // the streamed CRC32s give zlib's crc32 of the strings Kraken and OKX document.
 import t from 'tap'
 import { crc32 } from 'node:zlib'
-import { decimal, OrderBook } from '../src/market/book.ts'
+import { decimal, MAX_LEVELS, OrderBook } from '../src/market/book.ts'
 import { krakenChecksum } from '../src/market/venues/kraken.ts'
 import { okxChecksum } from '../src/market/venues/okx.ts'
 
@@ -74,7 +74,7 @@ t.test('decimal agrees with the grammar and Number() on generated text', async (
 
 const level = (price: string, size: string): [number, string, string] => [Number(price), price, size]
 const bookOf = (bids: [number, string, string][], asks: [number, string, string][]) => {
-  const book = new OrderBook()
+  const book = new OrderBook(true)
   for (const [p, pt, st] of bids) book.bids.set(p, Number(st), pt, st)
   for (const [p, pt, st] of asks) book.asks.set(p, Number(st), pt, st)
   return book
@@ -92,13 +92,12 @@ t.test('checksums: the strings Kraken and OKX document, through zlib', async (t)
   ]) {
     const book = bookOf(b, a)
     let kraken = ''
-    for (const l of book.asks.levels.slice(0, 10)) kraken += strip(l.priceText) + strip(l.sizeText)
-    for (const l of book.bids.levels.slice(0, 10)) kraken += strip(l.priceText) + strip(l.sizeText)
+    for (const side of [book.asks, book.bids]) for (let i = 0; i < Math.min(10, side.length); i++) kraken += strip(side.priceText(i)) + strip(side.sizeText(i))
     t.equal(krakenChecksum(book), crc32(kraken), `Kraken, ${b.length} bids and ${a.length} asks`)
     const parts: string[] = []
     for (let i = 0; i < 25; i++) {
-      if (i < book.bids.levels.length) parts.push(`${book.bids.levels[i].priceText}:${book.bids.levels[i].sizeText}`)
-      if (i < book.asks.levels.length) parts.push(`${book.asks.levels[i].priceText}:${book.asks.levels[i].sizeText}`)
+      if (i < book.bids.length) parts.push(`${book.bids.priceText(i)}:${book.bids.sizeText(i)}`)
+      if (i < book.asks.length) parts.push(`${book.asks.priceText(i)}:${book.asks.sizeText(i)}`)
     }
     t.equal(okxChecksum(book), crc32(parts.join(':')) | 0, `OKX, ${b.length} bids and ${a.length} asks`)
   }
@@ -174,4 +173,93 @@ t.test('top(): a level unchanged since the last publish is the same pair, and an
     [20, 5]
   ])
   t.ok(more[0] === asks[0] && more[2] === asks[1], 'the pairs around a new level are the same pairs')
+})
+
+/** The book side as a plain best-first list, as it was kept before the typed array: the reference. */
+class ReferenceSide {
+  levels: { price: number; size: number; priceText: string; sizeText: string }[] = []
+  knownTo: number | null = null
+  constructor(private readonly descending: boolean) {}
+  private better = (a: number, b: number) => (this.descending ? a > b : a < b)
+  unknownPast(price: number) {
+    if (this.knownTo === null || this.better(price, this.knownTo)) this.knownTo = price
+  }
+  set(price: number, size: number, priceText: string, sizeText: string) {
+    const at = this.levels.findIndex((l) => l.price === price)
+    if (at >= 0) {
+      if (size === 0) this.levels.splice(at, 1)
+      else Object.assign(this.levels[at], { size, sizeText })
+      return
+    }
+    if (size === 0) return
+    let k = 0
+    while (k < this.levels.length && this.better(this.levels[k].price, price)) k++
+    if (k >= MAX_LEVELS) return this.unknownPast(this.levels[MAX_LEVELS - 1].price)
+    this.levels.splice(k, 0, { price, size, priceText, sizeText })
+    if (this.levels.length > MAX_LEVELS) {
+      this.levels.pop()
+      this.unknownPast(this.levels[MAX_LEVELS - 1].price)
+    }
+  }
+  covers(depth: number) {
+    if (this.knownTo === null) return true
+    const known = this.knownTo
+    return this.levels.filter((l) => !this.better(known, l.price)).length >= depth
+  }
+}
+
+t.test('a book side (numbers only, or with texts) agrees with a plain sorted list through random sets, clears, cuts and a full side', async (t) => {
+  let seed = 7
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  for (const [descending, texts] of [
+    [true, true],
+    [false, true],
+    [true, false],
+    [false, false]
+  ]) {
+    const book = new OrderBook(texts)
+    const side = descending ? book.bids : book.asks
+    let reference = new ReferenceSide(descending)
+    let differ = ''
+    // First 5,100 levels in a shuffled order: the side fills up and drops what comes past its worst.
+    const first = Array.from({ length: 5_100 }, (_, i) => 1 + i * 1.5)
+    for (let i = first.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      ;[first[i], first[j]] = [first[j], first[i]]
+    }
+    for (const price of first) {
+      side.set(price, 1, String(price), '1')
+      reference.set(price, 1, String(price), '1')
+    }
+    t.ok(reference.knownTo !== null && side.length === MAX_LEVELS, 'the side filled up and dropped levels on the way')
+    for (let op = 0; op < 40_000 && differ === ''; op++) {
+      const r = random()
+      if (r < 0.0005) {
+        side.clear()
+        reference = new ReferenceSide(descending)
+      } else if (r < 0.001) {
+        const depth = Math.floor(random() * 40)
+        side.truncate(depth)
+        reference.levels.length = Math.min(depth, reference.levels.length)
+      } else {
+        // Mostly near the top of a wide range, as a venue's updates are; past 5,000 levels a full side drops its worst.
+        const price = 1 + Math.floor(random() ** 3 * 9_000) / 2
+        const size = random() < 0.3 ? 0 : 1 + Math.floor(random() * 9)
+        side.set(price, size, `${price}.0`, `${size}.00`)
+        reference.set(price, size, `${price}.0`, `${size}.00`)
+      }
+      const levels = reference.levels
+      if (side.length !== levels.length) differ = `op ${op}: ${side.length} levels, the reference ${levels.length}`
+      for (let i = 0; i < levels.length && differ === ''; i++) {
+        const l = levels[i]
+        const priceText = texts ? l.priceText : ''
+        const sizeText = texts ? l.sizeText : ''
+        if (side.price(i) !== l.price || side.size(i) !== l.size || side.priceText(i) !== priceText || side.sizeText(i) !== sizeText)
+          differ = `op ${op}: level ${i} is ${side.price(i)} ${side.size(i)}, the reference ${l.price} ${l.size}`
+      }
+      const depth = Math.floor(random() * 5_001)
+      if (differ === '' && side.covers(depth) !== reference.covers(depth)) differ = `op ${op}: covers(${depth}) ${side.covers(depth)}`
+    }
+    t.equal(differ, '', `${descending ? 'bids' : 'asks'}${texts ? ' with texts' : ''}: the same levels, texts and coverage after every operation`)
+  }
 })

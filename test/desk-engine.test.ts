@@ -258,7 +258,7 @@ t.test('recorded OKX books: a checksum failure on one book closes its opportunit
     ['BTC-USDT', 'BTC-USDT'],
     ['UNI-USD-INVPERP', 'UNI-USD-SWAP']
   ]) {
-    const ask = feed.book(instId)!.book.asks.best!.price
+    const ask = feed.book(instId)!.book.asks.price(0)
     record(engine.onTick({ bid: ask * 1.002, ask: ask * 1.003, bidSize: 100, askSize: 100, ts: now }, now, 'desk', symbol))
   }
   // BTC-USDT meets on the BTC-USD class (its quote group's); the inverse perpetual on its own symbol.

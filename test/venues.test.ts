@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { InstrumentRegistry, type Instrument } from '../src/market/instruments.ts'
-import { MAX_LEVELS, OrderBook } from '../src/market/book.ts'
+import { type BookSide, MAX_LEVELS, OrderBook } from '../src/market/book.ts'
 import { VENUE_ENDPOINTS } from '../src/market/setup.ts'
 import { parseEndpoints, parseFeeds } from '../src/market/settings.ts'
 import { VenueGroup } from '../src/market/group.ts'
@@ -139,12 +139,12 @@ t.test('checksums: the venues’ own figures on genuine books', async (t) => {
   for (const line of lines('kraken/book-v2.jsonl').slice(0, 2)) {
     const m = JSON.parse(line).data[0]
     const i = registry.venue('kraken', m.symbol)!
-    const book = new OrderBook()
+    const book = new OrderBook(true)
     for (const l of m.bids) book.bids.set(l.price, l.qty, l.price.toFixed(i.priceDecimals), l.qty.toFixed(i.sizeDecimals))
     for (const l of m.asks) book.asks.set(l.price, l.qty, l.price.toFixed(i.priceDecimals), l.qty.toFixed(i.sizeDecimals))
     t.equal(krakenChecksum(book), m.checksum, `Kraken ${m.symbol}`)
   }
-  const okx = new OrderBook()
+  const okx = new OrderBook(true)
   const m = JSON.parse(lines('okx/stream.jsonl').find((l) => l.includes('"BTC-USDT"},"action":"snapshot"'))!)
   for (const [p, s] of m.data[0].bids) okx.bids.set(Number(p), Number(s), p, s)
   for (const [p, s] of m.data[0].asks) okx.asks.set(Number(p), Number(s), p, s)
@@ -157,10 +157,10 @@ t.test('a side that dropped levels knows how deep it is exact', async (t) => {
   for (let p = 1; p <= MAX_LEVELS; p++) bid(p)
   t.ok(book.covers(MAX_LEVELS), 'a full side that dropped nothing is exact to its end')
   bid(0.5) // worse than every kept level: dropped
-  t.equal(book.bids.levels.length, MAX_LEVELS)
-  t.equal(book.bids.levels.at(-1)!.price, 1)
+  t.equal(book.bids.length, MAX_LEVELS)
+  t.equal(book.bids.price(MAX_LEVELS - 1), 1)
   bid(MAX_LEVELS + 1) // the best: kept, the worst (1) dropped
-  t.equal(book.bids.levels.at(-1)!.price, 2)
+  t.equal(book.bids.price(MAX_LEVELS - 1), 2)
   t.ok(book.covers(20))
   // Removing all but 19 of the levels known to be whole (2 and better): the 20th is not known.
   for (let p = MAX_LEVELS + 1; p > 20; p--) bid(p, 0)
@@ -258,7 +258,7 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
       if (m.e !== 'depthUpdate' || m.s !== venueSymbol || ticker === undefined || m.u < depth.lastUpdateId) continue
       const { book } = h.state(venueSymbol)
       t.same(
-        [book.bids.best?.price, book.bids.best?.size, book.asks.best?.price, book.asks.best?.size],
+        [book.bids.price(0), book.bids.size(0), book.asks.price(0), book.asks.size(0)],
         [Number(ticker.b), Number(ticker.B), Number(ticker.a), Number(ticker.A)],
         `top of book at update id ${m.u}`
       )
@@ -270,7 +270,7 @@ for (const [exchange, symbol, venueSymbol, depthFile, streamFile] of [
     await h.turn()
     const last = h.published.filter((p) => p.topic === `ticker.${exchange}.${symbol}`).pop()!
     const { book } = h.state(venueSymbol)
-    t.match(last.data, { exchange, symbol, bid: book.bids.best!.price, ask: book.asks.best!.price })
+    t.match(last.data, { exchange, symbol, bid: book.bids.price(0), ask: book.asks.price(0) })
     t.equal(h.published.filter((p) => p.topic === `book.${exchange}.${symbol}`).length - booksBefore, 1, 'one book event for all the messages of one turn')
   })
 
@@ -320,8 +320,8 @@ t.test("binanceusdm: a snapshot cut at the venue's limit resyncs once what it kn
   // publishes 5 levels; 4 known ones are left, and the venue never resends the ones past them).
   const bids = h
     .state('SUSHIUSDT')
-    .book.bids.levels.slice(0, 996)
-    .map((l) => [String(l.price), '0']) // Binance's book keeps no text of its levels (no checksum over it)
+    .book.bids.top(996)
+    .map(([price]) => [String(price), '0'])
   h.message({ ...diffs[1], b: bids })
   await h.turn()
   t.equal(h.topics().length, before, 'nothing published from the thinned book')
@@ -353,7 +353,7 @@ t.test('okx: a recorded session checks out, checksum by checksum', async (t) => 
   await h.turn()
   const inverse = h.published.filter((p) => p.topic === 'book.okx.UNI-USD-INVPERP').pop()!.data as { bids: [number, number][] }
   const uni = h.state('UNI-USD-SWAP').book
-  t.equal(inverse.bids[0][1], (uni.bids.best!.size * 10) / uni.bids.best!.price, 'inverse contracts (10 USD each) as base units')
+  t.equal(inverse.bids[0][1], (uni.bids.size(0) * 10) / uni.bids.price(0), 'inverse contracts (10 USD each) as base units')
 })
 
 t.test('okx: an altered checksum, and a sequence that skips, resync that book alone', async (t) => {
@@ -457,7 +457,7 @@ t.test('kraken: snapshots check out; a mismatched checksum resubscribes that sym
   t.match(h.feed.counters, { checksumFailures: 0, ignored: 0 })
   t.ok(h.state('BTC/USD').live)
   // Depth 10 was asked for (BOOK_DEPTH 5 here): the 25-level recording is cut to 10 after the snapshot.
-  t.equal(h.state('BTC/USDT').book.bids.levels.length, 10)
+  t.equal(h.state('BTC/USDT').book.bids.length, 10)
   await h.turn()
   t.match(h.published.find((p) => p.topic === 'ticker.kraken.BTC-USDT')!.data, { bid: 105906.7, bidSize: 0.0944062, ask: 105906.8, askSize: 0.05665135 })
 
@@ -824,10 +824,9 @@ t.test('binancecoinm: its own stream and snapshot paths; sizes published in base
   // The book says how much BCH, at its own price; the lot and minimum (1 contract) likewise.
   const event = h.published.filter((p) => p.topic === 'book.binancecoinm.BCH-USD-INVPERP').pop()!.data
   const { book } = h.state('BCHUSD_PERP')
-  const bid = book.bids.best!
-  t.same((event.bids as number[][])[0], [bid.price, (bid.size * 10) / bid.price])
-  t.equal(event.minSize, 10 / book.asks.best!.price)
-  t.equal(event.lotSize, 10 / book.asks.best!.price)
+  t.same((event.bids as number[][])[0], [book.bids.price(0), (book.bids.size(0) * 10) / book.bids.price(0)])
+  t.equal(event.minSize, 10 / book.asks.price(0))
+  t.equal(event.lotSize, 10 / book.asks.price(0))
 })
 
 t.test('binance spot: a repeated diff (u at or below the book’s id) is ignored, as Binance says, not a resync', async (t) => {
@@ -906,14 +905,14 @@ t.test('okx: no WebSocket snapshot: updates held, the REST snapshot joined by se
   const at876 = harness('okx', ['BTC-USDT'])
   at876.message(snapshot)
   at876.message(updates[0])
-  const side = (levels: { priceText: string; sizeText: string }[]) => levels.map((l) => [l.priceText, l.sizeText, '0', '1'])
+  const side = (levels: BookSide) => Array.from({ length: levels.length }, (_, i) => [levels.priceText(i), levels.sizeText(i), '0', '1'])
   const book876 = at876.state('BTC-USDT').book
   const later = harness('okx', ['BTC-USDT'], {
     fetch: async () =>
       Response.json({
         code: '0',
         msg: '',
-        data: [{ asks: side(book876.asks.levels), bids: side(book876.bids.levels), ts: '1787612486207', seqId: 80274874876 }]
+        data: [{ asks: side(book876.asks), bids: side(book876.bids), ts: '1787612486207', seqId: 80274874876 }]
       })
   })
   later.message(updates[0])

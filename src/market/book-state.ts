@@ -12,7 +12,7 @@ export interface PendingMessage {
 
 /** One instrument's book and where it stands in the venue's sequence. */
 export class BookState {
-  readonly book = new OrderBook()
+  readonly book: OrderBook
   /** The book is whole and in sequence: only a live book is published. */
   live = false
   /** Last applied sequence number (Binance update id, OKX seqId); -1 before a snapshot. */
@@ -46,8 +46,11 @@ export class BookState {
   constructor(
     readonly instrument: Instrument,
     /** What the connection holds for all its books (VenueFeed.heldBytes). */
-    private readonly held: { bytes: number }
+    private readonly held: { bytes: number },
+    /** The venue's checksum is over its levels' text: the book keeps it. */
+    levelTexts = false
   ) {
+    this.book = new OrderBook(levelTexts)
     const inverse = instrument.kind === 'inverse-perp' || instrument.kind === 'inverse-future'
     this.baseSize = instrument.contractSize === 1 && !inverse ? undefined : (price, size) => baseSize(instrument, price, size)
   }

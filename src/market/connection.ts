@@ -92,7 +92,12 @@ export abstract class VenueConnection {
     this.connectSocket = options.connect ?? connectWebSocket
     this.reconnectDelay = options.reconnectMs ?? 500
     this.bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES
-    for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i, this.held))
+    for (const i of options.instruments) this.books.set(i.venueSymbol, new BookState(i, this.held, this.levelTexts))
+  }
+
+  /** Whether the venue's checksum is over its levels' text (a getter: read while this constructor runs). */
+  protected get levelTexts(): boolean {
+    return false
   }
 
   /** The URL to connect to. */

@@ -105,8 +105,7 @@ const diffOf = (message: unknown) => (isRow(message) && isRow(message.data) ? me
 /** Levels a side of Binance's depth snapshot holds at most (request weight grows past it). */
 const SNAPSHOT_LIMIT = 1000
 function cutAtLimit(side: BookSide, levels: unknown[]): void {
-  const worst = side.levels.at(-1)
-  if (levels.length >= SNAPSHOT_LIMIT && worst !== undefined) side.unknownPast(worst.price)
+  if (levels.length >= SNAPSHOT_LIMIT) side.unknownPastWorst()
 }
 
 /**
@@ -187,7 +186,7 @@ export class BinanceConnection extends SnapshotConnection {
     }
     const pending = state.pending
     state.reset()
-    if (!applyPairs(state.book.bids, s.bids, false) || !applyPairs(state.book.asks, s.asks, false)) {
+    if (!applyPairs(state.book.bids, s.bids) || !applyPairs(state.book.asks, s.asks)) {
       this.resync(state, 'invalid')
       return
     }
@@ -251,7 +250,7 @@ export class BinanceConnection extends SnapshotConnection {
       this.resync(state, 'gap')
       return
     }
-    if (!applyPairs(state.book.bids, m.b, false) || !applyPairs(state.book.asks, m.a, false)) {
+    if (!applyPairs(state.book.bids, m.b) || !applyPairs(state.book.asks, m.a)) {
       this.resync(state, 'invalid')
       return
     }

@@ -128,7 +128,7 @@ export class CoinbaseConnection extends VenueConnection {
       if (!(price > 0) || !(size >= 0)) return null
       const side = u.side === 'bid' ? state.book.bids : u.side === 'offer' || u.side === 'ask' ? state.book.asks : null
       if (side === null) return null
-      side.set(price, size, '', '') // no checksum over the levels' text: none kept
+      side.set(price, size, u.price_level as string, u.new_quantity as string)
       // One message's levels share one event_time: parsed once, not per level.
       if (typeof u.event_time === 'string' && u.event_time !== latestText) {
         latestText = u.event_time

@@ -1,5 +1,5 @@
 // Kraken: AssetPairs for metadata, WebSocket v2 `book` with its CRC32 of the top 10 levels.
-import type { BookSide, Level, OrderBook } from '../book.js'
+import type { BookSide, OrderBook } from '../book.js'
 import type { BookState } from '../book-state.js'
 import { CRC_START, crcChar, crcEnd } from '../checksum.js'
 import { VenueConnection } from '../connection.js'
@@ -46,13 +46,13 @@ export function krakenAssetPairs(assetPairs: unknown): Parsed {
  * docs.kraken.com/api/docs/guides/spot-ws-book-v2
  */
 export function krakenChecksum(book: OrderBook): number {
-  return crcEnd(krakenLevels(krakenLevels(CRC_START, book.asks.levels), book.bids.levels))
+  return crcEnd(krakenLevels(krakenLevels(CRC_START, book.asks), book.bids))
 }
 
 /** The CRC carried over a side's top 10 levels, price then size, each stripped as Kraken says. */
-function krakenLevels(crc: number, levels: Level[]): number {
-  const n = Math.min(10, levels.length)
-  for (let i = 0; i < n; i++) crc = stripped(stripped(crc, levels[i].priceText), levels[i].sizeText)
+function krakenLevels(crc: number, side: BookSide): number {
+  const n = Math.min(10, side.length)
+  for (let i = 0; i < n; i++) crc = stripped(stripped(crc, side.priceText(i)), side.sizeText(i))
   return crc
 }
 
@@ -80,6 +80,11 @@ const KRAKEN_DEPTHS = [10, 25, 100, 500, 1000]
  * docs.kraken.com/api/docs/guides/spot-ws-book-v2
  */
 export class KrakenConnection extends VenueConnection {
+  /** Its checksum is over the levels' text as sent. */
+  protected override get levelTexts(): boolean {
+    return true
+  }
+
   readonly exchange = 'kraken'
   // Kraken sends a heartbeat every second on a subscribed connection.
   protected readonly silenceLimitMs = 10_000

@@ -1,6 +1,6 @@
 // OKX: public instruments (SPOT, SWAP, FUTURES) for metadata, v5 `books` by seqId (and, in
 // sessions before June 2026, a CRC32 of the top 25 levels).
-import { applyPairs, type Level, type OrderBook } from '../book.js'
+import { applyPairs, type BookSide, type OrderBook } from '../book.js'
 import type { BookState } from '../book-state.js'
 import { CRC_START, crcChar, crcEnd, crcText } from '../checksum.js'
 import { SnapshotConnection } from '../snapshots.js'
@@ -63,13 +63,12 @@ export function okxInstruments(...responses: unknown[]): Parsed {
  * (bid, ask, bid, ask ...), each as price:size, joined by ":".
  */
 export function okxChecksum(book: OrderBook): number {
-  const bids = book.bids.levels
-  const asks = book.asks.levels
+  const { bids, asks } = book
   let crc = CRC_START
   let parts = 0
   for (let i = 0; i < 25; i++) {
-    if (i < bids.length) crc = okxPart(crc, bids[i], parts++ > 0)
-    if (i < asks.length) crc = okxPart(crc, asks[i], parts++ > 0)
+    if (i < bids.length) crc = okxPart(crc, bids, i, parts++ > 0)
+    if (i < asks.length) crc = okxPart(crc, asks, i, parts++ > 0)
   }
   return crcEnd(crc) | 0
 }
@@ -77,9 +76,9 @@ export function okxChecksum(book: OrderBook): number {
 const COLON = 58
 
 /** The CRC carried over one level's price:size, after a ":" when it is not the first. */
-function okxPart(crc: number, level: Level, after: boolean): number {
+function okxPart(crc: number, side: BookSide, i: number, after: boolean): number {
   const start = after ? crcChar(crc, COLON) : crc
-  return crcText(crcChar(crcText(start, level.priceText), COLON), level.sizeText)
+  return crcText(crcChar(crcText(start, side.priceText(i)), COLON), side.sizeText(i))
 }
 
 /** Levels per side OKX's `GET /api/v5/market/books` gives at most (its `sz` limit). */
@@ -101,6 +100,11 @@ const REST_SPACING_MS = 50
  * later one has prevSeqId equal to the last applied seqId.
  */
 export class OkxConnection extends SnapshotConnection {
+  /** Its checksum is over the levels' text as sent. */
+  protected override get levelTexts(): boolean {
+    return true
+  }
+
   readonly exchange = 'okx'
   // OKX closes a connection idle for 30 s; the connector sends "ping" every second it has nothing.
   protected readonly silenceLimitMs = 30_000
@@ -250,8 +254,7 @@ export class OkxConnection extends SnapshotConnection {
     }
     // A side of REST_DEPTH levels may have more past it; the updates bring levels that come into it.
     for (const side of [state.book.bids, state.book.asks]) {
-      const worst = side.levels.at(-1)
-      if (side.levels.length >= REST_DEPTH && worst !== undefined) side.unknownPast(worst.price)
+      if (side.length >= REST_DEPTH) side.unknownPastWorst()
     }
     state.seq = seqId
     state.live = true

@@ -78,14 +78,16 @@ t.test('FEEDS and the engine in one server: a recorded OKX book and a desk ticke
   const { url } = await startServer(t, { arbitrage: true, feeds: 'okx:BTC-USDT', feedsEndpoints: mock.endpoints, maxTickAgeMs: 60_000 })
   const client = await LiveClient.connect({ url: `${url}/ws/live` })
   t.teardown(() => client.close())
-  let book: { asks: [number, number][] } | null = null
+  let book: { asks: [number, number][]; exchangeTime: number } | null = null
   const opportunities: Record<string, any>[] = []
   await client.subscribe('book.okx.BTC-USDT', (e) => {
-    book = e.data as { asks: [number, number][] }
+    book = e.data as { asks: [number, number][]; exchangeTime: number }
   })
   await client.subscribe('opportunities.>', (e) => opportunities.push(e.data as Record<string, any>))
-  await until(() => book !== null, 'the OKX book')
-  await new Promise((r) => setTimeout(r, 300)) // the whole recorded session applied
+  // The whole recorded session applied: the book stamped with its last message's time.
+  const session = readFileSync(join(root, 'test/fixtures/venues/okx/books-2026.jsonl'), 'utf8').trim().split('\n')
+  const last = Number(JSON.parse(session[session.length - 1]).data[0].ts)
+  await until(() => book?.exchangeTime === last, 'the OKX book of the whole session')
   const asks = book!.asks
   const bid = asks[0][0] * 1.005
   await client.publish('ticker.desk.BTC-USDT', { bid, ask: bid * 1.001, bidSize: 2, askSize: 1, ts: Date.now() })

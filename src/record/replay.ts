@@ -18,6 +18,7 @@ import { Kind } from './format.js'
 import type { RecordingMeta } from './capture.js'
 import { RecordCursor, RecordingError, type Damage } from './reader.js'
 import { shiftedSink, shiftPublish } from './shift.js'
+import { WaitingInputs } from './waiting.js'
 
 /** What a replay's consumer is told: every event the replayed world publishes, with its time. */
 export interface ReplaySink {
@@ -122,10 +123,11 @@ class Run {
   private readonly unpairedConns = new Map<string, number[]>()
   private readonly rest = new Map<string, { answers: RestAnswer[]; waiting: ((a: RestAnswer) => void)[] }>()
   /** Book and ticker events waiting for the engine's marker: replayed connectors' and recorded client publishes. */
-  private readonly inputs: { topic: string; data: unknown }[] = []
+  private readonly inputs = new WaitingInputs(MAX_WAITING_INPUTS)
   readonly engine: EngineCalls | null
   feeds: Feeds | null = null
-  diverged = 0
+  /** Sockets, requests and markers the replay could not find again (the inputs' own are counted there). */
+  private missed = 0
   /** Opportunity events the engine made and the sink was given (those before `from` are not). */
   made = 0
   /** The engine's inputs are in the recording; without them it is given what the connectors publish. */
@@ -145,6 +147,11 @@ class Run {
     // Without its recorded sweeps the engine sweeps on the recording's clock, as the arbitrage plugin's timer does live.
     const sweeping = this.engine
     if (!this.markers && sweeping !== null) this.clock.interval(options.sweepMs ?? 500, () => this.opportunities(sweeping.sweep(this.now())))
+  }
+
+  /** What the replay could not find again: sockets, requests, markers and the inputs no marker took. */
+  get diverged(): number {
+    return this.missed + this.inputs.diverged
   }
 
   async start(): Promise<void> {
@@ -223,12 +230,8 @@ class Run {
     if (this.engine === null) return
     if (this.markers) {
       if (!topic.startsWith('book.') && !topic.startsWith('ticker.')) return
-      this.inputs.push({ topic, data })
       // Inputs no marker ever asks for (the live engine never got them) are not held for ever.
-      if (this.inputs.length > MAX_WAITING_INPUTS) {
-        this.inputs.shift()
-        this.diverged++
-      }
+      this.inputs.push(topic, data)
       return
     }
     const [kind, exchange, symbol] = splitTopic(topic)
@@ -278,7 +281,7 @@ class Run {
         const socket = this.sockets.get(conn)
         // A recorded connection its connector never opened (the virtual clock fired no reconnect
         // for it): what it received cannot reach a connector.
-        if (socket === undefined) this.diverged++
+        if (socket === undefined) this.missed++
         else deliver(socket, kind, record)
         return
       }
@@ -308,8 +311,8 @@ class Run {
       case Kind.engineTicker: {
         if (this.engine === null) return
         const topic = record.text()
-        const input = this.takeInput(topic)
-        if (input === undefined) this.diverged++
+        const input = this.inputs.take(topic)
+        if (input === undefined) this.missed++
         else this.engineInput(kind, topic, input, now)
         return
       }
@@ -340,7 +343,7 @@ class Run {
     const waiting = entry.waiting.shift()
     if (waiting === undefined) {
       // Live, the request went out before its answer came: this replay did not make it.
-      this.diverged++
+      this.missed++
       entry.answers.push(answer) // answered at once if it is made after all
       return
     }
@@ -354,17 +357,6 @@ class Run {
     this.opportunities(
       kind === Kind.engineBook ? engine.onBook(input.data as BookData, time, exchange, symbol) : engine.onTick(input.data as Tick, time, exchange, symbol)
     )
-  }
-
-  /** The first waiting input of this topic (those before it the live engine never saw: divergence). */
-  private takeInput(topic: string): { topic: string; data: unknown } | undefined {
-    const inputs = this.inputs
-    let at = 0
-    while (at < inputs.length && inputs[at].topic !== topic) at++
-    if (at === inputs.length) return undefined
-    if (at === 0) return inputs.shift()
-    this.diverged++
-    return inputs.splice(0, at + 1).pop()
   }
 }
 

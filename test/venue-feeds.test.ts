@@ -143,7 +143,7 @@ t.test('every market: a forced close reconnects and a silent socket is dropped; 
   for (const [e] of markets) mock.venues[e].silent = true
   await until(() => every((e) => health(e).silences >= 1 && health(e).booksLive === 0), 'every silent socket dropped', 15_000)
   const quiet = new Map(markets.map(([e]) => [e, books(e)]))
-  await sleep(300)
+  await sleep(300) // a window in which nothing may be published
   t.same(new Map(markets.map(([e]) => [e, books(e)])), quiet, 'nothing published while no book is live')
   for (const [e] of markets) mock.venues[e].silent = false
   await until(() => every((e) => health(e).booksLive === 1 && health(e).state !== 'down' && books(e) > quiet.get(e)!), 'back and resynced', 20_000)

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { encode } from '@msgpack/msgpack'
 import { buildApp } from '../src/app.ts'
-import { startServer, TestClient } from './helper.ts'
+import { startServer, TestClient, until } from './helper.ts'
 
 t.test('health, ready and config', async (t) => {
   const app = await buildApp({ heartbeatInterval: 0 })
@@ -26,7 +26,7 @@ t.test('health counts open connections', async (t) => {
   t.equal((await app.inject('/health')).json().connections, 1)
   c.close()
   await c.closed
-  await new Promise((r) => setTimeout(r, 20))
+  await until(async () => (await app.inject('/health')).json().connections === 0, 'the server saw the close')
   t.equal((await app.inject('/health')).json().connections, 0)
 })
 

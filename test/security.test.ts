@@ -14,7 +14,7 @@ import { createSigner } from 'fast-jwt'
 import { buildApp } from '../src/app.ts'
 import { ANONYMOUS_SUBSCRIBER } from '../src/core/auth.ts'
 import { loadConfig } from '../src/config.ts'
-import { captureLog, startServer, TestClient, upgradeStatus, sleep } from './helper.ts'
+import { captureLog, startServer, TestClient, upgradeStatus, until } from './helper.ts'
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
 // Tokens live an hour unless a test says otherwise: JWTs without exp are refused by default.
@@ -188,7 +188,7 @@ t.test('connection limits: overall and per address answer 503 before the upgrade
   t.same(closes, [1013])
   a.close()
   await a.closed
-  await sleep(20)
+  await until(() => app.live.connections === 2, 'the server saw the close')
   const again = await TestClient.open(url)
   for (const c of [b, other, again]) c.close()
 })
@@ -288,7 +288,8 @@ t.test('secrets never appear in /config, errors or logs', async (t) => {
     body: '{',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${SUB_KEY}` }
   })
-  await sleep(50)
+  // The close is logged when the server sees it, after everything else: then the log is whole.
+  await until(() => captured.text().includes('connection closed'), 'the close logged')
   const log = captured.text()
   t.match(log, /connection open/, 'the log was captured')
   for (const secret of [SECRET, token, PUB_KEY, SUB_KEY]) t.notMatch(log, secret.slice(0, 24))

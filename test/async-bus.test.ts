@@ -3,7 +3,7 @@
 import t from 'tap'
 import { MemoryBus, type Bus } from '../src/core/bus.ts'
 import type { BusEvent, Position } from '../src/core/protocol.ts'
-import { startServer, TestClient, sleep } from './helper.ts'
+import { startServer, TestClient, sleep, until } from './helper.ts'
 
 class SlowReadsBus implements Bus {
   readonly inner = new MemoryBus({ historySize: 10_000, historyTtl: 60_000 })
@@ -73,9 +73,9 @@ t.test('recovery with since while reads are slow', async (t) => {
   const bus = new SlowReadsBus(30)
   const { url } = await startServer(t, {}, bus)
   const stop = await publishing(bus, 'r')
-  await sleep(20)
+  await until(() => bus.inner.last('r')!.seq >= 5, 'a few events published')
   const from = bus.inner.last('r')!
-  await sleep(20)
+  await until(() => bus.inner.last('r')!.seq >= from.seq + 5, 'events after the position, to recover')
   const c = await TestClient.open(url)
   t.same(await c.request({ type: 'subscribe', id: 1, topic: 'r', since: { epoch: from.epoch, seq: from.seq } }), {
     type: 'ack',

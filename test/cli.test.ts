@@ -98,7 +98,7 @@ t.test('a server that cannot be reached is exit 1 at once, said once; sub --retr
     t.equal(run.stderr.match(/cannot reach/g)?.length, 1, `${args[0]}: one line says why: ${run.stderr.trim()}`)
   }
   const retrying = cli(['sub', 'px.a', '--retry', '--url', nowhere])
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await new Promise((resolve) => setTimeout(resolve, 1500)) // a window in which it must not exit
   t.equal(retrying.child.exitCode, null, 'with --retry it is still trying')
   retrying.child.kill('SIGINT')
   await retrying.done

@@ -356,7 +356,7 @@ t.test('a Redis replay is read in pages as it is written: a recovering client ho
     c.ws.pause()
     c.send({ type: 'subscribe', id: 1, topic: 'page.x', since: { epoch: published[0].epoch, seq: 0 } })
   }
-  await sleep(200)
+  await sleep(200) // a while without reading; what is checked is that every event comes once they read
   for (const c of clients) c.ws.resume()
   for (const c of clients) {
     t.match(await c.next(), { type: 'ack', recovered: true })

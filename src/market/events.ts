@@ -105,11 +105,43 @@ export interface MarketSink {
   venue(health: VenueHealth): void
 }
 
-/** The sink that publishes each event on its topic. */
+/**
+ * The sink that publishes each event on its topic. Each topic's string is made once (as many as the
+ * connectors' instruments): every map an event passes through then meets a string already flat
+ * and hashed, not a new one a publish.
+ */
 export function topicSink(publish: (topic: string, data: unknown) => void): MarketSink {
+  const book = topicsOf('book')
+  const ticker = topicsOf('ticker')
+  const venues = new Map<string, string>()
   return {
-    book: (e) => publish(`book.${e.exchange}.${e.symbol}`, e),
-    ticker: (e) => publish(`ticker.${e.exchange}.${e.symbol}`, e),
-    venue: (h) => publish(`venue.${h.exchange}`, h)
+    book: (e) => publish(book(e.exchange, e.symbol), e),
+    ticker: (e) => publish(ticker(e.exchange, e.symbol), e),
+    venue: (h) => {
+      let topic = venues.get(h.exchange)
+      if (topic === undefined) {
+        topic = `venue.${h.exchange}`
+        venues.set(h.exchange, topic)
+      }
+      publish(topic, h)
+    }
+  }
+}
+
+/** `<kind>.<exchange>.<symbol>`, each made once. */
+function topicsOf(kind: string): (exchange: string, symbol: string) => string {
+  const byExchange = new Map<string, Map<string, string>>()
+  return (exchange, symbol) => {
+    let bySymbol = byExchange.get(exchange)
+    if (bySymbol === undefined) {
+      bySymbol = new Map()
+      byExchange.set(exchange, bySymbol)
+    }
+    let topic = bySymbol.get(symbol)
+    if (topic === undefined) {
+      topic = `${kind}.${exchange}.${symbol}`
+      bySymbol.set(symbol, topic)
+    }
+    return topic
   }
 }

@@ -41,7 +41,7 @@ export class WaitingInputs {
   /** The oldest input of `topic`, the older ones of other topics dropped; undefined when none of it waits. */
   take(topic: string): WaitingInput | undefined {
     const list = this.byTopic.get(topic)
-    if (list === undefined) return undefined
+    if (list === undefined || list.length === 0) return undefined
     const input = list[0]
     if (this.order[0] !== input) {
       while (this.order[0] !== input) this.dropOldest()
@@ -55,6 +55,7 @@ export class WaitingInputs {
     const oldest = this.order.shift() as WaitingInput
     const list = this.byTopic.get(oldest.topic) as WaitingInput[]
     list.shift()
-    if (list.length === 0) this.byTopic.delete(oldest.topic)
+    // A topic's empty list stays for its next input (most are taken at once), up to `limit` topics.
+    if (list.length === 0 && this.byTopic.size > this.limit) this.byTopic.delete(oldest.topic)
   }
 }

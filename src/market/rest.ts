@@ -31,5 +31,7 @@ export async function readJson(res: Response, limitBytes: number, setting: strin
     }
     chunks.push(value)
   }
-  return JSON.parse(Buffer.concat(chunks, length).toString('utf8'))
+  // One chunk (an answer read whole, a replay's) is decoded where it lies, not copied first.
+  const bytes = chunks.length === 1 ? Buffer.from(chunks[0].buffer, chunks[0].byteOffset, length) : Buffer.concat(chunks, length)
+  return JSON.parse(bytes.toString('utf8'))
 }

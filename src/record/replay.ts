@@ -105,7 +105,7 @@ class ReplaySocket implements VenueSocket {
 
 interface RestAnswer {
   status: number
-  body: Buffer
+  body: Buffer<ArrayBuffer>
   /** As received (recorded since the connectors read them: Retry-After); absent in older recordings. */
   headers?: Record<string, string>
   error?: string
@@ -200,7 +200,7 @@ class Run {
       const pending = answer ? Promise.resolve(answer) : new Promise<RestAnswer>((resolve) => entry.waiting.push(resolve))
       return pending.then((a) => {
         if (a.error !== undefined && a.status === 0) throw new TypeError(a.error)
-        return new Response(new Uint8Array(a.body), { status: a.status, headers: a.headers })
+        return new Response(a.body, { status: a.status, headers: a.headers })
       })
     }
   }

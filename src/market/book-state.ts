@@ -1,7 +1,7 @@
 // One instrument's book as a venue connection keeps it: the L2 book, where it stands in the venue's
 // sequence, what it holds while its snapshot is on its way, and how soon it asks again after a resync.
 import { baseSize, type Instrument } from './instruments.js'
-import { OrderBook, type Pair, type SizeOf } from './book.js'
+import { OrderBook, type SizeOf } from './book.js'
 import { backoffMs, type Clock, type Timer } from './clock.js'
 
 /** A message kept for a book until its snapshot comes (Binance): its text, parsed again when joined. */
@@ -28,9 +28,6 @@ export class BookState {
   /** Binance: failed snapshot requests in a row (their retries back off). */
   snapshotFailures = 0
   dirty = false
-  /** The levels of the last book published: their pairs are the next publish's where unchanged (book.ts top()). */
-  publishedBids: Pair[] = []
-  publishedAsks: Pair[] = []
   /** A published level's size in base units (a spot size as it is). */
   readonly baseSize: SizeOf | undefined
   /** The top of book the last ticker said (NaN before the first: the next top always differs). */

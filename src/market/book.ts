@@ -91,27 +91,11 @@ export abstract class BookSide {
     this.knownTo = null
   }
 
-  /**
-   * The best `depth` levels as [price, size] pairs, each size through `size` (a derivative's
-   * contracts to base units). Published pairs are never changed, so a level that `previous` (the
-   * last publish) has at the same price and size is that same pair, and the whole list is `previous`
-   * when none of its levels changed: a book's update mostly moves one published level or none, and
-   * this runs for both sides of every book published.
-   */
-  top(depth: number, previous: readonly Pair[] = NO_PAIRS, size: SizeOf = venueSize): Pair[] {
+  /** The best `depth` levels as [price, size] pairs, each size through `size` (a derivative's contracts to base units). */
+  top(depth: number, size: SizeOf = venueSize): Pair[] {
     const n = Math.min(depth, this.length)
-    let same = n === previous.length
-    for (let k = 0; same && k < n; k++) same = previous[k][0] === this.price(k) && previous[k][1] === size(this.price(k), this.size(k))
-    if (same) return previous as Pair[]
     const out = new Array<Pair>(n)
-    let j = 0
-    for (let k = 0; k < n; k++) {
-      const price = this.price(k)
-      const base = size(price, this.size(k))
-      // Both lists are best first: a previous pair at this price is at j or after it.
-      while (j < previous.length && (this.descending ? previous[j][0] > price : previous[j][0] < price)) j++
-      out[k] = j < previous.length && previous[j][0] === price && previous[j][1] === base ? previous[j] : [price, base]
-    }
+    for (let k = 0; k < n; k++) out[k] = [this.price(k), size(this.price(k), this.size(k))]
     return out
   }
 }
@@ -270,7 +254,6 @@ export class OrderBook {
 export type Pair = [number, number]
 /** A level's size as published, from its price and the venue's size. */
 export type SizeOf = (price: number, size: number) => number
-const NO_PAIRS: readonly Pair[] = []
 const venueSize: SizeOf = (_price, size) => size
 
 /** Exact powers of ten: a mantissa under 2^53 divided by one is the correctly rounded value, as Number() gives. */

@@ -370,10 +370,8 @@ export abstract class VenueConnection {
 /** A live book's event, and its ticker when the top moved. */
 function publishBook(exchange: string, state: BookState, depth: number, sink: MarketSink): void {
   const i = state.instrument
-  const bids = state.book.bids.top(depth, state.publishedBids, state.baseSize)
-  const asks = state.book.asks.top(depth, state.publishedAsks, state.baseSize)
-  state.publishedBids = bids
-  state.publishedAsks = asks
+  const bids = state.book.bids.top(depth, state.baseSize)
+  const asks = state.book.asks.top(depth, state.baseSize)
   const exchangeTime = state.exchangeTime
   const receivedAt = state.receivedAt
   const ts = exchangeTime ?? receivedAt

@@ -93,6 +93,8 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
     // Where the last pass's shifted times ended: a pass at a speed over 1 runs ahead of the wall
     // clock, and the next pass starts after it, so the engine's clock never goes back.
     let lastEnd = Number.NEGATIVE_INFINITY
+    // A loop's pass begins now: its first record's time moves to the moment it starts.
+    const first = options.replayLoop ? firstTime(options.replayDir) : 0
     const loop = async () => {
       do {
         const result = await replay({
@@ -103,8 +105,7 @@ const replayPlugin: FastifyPluginAsync<ReplayPluginOptions> = async (app, plugin
           to: pluginOptions.to,
           engine,
           market: true,
-          // A loop's pass begins now: its first record's time moves to the moment it starts.
-          shift: options.replayLoop ? Math.max(Date.now(), lastEnd + 1) - firstTime(options.replayDir) : 0,
+          shift: options.replayLoop ? Math.max(Date.now(), lastEnd + 1) - first : 0,
           signal: abort.signal,
           sleep,
           onDamage: (d) => app.log.warn(d, 'replay: damaged recording skipped'),

@@ -192,9 +192,3 @@ export class BlockRecords {
     return this.raw.toString('utf8', this.start, this.end)
   }
 }
-
-/** The records of one inflated block (read from `file` at `offset`) as objects; a record running past the block is damage and ends it. */
-export function* records(raw: Buffer, file?: string, offset?: number): Generator<RawRecord> {
-  const block = new BlockRecords(raw)
-  while (block.next()) yield { kind: block.kind, time: block.time, conn: block.conn, body: block.body(), file, offset }
-}

@@ -1,12 +1,11 @@
 // The one configuration schema: validation, defaults, the TypeScript type and the environment variable names.
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
+import { Int } from './shared/schema.js'
 import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './core/auth.js'
 import { ArbitrageSettings, DemoFeedSettings, FeedsSettings, MARKET_SYNTAX } from './market/settings.js'
 import { LeaseSettings, LiveSettings } from './core/settings.js'
 import { RecorderSettings, ReplaySettings } from './record/settings.js'
-
-const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
 
 /**
  * A plugin's settings from `first` to `last`, in its schema's order: the configuration keeps the

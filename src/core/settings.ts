@@ -3,8 +3,7 @@
 // config.ts reads them from the environment with the rest and hands the live plugin its part;
 // an embedder passes them as the plugin's options.
 import { type Static, Type } from '@sinclair/typebox'
-
-const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
+import { Int } from '../shared/schema.js'
 
 /** The bus the live plugin publishes through (plugins/bus.ts). */
 export const BusSettings = Type.Object({

@@ -3,13 +3,11 @@
 // settings with a syntax of their own. config.ts reads them from the environment with the rest
 // and hands each plugin its part.
 import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox'
+import { Int, Num } from '../shared/schema.js'
 import { Value } from '@sinclair/typebox/value'
 import type { Endpoints } from './connection.js'
 import { DEFAULT_QUOTE_GROUPS, DEFAULT_SIZE_LADDER, type EngineOptions } from './engine/types.js'
 import { EXCHANGES, type Exchange } from './venues/index.js'
-
-const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
-const Num = (def: number, minimum: number, maximum: number, description: string) => Type.Number({ default: def, minimum, maximum, description })
 
 /** The arbitrage plugin's options (ARBITRAGE itself says whether it runs). */
 export const ArbitrageSettings = Type.Object({

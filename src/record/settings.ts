@@ -3,8 +3,7 @@
 // defaults, types and the help the README's table shows. config.ts reads them from the
 // environment with the rest and hands each plugin its part.
 import { type Static, Type } from '@sinclair/typebox'
-
-const Int = (def: number, minimum: number, maximum: number, description: string) => Type.Integer({ default: def, minimum, maximum, description })
+import { Int } from '../shared/schema.js'
 
 /** RECORD_DIR: where the market session is recorded and how much of it is kept (plugins/recorder.ts, the feeds process). */
 export const RecorderSettings = Type.Object({
